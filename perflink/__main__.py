@@ -1,0 +1,3 @@
+from perflink.cli import main
+
+raise SystemExit(main())

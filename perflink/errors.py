@@ -1,0 +1,31 @@
+"""Errors perflink raises. Every message says what to fix and where."""
+
+from __future__ import annotations
+
+
+class PerflinkError(Exception):
+    """Base class: a problem the user can fix (bad input, bad parameter, bad catalog)."""
+
+
+class InputError(PerflinkError):
+    """An input table (file or database) breaks the data contract.
+
+    The message names the file, row number (1-based, as a spreadsheet shows it,
+    header = row 1), column and offending value.
+    """
+
+
+class CatalogError(PerflinkError):
+    """The metric catalog (metrics, mappings, rules, schemes) is inconsistent."""
+
+
+class FormulaError(CatalogError):
+    """A formula does not parse, names an unknown metric, or is not allowed."""
+
+
+class ParamsError(PerflinkError):
+    """A review parameters file is invalid: names the key or path to fix."""
+
+
+class RunError(PerflinkError):
+    """A review run failed: names the notebook, the cell and the exception."""
