@@ -1,0 +1,447 @@
+"""The metric catalog: 指标词典, 业务-财务映射, 勾稽规则 and the assessment policy.
+
+A catalog is a folder of YAML files:
+
+``metrics.yaml``
+    One entry per metric (id, names, definition, caliber, unit, owner, source system, tier, ...).
+``mappings.yaml``
+    Business driver -> finance metric it drives, with expected sign and lag in months.
+``rules.yaml``
+    Reconciliation rules ``lhs <check> rhs`` with a relative tolerance.
+``policy.yaml``
+    Constraints on assessment schemes per centre type and the bonus coefficient table.
+
+:func:`load_catalog` reads and validates the folder into a frozen :class:`Catalog`; every
+problem is reported with the file and the metric, mapping or rule id.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from perflink import formula as _formula
+from perflink.errors import CatalogError, FormulaError
+
+__all__ = [
+    "Catalog",
+    "Metric",
+    "MetricMapping",
+    "Policy",
+    "Rule",
+    "check_schemes",
+    "load_catalog",
+]
+
+Category = Literal["financial", "business", "management"]
+CenterType = Literal["profit", "cost", "functional"]
+Severity = Literal["critical", "high", "medium", "low", "info"]
+_ID = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+_BASE_AGGREGATIONS = ("sum", "mean", "last", "formula")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Metric(_Model):
+    """One entry of the metric dictionary (指标词典)."""
+
+    id: _ID
+    name_zh: str
+    name_en: str
+    definition: str = Field(min_length=1)
+    caliber: str = Field(min_length=1)
+    unit: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    source_system: str = Field(min_length=1)
+    frequency: Literal["monthly", "quarterly"] = "monthly"
+    direction: Literal["higher", "lower"]
+    tier: Literal[1, 2, 3]
+    category: Category
+    aggregation: str = "sum"
+    formula: str | None = None
+    #: optional identity used to attribute this metric to business drivers (e.g. qty × price)
+    decomposition: str | None = None
+
+    @field_validator("aggregation")
+    @classmethod
+    def _check_aggregation(cls, value: str) -> str:
+        if value in _BASE_AGGREGATIONS or value.startswith("wmean:"):
+            return value
+        raise ValueError(
+            f"aggregation {value!r} is not one of sum, mean, last, formula, wmean:<metric>"
+        )
+
+    @property
+    def derived(self) -> bool:
+        """True when the metric is computed from a formula rather than reported."""
+        return self.formula is not None
+
+    @property
+    def weight_metric(self) -> str | None:
+        """For ``wmean:<metric>`` aggregation, the metric used as weight."""
+        return self.aggregation.split(":", 1)[1] if self.aggregation.startswith("wmean:") else None
+
+    def name(self, lang: str = "zh") -> str:
+        """The metric's display name in ``lang`` (``zh`` or ``en``)."""
+        return self.name_zh if lang == "zh" else self.name_en
+
+
+class MetricMapping(_Model):
+    """A business driver and the finance metric it is expected to move (业务-财务映射)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    driver: _ID
+    target: _ID
+    sign: Literal[-1, 1]
+    lag: int = Field(ge=0, le=24)
+    mechanism: str = Field(min_length=1)
+
+
+class Rule(_Model):
+    """A reconciliation rule (勾稽关系): ``lhs <check> rhs`` within a relative tolerance."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    name_zh: str
+    name_en: str
+    lhs: str
+    check: Literal["approx", "le", "ge"]
+    rhs: str
+    tolerance: float = Field(ge=0, le=1)
+    severity: Severity
+    scope: Literal["month", "quarter"] = "month"
+    description: str = ""
+
+    def name(self, lang: str = "zh") -> str:
+        """The rule's display name in ``lang``."""
+        return self.name_zh if lang == "zh" else self.name_en
+
+
+class _Bound(_Model):
+    min: float | None = Field(default=None, ge=0, le=1)
+    max: float | None = Field(default=None, ge=0, le=1)
+
+
+class _BonusStep(_Model):
+    min_score: float
+    coefficient: float = Field(ge=0)
+
+
+class Policy(_Model):
+    """Assessment policy: weight constraints per centre type and the bonus coefficient table."""
+
+    weight_tolerance: float = Field(default=0.001, ge=0, le=0.05)
+    constraints: dict[CenterType, dict[Category, _Bound]]
+    bonus_coefficient: list[_BonusStep]
+
+    @field_validator("bonus_coefficient")
+    @classmethod
+    def _sorted_steps(cls, steps: list[_BonusStep]) -> list[_BonusStep]:
+        scores = [s.min_score for s in steps]
+        if not steps or scores != sorted(scores) or len(set(scores)) != len(scores):
+            raise ValueError("bonus_coefficient steps must be non-empty with increasing min_score")
+        return steps
+
+
+def check_schemes(schemes: pd.DataFrame, policy: Policy, *, lang: str = "zh") -> pd.DataFrame:
+    """Check assessment schemes against the policy: weights sum to 100% and per-category bounds.
+
+    Parameters
+    ----------
+    schemes : the schemes table (reads ``scheme_id, center_type, entity_id, category, weight``).
+    policy : the catalog's :class:`Policy`.
+    lang : language of the ``message`` column (``zh`` or ``en``).
+
+    Returns
+    -------
+    DataFrame with one row per violation: ``scheme_id, center_type, entity_id, rule_id``
+    (``weights_sum`` or ``<category>_min`` / ``<category>_max``), ``value`` (the scheme's
+    weight share), ``expected`` (the bound), ``severity`` and ``message``. Empty when every
+    scheme complies; a broken scheme is a finding, never an exception.
+    """
+    rows = []
+    tol = policy.weight_tolerance
+    for scheme_id, part in schemes.groupby("scheme_id", sort=True):
+        center = str(part["center_type"].iloc[0])
+        entity = part["entity_id"].iloc[0]
+        entity = entity if isinstance(entity, str) and entity else None
+        total = float(part["weight"].sum())
+        where = dict(scheme_id=scheme_id, center_type=center, entity_id=entity)
+        if abs(total - 1.0) > tol:
+            msg = (
+                f"考核方案 {scheme_id} 权重合计 {total:.0%}，应为 100%"
+                if lang == "zh"
+                else f"scheme {scheme_id}: weights sum to {total:.0%}, must be 100%"
+            )
+            rows.append(
+                dict(
+                    where,
+                    rule_id="weights_sum",
+                    value=total,
+                    expected=1.0,
+                    severity="high",
+                    message=msg,
+                )
+            )
+        shares = part.groupby("category")["weight"].sum()
+        for category, bound in policy.constraints.get(center, {}).items():
+            share = float(shares.get(category, 0.0))
+            for side, limit in (("min", bound.min), ("max", bound.max)):
+                if limit is None:
+                    continue
+                broken = share < limit - tol if side == "min" else share > limit + tol
+                if broken:
+                    op = "≥" if side == "min" else "≤"
+                    msg = (
+                        f"考核方案 {scheme_id}（{_CENTER_ZH.get(center, center)}）"
+                        f"{_CATEGORY_ZH.get(category, category)}类权重 {share:.0%}，"
+                        f"政策要求 {op} {limit:.0%}"
+                        if lang == "zh"
+                        else f"scheme {scheme_id} ({center} centre): {category} weight "
+                        f"{share:.0%}, policy requires {op} {limit:.0%}"
+                    )
+                    rows.append(
+                        dict(
+                            where,
+                            rule_id=f"{category}_{side}",
+                            value=share,
+                            expected=limit,
+                            severity="high",
+                            message=msg,
+                        )
+                    )
+    cols = [
+        "scheme_id",
+        "center_type",
+        "entity_id",
+        "rule_id",
+        "value",
+        "expected",
+        "severity",
+        "message",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+_CENTER_ZH = {"profit": "利润中心", "cost": "成本中心", "functional": "职能部门"}
+_CATEGORY_ZH = {"financial": "财务", "business": "业务", "management": "管理"}
+
+
+class Catalog(_Model):
+    """The validated metric catalog. Build it with :func:`load_catalog`.
+
+    Attributes
+    ----------
+    metrics : dict of metric id -> :class:`Metric`
+    mappings : list of :class:`MetricMapping`
+    rules : list of :class:`Rule`
+    policy : :class:`Policy`
+    source : folder the catalog was read from (for messages and the manifest)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    metrics: dict[str, Metric]
+    mappings: list[MetricMapping]
+    rules: list[Rule]
+    policy: Policy
+    source: Path | None = None
+
+    def metric(self, metric_id: str) -> Metric:
+        """Look a metric up by id; unknown ids raise :class:`CatalogError` with suggestions."""
+        try:
+            return self.metrics[metric_id]
+        except KeyError:
+            raise CatalogError(_unknown("metric", metric_id, self.metrics)) from None
+
+    @property
+    def reported(self) -> list[str]:
+        """Ids of metrics reported by source systems (no formula), in catalog order."""
+        return [m.id for m in self.metrics.values() if not m.derived]
+
+    @cached_property
+    def derived_order(self) -> list[str]:
+        """Ids of derived metrics, each after the metrics its formula uses."""
+        formulas = {m.id: m.formula for m in self.metrics.values() if m.formula}
+        order = _formula.dependency_order(formulas, known=self.metrics.keys())
+        return [m for m in order if m in formulas]
+
+    @cached_property
+    def formulas(self) -> dict[str, _formula.Formula]:
+        """Parsed formula of every derived metric, by metric id."""
+        return {
+            m.id: _formula.parse(m.formula, context=f"metric {m.id}", known=self.metrics.keys())
+            for m in self.metrics.values()
+            if m.formula
+        }
+
+    def tier(self, tier: int) -> list[str]:
+        """Ids of the metrics of one tier (1, 2 or 3), in catalog order."""
+        return [m.id for m in self.metrics.values() if m.tier == tier]
+
+    def mappings_to(self, target: str) -> list[MetricMapping]:
+        """Mappings whose finance target is ``target``."""
+        return [mp for mp in self.mappings if mp.target == target]
+
+    def rule(self, rule_id: str) -> Rule:
+        """Look a rule up by id."""
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise CatalogError(_unknown("rule", rule_id, [r.id for r in self.rules]))
+
+
+_FILES = ("metrics", "mappings", "rules", "policy")
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read and validate a catalog folder.
+
+    Parameters
+    ----------
+    path : folder holding ``metrics.yaml``, ``mappings.yaml``, ``rules.yaml`` and ``policy.yaml``.
+
+    Returns
+    -------
+    Catalog
+
+    Raises
+    ------
+    CatalogError
+        Naming the file and the metric, mapping or rule id of every problem found: a missing
+        field, an unknown metric in a mapping, rule or formula, a formula that does not parse,
+        a cycle between formulas, a duplicate id.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise CatalogError(
+            f"catalog folder {folder} does not exist; point 'catalog' at the folder "
+            f"holding {', '.join(f + '.yaml' for f in _FILES)}"
+        )
+    raw = {name: _read_yaml(folder / f"{name}.yaml", name) for name in _FILES}
+
+    metrics = _build_items(Metric, raw["metrics"], folder / "metrics.yaml")
+    mappings = _build_items(MetricMapping, raw["mappings"], folder / "mappings.yaml")
+    rules = _build_items(Rule, raw["rules"], folder / "rules.yaml")
+    try:
+        policy = Policy.model_validate(raw["policy"])
+    except ValidationError as exc:
+        raise CatalogError(_pydantic_message(folder / "policy.yaml", "policy", exc)) from None
+
+    metric_map = _unique(metrics, folder / "metrics.yaml", "metric")
+    _unique(mappings, folder / "mappings.yaml", "mapping")
+    _unique(rules, folder / "rules.yaml", "rule")
+    _check_references(folder, metric_map, mappings, rules)
+    catalog = Catalog(
+        metrics=metric_map, mappings=mappings, rules=rules, policy=policy, source=folder
+    )
+    # Parse every formula and order them now, so a bad catalog fails at load time.
+    try:
+        catalog.formulas  # noqa: B018
+        catalog.derived_order  # noqa: B018
+    except FormulaError as exc:
+        raise CatalogError(f"{folder / 'metrics.yaml'}: {exc}") from None
+    return catalog
+
+
+def _read_yaml(path: Path, key: str) -> object:
+    if not path.is_file():
+        raise CatalogError(f"catalog file {path} is missing; every catalog needs {key}.yaml")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path} is not valid UTF-8 YAML: {exc}") from None
+    if not isinstance(doc, dict) or key not in doc:
+        raise CatalogError(f"{path} must have a top-level '{key}:' key")
+    return doc[key]
+
+
+def _build_items(model: type[_Model], items: object, path: Path) -> list:
+    if not isinstance(items, list):
+        raise CatalogError(f"{path}: expected a list of entries under the top-level key")
+    built, problems = [], []
+    for i, item in enumerate(items, start=1):
+        ident = item.get("id", f"#{i}") if isinstance(item, dict) else f"#{i}"
+        try:
+            built.append(model.model_validate(item))
+        except ValidationError as exc:
+            problems.append(_pydantic_message(path, f"entry {ident}", exc))
+    if problems:
+        raise CatalogError("\n".join(problems))
+    return built
+
+
+def _pydantic_message(path: Path, what: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(entry)"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{path}: {what}, field '{field}': {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _unique(items: list, path: Path, kind: str) -> dict:
+    seen: dict = {}
+    for item in items:
+        if item.id in seen:
+            raise CatalogError(
+                f"{path}: {kind} id '{item.id}' is defined twice; ids must be unique"
+            )
+        seen[item.id] = item
+    return seen
+
+
+def _check_references(
+    folder: Path, metrics: dict[str, Metric], mappings: list[MetricMapping], rules: list[Rule]
+) -> None:
+    problems = []
+    for m in metrics.values():
+        weight = m.weight_metric
+        if weight is not None and weight not in metrics:
+            problems.append(
+                f"{folder / 'metrics.yaml'}: metric {m.id}: aggregation weight "
+                f"{_unknown('metric', weight, metrics)}"
+            )
+        if m.aggregation == "formula" and not m.formula:
+            problems.append(
+                f"{folder / 'metrics.yaml'}: metric {m.id}: aggregation 'formula' needs a formula"
+            )
+        for expr, field in ((m.formula, "formula"), (m.decomposition, "decomposition")):
+            if expr:
+                try:
+                    _formula.parse(expr, context=f"metric {m.id} {field}", known=metrics.keys())
+                except FormulaError as exc:
+                    problems.append(f"{folder / 'metrics.yaml'}: {exc}")
+    for mp in mappings:
+        for field in ("driver", "target"):
+            mid = getattr(mp, field)
+            if mid not in metrics:
+                problems.append(
+                    f"{folder / 'mappings.yaml'}: mapping {mp.id}, {field}: "
+                    f"{_unknown('metric', mid, metrics)}"
+                )
+    for rule in rules:
+        for field in ("lhs", "rhs"):
+            try:
+                _formula.parse(
+                    getattr(rule, field), context=f"rule {rule.id} {field}", known=metrics.keys()
+                )
+            except FormulaError as exc:
+                problems.append(f"{folder / 'rules.yaml'}: {exc}")
+    if problems:
+        raise CatalogError("\n".join(problems))
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown {kind} '{name}'{hint}"

@@ -1,0 +1,213 @@
+"""Monthly panels: facts pivoted wide, derived metrics, roll-up to subsidiaries and group,
+and aggregation over windows (quarter, year-to-date, full year) by each metric's rule.
+
+Every review task starts here, so that a figure means the same thing on every page:
+
+>>> wide = panel.build(review.facts, review.entities, review.catalog)   # monthly, all levels
+>>> q3 = panel.window(wide, review.catalog, "2026-07", "2026-09")        # one row per entity
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from perflink.catalog import Catalog
+from perflink.errors import PerflinkError
+
+__all__ = ["build", "derive", "rollup", "to_wide", "window", "ancestors"]
+
+
+def to_wide(facts: pd.DataFrame, *, metrics: Iterable[str] | None = None) -> pd.DataFrame:
+    """Pivot long facts to a complete monthly grid.
+
+    Parameters
+    ----------
+    facts : the facts table (reads ``entity_id, period, metric_id, value``).
+    metrics : columns to include (default: every metric present); absent ones become NaN.
+
+    Returns
+    -------
+    DataFrame indexed by (``entity_id``, ``period``) — every entity over every month from the
+    first to the last period in ``facts`` — with one float column per metric id.
+    """
+    if facts.empty:
+        raise PerflinkError("facts table is empty: nothing to analyse; check the facts input file")
+    wide = facts.pivot_table(
+        index=["entity_id", "period"], columns="metric_id", values="value", aggfunc="first"
+    )
+    wide.columns.name = None
+    periods = pd.period_range(facts["period"].min(), facts["period"].max(), freq="M")
+    grid = pd.MultiIndex.from_product(
+        [sorted(facts["entity_id"].unique()), periods], names=["entity_id", "period"]
+    )
+    wide = wide.reindex(grid)
+    if metrics is not None:
+        wide = wide.reindex(columns=list(metrics))
+    return wide.astype(float)
+
+
+def derive(wide: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    """Add every derived metric of the catalog, computed month by month from its formula."""
+    out = wide.copy()
+    for metric in catalog.reported:
+        if metric not in out:
+            out[metric] = np.nan
+    for metric in catalog.derived_order:
+        out[metric] = catalog.formulas[metric].evaluate_frame(out)
+    return out
+
+
+def ancestors(entities: pd.DataFrame) -> dict[str, list[str]]:
+    """Map each entity id to its chain of parents, nearest first (group last)."""
+    parent = dict(zip(entities["entity_id"], entities["parent_id"], strict=True))
+    out: dict[str, list[str]] = {}
+    for eid in parent:
+        chain, cur = [], parent[eid]
+        while isinstance(cur, str) and cur and cur in parent and len(chain) < 50:
+            chain.append(cur)
+            cur = parent[cur]
+        out[eid] = chain
+    return out
+
+
+def rollup(wide: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    """Add rows for every parent entity (subsidiaries, group) aggregated from its units.
+
+    Reported metrics roll up by their aggregation rule across entities: ``sum`` and ``last``
+    (balances) add up, ``mean`` averages over the units that report it, ``wmean:<w>`` is the
+    ``w``-weighted mean. Derived metrics are not rolled up: call :func:`derive` afterwards
+    so ratios are recomputed from rolled-up totals.
+    """
+    units = wide.index.get_level_values("entity_id")
+    chains = ancestors(entities)
+    unknown = sorted(set(units) - set(chains))
+    if unknown:
+        raise PerflinkError(f"facts name entities missing from the entities table: {unknown[:5]}")
+    frames = []
+    parents = sorted({p for u in set(units) for p in chains[u]})
+    base = wide[
+        [m for m in wide.columns if m in catalog.metrics and not catalog.metrics[m].derived]
+    ]
+    for parent in parents:
+        members = [u for u in set(units) if parent in chains[u]]
+        part = base[units.isin(members)]
+        periods = part.index.get_level_values("period")
+        agg = {}
+        for metric in part.columns:
+            rule = catalog.metrics[metric].aggregation
+            col = part[metric]
+            if rule in ("sum", "last"):
+                agg[metric] = col.groupby(periods).sum(min_count=1)
+            elif rule == "mean":
+                agg[metric] = col.groupby(periods).mean()
+            elif rule.startswith("wmean:"):
+                w = part[rule.split(":", 1)[1]].where(col.notna())
+                agg[metric] = (col * w).groupby(periods).sum(min_count=1) / w.groupby(periods).sum(
+                    min_count=1
+                )
+        frame = pd.DataFrame(agg)
+        frame.index = pd.MultiIndex.from_product([[parent], frame.index], names=wide.index.names)
+        frames.append(frame)
+    return pd.concat([wide, *frames]).sort_index()
+
+
+def build(facts: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    """Monthly panel for every entity and every catalog metric: pivot, roll up, derive."""
+    wide = to_wide(facts, metrics=catalog.reported)
+    return derive(rollup(wide, entities, catalog), catalog)
+
+
+def window(
+    wide: pd.DataFrame, catalog: Catalog, start: str | pd.Period, end: str | pd.Period
+) -> pd.DataFrame:
+    """Aggregate a monthly panel over the months ``start..end`` (inclusive) per entity.
+
+    Each metric follows its catalog aggregation: ``sum``, ``mean``, ``last`` (value of the last
+    month), ``wmean:<w>``; derived metrics with ``aggregation: formula`` are recomputed from the
+    window totals of their inputs, where ``lag(x, k)`` reads ``x`` over the same window shifted
+    back ``k`` months (so a quarter's ``revenue / lag(revenue, 12) - 1`` is growth over the same
+    quarter last year). ``sum(x, k)`` has no window meaning and gives NaN there.
+
+    Returns
+    -------
+    DataFrame indexed by ``entity_id``, one column per metric of ``wide``.
+    """
+    start, end = pd.Period(start, "M"), pd.Period(end, "M")
+    if end < start:
+        raise PerflinkError(f"window: end {end} is before start {start}")
+    cache: dict[int, pd.DataFrame] = {}
+
+    def base(shift: int) -> pd.DataFrame:
+        if shift not in cache:
+            cache[shift] = _aggregate_base(wide, catalog, start - shift, end - shift)
+        return cache[shift]
+
+    out = base(0).copy()
+    for metric in catalog.derived_order:
+        if metric not in wide:
+            continue
+        if catalog.metrics[metric].aggregation != "formula":
+            continue
+        formula = catalog.formulas[metric]
+        lags = sorted({0, *formula.lags.values()})
+        if len(lags) == 1:
+            out[metric] = formula.evaluate_frame(_stack({0: out}, out.index)).to_numpy()
+            continue
+        top = max(lags)
+        layers = {
+            top - k: (out if k == 0 else _with_derived(base(k), catalog, out.columns)) for k in lags
+        }
+        values = formula.evaluate_frame(_stack(layers, out.index, depth=top + 1))
+        out[metric] = values.xs(top, level="period").reindex(out.index).to_numpy()
+    return out
+
+
+def _aggregate_base(wide: pd.DataFrame, catalog: Catalog, start, end) -> pd.DataFrame:
+    periods = wide.index.get_level_values("period")
+    part = wide[(periods >= start) & (periods <= end)]
+    ents = part.index.get_level_values("entity_id")
+    out = {}
+    for metric in wide.columns:
+        rule = catalog.metrics[metric].aggregation if metric in catalog.metrics else "sum"
+        col = part[metric]
+        if rule == "sum":
+            out[metric] = col.groupby(ents).sum(min_count=1)
+        elif rule == "mean":
+            out[metric] = col.groupby(ents).mean()
+        elif rule == "last":
+            out[metric] = col.groupby(ents).last()
+        elif rule.startswith("wmean:"):
+            w = part[rule.split(":", 1)[1]].where(col.notna())
+            out[metric] = (col * w).groupby(ents).sum(min_count=1) / w.groupby(ents).sum(
+                min_count=1
+            )
+        else:  # derived with formula aggregation: filled in by window()
+            out[metric] = pd.Series(np.nan, index=col.groupby(ents).size().index)
+    frame = pd.DataFrame(out)
+    frame.index.name = "entity_id"
+    return frame
+
+
+def _with_derived(frame: pd.DataFrame, catalog: Catalog, columns) -> pd.DataFrame:
+    """Window totals of a shifted window, with formula-aggregated metrics recomputed."""
+    out = frame.copy()
+    for metric in catalog.derived_order:
+        if metric in out and catalog.metrics[metric].aggregation == "formula":
+            f = catalog.formulas[metric]
+            if not f.uses_time:
+                out[metric] = f.evaluate_frame(_stack({0: out}, out.index)).to_numpy()
+    return out.reindex(columns=columns)
+
+
+def _stack(layers: dict[int, pd.DataFrame], index: pd.Index, depth: int = 1) -> pd.DataFrame:
+    """A pseudo-monthly panel with ``depth`` rows per entity, filled at the given positions."""
+    cols = next(iter(layers.values())).columns
+    full = pd.MultiIndex.from_product([index, range(depth)], names=["entity_id", "period"])
+    frame = pd.DataFrame(np.nan, index=full, columns=cols)
+    for pos, layer in layers.items():
+        aligned = layer.reindex(index=index, columns=cols)
+        frame.loc[(slice(None), pos), :] = aligned.to_numpy()
+    return frame
