@@ -1,0 +1,258 @@
+"""Number, money, period formatting and DataFrame -> HTML for :mod:`perflink.report`.
+
+Not API: import the public names from :mod:`perflink.report`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import numbers
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from perflink.errors import PerflinkError
+from perflink.labels import _check_lang, column_label, t, value_label
+
+MISSING = "—"
+"""Shown for missing values (None, NaN, NaT, pd.NA)."""
+
+# Columns whose values are codes with labels in report.yaml (report.value.<col>.<code>).
+_CODED = ("severity", "status", "kind", "center_type", "category")
+# Default units of standard columns (rates are fractions, see docs/architecture.md).
+_DEFAULT_UNITS = {"completion": "pct", "weight": "pct"}
+# Integer columns that are identifiers, not quantities: no thousands separator.
+_ID_INTS = ("year", "tier", "rank")
+_UNIT_ALIASES = {
+    "%": "pct",
+    "percent": "pct",
+    "万元": "money",
+    "wan": "money",
+    "件": "pcs",
+    "元/件": "cny_per_pc",
+    "人": "persons",
+}
+
+
+class ReportError(PerflinkError):
+    """A table, notebook or run manifest handed to the report layer is unusable."""
+
+
+def _is_missing(x: object) -> bool:
+    if x is None or x is pd.NA or x is pd.NaT:
+        return True
+    return isinstance(x, float | np.floating) and math.isnan(x)
+
+
+def _as_float(x: object, what: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise ReportError(f"{what}: expected a number, got {x!r} ({type(x).__name__}).")
+    return float(x)
+
+
+def _plain(x: float) -> str:
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == int(x) and abs(x) < 1e15:
+        return f"{int(x):,}"
+    a = abs(x)
+    if a >= 100:
+        return f"{x:,.1f}"
+    if a >= 1:
+        return f"{x:,.2f}"
+    return f"{x:.3g}"
+
+
+def fmt_money(x_wan: object, lang: str | None = None) -> str:
+    """Format an amount given in 万元 (10,000 CNY) for reading.
+
+    zh: ``12345`` -> ``"1.23 亿元"``, ``523.4`` -> ``"523.4 万元"``;
+    en: ``12345`` -> ``"CNY 123.5 m"``, ``4.5`` -> ``"CNY 45.0 k"``. Missing -> ``"—"``.
+
+    Raises
+    ------
+    ReportError
+        If ``x_wan`` is not a number.
+    """
+    lang = _check_lang(lang)
+    if _is_missing(x_wan):
+        return MISSING
+    x = _as_float(x_wan, "fmt_money amount (万元)")
+    a = abs(x)
+    if lang == "zh":
+        if a >= 10_000:
+            return f"{x / 10_000:,.2f} 亿元"
+        if a >= 1_000:
+            return f"{x:,.0f} 万元"
+        if a >= 1:
+            return f"{x:,.1f} 万元"
+        return f"{x:.2f} 万元"
+    cny = x * 10_000
+    if a * 10_000 >= 1e9:
+        return f"CNY {cny / 1e9:,.2f} bn"
+    if a * 10_000 >= 1e6:
+        return f"CNY {cny / 1e6:,.1f} m"
+    if a * 10_000 >= 1e3:
+        return f"CNY {cny / 1e3:,.1f} k"
+    return f"CNY {cny:,.0f}"
+
+
+def fmt_number(x: object, unit: str | None = None, lang: str | None = None) -> str:
+    """Format a number for a report, with its unit.
+
+    Parameters
+    ----------
+    x
+        The number. Rates are fractions (0.952 -> ``"95.2%"``); money is in 万元.
+    unit
+        ``None`` (plain number with thousands separators), ``"pct"``/``"%"`` (fraction shown
+        as percent, 1 decimal), ``"money"``/``"万元"`` (see :func:`fmt_money`), ``"pcs"``/``"件"``,
+        ``"cny_per_pc"``/``"元/件"``, ``"persons"``/``"人"``; any other string is appended as is.
+    lang
+        ``"zh"`` or ``"en"``; default the current language.
+
+    Raises
+    ------
+    ReportError
+        If ``x`` is not a number.
+    """
+    lang = _check_lang(lang)
+    if _is_missing(x):
+        return MISSING
+    value = _as_float(x, f"fmt_number value (unit {unit!r})")
+    unit = _UNIT_ALIASES.get(unit, unit) if unit is not None else None
+    if unit is None:
+        return _plain(value)
+    if unit == "pct":
+        return f"{value * 100:.1f}%"
+    if unit == "money":
+        return fmt_money(value, lang)
+    if unit in ("pcs", "cny_per_pc", "persons"):
+        return f"{_plain(value)} {t('report.unit.' + unit, lang)}"
+    return f"{_plain(value)} {unit}"
+
+
+def fmt_period(p: object, lang: str | None = None) -> str:
+    """Format a period: ``Period('2026-09', 'M')`` -> ``"2026年9月"`` / ``"Sep 2026"``.
+
+    Quarters give ``"2026年第3季度"`` / ``"2026 Q3"``, years ``"2026年"`` / ``"2026"``. Strings are
+    parsed with :class:`pandas.Period` (``"2026Q3"``, ``"2026-09"``). Missing -> ``"—"``.
+
+    Raises
+    ------
+    ReportError
+        If ``p`` is not a period or a string pandas can read as one.
+    """
+    lang = _check_lang(lang)
+    if _is_missing(p):
+        return MISSING
+    if isinstance(p, str):
+        try:
+            p = pd.Period(p)
+        except (ValueError, TypeError):
+            raise ReportError(
+                f"fmt_period: cannot read {p!r} as a period; use e.g. '2026-09' or '2026Q3'."
+            ) from None
+    if not isinstance(p, pd.Period):
+        raise ReportError(f"fmt_period: expected a pandas Period or string, got {p!r}.")
+    code = p.freqstr.split("-")[0]
+    if code.startswith("M"):
+        return f"{p.year}年{p.month}月" if lang == "zh" else p.strftime("%b %Y")
+    if code.startswith("Q"):
+        return f"{p.year}年第{p.quarter}季度" if lang == "zh" else f"{p.year} Q{p.quarter}"
+    if code.startswith(("Y", "A")):
+        return f"{p.year}年" if lang == "zh" else str(p.year)
+    return str(p)
+
+
+def fmt_duration(seconds: object, lang: str | None = None) -> str:
+    """Format a duration in seconds: ``83`` -> ``"1 分 23 秒"`` / ``"1 min 23 s"``."""
+    lang = _check_lang(lang)
+    if _is_missing(seconds):
+        return MISSING
+    s = _as_float(seconds, "duration (seconds)")
+    if s < 60:
+        return t("report.duration.s", lang, s=f"{s:.1f}" if s < 10 else f"{s:.0f}")
+    total = round(s)
+    h, rest = divmod(total, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return t("report.duration.hms", lang, h=h, m=m)
+    return t("report.duration.ms", lang, m=m, s=sec)
+
+
+def fmt_bytes(n: object) -> str:
+    """Format a file size: ``2048`` -> ``"2.0 KB"``."""
+    if _is_missing(n):
+        return MISSING
+    size = _as_float(n, "file size (bytes)")
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return MISSING  # unreachable; keeps type checkers happy
+
+
+def _cell(col: str, value: object, unit: str | None, lang: str) -> tuple[str, bool]:
+    """Formatted text and whether it is numeric (right-aligned)."""
+    if _is_missing(value):
+        return MISSING, False
+    if col in _CODED and isinstance(value, str):
+        return value_label(col, value, lang), False
+    if isinstance(value, pd.Period):
+        return fmt_period(value, lang), False
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)), False
+    if isinstance(value, numbers.Integral) and unit is None:
+        return (str(value) if col in _ID_INTS else f"{int(value):,}"), True
+    if isinstance(value, numbers.Real):
+        return fmt_number(value, unit, lang), True
+    return str(value), False
+
+
+def frame_html(
+    df: pd.DataFrame,
+    *,
+    lang: str | None = None,
+    units: Mapping[str, str] | None = None,
+    max_rows: int = 500,
+) -> str:
+    """Render a DataFrame as an escaped, localised HTML table (see :func:`perflink.report.show`)."""
+    if not isinstance(df, pd.DataFrame):
+        raise ReportError(f"expected a pandas DataFrame, got {type(df).__name__}.")
+    lang = _check_lang(lang)
+    if any(name is not None for name in df.index.names):
+        df = df.reset_index()
+    col_units = {**_DEFAULT_UNITS, **(units or {})}
+    unknown = set(units or {}) - {str(c) for c in df.columns}
+    if unknown:
+        raise ReportError(
+            f"units given for column(s) {sorted(unknown)} that are not in the table "
+            f"(columns: {[str(c) for c in df.columns]})."
+        )
+    cols = [str(c) for c in df.columns]
+    head = "".join(
+        f'<th scope="col" title="{html.escape(c)}">{html.escape(column_label(c, lang))}</th>'
+        for c in cols
+    )
+    body = []
+    for row in df.head(max_rows).itertuples(index=False, name=None):
+        cells = []
+        for col, value in zip(cols, row, strict=True):
+            text, numeric = _cell(col, value, col_units.get(col), lang)
+            css = ' class="num"' if numeric else ""
+            cells.append(f"<td{css}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    note = ""
+    if len(df) > max_rows:
+        note = (
+            '<p class="pl-table-note">'
+            + html.escape(t("report.table.more_rows", lang, shown=max_rows, total=len(df)))
+            + "</p>"
+        )
+    return (
+        '<div class="pl-table-wrap"><table class="pl-table">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{note}"
+    )

@@ -1,0 +1,275 @@
+"""Offline HTML pages: executed task notebooks and the run's landing page.
+
+Not API: import :func:`perflink.report.render_task_html` / :func:`perflink.report.render_index`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+
+import jinja2
+import markupsafe
+import nbformat
+
+import perflink
+from perflink._report_format import ReportError, fmt_bytes, fmt_duration, fmt_period
+from perflink.errors import PerflinkError
+from perflink.labels import _check_lang, t, value_label
+
+TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATE_NAME = "perflink"
+_CSS_PATH = TEMPLATES / TEMPLATE_NAME / "static" / "perflink.css"
+_HTML_LANG = {"zh": "zh-CN", "en": "en"}
+_XML_PROLOG = re.compile(r"^\s*<\?xml[^>]*\?>\s*(<!DOCTYPE[^>]*>\s*)?")
+
+
+def _css() -> str:
+    return _CSS_PATH.read_text(encoding="utf-8")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _quarter_text(quarter: object, lang: str) -> str:
+    if quarter in (None, ""):
+        return ""
+    try:
+        return fmt_period(str(quarter), lang)
+    except ReportError:
+        return str(quarter)
+
+
+def _clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop stderr streams (warnings, progress bars) and output-less code cells; inline SVGs."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            outputs = [
+                o
+                for o in cell.get("outputs", [])
+                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
+            for out in outputs:
+                data = out.get("data", {})
+                svg = data.get("image/svg+xml")
+                if isinstance(svg, list):  # nbformat may store multi-line strings as lists
+                    svg = "".join(svg)
+                if isinstance(svg, str):
+                    data["image/svg+xml"] = _XML_PROLOG.sub("", svg)
+            if not outputs:
+                continue
+            cell.outputs = outputs
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def render_task_html(executed_nb: Path, out_html: Path, *, language: str, title: str) -> None:
+    """Convert an executed task notebook to a self-contained, offline HTML page.
+
+    Code inputs and prompts are hidden, stderr outputs (warnings) are dropped, charts stay
+    inline SVG, and the page loads nothing from outside the file (no CDN scripts or fonts).
+    The header shows ``title``, the review quarter (from papermill's ``quarter`` parameter,
+    if any) and a link back to ``index.html`` in the same folder.
+
+    Parameters
+    ----------
+    executed_nb
+        Path of the executed ``.ipynb`` (papermill output).
+    out_html
+        Where to write the page; written atomically, parent folders created.
+    language
+        ``"zh"`` or ``"en"``: page language (``<html lang>``) and header labels.
+    title
+        Page title shown in the header and the browser tab.
+
+    Raises
+    ------
+    ReportError
+        If the notebook is missing or not a valid notebook file.
+    ParamsError
+        If ``language`` is not supported.
+    """
+    from nbconvert import HTMLExporter  # heavy import; only needed when rendering
+
+    lang = _check_lang(language)
+    executed_nb = Path(executed_nb)
+    if not executed_nb.is_file():
+        raise ReportError(
+            f"render_task_html: notebook {executed_nb} does not exist; run the task first."
+        )
+    try:
+        nb = nbformat.read(executed_nb, as_version=4)
+    except Exception as exc:  # nbformat raises several unrelated types for bad files
+        raise ReportError(
+            f"render_task_html: {executed_nb} is not a readable notebook ({exc})."
+        ) from None
+    params = nb.metadata.get("papermill", {}).get("parameters", {}) or {}
+    exporter = HTMLExporter(
+        template_name=TEMPLATE_NAME,
+        extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        exclude_anchor_links=True,
+    )
+    resources = {
+        "perflink": {
+            "html_lang": _HTML_LANG[lang],
+            "title": title,
+            "quarter": _quarter_text(params.get("quarter"), lang),
+            "back": t("report.page.back", lang),
+            "css": _css(),
+            "version": perflink.__version__,
+        }
+    }
+    body, _ = exporter.from_notebook_node(_clean_outputs(nb), resources=resources)
+    _check_offline(body, executed_nb)
+    _atomic_write_text(Path(out_html), body)
+
+
+_REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
+
+
+def _check_offline(page: str, source: Path) -> None:
+    """Refuse a page that would load anything over the network when opened."""
+    from bs4 import BeautifulSoup  # a dependency of nbconvert
+
+    soup = BeautifulSoup(page, "html.parser")
+    remote = [el.get("src") for el in soup.find_all(src=_REMOTE)]
+    remote += [el.get("href") for el in soup.find_all("link", href=_REMOTE)]
+    remote += [el.get("data") for el in soup.find_all("object", data=_REMOTE)]
+    if remote:
+        raise ReportError(
+            f"render_task_html: {source} has outputs that load {', '.join(remote[:3])} from "
+            "the network, so the page would not open offline. Show charts through "
+            "perflink.report.show()/configure() (inline SVG) and embed images instead of "
+            "linking them."
+        )
+
+
+def _href(path: object, name: str, out_dir: Path) -> str:
+    """Relative, URL-quoted link to a task page (never an absolute or scheme URL)."""
+    target = Path(str(path)) if path else Path(f"{name}.html")
+    if target.is_absolute():
+        target = Path(os.path.relpath(target, out_dir))
+    return urllib.parse.quote(target.as_posix())
+
+
+def _task_title(task: Mapping, lang: str) -> str:
+    key = task.get("title_key")
+    if key:
+        try:
+            return t(key, lang)
+        except PerflinkError:  # a missing label must not break the landing page
+            pass
+    return str(task.get("name", ""))
+
+
+def render_index(run: dict, out_html: Path, *, language: str) -> None:
+    """Write the run's landing page (``index.html``) from the run manifest.
+
+    Parameters
+    ----------
+    run
+        Manifest dict with keys ``quarter``, ``status``, ``created_at``, ``finished_at``,
+        ``duration_s`` (seconds), ``tasks`` (list of dicts with ``name``, ``html``, ``status``,
+        ``duration_s``, ``title_key``), ``inputs`` (list of dicts with ``name``, ``path``,
+        ``sha256``, ``bytes`` and optionally ``rows``), ``versions`` (package -> version) and
+        ``params`` (redacted). ``quarter``, ``status`` and ``tasks`` are required.
+    out_html
+        Where to write the page (task links are relative to its folder).
+    language
+        ``"zh"`` or ``"en"``.
+
+    Raises
+    ------
+    ReportError
+        If a required key is missing or a task has no ``name``.
+    """
+    lang = _check_lang(language)
+    if not isinstance(run, Mapping):
+        raise ReportError(f"render_index: run must be the manifest dict, got {type(run).__name__}.")
+    missing = [k for k in ("quarter", "status", "tasks") if k not in run]
+    if missing:
+        raise ReportError(
+            f"render_index: run manifest lacks key(s) {', '.join(missing)} "
+            f"(has: {', '.join(map(str, run))})."
+        )
+    out_html = Path(out_html)
+    tasks = []
+    for i, task in enumerate(run["tasks"] or []):
+        if not isinstance(task, Mapping) or not task.get("name"):
+            raise ReportError(f"render_index: run['tasks'][{i}] has no 'name': {task!r}.")
+        status = str(task.get("status", ""))
+        tasks.append(
+            {
+                "title": _task_title(task, lang),
+                "href": _href(task.get("html"), str(task["name"]), out_html.parent),
+                "status": value_label("status", status, lang),
+                "status_code": re.sub(r"[^a-z0-9_-]", "", status.lower()),
+                "duration": fmt_duration(task.get("duration_s"), lang),
+            }
+        )
+    inputs = [
+        {
+            "name": item.get("name", ""),
+            "path": item.get("path", ""),
+            "sha256": item.get("sha256", ""),
+            "sha_short": str(item.get("sha256") or "")[:12],
+            "bytes": fmt_bytes(item.get("bytes")),
+            "rows": f"{item['rows']:,}" if isinstance(item.get("rows"), int) else "",
+        }
+        for item in run.get("inputs") or []
+    ]
+    status = str(run["status"])
+    labels = {
+        k: t(f"report.index.{k}", lang)
+        for k in (
+            "run", "status", "created_at", "finished_at", "duration", "tasks", "task",
+            "inputs", "input_name", "input_path", "sha256", "bytes", "rows", "versions",
+            "package", "version", "params", "no_tasks",
+        )
+    }  # fmt: skip
+    params = run.get("params")
+    context = {
+        "html_lang": _HTML_LANG[lang],
+        "title": t("report.index.title", lang),
+        "quarter": _quarter_text(run["quarter"], lang),
+        "status": value_label("status", status, lang),
+        "status_code": re.sub(r"[^a-z0-9_-]", "", status.lower()),
+        "created_at": run.get("created_at") or "—",
+        "finished_at": run.get("finished_at") or "—",
+        "duration": fmt_duration(run.get("duration_s"), lang),
+        "tasks": tasks,
+        "inputs": inputs,
+        "show_rows": any(item["rows"] for item in inputs),
+        "versions": sorted((str(k), str(v)) for k, v in (run.get("versions") or {}).items()),
+        "params": json.dumps(params, ensure_ascii=False, indent=2, default=str) if params else "",
+        "L": labels,
+        "css": markupsafe.Markup(_css()),
+        "version": perflink.__version__,
+        "generated_by": t("report.index.generated_by", lang, version=perflink.__version__),
+    }
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES / TEMPLATE_NAME),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    html_text = env.get_template("run_index.html.j2").render(**context)
+    _atomic_write_text(out_html, html_text)

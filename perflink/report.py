@@ -1,0 +1,194 @@
+"""Presenting results: notebook display helpers, saved tables and offline HTML pages.
+
+Notebooks hold no logic; they call these functions::
+
+    perflink.report.configure(language="zh", tables_dir=Path("reports/2026Q3/tables"))
+    perflink.report.heading("kpi.heading.scores")
+    perflink.report.show(result)                  # a Result, DataFrame or altair chart
+    perflink.report.save_table(findings, "kpi_findings", findings=True)
+
+The runner then calls :func:`render_task_html` for each executed notebook and
+:func:`render_index` for the landing page. Pages load nothing from outside the file: charts are
+inline SVG (altair's ``svg`` renderer via vl-convert) and the CSS is embedded.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+from IPython.display import HTML, Markdown
+from IPython.display import display as _display
+
+from perflink import charts, labels
+from perflink._report_format import (
+    MISSING,
+    ReportError,
+    fmt_bytes,
+    fmt_duration,
+    fmt_money,
+    fmt_number,
+    fmt_period,
+    frame_html,
+)
+from perflink._report_html import render_index, render_task_html
+from perflink._report_tables import SEVERITIES, check_findings, write_table
+
+__all__ = [
+    "MISSING",
+    "SEVERITIES",
+    "ReportError",
+    "configure",
+    "fmt_bytes",
+    "fmt_duration",
+    "fmt_money",
+    "fmt_number",
+    "fmt_period",
+    "heading",
+    "render_index",
+    "render_task_html",
+    "save_table",
+    "show",
+    "tables_dir",
+    "text",
+]
+
+_state: dict[str, Path | None] = {"tables_dir": None}
+
+
+def configure(*, language: str, tables_dir: Path | None) -> None:
+    """Set up a notebook session for the report (the first cell calls this via open_review).
+
+    Enables altair's ``svg`` renderer (charts become inline SVG, readable offline) and the
+    perflink chart theme, sets the report language for labels and formats, and sets the folder
+    :func:`save_table` writes to.
+
+    Parameters
+    ----------
+    language
+        ``"zh"`` or ``"en"``.
+    tables_dir
+        Folder for ``<name>.csv`` / ``<name>.parquet``; ``None`` (JupyterLab exploration) makes
+        :func:`save_table` a no-op.
+
+    Raises
+    ------
+    ParamsError
+        If ``language`` is not supported.
+    ReportError
+        If ``tables_dir`` exists and is not a folder.
+    """
+    labels.set_language(language)
+    if tables_dir is not None:
+        tables_dir = Path(tables_dir)
+        if tables_dir.exists() and not tables_dir.is_dir():
+            raise ReportError(f"configure: tables_dir {tables_dir} exists and is not a folder.")
+    _state["tables_dir"] = tables_dir
+    charts.theme()
+    alt.renderers.enable("svg")
+
+
+def tables_dir() -> Path | None:
+    """The folder :func:`save_table` writes to, or ``None`` if tables are not saved."""
+    return _state["tables_dir"]
+
+
+def save_table(df: pd.DataFrame, name: str, *, findings: bool = False) -> pd.DataFrame:
+    """Save a result table as ``<tables_dir>/<name>.csv`` and ``<name>.parquet``; return ``df``.
+
+    The CSV is UTF-8 with a BOM (Excel opens Chinese correctly) with ``\\n`` line ends; the
+    index is written only if it is named. Periods are written as strings (``"2026-09"``) in
+    both files. Both files are written to a temporary name and then renamed, so a reader never
+    sees half a file. When :func:`configure` set ``tables_dir=None`` nothing is written.
+
+    Parameters
+    ----------
+    df
+        The table. With ``findings=True`` it must have ``entity_id``, ``period``,
+        ``metric_id`` or ``rule_id``, ``severity`` (one of :data:`SEVERITIES`) and ``message``.
+    name
+        File stem, e.g. ``"kpi_scores"`` (letters, digits, ``_``, ``-``, ``.``).
+    findings
+        Check the findings contract before writing.
+
+    Raises
+    ------
+    ReportError
+        If ``df`` is not a DataFrame, ``name`` is not a plain stem, or a findings table
+        breaks the contract (names the missing columns or bad severity values and rows).
+    """
+    folder = _state["tables_dir"]
+    if folder is None:
+        if not isinstance(df, pd.DataFrame):
+            raise ReportError(
+                f"save_table({name!r}): expected a pandas DataFrame, got {type(df).__name__}."
+            )
+        if findings:
+            check_findings(df, name)
+        return df
+    write_table(df, name, folder, findings=findings)
+    return df
+
+
+def _escaped(fmt: Mapping[str, object]) -> dict[str, str]:
+    # Format values may be user data (entity names): they must show as text, not markup.
+    return {k: html.escape(str(v)) for k, v in fmt.items()}
+
+
+def heading(key: str, level: int = 2, **fmt: object) -> None:
+    """Display the label ``key`` as a Markdown heading (``level`` 1-6) in the current language."""
+    if not isinstance(level, int) or not 1 <= level <= 6:
+        raise ReportError(f"heading({key!r}): level must be an integer 1-6, got {level!r}.")
+    _display(Markdown("#" * level + " " + labels.t(key, **_escaped(fmt))))
+
+
+def text(key: str, **fmt: object) -> None:
+    """Display the label ``key`` as Markdown (a paragraph of narrative) in the current language."""
+    _display(Markdown(labels.t(key, **_escaped(fmt))))
+
+
+def show(
+    obj: object,
+    *,
+    units: Mapping[str, str] | None = None,
+    max_rows: int = 500,
+    lang: str | None = None,
+) -> None:
+    """Display a Result, DataFrame, Series or altair chart in the notebook / HTML report.
+
+    A DataFrame becomes an HTML table with localised column headers (``entity_id`` ->
+    单位编号), localised codes (severity, status), formatted periods and numbers (rates as
+    percent), every value HTML-escaped; a named index becomes columns. Results display
+    through their ``_repr_html_``; charts through altair's active renderer (SVG in reports).
+
+    Parameters
+    ----------
+    obj
+        What to show.
+    units
+        Column -> unit for numbers (see :func:`fmt_number`), e.g. ``{"value": "money"}``.
+        ``completion`` and ``weight`` default to ``"pct"``.
+    max_rows
+        Show at most this many rows (a note says how many were left out).
+    lang
+        Language (default: the current one).
+
+    Raises
+    ------
+    ReportError
+        If ``obj`` cannot be displayed, or ``units`` names a column the table lacks.
+    """
+    if isinstance(obj, pd.Series):
+        obj = obj.to_frame()
+    if isinstance(obj, pd.DataFrame):
+        _display(HTML(frame_html(obj, lang=lang, units=units, max_rows=max_rows)))
+    elif isinstance(obj, alt.TopLevelMixin) or hasattr(obj, "_repr_html_"):
+        _display(obj)
+    else:
+        raise ReportError(
+            f"show: cannot display a {type(obj).__name__}; pass a Result, DataFrame, Series "
+            "or altair chart (use text() for narrative)."
+        )

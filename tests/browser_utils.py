@@ -1,0 +1,214 @@
+"""Open perflink HTML pages in a real headless Chromium, offline, and check what a reader sees.
+
+Reusable by any test that renders report pages (task pages, the full sample review)::
+
+    from browser_utils import browser, open_offline, assert_readable  # noqa: F401 (fixture)
+
+    @pytest.mark.browser
+    def test_my_page(browser, tmp_path):
+        check = open_offline(browser, html_path, shots_dir=tmp_path)
+        assert_readable(check, min_charts=1, texts=["营业收入"])
+
+Chromium comes from the system (``/usr/bin/chromium``; CI installs it with apt). Never run
+``playwright install``: tests skip with a clear reason when the binary is absent. Every request
+whose URL is not ``file://`` (or an inline ``data:``/``about:`` URL) is aborted and recorded, so a
+page that would fetch a CDN script, font or stylesheet fails the check.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# "file:///" (empty host): "//host/x" in a file page becomes "file://host/x", a remote share.
+_LOCAL_SCHEMES = ("file:///", "data:", "about:")
+# Selectors of code input: none may be visible in a report page.
+INPUT_SELECTORS = ".jp-InputArea, .jp-InputPrompt, .input, .input_area, .jp-CodeMirrorEditor"
+
+_CHARTS_JS = """
+() => {
+  const boxes = Array.from(document.querySelectorAll(
+    '[data-mime-type="image/svg+xml"], .pl-chart, canvas'));
+  return boxes.map(box => {
+    const el = box.tagName === 'CANVAS' ? box : box.querySelector('svg, canvas, img');
+    if (!el) return {ok: false, why: 'no svg/canvas/img inside', tag: box.tagName};
+    const r = el.getBoundingClientRect();
+    const kids = el.tagName === 'svg' ? el.querySelectorAll('*').length : 1;
+    return {ok: r.width > 0 && r.height > 0 && kids > 0, tag: el.tagName,
+            w: r.width, h: r.height, kids: kids};
+  });
+}
+"""
+
+
+@dataclass
+class PageCheck:
+    """What a page did when opened offline; see :func:`open_offline`."""
+
+    path: Path
+    title: str
+    lang: str
+    text: str
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    failed_local: list[str] = field(default_factory=list)
+    charts: list[dict] = field(default_factory=list)
+    visible_inputs: int = 0
+    page_width: int = 0
+    viewport_width: int = 0
+    screenshot: Path | None = None
+    pdf: Path | None = None
+    pdf_pages: int = 0
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless system Chromium (session-wide); skips when /usr/bin/chromium is absent."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"{CHROMIUM} not found: install Chromium with apt (CI does); "
+            "do not use `playwright install`."
+        )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _pdf_page_count(data: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page(?!s)", data))
+
+
+def open_offline(
+    browser,
+    html_path: Path,
+    *,
+    shots_dir: Path,
+    pdf: bool = True,
+    viewport: tuple[int, int] = (1280, 800),
+) -> PageCheck:
+    """Open ``html_path`` with network access cut off; record errors, charts, screenshot, PDF.
+
+    Parameters
+    ----------
+    browser
+        The :func:`browser` fixture.
+    html_path
+        The page to open (opened as ``file://``).
+    shots_dir
+        Folder for ``<stem>.png`` (full page) and ``<stem>.pdf`` (A4 print).
+    pdf
+        Also print the page to an A4 PDF.
+    viewport
+        Window size in CSS pixels (a laptop screen by default).
+    """
+    html_path = Path(html_path).resolve()
+    shots_dir.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    console_errors: list[str] = []
+    page_errors: list[str] = []
+    blocked: list[str] = []
+    failed_local: list[str] = []
+
+    def _record(url: str) -> None:
+        if not url.startswith(_LOCAL_SCHEMES) and url not in blocked:
+            blocked.append(url)
+
+    def _route(route):
+        url = route.request.url
+        if url.startswith(_LOCAL_SCHEMES):
+            route.continue_()
+        else:
+            _record(url)
+            route.abort()
+
+    page.route("**/*", _route)
+    page.on("request", lambda r: _record(r.url))
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    page.on(
+        "requestfailed",
+        lambda r: failed_local.append(r.url) if r.url.startswith("file:///") else None,
+    )
+    try:
+        page.goto(html_path.as_uri(), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        inputs = page.locator(INPUT_SELECTORS)
+        visible = sum(inputs.nth(i).is_visible() for i in range(inputs.count()))
+        check = PageCheck(
+            path=html_path,
+            title=page.title(),
+            lang=page.evaluate("document.documentElement.lang"),
+            text=page.inner_text("body"),
+            console_errors=console_errors,
+            page_errors=page_errors,
+            blocked=blocked,
+            failed_local=failed_local,
+            charts=page.evaluate(_CHARTS_JS),
+            visible_inputs=visible,
+            page_width=page.evaluate("document.documentElement.scrollWidth"),
+            viewport_width=viewport[0],
+        )
+        check.screenshot = shots_dir / f"{html_path.stem}.png"
+        page.screenshot(path=str(check.screenshot), full_page=True)
+        if pdf:
+            check.pdf = shots_dir / f"{html_path.stem}.pdf"
+            data = page.pdf(path=str(check.pdf), format="A4", print_background=True)
+            check.pdf_pages = _pdf_page_count(data)
+    finally:
+        context.close()
+    return check
+
+
+def assert_readable(
+    check: PageCheck,
+    *,
+    min_charts: int = 0,
+    texts: tuple[str, ...] | list[str] = (),
+    lang: str | None = None,
+) -> None:
+    """Assert a page opened offline cleanly and shows what a reader needs.
+
+    No console or script errors, no request leaving ``file://``, no missing local file, every
+    chart drawn (non-empty SVG/canvas with a size), at least ``min_charts`` charts, each of
+    ``texts`` present, no code input visible, no horizontal page scroll on a laptop screen,
+    and (if printed) a PDF with at least one page.
+    """
+    where = check.path.name
+    assert check.blocked == [], f"{where} tried to load external resources: {check.blocked}"
+    assert check.failed_local == [], f"{where} references missing files: {check.failed_local}"
+    assert check.console_errors == [], f"{where} console errors: {check.console_errors}"
+    assert check.page_errors == [], f"{where} script errors: {check.page_errors}"
+    bad = [c for c in check.charts if not c.get("ok")]
+    assert bad == [], f"{where}: charts not drawn: {bad}"
+    assert len(check.charts) >= min_charts, (
+        f"{where}: expected at least {min_charts} chart(s), found {len(check.charts)}"
+    )
+    for text in texts:
+        assert text in check.text, f"{where}: text {text!r} not shown"
+    assert check.visible_inputs == 0, f"{where}: {check.visible_inputs} code input(s) visible"
+    assert check.page_width <= check.viewport_width, (
+        f"{where}: page is {check.page_width}px wide on a {check.viewport_width}px screen "
+        "(a wide table or chart should scroll inside its box)"
+    )
+    if lang is not None:
+        assert check.lang == lang, f"{where}: <html lang> is {check.lang!r}, expected {lang!r}"
+    if check.pdf is not None:
+        assert check.pdf_pages > 0, f"{where}: printing to PDF produced no pages"

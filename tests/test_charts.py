@@ -1,0 +1,62 @@
+"""Tests for perflink.charts: theme, colour scales, money axis."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import pytest
+
+from perflink import charts
+from perflink.errors import ParamsError, PerflinkError
+
+
+def test_theme_registers_and_enables():
+    assert charts.theme() == "perflink"
+    assert alt.theme.active == "perflink"
+    spec = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x").to_dict()
+    assert "Noto Sans CJK SC" in spec["config"]["font"]
+
+
+def test_theme_without_enable_keeps_active_theme():
+    alt.theme.enable("default")
+    try:
+        charts.theme(enable=False)
+        assert alt.theme.active == "default"
+        assert "perflink" in alt.theme.names()
+    finally:
+        charts.theme()
+
+
+def test_status_and_severity_scales():
+    scale = charts.status_scale().to_dict()
+    assert scale["domain"] == ["green", "amber", "red"]
+    assert len(scale["range"]) == 3
+    assert charts.status_scale(labelled=True, lang="zh").to_dict()["domain"] == [
+        "达标", "预警", "未达标"
+    ]  # fmt: skip
+    assert charts.severity_scale().to_dict()["domain"][0] == "critical"
+
+
+def test_scales_bad_language():
+    with pytest.raises(ParamsError):
+        charts.status_scale(labelled=True, lang="xx")
+
+
+def test_fmt_axis_money():
+    zh = charts.fmt_axis_money("zh", title="营业收入").to_dict()
+    assert "亿" in zh["labelExpr"] and zh["title"] == "营业收入"
+    assert "CNY" in charts.fmt_axis_money("en").to_dict()["labelExpr"]
+    with pytest.raises(ParamsError):
+        charts.fmt_axis_money("jp")
+    with pytest.raises(PerflinkError):
+        charts.fmt_axis_money("zh", title=3)
+
+
+def test_for_chart_turns_periods_into_strings():
+    df = pd.DataFrame({"period": pd.period_range("2026-07", periods=2, freq="M"), "v": [1.0, 2.0]})
+    out = charts.for_chart(df)
+    assert out["period"].tolist() == ["2026-07", "2026-08"]
+    assert isinstance(df["period"].dtype, pd.PeriodDtype)  # input unchanged
+    alt.Chart(out).mark_line().encode(x="period:O", y="v").to_dict()  # serialisable
+    with pytest.raises(PerflinkError):
+        charts.for_chart([1, 2])

@@ -1,0 +1,473 @@
+"""Tests for perflink.report: formatting, display helpers, saved tables, HTML pages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import altair as alt
+import nbformat
+import pandas as pd
+import pytest
+from bs4 import BeautifulSoup
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from perflink import labels, report
+from perflink.errors import ParamsError, PerflinkError
+from perflink.labels import LabelError
+from perflink.report import (
+    ReportError,
+    fmt_bytes,
+    fmt_duration,
+    fmt_money,
+    fmt_number,
+    fmt_period,
+    render_index,
+    render_task_html,
+    save_table,
+)
+
+
+@pytest.fixture(autouse=True)
+def _reset_state():
+    lang, folder = labels.get_language(), report.tables_dir()
+    yield
+    labels.set_language(lang)
+    report._state["tables_dir"] = folder
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """Capture what report.show/heading/text hand to IPython's display()."""
+    out: list = []
+    monkeypatch.setattr(report, "_display", out.append)
+    return out
+
+
+@pytest.fixture
+def tables(tmp_path) -> Path:
+    report.configure(language="zh", tables_dir=tmp_path / "tables")
+    return tmp_path / "tables"
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "entity_id": ["D01", "<script>alert(1)</script>"],
+            "period": pd.period_range("2026-08", periods=2, freq="M"),
+            "metric_id": ["revenue", "margin"],
+            "severity": ["high", "info"],
+            "message": ["收入低于目标 12%", '毛利率, "偏低"'],
+            "value": [12345.678, 0.1],
+        }
+    )
+
+
+# --- formatting (expected strings worked out by hand from the rules in the docstrings) ---
+
+
+@pytest.mark.parametrize(
+    ("x", "lang", "expected"),
+    [
+        (12345, "zh", "1.23 亿元"),  # 12,345 万元 = 1.2345 亿元
+        (523.4, "zh", "523.4 万元"),
+        (2500, "zh", "2,500 万元"),
+        (0.5, "zh", "0.50 万元"),
+        (-15000, "zh", "-1.50 亿元"),
+        (12345, "en", "CNY 123.5 m"),  # 12,345 × 10,000 = 123,450,000
+        (4.5, "en", "CNY 45.0 k"),
+        (200000, "en", "CNY 2.00 bn"),
+        (0.05, "en", "CNY 500"),
+        (float("nan"), "zh", "—"),
+        (None, "en", "—"),
+    ],
+)
+def test_fmt_money(x, lang, expected):
+    assert fmt_money(x, lang) == expected
+
+
+def test_fmt_money_bad_value():
+    with pytest.raises(ReportError, match="'abc'"):
+        fmt_money("abc", "zh")
+    with pytest.raises(ParamsError):
+        fmt_money(1.0, "fr")
+
+
+@pytest.mark.parametrize(
+    ("x", "unit", "lang", "expected"),
+    [
+        (0.952, "pct", "zh", "95.2%"),
+        (1.0834, "%", "en", "108.3%"),
+        (1234567, None, "zh", "1,234,567"),
+        (1234.56, None, "en", "1,234.6"),
+        (3.14159, None, "en", "3.14"),
+        (0.012345, None, "en", "0.0123"),
+        (1200, "pcs", "zh", "1,200 件"),
+        (1200, "件", "en", "1,200 pcs"),
+        (35.5, "cny_per_pc", "zh", "35.50 元/件"),
+        (12345, "money", "zh", "1.23 亿元"),
+        (7, "kWh", "en", "7 kWh"),
+        (pd.NA, "pct", "zh", "—"),
+    ],
+)
+def test_fmt_number(x, unit, lang, expected):
+    assert fmt_number(x, unit, lang) == expected
+
+
+def test_fmt_number_bad_value():
+    with pytest.raises(ReportError, match="expected a number"):
+        fmt_number("95%", "pct", "zh")
+    with pytest.raises(ReportError):
+        fmt_number(True)
+
+
+@pytest.mark.parametrize(
+    ("p", "lang", "expected"),
+    [
+        (pd.Period("2026-09", "M"), "zh", "2026年9月"),
+        (pd.Period("2026-09", "M"), "en", "Sep 2026"),
+        ("2026Q3", "zh", "2026年第3季度"),
+        ("2026Q3", "en", "2026 Q3"),
+        (pd.Period("2026", "Y"), "zh", "2026年"),
+        (pd.NaT, "en", "—"),
+    ],
+)
+def test_fmt_period(p, lang, expected):
+    assert fmt_period(p, lang) == expected
+
+
+def test_fmt_period_bad_value():
+    with pytest.raises(ReportError, match="'Q3 of 2026'"):
+        fmt_period("Q3 of 2026", "zh")
+    with pytest.raises(ReportError):
+        fmt_period(2026, "zh")
+
+
+def test_fmt_duration_and_bytes():
+    assert fmt_duration(83, "zh") == "1 分 23 秒"
+    assert fmt_duration(83, "en") == "1 min 23 s"
+    assert fmt_duration(4.25, "en") == "4.2 s"
+    assert fmt_duration(7260, "zh") == "2 小时 1 分"
+    assert fmt_bytes(2048) == "2.0 KB"
+    assert fmt_bytes(500) == "500 B"
+    with pytest.raises(ReportError):
+        fmt_duration("slow")
+    with pytest.raises(ReportError):
+        fmt_bytes("big")
+
+
+# --- configure / display helpers ---
+
+
+def test_configure_sets_language_renderer_and_tables(tmp_path):
+    report.configure(language="en", tables_dir=tmp_path / "t")
+    assert labels.get_language() == "en"
+    assert alt.renderers.active == "svg"
+    assert alt.theme.active == "perflink"
+    assert report.tables_dir() == tmp_path / "t"
+    report.configure(language="zh", tables_dir=None)
+    assert report.tables_dir() is None
+
+
+def test_configure_bad_input(tmp_path):
+    with pytest.raises(ParamsError, match="'english'"):
+        report.configure(language="english", tables_dir=None)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ReportError, match="not a folder"):
+        report.configure(language="zh", tables_dir=tmp_path / "file")
+
+
+def test_show_dataframe_localised_escaped(shown):
+    report.configure(language="zh", tables_dir=None)
+    report.show(_frame(), units={"value": "money"})
+    html = shown[0].data
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    for text in ("单位编号", "期间", "严重程度", "高", "提示", "2026年8月", "1.23 亿元"):
+        assert text in html
+    cells = BeautifulSoup(html, "html.parser").select("td.num")
+    assert [c.get_text() for c in cells] == ["1.23 亿元", "0.10 万元"]
+
+
+def test_show_other_objects_and_row_limit(shown):
+    chart = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x")
+    report.show(chart)
+    assert shown[-1] is chart
+    report.show(pd.Series([1, 2, 3], name="value"), max_rows=2, lang="en")
+    assert "showing the first 2 of 3 rows" in shown[-1].data
+    frame = pd.DataFrame({"x": [1]}).set_index(pd.Index(["a"], name="entity_id"))
+    report.show(frame, lang="en")
+    assert '<th scope="col" title="entity_id">Entity</th>' in shown[-1].data
+
+
+def test_show_bad_input(shown):
+    with pytest.raises(ReportError, match="cannot display a int"):
+        report.show(3)
+    with pytest.raises(ReportError, match="'nope'"):
+        report.show(_frame(), units={"nope": "pct"})
+
+
+def test_heading_and_text(shown):
+    report.configure(language="en", tables_dir=None)
+    report.heading("report.index.tasks", level=3)
+    report.text("report.page.quarter", quarter="<b>Q3</b>")
+    assert shown[0].data == "### Report pages"
+    assert shown[1].data == "Review period: &lt;b&gt;Q3&lt;/b&gt;"
+
+
+def test_heading_and_text_bad_input(shown):
+    with pytest.raises(ReportError, match="level"):
+        report.heading("report.index.tasks", level=7)
+    with pytest.raises(LabelError, match="kpi.missing"):
+        report.text("kpi.missing")
+
+
+# --- save_table ---
+
+
+def test_save_table_csv_bom_periods_and_parquet_round_trip(tables):
+    df = _frame()
+    assert save_table(df, "kpi_findings", findings=True) is df
+    raw = (tables / "kpi_findings.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    assert b"\r\n" not in raw
+    text = raw.decode("utf-8-sig")
+    assert text.splitlines()[0] == "entity_id,period,metric_id,severity,message,value"
+    assert "2026-08" in text and '"毛利率, ""偏低"""' in text
+    back = pd.read_parquet(tables / "kpi_findings.parquet")
+    assert back["period"].tolist() == ["2026-08", "2026-09"]
+    pd.testing.assert_frame_equal(
+        back.drop(columns="period"), df.drop(columns="period"), check_dtype=False
+    )
+    assert sorted(p.name for p in tables.iterdir()) == ["kpi_findings.csv", "kpi_findings.parquet"]
+
+
+def test_save_table_is_deterministic(tables, tmp_path):
+    save_table(_frame(), "a")
+    first = [(tables / f"a.{ext}").read_bytes() for ext in ("csv", "parquet")]
+    report.configure(language="en", tables_dir=tmp_path / "again")
+    save_table(_frame(), "a")
+    second = [(tmp_path / "again" / f"a.{ext}").read_bytes() for ext in ("csv", "parquet")]
+    assert first == second
+
+
+def test_save_table_named_index_written(tables):
+    df = pd.DataFrame({"score": [1.5, 2.0]}, index=pd.Index(["D01", "D02"], name="entity_id"))
+    save_table(df, "scores")
+    assert (tables / "scores.csv").read_text(encoding="utf-8-sig") == (
+        "entity_id,score\nD01,1.5\nD02,2.0\n"
+    )
+    save_table(df.reset_index(drop=True), "plain")
+    assert (tables / "plain.csv").read_text(encoding="utf-8-sig") == "score\n1.5\n2.0\n"
+
+
+def test_save_table_noop_without_tables_dir(tmp_path, monkeypatch):
+    report.configure(language="zh", tables_dir=None)
+    monkeypatch.chdir(tmp_path)
+    df = _frame()
+    assert save_table(df, "x") is df
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_table_findings_contract(tables):
+    with pytest.raises(
+        ReportError, match="metric_id or rule_id.*severity|severity.*metric_id or rule_id"
+    ):
+        save_table(_frame().drop(columns=["metric_id", "severity"]), "f", findings=True)
+    bad = _frame().assign(severity=["high", "urgent"])
+    with pytest.raises(ReportError, match=r"'urgent' at row\(s\) 2"):
+        save_table(bad, "f", findings=True)
+    ok = _frame().rename(columns={"metric_id": "rule_id"})
+    save_table(ok, "f", findings=True)
+    assert (tables / "f.csv").exists()
+
+
+def test_save_table_bad_input(tables):
+    with pytest.raises(ReportError, match="not a plain file stem"):
+        save_table(_frame(), "../escape")
+    with pytest.raises(ReportError, match="not a plain file stem"):
+        save_table(_frame(), "x.csv")
+    with pytest.raises(ReportError, match="DataFrame"):
+        save_table([1, 2], "x")
+    assert not (tables / "x.csv").exists()
+
+
+# --- HTML pages ---
+
+
+def _external_urls(soup: BeautifulSoup) -> list[str]:
+    urls = [
+        el.get(attr, "") for attr in ("src", "href") for el in soup.find_all(attrs={attr: True})
+    ]
+    return [u for u in urls if re.match(r"^(https?:)?//", u.strip(), re.I)]
+
+
+@pytest.fixture
+def executed_nb(tmp_path) -> Path:
+    """An 'executed' notebook with outputs written by hand (no kernel needed)."""
+    svg = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="50">'
+        '<rect width="100" height="50"/><text x="5" y="20">营业收入</text></svg>'
+    )
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# 指标评审\n\n## 第一节"),
+            new_code_cell("secret_code_here = 1"),
+            new_code_cell(
+                "report.show(df)",
+                outputs=[
+                    new_output("stream", name="stderr", text="UserWarning: 噪声\n"),
+                    new_output("stream", name="stdout", text="stdout stays\n"),
+                    new_output("display_data", data={"text/html": "<p>table here</p>"}),
+                ],
+            ),
+            new_code_cell(
+                "chart", outputs=[new_output("display_data", data={"image/svg+xml": svg})]
+            ),
+        ],
+        metadata={"papermill": {"parameters": {"quarter": "2026Q3"}}},
+    )
+    path = tmp_path / "01_kpi.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("lang", "html_lang", "quarter"), [("zh", "zh-CN", "2026年第3季度"), ("en", "en", "2026 Q3")]
+)
+def test_render_task_html_offline_code_hidden(executed_nb, tmp_path, lang, html_lang, quarter):
+    out = tmp_path / "out" / "01_kpi.html"
+    render_task_html(executed_nb, out, language=lang, title="KPI <评审>")
+    page = out.read_text(encoding="utf-8")
+    soup = BeautifulSoup(page, "html.parser")
+    assert soup.html["lang"] == html_lang
+    assert _external_urls(soup) == []
+    assert soup.find_all("script") == [] and soup.find_all("link") == []
+    assert "secret_code_here" not in page and "report.show" not in page
+    assert soup.select(".jp-InputArea, .jp-InputPrompt, .jp-OutputPrompt") == []
+    assert "噪声" not in page and "stdout stays" in page
+    assert soup.select_one(".pl-chart svg text").get_text() == "营业收入"
+    assert "<?xml" not in page
+    assert soup.title.get_text() == "KPI <评审>"
+    assert soup.select_one(".pl-back")["href"] == "index.html"
+    assert quarter in soup.select_one(".pl-header").get_text()
+    css = soup.style.get_text()
+    for rule in (
+        "@page { size: A4; margin: 15mm; }",
+        "break-inside: avoid",
+        "break-before: page",
+        "Noto Sans CJK SC",
+        "max-width: 1100px",
+    ):
+        assert rule in css
+
+
+def test_render_task_html_bad_input(tmp_path):
+    with pytest.raises(ReportError, match="does not exist"):
+        render_task_html(tmp_path / "missing.ipynb", tmp_path / "x.html", language="zh", title="x")
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ReportError, match="not a readable notebook"):
+        render_task_html(bad, tmp_path / "x.html", language="zh", title="x")
+    with pytest.raises(ParamsError):
+        render_task_html(bad, tmp_path / "x.html", language="de", title="x")
+    assert not (tmp_path / "x.html").exists()
+
+
+def _run() -> dict:
+    return {
+        "quarter": "2026Q3",
+        "status": "failed",
+        "created_at": "2026-10-08T09:00:00+08:00",
+        "finished_at": "2026-10-08T09:01:23+08:00",
+        "duration_s": 83.0,
+        "language": "en",
+        "tasks": [
+            {
+                "name": "01_kpi",
+                "notebook": "01_kpi.ipynb",
+                "html": "01_kpi.html",
+                "status": "ok",
+                "duration_s": 12.0,
+                "title_key": "report.index.title",
+            },
+            {
+                "name": "<script>alert(1)</script>",
+                "status": "failed",
+                "duration_s": 1.5,
+                "title_key": "kpi.not_a_label",
+            },
+        ],  # fmt: skip
+        "inputs": [
+            {
+                "name": "facts",
+                "path": "in/facts.csv",
+                "sha256": "0123456789abcdef" * 4,
+                "bytes": 3 * 1024 * 1024,
+                "rows": 12000,
+            },
+        ],  # fmt: skip
+        "versions": {"pandas": "3.1.0", "<img src=x onerror=alert(1)>": "1"},
+        "params": {"quarter": "2026Q3", "token": "***"},
+    }
+
+
+def test_render_index_content_and_escaping(tmp_path):
+    out = tmp_path / "index.html"
+    render_index(_run(), out, language="en")
+    page = out.read_text(encoding="utf-8")
+    soup = BeautifulSoup(page, "html.parser")
+    assert soup.html["lang"] == "en"
+    assert soup.find_all("script") == [] and soup.find_all("img") == []
+    assert "<script>alert(1)</script>" in soup.get_text()
+    assert _external_urls(soup) == []
+    links = [a["href"] for a in soup.select("table.pl-tasks a")]
+    assert links == ["01_kpi.html", "%3Cscript%3Ealert%281%29%3C/script%3E.html"]
+    text = soup.get_text()
+    for expected in (
+        "2026 Q3",
+        "Failed",
+        "1 min 23 s",
+        "0123456789ab",
+        "3.0 MB",
+        "12,000",
+        "pandas",
+        "3.1.0",
+        "***",
+    ):
+        assert expected in text
+    assert "Quarterly performance review" in soup.select_one("table.pl-tasks").get_text()
+
+
+def test_render_index_zh(tmp_path):
+    render_index(_run(), tmp_path / "index.html", language="zh")
+    soup = BeautifulSoup((tmp_path / "index.html").read_text(encoding="utf-8"), "html.parser")
+    assert soup.html["lang"] == "zh-CN"
+    assert "2026年第3季度" in soup.get_text() and "失败" in soup.get_text()
+
+
+def test_render_index_bad_input(tmp_path):
+    run = _run()
+    del run["tasks"]
+    with pytest.raises(ReportError, match="tasks"):
+        render_index(run, tmp_path / "index.html", language="en")
+    run = _run()
+    run["tasks"].append({"status": "ok"})
+    with pytest.raises(ReportError, match=r"run\['tasks'\]\[2\]"):
+        render_index(run, tmp_path / "index.html", language="en")
+    with pytest.raises(ParamsError):
+        render_index(_run(), tmp_path / "index.html", language="xx")
+    assert issubclass(ReportError, PerflinkError)
+
+
+def test_render_task_html_refuses_remote_resources(executed_nb, tmp_path):
+    nb = nbformat.read(executed_nb, as_version=4)
+    html = '<script src="https://cdn.jsdelivr.net/npm/vega@5"></script><div id="vis"></div>'
+    nb.cells.append(
+        new_code_cell("chart", outputs=[new_output("display_data", data={"text/html": html})])
+    )
+    nbformat.write(nb, executed_nb)
+    with pytest.raises(ReportError, match="cdn.jsdelivr.net.*offline"):
+        render_task_html(executed_nb, tmp_path / "x.html", language="zh", title="x")
+    assert not (tmp_path / "x.html").exists()
