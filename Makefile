@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv (if absent), install perflink and its dependencies, register the Jupyter kernel
 
-$(SAMPLE)/params.yaml: $(STAMP)
+$(SAMPLE)/params.yaml: $(STAMP) perflink/sample.py $(wildcard perflink/_sample_*.py) $(wildcard perflink/data/catalog/*.yaml)
 	$(BIN)/perflink sample-data $(SAMPLE)
 
 sample: $(SAMPLE)/params.yaml ## generate the bundled sample group into data/sample/
@@ -32,7 +32,7 @@ review: $(SAMPLE)/params.yaml ## set up everything and run the quarterly review 
 lab: $(STAMP) ## open JupyterLab on the project
 	$(BIN)/jupyter lab --notebook-dir=.
 
-test: $(STAMP) ## run the whole test suite (unit, notebooks, browser)
+test: $(SAMPLE)/params.yaml ## run the whole test suite (unit, notebooks, browser)
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval-lax notebooks -p no:cacheprovider
 

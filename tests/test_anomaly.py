@@ -1,0 +1,208 @@
+"""Tests for perflink.anomaly (detect_series, detect_frame) on synthetic series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perflink._anomaly_series import nanmedian_last
+from perflink.anomaly import COLUMNS, detect_frame, detect_series
+from perflink.errors import InputError, ParamsError, PerflinkError
+
+
+def _monthly(values: np.ndarray, start: str = "2022-01") -> pd.Series:
+    return pd.Series(values, index=pd.period_range(start, periods=len(values), freq="M"))
+
+
+def _seasonal(n: int = 60, seed: int = 0, noise: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 100 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(0, noise, n)
+
+
+def _flags(res: pd.DataFrame) -> list[int]:
+    return list(np.flatnonzero(res["is_anomaly"].to_numpy()))
+
+
+def test_result_shape_columns_dtypes_and_alignment():
+    y = _monthly(_seasonal())
+    res = detect_series(y)
+    assert list(res.columns) == list(COLUMNS)
+    assert res.index.equals(y.index)
+    assert res["is_anomaly"].dtype == bool
+    for col in ("expected", "lower", "upper", "score"):
+        assert res[col].dtype == np.float64
+    assert res.attrs["method"] == "robust_seasonal"
+    assert res.attrs["season_length"] == 12
+    assert (res["lower"] <= res["expected"]).all() and (res["expected"] <= res["upper"]).all()
+    # on a clean seasonal series the model tracks the data closely
+    assert np.abs(res["expected"] - y).median() < 1.5
+
+
+def test_planted_spike_is_the_only_flag():
+    v = _seasonal()
+    v[30] += 10
+    res = detect_series(_monthly(v))
+    assert _flags(res) == [30]
+    assert res["kind"].iloc[30] == "spike"
+    assert res["score"].iloc[30] > 3
+    assert v[30] > res["upper"].iloc[30]
+
+
+def test_negative_spike_has_negative_score():
+    v = _seasonal(seed=11)
+    v[45] -= 10
+    res = detect_series(_monthly(v))
+    assert _flags(res) == [45]
+    assert res["score"].iloc[45] < -3
+
+
+def test_level_shift_flagged_within_first_three_points():
+    v = _seasonal(72, seed=1)
+    v[36:] += 8
+    res = detect_series(_monthly(v))
+    flags = _flags(res)
+    assert flags, "level shift not flagged"
+    assert all(36 <= f <= 38 for f in flags), flags
+    assert set(res["kind"].iloc[flags]) <= {"level_shift", "spike"}
+
+
+def test_trend_break_flagged_near_the_break():
+    v = _seasonal(72, seed=2)
+    t = np.arange(72)
+    v = v + np.where(t >= 40, 2.0 * (t - 40), 0.0)
+    res = detect_series(_monthly(v))
+    flags = _flags(res)
+    assert flags and 40 <= min(flags) <= 44, flags
+    assert res["kind"].iloc[min(flags)] == "trend_break"
+
+
+def test_constant_series_flags_only_the_departure():
+    res = detect_series(_monthly(np.full(40, 5.0)))
+    assert not res["is_anomaly"].any()
+    assert (res["score"] == 0).all()
+    v = np.full(40, 5.0)
+    v[20] = 9.0
+    res = detect_series(_monthly(v))
+    assert _flags(res) == [20]
+    assert res["expected"].iloc[20] == 5.0
+
+
+def test_short_series_uses_fallback_and_still_finds_a_spike():
+    rng = np.random.default_rng(4)
+    v = 50 + rng.normal(0, 1, 15)
+    v[9] += 12
+    res = detect_series(_monthly(v))
+    assert res.attrs["method"] == "short_series_mad"
+    assert _flags(res) == [9]
+
+
+def test_very_short_series_gets_no_flags():
+    res = detect_series(_monthly(np.array([1.0, 2.0, 100.0, 2.0, 1.0])))
+    assert res.attrs["method"] == "insufficient_history"
+    assert not res["is_anomaly"].any()
+    assert (res["expected"] == 2.0).all()
+
+
+def test_nans_are_not_flagged_but_get_an_expected_value():
+    v = _seasonal(seed=5)
+    v[[10, 11, 40]] = np.nan
+    v[25] += 10
+    res = detect_series(_monthly(v))
+    assert _flags(res) == [25]
+    assert res["expected"].iloc[[10, 11, 40]].notna().all()
+    assert res["score"].iloc[[10, 11, 40]].isna().all()
+
+
+def test_quarterly_index_and_explicit_season_length():
+    rng = np.random.default_rng(6)
+    t = np.arange(32)
+    v = 20 + 0.2 * t + 3 * np.tile([1, -1, 2, -2], 8) + rng.normal(0, 0.3, 32)
+    v[20] += 4
+    yq = pd.Series(v, index=pd.period_range("2018Q1", periods=32, freq="Q"))
+    res = detect_series(yq)
+    assert res.attrs["season_length"] == 4
+    assert _flags(res) == [20]
+    same = detect_series(pd.Series(v), season_length=4)
+    np.testing.assert_array_equal(same["is_anomaly"].to_numpy(), res["is_anomaly"].to_numpy())
+
+
+def test_deterministic():
+    v = _seasonal(seed=7)
+    v[33] += 9
+    a = detect_series(_monthly(v))
+    b = detect_series(_monthly(v.copy()))
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("y", "kwargs", "error"),
+    [
+        (_monthly(np.array(["a"] * 30, dtype=object)), {}, InputError),
+        (
+            pd.Series(np.arange(30.0), index=[0] * 2 + list(range(2, 30))),
+            {"season_length": 12},
+            InputError,
+        ),
+        (pd.Series(np.arange(30.0)), {}, ParamsError),
+        (pd.Series(np.arange(30.0)), {"season_length": 0}, ParamsError),
+        (pd.Series(np.arange(30.0)), {"season_length": 2.5}, ParamsError),
+        (_monthly(np.r_[np.arange(29.0), np.inf]), {}, InputError),
+        (np.arange(30.0), {"season_length": 12}, InputError),
+    ],
+)
+def test_bad_inputs_raise_perflink_error(y, kwargs, error):
+    with pytest.raises(error) as info:
+        detect_series(y, **kwargs)
+    assert isinstance(info.value, PerflinkError)
+
+
+def test_detect_frame_matches_detect_series():
+    idx = pd.period_range("2022-01", periods=48, freq="M")
+    cols = {}
+    for i in range(5):
+        v = _seasonal(48, seed=10 + i)
+        v[20 + i] += 10 * (-1) ** i
+        cols[(f"E{i}", "revenue")] = v
+    cols[("E9", "short")] = np.r_[np.full(40, np.nan), np.arange(8.0)]
+    wide = pd.DataFrame(cols, index=idx)
+    long = detect_frame(wide)
+    assert len(long) == 48 * wide.shape[1]
+    assert long["is_anomaly"].dtype == bool
+    for col in wide.columns:
+        one = detect_series(wide[col])
+        part = long[long["series"] == col]
+        np.testing.assert_allclose(part["expected"], one["expected"])
+        np.testing.assert_array_equal(part["is_anomaly"], one["is_anomaly"])
+        assert (part["method"] == one.attrs["method"]).all()
+
+
+def test_detect_frame_bad_input_raises():
+    idx = pd.period_range("2022-01", periods=30, freq="M")
+    with pytest.raises(InputError):
+        detect_frame(pd.DataFrame({"a": ["x"] * 30}, index=idx))
+    with pytest.raises(InputError):
+        detect_frame(pd.DataFrame([[1.0, 2.0]] * 30, index=idx, columns=["a", "a"]))
+    with pytest.raises(ParamsError):
+        detect_frame(pd.DataFrame({"a": np.arange(30.0)}))
+
+
+def test_nanmedian_helper_agrees_with_numpy():
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(50, 7))
+    a[rng.random(a.shape) < 0.3] = np.nan
+    a[0] = np.nan
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(a, axis=1)
+    np.testing.assert_allclose(nanmedian_last(a), expected, equal_nan=True)
+
+
+@pytest.mark.parametrize(("n", "season"), [(20, 1), (48, 12)])
+def test_pure_noise_is_rarely_flagged(n, season):
+    # guards the false-alarm rate: white noise has no anomalies, and the
+    # thresholds aim at about 1 flag per 100 points even on real series
+    rng = np.random.default_rng(12)
+    wide = pd.DataFrame(rng.normal(size=(n, 300)))
+    long = detect_frame(wide, season_length=season)
+    assert long["is_anomaly"].mean() < 0.01
