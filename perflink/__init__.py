@@ -27,10 +27,28 @@ _EXPORTS = {
     "detect_series": "perflink.anomaly",
     "PerflinkError": "perflink.errors",
 }
-_SUBMODULES = frozenset({
-    "anomaly", "catalog", "charts", "forecast", "formula", "io", "kpi", "labels", "mapping",
-    "options", "panel", "params", "report", "review", "runner", "sample", "scoring", "summary",
-})
+_SUBMODULES = frozenset(
+    {
+        "anomaly",
+        "catalog",
+        "charts",
+        "forecast",
+        "formula",
+        "io",
+        "kpi",
+        "labels",
+        "mapping",
+        "options",
+        "panel",
+        "params",
+        "report",
+        "review",
+        "runner",
+        "sample",
+        "scoring",
+        "summary",
+    }
+)
 
 __all__ = ["__version__", *_EXPORTS]
 

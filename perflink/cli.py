@@ -1,0 +1,157 @@
+"""Command line: ``perflink review`` and ``perflink sample-data`` (thin wrappers)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from perflink.errors import PerflinkError, RunError
+
+__all__ = ["main"]
+
+SAMPLE_DIR = Path("data/sample")
+
+_EPILOG = """\
+exit codes:
+  0    success: the report was published
+  1    a notebook failed (the message names notebook, cell and exception;
+       the executed notebook is kept under <out>/<quarter>/_failed/)
+  2    bad parameters or inputs: fix what the message names
+  130  interrupted (Ctrl-C); the previous report is untouched
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perflink",
+        description="Quarterly review workbench: business data, financial results, performance.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rev = sub.add_parser(
+        "review",
+        help="run the review notebooks and publish reports/<quarter>/",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rev.add_argument(
+        "--params",
+        type=Path,
+        help=f"review parameters YAML (default: generate the sample into {SAMPLE_DIR} and use it)",
+    )
+    rev.add_argument(
+        "--out", type=Path, default=Path("reports"), help="reports folder (default: reports/)"
+    )
+    rev.add_argument("--tasks", help="comma-separated task names, e.g. mapping,kpi (default: all)")
+    rev.add_argument("--jobs", type=int, help="notebooks run at the same time (default: CPU count)")
+    rev.add_argument(
+        "--language", choices=("zh", "en"), help="report language (default: from params)"
+    )
+    rev.add_argument("--notebooks", type=Path, help=argparse.SUPPRESS)
+
+    smp = sub.add_parser("sample-data", help="generate the bundled sample group into DIR")
+    smp.add_argument("dir", type=Path, metavar="DIR")
+    smp.add_argument("--entities", type=int, default=40, help="number of entities (default: 40)")
+    smp.add_argument("--months", type=int, default=45, help="months of history (default: 45)")
+    smp.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    smp.add_argument("--clean", action="store_true", help="write clean data (no injected defects)")
+    smp.add_argument("--raw", action="store_true", help="also write raw source-system extracts")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0, 1, 2 or 130)."""
+    args = _parser().parse_args(argv)
+    _setup_logging()
+    try:
+        if args.command == "sample-data":
+            return _sample_data(args)
+        return _review(args)
+    except KeyboardInterrupt:
+        print("perflink: interrupted", file=sys.stderr)
+        return 130
+    except RunError as exc:
+        print(f"perflink: {exc}", file=sys.stderr)
+        return 2 if getattr(exc, "user_error", False) else 1
+    except PerflinkError as exc:
+        print(f"perflink: {exc}", file=sys.stderr)
+        return 2
+
+
+def _review(args: argparse.Namespace) -> int:
+    from perflink.runner import run_review
+
+    params = args.params
+    if params is None:
+        params = SAMPLE_DIR / "params.yaml"
+        if not params.is_file():
+            _generate(SAMPLE_DIR)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    result = run_review(
+        params,
+        out_dir=args.out,
+        tasks=tasks,
+        jobs=args.jobs,
+        language=args.language,
+        notebooks_dir=args.notebooks,
+    )
+    print(f"perflink: report {result.quarter} written to {result.report_dir / 'index.html'}")
+    return 0
+
+
+def _sample_data(args: argparse.Namespace) -> int:
+    kwargs = {
+        "entities": args.entities,
+        "months": args.months,
+        "seed": args.seed,
+        "clean": args.clean,
+    }
+    if args.raw:
+        kwargs["raw"] = True
+    out = _generate(args.dir, **kwargs)
+    print(f"perflink: sample data written to {out}")
+    return 0
+
+
+def _generate(out_dir: Path, **kwargs) -> Path:
+    try:
+        sample = importlib.import_module("perflink.sample")
+    except ModuleNotFoundError as exc:
+        if exc.name != "perflink.sample":
+            raise
+        raise PerflinkError("perflink.sample is not available in this installation.") from None
+    if "raw" in kwargs and "raw" not in inspect.signature(sample.generate).parameters:
+        raise PerflinkError("--raw: this version of perflink.sample cannot write raw extracts.")
+    logging.getLogger("perflink").info("generating sample data into %s", out_dir)
+    return sample.generate(out_dir, **kwargs)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (main() may be called more than once)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _setup_logging() -> None:
+    log = logging.getLogger("perflink")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        fmt = "%(asctime)s %(name)s %(levelname)s %(message)s"
+        handler.setFormatter(logging.Formatter(fmt, "%Y-%m-%d %H:%M:%S"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    # papermill logs the kernel's death etc.; our single message says it better.
+    logging.getLogger("papermill").setLevel(logging.CRITICAL)

@@ -1,0 +1,339 @@
+"""Review parameters: one YAML file per review, validated once at the edge.
+
+``${NAME}`` references in any string value are resolved from the environment in
+memory only. Everything written out (manifest, logs, reports) uses
+:meth:`ReviewParams.redacted`, which keeps the ``${NAME}`` form.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from perflink.errors import ParamsError
+from perflink.options import (
+    AnomalyOptions,
+    ForecastOptions,
+    KpiOptions,
+    MappingOptions,
+    SummaryOptions,
+)
+
+__all__ = ["ALL_TASKS", "InputPaths", "ReviewParams", "load_params", "parse_quarter"]
+
+#: Task names in run order; ``summary`` always runs last.
+ALL_TASKS: tuple[str, ...] = ("mapping", "kpi", "forecast", "anomaly", "summary")
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class _StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class InputPaths(_StrictModel):
+    """Input tables, as paths relative to the params file's folder (or a source URL)."""
+
+    entities: str
+    facts: str
+    targets: str
+    schemes: str
+    adjustments: str | None = None
+    bonus: str | None = None
+
+
+class ReviewParams(_StrictModel):
+    """A validated review parameters file.
+
+    Attributes mirror the YAML keys. ``${NAME}`` references are already resolved
+    here; never write these values out, use :meth:`redacted` instead.
+    """
+
+    quarter: str
+    language: Literal["zh", "en"] = "zh"
+    inputs: InputPaths
+    catalog: str
+    history_start: str | None = None
+    tasks: list[str] = Field(default_factory=lambda: list(ALL_TASKS))
+    jobs: int | None = Field(default=None, ge=1)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    mapping: MappingOptions = Field(default_factory=MappingOptions)
+    kpi: KpiOptions = Field(default_factory=KpiOptions)
+    forecast: ForecastOptions = Field(default_factory=ForecastOptions)
+    anomaly: AnomalyOptions = Field(default_factory=AnomalyOptions)
+    summary: SummaryOptions = Field(default_factory=SummaryOptions)
+
+    _source: Path | None = PrivateAttr(default=None)
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _secrets: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("quarter")
+    @classmethod
+    def _check_quarter(cls, v: str) -> str:
+        if not _QUARTER.match(v):
+            raise ValueError("expected a quarter written as a quoted string like '2026Q3'")
+        return v
+
+    @field_validator("history_start")
+    @classmethod
+    def _check_month(cls, v: str | None) -> str | None:
+        if v is not None and not _MONTH.match(v):
+            raise ValueError("expected a month written as YYYY-MM, e.g. '2023-01'")
+        return v
+
+    @field_validator("tasks")
+    @classmethod
+    def _check_tasks(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("expected at least one task name")
+        if len(set(v)) != len(v):
+            raise ValueError("expected each task name once")
+        return v
+
+    @property
+    def source(self) -> Path | None:
+        """Absolute path of the YAML file these params came from (None if built in code)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder relative paths are resolved against (the params file's folder)."""
+        return self._source.parent if self._source is not None else Path.cwd()
+
+    @property
+    def period(self):
+        """The review quarter as ``pd.Period(..., "Q")``."""
+        return parse_quarter(self.quarter)
+
+    @property
+    def catalog_dir(self) -> Path:
+        """Absolute path of the catalog folder."""
+        return _resolve(self.base_dir, self.catalog)
+
+    @property
+    def input_paths(self) -> dict[str, Path]:
+        """Absolute paths of the given input tables, keyed by table name."""
+        data = self.inputs.model_dump(exclude_none=True)
+        return {name: _resolve(self.base_dir, value) for name, value in data.items()}
+
+    @property
+    def secret_values(self) -> dict[str, str]:
+        """Resolved ``${NAME}`` values keyed by variable name (for leak scans only)."""
+        return dict(self._secrets)
+
+    def redacted(self) -> dict[str, Any]:
+        """The params as written, with ``${NAME}`` references kept unresolved.
+
+        Returns
+        -------
+        dict
+            JSON-serialisable; safe to write into manifests and logs.
+        """
+        return _deep_copy(self._raw)
+
+
+def parse_quarter(text: Any):
+    """Turn ``"2026Q3"`` into ``pd.Period("2026Q3", "Q")``.
+
+    Raises
+    ------
+    ParamsError
+        If *text* is not a string of the form ``YYYYQn``.
+    """
+    import pandas as pd
+
+    if not isinstance(text, str) or not _QUARTER.match(text):
+        raise ParamsError(
+            f"quarter: {text!r} is not a quarter; write it as a quoted string like '2026Q3'."
+        )
+    return pd.Period(text, freq="Q")
+
+
+def load_params(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> ReviewParams:
+    """Read, resolve and validate a review parameters file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file (e.g. ``params/2026Q3.yaml``).
+    overrides : Mapping, optional
+        Values that replace those in the file; keys may be dotted
+        (``{"inputs.facts": "other.csv", "jobs": 2}``).
+
+    Returns
+    -------
+    ReviewParams
+        With ``${NAME}`` references resolved in memory.
+
+    Raises
+    ------
+    ParamsError
+        One message listing every problem: key path, bad value (never a resolved
+        secret) and what is expected; unknown keys with a suggestion; missing input
+        files with their resolved path; unset environment variables.
+    """
+    source = Path(path).expanduser().resolve()
+    if not source.is_file():
+        raise ParamsError(f"params file {source} does not exist; pass --params <file.yaml>.")
+    try:
+        raw = yaml.load(source.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{source}: not valid YAML ({exc}); fix the file.") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of keys (quarter, inputs, ...).")
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+
+    secrets: dict[str, str] = {}
+    resolved = _resolve_env(raw, (), secrets, source)
+    try:
+        params = ReviewParams.model_validate(resolved)
+    except ValidationError as exc:
+        raise ParamsError(_format_errors(source, exc, raw)) from None
+    params._source = source
+    params._raw = raw
+    params._secrets = secrets
+    _check_paths(params)
+    return params
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dates and times as strings (``2026-09-01`` stays text)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ParamsError(f"override {key!r}: {part!r} is not a mapping in the params file.")
+    node[parts[-1]] = value
+
+
+def _resolve_env(value: Any, loc: tuple, secrets: dict[str, str], source: Path) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, (*loc, k), secrets, source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, (*loc, i), secrets, source) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def _sub(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ParamsError(
+                f"{source}: key {_dotted(loc)} refers to environment variable ${{{name}}}, "
+                f"which is not set; export {name} before running the review."
+            )
+        secrets[name] = os.environ[name]
+        return os.environ[name]
+
+    return _ENV_REF.sub(_sub, value)
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _lookup(raw: Any, loc: tuple) -> Any:
+    node = raw
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+# Models by key path, for "did you mean" hints on unknown keys (inputs and task blocks).
+_MODELS: dict[tuple, type[BaseModel]] = {
+    (): ReviewParams,
+    **{
+        (name,): field.annotation
+        for name, field in ReviewParams.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    },
+}
+
+
+def _format_errors(source: Path, exc: ValidationError, raw: dict) -> str:
+    lines = [f"{source}: {exc.error_count()} problem(s) in the review parameters:"]
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = _dotted(loc)
+        # Show the value as written (with ${NAME} kept), never a resolved value.
+        shown = _lookup(raw, loc)
+        if err["type"] == "extra_forbidden":
+            model = _MODELS.get(loc[:-1])
+            hint = ""
+            if model is not None:
+                close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+                hint = (
+                    f" Did you mean {'.'.join(map(str, (*loc[:-1], close[0])))!r}?" if close else ""
+                )
+                allowed = ", ".join(model.model_fields)
+                hint += f" Allowed keys here: {allowed}."
+            lines.append(f"  - unknown key {where!r}.{hint}")
+        elif err["type"] == "missing":
+            lines.append(f"  - key {where!r} is required but missing.")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  - {where}: got {shown!r}; {msg}.")
+    return "\n".join(lines)
+
+
+def _check_paths(params: ReviewParams) -> None:
+    problems = []
+    raw_inputs = params._raw.get("inputs", {})
+    for name, path in params.input_paths.items():
+        written = str(raw_inputs.get(name, ""))
+        if "://" in written:
+            continue  # a database / remote source, checked when it is opened
+        if not path.exists():
+            where = f"inputs.{name}: {written!r}"
+            if _ENV_REF.search(written):
+                problems.append(f"  - {where} does not exist (after resolving ${{...}}).")
+            else:
+                problems.append(f"  - {where} -> {path} does not exist.")
+    if not params.catalog_dir.is_dir():
+        problems.append(
+            f"  - catalog: {params._raw.get('catalog')!r} -> {params.catalog_dir} is not a folder."
+        )
+    if problems:
+        head = f"{params.source}: input files not found (paths are relative to {params.base_dir}):"
+        raise ParamsError("\n".join([head, *problems]))
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value

@@ -1,0 +1,318 @@
+"""Run a quarterly review: execute the task notebooks and publish ``reports/<quarter>/``.
+
+The report is built in a temporary folder inside ``out_dir`` and renamed into
+place only when every notebook succeeded, so the last good report is never
+half-overwritten. Failed executed notebooks go to ``reports/<quarter>/_failed/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from perflink import _runner_exec as _ex
+from perflink import _runner_output as _out
+from perflink.errors import PerflinkError, RunError
+from perflink.params import load_params
+
+__all__ = ["RunResult", "run_review"]
+
+logger = logging.getLogger("perflink")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of :func:`run_review`.
+
+    Attributes
+    ----------
+    quarter : str
+        The review quarter, e.g. ``"2026Q3"``.
+    status : str
+        ``"ok"`` (report published) or ``"failed"``.
+    report_dir : Path
+        ``out_dir/<quarter>``: the published report (or the last good one).
+    failed_dir : Path or None
+        Where the failed executed notebooks were kept, if the run failed.
+    tasks : tuple of TaskOutcome
+        One per notebook, in run order (status, start/end times, error).
+    manifest : dict
+        The run manifest (also written to ``manifest.json``).
+    wall_s : float
+        Wall-clock seconds for the whole run.
+    """
+
+    quarter: str
+    status: str
+    report_dir: Path
+    failed_dir: Path | None
+    tasks: tuple[_ex.TaskOutcome, ...]
+    manifest: dict
+    wall_s: float
+
+    def to_frame(self):
+        """One row per notebook: task, notebook, status, started_at, finished_at, duration_s, error."""
+        import pandas as pd
+
+        cols = ["task", "notebook", "status", "started_at", "finished_at", "duration_s", "error"]
+        return pd.DataFrame([{c: getattr(t, c) for c in cols} for t in self.tasks], columns=cols)
+
+    def chart(self):
+        """Timeline of the notebooks (altair bar from start to end, coloured by status)."""
+        import altair as alt
+
+        return (
+            alt.Chart(self.to_frame().dropna(subset=["started_at"]))
+            .mark_bar()
+            .encode(
+                x=alt.X("started_at:T", title="start"),
+                x2="finished_at:T",
+                y=alt.Y("task:N", sort=None, title=None),
+                color="status:N",
+                tooltip=["task", "notebook", "status", "duration_s"],
+            )
+        )
+
+    def _repr_html_(self) -> str:
+        head = f"<p><b>Review {self.quarter}</b>: {self.status} in {self.wall_s:.1f} s, {self.report_dir}</p>"
+        return head + self.to_frame().to_html(index=False)
+
+
+def run_review(
+    params_path: Path | None = None,
+    *,
+    out_dir: Path = Path("reports"),
+    tasks: Sequence[str] | None = None,
+    jobs: int | None = None,
+    language: str | None = None,
+    notebooks_dir: Path | None = None,
+) -> RunResult:
+    """Execute the review's task notebooks and publish the report.
+
+    Parameters
+    ----------
+    params_path : Path, optional
+        Review parameters YAML; default ``data/sample/params.yaml``.
+    out_dir : Path
+        Reports folder; the report goes to ``out_dir/<quarter>/`` (index.html,
+        ``<task>.html``, notebooks/, tables/, manifest.json).
+    tasks : sequence of str, optional
+        Task names to run (default: the params' ``tasks``). ``summary`` runs last.
+    jobs : int, optional
+        Notebooks run at the same time (default: params' ``jobs``, else CPU count).
+    language : {"zh", "en"}, optional
+        Report language (default: the params' ``language``).
+    notebooks_dir : Path, optional
+        Folder with ``NN_<task>.ipynb`` notebooks (default ``./notebooks``, else the
+        one next to the perflink package).
+
+    Returns
+    -------
+    RunResult
+        ``status == "ok"``; the report is published.
+
+    Raises
+    ------
+    ParamsError
+        Bad params file, unknown task, missing input file (nothing was run).
+    RunError
+        A notebook failed (message names notebook, cell and exception; ``.result``
+        holds the RunResult and ``.user_error`` is True when the notebook raised a
+        perflink input error), or a secret value was found in the output.
+    """
+    t0 = time.perf_counter()
+    started = datetime.now().astimezone()
+    overrides: dict = {}
+    if language is not None:
+        overrides["language"] = language
+    if jobs is not None:
+        overrides["jobs"] = jobs
+    if tasks is not None:
+        overrides["tasks"] = list(tasks)
+    params = load_params(params_path or Path("data/sample/params.yaml"), overrides=overrides)
+    quarter = params.quarter
+    nb_dir = _notebooks_dir(notebooks_dir)
+    available = _ex.find_notebooks(nb_dir)
+    order = _ex.select_tasks(list(params.tasks), available, nb_dir)
+    for task in order:
+        _ex.check_parameters_cell(available[task])
+
+    out_dir = Path(out_dir).resolve()
+    final = out_dir / quarter
+    tmp = out_dir / f".tmp-{quarter}-{os.getpid()}-{_out.stamp()}"
+    (tmp / "notebooks").mkdir(parents=True)
+    (tmp / "tables").mkdir()
+    try:
+        outcomes = _run_all(params, order, available, tmp, jobs=params.jobs or os.cpu_count() or 1)
+        manifest = _manifest(params, outcomes, available, started, t0)
+        failed = [o for o in outcomes if o.status == "failed"]
+        if failed:
+            names = [o.notebook for o in failed]
+            leak = ""
+            try:
+                _out.scan_secrets(tmp / "notebooks", params.secret_values)
+            except RunError as exc:  # never keep a notebook that shows a secret
+                names, leak = [], f"\nnotebooks not kept: {exc}"
+            failed_dir = _out.archive_failure(tmp, final, names, manifest)
+            result = RunResult(quarter, "failed", final, failed_dir, outcomes, manifest, _wall(t0))
+            lines = [o.error or "" for o in failed]
+            msg = "\n".join(lines) + f"\nrun record kept in {failed_dir}{leak}"
+            err = RunError(msg)
+            err.result = result  # type: ignore[attr-defined]
+            err.user_error = all(o.user_error for o in failed)  # type: ignore[attr-defined]
+            raise err
+        for entry in manifest["tasks"]:
+            _out.render_task(
+                tmp / entry["notebook"],
+                tmp / entry["html"],
+                language=params.language,
+                title=entry["title"],
+            )
+        _out.write_json(manifest, tmp / "manifest.json")
+        _out.render_index(manifest, tmp / "index.html", language=params.language)
+        _out.scan_secrets(tmp, params.secret_values)
+        _out.publish(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("review %s published to %s", quarter, final)
+    return RunResult(quarter, "ok", final, None, outcomes, manifest, _wall(t0))
+
+
+def _wall(t0: float) -> float:
+    return round(time.perf_counter() - t0, 3)
+
+
+def _notebooks_dir(given: Path | None) -> Path:
+    if given is not None:
+        return Path(given).resolve()
+    here = Path("notebooks").resolve()
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def _run_all(params, order: list[str], available: dict, tmp: Path, *, jobs: int):
+    """Run every task but the last in parallel, then ``summary`` if all went well."""
+    kernel = _ex.pick_kernel(available[order[0]])
+    env = _ex.kernel_env()
+    base = {
+        "params_path": str(params.source),
+        "language": params.language,
+        "tables_dir": str(tmp / "tables"),
+        "quarter": params.quarter,
+    }
+
+    def run(task: str) -> _ex.TaskOutcome:
+        src = available[task]
+        o = _ex.execute(
+            task, src, tmp / "notebooks" / src.name, parameters=base, kernel=kernel, env=env
+        )
+        return replace(o, error=_scrub(o.error, params.secret_values)) if o.error else o
+
+    first = [t for t in order if t != _ex.LAST_TASK]
+    last = [t for t in order if t == _ex.LAST_TASK]
+    progress = _Progress(len(order))
+    outcomes: dict[str, _ex.TaskOutcome] = {}
+    try:
+        pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(first) or 1)))
+        try:
+            futures = {pool.submit(run, t): t for t in first}
+            for fut in as_completed(futures):
+                outcomes[futures[fut]] = o = fut.result()
+                progress.done(o)
+        except BaseException:
+            # Ctrl-C: do not wait for running notebooks (their kernels get the signal too).
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        for task in last:
+            if any(o.status != "ok" for o in outcomes.values()):
+                outcomes[task] = _ex.TaskOutcome(task, available[task].name, "skipped")
+                continue
+            outcomes[task] = o = run(task)
+            progress.done(o)
+    finally:
+        progress.close()
+    return tuple(outcomes[t] for t in order)
+
+
+def _scrub(text: str, secrets: dict[str, str]) -> str:
+    for name, value in secrets.items():
+        if len(value) >= 4:
+            text = text.replace(value, f"${{{name}}}")
+    return text
+
+
+def _manifest(params, outcomes, available, started: datetime, t0: float) -> dict:
+    """The run record: what ran, on which inputs (hashes), with which packages, how it went."""
+    inputs, catalog = _out.input_hashes(params)
+    return {
+        "schema_version": 1,
+        "quarter": params.quarter,
+        "language": params.language,
+        "status": "ok" if all(o.status == "ok" for o in outcomes) else "failed",
+        "created_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "duration_s": _wall(t0),
+        "params_file": {"path": str(params.source), "sha256": _out.sha256(params.source)},
+        "params": params.redacted(),
+        "inputs": inputs,
+        "catalog": catalog,
+        "versions": _out.versions(),
+        "tasks": [
+            {
+                "name": o.task,
+                "notebook": f"notebooks/{o.notebook}",
+                "html": f"{o.task}.html",
+                "title_key": f"report.task.{o.task}",
+                "title": _title(o.task, available[o.task], params.language),
+                "status": o.status,
+                "started_at": o.started_at.isoformat() if o.started_at else None,
+                "finished_at": o.finished_at.isoformat() if o.finished_at else None,
+                "duration_s": o.duration_s,
+                "error": o.error,
+            }
+            for o in outcomes
+        ],
+    }
+
+
+def _title(task: str, notebook: Path, language: str) -> str:
+    """Task title from the label table (``report.task.<task>``), else the notebook heading."""
+    try:
+        from perflink.labels import t
+
+        return t(f"report.task.{task}", language)
+    except PerflinkError:  # no label (yet) for this task: the notebook's own heading will do
+        return _ex.notebook_title(notebook, task)
+
+
+class _Progress:
+    """A single live line on a terminal; plain log lines otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self._bar = None
+        if _ex.is_tty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="notebook", leave=True, dynamic_ncols=True)
+
+    def done(self, o: _ex.TaskOutcome) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{o.task} {o.status} {o.duration_s:.1f} s")
+            self._bar.update(1)
+        elif o.status == "ok":
+            logger.info("task %s finished in %.1f s", o.task, o.duration_s)
+        else:
+            logger.error("task %s failed after %.1f s", o.task, o.duration_s)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

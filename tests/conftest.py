@@ -1,0 +1,72 @@
+"""Shared fixtures: a tiny review folder (params + placeholder inputs) and the fixture notebooks."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+import yaml
+
+FIXTURE_NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+
+
+@pytest.fixture
+def fixture_notebooks() -> Path:
+    """Folder of tiny task notebooks (01_alpha, 02_beta, 05_summary, 03_boom, 04_die, ...)."""
+    return FIXTURE_NOTEBOOKS
+
+
+def make_review_dir(folder: Path, *, secret_dir: str | None = None, **changes) -> Path:
+    """Write params.yaml, four small input files and a catalog folder; return the params path.
+
+    ``changes`` replace top-level keys of the params (``None`` removes a key). With
+    ``secret_dir``, facts.csv lives in ``folder/<secret_dir>/`` and the params refer to it
+    as ``${PERFLINK_TEST_SECRET}/facts.csv`` (set the variable to ``secret_dir``).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("entities", "facts", "targets", "schemes"):
+        (folder / f"{name}.csv").write_text(f"{name}_id\n1\n", encoding="utf-8")
+    (folder / "catalog").mkdir(exist_ok=True)
+    (folder / "catalog" / "metrics.yaml").write_text("metrics: []\n", encoding="utf-8")
+    params = {
+        "quarter": "2026Q3",
+        "language": "en",
+        "inputs": {n: f"{n}.csv" for n in ("entities", "facts", "targets", "schemes")},
+        "catalog": "catalog",
+        "tasks": ["alpha", "beta", "summary"],
+        "jobs": 2,
+    }
+    if secret_dir is not None:
+        (folder / secret_dir).mkdir(exist_ok=True)
+        os.replace(folder / "facts.csv", folder / secret_dir / "facts.csv")
+        params["inputs"]["facts"] = "${PERFLINK_TEST_SECRET}/facts.csv"
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def review_dir(tmp_path: Path) -> Path:
+    """Params file of a tiny review in a temporary folder."""
+    return make_review_dir(tmp_path / "review")
+
+
+@pytest.fixture
+def secret_token(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A random value exported as $PERFLINK_TEST_SECRET for this test."""
+    token = "plsecret-" + secrets.token_hex(12)
+    monkeypatch.setenv("PERFLINK_TEST_SECRET", token)
+    return token
+
+
+def files_containing(root: Path, needle: str) -> list[Path]:
+    """Every file under *root* (hidden ones included) whose bytes contain *needle*."""
+    data = needle.encode("utf-8")
+    return [p for p in root.rglob("*") if p.is_file() and data in p.read_bytes()]
