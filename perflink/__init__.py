@@ -50,7 +50,22 @@ _SUBMODULES = frozenset(
     }
 )
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # noqa: RUF022 — same order as _EXPORTS
+    "__version__",
+    "open_review",
+    "Review",
+    "load_params",
+    "ReviewParams",
+    "run_review",
+    "RunResult",
+    "load_catalog",
+    "load_inputs",
+    "read_table",
+    "attribute",
+    "forecast_series",
+    "detect_series",
+    "PerflinkError",
+]
 
 if TYPE_CHECKING:
     from perflink.anomaly import detect_series

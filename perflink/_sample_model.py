@@ -36,10 +36,26 @@ class Simulation:
     periods: pd.PeriodIndex
     values: dict[str, np.ndarray] = field(default_factory=dict)
     expected: dict[str, np.ndarray] = field(default_factory=dict)  # noise-free, for budgets
+    budget_periods: pd.PeriodIndex | None = None  # months ``expected`` covers
+
+    def truncate(self, end: pd.Period) -> None:
+        """Keep reported values up to ``end`` and expected values to the end of its year."""
+        keep = int((self.periods <= end).sum())
+        keep_budget = int((self.periods <= pd.Period(f"{end.year}-12", "M")).sum())
+        self.budget_periods = self.periods[:keep_budget]
+        self.periods = self.periods[:keep]
+        self.values = {k: a[:, :keep] for k, a in self.values.items()}
+        self.expected = {k: a[:, :keep_budget] for k, a in self.expected.items()}
 
 
-def simulate(units: pd.DataFrame, periods: pd.PeriodIndex, rng: np.random.Generator) -> Simulation:
-    """Simulate every reported metric for every unit and month (clean: no planted problems)."""
+def simulate(
+    units: pd.DataFrame, periods: pd.PeriodIndex, rng: np.random.Generator, *, anchor: pd.Period
+) -> Simulation:
+    """Simulate every metric for every unit over ``periods`` (clean: no planted problems).
+
+    Trends are measured from ``anchor``, so the values of a month do not depend on how far
+    the simulation runs: a longer sample extends a shorter one with the same history.
+    """
     n, t_rep = len(units), len(periods)
     t_all = t_rep + _LEAD
     months = np.array([(periods[0] - _LEAD + i).month for i in range(t_all)])
@@ -47,7 +63,7 @@ def simulate(units: pd.DataFrame, periods: pd.PeriodIndex, rng: np.random.Genera
     role = units["role"].to_numpy()
     season = np.stack([np.asarray(_SEASON[b])[months - 1] for b in line])
     season = season / season.mean(axis=1, keepdims=True)
-    years = (np.arange(t_all) - _LEAD - (t_rep - 1)) / 12.0  # 0 at the last reported month
+    years = (np.arange(t_all) - _LEAD - (anchor - periods[0]).n) / 12.0  # 0 at the anchor
     growth = rng.normal(0.06, 0.04, n)[:, None]
     trend = (1.0 + growth) ** years[None, :]
     noise = lambda sd: np.exp(rng.normal(0.0, sd, (n, t_all)))  # noqa: E731
@@ -112,7 +128,7 @@ def simulate(units: pd.DataFrame, periods: pd.PeriodIndex, rng: np.random.Genera
     production = np.round((0.4 * plan + 0.6 * np.roll(plan, 1, axis=1)) * noise(0.02))
     yield_ref = rng.uniform(0.93, 0.975, (n, 1))
     yield_rate = np.clip(yield_ref + rng.normal(0, 0.004, (n, t_all)), 0.5, 0.999)
-    year_idx = np.floor(years + 1e-9).astype(int)
+    year_idx = np.array([(periods[0] - _LEAD + i).year - anchor.year for i in range(t_all)])
     std_cost = np.array([_PRICE[b] for b in line])[:, None] * rng.uniform(0.45, 0.6, (n, 1))
     std_cost = std_cost * (1 + rng.uniform(-0.01, 0.04, (n, 1))) ** (year_idx[None, :] + 3)
     savings = np.clip(rng.normal(0.02, 0.008, (n, t_all)), -0.01, 0.06)

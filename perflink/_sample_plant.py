@@ -57,6 +57,7 @@ class Choices:
     bonus_sub: str
     event_unit: str
     missing_unit: str
+    late_spike_unit: str
 
 
 def choose(entities: pd.DataFrame, rng: np.random.Generator) -> Choices:
@@ -69,26 +70,36 @@ def choose(entities: pd.DataFrame, rng: np.random.Generator) -> Choices:
     plants = units.loc[units["role"] == "plant", "entity_id"].to_numpy()
     func = units.loc[units["center_type"] == "functional", "entity_id"].to_numpy()
     spike, missing = rng.choice(func, size=2, replace=False)
+    plant_unit = rng.choice(plants)
+    late_spike = rng.choice([f for f in func if f not in (spike, missing)])
     return Choices(
         str(vat_sub),
         str(gap),
         str(early),
         str(spike),
-        str(rng.choice(plants)),
+        str(plant_unit),
         str(miss),
         str(scheme),
         str(bonus_sub),
         str(event),
         str(missing),
+        str(late_spike),
     )
 
 
-def plant(sim: Simulation, c: Choices, rng: np.random.Generator) -> list[Planted]:
-    """Apply the data-level problems to ``sim`` in place and describe every problem."""
+def plant(
+    sim: Simulation, c: Choices, rng: np.random.Generator, *, anchor: pd.Period, end: pd.Period
+) -> list[Planted]:
+    """Apply the data-level problems to ``sim`` in place and describe every problem.
+
+    Problems are placed around the ``anchor`` quarter (2026Q3 for the bundled sample), so a
+    sample extended past it keeps the same history; one more problem (an expense spike in
+    the following quarter) is planted when the sample reaches the end of that quarter.
+    """
     v, units, periods = sim.values, sim.units, sim.periods
     row = {eid: i for i, eid in enumerate(units["entity_id"])}
     col = {str(p): j for j, p in enumerate(periods)}
-    last = periods[-1]
+    last = anchor
     q_months = [str(last - 2), str(last - 1), str(last)]
     out: list[Planted] = []
 
@@ -285,4 +296,20 @@ def plant(sim: Simulation, c: Choices, rng: np.random.Generator) -> list[Planted
             {"year": last.year},
         )
     )
+    late = [str(last + 2), str(last + 3)]  # the quarter after the anchor, if the sample has it
+    if end >= last + 3:
+        i, p = row[c.late_spike_unit], late[0]
+        v["opex"][i, col[p]] *= 1.9
+        out.append(
+            Planted(
+                "P12",
+                "expense_spike",
+                "anomaly",
+                c.late_spike_unit,
+                ["opex"],
+                [p],
+                "期间费用异常激增约 90% / operating expenses spike by about 90%",
+                {"size": 0.9},
+            )
+        )
     return out

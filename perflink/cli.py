@@ -58,9 +58,14 @@ def _parser() -> argparse.ArgumentParser:
 
     smp = sub.add_parser("sample-data", help="generate the bundled sample group into DIR")
     smp.add_argument("dir", type=Path, metavar="DIR")
-    smp.add_argument("--entities", type=int, default=40, help="number of entities (default: 40)")
+    smp.add_argument(
+        "--entities", type=int, default=42, help="number of units (departments; default: 42)"
+    )
     smp.add_argument("--months", type=int, default=45, help="months of history (default: 45)")
     smp.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    smp.add_argument(
+        "--end", default="2026-09", help="last month YYYY-MM (default: 2026-09, the 2026Q3 review)"
+    )
     smp.add_argument("--clean", action="store_true", help="write clean data (no injected defects)")
     smp.add_argument("--raw", action="store_true", help="also write raw source-system extracts")
     return parser
@@ -112,6 +117,7 @@ def _sample_data(args: argparse.Namespace) -> int:
         "months": args.months,
         "seed": args.seed,
         "clean": args.clean,
+        "end": args.end,
     }
     if args.raw:
         kwargs["raw"] = True

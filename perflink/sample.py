@@ -27,7 +27,8 @@ from perflink.errors import PerflinkError
 __all__ = ["generate", "REVIEW_QUARTER"]
 
 REVIEW_QUARTER = "2026Q3"
-_END = pd.Period("2026-09", "M")
+_ANCHOR = pd.Period("2026-09", "M")  # the bundled review's last month; problems sit around it
+_SIM_END = pd.Period("2027-12", "M")
 _SOURCE = {  # metric -> source system code used in source_ref
     "new_contract_amount": "CRM",
     "new_customers": "CRM",
@@ -131,6 +132,7 @@ def generate(
     months: int = 45,
     seed: int = 0,
     clean: bool = False,
+    end: str = "2026-09",
 ) -> Path:
     """Write the sample group's inputs, catalog, params and truth into ``out_dir``.
 
@@ -139,9 +141,12 @@ def generate(
     out_dir : folder to create or refresh. Files are written to a temporary folder first
         and moved into place, so a failed run leaves an existing sample untouched.
     entities : number of departments (units); subsidiaries are added at about one per seven.
-    months : months of history ending 2026-09 (the 2026Q3 review); at least 15.
+    months : months of history ending at ``end``; at least 15.
     seed : random seed; the same seed gives byte-identical files.
     clean : leave out the planted problems (``truth.yaml`` then lists none).
+    end : last month of data (``YYYY-MM``, default 2026-09: the 2026Q3 review). A later end
+        with ``months`` grown to match extends the same history (same seed, same values),
+        for reviewing the next quarter against this one.
 
     Returns
     -------
@@ -157,11 +162,20 @@ def generate(
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     org = build_entities(entities, rng)
-    periods = pd.period_range(end=_END, periods=months, freq="M")
+    end_p = pd.Period(end, "M")
+    start = end_p - months + 1
+    # Simulate to a fixed horizon so that a sample extended by a few months has the same history.
+    periods = pd.period_range(start, max(end_p, _SIM_END), freq="M")
     units = org[org["kind"] == "department"].reset_index(drop=True)
-    sim = simulate(units, periods, rng)
+    sim = simulate(units, periods, rng, anchor=_ANCHOR)
     choices = choose(org, np.random.default_rng([seed, 1]))
-    planted = [] if clean else plant(sim, choices, np.random.default_rng([seed, 2]))
+    anchor = min(_ANCHOR, end_p)
+    planted = (
+        []
+        if clean
+        else plant(sim, choices, np.random.default_rng([seed, 2]), anchor=anchor, end=end_p)
+    )
+    sim.truncate(end_p)
 
     tables = {
         "entities": org.drop(columns="role"),
@@ -171,7 +185,8 @@ def generate(
         "adjustments": _adjustments(planted, org),
         "bonus": _bonus(sim, org, None if clean else choices),
     }
-    return _write(out, tables, planted, seed=seed, clean=clean)
+    quarter = str(end_p.asfreq("Q"))
+    return _write(out, tables, planted, seed=seed, clean=clean, quarter=quarter)
 
 
 def _facts(sim) -> pd.DataFrame:
@@ -206,8 +221,8 @@ def _facts(sim) -> pd.DataFrame:
 def _targets(sim, org: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """Monthly budgets for flows, annual assessment targets for scheme metrics."""
     ids = sim.units["entity_id"].to_numpy()
-    per = np.array([str(p) for p in sim.periods])
-    year_of = np.array([p.year for p in sim.periods])
+    per = np.array([str(p) for p in sim.budget_periods])
+    year_of = np.array([p.year for p in sim.budget_periods])
     full_years = [y for y in np.unique(year_of) if (year_of == y).sum() == 12]
     bias = rng.normal(1.0, 0.012, len(ids))[:, None]
     stretch = rng.uniform(1.0, 1.03, len(ids))
@@ -369,7 +384,13 @@ def _bonus(sim, org: pd.DataFrame, choices: Choices | None) -> pd.DataFrame:
 
 
 def _write(
-    out: Path, tables: dict[str, pd.DataFrame], planted: list[Planted], *, seed: int, clean: bool
+    out: Path,
+    tables: dict[str, pd.DataFrame],
+    planted: list[Planted],
+    *,
+    seed: int,
+    clean: bool,
+    quarter: str,
 ) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -382,7 +403,7 @@ def _write(
             if item.name.endswith(".yaml"):
                 (tmp / "catalog" / item.name).write_bytes(item.read_bytes())
         params = {
-            "quarter": REVIEW_QUARTER,
+            "quarter": quarter,
             "language": "zh",
             "inputs": {name: f"{name}.csv" for name in tables},
             "catalog": "catalog",
@@ -395,7 +416,7 @@ def _write(
         truth = {
             "seed": seed,
             "clean": clean,
-            "quarter": REVIEW_QUARTER,
+            "quarter": quarter,
             "problems": [p.to_dict() for p in planted],
         }
         (tmp / "truth.yaml").write_text(

@@ -123,8 +123,8 @@ def test_sample_data_calls_generate(
 ) -> None:
     calls: list = []
 
-    def generate(out_dir, *, entities=40, months=45, seed=0, clean=False):
-        calls.append((out_dir, entities, months, seed, clean))
+    def generate(out_dir, *, entities=42, months=45, seed=0, clean=False, end="2026-09"):
+        calls.append((out_dir, entities, months, seed, clean, end))
         return Path(out_dir) / "params.yaml"
 
     monkeypatch.setitem(sys.modules, "perflink.sample", types.SimpleNamespace(generate=generate))
@@ -138,9 +138,11 @@ def test_sample_data_calls_generate(
         "--seed",
         "7",
         "--clean",
+        "--end",
+        "2026-12",
     ]
     assert main(argv) == 0
-    assert calls == [(tmp_path / "s", 12, 15, 7, True)]
+    assert calls == [(tmp_path / "s", 12, 15, 7, True, "2026-12")]
     assert "params.yaml" in capsys.readouterr().out
     # --raw is refused clearly when the generator cannot do it
     assert main(["sample-data", str(tmp_path / "s"), "--raw"]) == 2

@@ -176,3 +176,25 @@ def test_scales_and_rejects_bad_sizes(tmp_path: Path):
         generate(tmp_path / "tiny", entities=3)
     with pytest.raises(PerflinkError, match="--months 5"):
         generate(tmp_path / "short", months=5)
+
+
+def test_extended_sample_keeps_history_and_adds_next_quarter(tmp_path: Path, planted: Path):
+    longer = generate(tmp_path / "q4", seed=7, months=48, end="2026-12").parent
+    short = pd.read_csv(planted / "facts.csv")
+    long = pd.read_csv(longer / "facts.csv")
+    keys = ["entity_id", "period", "metric_id"]
+    both = short.merge(long, on=keys, how="left", suffixes=("", "_long"))
+    assert both["value_long"].notna().all()
+    assert (both["value"] == both["value_long"]).all()
+    assert long["period"].max() == "2026-12"
+    params = yaml.safe_load((longer / "params.yaml").read_text(encoding="utf-8"))
+    assert str(params["quarter"]) == "2026Q4"
+    kinds = [p["kind"] for p in yaml.safe_load((longer / "truth.yaml").read_text())["problems"]]
+    assert kinds.count("expense_spike") == 2
+
+
+def test_budgets_cover_the_whole_review_year(planted: Path):
+    targets = pd.read_csv(planted / "targets.csv", dtype={"period": str})
+    revenue = targets[(targets["metric_id"] == "revenue") & (targets["year"] == 2026)]
+    assert set(revenue["period"].dropna()) == {f"2026-{m:02d}" for m in range(1, 13)}
+    assert (revenue["kind"] == "assessment").sum() == revenue["entity_id"].nunique()
