@@ -21,6 +21,13 @@ Degenerate input never raises (``result.attrs["method"]`` says what was done):
   clipped at 0.
 
 Per-series functions are pure, so panel code can run them under joblib.
+
+Panel layer (every unit, subsidiary and the group; see :mod:`perflink._forecast_panel`):
+:func:`forecast_panel` projects the fiscal year against budget and assessment target
+with early-warning flags, :func:`backtest_panel` measures the panel method by
+rolling-origin backtests. On the panel, seasonal indices are pooled per business line
+and centre type (:mod:`perflink._forecast_season`), because the per-series ACF test
+misses a clear yearly pattern in three years of monthly data.
 """
 
 from __future__ import annotations
@@ -32,9 +39,22 @@ import pandas as pd
 
 from perflink import _forecast_models as _fm
 from perflink._forecast_backtest import accuracy, backtest_series
+from perflink._forecast_backtest_panel import backtest_panel
+from perflink._forecast_results import BacktestResult, DeviationResult, ForecastResult
+from perflink._forecast_run import forecast_panel
 from perflink.errors import InputError, ParamsError
 
-__all__ = ["accuracy", "backtest_series", "forecast_paths", "forecast_series"]
+__all__ = [
+    "BacktestResult",
+    "DeviationResult",
+    "ForecastResult",
+    "accuracy",
+    "backtest_panel",
+    "backtest_series",
+    "forecast_panel",
+    "forecast_paths",
+    "forecast_series",
+]
 
 
 def _season_from_offset(freq) -> int | None:

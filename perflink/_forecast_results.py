@@ -1,0 +1,302 @@
+"""Result objects of the panel forecast: tables, fan charts, rankings (not API).
+
+Charts only present what the result holds (no computing); labels come from
+``perflink/data/labels/forecast.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import altair as alt
+import pandas as pd
+
+from perflink import charts, labels
+from perflink._report_format import frame_html
+
+FORECAST_COLUMNS = [
+    "entity_id",
+    "metric_id",
+    "period",
+    "mean",
+    "lo_80",
+    "hi_80",
+    "lo_95",
+    "hi_95",
+    "method",
+]
+DEVIATION_COLUMNS = [
+    "entity_id",
+    "period",
+    "metric_id",
+    "year",
+    "ytd_actual",
+    "projected",
+    "lo_80",
+    "hi_80",
+    "budget",
+    "deviation",
+    "deviation_pct",
+    "p_meet_budget",
+    "assessment",
+    "deviation_assessment",
+    "deviation_assessment_pct",
+    "p_meet_assessment",
+    "at_stake",
+    "severity",
+    "message",
+]
+
+
+def _name_col(df: pd.DataFrame, names: dict) -> pd.Series:
+    return df["entity_id"].map(lambda e: names.get(e, e))
+
+
+@dataclass(frozen=True)
+class DeviationResult:
+    """Full-year projection vs budget and assessment target, with early-warning flags.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per entity and metric, ranked (flags first, by ``at_stake``):
+        ``entity_id``, ``period`` (review quarter, ``"2026Q3"``), ``metric_id``, ``year``,
+        ``ytd_actual``, ``forecast_rest`` (mean), ``projected`` (mean full year),
+        ``lo_80, hi_80, lo_95, hi_95`` (full-year interval from the paths), ``budget``,
+        ``budget_basis``, ``deviation`` (= projected - budget), ``deviation_pct``,
+        ``p_meet_budget`` (probability the year ends at or better than budget: at or
+        above for revenue/profit, at or below for costs), ``assessment``,
+        ``deviation_assessment``, ``deviation_assessment_pct``, ``p_meet_assessment``,
+        ``at_stake`` (expected shortfall against budget, 万元), ``lead_months``,
+        ``lead_recent``, ``lead_vs_budget``, ``lead_vs_last_year`` (leading driver of
+        revenue over the last months; NaN for other metrics), ``kind`` (entity kind),
+        ``severity``, ``message``. Money in 万元 (the metric's unit).
+    names : dict
+        entity_id -> display name in the report language.
+    metric_names : dict
+        metric_id -> display name in the report language.
+    language : str
+        ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame
+    names: dict
+    metric_names: dict
+    language: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ``forecast_deviation`` findings table (all columns of ``table``)."""
+        return self.table.copy()
+
+    def flagged(self) -> pd.DataFrame:
+        """Rows with severity ``high`` or ``medium`` (projected misses), ranked."""
+        return self.table[self.table["severity"].isin(["critical", "high", "medium"])].copy()
+
+    def top(self, n: int = 5, *, kind: str = "department") -> list[str]:
+        """Entity ids of the first ``n`` flagged entities of ``kind`` (for drill-down charts)."""
+        f = self.flagged()
+        ids = f.loc[f["kind"] == kind, "entity_id"].drop_duplicates()
+        return list(ids.head(n))
+
+    def _display(self) -> pd.DataFrame:
+        cols = ["entity", "metric", "projected", "budget", "deviation_pct", "p_meet_budget"]
+        df = self.flagged()
+        df["entity"] = _name_col(df, self.names)
+        df["metric"] = df["metric_id"].map(lambda m: self.metric_names.get(m, m))
+        return df[[*cols, "severity", "message"]]
+
+    def chart(self) -> alt.Chart:
+        """Ranked bars of money at stake for the flagged rows (top 20)."""
+        lang = self.language
+        df = self._display().head(20)
+        df["at_stake"] = self.flagged()["at_stake"].head(20).to_numpy()
+        df["severity_label"] = df["severity"].map(lambda s: labels.value_label("severity", s, lang))
+        df["label"] = df["entity"] + " · " + df["metric"]
+        return (
+            alt.Chart(charts.for_chart(df[["label", "at_stake", "severity_label"]]))
+            .mark_bar()
+            .encode(
+                x=alt.X(
+                    "at_stake:Q",
+                    axis=charts.fmt_axis_money(lang, title=labels.t("forecast.col.at_stake", lang)),
+                ),
+                y=alt.Y("label:N", sort="-x", title=None),
+                color=alt.Color(
+                    "severity_label:N",
+                    scale=charts.severity_scale(labelled=True, lang=lang),
+                    title=labels.t("report.col.severity", lang),
+                ),
+                tooltip=["label:N", "at_stake:Q"],
+            )
+            .properties(title=labels.t("forecast.chart.at_stake", lang))
+        )
+
+    def _repr_html_(self) -> str:
+        df = self._display()
+        if df.empty:
+            return "<p>" + labels.t("forecast.text.no_flags", self.language) + "</p>"
+        units = {"projected": "money", "budget": "money", "deviation_pct": "pct"}
+        units["p_meet_budget"] = "pct"
+        return frame_html(df, lang=self.language, units=units)
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """Monthly forecasts for every unit, subsidiary and the group, with the deviation.
+
+    Attributes
+    ----------
+    forecast : pandas.DataFrame
+        The ``forecast`` table: ``entity_id, metric_id, period, mean, lo_80, hi_80,
+        lo_95, hi_95, method`` for each month after the review quarter (metric units).
+    history : pandas.DataFrame
+        ``entity_id, metric_id, period, actual, budget`` for the charts (the fiscal year
+        and the year before; budget NaN where none).
+    deviation : DeviationResult
+        Full-year projection vs budget and target, flags and messages.
+    quarter : str
+        The review quarter, e.g. ``"2026Q3"``.
+    year : int
+        Fiscal year projected.
+    names, metric_names : dict
+        Display names in the report language.
+    language : str
+        ``"zh"`` or ``"en"``.
+    """
+
+    forecast: pd.DataFrame
+    history: pd.DataFrame
+    deviation: DeviationResult
+    quarter: str
+    year: int
+    names: dict
+    metric_names: dict
+    language: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ``forecast`` table (see ``forecast``)."""
+        return self.forecast[FORECAST_COLUMNS].copy()
+
+    def chart(self, entities: list[str] | None = None, *, metric: str = "revenue") -> alt.Chart:
+        """Fan charts: actual, forecast with 80%/95% bands, and budget, one panel per entity.
+
+        ``entities`` defaults to the group and its subsidiaries.
+        """
+        lang = self.language
+        if entities is None:
+            kinds = self.deviation.table.drop_duplicates("entity_id").set_index("entity_id")
+            entities = [e for e in kinds.index if kinds.loc[e, "kind"] in ("group", "subsidiary")]
+        hist = self.history[
+            self.history["entity_id"].isin(entities) & (self.history["metric_id"] == metric)
+        ].copy()
+        fc = self.forecast[
+            self.forecast["entity_id"].isin(entities) & (self.forecast["metric_id"] == metric)
+        ].copy()
+        for df in (hist, fc):
+            df["entity"] = _name_col(df, self.names)
+            df["month"] = df["period"].dt.to_timestamp()
+        base_x = alt.X("month:T", title=None)
+        y_axis = charts.fmt_axis_money(lang, title=self.metric_names.get(metric, metric))
+        band95 = (
+            alt.Chart()
+            .mark_area(opacity=0.18, color="#0b5cad")
+            .encode(x=base_x, y=alt.Y("lo_95:Q", axis=y_axis), y2="hi_95:Q")
+        )
+        band80 = (
+            alt.Chart()
+            .mark_area(opacity=0.3, color="#0b5cad")
+            .encode(x=base_x, y="lo_80:Q", y2="hi_80:Q")
+        )
+        mean = (
+            alt.Chart().mark_line(strokeDash=[4, 2], color="#0b5cad").encode(x=base_x, y="mean:Q")
+        )
+        actual = alt.Chart().mark_line(color="#222").encode(x=base_x, y=alt.Y("actual:Q"))
+        budget = (
+            alt.Chart().mark_line(color="#c62828", strokeDash=[2, 2]).encode(x=base_x, y="budget:Q")
+        )
+        data = pd.concat(
+            [
+                charts.for_chart(hist[["entity", "month", "actual", "budget"]]),
+                charts.for_chart(
+                    fc[["entity", "month", "mean", "lo_80", "hi_80", "lo_95", "hi_95"]]
+                ),
+            ],
+            ignore_index=True,
+        )
+        layer = alt.layer(band95, band80, mean, actual, budget, data=data).properties(
+            width=240, height=150
+        )
+        return (
+            layer.facet(facet=alt.Facet("entity:N", title=None), columns=3)
+            .resolve_scale(y="independent")
+            .properties(
+                title=labels.t(
+                    "forecast.chart.fan", lang, metric=self.metric_names.get(metric, metric)
+                )
+            )
+        )
+
+    def _repr_html_(self) -> str:
+        return self.deviation._repr_html_()
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Rolling-origin backtest of the panel method, per metric.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per metric: ``metric_id``, ``n_series``, ``n_origins``, ``horizon``,
+        ``smape``, ``mase`` (chosen method, means over series and origins),
+        ``smape_snaive``, ``mase_snaive`` (seasonal naive), ``coverage_80``,
+        ``coverage_95`` (share of actuals inside the intervals), ``fy_origin`` (month
+        the full-year check forecasts from, a year before the cutoff),
+        ``fy_abs_error_pct`` (mean absolute % error of the projected full year),
+        ``fy_coverage_80`` (share of full-year actuals inside the 80% path interval).
+    language : str
+        ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame
+    language: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ``forecast_backtest`` table."""
+        return self.table.copy()
+
+    def chart(self) -> alt.Chart:
+        """MASE of the method and of seasonal naive per metric."""
+        lang = self.language
+        rows = []
+        for r in self.table.itertuples(index=False):
+            rows.append(
+                {
+                    "metric": r.metric_id,
+                    "who": labels.t("forecast.method.panel", lang),
+                    "mase": r.mase,
+                }
+            )
+            rows.append(
+                {
+                    "metric": r.metric_id,
+                    "who": labels.t("forecast.method.snaive", lang),
+                    "mase": r.mase_snaive,
+                }
+            )
+        return (
+            alt.Chart(pd.DataFrame(rows))
+            .mark_bar()
+            .encode(
+                x=alt.X("mase:Q", title="MASE"),
+                y=alt.Y("who:N", title=None),
+                row=alt.Row("metric:N", title=None),
+                color=alt.Color("who:N", title=None),
+            )
+            .properties(title=labels.t("forecast.chart.backtest", lang), height=50)
+        )
+
+    def _repr_html_(self) -> str:
+        units = {c: "pct" for c in ("coverage_80", "coverage_95", "fy_coverage_80")}
+        units["fy_abs_error_pct"] = "pct"
+        return frame_html(self.table, lang=self.language, units=units)

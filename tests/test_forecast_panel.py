@@ -1,0 +1,278 @@
+"""Tests of the panel layer of perflink.forecast (forecast_panel, backtest_panel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from perflink import _forecast_models as _fm
+from perflink._forecast_season import pooled_indices
+from perflink.catalog import load_catalog
+from perflink.errors import InputError, ParamsError, PerflinkError
+from perflink.forecast import (
+    BacktestResult,
+    ForecastResult,
+    backtest_panel,
+    forecast_panel,
+)
+from perflink.options import ForecastOptions
+
+CATALOG = load_catalog(Path(__file__).parents[1] / "perflink" / "data" / "catalog")
+FAST = ForecastOptions(n_paths=200, backtest_origins=2)
+
+
+# ----------------------------------------------------------------------------- tiny frames
+def _tiny(miss: float = 1.0, months: int = 45, seed: int = 0):
+    """Two sales units (S1U1, S1U2) in subsidiary S1 under group G; U2 misses from 2026-02."""
+    rng = np.random.default_rng(seed)
+    periods = pd.period_range(end="2026-09", periods=months, freq="M")
+    season = np.array([1.25, 1.15, 0.9, 0.9, 0.95, 1.1, 0.92, 0.92, 0.95, 1.0, 1.2, 1.26])
+    rows, targets = [], []
+    for unit, level in (("S1U1", 500.0), ("S1U2", 800.0)):
+        for p in periods:
+            base = level * season[p.month - 1]
+            factor = miss if unit == "S1U2" and p >= pd.Period("2026-02", "M") else 1.0
+            rev = base * factor * np.exp(rng.normal(0, 0.02))
+            for metric, value in (("revenue", rev), ("cogs", 0.7 * rev), ("opex", 50.0)):
+                rows.append(
+                    (unit, p, metric, value + (rng.normal(0, 1) if metric == "opex" else 0))
+                )
+            rows.append((unit, p, "new_contract_amount", base * factor))
+        for p in pd.period_range("2025-01", "2026-12", freq="M"):
+            base = level * season[p.month - 1]
+            for metric, value in (("revenue", base), ("cogs", 0.7 * base), ("opex", 50.0)):
+                targets.append((unit, p.year, p, metric, value, "budget"))
+            targets.append((unit, p.year, p, "new_contract_amount", base, "budget"))
+        targets.append((unit, 2026, pd.NaT, "revenue", level * season.sum() * 1.02, "assessment"))
+    facts = pd.DataFrame(rows, columns=["entity_id", "period", "metric_id", "value"])
+    facts["period"] = facts["period"].astype("period[M]")
+    tg = pd.DataFrame(
+        targets, columns=["entity_id", "year", "period", "metric_id", "target", "kind"]
+    )
+    tg["period"] = pd.PeriodIndex(tg["period"], freq="M")
+    entities = pd.DataFrame(
+        {
+            "entity_id": ["G", "S1", "S1U1", "S1U2"],
+            "name_zh": ["集团", "子公司", "一部", "二部"],
+            "name_en": ["Group", "Sub", "Unit 1", "Unit 2"],
+            "parent_id": [np.nan, "G", "S1", "S1"],
+            "kind": ["group", "subsidiary", "department", "department"],
+            "center_type": [np.nan, np.nan, "profit", "profit"],
+            "business_line": ["", "retail", "retail", "retail"],
+        }
+    )
+    return facts, tg, entities
+
+
+@pytest.fixture(scope="module")
+def tiny_result() -> ForecastResult:
+    facts, targets, entities = _tiny(miss=0.75)
+    return forecast_panel(
+        facts, targets, entities, CATALOG, quarter="2026Q3", options=FAST, language="en", n_jobs=1
+    )
+
+
+def test_forecast_panel_tables(tiny_result):
+    fc = tiny_result.to_frame()
+    assert list(fc.columns) == [
+        "entity_id", "metric_id", "period", "mean", "lo_80", "hi_80", "lo_95", "hi_95", "method"
+    ]  # fmt: skip
+    assert set(fc["period"].astype(str)) == {"2026-10", "2026-11", "2026-12"}
+    assert set(fc["entity_id"]) == {"G", "S1", "S1U1", "S1U2"}
+    assert (fc["lo_95"] <= fc["lo_80"]).all() and (fc["lo_80"] <= fc["hi_80"]).all()
+    # bottom-up: the subsidiary's revenue mean is the sum of its units'
+    rev = fc[fc["metric_id"] == "revenue"].set_index(["entity_id", "period"])["mean"]
+    units = rev.loc["S1U1"] + rev.loc["S1U2"]
+    np.testing.assert_allclose(rev.loc["S1"].to_numpy(), units.to_numpy())
+
+
+def test_deviation_flags_the_miss(tiny_result):
+    dev = tiny_result.deviation.to_frame()
+    for col in ("entity_id", "period", "metric_id", "severity", "message", "p_meet_budget"):
+        assert col in dev
+    assert set(dev["period"]) == {"2026Q3"}
+    row = dev[(dev["entity_id"] == "S1U2") & (dev["metric_id"] == "revenue")].iloc[0]
+    assert row["severity"] == "high"
+    assert row["deviation_pct"] < -0.15 and row["p_meet_budget"] < 0.05
+    assert "Leading indicator" in row["message"] and "-25%" in row["message"]
+    ok = dev[(dev["entity_id"] == "S1U1") & (dev["metric_id"] == "revenue")].iloc[0]
+    assert ok["severity"] == "info" and abs(ok["deviation_pct"]) < 0.03
+    assert tiny_result.deviation.top() == ["S1U2"]
+    # assessment target is given for revenue: 2% above budget
+    np.testing.assert_allclose(ok["assessment"], 500 * 12.5 * 1.02)
+    assert ok["p_meet_assessment"] <= ok["p_meet_budget"]
+
+
+def test_profit_is_consistent_with_flows(tiny_result):
+    dev = tiny_result.deviation.to_frame().set_index(["entity_id", "metric_id"])
+    for ent in ("S1U1", "S1U2", "S1", "G"):
+        rev, cogs, opex = (dev.loc[(ent, m), "projected"] for m in ("revenue", "cogs", "opex"))
+        # every month is profitable here, so net profit = 0.75 * (revenue - cogs - opex) per path
+        np.testing.assert_allclose(
+            dev.loc[(ent, "net_profit"), "projected"], 0.75 * (rev - cogs - opex), rtol=1e-9
+        )
+
+
+def test_full_year_interval_from_paths_not_added_bounds(tiny_result):
+    dev = tiny_result.deviation.to_frame().set_index(["entity_id", "metric_id"])
+    fc = tiny_result.to_frame()
+    part = fc[(fc["entity_id"] == "S1U1") & (fc["metric_id"] == "revenue")]
+    width_added = (part["hi_80"] - part["lo_80"]).sum()
+    row = dev.loc[("S1U1", "revenue")]
+    assert 0 < row["hi_80"] - row["lo_80"] < width_added
+
+
+def test_results_present(tiny_result):
+    assert "<table" in tiny_result._repr_html_()
+    spec = tiny_result.chart().to_dict()
+    assert "facet" in spec
+    assert tiny_result.deviation.chart().to_dict()["mark"]["type"] == "bar"
+
+
+def test_same_seed_same_numbers():
+    facts, targets, entities = _tiny(miss=0.75)
+    a = forecast_panel(facts, targets, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1)
+    b = forecast_panel(facts, targets, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1)
+    pd.testing.assert_frame_equal(a.deviation.to_frame(), b.deviation.to_frame())
+
+
+def test_short_and_intermittent_series_fall_back():
+    facts, targets, entities = _tiny(months=15)
+    zero = (facts["entity_id"] == "S1U1") & (facts["metric_id"] == "opex")
+    facts.loc[zero & (facts.index % 2 == 0), "value"] = 0.0
+    res = forecast_panel(facts, targets, entities, CATALOG, quarter="2026Q3", options=FAST)
+    fc = res.to_frame()
+    methods = fc.set_index(["entity_id", "metric_id"])["method"]
+    assert methods.loc[("S1U1", "opex")].iloc[0] == "intermittent_mean"
+    assert np.isfinite(fc["mean"]).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (dict(quarter="2026-07"), ParamsError),
+        (dict(options=ForecastOptions(miss_pct=2.0)), ParamsError),
+        (dict(options=ForecastOptions(metrics=("cost_ratio",))), ParamsError),
+        (dict(options=ForecastOptions(metrics=("revenue",))), ParamsError),  # profit needs cogs
+        (dict(facts=pd.DataFrame({"entity_id": []})), InputError),
+    ],
+)
+def test_forecast_panel_bad_input(change, error):
+    facts, targets, entities = _tiny()
+    kw = dict(quarter="2026Q3", options=FAST)
+    if "facts" in change:
+        facts = change.pop("facts")
+    kw.update(change)
+    with pytest.raises(error) as exc:
+        forecast_panel(facts, targets, entities, CATALOG, **kw)
+    assert isinstance(exc.value, PerflinkError)
+
+
+def test_backtest_panel_works_and_rejects_bad_input():
+    facts, _, entities = _tiny()
+    bt = backtest_panel(facts, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1)
+    assert isinstance(bt, BacktestResult)
+    t = bt.to_frame().set_index("metric_id")
+    assert list(t.index) == ["revenue", "cogs", "opex"]
+    assert t.loc["revenue", "n_series"] == 2 and t.loc["revenue", "n_origins"] == 2
+    assert t.loc["revenue", "mase"] < t.loc["revenue", "mase_snaive"]
+    assert 0 <= t.loc["revenue", "coverage_80"] <= t.loc["revenue", "coverage_95"] <= 1
+    assert "<table" in bt._repr_html_() and bt.chart().to_dict()
+    with pytest.raises(ParamsError):
+        backtest_panel(
+            facts, entities, CATALOG, quarter="2026Q3", options=ForecastOptions(n_paths=5)
+        )
+
+
+def test_pooled_seasonality_detects_three_years():
+    """The ACF test misses a clear yearly pattern in 36 months; the pooled ANOVA finds it."""
+    rng = np.random.default_rng(1)
+    season = np.array([0.85, 0.7, 1.0, 1.0, 1.02, 1.05, 0.98, 0.97, 1.03, 1.05, 1.1, 1.25])
+    trend = 1.1 ** (np.arange(36) / 12)
+    y = 100 * (np.tile(season, 3) * trend)[None, :] * np.exp(rng.normal(0, 0.12, (8, 36)))
+    assert sum(_fm.seasonality_test(row, 12) for row in y) <= 4
+    idx, p = pooled_indices(y, np.array(["a"] * 8), 1)
+    assert (p < 0.01).all()
+    np.testing.assert_allclose(idx[0], season / season.mean(), atol=0.08)
+    noise = 100 * np.exp(rng.normal(0, 0.05, (8, 36)))
+    idx0, _ = pooled_indices(noise, np.array(["a"] * 8), 1)
+    np.testing.assert_array_equal(idx0, 1.0)
+
+
+# ----------------------------------------------------------------------------- sample runs
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    from perflink import sample
+
+    root = tmp_path_factory.mktemp("forecast_samples")
+    out = {}
+    for name, seed, clean in (
+        ("s0", 0, False),
+        ("s1", 1, False),
+        ("s2", 2, False),
+        ("clean", 0, True),
+    ):
+        out[name] = sample.generate(root / name, seed=seed, clean=clean)
+    return out
+
+
+def _run(params: Path):
+    import perflink
+
+    review = perflink.open_review(params, language="en")
+    res = forecast_panel(
+        review.facts,
+        review.targets,
+        review.entities,
+        review.catalog,
+        quarter=review.quarter,
+        options=ForecastOptions(n_paths=500),
+        n_jobs=1,
+    )
+    truth = yaml.safe_load((params.parent / "truth.yaml").read_text(encoding="utf-8"))
+    dev = res.deviation.to_frame()
+    rev = dev[(dev["metric_id"] == "revenue") & (dev["kind"] == "department")]
+    return rev, truth["problems"]
+
+
+@pytest.mark.parametrize("name", ["s0", "s1", "s2"])
+def test_sample_budget_miss_is_flagged(samples, name):
+    rev, problems = _run(samples[name])
+    miss = next(p["entity_id"] for p in problems if p["kind"] == "budget_miss")
+    row = rev[rev["entity_id"] == miss].iloc[0]
+    assert row["severity"] == "high", row["message"]
+    assert row["deviation_pct"] < -0.10 and row["p_meet_budget"] < 0.05
+    others = rev[rev["entity_id"] != miss]
+    assert not (others["severity"] == "high").any()
+    assert (others["severity"].isin(["high", "medium"])).sum() <= 2
+
+
+def test_clean_sample_units_not_flagged_high(samples):
+    rev, problems = _run(samples["clean"])
+    assert problems == []
+    assert not (rev["severity"] == "high").any()
+    assert (rev["severity"] == "medium").sum() <= 2
+    assert (rev["deviation_pct"] > -0.08).all()  # no unit projected far below budget
+
+
+@pytest.mark.slow
+def test_notebook_runs(samples, tmp_path):
+    import papermill
+
+    nb = Path(__file__).parents[1] / "notebooks" / "03_deviation_forecast.ipynb"
+    tables = tmp_path / "tables"
+    papermill.execute_notebook(
+        str(nb),
+        str(tmp_path / "out.ipynb"),
+        parameters=dict(params_path=str(samples["s0"]), language="en", tables_dir=str(tables)),
+        kernel_name="python3",
+        cwd=str(nb.parent),
+    )
+    for name in ("forecast", "forecast_deviation", "forecast_backtest"):
+        assert (tables / f"{name}.csv").is_file()
+    dev = pd.read_csv(tables / "forecast_deviation.csv")
+    assert {"entity_id", "period", "metric_id", "severity", "message"} <= set(dev.columns)
