@@ -40,7 +40,7 @@ class MappingOptions(_Options):
     min_entities: int = Field(2, ge=2)  # clustering needs at least two entities
     alpha: float = Field(0.05, gt=0, lt=0.5)  # significance level of the driver tests
     stability_z: float = Field(2.58, gt=0)  # |z| of this year vs last year beyond this = unstable
-    min_elasticity: float = Field(0.5, gt=0)  # smallest elasticity that matters (weak vs inconclusive)
+    min_elasticity: float = Field(0.5, gt=0)  # smallest effect that matters (weak/inconclusive)
     dq_green: float = Field(0.98, gt=0, le=1)  # data-quality index at or above: green
     dq_amber: float = Field(0.95, gt=0, le=1)  # at or above: amber; below: red
 
@@ -160,8 +160,119 @@ class ForecastOptions(_Options):
 
 
 class AnomalyOptions(_Options):
-    """``anomaly:`` block — anomaly detection (notebook 04)."""
+    """``anomaly:`` block — anomaly detection (notebook 04).
+
+    Used by :func:`perflink.anomaly.detect_anomalies`; defaults suit the bundled sample (set
+    with the seeds 0-2 and the clean sample, see ``tests/test_anomaly_panel.py``).
+
+    Attributes
+    ----------
+    detectors : which detectors run: ``series`` (spikes, level shifts, trend breaks per
+        entity x metric), ``multivariate`` (odd mix of ratio features in an entity-month),
+        ``peer`` (year-on-year change unlike units of the same centre type and business line),
+        ``linkage`` (a finance metric off what its mapped business drivers imply).
+    exclude_metrics : metrics never scored (e.g. standards set once a year).
+    min_change : a flag moving the value less than this fraction of the expected value is
+        immaterial and dropped (rates: ``min_change_points`` absolute instead).
+    min_change_points : the same for metrics in unit ``ratio`` (0.01 = 1 percentage point).
+    min_score : per-series and linkage flags need at least this |robust z|.
+    features : ratio features of the multivariate detector (names in
+        :data:`perflink.anomaly.FEATURES`).
+    multivariate_alpha : tail probability (chi-square of the robust Mahalanobis distance)
+        below which an entity-month is flagged.
+    min_history : months of history a series, ratio or feature needs before it is scored.
+    peer_z : |robust z| of a unit's year-on-year change among its peers to be flagged.
+    min_peers : smallest peer group (same centre type and business line) that is compared.
+    z_medium, z_high, z_critical : |score| bands of severity medium / high / critical.
+    money_high : money at stake (万元) at or above which a flag is at least ``high``.
+    money_low : money at stake (万元) below which a flag is at most ``low``.
+    top_n : flagged series drawn as timelines and peer comparisons.
+    """
+
+    detectors: tuple[str, ...] = ("series", "multivariate", "peer", "linkage")
+    exclude_metrics: tuple[str, ...] = ()
+    min_change: float = Field(0.03, ge=0, lt=1)
+    min_change_points: float = Field(0.01, ge=0, lt=1)
+    min_score: float = Field(4.0, ge=0)
+    features: tuple[str, ...] = (
+        "cost_ratio",
+        "expense_ratio",
+        "revenue_per_head",
+        "dso",
+        "avg_unit_price",
+        "yield_rate",
+        "unit_cost",
+        "opex_per_head",
+    )
+    multivariate_alpha: float = Field(1e-5, gt=0, lt=0.5)
+    min_history: int = Field(12, ge=6, le=120)
+    peer_z: float = Field(5.0, gt=0)
+    min_peers: int = Field(6, ge=3)
+    z_medium: float = Field(4.0, gt=0)
+    z_high: float = Field(6.0, gt=0)
+    z_critical: float = Field(10.0, gt=0)
+    money_high: float = Field(100.0, ge=0)
+    money_low: float = Field(2.0, ge=0)
+    top_n: int = Field(6, ge=1, le=50)
 
 
 class SummaryOptions(_Options):
-    """``summary:`` block — leadership summary (notebook 05)."""
+    """``summary:`` block — leadership summary, review loop and workbook (notebook 05).
+
+    Used by :func:`perflink.summary.summarize`; defaults suit the bundled sample.
+
+    Attributes
+    ----------
+    top_n : findings shown in the ranked list (all are saved in ``summary_findings``).
+    previous_report : the previous quarter's report folder (or its ``tables`` folder);
+        ``None`` = ``<tables_dir>/../../<previous quarter>/tables``.
+    severity_points : rank points per severity (the ranking adds money and persistence).
+    money_points : rank points per tenfold of money at stake (``log10(1 + 万元)``).
+    persist_points : rank points per extra quarter a finding stays open.
+    green, amber : completion (actual / target, 1 = 100%) at or above ``green`` is on
+        track, at or above ``amber`` at risk, below off track; projected full-year
+        deviation: within ``green - 1`` on track, within ``amber - 1`` at risk.
+    miss_probability : suggest adjusting budget or plan when the probability of missing
+        the full-year budget exceeds this.
+    sales_completion : suggest tying incentives to collections when the quarter's revenue
+        completion is at least this ...
+    collections_completion : ... while cash-collected completion is below this.
+    per_kind : at most this many findings of one task and kind in the top list.
+    projection_metric : metric whose projected full-year deviation ends the chain.
+    escalate_quarters : suggest escalating findings open for at least this many quarters.
+    dq_red : data-quality index below this: suggest fixing the source system first.
+    actions : suggested-action rules that run (ids ``collections``, ``budget``,
+        ``caliber``, ``weak_driver``, ``scheme``, ``bonus``, ``data_quality``,
+        ``escalate``).
+    """
+
+    top_n: int = Field(20, ge=1, le=200)
+    previous_report: str | None = None
+    severity_points: dict[str, float] = {
+        "critical": 5.0,
+        "high": 4.0,
+        "medium": 3.0,
+        "low": 2.0,
+        "info": 1.0,
+    }
+    money_points: float = Field(1.0, ge=0)
+    persist_points: float = Field(1.0, ge=0)
+    green: float = Field(0.98, gt=0, le=2)
+    amber: float = Field(0.95, gt=0, le=2)
+    miss_probability: float = Field(0.70, ge=0, le=1)
+    sales_completion: float = Field(1.0, gt=0, le=2)
+    collections_completion: float = Field(0.97, gt=0, le=2)
+    per_kind: int = Field(3, ge=1, le=100)
+    projection_metric: str = "net_profit"
+    escalate_quarters: int = Field(2, ge=2, le=20)
+    dq_red: float = Field(0.95, gt=0, le=1)
+    actions: tuple[str, ...] = (
+        "collections",
+        "budget",
+        "caliber",
+        "weak_driver",
+        "scheme",
+        "bonus",
+        "data_quality",
+        "escalate",
+    )
