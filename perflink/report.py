@@ -96,8 +96,11 @@ def tables_dir() -> Path | None:
     return _state["tables_dir"]
 
 
-def save_table(df: pd.DataFrame, name: str, *, findings: bool = False) -> pd.DataFrame:
-    """Save a result table as ``<tables_dir>/<name>.csv`` and ``<name>.parquet``; return ``df``.
+def save_table(df: pd.DataFrame, name: str, *, findings: bool = False) -> None:
+    """Save a result table as ``<tables_dir>/<name>.csv`` and ``<name>.parquet``.
+
+    Returns nothing, so that a notebook cell ending in ``save_table(...)`` does not also print
+    the raw frame into the report.
 
     The CSV is UTF-8 with a BOM (Excel opens Chinese correctly) with ``\\n`` line ends; the
     index is written only if it is named. Periods are written as strings (``"2026-09"``) in
@@ -128,9 +131,8 @@ def save_table(df: pd.DataFrame, name: str, *, findings: bool = False) -> pd.Dat
             )
         if findings:
             check_findings(df, name)
-        return df
+        return
     write_table(df, name, folder, findings=findings)
-    return df
 
 
 def _escaped(fmt: Mapping[str, object]) -> dict[str, str]:

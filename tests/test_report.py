@@ -227,7 +227,7 @@ def test_heading_and_text_bad_input(shown):
 
 def test_save_table_csv_bom_periods_and_parquet_round_trip(tables):
     df = _frame()
-    assert save_table(df, "kpi_findings", findings=True) is df
+    assert save_table(df, "kpi_findings", findings=True) is None
     raw = (tables / "kpi_findings.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     assert b"\r\n" not in raw
@@ -265,7 +265,7 @@ def test_save_table_noop_without_tables_dir(tmp_path, monkeypatch):
     report.configure(language="zh", tables_dir=None)
     monkeypatch.chdir(tmp_path)
     df = _frame()
-    assert save_table(df, "x") is df
+    assert save_table(df, "x") is None
     assert list(tmp_path.iterdir()) == []
 
 
