@@ -471,3 +471,23 @@ def test_render_task_html_refuses_remote_resources(executed_nb, tmp_path):
     with pytest.raises(ReportError, match="cdn.jsdelivr.net.*offline"):
         render_task_html(executed_nb, tmp_path / "x.html", language="zh", title="x")
     assert not (tmp_path / "x.html").exists()
+
+
+def test_notebook_title_cell_is_not_repeated_on_the_page(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# 标题 / Title for analysts"),
+            new_code_cell(
+                "x", outputs=[new_output("display_data", data={"text/markdown": "## 本页内容"})]
+            ),
+        ]
+    )
+    src = tmp_path / "t.ipynb"
+    nbformat.write(nb, src)
+    render_task_html(src, tmp_path / "t.html", language="zh", title="任务")
+    page = (tmp_path / "t.html").read_text(encoding="utf-8")
+    assert "Title for analysts" not in page
+    assert "本页内容" in page
