@@ -53,10 +53,13 @@ def _quarter_text(quarter: object, lang: str) -> str:
         return str(quarter)
 
 
+_TITLE_ONLY = re.compile(r"\s*# [^\n]*\s*")
+
+
 def _clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop stderr streams (warnings, progress bars) and output-less code cells; inline SVGs.
 
-    The notebook's own title cell (a leading Markdown ``# ...`` cell, written for analysts in
+    The notebook's own title cell (a leading Markdown cell holding only a ``# ...`` line, for analysts in
     JupyterLab) is dropped too: the page header already shows the task title in the report
     language, and the notebook prints its localised heading itself.
     """
@@ -64,7 +67,7 @@ def _clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cells = []
     first = next((c for c in nb.cells if c.cell_type != "raw"), None)
     for cell in nb.cells:
-        if cell is first and cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
+        if cell is first and cell.cell_type == "markdown" and _TITLE_ONLY.fullmatch(cell.source):
             continue
         if cell.cell_type == "code":
             outputs = [

@@ -271,3 +271,23 @@ def _to_frame(out: dict[str, np.ndarray], row: int, index: pd.Index) -> pd.DataF
         },
         index=index,
     )
+
+
+# Panel layer (facts table -> ranked findings); imported last because it builds on the above.
+from perflink._anomaly_panel import DETECTORS, FEATURES, detect_anomalies  # noqa: E402
+from perflink._anomaly_results import (  # noqa: E402
+    TABLE_COLUMNS,
+    AnomalyCounts,
+    AnomalyResult,
+    PeerComparison,
+)
+
+__all__ += [
+    "DETECTORS",
+    "FEATURES",
+    "TABLE_COLUMNS",
+    "AnomalyCounts",
+    "AnomalyResult",
+    "PeerComparison",
+    "detect_anomalies",
+]

@@ -1,4 +1,14 @@
-"""KPI analysis: exact variance attribution of a formula's change to its inputs.
+"""KPI analysis: the three-tier driver tree, variance attribution and exact formula attribution.
+
+:func:`decompose` explains why each entity hit or missed its tier-1 targets (quarter and
+year-to-date, against target and against the same period last year): the variance of every
+tier-1 metric is attributed through tier-2 financial drivers down to tier-3 business drivers,
+in the tier-1 metric's own unit (see :mod:`perflink._kpi_tree` for the three kinds of link and
+:mod:`perflink._kpi_panels` for how targets are resolved). Missed tier-1 targets become findings
+traced to their business cause.
+
+Formula attribution
+-------------------
 
 :func:`attribute` splits ``f(actual) - f(base)`` into one contribution per input of a catalog
 formula; :func:`attribute_frame` does the same for many rows at once (entities x periods).
@@ -351,3 +361,29 @@ def _shapley_sampled(
     pairs = (marginal[:half] + marginal[half:]) / 2
     stderr = float(np.nanmax(pairs.std(axis=0, ddof=1))) / math.sqrt(half) if half > 1 else math.nan
     return phi, stderr, float(np.nanmax(np.abs(v[0, -1] - v[0, 0])))
+
+
+# Tree-level API (kept in private modules so this one stays small); imported last because
+# the tree code uses attribute_frame from this module.
+from perflink._kpi_decompose import (  # noqa: E402
+    build_panels,
+    completion,
+    decompose,
+    decompose_review,
+    estimate_elasticities,
+)
+from perflink._kpi_result import DecompositionResult  # noqa: E402
+
+__all__ = [
+    "MAX_EXACT",
+    "METHODS",
+    "AttributionWarning",
+    "DecompositionResult",
+    "attribute",
+    "attribute_frame",
+    "build_panels",
+    "completion",
+    "decompose",
+    "decompose_review",
+    "estimate_elasticities",
+]

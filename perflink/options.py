@@ -28,6 +28,7 @@ class MappingOptions(_Options):
         24, ge=0, le=240
     )  # history checked for gaps before the quarter
     rule_history_months: int = Field(9, ge=0, le=120)  # months before the quarter to check rules on
+    drift_z: float = Field(4.0, gt=0)  # robust z of a passing month that counts as drift
     caliber_months: int = Field(12, ge=6, le=120)  # window of the caliber ratio test
     caliber_min_shift: float = Field(0.04, gt=0, lt=1)  # ratio must differ from 1 by more than this
     factor_tolerance: float = Field(
@@ -181,6 +182,8 @@ class AnomalyOptions(_Options):
     multivariate_alpha : tail probability (chi-square of the robust Mahalanobis distance)
         below which an entity-month is flagged.
     min_history : months of history a series, ratio or feature needs before it is scored.
+    min_level : count-like metrics (not money, rates or prices) with a median monthly level
+        below this are not compared with peers nor used as a ratio driver (too noisy).
     peer_z : |robust z| of a unit's year-on-year change among its peers to be flagged.
     min_peers : smallest peer group (same centre type and business line) that is compared.
     z_medium, z_high, z_critical : |score| bands of severity medium / high / critical.
@@ -206,12 +209,13 @@ class AnomalyOptions(_Options):
     )
     multivariate_alpha: float = Field(1e-5, gt=0, lt=0.5)
     min_history: int = Field(12, ge=6, le=120)
+    min_level: float = Field(10.0, ge=0)
     peer_z: float = Field(5.0, gt=0)
     min_peers: int = Field(6, ge=3)
     z_medium: float = Field(4.0, gt=0)
     z_high: float = Field(6.0, gt=0)
     z_critical: float = Field(10.0, gt=0)
-    money_high: float = Field(100.0, ge=0)
+    money_high: float = Field(200.0, ge=0)
     money_low: float = Field(2.0, ge=0)
     top_n: int = Field(6, ge=1, le=50)
 
@@ -237,7 +241,10 @@ class SummaryOptions(_Options):
     sales_completion : suggest tying incentives to collections when the quarter's revenue
         completion is at least this ...
     collections_completion : ... while cash-collected completion is below this.
-    per_kind : at most this many findings of one task and kind in the top list.
+    per_kind : at most this many findings of one task and kind in the top list (and one
+        per entity of each kind).
+    min_severity : findings below this severity stay on the task pages only; they are not
+        summary findings and do not count as open in the review loop.
     projection_metric : metric whose projected full-year deviation ends the chain.
     escalate_quarters : suggest escalating findings open for at least this many quarters.
     dq_red : data-quality index below this: suggest fixing the source system first.
@@ -263,6 +270,7 @@ class SummaryOptions(_Options):
     sales_completion: float = Field(1.0, gt=0, le=2)
     collections_completion: float = Field(0.97, gt=0, le=2)
     per_kind: int = Field(3, ge=1, le=100)
+    min_severity: str = "medium"
     projection_metric: str = "net_profit"
     escalate_quarters: int = Field(2, ge=2, le=20)
     dq_red: float = Field(0.95, gt=0, le=1)

@@ -79,39 +79,40 @@ def rollup(wide: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.D
     Reported metrics roll up by their aggregation rule across entities: ``sum`` and ``last``
     (balances) add up, ``mean`` averages over the units that report it, ``wmean:<w>`` is the
     ``w``-weighted mean. Derived metrics are not rolled up: call :func:`derive` afterwards
-    so ratios are recomputed from rolled-up totals.
+    so ratios are recomputed from rolled-up totals. One grouped pass: each unit row is
+    repeated once per ancestor and grouped by (ancestor, period).
     """
     units = wide.index.get_level_values("entity_id")
     chains = ancestors(entities)
-    unknown = sorted(set(units) - set(chains))
+    unknown = sorted(set(units.unique()) - set(chains))
     if unknown:
-        raise PerflinkError(f"facts name entities missing from the entities table: {unknown[:5]}")
-    frames = []
-    parents = sorted({p for u in set(units) for p in chains[u]})
-    base = wide[
-        [m for m in wide.columns if m in catalog.metrics and not catalog.metrics[m].derived]
-    ]
-    for parent in parents:
-        members = [u for u in set(units) if parent in chains[u]]
-        part = base[units.isin(members)]
-        periods = part.index.get_level_values("period")
-        agg = {}
-        for metric in part.columns:
-            rule = catalog.metrics[metric].aggregation
-            col = part[metric]
-            if rule in ("sum", "last"):
-                agg[metric] = col.groupby(periods).sum(min_count=1)
-            elif rule == "mean":
-                agg[metric] = col.groupby(periods).mean()
-            elif rule.startswith("wmean:"):
-                w = part[rule.split(":", 1)[1]].where(col.notna())
-                agg[metric] = (col * w).groupby(periods).sum(min_count=1) / w.groupby(periods).sum(
-                    min_count=1
-                )
-        frame = pd.DataFrame(agg)
-        frame.index = pd.MultiIndex.from_product([[parent], frame.index], names=wide.index.names)
-        frames.append(frame)
-    return pd.concat([wide, *frames]).sort_index()
+        raise PerflinkError(
+            f"facts name entities missing from the entities table: {unknown[:5]}; add them to "
+            "entities.csv or remove their facts"
+        )
+    pairs = [(u, p) for u in units.unique() for p in chains[u]]
+    if not pairs:
+        return wide
+    link = pd.DataFrame(pairs, columns=["entity_id", "_parent"])
+    base_cols = [m for m in wide.columns if m in catalog.metrics and not catalog.metrics[m].derived]
+    big = wide[base_cols].reset_index().merge(link, on="entity_id", how="inner")
+    keys = [big["_parent"], big["period"]]
+    out = {}
+    for metric in base_cols:
+        rule = catalog.metrics[metric].aggregation
+        col = big[metric]
+        if rule in ("sum", "last"):
+            out[metric] = col.groupby(keys).sum(min_count=1)
+        elif rule == "mean":
+            out[metric] = col.groupby(keys).mean()
+        elif rule.startswith("wmean:"):
+            w = big[rule.split(":", 1)[1]].where(col.notna())
+            out[metric] = (col * w).groupby(keys).sum(min_count=1) / w.groupby(keys).sum(
+                min_count=1
+            )
+    frame = pd.DataFrame(out)
+    frame.index.names = wide.index.names
+    return pd.concat([wide, frame]).sort_index()
 
 
 def build(facts: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
@@ -161,7 +162,7 @@ def window(
             top - k: (out if k == 0 else _with_derived(base(k), catalog, out.columns)) for k in lags
         }
         values = formula.evaluate_frame(_stack(layers, out.index, depth=top + 1))
-        out[metric] = values.xs(top, level="period").reindex(out.index).to_numpy()
+        out[metric] = values.to_numpy(dtype=float).reshape(len(out.index), top + 1)[:, top]
     return out
 
 
@@ -205,9 +206,8 @@ def _with_derived(frame: pd.DataFrame, catalog: Catalog, columns) -> pd.DataFram
 def _stack(layers: dict[int, pd.DataFrame], index: pd.Index, depth: int = 1) -> pd.DataFrame:
     """A pseudo-monthly panel with ``depth`` rows per entity, filled at the given positions."""
     cols = next(iter(layers.values())).columns
-    full = pd.MultiIndex.from_product([index, range(depth)], names=["entity_id", "period"])
-    frame = pd.DataFrame(np.nan, index=full, columns=cols)
+    values = np.full((len(index), depth, len(cols)), np.nan)
     for pos, layer in layers.items():
-        aligned = layer.reindex(index=index, columns=cols)
-        frame.loc[(slice(None), pos), :] = aligned.to_numpy()
-    return frame
+        values[:, pos, :] = layer.reindex(index=index, columns=cols).to_numpy(dtype=float)
+    full = pd.MultiIndex.from_product([index, range(depth)], names=["entity_id", "period"])
+    return pd.DataFrame(values.reshape(len(index) * depth, len(cols)), index=full, columns=cols)

@@ -58,8 +58,8 @@ def test_report_is_published_with_every_page_and_table(review):
         "index"
     }
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["status"] == "success"
-    assert all(t["status"] == "success" for t in manifest["tasks"])
+    assert manifest["status"] == "ok"
+    assert all(t["status"] == "ok" for t in manifest["tasks"])
     assert {i["name"] for i in manifest["inputs"]} >= {"entities", "facts", "targets"}
     tables = {p.stem for p in (folder / "tables").glob("*.parquet")}
     assert tables, "the task notebooks saved no tables"

@@ -1,0 +1,278 @@
+"""Result objects of the panel anomaly detection: tables and charts (not API).
+
+Charts only present what the result holds; labels come from ``perflink/data/labels/anomaly.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import altair as alt
+import pandas as pd
+
+from perflink import charts, labels
+from perflink._report_format import fmt_number, frame_html
+
+#: Columns of the ``anomalies`` findings table, in order.
+TABLE_COLUMNS = [
+    "rank",
+    "entity_id",
+    "entity",
+    "period",
+    "metric_id",
+    "metric",
+    "kind",
+    "severity",
+    "value",
+    "expected",
+    "lower",
+    "upper",
+    "score",
+    "at_stake",
+    "feature",
+    "also",
+    "explanation",
+    "explained_by",
+    "source_refs",
+    "source_system",
+    "parent_id",
+    "message",
+]
+_SHOW = ["rank", "entity", "period", "metric", "kind", "severity", "value", "expected"]
+
+
+def counts_table(table: pd.DataFrame, entities: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Findings per subsidiary and source system: ``n``, ``n_high`` (high + critical), ``n_explained``."""
+    cols = ["parent_id", "subsidiary", "source_system", "n", "n_high", "n_explained"]
+    if table.empty:
+        return pd.DataFrame(columns=cols)
+    df = table.assign(
+        high=table["severity"].isin(["critical", "high"]), expl=table["explained_by"] != ""
+    )
+    out = (
+        df.groupby(["parent_id", "source_system"], sort=True)
+        .agg(n=("rank", "size"), n_high=("high", "sum"), n_explained=("expl", "sum"))
+        .reset_index()
+    )
+    names = dict(zip(entities["entity_id"], entities[f"name_{lang}"], strict=True))
+    out["subsidiary"] = out["parent_id"].map(lambda p: names.get(p, p))
+    return out[cols]
+
+
+def _empty_chart(text: str) -> alt.Chart:
+    return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14).encode(text="text:N")
+
+
+@dataclass(frozen=True)
+class AnomalyCounts:
+    """Counts of the quarter's findings by subsidiary and source system.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        ``parent_id`` (subsidiary id), ``subsidiary`` (name), ``source_system``, ``n``
+        (findings), ``n_high`` (high or critical), ``n_explained`` (marked explained).
+    language : str
+        ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame
+    language: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ``anomaly_counts`` table."""
+        return self.table.copy()
+
+    def chart(self) -> alt.Chart:
+        """Stacked bars: findings per subsidiary, coloured by source system."""
+        lang = self.language
+        if self.table.empty:
+            return _empty_chart(labels.t("anomaly.text.none", lang))
+        return (
+            alt.Chart(charts.for_chart(self.table))
+            .mark_bar()
+            .encode(
+                x=alt.X("n:Q", title=labels.t("anomaly.chart.count", lang)),
+                y=alt.Y("subsidiary:N", sort="-x", title=None),
+                color=alt.Color(
+                    "source_system:N", title=labels.column_label("source_system", lang)
+                ),
+                tooltip=["subsidiary:N", "source_system:N", "n:Q", "n_high:Q"],
+            )
+            .properties(title=labels.t("anomaly.chart.counts", lang), height=alt.Step(22))
+        )
+
+    def _repr_html_(self) -> str:
+        return frame_html(self.table.drop(columns="parent_id"), lang=self.language)
+
+
+@dataclass(frozen=True)
+class PeerComparison:
+    """Year-on-year change of the top flagged series next to their peers' (same month).
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        ``label`` (entity · metric · month), ``entity_id`` (the flagged unit), ``peer_id``,
+        ``change`` (year-on-year change: fraction, or points for rates), ``is_self``.
+    language : str
+        ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame
+    language: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """The peer comparison table."""
+        return self.table.copy()
+
+    def chart(self) -> alt.Chart:
+        """One row per flagged series: peers as grey ticks, the flagged unit in red."""
+        lang = self.language
+        if self.table.empty:
+            return _empty_chart(labels.t("anomaly.text.no_peers", lang))
+        df = charts.for_chart(self.table)
+        df["who"] = df["is_self"].map(
+            {
+                True: labels.t("anomaly.chart.self", lang),
+                False: labels.t("anomaly.chart.peers", lang),
+            }
+        )
+        return (
+            alt.Chart(df)
+            .mark_tick(thickness=3, size=18)
+            .encode(
+                x=alt.X(
+                    "change:Q",
+                    axis=alt.Axis(format="+.0%"),
+                    title=labels.t("anomaly.chart.yoy", lang),
+                ),
+                y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=360)),
+                color=alt.Color(
+                    "who:N",
+                    scale=alt.Scale(
+                        domain=[
+                            labels.t("anomaly.chart.peers", lang),
+                            labels.t("anomaly.chart.self", lang),
+                        ],
+                        range=["#9aa5b1", "#c62828"],
+                    ),
+                    title=None,
+                ),
+                tooltip=["peer_id:N", alt.Tooltip("change:Q", format="+.1%")],
+            )
+            .properties(title=labels.t("anomaly.chart.peer", lang), height=alt.Step(28))
+        )
+
+    def _repr_html_(self) -> str:
+        if self.table.empty:
+            return "<p>" + labels.t("anomaly.text.no_peers", self.language) + "</p>"
+        df = self.table[self.table["is_self"]].rename(columns={"change": "self_change"})
+        med = self.table[~self.table["is_self"]].groupby("label", sort=False)["change"]
+        df = df.assign(
+            peer_median=df["label"].map(med.median()), n_peers=df["label"].map(med.size())
+        )
+        units = {"self_change": "pct", "peer_median": "pct"}
+        cols = ["label", "self_change", "peer_median", "n_peers"]
+        return frame_html(df[cols], lang=self.language, units=units)
+
+
+@dataclass(frozen=True)
+class AnomalyResult:
+    """Anomalies of the review quarter, ranked, with explanations and context.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The ``anomalies`` findings table, one row per entity, metric and month of the
+        quarter (columns :data:`TABLE_COLUMNS`): ``rank``; ``entity_id``, ``entity`` (name),
+        ``period`` (Period[M]), ``metric_id``, ``metric`` (name); ``kind`` (spike,
+        level_shift, trend_break, multivariate, peer, linkage); ``severity``; ``value``,
+        ``expected``, ``lower``, ``upper`` (the metric's unit; for ``multivariate`` the
+        feature's, named in ``feature``); ``score`` (robust z, normal-equivalent for
+        multivariate); ``at_stake`` (万元, NaN when it cannot be priced); ``also`` (other
+        detectors that flagged the same number); ``explanation`` = ``message``;
+        ``explained_by`` (approved adjustment, "" if none); ``source_refs`` (``;``-joined);
+        ``source_system``; ``parent_id`` (subsidiary).
+    timelines : pandas.DataFrame
+        For the top flagged series: ``entity_id, metric_id, label, period, value, expected,
+        lower, upper`` over the last 24 months.
+    peers : PeerComparison
+        The top flagged series against their peers.
+    counts : AnomalyCounts
+        Findings by subsidiary and source system.
+    formatted : pandas.DataFrame
+        ``value``, ``expected`` and ``range`` of each ``table`` row as text with units, in
+        the report language (for display).
+    stats : dict
+        ``quarter``, ``points`` (entity-metric-months scored in the quarter), ``flags``,
+        ``per_100`` (flags per 100 points), ``high`` (high + critical), ``explained``.
+    language : str
+        ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame
+    timelines: pd.DataFrame
+    peers: PeerComparison
+    counts: AnomalyCounts
+    formatted: pd.DataFrame
+    stats: dict
+    language: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ``anomalies`` findings table (a copy of ``table``)."""
+        return self.table.copy()
+
+    def top(self, n: int = 10) -> pd.DataFrame:
+        """The first ``n`` rows of the ranked list."""
+        return self.table.head(n).copy()
+
+    def chart(self) -> alt.Chart:
+        """Timelines of the top flagged series: actual, expected band, flagged months."""
+        lang = self.language
+        if self.timelines.empty:
+            return _empty_chart(labels.t("anomaly.text.none", lang))
+        df = self.timelines.copy()
+        df["month"] = df["period"].dt.to_timestamp()
+        flagged = self.table[["entity_id", "metric_id", "period"]].assign(flag=True)
+        df = df.merge(flagged, on=["entity_id", "metric_id", "period"], how="left")
+        df["flag"] = df["flag"].fillna(False).astype(bool)
+        data = charts.for_chart(df.drop(columns="period"))
+        x = alt.X("month:T", title=None)
+        band = (
+            alt.Chart()
+            .mark_area(opacity=0.22, color="#0b5cad")
+            .encode(x=x, y=alt.Y("lower:Q", title=None, scale=alt.Scale(zero=False)), y2="upper:Q")
+        )
+        expected = (
+            alt.Chart().mark_line(strokeDash=[4, 2], color="#0b5cad").encode(x=x, y="expected:Q")
+        )
+        actual = alt.Chart().mark_line(color="#222", point=False).encode(x=x, y="value:Q")
+        points = (
+            alt.Chart()
+            .mark_point(color="#c62828", size=70, filled=True)
+            .encode(x=x, y="value:Q")
+            .transform_filter(alt.datum.flag)
+        )
+        layer = alt.layer(band, expected, actual, points, data=data).properties(
+            width=240, height=140
+        )
+        return (
+            layer.facet(facet=alt.Facet("label:N", title=None, sort=None), columns=3)
+            .resolve_scale(y="independent")
+            .properties(title=labels.t("anomaly.chart.timeline", lang))
+        )
+
+    def _display(self, n: int = 30) -> pd.DataFrame:
+        lang = self.language
+        df = self.table.head(n).copy()
+        df["at_stake"] = [fmt_number(v, "money", lang) for v in df["at_stake"]]
+        for col in ("value", "expected", "range"):
+            df[col] = self.formatted[col].head(n).to_numpy()
+        df["explained_by"] = df["explained_by"].replace("", None)
+        return df[[*_SHOW, "range", "at_stake", "explanation", "explained_by"]]
+
+    def _repr_html_(self) -> str:
+        if self.table.empty:
+            return "<p>" + labels.t("anomaly.text.none", self.language) + "</p>"
+        return frame_html(self._display(), lang=self.language)

@@ -1,0 +1,163 @@
+"""ScorecardResult, its charts and the HR/finance Excel workbook (not API)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+
+from perflink import charts
+from perflink._report_format import frame_html
+from perflink.labels import column_label, t
+
+
+@dataclass(frozen=True)
+class ScorecardResult:
+    """Scores, adjustments, bonuses and tenure progress of one review.
+
+    Attributes
+    ----------
+    quarter, language : review quarter and report language.
+    scorecard : one row per entity x scope x scheme metric: ``scheme_id, category, weight,
+        rule, floor, cap, actual_before, actual, adjustment, target, target_original,
+        completion_before, completion, score_before, score, weighted_score``.
+    totals : per entity x scope: ``score, score_before`` and completion by category
+        (business -> financial -> score: the chain leadership reads).
+    audit : one line per adjustment: what, why, who approved, score before and after.
+    bonus : unit bonuses and pool payouts vs budget (万元).
+    tenure : executives' tenure targets and progress.
+    scheme_checks : :func:`perflink.catalog.check_schemes` output.
+    findings : kpi_findings (scheme violations, bonus overruns, missed tier-1 targets).
+    names, parents : entity id -> display name / parent id.
+    """
+
+    quarter: str
+    language: str
+    scorecard: pd.DataFrame = field(repr=False)
+    totals: pd.DataFrame = field(repr=False)
+    audit: pd.DataFrame = field(repr=False)
+    bonus: pd.DataFrame = field(repr=False)
+    tenure: pd.DataFrame = field(repr=False)
+    scheme_checks: pd.DataFrame = field(repr=False)
+    findings: pd.DataFrame = field(repr=False)
+    names: dict = field(repr=False, compare=False)
+    parents: dict = field(repr=False, compare=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The scorecard table."""
+        return self.scorecard
+
+    def chain(self) -> pd.DataFrame:
+        """Business completion -> financial completion -> score, per entity (YTD)."""
+        t_ = self.totals[self.totals["scope"] == "ytd"]
+        cols = ["entity_id", "scheme_id", "business_completion", "financial_completion"]
+        return t_[[*cols, "management_completion", "score", "score_before"]]
+
+    def chart(self) -> alt.Chart:
+        """Score chain: business vs financial completion, coloured by YTD score."""
+        data = charts.for_chart(self.chain().assign(name=lambda d: d["entity_id"].map(self.names)))
+        return (
+            alt.Chart(data, title=t("scoring.chart.chain", self.language))
+            .mark_circle(size=90)
+            .encode(
+                x=alt.X(
+                    "business_completion:Q",
+                    axis=alt.Axis(format="%"),
+                    scale=alt.Scale(zero=False),
+                    title=column_label("business_completion", self.language),
+                ),
+                y=alt.Y(
+                    "financial_completion:Q",
+                    axis=alt.Axis(format="%"),
+                    scale=alt.Scale(zero=False),
+                    title=column_label("financial_completion", self.language),
+                ),
+                color=alt.Color(
+                    "score:Q",
+                    scale=alt.Scale(scheme="redyellowgreen", domain=[60, 110]),
+                    title=column_label("score", self.language),
+                ),
+                tooltip=["name:N", alt.Tooltip("score:Q", format=".1f")],
+            )
+            .properties(width=480, height=320)
+        )
+
+    def bonus_chart(self) -> alt.Chart:
+        """Bonus payout vs pool budget per pool (subsidiaries and group)."""
+        pools = self.bonus[self.bonus["kind"] == "pool"]
+        long = pools.melt(
+            id_vars=["entity_id"], value_vars=["payout", "pool_budget"], var_name="what"
+        )
+        long["name"] = long["entity_id"].map(self.names)
+        long["what"] = [column_label(w, self.language) for w in long["what"]]
+        return (
+            alt.Chart(charts.for_chart(long), title=t("scoring.chart.bonus", self.language))
+            .mark_bar()
+            .encode(
+                y=alt.Y("name:N", title=None),
+                x=alt.X("value:Q", axis=charts.fmt_axis_money(self.language), title=None),
+                yOffset="what:N",
+                color=alt.Color("what:N", title=None),
+            )
+            .properties(width=480)
+        )
+
+    def _repr_html_(self) -> str:
+        head = f"<h4>{t('scoring.result.title', self.language, quarter=self.quarter)}</h4>"
+        return head + frame_html(self.chain(), lang=self.language, max_rows=80)
+
+
+def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None) -> Path | None:
+    """Write the scorecard as an Excel workbook, one sheet per subsidiary (plus the group).
+
+    Parameters
+    ----------
+    result : the scorecard.
+    path : target file; default ``scorecard.xlsx`` in the parent of the report's tables folder
+        (:func:`perflink.report.tables_dir`). ``None`` there (no run) writes nothing.
+
+    Returns
+    -------
+    Path of the workbook, or None when nothing was written. The file is written to a
+    temporary name and renamed (atomic).
+    """
+    if path is None:
+        from perflink.report import tables_dir
+
+        folder = tables_dir()
+        if folder is None:
+            return None
+        path = Path(folder).parent / "scorecard.xlsx"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lang = result.language
+    card = result.scorecard.copy()
+    card.insert(1, "name", card["entity_id"].map(result.names))
+    card["sheet"] = [_sheet(e, result.parents) for e in card["entity_id"]]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
+            for sheet, part in card.groupby("sheet", sort=True):
+                out = part.drop(columns=["sheet"]).rename(columns=lambda c: column_label(c, lang))
+                out.to_excel(xw, sheet_name=str(sheet)[:31], index=False)
+                ws = xw.sheets[str(sheet)[:31]]
+                ws.freeze_panes = "C2"
+                for col in ws.columns:
+                    ws.column_dimensions[col[0].column_letter].width = 14
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
+
+
+def _sheet(entity: str, parents: dict) -> str:
+    """Sheet of an entity: its subsidiary (the child of the group on its chain)."""
+    chain = [entity]
+    while isinstance(parents.get(chain[-1]), str) and len(chain) < 20:
+        chain.append(parents[chain[-1]])
+    return chain[-2] if len(chain) >= 2 else chain[-1]

@@ -1,0 +1,310 @@
+"""Tests for the panel layer of perflink.anomaly (detect_anomalies) on hand-made and sample data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from perflink import catalog as catalog_mod
+from perflink.anomaly import TABLE_COLUMNS, AnomalyResult, detect_anomalies
+from perflink.errors import InputError, ParamsError, PerflinkError
+from perflink.options import AnomalyOptions
+from perflink.review import open_review
+from perflink.sample import generate
+
+CATALOG_DIR = catalog_mod.__file__.rsplit("/", 1)[0] + "/data/catalog"
+QUARTER = "2026Q3"
+PERIODS = pd.period_range("2024-01", "2026-09", freq="M")
+
+
+def _entities(n_sales: int = 8) -> pd.DataFrame:
+    rows = [
+        dict(
+            entity_id="G00",
+            name_zh="集团",
+            name_en="Group",
+            parent_id=None,
+            kind="group",
+            center_type=None,
+            business_line="retail",
+            manager="m",
+        ),
+        dict(
+            entity_id="S01",
+            name_zh="子公司",
+            name_en="Sub",
+            parent_id="G00",
+            kind="subsidiary",
+            center_type=None,
+            business_line="retail",
+            manager="m",
+        ),
+    ]
+    for i in range(n_sales):
+        rows.append(
+            dict(
+                entity_id=f"U{i:02d}",
+                name_zh=f"单位{i}",
+                name_en=f"Unit {i}",
+                parent_id="S01",
+                kind="department",
+                center_type="profit",
+                business_line="retail",
+                manager="m",
+            )
+        )
+    return pd.DataFrame(rows).astype({"parent_id": "str", "center_type": "str"})
+
+
+def _facts(n_sales: int = 8, *, seed: int = 0, edit=None) -> pd.DataFrame:
+    """Sales units: shipped_qty x avg_unit_price / 10000 = revenue (1% noise), opex ~ headcount."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(len(PERIODS))
+    season = 1 + 0.1 * np.sin(2 * np.pi * t / 12)
+    out = {}
+    for i in range(n_sales):
+        qty = np.round(5000 * (1 + 0.1 * i) * season * np.exp(rng.normal(0, 0.03, len(t))))
+        price = 1000 * (1 + 0.02 * i) * np.exp(rng.normal(0, 0.005, len(t)))
+        rev = qty * price / 10000 * np.exp(rng.normal(0, 0.01, len(t)))
+        head = np.full(len(t), 20.0 + i)
+        opex = head * 1.2 * np.exp(rng.normal(0, 0.03, len(t)))
+        out[f"U{i:02d}"] = dict(
+            shipped_qty=qty, avg_unit_price=price, revenue=rev, headcount=head, opex=opex
+        )
+    if edit:
+        edit(out)
+    rows = []
+    for eid, metrics in out.items():
+        for metric, vals in metrics.items():
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "entity_id": eid,
+                        "period": PERIODS,
+                        "metric_id": metric,
+                        "value": vals,
+                        "source_system": "X",
+                        "source_ref": [f"{eid}-{p}-{metric}" for p in PERIODS],
+                    }
+                )
+            )
+    facts = pd.concat(rows, ignore_index=True)
+    return facts.astype({"entity_id": "str", "metric_id": "str", "source_ref": "str"})
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return catalog_mod.load_catalog(CATALOG_DIR)
+
+
+def _run(facts, catalog, **kw):
+    return detect_anomalies(facts, _entities(), catalog, quarter=QUARTER, language="en", **kw)
+
+
+def test_clean_frame_has_no_findings_and_valid_columns(catalog):
+    res = _run(_facts(), catalog)
+    assert isinstance(res, AnomalyResult)
+    assert list(res.to_frame().columns) == TABLE_COLUMNS
+    assert res.stats["flags"] == len(res.table) <= 1
+    assert res.stats["points"] == 8 * 5 * 3
+
+
+def test_expense_spike_found_with_numbers_and_source_ref(catalog):
+    def edit(d):
+        d["U03"]["opex"][-2] *= 1.8  # 2026-08
+
+    res = _run(_facts(edit=edit), catalog)
+    row = res.table.iloc[0]
+    assert (row["entity_id"], str(row["period"]), row["metric_id"]) == ("U03", "2026-08", "opex")
+    assert row["severity"] in ("critical", "high")
+    assert row["value"] > row["upper"] and row["at_stake"] == pytest.approx(
+        row["value"] - row["expected"]
+    )
+    assert "U03-2026-08-opex" in row["source_refs"]
+    assert row["message"] == row["explanation"] and "Operating expenses" in row["message"]
+    assert "Headcount" in row["message"]  # what the linked driver says
+
+
+def test_revenue_off_shipments_times_price_is_a_linkage_anomaly(catalog):
+    def edit(d):
+        d["U05"]["revenue"][-3] *= 1.08  # 2026-07, shipments and price unchanged
+
+    res = _run(_facts(edit=edit), catalog)
+    hit = res.table[(res.table["entity_id"] == "U05") & (res.table["metric_id"] == "revenue")]
+    assert len(hit) == 1 and str(hit["period"].iloc[0]) == "2026-07"
+    kinds = {hit["kind"].iloc[0], *hit["also"].iloc[0].split(",")}
+    assert "linkage" in kinds
+    refs = hit["source_refs"].iloc[0]
+    assert "U05-2026-07-shipped_qty" in refs and "U05-2026-07-avg_unit_price" in refs
+
+
+def test_unit_unlike_its_peers_is_a_peer_anomaly(catalog):
+    def edit(d):
+        d["U02"]["headcount"][-3:] *= 1.5  # all peers flat, this unit +50% year on year
+
+    res = _run(_facts(edit=edit), catalog)
+    hit = res.table[(res.table["entity_id"] == "U02") & (res.table["metric_id"] == "headcount")]
+    assert not hit.empty
+    assert any("peer" in {k, *a.split(",")} for k, a in zip(hit["kind"], hit["also"], strict=True))
+
+
+def test_odd_mix_of_ratios_is_multivariate(catalog):
+    def edit(d):  # revenue per head and expense ratio both up: normally they move apart
+        d["U04"]["revenue"][-1] *= 1.10
+        d["U04"]["opex"][-1] *= 1.25
+
+    res = _run(_facts(edit=edit), catalog, options=AnomalyOptions(detectors=("multivariate",)))
+    hit = res.table[res.table["entity_id"] == "U04"]
+    assert list(hit["kind"]) == ["multivariate"]
+    assert hit["feature"].iloc[0] in ("opex_per_head", "revenue_per_head", "expense_ratio")
+
+
+def test_known_event_is_marked_explained_not_dropped(catalog):
+    def edit(d):
+        d["U01"]["revenue"][-3] *= 0.65
+
+    adj = pd.DataFrame(
+        {
+            "entity_id": ["U01"],
+            "period": pd.PeriodIndex(["2026-07"], freq="M"),
+            "metric_id": ["revenue"],
+            "amount": [100.0],
+            "reason": ["typhoon"],
+            "approved_by": ["board"],
+        }
+    )
+    res = _run(_facts(edit=edit), catalog, adjustments=adj)
+    hit = res.table[(res.table["entity_id"] == "U01") & (res.table["metric_id"] == "revenue")]
+    assert len(hit) == 1 and "typhoon" in hit["explained_by"].iloc[0]
+    assert "typhoon" in hit["message"].iloc[0]
+    assert res.stats["explained"] >= 1
+
+
+def test_small_moves_are_immaterial(catalog):
+    def edit(d):
+        d["U03"]["opex"][-2] *= 1.02
+
+    res = _run(_facts(edit=edit), catalog, options=AnomalyOptions(min_change=0.05))
+    assert res.table[res.table["metric_id"] == "opex"].empty
+
+
+def test_chart_counts_and_peers_present_results(catalog):
+    def edit(d):
+        d["U03"]["opex"][-2] *= 1.8
+
+    res = _run(_facts(edit=edit), catalog)
+    assert res.chart().to_dict()["facet"]
+    assert not res.timelines.empty and set(res.timelines["metric_id"]) >= {"opex"}
+    assert res.counts.to_frame()["n"].sum() == len(res.table)
+    assert res.peers.to_frame()["is_self"].sum() >= 1
+    for obj in (res, res.counts, res.peers):
+        assert "<table" in obj._repr_html_()
+    res.counts.chart().to_dict()
+    res.peers.chart().to_dict()
+
+
+def test_bad_inputs_raise_perflink_errors(catalog):
+    facts = _facts()
+    with pytest.raises(InputError, match="value"):
+        _run(facts.drop(columns="value"), catalog)
+    with pytest.raises(InputError, match="Period"):
+        _run(facts.assign(period=facts["period"].astype(str)), catalog)
+    with pytest.raises(InputError, match="2030Q1"):
+        detect_anomalies(facts, _entities(), catalog, quarter="2030Q1")
+    with pytest.raises(ParamsError, match="quarter"):
+        detect_anomalies(facts, _entities(), catalog, quarter="Q5")
+    with pytest.raises(ParamsError, match="detectors"):
+        _run(facts, catalog, options=AnomalyOptions(detectors=("magic",)))
+    with pytest.raises(InputError, match="business_line"):
+        detect_anomalies(facts, _entities().drop(columns="business_line"), catalog, quarter=QUARTER)
+    with pytest.raises(PerflinkError):
+        detect_anomalies(facts, _entities(), catalog, quarter=QUARTER, language="fr")
+
+
+# ------------------------------------------------------------------ sample-based recall
+RECALLED = ("expense_spike", "yield_drop", "known_event", "recognition_gap")
+TOP = 10
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    root = tmp_path_factory.mktemp("anomaly_samples")
+    out = {}
+    for name, kw in (
+        ("s0", dict(seed=0)),
+        ("s1", dict(seed=1)),
+        ("s2", dict(seed=2)),
+        ("clean", dict(seed=0, clean=True)),
+    ):
+        params = generate(root / name, **kw)
+        review = open_review(params, language="en")
+        res = detect_anomalies(
+            review.facts,
+            review.entities,
+            review.catalog,
+            quarter=review.quarter,
+            adjustments=review.adjustments,
+            options=review.params.anomaly,
+            language="en",
+        )
+        truth = yaml.safe_load((root / name / "truth.yaml").read_text(encoding="utf-8"))
+        out[name] = (res, truth, params)
+    return out
+
+
+@pytest.mark.parametrize("name", ["s0", "s1", "s2"])
+def test_planted_anomalies_are_in_the_top_ten(samples, name):
+    res, truth, _ = samples[name]
+    top = res.top(TOP)
+    for p in truth["problems"]:
+        if p["kind"] not in RECALLED:
+            continue
+        hit = top[
+            (top["entity_id"] == p["entity_id"])
+            & top["metric_id"].isin(p["metric_ids"])
+            & top["period"].astype(str).isin(p["periods"])
+        ]
+        assert not hit.empty, f"{name}: {p['kind']} at {p['entity_id']} not in the top {TOP}"
+        if p["kind"] == "known_event":
+            assert hit["explained_by"].str.contains("typhoon").all()
+        if p["kind"] == "recognition_gap":
+            kinds = set(hit["kind"]) | {k for a in hit["also"] for k in a.split(",") if k}
+            assert "linkage" in kinds
+
+
+def test_clean_sample_has_few_false_alarms(samples):
+    res, truth, _ = samples["clean"]
+    assert truth["problems"] == []
+    assert res.stats["per_100"] <= 0.5  # flags per 100 entity-metric-months of the quarter
+    assert res.stats["high"] <= 1
+
+
+def test_empty_result_still_presents(catalog):
+    res = _run(_facts(), catalog, options=AnomalyOptions(min_score=1e6, peer_z=1e6))
+    assert res.table.empty and res.stats["flags"] == 0
+    for chart in (res.chart(), res.peers.chart(), res.counts.chart()):
+        chart.to_dict()  # a note instead of marks
+    assert "<p>" in res._repr_html_()
+
+
+@pytest.mark.slow
+def test_notebook_runs_and_saves_tables(samples, tmp_path):
+    papermill = pytest.importorskip("papermill")
+    from pathlib import Path
+
+    nb = Path(__file__).resolve().parents[1] / "notebooks" / "04_anomaly_detection.ipynb"
+    tables = tmp_path / "tables"
+    papermill.execute_notebook(
+        str(nb),
+        str(tmp_path / "out.ipynb"),
+        parameters=dict(params_path=str(samples["s0"][2]), language="en", tables_dir=str(tables)),
+        kernel_name="python3",
+        cwd=str(nb.parent),
+        progress_bar=False,
+    )
+    for name in ("anomalies", "anomaly_counts"):
+        assert (tables / f"{name}.csv").exists() and (tables / f"{name}.parquet").exists()
+    saved = pd.read_csv(tables / "anomalies.csv", encoding="utf-8-sig")
+    assert len(saved) == len(samples["s0"][0].table)

@@ -1,0 +1,396 @@
+"""Tests for perflink.mapping: each check on tiny hand-made frames, recall on the sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import perflink
+import perflink.mapping as pm
+from perflink.catalog import MetricMapping, load_catalog
+from perflink.errors import InputError, PerflinkError
+
+CATALOG = load_catalog(Path(perflink.__file__).parent / "data" / "catalog")
+Q = "2026Q3"
+MONTHS = pd.period_range("2025-01", "2026-09", freq="M")
+
+
+def _facts(rows: list[tuple]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["entity_id", "period", "metric_id", "value"])
+    df["period"] = pd.PeriodIndex(df["period"], freq="M")
+    df["source_system"] = df["metric_id"].map(lambda m: CATALOG.metrics[m].source_system)
+    df["source_ref"] = df["entity_id"] + "-" + df["period"].astype(str) + "-" + df["metric_id"]
+    return df
+
+
+def _entities(parents: dict[str, str]) -> pd.DataFrame:
+    subs = sorted(set(parents.values()))
+    rows = [("G", "集团", "Group", None, "group", None)]
+    rows += [(s, f"子公司{s}", f"Sub {s}", "G", "subsidiary", None) for s in subs]
+    rows += [(u, f"单位{u}", f"Unit {u}", p, "department", "profit") for u, p in parents.items()]
+    return pd.DataFrame(
+        rows, columns=["entity_id", "name_zh", "name_en", "parent_id", "kind", "center_type"]
+    )
+
+
+def _sales(eid: str, *, rev_factor=None, months=MONTHS, seed=0) -> list[tuple]:
+    """A sales unit whose revenue = shipped × price / 10000 (``rev_factor`` per month)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, p in enumerate(months):
+        qty, price = 1000.0 + 50 * i, 2000.0
+        rev = qty * price / 10000 * (rev_factor or {}).get(str(p), 1.0)
+        rows += [
+            (eid, str(p), "shipped_qty", qty),
+            (eid, str(p), "avg_unit_price", price),
+            (eid, str(p), "revenue", rev),
+            (eid, str(p), "recognised_qty", qty - 1),
+            (eid, str(p), "new_contract_amount", rev * rng.uniform(0.99, 1.01)),
+        ]
+    return rows
+
+
+# ------------------------------------------------------------------ 1. catalog integrity
+def test_check_catalog_on_bundled_catalog_lists_coverage_gaps_only():
+    res = pm.check_catalog(CATALOG, lang="en")
+    f = res.to_frame()
+    assert set(f["severity"]) == {"low"}
+    gaps = set(f.loc[f["check"] == "catalog_coverage", "metric_id"])
+    assert {"cogs", "receivables", "cash_collected"} <= gaps
+    assert "revenue" not in gaps and "opex" not in gaps  # M01-M03, M10 drive them
+
+
+def test_check_catalog_finds_placeholders_units_and_unknown_metrics():
+    rev = CATALOG.metrics["revenue"].model_copy(update={"owner": "TBD", "unit": "元"})
+    ghost = MetricMapping(id="MX", driver="ghost", target="revenue", sign=1, lag=0, mechanism="x")
+    cat = CATALOG.model_copy(
+        update={
+            "metrics": {**CATALOG.metrics, "revenue": rev},
+            "mappings": [*CATALOG.mappings, ghost],
+        }
+    )
+    f = pm.check_catalog(cat, lang="en").to_frame()
+    assert ((f["check"] == "catalog_field") & (f["metric_id"] == "revenue")).any()
+    scale = f[f["check"] == "catalog_unit"]
+    assert "M01" in set(scale["rule_id"])  # 万元 contracts -> 元 revenue: ×10000 slip
+    ghost_rows = f[f["rule_id"] == "MX"]
+    assert list(ghost_rows["severity"]) == ["critical"] and "ghost" in ghost_rows["message"].iloc[0]
+
+
+def test_check_catalog_rejects_non_catalog():
+    with pytest.raises(PerflinkError, match="catalog must be a perflink Catalog"):
+        pm.check_catalog({"metrics": {}})
+
+
+# ------------------------------------------------------------------ 2. completeness
+def test_check_completeness_missing_in_quarter_and_history_and_duplicates():
+    rows = [
+        r for r in _sales("A") if not (r[1] in ("2026-09", "2026-03") and r[2] == "avg_unit_price")
+    ]
+    facts = _facts(rows)
+    res = pm.check_completeness(facts, _entities({"A": "S"}), CATALOG, quarter=Q, lang="en")
+    f = res.to_frame().set_index("period")
+    assert (
+        f.loc["2026-09", "severity"] == "high" and f.loc["2026-09", "metric_id"] == "avg_unit_price"
+    )
+    assert f.loc["2026-03", "severity"] == "low"
+    assert "CRM" in f.loc["2026-09", "message"]
+    crm = res.summary.set_index("source_system").loc["CRM"]
+    assert crm["expected_values"] == 6 and crm["missing"] == 1  # 2 metrics × 3 months
+    raw = pd.concat([facts, facts.iloc[[0]]], ignore_index=True)
+    dup = pm.check_completeness(raw, None, CATALOG, quarter=Q).to_frame()
+    assert (dup["check"] == "duplicated").sum() == 1
+
+
+def test_check_completeness_bad_input():
+    facts = _facts(_sales("A"))
+    with pytest.raises(InputError, match="lacks column"):
+        pm.check_completeness(facts.drop(columns="value"), None, CATALOG, quarter=Q)
+    with pytest.raises(InputError, match="Period"):
+        pm.check_completeness(
+            facts.assign(period=facts["period"].astype(str)), None, CATALOG, quarter=Q
+        )
+    with pytest.raises(PerflinkError, match="expected_share"):
+        pm.check_completeness(facts, None, CATALOG, quarter=Q, expected_share=0)
+
+
+# ------------------------------------------------------------------ 3. reconciliation rules
+def test_check_rules_breach_not_applicable_and_zero_denominator():
+    facts = _facts(
+        _sales("A", rev_factor={"2026-08": 1.10})
+        + _sales("C", rev_factor={"2026-09": 0.0})
+        + [("B", str(p), m, 10.0) for p in MONTHS for m in ("headcount", "opex")]
+    )
+    res = pm.check_rules(
+        facts, CATALOG, quarter=Q, entities=_entities({"A": "S", "B": "S", "C": "S"}), lang="en"
+    )
+    f = res.to_frame()
+    breach = f[(f["check"] == "rule") & (f["entity_id"] == "A")]
+    assert list(breach["period"]) == ["2026-08"] and list(breach["rule_id"]) == ["R01"]
+    np.testing.assert_allclose(breach["deviation"].iloc[0], 1 / 1.1 - 1)
+    assert breach["severity"].iloc[0] == "high" and breach["metric_id"].iloc[0] == "revenue"
+    assert "A-2026-08-revenue" in breach["source_refs"].iloc[0]
+    # B reports none of the rules' metrics: not applicable, so no evaluation and no finding
+    assert "B" not in set(res.evaluations["entity_id"]) and "B" not in set(f["entity_id"])
+    # C: revenue 0 -> R01 cannot be evaluated (info, no deviation made up)
+    zero = f[(f["entity_id"] == "C") & (f["rule_id"] == "R01")]
+    assert list(zero["check"]) == ["rule_cannot_evaluate"] and list(zero["severity"]) == ["info"]
+    assert np.isnan(zero["deviation"].iloc[0])
+
+
+def test_check_rules_history_breaches_are_one_level_lower():
+    facts = _facts(_sales("A", rev_factor={"2026-02": 1.2}))
+    f = pm.check_rules(facts, CATALOG, quarter=Q, history=9).to_frame()
+    assert list(f.loc[f["check"] == "rule", "severity"]) == ["medium"]  # R01 is high
+    assert pm.check_rules(facts, CATALOG, quarter=Q, history=0).to_frame().empty
+
+
+def test_check_rules_drift_inside_tolerance_is_low():
+    rng = np.random.default_rng(3)
+    noise = {str(p): 1 + rng.normal(0, 0.004) for p in MONTHS}
+    facts = _facts(_sales("A", rev_factor={**noise, "2026-08": 1.04}))
+    f = pm.check_rules(facts, CATALOG, quarter=Q, lang="en").to_frame()
+    assert list(f["check"]) == ["rule_drift"] and list(f["period"]) == ["2026-08"]
+    assert list(f["severity"]) == ["low"] and "robust SDs" in f["message"].iloc[0]
+
+
+def test_check_rules_bad_input():
+    facts = _facts(_sales("A"))
+    with pytest.raises(PerflinkError, match="2026-13"):
+        pm.check_rules(facts, CATALOG, quarter="2026-13")
+    with pytest.raises(InputError, match="empty"):
+        pm.check_rules(facts.iloc[:0], CATALOG, quarter=Q)
+
+
+# ------------------------------------------------------------------ 4. caliber
+def _caliber_facts() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    vat = {"U1": 1.13, "U2": 1.13, "U3": 1.0, "U4": 1.0}
+    for k, (u, f) in enumerate(vat.items()):
+        for r in _sales(u, seed=k):
+            rows.append((*r[:3], r[3] * f) if r[2] == "new_contract_amount" else r)
+    # U5 books revenue a month before it ships (revenue[t] = shipments × price [t + 1])
+    rng = np.random.default_rng(5)
+    qty = 1000 * np.exp(rng.normal(0, 0.15, len(MONTHS) + 1))
+    for i, p in enumerate(MONTHS):
+        rows += [
+            ("U5", str(p), "shipped_qty", qty[i]),
+            ("U5", str(p), "avg_unit_price", 2000.0),
+            ("U5", str(p), "revenue", qty[i + 1] * 0.2),
+        ]
+    ents = _entities({"U1": "P1", "U2": "P1", "U3": "P2", "U4": "P2", "U5": "P3"})
+    return _facts(rows), ents
+
+
+def test_check_calibers_names_vat_at_parent_and_timing_shift():
+    facts, ents = _caliber_facts()
+    res = pm.check_calibers(facts, CATALOG, quarter=Q, entities=ents, lang="en")
+    f = res.to_frame()
+    cal = f[f["check"] == "caliber"]
+    assert list(cal["entity_id"]) == ["P1"]  # U1/U2 are covered by their parent's finding
+    assert cal["metric_id"].iloc[0] == "new_contract_amount" and cal["rule_id"].iloc[0] == "R03"
+    np.testing.assert_allclose(cal["value"].iloc[0], 1.13, rtol=0.01)
+    assert "13% VAT" in cal["message"].iloc[0] and cal["severity"].iloc[0] == "high"
+    r = res.ratios.set_index(["entity_id", "rule_id"])
+    assert not r.loc[("P2", "R03"), "systematic"]
+    tim = f[f["check"] == "timing"]
+    assert list(tim["entity_id"]) == ["U5"] and tim["value"].iloc[0] == 1.0
+    assert tim["metric_id"].iloc[0] == "revenue" and "early" in tim["message"].iloc[0]
+
+
+def test_check_calibers_unit_slip_factor():
+    rows = [(*r[:3], r[3] * 10000) if r[2] == "revenue" else r for r in _sales("U1")]
+    res = pm.check_calibers(_facts(rows), CATALOG, quarter=Q)
+    assert set(res.ratios.loc[res.ratios["systematic"], "cause"]) == {"scale10000_rhs"}
+
+
+def test_check_calibers_bad_input():
+    facts, ents = _caliber_facts()
+    with pytest.raises(PerflinkError, match="months must be"):
+        pm.check_calibers(facts, CATALOG, quarter=Q, months=3)
+
+
+# ------------------------------------------------------------------ 5. driver strength
+def _driver_facts(sign: float = 1.0) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    rows = []
+    for e in range(8):
+        hc = 20 + e * 5 + np.cumsum(rng.integers(-3, 4, len(MONTHS)))
+        opex = 0.5 * hc.astype(float) ** (0.8 * sign) * np.exp(rng.normal(0, 0.02, len(MONTHS)))
+        ms = rng.poisson(3, len(MONTHS)).astype(float)
+        cap = rng.normal(90, 20, len(MONTHS))
+        for i, p in enumerate(MONTHS):
+            rows += [
+                (f"E{e}", str(p), "headcount", float(hc[i])),
+                (f"E{e}", str(p), "opex", float(opex[i])),
+                (f"E{e}", str(p), "rd_milestones", ms[i]),
+                (f"E{e}", str(p), "rd_capitalised", cap[i]),
+            ]
+    rows += [("E0", str(p), "new_contract_amount", 100.0 + i) for i, p in enumerate(MONTHS[-5:])]
+    rows += [("E0", str(p), "revenue", 90.0 + i) for i, p in enumerate(MONTHS[-5:])]
+    return _facts(rows)
+
+
+def _within_ols(facts: pd.DataFrame, months: int = 24) -> float:
+    """Independent reference: log-log within estimator by numpy least squares."""
+    w = facts[facts["metric_id"].isin(["headcount", "opex"])]
+    w = w.pivot_table(index=["entity_id", "period"], columns="metric_id", values="value")
+    w = np.log(w[w.index.get_level_values("period") > pd.Period("2026-09", "M") - months])
+    d = w - w.groupby(level="entity_id").transform("mean")
+    beta, *_ = np.linalg.lstsq(d[["headcount"]].to_numpy(), d["opex"].to_numpy(), rcond=None)
+    return float(beta[0])
+
+
+def test_driver_strength_confirmed_weak_and_insufficient():
+    facts = _driver_facts()
+    res = pm.driver_strength(facts, CATALOG, quarter=Q, lang="en")
+    t = res.to_frame().set_index("mapping_id")
+    assert t.loc["M10", "strength"] == "confirmed" and t.loc["M10", "transform"] == "log-log"
+    np.testing.assert_allclose(t.loc["M10", "elasticity"], _within_ols(facts), rtol=1e-9)
+    assert t.loc["M10", "n_obs"] == 8 * len(MONTHS) and t.loc["M10", "n_entities"] == 8
+    assert t.loc["M10", "ci_low"] < 0.8 < t.loc["M10", "ci_high"]
+    assert t.loc["M09", "strength"] == "weak" and t.loc["M09", "severity"] == "medium"
+    # one entity, five months: insufficient data, and no number is made up
+    assert t.loc["M01", "strength"] == "insufficient_data"
+    assert t.loc["M01", "n_obs"] == 4 and np.isnan(t.loc["M01", "elasticity"])
+    assert "insufficient data" in t.loc["M01", "message"]
+
+
+def test_driver_strength_wrong_sign():
+    t = pm.driver_strength(_driver_facts(sign=-1.0), CATALOG, quarter=Q).to_frame()
+    row = t.set_index("mapping_id").loc["M10"]
+    assert row["strength"] == "wrong_sign" and row["severity"] == "high" and row["elasticity"] < 0
+
+
+def test_driver_strength_bad_input():
+    with pytest.raises(PerflinkError, match="min_obs"):
+        pm.driver_strength(_driver_facts(), CATALOG, quarter=Q, min_obs=2)
+
+
+# ------------------------------------------------------------------ data quality
+def test_data_quality_index_counts_missing_and_failing_values():
+    rows = [
+        r
+        for r in _sales("A", rev_factor={"2026-08": 1.10})
+        if not (r[1] == "2026-09" and r[2] == "avg_unit_price")
+    ]
+    facts = _facts(rows)
+    comp = pm.check_completeness(facts, None, CATALOG, quarter=Q)
+    rules = pm.check_rules(facts, CATALOG, quarter=Q, expected=comp.expected)
+    t = pm.data_quality(comp, rules, CATALOG).to_frame().set_index("source_system")
+    # CRM: 6 expected (price, contracts × 3 months), 1 missing, 1 read by the R01 breach
+    np.testing.assert_allclose(t.loc["CRM", "dq_index"], 4 / 6)
+    assert t.loc["CRM", "status"] == "red" and t.loc["WMS", "failing"] == 1
+
+
+def test_data_quality_bad_input():
+    with pytest.raises(PerflinkError, match="check_completeness"):
+        pm.data_quality(pd.DataFrame(), pd.DataFrame(), CATALOG)
+
+
+# ------------------------------------------------------------------ results present
+def test_results_show_themselves():
+    facts, ents = _caliber_facts()
+    for res in (
+        pm.check_catalog(CATALOG, lang="en"),
+        pm.check_completeness(facts, ents, CATALOG, quarter=Q, lang="en"),
+        pm.check_rules(facts, CATALOG, quarter=Q, lang="en"),
+        pm.check_calibers(facts, CATALOG, quarter=Q, entities=ents, lang="en"),
+        pm.driver_strength(_driver_facts(), CATALOG, quarter=Q, lang="en"),
+    ):
+        assert isinstance(res.to_frame(), pd.DataFrame)
+        assert res.chart().to_dict()["$schema"].startswith("https://vega.github.io")
+        assert "<table" in res._repr_html_()
+    html = pm.check_rules(facts, CATALOG, quarter=Q, lang="zh")._repr_html_()
+    assert "检查项" in html  # mapping-only column headers are localised
+
+
+# ------------------------------------------------------------------ the sample group
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> dict:
+    from perflink import sample
+
+    out = {}
+    for name, kw in {
+        "s0": {"seed": 0},
+        "s1": {"seed": 1},
+        "s2": {"seed": 2},
+        "clean": {"clean": True},
+    }.items():
+        folder = tmp_path_factory.mktemp(name)
+        params = sample.generate(folder / "data", **kw)
+        review = perflink.open_review(params, language="en")
+        truth = yaml.safe_load((folder / "data" / "truth.yaml").read_text(encoding="utf-8"))
+        out[name] = (pm.validate(review), truth, params)
+    return out
+
+
+@pytest.mark.parametrize("name", ["s0", "s1", "s2"])
+def test_sample_planted_mapping_problems_are_found(samples, name):
+    result, truth, _ = samples[name]
+    f = result.to_frame()
+    problems = [p for p in truth["problems"] if p["task"] == "mapping"]
+    assert {p["kind"] for p in problems} == {
+        "caliber_vat", "recognition_gap", "early_recognition", "weak_driver", "missing_data"
+    }  # fmt: skip
+    for p in problems:
+        at = f[(f["entity_id"] == p["entity_id"]) & f["metric_id"].isin(p["metric_ids"])]
+        if p["kind"] == "caliber_vat":
+            hit = at[(at["check"] == "caliber") & (at["rule_id"] == p["rule_id"])]
+            assert len(hit) == 1 and "13% VAT" in hit["message"].iloc[0], p
+        elif p["kind"] == "recognition_gap":
+            hit = at[(at["check"] == "rule") & (at["rule_id"] == "R01")]
+            assert set(p["periods"]) <= set(hit["period"]), p
+        elif p["kind"] == "early_recognition":
+            hit = at[at["check"] == "timing"]
+            assert list(hit["value"]) == [1.0], p
+        elif p["kind"] == "weak_driver":
+            hit = at[(at["check"] == "driver") & (at["rule_id"] == p["mapping_id"])]
+            assert list(hit["severity"]) == ["medium"], p
+        elif p["kind"] == "missing_data":
+            hit = at[(at["check"] == "missing") & at["period"].isin(p["periods"])]
+            assert list(hit["severity"]) == ["high"], p
+    assert not (f["severity"] == "critical").any()
+
+
+def test_clean_sample_raises_no_critical_and_few_high(samples):
+    result, truth, _ = samples["clean"]
+    f = result.to_frame()
+    assert truth["problems"] == []
+    assert (f["severity"] == "critical").sum() == 0
+    assert (f["severity"] == "high").sum() <= 2  # 0 with the default seed
+    assert set(result.status.to_frame()["status"]) == {"green"}
+    assert set(result.quality.to_frame()["status"]) == {"green"}
+
+
+def test_validate_rejects_non_review():
+    with pytest.raises(PerflinkError, match="open_review"):
+        pm.validate(object())
+
+
+@pytest.mark.slow
+def test_notebook_runs_and_saves_tables(samples, tmp_path):
+    import papermill
+
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "01_mapping_validation.ipynb"
+    _, _, params = samples["s0"]
+    tables = tmp_path / "tables"
+    papermill.execute_notebook(
+        str(notebook),
+        str(tmp_path / "out.ipynb"),
+        parameters=dict(params_path=str(params), language="en", tables_dir=str(tables)),
+        kernel_name="python3",
+        cwd=str(notebook.parent),
+        progress_bar=False,
+    )
+    for name in ("validation_findings", "driver_strength", "data_quality"):
+        assert (tables / f"{name}.csv").is_file() and (tables / f"{name}.parquet").is_file()
+    found = pd.read_csv(tables / "validation_findings.csv", encoding="utf-8-sig")
+    assert list(found.columns) == list(pm.FINDING_COLUMNS)
+    assert len(pd.read_csv(tables / "driver_strength.csv", encoding="utf-8-sig")) == len(
+        CATALOG.mappings
+    )
