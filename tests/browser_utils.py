@@ -2,7 +2,7 @@
 
 Reusable by any test that renders report pages (task pages, the full sample review)::
 
-    from browser_utils import browser, open_offline, assert_readable  # noqa: F401 (fixture)
+    from browser_utils import assert_readable, open_offline   # `browser` comes from conftest.py
 
     @pytest.mark.browser
     def test_my_page(browser, tmp_path):

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from browser_utils import browser  # noqa: F401 — one Chromium for the whole session
+
+# Playwright's sync API cannot start while another sync Playwright is running in the same
+# thread, so the browser fixture must exist once (here), not once per test module.
 
 FIXTURE_NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
 

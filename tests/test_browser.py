@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_utils import assert_readable, browser, open_offline  # noqa: F401 (fixture)
+from browser_utils import assert_readable, open_offline
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from perflink.report import render_index, render_task_html

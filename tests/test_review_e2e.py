@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from browser_utils import assert_readable, browser, open_offline  # noqa: F401 (fixture)
+from browser_utils import assert_readable, open_offline
 from conftest import files_containing
 
 from perflink.runner import run_review
@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.kernel]
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 TASKS = {"mapping", "kpi", "forecast", "anomaly", "summary"}
+FINDINGS = {"validation_findings", "kpi_findings", "forecast_deviation", "anomalies"}
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +67,10 @@ def test_report_is_published_with_every_page_and_table(review):
     for parquet in (folder / "tables").glob("*.parquet"):
         csv = parquet.with_suffix(".csv")
         assert csv.read_bytes().startswith(b"\xef\xbb\xbf"), f"{csv.name}: no UTF-8 BOM"
-        frame = pd.read_parquet(parquet)
-        if {"severity", "message"} <= set(frame.columns):
-            assert "entity_id" in frame.columns
-            assert {"metric_id", "rule_id"} & set(frame.columns)
+    for name in FINDINGS & tables:
+        frame = pd.read_parquet(folder / "tables" / f"{name}.parquet")
+        assert {"entity_id", "period", "severity", "message"} <= set(frame.columns), name
+        assert {"metric_id", "rule_id"} & set(frame.columns), name
 
 
 def test_secret_never_reaches_any_output_byte(review):
