@@ -1,0 +1,268 @@
+"""Headline figures, the per-subsidiary chain and suggested actions (not API; see summary).
+
+Everything here reads the tables the other tasks saved (``attribution``, ``scorecard``,
+``forecast_deviation``, ``data_quality``) and only combines them; no analysis is redone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from perflink import labels
+from perflink.catalog import Catalog
+from perflink.kpi import completion
+
+STATUS_ORDER = ("green", "amber", "red")
+
+
+def status(ratio: pd.Series | float, green: float, amber: float) -> pd.Series:
+    """``green`` at or above ``green``, ``amber`` at or above ``amber``, else ``red`` (NaN: NA)."""
+    r = pd.Series(ratio, dtype=float)
+    out = pd.Series(np.where(r >= green, "green", np.where(r >= amber, "amber", "red")), r.index)
+    return out.astype(object).where(r.notna(), None)
+
+
+def worst(*cols: pd.Series) -> pd.Series:
+    """Row-wise worst status of several status columns (missing ignored)."""
+    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
+    frame = pd.concat([c.map(rank) for c in cols], axis=1)
+    best = frame.max(axis=1)
+    return best.map(lambda i: STATUS_ORDER[int(i)] if pd.notna(i) else None)
+
+
+def _higher(metric_ids: pd.Series, catalog: Catalog) -> pd.Series:
+    return metric_ids.map(
+        lambda m: m not in catalog.metrics or catalog.metrics[m].direction == "higher"
+    )
+
+
+def tier1(
+    attribution: pd.DataFrame | None,
+    root: str,
+    catalog: Catalog,
+    lang: str,
+    *,
+    green: float,
+    amber: float,
+) -> pd.DataFrame:
+    """The group's tier-1 results vs target for the quarter and year to date."""
+    cols = ["metric_id", "metric", "scope", "actual", "target", "completion", "status"]
+    if attribution is None or attribution.empty:
+        return pd.DataFrame(columns=cols)
+    a = attribution
+    tier1_ids = set(catalog.tier(1)) if callable(getattr(catalog, "tier", None)) else set()
+    sel = (a["entity_id"] == root) & (a["link"] == "total") & (a["base"] == "target")
+    if tier1_ids:
+        sel &= a["metric_id"].isin(tier1_ids)
+    d = a[sel].rename(columns={"driver_actual": "actual", "driver_base": "target"})
+    d = d[["metric_id", "scope", "actual", "target"]].reset_index(drop=True)
+    d["completion"] = completion(d["actual"], d["target"], _higher(d["metric_id"], catalog))
+    d["status"] = status(d["completion"], green, amber)
+    d["metric"] = d["metric_id"].map(lambda m: _metric_name(catalog, m, lang))
+    return d[cols]
+
+
+def _metric_name(catalog: Catalog, metric_id: str, lang: str) -> str:
+    m = catalog.metrics.get(metric_id)
+    return m.name(lang) if m is not None else str(metric_id)
+
+
+def projection(
+    deviation: pd.DataFrame | None,
+    entity_id: str,
+    catalog: Catalog,
+    lang: str,
+    *,
+    green: float,
+    amber: float,
+) -> pd.DataFrame:
+    """Projected full year vs budget with its 80% interval for one entity (the group)."""
+    cols = ["metric_id", "metric", "ytd_actual", "projected", "lo_80", "hi_80", "budget"]
+    cols += ["deviation_pct", "p_meet_budget", "status"]
+    if deviation is None or deviation.empty:
+        return pd.DataFrame(columns=cols)
+    d = deviation[deviation["entity_id"] == entity_id].copy()
+    d["status"] = _deviation_status(d, catalog, green, amber)
+    d["metric"] = d["metric_id"].map(lambda m: _metric_name(catalog, m, lang))
+    return d.reindex(columns=cols).reset_index(drop=True)
+
+
+def _deviation_status(d: pd.DataFrame, catalog: Catalog, green: float, amber: float) -> pd.Series:
+    sign = np.where(_higher(d["metric_id"], catalog), 1.0, -1.0)
+    return status(1.0 + sign * d["deviation_pct"].astype(float), green, amber)
+
+
+def unit_scores(scorecard: pd.DataFrame | None, entities: pd.DataFrame) -> pd.DataFrame:
+    """Year-to-date total score per department (sum of weighted scores)."""
+    cols = ["entity_id", "parent_id", "score"]
+    if scorecard is None or scorecard.empty:
+        return pd.DataFrame(columns=cols)
+    s = scorecard[scorecard["scope"] == "ytd"].groupby("entity_id")["weighted_score"].sum()
+    units = entities[entities["kind"] == "department"][["entity_id", "parent_id"]]
+    out = units.merge(s.rename("score").reset_index(), on="entity_id", how="inner")
+    return out[cols].reset_index(drop=True)
+
+
+def distribution(scores: pd.DataFrame) -> pd.DataFrame:
+    """Quantiles of the units' YTD scores: n, min, p25, median, p75, max, share >= 100."""
+    cols = ["n_units", "score_min", "score_p25", "score_median", "score_p75", "score_max"]
+    cols += ["share_100"]
+    if scores.empty:
+        return pd.DataFrame(columns=cols)
+    s = scores["score"].astype(float)
+    q = s.quantile([0.0, 0.25, 0.5, 0.75, 1.0]).to_numpy()
+    row = [int(s.size), *q.tolist(), float((s >= 100).mean())]
+    return pd.DataFrame([row], columns=cols)
+
+
+def chain(
+    scorecard: pd.DataFrame | None,
+    deviation: pd.DataFrame | None,
+    entities: pd.DataFrame,
+    catalog: Catalog,
+    lang: str,
+    *,
+    metric_id: str,
+    green: float,
+    amber: float,
+) -> pd.DataFrame:
+    """Per subsidiary: business completion -> financial completion -> score -> projected
+    full-year deviation of ``metric_id``, each with a status, and the worst of them."""
+    subs = entities[entities["kind"] == "subsidiary"][["entity_id", "name_zh", "name_en"]]
+    out = pd.DataFrame({"entity_id": subs["entity_id"].to_numpy()})
+    out["entity"] = subs[f"name_{lang}"].to_numpy()
+    out["business_completion"] = np.nan
+    out["financial_completion"] = np.nan
+    out["score"] = np.nan
+    if scorecard is not None and not scorecard.empty:
+        y = scorecard[(scorecard["scope"] == "ytd") & scorecard["entity_id"].isin(out["entity_id"])]
+        y = y.assign(wc=y["weight"] * y["completion"])
+        by = y.groupby(["entity_id", "category"])[["wc", "weight"]].sum()
+        comp = (by["wc"] / by["weight"].replace(0, np.nan)).unstack("category")
+        for cat in ("business", "financial"):
+            if cat in comp:
+                out[f"{cat}_completion"] = out["entity_id"].map(comp[cat])
+        out["score"] = out["entity_id"].map(y.groupby("entity_id")["weighted_score"].sum())
+    out["projection_metric"] = metric_id
+    out["fy_deviation_pct"] = np.nan
+    if deviation is not None and not deviation.empty:
+        d = deviation[deviation["metric_id"] == metric_id].set_index("entity_id")
+        out["fy_deviation_pct"] = out["entity_id"].map(d["deviation_pct"])
+    out["status_business"] = status(out["business_completion"], green, amber)
+    out["status_financial"] = status(out["financial_completion"], green, amber)
+    out["status_score"] = status(out["score"] / 100.0, green, amber)
+    sign = 1.0 if _higher(pd.Series([metric_id]), catalog).iloc[0] else -1.0
+    out["status_projection"] = status(1.0 + sign * out["fy_deviation_pct"], green, amber)
+    out["status"] = worst(
+        out["status_business"],
+        out["status_financial"],
+        out["status_score"],
+        out["status_projection"],
+    )
+    return out
+
+
+def actions(
+    findings: pd.DataFrame,
+    scorecard: pd.DataFrame | None,
+    deviation: pd.DataFrame | None,
+    quality: pd.DataFrame | None,
+    names: Mapping[str, str],
+    catalog: Catalog,
+    lang: str,
+    opts,
+    quarter: str,
+    top: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Suggested actions from the rules in ``summary.actions`` (labelled as suggestions).
+
+    ``escalate`` looks only at the findings of the top list (``top``), the others at every
+    open finding.
+
+    Each row: ``action_id, entity_id, period, metric_id, rule_id, severity, message, basis``
+    (the numbers the rule fired on) and ``finding_id`` where the action answers a finding.
+    """
+    rows: list[dict] = []
+    enabled = set(opts.actions)
+
+    def add(action, entity, *, metric=None, rule=None, severity="info", fid=None, **fmt):
+        rows.append(
+            dict(
+                action_id=action,
+                entity_id=entity,
+                entity=names.get(str(entity), str(entity or "")),
+                period=quarter,
+                metric_id=metric,
+                rule_id=rule,
+                severity=severity,
+                message=labels.t(f"summary.action.{action}", lang, **fmt),
+                finding_id=fid,
+            )
+        )
+
+    if "collections" in enabled and scorecard is not None and not scorecard.empty:
+        q = scorecard[scorecard["scope"] == "quarter"]
+        piv = q.pivot_table(index="entity_id", columns="metric_id", values="completion")
+        if {"revenue", "cash_collected"} <= set(piv.columns):
+            hit = piv[
+                (piv["revenue"] >= opts.sales_completion)
+                & (piv["cash_collected"] < opts.collections_completion)
+            ]
+            for e, r in hit.iterrows():
+                add(
+                    "collections", e, metric="cash_collected", severity="medium",
+                    name=names.get(str(e), e), sales=f"{r['revenue']:.0%}",
+                    cash=f"{r['cash_collected']:.0%}",
+                )  # fmt: skip
+    if "budget" in enabled and deviation is not None and not deviation.empty:
+        d = deviation[
+            deviation["severity"].isin(["critical", "high", "medium"])
+            & ((1.0 - deviation["p_meet_budget"]) > opts.miss_probability)
+            & deviation["kind"].isin(["group", "subsidiary"])
+        ]
+        for r in d.itertuples():
+            add(
+                "budget", r.entity_id, metric=r.metric_id, severity=r.severity,
+                name=names.get(str(r.entity_id), r.entity_id),
+                metric_name=_metric_name(catalog, r.metric_id, lang),
+                p=f"{1.0 - r.p_meet_budget:.0%}", dev=f"{r.deviation_pct:+.1%}",
+            )  # fmt: skip
+    by_kind = {
+        "caliber": ("mapping", "caliber"),
+        "weak_driver": ("mapping", "driver"),
+        "scheme": ("kpi", "scheme"),
+        "bonus": ("kpi", "bonus_overrun"),
+    }
+    for action, (task, kind) in by_kind.items():
+        if action not in enabled or findings.empty:
+            continue
+        sel = findings[(findings["source_task"] == task) & (findings["finding_kind"] == kind)]
+        for r in sel.itertuples():
+            add(
+                action, r.entity_id, metric=r.metric_id, rule=r.rule_id, severity=r.severity,
+                fid=r.finding_id, name=r.entity or r.entity_id or "",
+                ref=r.subject or r.rule_id or r.metric_id or "",
+            )  # fmt: skip
+    if "data_quality" in enabled and quality is not None and not quality.empty:
+        for r in quality[quality["dq_index"] < opts.dq_red].itertuples():
+            add(
+                "data_quality", None, severity="medium", system=r.source_system,
+                index=f"{r.dq_index:.1%}", failing=int(r.failing), missing=int(r.missing),
+            )  # fmt: skip
+    top = findings if top is None else top
+    if "escalate" in enabled and "quarters_open" in top:
+        old = top[
+            (top["quarters_open"] >= opts.escalate_quarters) & (top["loop_status"] == "persisting")
+        ]
+        for r in old.itertuples():
+            add(
+                "escalate", r.entity_id, metric=r.metric_id, rule=r.rule_id,
+                severity=r.severity, fid=r.finding_id, name=r.entity or r.entity_id or "",
+                n=int(r.quarters_open), since=r.first_seen,
+            )  # fmt: skip
+    cols = ["action_id", "entity_id", "entity", "period", "metric_id", "rule_id", "severity"]
+    cols += ["message", "finding_id"]
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,169 @@
+"""The finance / HR workbook ``reports/<quarter>/review.xlsx`` (not API; see perflink.summary).
+
+One sheet per table people act on; two header rows (Chinese, English), frozen; filters;
+number formats; status and severity coloured by conditional formatting on the cell's own
+value (so sorting and filtering never break it); values only, no formulas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perflink import labels
+from perflink._report_format import ReportError
+from perflink.charts import SEVERITY_COLORS, STATUS_COLORS
+
+#: Sheet order: (key, table source). ``findings``/``actions`` come from the summary result.
+SHEETS: tuple[str, ...] = (
+    "findings", "actions", "scorecard", "bonus", "forecast_deviation", "anomalies",
+)  # fmt: skip
+
+_PCT = {
+    "completion", "completion_before", "weight", "deviation_pct", "p_meet_budget",
+    "deviation_assessment_pct", "p_meet_assessment", "overrun_pct", "coefficient",
+    "lead_vs_budget", "lead_vs_last_year", "dq_index", "fc_error_pct",
+}  # fmt: skip
+_MONEY = {
+    "at_stake", "base_bonus", "bonus", "pool_budget", "payout", "overrun", "ytd_actual",
+    "forecast_rest", "projected", "lo_80", "hi_80", "lo_95", "hi_95", "budget", "deviation",
+    "assessment", "deviation_assessment", "gap",
+}  # fmt: skip
+_SCORE = {"score", "score_before", "weighted_score", "priority"}
+_DROP = {"source_refs", "explanation"}
+_HEADER_PREFIXES = ("summary", "mapping", "forecast", "anomaly", "kpi", "scoring")
+
+
+def header(col: str, lang: str) -> str:
+    """Column header in ``lang``: ``report.col.<col>``, else ``<task>.col.<col>``, else col."""
+    text = labels.column_label(col, lang)
+    if text != col:
+        return text
+    for prefix in _HEADER_PREFIXES:
+        try:
+            return labels.t(f"{prefix}.col.{col}", lang)
+        except labels.LabelError:
+            continue
+    return col
+
+
+def _cells(df: pd.DataFrame) -> list[list[Any]]:
+    out = df.copy()
+    for c in out.columns:
+        s = out[c]
+        if isinstance(s.dtype, pd.PeriodDtype) or s.map(lambda v: isinstance(v, pd.Period)).any():
+            out[c] = s.map(lambda v: str(v) if isinstance(v, pd.Period) else v)
+    values = out.astype(object).where(out.notna(), None).to_numpy().tolist()
+    return [[_plain(v) for v in row] for row in values]
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+def _sheet_tables(result: Any) -> dict[str, pd.DataFrame]:
+    inputs = result.inputs
+    get = inputs.get if inputs is not None else (lambda name: None)
+    findings = result.findings.to_frame()
+    tables = {
+        "findings": findings,
+        "actions": result.actions.to_frame(),
+        "scorecard": get("scorecard"),
+        "bonus": get("bonus"),
+        "forecast_deviation": get("forecast_deviation"),
+        "anomalies": get("anomalies"),
+    }
+    return {k: v.drop(columns=[c for c in v.columns if c in _DROP]) for k, v in tables.items()
+            if v is not None}  # fmt: skip
+
+
+def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | None:
+    """Write the finance / HR workbook and return its path (None when there is nowhere to write).
+
+    Parameters
+    ----------
+    result : SummaryResult
+        From :func:`perflink.summary.summarize`.
+    path : str or Path, optional
+        Where to write; default ``<tables_dir>/../review.xlsx`` (``reports/<quarter>/``).
+        Without a tables folder (JupyterLab) and without ``path`` nothing is written.
+
+    Sheets: ``findings`` (summary findings, ranked, with the review-loop columns),
+    ``actions`` (suggestions), ``scorecard``, ``bonus``, ``forecast_deviation``,
+    ``anomalies`` — each when its table exists. Row 1 holds Chinese headers, row 2 English
+    headers (both frozen, filters on row 2); money in 万元 ``#,##0.0``, rates ``0.0%``.
+
+    Raises
+    ------
+    ReportError
+        If ``path`` is not an ``.xlsx`` file name.
+    """
+    from openpyxl import Workbook
+    from openpyxl.formatting.rule import CellIsRule
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    if path is None:
+        tdir = result.inputs.tables_dir if result.inputs is not None else None
+        if tdir is None:
+            return None
+        path = Path(tdir).parent / "review.xlsx"
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        raise ReportError(f"write_workbook: {path} must end in .xlsx.")
+    wb = Workbook()
+    wb.remove(wb.active)
+    bold = Font(bold=True)
+    for key, df in _sheet_tables(result).items():
+        ws = wb.create_sheet(labels.t(f"summary.sheet.{key}", "en")[:31])
+        cols = [str(c) for c in df.columns]
+        ws.append([header(c, "zh") for c in cols])
+        ws.append([header(c, "en") for c in cols])
+        for cell in (*ws[1], *ws[2]):
+            cell.font = bold
+        for row in _cells(df):
+            ws.append(row)
+        last = ws.max_row
+        ws.freeze_panes = "A3"
+        if cols:
+            ws.auto_filter.ref = f"A2:{get_column_letter(len(cols))}{max(last, 2)}"
+        for i, c in enumerate(cols, start=1):
+            letter = get_column_letter(i)
+            fmt = "0.0%" if c in _PCT else "#,##0.0" if c in _MONEY or c in _SCORE else None
+            if fmt and last > 2:
+                for (cell,) in ws.iter_rows(min_row=3, max_row=last, min_col=i, max_col=i):
+                    cell.number_format = fmt
+            width = max(len(header(c, "en")), len(header(c, "zh")) * 2, 8)
+            ws.column_dimensions[letter].width = min(width + 2, 60 if c == "message" else 24)
+            colors = (
+                SEVERITY_COLORS if c == "severity" else STATUS_COLORS if c.startswith("status")
+                else None
+            )  # fmt: skip
+            if colors and last > 2:
+                for code, color in colors.items():
+                    fill = PatternFill(
+                        start_color=color[1:], end_color=color[1:], fill_type="solid"
+                    )
+                    ws.conditional_formatting.add(
+                        f"{letter}3:{letter}{last}",
+                        CellIsRule(operator="equal", formula=[f'"{code}"'], fill=fill,
+                                   font=Font(color="FFFFFF")),
+                    )  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        wb.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path

@@ -1,0 +1,498 @@
+"""Tests for perflink.summary: ids, ranking, review loop, forecast error, workbook, notebook.
+
+Fast tests use tiny hand-made task tables. The slow tests run two full reviews (2026Q3,
+then 2026Q4 on the same history extended by three months) and check the planted problems
+of truth.yaml and the new / persisting / resolved comparison.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+import yaml
+from browser_utils import assert_readable, open_offline
+
+import perflink
+from perflink import summary
+from perflink._summary_loop import forecast_error
+from perflink.errors import InputError, ParamsError, PerflinkError
+from perflink.options import SummaryOptions
+from perflink.sample import generate
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_leadership_summary.ipynb"
+
+
+# ----------------------------------------------------------------------------- tiny tables
+def _entities() -> pd.DataFrame:
+    rows = [
+        ("G00", "集团", "Group", None, "group"),
+        ("S01", "华东子公司", "East Co.", "G00", "subsidiary"),
+        ("S01D01", "华东销售一部", "East Sales 1", "S01", "department"),
+        ("S01D02", "华东工厂", "East Plant", "S01", "department"),
+    ]
+    df = pd.DataFrame(rows, columns=["entity_id", "name_zh", "name_en", "parent_id", "kind"])
+    return df.astype({"parent_id": object})
+
+
+class _Metric:
+    def __init__(self, unit: str, direction: str = "higher", name: str = "") -> None:
+        self.unit, self.direction, self._name = unit, direction, name
+
+    def name(self, lang: str = "zh") -> str:
+        return self._name
+
+
+class _Catalog:
+    metrics = {
+        "revenue": _Metric("万元", name="Revenue"),
+        "net_profit": _Metric("万元", name="Net profit"),
+        "headcount": _Metric("人", name="Headcount"),
+        "opex": _Metric("万元", "lower", name="Opex"),
+    }
+
+    def tier(self, n: int) -> list[str]:
+        return ["net_profit"] if n == 1 else []
+
+
+def _validation() -> pd.DataFrame:
+    cols = ["entity_id", "period", "metric_id", "rule_id", "check", "severity", "value"]
+    cols += ["expected", "deviation", "message"]
+    rows = [
+        ("S01D01", "2026-07", "revenue", "R01", "rule", "high", 90.0, 100.0, -0.1, "gap Jul"),
+        ("S01D01", "2026-08", "revenue", "R01", "rule", "medium", 95.0, 100.0, -0.05, "gap Aug"),
+        ("S01D01", "2025-11", "revenue", "R01", "rule", "low", 1.0, 2.0, -0.5, "history"),
+        ("S01", "2026Q3", "revenue", "R03", "caliber", "high", 1.13, 1.0, 0.13, "VAT"),
+        ("S01D02", "2026Q3", "revenue", "R03", "rule", "medium", 113.0, 100.0, 0.13, "symptom"),
+        ("S01D02", "2026-09", "headcount", "", "missing", "high", None, None, None, "missing"),
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _kpi() -> pd.DataFrame:
+    cols = ["entity_id", "period", "metric_id", "rule_id", "severity", "message", "scheme_id"]
+    cols += ["value", "expected", "scope", "completion", "gap"]
+    rows = [
+        ("S01D01", "2026Q3", None, "scheme_financial_min", "high", "fin 40%", "SCH-X", 0.4, 0.5,
+         None, None, None),
+        ("S01D01", "2026Q3", None, "scheme_business_max", "high", "bus 45%", "SCH-X", 0.45, 0.4,
+         None, None, None),
+        ("S01", "2026Q3", None, "bonus_overrun", "critical", "pool over", None, 130.0, 100.0,
+         None, None, None),
+        ("S01D02", "2026Q3", "net_profit", "tier1_missed", "high", "np 80%", None, 0.8, None,
+         "ytd", 0.8, -50.0),
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _deviation() -> pd.DataFrame:
+    cols = ["entity_id", "period", "metric_id", "projected", "lo_80", "hi_80", "budget"]
+    cols += ["ytd_actual", "deviation_pct", "p_meet_budget", "at_stake", "kind", "severity"]
+    cols += ["message"]
+    rows = [
+        ("G00", "2026Q3", "net_profit", 900.0, 850.0, 950.0, 1000.0, 700.0, -0.1, 0.05, 100.0,
+         "group", "high", "group miss"),
+        ("S01", "2026Q3", "net_profit", 900.0, 850.0, 950.0, 1000.0, 700.0, -0.1, 0.05, 100.0,
+         "subsidiary", "high", "S01 miss"),
+        ("S01D01", "2026Q3", "revenue", 500.0, 480.0, 520.0, 600.0, 400.0, -0.17, 0.0, 100.0,
+         "department", "high", "unit miss"),
+        ("S01D02", "2026Q3", "revenue", 500.0, 480.0, 520.0, 490.0, 400.0, 0.02, 0.9, 0.0,
+         "department", "info", "fine"),
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _anomalies() -> pd.DataFrame:
+    cols = ["entity_id", "period", "metric_id", "kind", "severity", "at_stake", "explained_by"]
+    cols += ["message"]
+    rows = [
+        ("S01D02", "2026-08", "opex", "spike", "high", 80.0, "", "opex +80%"),
+        ("S01D01", "2026-07", "revenue", "spike", "high", 300.0, "typhoon", "revenue -35%"),
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _inputs(previous: pd.DataFrame | None = None, **tables) -> summary.SummaryInputs:
+    base = {
+        "validation_findings": _validation(),
+        "kpi_findings": _kpi(),
+        "forecast_deviation": _deviation(),
+        "anomalies": _anomalies(),
+    }
+    base.update(tables)
+    full = {name: base.get(name) for name in summary.TABLES}
+    origin = {n: "table" if d is not None else "missing" for n, d in full.items()}
+    prev = {"summary_findings": previous, "forecast": None}
+    return summary.SummaryInputs(full, origin, None, prev, None)
+
+
+def _rank(inputs, **kw) -> summary.FindingsResult:
+    return summary.rank_findings(
+        inputs, _entities(), _Catalog(), quarter="2026Q3", language="en", **kw
+    )
+
+
+# ----------------------------------------------------------------------------- finding ids
+def test_finding_id_is_stable_and_ignores_the_period():
+    a = summary.finding_id("mapping", "rule", "S01D01", "R01")
+    assert a == summary.finding_id("mapping", "rule", "S01D01", "R01")
+    assert a.startswith("F-") and len(a) == 12
+    assert a != summary.finding_id("mapping", "rule", "S01D02", "R01")
+    assert a != summary.finding_id("anomaly", "rule", "S01D01", "R01")
+    # the same problem in two quarters (different periods) keeps its id
+    f = _rank(_inputs()).table
+    rows = f[(f["entity_id"] == "S01D01") & (f["finding_kind"] == "rule")]
+    assert rows["finding_id"].tolist() == [a]
+
+
+def test_finding_id_rejects_empty_task():
+    with pytest.raises(PerflinkError, match="task and kind"):
+        summary.finding_id("", "rule", "S01", "R01")
+
+
+# ----------------------------------------------------------------------------- ranking
+def test_rank_findings_merges_folds_and_ranks():
+    res = _rank(_inputs())
+    f = res.table
+    # two months of the same rule breach: one finding, worst severity, money summed (15)
+    r01 = f[(f["entity_id"] == "S01D01") & (f["rule_id"] == "R01")].iloc[0]
+    assert r01["severity"] == "high" and r01["n_periods"] == 2
+    assert r01["at_stake"] == pytest.approx(10.0 + 5.0)
+    assert "2026-08" in r01["message"] and "gap Jul" in r01["message"]
+    # the history row (2025-11) is not open this quarter
+    assert "2025-11" not in r01["periods"]
+    # the R03 breach at the unit is explained by the subsidiary's caliber finding
+    assert not ((f["entity_id"] == "S01D02") & (f["rule_id"] == "R03")).any()
+    assert ((f["finding_kind"] == "caliber") & (f["entity_id"] == "S01")).any()
+    # two scheme rules of one scheme are one finding about the scheme
+    scheme = f[f["finding_kind"] == "scheme"]
+    assert len(scheme) == 1 and scheme["subject"].iloc[0] == "SCH-X"
+    # info forecast rows are not findings; explained anomalies drop to info
+    assert "fine" not in " ".join(f["message"])
+    # (below summary.min_severity = medium: left to the task page)
+    assert not ((f["source_task"] == "anomaly") & (f["entity_id"] == "S01D01")).any()
+    everything = _rank(_inputs(), options=SummaryOptions(min_severity="info")).table
+    typhoon = everything[(everything["source_task"] == "anomaly")]
+    typhoon = typhoon[typhoon["entity_id"] == "S01D01"]
+    assert typhoon["severity"].tolist() == ["info"]
+    # ranked: the critical bonus overrun (money 30) first; ranks are 1..n
+    assert f["rank"].tolist() == list(range(1, len(f) + 1))
+    assert f.iloc[0]["finding_kind"] == "bonus_overrun"
+    assert f["priority"].is_monotonic_decreasing
+    assert (f["loop_status"] == "new").all() and (f["quarters_open"] == 1).all()
+    assert f["evidence_link"].str.match(r"^(mapping|kpi|forecast|anomaly)\.html").all()
+
+
+def test_rank_findings_caps_each_kind():
+    res = _rank(_inputs(), options=SummaryOptions(per_kind=1, top_n=50))
+    counts = res.top.groupby(["source_task", "finding_kind"]).size()
+    assert (counts == 1).all()
+    assert len(res.top) == len(counts)
+    # at most one finding per task, kind and entity
+    full = _rank(_inputs(), options=SummaryOptions(per_kind=10, top_n=50)).top
+    assert not full.duplicated(["source_task", "finding_kind", "entity_id"]).any()
+
+
+def test_summary_options_are_checked(sample_review):
+    params = sample_review.params
+    bad = params.model_copy(update={"summary": SummaryOptions(min_severity="urgent")})
+    review = perflink.review.Review(bad, language="en", tables_dir=None)
+    with pytest.raises(ParamsError, match="min_severity"):
+        summary.summarize(review, _inputs())
+
+
+def test_rank_findings_rejects_table_without_findings_columns():
+    bad = _validation().drop(columns=["severity"])
+    with pytest.raises(InputError, match="validation_findings.*severity"):
+        _rank(_inputs(validation_findings=bad))
+
+
+def test_persisting_findings_rank_higher():
+    first = _rank(_inputs()).table
+    unit_miss = first[first["message"].str.startswith("unit miss")].iloc[0]
+    group_miss = first[first["message"].str.startswith("group miss")].iloc[0]
+    # equal severity and money: persistence decides
+    prev = first[first["finding_id"] == unit_miss["finding_id"]].assign(quarters_open=2)
+    again = _rank(_inputs(previous=prev)).table.set_index("finding_id")
+    assert again.loc[unit_miss["finding_id"], "quarters_open"] == 3
+    assert again.loc[unit_miss["finding_id"], "rank"] < again.loc[group_miss["finding_id"], "rank"]
+
+
+# ----------------------------------------------------------------------------- review loop
+def _prev_table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "finding_id": ["F-a", "F-b", "F-c"],
+            "entity_id": ["S01", "S01D01", "S01D02"],
+            "severity": ["high", "medium", "low"],
+            "message": ["a", "b", "c"],
+            "loop_status": ["persisting", "new", "resolved"],
+            "first_seen": ["2026Q1", "2026Q2", "2026Q1"],
+            "quarters_open": [2, 1, 1],
+        }
+    )
+
+
+def test_compare_quarters_new_persisting_resolved():
+    cur = pd.DataFrame(
+        {"finding_id": ["F-a", "F-d", "F-c"], "entity_id": ["S01", "G00", "S01D02"],
+         "severity": ["high", "high", "low"], "message": ["a2", "d", "c again"]}
+    )  # fmt: skip
+    out = summary.compare_quarters(cur, _prev_table(), quarter="2026Q3").set_index("finding_id")
+    assert out.loc["F-a", ["loop_status", "first_seen", "quarters_open"]].tolist() == [
+        "persisting", "2026Q1", 3,
+    ]  # fmt: skip
+    assert out.loc["F-d", ["loop_status", "first_seen", "quarters_open"]].tolist() == [
+        "new", "2026Q3", 1,
+    ]  # fmt: skip
+    # F-c was resolved last quarter: it is back, so it is new again
+    assert out.loc["F-c", "loop_status"] == "new"
+    # F-b was open last quarter and is gone now
+    assert out.loc["F-b", ["loop_status", "message", "quarters_open"]].tolist() == [
+        "resolved", "b", 1,
+    ]  # fmt: skip
+    assert len(out) == 4
+
+
+def test_compare_quarters_without_previous_marks_all_new():
+    cur = pd.DataFrame({"finding_id": ["F-a"], "severity": ["high"], "message": ["a"]})
+    out = summary.compare_quarters(cur, None, quarter="2026Q3")
+    assert out["loop_status"].tolist() == ["new"] and out["first_seen"].tolist() == ["2026Q3"]
+
+
+def test_compare_quarters_rejects_bad_tables():
+    cur = pd.DataFrame({"finding_id": ["F-a"]})
+    with pytest.raises(InputError, match="quarters_open"):
+        summary.compare_quarters(cur, _prev_table().drop(columns="quarters_open"), quarter="2026Q3")
+    with pytest.raises(InputError, match="finding_id"):
+        summary.compare_quarters(pd.DataFrame({"x": [1]}), None, quarter="2026Q3")
+
+
+def test_forecast_error_against_hand_computed_numbers():
+    months = ["2026-10", "2026-11", "2026-12"]
+    fc = pd.DataFrame(
+        {"entity_id": "S01", "metric_id": "revenue", "period": months,
+         "mean": [100.0, 110.0, 120.0], "lo_80": [90.0, 100.0, 110.0],
+         "hi_80": [110.0, 120.0, 130.0]}
+    )  # fmt: skip
+    act = pd.DataFrame(
+        {"entity_id": "S01", "metric_id": "revenue",
+         "period": pd.PeriodIndex(months, freq="M"), "actual": [105.0, 130.0, 118.0]}
+    )  # fmt: skip
+    out = forecast_error(fc, act, pd.Period("2026Q4", "Q"))
+    row = out.iloc[0]
+    # forecast 330, actual 353: error +23 = +6.97%; Nov (130 > 120) outside the 80% band
+    assert row["forecast"] == pytest.approx(330.0) and row["actual"] == pytest.approx(353.0)
+    assert row["fc_error"] == pytest.approx(23.0)
+    assert row["fc_error_pct"] == pytest.approx(23.0 / 330.0)
+    assert row["fc_months_in_80"] == 2 and row["period"] == "2026Q4"
+    # an entity with a month missing is left out rather than compared on two months
+    assert forecast_error(fc, act.iloc[:2], pd.Period("2026Q4", "Q")).empty
+
+
+def test_forecast_review_rejects_a_forecast_without_intervals():
+    fc = pd.DataFrame({"entity_id": ["S01"], "metric_id": ["revenue"], "period": ["2026-10"]})
+    with pytest.raises(InputError, match="lacks"):
+        summary.forecast_review(fc, pd.DataFrame(), _entities(), _Catalog(), quarter="2026Q4")
+
+
+# ----------------------------------------------------------------------------- sample based
+@pytest.fixture(scope="module")
+def sample_review(tmp_path_factory):
+    root = tmp_path_factory.mktemp("summary_sample")
+    generate(root / "s0", seed=0)
+    return perflink.open_review(root / "s0" / "params.yaml", language="en", tables_dir=None)
+
+
+def test_summarize_with_hand_made_tables(sample_review, tmp_path):
+    inputs = _inputs()
+    res = summary.summarize(sample_review, inputs)
+    assert res.quarter == "2026Q3"
+    assert res.missing == () and res.inputs.origin["scorecard"] == "missing"
+    assert res.headline.tier1.empty and len(res.headline.projection) == 1
+    acts = res.actions.to_frame()
+    assert {"budget", "caliber", "scheme", "bonus"} <= set(acts["action_id"])
+    assert acts["message"].str.startswith("Suggestion").all()
+    for part in (res, res.headline, res.chain, res.findings, res.actions, res.quality, res.loop):
+        assert isinstance(part._repr_html_(), str)
+        part.chart().to_dict()
+    path = summary.write_workbook(res, path=tmp_path / "review.xlsx")
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["findings", "actions", "forecast_deviation", "anomalies"]
+    ws = wb["findings"]
+    assert ws.freeze_panes == "A3" and ws.auto_filter.ref.startswith("A2:")
+    assert ws["A1"].value == "问题编号" and ws["A2"].value == "Finding id"
+    assert ws.max_row == 2 + len(res.to_frame())
+
+
+def test_summarize_rejects_unknown_action_rule(sample_review):
+    params = sample_review.params
+    bad = params.model_copy(update={"summary": SummaryOptions(actions=("nope",))})
+    review = perflink.review.Review(bad, language="en", tables_dir=None)
+    with pytest.raises(ParamsError, match="summary.actions"):
+        summary.summarize(review, _inputs())
+
+
+def test_collect_reads_tables_and_reports_missing(sample_review, tmp_path):
+    folder = tmp_path / "2026Q3" / "tables"
+    folder.mkdir(parents=True)
+    _validation().to_parquet(folder / "validation_findings.parquet")
+    got = summary.collect(sample_review, tables_dir=folder)
+    assert got.origin["validation_findings"] == "table"
+    assert got.origin["anomalies"] == "missing"
+    assert got.missing_tasks == ["kpi", "forecast", "anomaly"]
+    assert got.previous_dir is None
+
+
+def test_collect_rejects_missing_folder(sample_review, tmp_path):
+    with pytest.raises(InputError, match="not a folder"):
+        summary.collect(sample_review, tables_dir=tmp_path / "nope")
+
+
+def test_write_workbook_rejects_a_non_xlsx_path(sample_review, tmp_path):
+    res = summary.summarize(sample_review, _inputs())
+    with pytest.raises(PerflinkError, match=r"\.xlsx"):
+        summary.write_workbook(res, path=tmp_path / "review.csv")
+    assert summary.write_workbook(res) is None  # no tables folder, no path: nothing written
+
+
+# ----------------------------------------------------------------------------- full runs
+@pytest.fixture(scope="module")
+def two_quarters(tmp_path_factory):
+    """Q3 and then Q4 (same history + three months) reviewed into one reports folder."""
+    from perflink.runner import run_review
+
+    root = tmp_path_factory.mktemp("summary_loop")
+    generate(root / "q3", seed=0)
+    generate(root / "q4", seed=0, months=48, end="2026-12")
+    reports = root / "reports"
+    r3 = run_review(root / "q3" / "params.yaml", out_dir=reports, jobs=2, language="en")
+    r4 = run_review(root / "q4" / "params.yaml", out_dir=reports, jobs=2, language="en")
+    truth3 = yaml.safe_load((root / "q3" / "truth.yaml").read_text(encoding="utf-8"))
+    truth4 = yaml.safe_load((root / "q4" / "truth.yaml").read_text(encoding="utf-8"))
+    return root, r3, r4, truth3, truth4
+
+
+def _top(report: Path) -> pd.DataFrame:
+    f = pd.read_parquet(report / "tables" / "summary_findings.parquet")
+    opts = SummaryOptions()
+    from perflink._summary_findings import top
+
+    return top(f[f["loop_status"] != "resolved"], opts.top_n, per_kind=opts.per_kind)
+
+
+# which finding of the summary shows each planted kind: (task, kind) and the entity it sits on
+_EXPECT = {
+    "caliber_vat": ("mapping", "caliber"),
+    "recognition_gap": ("mapping", "rule"),
+    "early_recognition": ("mapping", "timing"),
+    "weak_driver": ("mapping", "driver"),
+    "expense_spike": ("anomaly", "anomaly"),
+    "yield_drop": ("anomaly", "anomaly"),
+    "budget_miss": ("forecast", "projected_miss"),
+    "missing_data": ("mapping", "missing"),
+    "scheme_violation": ("kpi", "scheme"),
+    "bonus_overrun": ("kpi", "bonus_overrun"),
+}
+
+
+def _found(findings: pd.DataFrame, problem: dict) -> pd.DataFrame:
+    task, kind = _EXPECT[problem["kind"]]
+    sel = (findings["source_task"] == task) & (findings["finding_kind"] == kind)
+    return findings[sel & (findings["entity_id"] == problem["entity_id"])]
+
+
+@pytest.mark.slow
+def test_q3_top_findings_include_the_planted_problems(two_quarters):
+    _, r3, _, truth3, _ = two_quarters
+    top = _top(r3.report_dir)
+    missed = [p["id"] for p in truth3["problems"] if p["kind"] in _EXPECT and _found(top, p).empty]
+    assert missed == [], f"planted problems not in the top findings: {missed}"
+    # one sentence with the numbers, in the report language
+    bonus = _found(top, next(p for p in truth3["problems"] if p["kind"] == "bonus_overrun"))
+    assert bonus["severity"].iloc[0] == "critical"
+    assert any(ch.isdigit() for ch in bonus["message"].iloc[0])
+    assert bonus["evidence_link"].iloc[0].startswith("kpi.html")
+    # the typhoon is an approved adjustment: never a top finding
+    event = next(p for p in truth3["problems"] if p["kind"] == "known_event")
+    assert not ((top["source_task"] == "anomaly") & (top["entity_id"] == event["entity_id"])).any()
+
+
+@pytest.mark.slow
+def test_q4_review_loop_new_persisting_resolved(two_quarters):
+    _, r3, r4, truth3, truth4 = two_quarters
+    f4 = pd.read_parquet(r4.report_dir / "tables" / "summary_findings.parquet")
+    by_id = {p["id"]: p for p in truth3["problems"]}
+    status = {}
+    for pid in ("P02", "P05", "P06", "P01", "P07", "P10", "P11"):
+        rows = _found(f4, by_id[pid])
+        status[pid] = set(rows["loop_status"])
+    assert "resolved" in status["P02"] and "resolved" in status["P05"]
+    assert "resolved" in status["P06"]
+    for pid in ("P01", "P07", "P10", "P11"):
+        assert status[pid] == {"persisting"}, (pid, status[pid])
+        rows = _found(f4, by_id[pid])
+        assert (rows["first_seen"] == "2026Q3").all() and (rows["quarters_open"] == 2).all()
+    p12 = next(p for p in truth4["problems"] if p["id"] == "P12")
+    assert set(_found(f4, p12)["loop_status"]) == {"new"}
+    # last quarter's forecast of Q4 was checked against Q4 actuals
+    fr = pd.read_parquet(r4.report_dir / "tables" / "summary_forecast_review.parquet")
+    assert {"G00", "S01"} <= set(fr["entity_id"]) and fr["fc_error_pct"].notna().all()
+    assert np.isfinite(fr["fc_error"]).all()
+
+
+@pytest.mark.slow
+def test_workbook_of_a_full_run(two_quarters):
+    _, _, r4, _, _ = two_quarters
+    wb = openpyxl.load_workbook(r4.report_dir / "review.xlsx")
+    expected = ["findings", "actions", "scorecard", "bonus", "forecast_deviation", "anomalies"]
+    assert wb.sheetnames == expected
+    tables = r4.report_dir / "tables"
+    rows = {
+        "findings": len(pd.read_parquet(tables / "summary_findings.parquet")),
+        "scorecard": len(pd.read_parquet(tables / "scorecard.parquet")),
+        "anomalies": len(pd.read_parquet(tables / "anomalies.parquet")),
+    }
+    for name, n in rows.items():
+        ws = wb[name]
+        assert ws.max_row == n + 2, name
+        assert ws.freeze_panes == "A3"
+        assert ws["B1"].value and ws["B2"].value and ws["B1"].value != ws["B2"].value
+        assert not any(
+            isinstance(c.value, str) and c.value.startswith("=") for row in ws.iter_rows()
+            for c in row
+        )  # fmt: skip
+    assert wb["findings"].conditional_formatting  # severity colours
+
+
+@pytest.mark.slow
+def test_notebook_runs_with_papermill(two_quarters, tmp_path):
+    import papermill
+
+    root, r3, _, _, _ = two_quarters
+    tables = tmp_path / "2026Q3" / "tables"
+    shutil.copytree(r3.report_dir / "tables", tables)
+    for f in tables.glob("summary_*"):
+        f.unlink()
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+        parameters=dict(params_path=str(root / "q3" / "params.yaml"), language="en",
+                        tables_dir=str(tables)),
+    )  # fmt: skip
+    for name in ("summary_findings", "summary_actions", "summary_forecast_review"):
+        assert (tables / f"{name}.parquet").is_file()
+    assert (tmp_path / "2026Q3" / "review.xlsx").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_summary_page_reads_offline(browser, two_quarters, tmp_path):  # noqa: F811 (fixture)
+    _, _, r4, _, _ = two_quarters
+    check = open_offline(browser, r4.report_dir / "summary.html", shots_dir=tmp_path)
+    assert_readable(
+        check, min_charts=3, texts=["Top findings", "Review loop", "Persisting findings"]
+    )
