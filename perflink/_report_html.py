@@ -230,6 +230,7 @@ def render_index(run: dict, out_html: Path, *, language: str) -> None:
         status = str(task.get("status", ""))
         tasks.append(
             {
+                "name": str(task["name"]),
                 "title": _task_title(task, lang),
                 "href": _href(task.get("html"), str(task["name"]), out_html.parent),
                 "status": value_label("status", status, lang),
@@ -237,6 +238,9 @@ def render_index(run: dict, out_html: Path, *, language: str) -> None:
                 "duration": fmt_duration(task.get("duration_s"), lang),
             }
         )
+    # Leadership reads the summary first: it leads the page and the task list.
+    tasks.sort(key=lambda task: task["name"] != "summary")
+    lead = next((x for x in tasks if x["name"] == "summary" and x["href"]), None)
     inputs = [
         {
             "name": item.get("name", ""),
@@ -254,7 +258,7 @@ def render_index(run: dict, out_html: Path, *, language: str) -> None:
         for k in (
             "run", "status", "created_at", "finished_at", "duration", "tasks", "task",
             "inputs", "input_name", "input_path", "sha256", "bytes", "rows", "versions",
-            "package", "version", "params", "no_tasks",
+            "package", "version", "params", "no_tasks", "lead",
         )
     }  # fmt: skip
     params = run.get("params")
@@ -268,6 +272,7 @@ def render_index(run: dict, out_html: Path, *, language: str) -> None:
         "finished_at": run.get("finished_at") or "—",
         "duration": fmt_duration(run.get("duration_s"), lang),
         "tasks": tasks,
+        "lead": lead,
         "inputs": inputs,
         "show_rows": any(item["rows"] for item in inputs),
         "versions": sorted((str(k), str(v)) for k, v in (run.get("versions") or {}).items()),

@@ -491,3 +491,18 @@ def test_notebook_title_cell_is_not_repeated_on_the_page(tmp_path):
     page = (tmp_path / "t.html").read_text(encoding="utf-8")
     assert "Title for analysts" not in page
     assert "本页内容" in page
+
+
+def test_index_leads_with_the_summary(tmp_path):
+    run = {
+        "quarter": "2026Q3",
+        "status": "ok",
+        "tasks": [
+            {"name": "mapping", "html": "mapping.html", "status": "ok"},
+            {"name": "summary", "html": "summary.html", "status": "ok"},
+        ],
+    }
+    render_index(run, tmp_path / "index.html", language="en")
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert 'class="pl-lead"><a href="summary.html">Start here: ' in page
+    assert page.index('href="summary.html"') < page.index('href="mapping.html"')
