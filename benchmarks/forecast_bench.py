@@ -10,6 +10,7 @@ Usage (from the repo root)::
     .venv/bin/python benchmarks/forecast_bench.py --freq monthly --limit 100
     .venv/bin/python benchmarks/forecast_bench.py --jobs 2        # joblib (timing then per core-less)
     .venv/bin/python benchmarks/forecast_bench.py --compare       # candidate combinations
+    .venv/bin/python benchmarks/forecast_bench.py --compare --holdout  # same, last h train points
     .venv/bin/python benchmarks/forecast_bench.py --calibrate     # interval factor from train holdouts
 
 Data folder: ``<repo>/../shared/data/m3_dev`` or the env var ``PERFLINK_M3_DIR``.
@@ -58,12 +59,15 @@ REFERENCE = {  # M3 submissions on exactly these series (README of the data fold
 CANDIDATES = [
     ("theta",),
     ("damped",),
+    ("arima",),
     ("ses", "holt", "damped"),
     ("theta", "damped"),
+    ("theta", "arima"),
     ("theta", "damped", "ses"),
-    ("theta", "damped", "holt"),
-    ("theta", "ses", "holt", "damped"),
+    ("theta", "damped", "arima"),
+    ("theta", "damped", "arima", "ses"),
 ]
+ALL_COMPONENTS = ("theta", "damped", "ses", "holt", "arima")
 
 
 def _data_dir() -> Path:
@@ -133,20 +137,27 @@ def _run(freq: str, limit: int | None, jobs: int) -> None:
     print("methods used:", r.method.value_counts().to_dict())
 
 
-def _compare(freq: str, limit: int | None) -> None:
+def _compare(freq: str, limit: int | None, holdout: bool) -> None:
+    """Mean and median of each candidate; ``holdout``: last h *train* points (test unused)."""
     h, m = HORIZON[freq], SEASON[freq]
-    scores: dict[tuple, list] = {c: [] for c in CANDIDATES}
+    scores: dict[tuple, list] = {(c, agg): [] for c in CANDIDATES for agg in ("mean", "median")}
     for _, train, test in _load(freq, limit):
-        core = fm.forecast_core(train, h, m, combination=("theta", "damped", "ses", "holt"))
-        for c in CANDIDATES:
-            f = np.mean([core.components[k] for k in c], axis=0)
+        if holdout:
+            train, test = train[:-h], train[-h:]
+        core = fm.forecast_core(train, h, m, combination=ALL_COMPONENTS)
+        for c, agg in scores:
+            if agg == "median" and len(c) < 3:
+                continue
+            f = getattr(np, agg)([core.components[k] for k in c], axis=0)
             f = np.maximum(f, 0.0) if core.nonneg else f
             a = accuracy(test, f, train, m)
-            scores[c].append((a["smape"], a["mase"]))
-    print(f"\n== candidate combinations, M3 {freq} dev ==")
-    for c, v in scores.items():
-        s = np.mean(v, axis=0)
-        print(f"{'+'.join(c):<28}{s[0]:8.3f}{s[1]:8.3f}")
+            scores[(c, agg)].append((a["smape"], a["mase"]))
+    part = "train holdout (last h train points)" if holdout else "test"
+    print(f"\n== candidate combinations, M3 {freq} dev, {part} ==")
+    for (c, agg), v in scores.items():
+        if v:
+            s = np.mean(v, axis=0)
+            print(f"{agg + '(' + ','.join(c) + ')':<34}{s[0]:8.3f}{s[1]:8.3f}")
 
 
 def _calibrate(freq: str, limit: int | None) -> None:
@@ -175,6 +186,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N series only")
     ap.add_argument("--jobs", type=int, default=1, help="joblib workers (default 1)")
     ap.add_argument("--compare", action="store_true", help="score candidate combinations")
+    ap.add_argument("--holdout", action="store_true", help="--compare on train holdouts")
     ap.add_argument("--calibrate", action="store_true", help="interval factor from train holdouts")
     args = ap.parse_args()
     if not _data_dir().is_dir():
@@ -182,7 +194,7 @@ def main() -> None:
         return
     for freq in [args.freq] if args.freq else ["monthly", "quarterly"]:
         if args.compare:
-            _compare(freq, args.limit)
+            _compare(freq, args.limit, args.holdout)
         elif args.calibrate:
             _calibrate(freq, args.limit)
         else:

@@ -14,23 +14,35 @@ Models (all on the seasonally adjusted series when seasonality is detected):
   deterministic;
 - Theta (Assimakopoulos & Nikolopoulos 2000, in the SES-with-drift form of
   Hyndman & Billah 2003, as in ``forecast::thetaf``);
+- ARIMA(p,1,q) chosen by AICc among (0,1,1), (0,1,1)+drift, (1,1,0), (1,1,1), fitted
+  by conditional sum of squares (:func:`fit_arima`);
 - naive and seasonal naive.
 
-The published forecast is the mean of :data:`COMBINATION`; the choice was made by
-measurement on the M3 development half (``benchmarks/forecast_bench.py --compare``),
-sMAPE / MASE monthly | quarterly:
+The published forecast is the median of :data:`COMBINATION` (mean for two models). Choices were made on
+holdouts of the last h points of each M3 dev *training* part, then confirmed on the
+test points (``benchmarks/forecast_bench.py --compare [--holdout]``); sMAPE / MASE:
 
-=====================  ===============  ==============
-theta                  13.546 / 0.845   9.251 / 1.127
-damped                 13.804 / 0.865   9.795 / 1.170
-ses+holt+damped        13.614 / 0.854   9.634 / 1.141
-theta+damped (chosen)  13.505 / 0.846   9.256 / 1.102
-theta+damped+ses       13.405 / 0.857   9.298 / 1.125
-=====================  ===============  ==============
+=============================  ===============  ===============  ===============  ===============
+combination                    monthly holdout  monthly test     quarterly hold.  quarterly test
+=============================  ===============  ===============  ===============  ===============
+theta                          13.826 / 0.868   13.546 / 0.845   9.014 / 1.162    9.205 / 1.115
+theta+damped (previous)        13.647 / 0.871   13.493 / 0.846   8.925 / 1.114    9.185 / 1.091
+mean(theta,damped,arima)       13.701 / 0.862   13.499 / 0.834   8.886 / 1.111    9.121 / 1.083
+median(theta,damped,arima) *   13.685 / 0.865   13.452 / 0.839   8.790 / 1.108    9.105 / 1.098
+mean(theta,damped,arima,ses)   13.560 / 0.859   13.362 / 0.842   8.929 / 1.135    9.133 / 1.091
+median(theta,damped,arima,ses) 13.619 / 0.861   13.418 / 0.845   8.829 / 1.128    9.095 / 1.092
+=============================  ===============  ===============  ===============  ===============
 
-Choosing per series between the combination and single models by a holdout on the
-series' own history was worse (monthly 13.576 / 0.854, quarterly 9.323 / 1.144), so
-the combination is always used.
+(* chosen; quarterly with the seasonality rule of :data:`SEASONALITY_Z`.) Criterion:
+the sum over the four holdout figures of the relative change against theta+damped
+(median of three -2.5%, mean of three -1.3%, mean of four -0.1%, median of four
+-1.2%). Adding ARIMA lowers MASE on both holdouts; +ses helps monthly but costs
+quarterly MASE. Rejected on the holdouts: scipy-refined
+damped-trend parameters (worse than the grid: 14.549 / 0.941 monthly), SES alpha on a
+fine grid (no change), Theta fitted on the theta=2 line (no gain), logs of positive
+series (quarterly holdout equal, test worse: 9.503 / 1.115). Per-series selection by a
+holdout on the series' own history was worse than the fixed combination (measured
+for theta+damped: monthly 13.576 / 0.854, quarterly 9.323 / 1.144).
 """
 
 from __future__ import annotations
@@ -40,8 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import t as student_t
 
-#: Components averaged for the published forecast; see the module docstring.
-COMBINATION: tuple[str, ...] = ("theta", "damped")
+#: Components whose median is the published forecast; see the module docstring.
+COMBINATION: tuple[str, ...] = ("theta", "damped", "arima")
 
 #: Interval calibration. Forecast errors are heavier-tailed than normal, so intervals
 #: and paths use Student t with ``T_DF`` degrees of freedom, scaled by the damped
@@ -49,6 +61,9 @@ COMBINATION: tuple[str, ...] = ("theta", "damped")
 #: on holdouts of the last h points *inside the M3 dev training parts* (test points
 #: unused; ``benchmarks/forecast_bench.py --calibrate``): t5 matches the ratio of
 #: the 95% and 80% error quantiles for both frequencies (1.76 observed, 1.74 for t5).
+#: Re-measured with the median of theta/damped/arima: monthly 0.97 / 0.99 (80% / 95%),
+#: quarterly 1.32 / 1.62 on the holdouts (whose fits are 8 points shorter); the
+#: factors are kept, and the test coverage stays in 92-97% (see forecast.py).
 T_DF: int = 5
 SCALE_FACTOR: dict[int, float] = {12: 0.98, 4: 1.23}
 #: Other season lengths (yearly, custom) use the wider quarterly factor.
@@ -83,7 +98,7 @@ class CoreForecast:
         Impulse weights of the error process (psi[0] == 1): the h-step error is
         ``sum_j psi[j] * eps[t+h-j]``; used to draw paths whose marginal sd is ``sd``.
     method : str
-        What was used, e.g. ``"mean(theta,damped,ses)+mult_seasonal"``.
+        What was used, e.g. ``"median(theta,damped,arima)+mult_seasonal"``.
     season_length : int
         Season length used for the test (1 = none).
     seasonal : bool
@@ -104,18 +119,31 @@ class CoreForecast:
     nonneg: bool
 
 
-def seasonality_test(y: np.ndarray, m: int) -> bool:
-    """90% test on the autocorrelation at lag ``m`` (M3 Theta / M4 benchmark recipe)."""
+#: Critical value of the seasonality test per season length, chosen on holdouts of
+#: the last h points of the M3 dev training parts (``forecast_bench.py --compare
+#: --holdout``): monthly keeps the M3 90% test (1.645; 80% was worse), quarterly
+#: adjusts whenever two full years exist (0.0; beat 1.28, 1.645 and 2.0 on both metrics).
+SEASONALITY_Z: dict[int, float] = {12: 1.645, 4: 0.0}
+DEFAULT_SEASONALITY_Z: float = 1.645
+
+
+def seasonality_test(y: np.ndarray, m: int, *, z: float | None = None) -> bool:
+    """Test on the autocorrelation at lag ``m`` (M3 Theta / M4 benchmark recipe).
+
+    ``z`` is the critical value (default :data:`SEASONALITY_Z` for ``m``; 1.645 is the
+    90% test, 0 passes any series with two full seasons that is not constant).
+    """
     n = len(y)
     if m < 2 or n < 2 * m:
         return False
+    z = SEASONALITY_Z.get(m, DEFAULT_SEASONALITY_Z) if z is None else z
     x = y - y.mean()
     denom = float(x @ x)
     if denom == 0.0:
         return False
     acf = np.array([float(x[k:] @ x[: n - k]) / denom for k in range(1, m + 1)])
-    limit = 1.645 * np.sqrt((1.0 + 2.0 * float(np.sum(acf[: m - 1] ** 2))) / n)
-    return bool(abs(acf[m - 1]) > limit)
+    limit = z * np.sqrt((1.0 + 2.0 * float(np.sum(acf[: m - 1] ** 2))) / n)
+    return bool(abs(acf[m - 1]) > limit) or z == 0.0
 
 
 def seasonal_indices(y: np.ndarray, m: int, multiplicative: bool) -> np.ndarray:
@@ -241,6 +269,107 @@ def theta_forecast(y: np.ndarray, h: int, ses: tuple[float, float, float]) -> np
     return level + drift
 
 
+#: Orders tried by :func:`fit_arima`: name -> (p, q, drift), all with d = 1.
+ARIMA_ORDERS: dict[str, tuple[int, int, bool]] = {
+    "011": (0, 1, False),
+    "011+drift": (0, 1, True),
+    "110": (1, 0, False),
+    "111": (1, 1, False),
+}
+_COEF_BOUND = 0.98  # |phi|, |theta| <= this: stationary and invertible
+
+
+def _ma_filter(x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """``e_t = x_t - theta e_{t-1}`` (e_0 = x_0) for every theta; x shape (k, n) -> (k, g, n)."""
+    out = np.empty((x.shape[0], theta.shape[0], x.shape[1]))
+    e = np.zeros((x.shape[0], theta.shape[0]))
+    for t in range(x.shape[1]):
+        e = x[:, t, None] - theta * e
+        out[:, :, t] = e
+    return out
+
+
+def _css(chans: np.ndarray, p: int, drift: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Conditional SSE per theta of ARIMA(p,1,1), with phi or the drift c in closed form.
+
+    ``chans`` holds the MA-filtered ``w_t``, ``w_{t-1}`` and 1: the residuals
+    ``e = F(w_t) - phi F(w_{t-1}) - c F(1)`` are linear in phi and c for a fixed theta,
+    so they come from least squares; phi is then clipped to the bound and the SSE
+    recomputed exactly.
+    """
+    e0, e1, e2 = chans
+    s00 = np.einsum("gt,gt->g", e0, e0)
+    coef = np.zeros(s00.shape)
+    if p or drift:
+        other = e1 if p else e2
+        s01 = np.einsum("gt,gt->g", e0, other)
+        s11 = np.einsum("gt,gt->g", other, other)
+        coef = np.divide(s01, s11, out=np.zeros_like(s01), where=s11 > 0)
+        if p:
+            coef = np.clip(coef, -_COEF_BOUND, _COEF_BOUND)
+        s00 = s00 - 2 * coef * s01 + coef * coef * s11
+    return np.maximum(s00, 0.0), coef
+
+
+def fit_arima(y: np.ndarray) -> dict:
+    """ARIMA(p,1,q) chosen by AICc among :data:`ARIMA_ORDERS`, fitted by conditional SS.
+
+    A lean version of the ``auto.arima`` step for a non-seasonal (adjusted) series.
+    statsmodels' exact-likelihood fits took 30-900 ms per order on the development
+    machine, over the 60 ms budget for a whole series, so the coefficients minimise the
+    conditional sum of squares instead: theta on a grid (-0.98..0.98, step 0.04) then
+    a finer one around the best (step 0.004), phi and the drift in closed form for
+    each theta. Deterministic. Fewer than 6 differences give a random walk (``"010"``).
+    """
+    y = np.asarray(y, dtype=float)
+    w = np.diff(y)
+    fit = {"order": "010", "phi": 0.0, "theta": 0.0, "c": 0.0, "last": float(y[-1])}
+    if len(w) < 6:
+        return fit | {"w": 0.0, "e": 0.0}
+    x = np.vstack([w[1:], w[:-1], np.ones(len(w) - 1)])
+    coarse = np.linspace(-_COEF_BOUND, _COEF_BOUND, 50)
+    chans = _ma_filter(x, coarse)
+    step = coarse[1] - coarse[0]
+    fine: dict[str, np.ndarray] = {}
+    for name, (p, q, drift) in ARIMA_ORDERS.items():
+        if q:
+            centre = coarse[int(np.argmin(_css(chans, p, drift)[0]))]
+            fine[name] = np.clip(centre + np.linspace(-step, step, 21), -_COEF_BOUND, _COEF_BOUND)
+    grid = np.concatenate([np.zeros(1), *fine.values()])
+    chans = _ma_filter(x, grid)
+    ne = len(w) - 1
+    best_aicc = np.inf
+    start = 1
+    for name, (p, q, drift) in ARIMA_ORDERS.items():
+        sl = slice(start, start + 21) if q else slice(0, 1)
+        start += 21 if q else 0
+        sse, coef = _css(chans[:, sl], p, drift)
+        i = int(np.argmin(sse))
+        k = p + q + drift + 1  # + the innovation variance
+        aicc = ne * np.log(max(sse[i], 1e-300) / ne) + 2 * k + 2 * k * (k + 1) / max(ne - k - 1, 1)
+        if aicc < best_aicc:
+            best_aicc = aicc
+            fit |= {
+                "order": name,
+                "phi": float(coef[i]) if p else 0.0,
+                "theta": float(grid[sl][i]),
+                "c": float(coef[i]) if drift else 0.0,
+            }
+    x0 = w[1:] - fit["c"] - fit["phi"] * w[:-1]
+    resid = _ma_filter(x0[None, :], np.array([fit["theta"]]))[0, 0]
+    return fit | {"w": float(w[-1]), "e": float(resid[-1])}
+
+
+def arima_forecast(fit: dict, h: int) -> np.ndarray:
+    """Point forecast of a :func:`fit_arima` result for steps 1..h (levels, not differences)."""
+    diffs = np.empty(h)
+    prev = fit["w"]
+    for k in range(h):
+        prev = fit["c"] + fit["phi"] * prev + (fit["theta"] * fit["e"] if k == 0 else 0.0)
+        diffs[k] = prev
+    return fit["last"] + np.cumsum(diffs)
+
+
 def seasonal_naive(y: np.ndarray, h: int, m: int) -> np.ndarray:
     """Repeat the last full season (plain naive when ``m == 1`` or ``len(y) < m``)."""
     if m <= 1 or len(y) < m:
@@ -329,6 +458,8 @@ def forecast_core(
     }
     if "holt" in combination:
         comps["holt"] = trend_forecast(fit_trend(adj, damped=False), h)
+    if "arima" in combination:
+        comps["arima"] = arima_forecast(fit_arima(adj), h)
     psi = trend_psi(damped, h)
     sd = scale_factor(m) * damped["sd"] * np.sqrt(np.cumsum(psi**2))
 
@@ -338,8 +469,13 @@ def forecast_core(
         if mult:
             sd = sd * s[pos_out]
     comps["snaive"] = seasonal_naive(y, h, m)
-    mean = np.mean([comps[c] for c in combination], axis=0)
-    method = f"mean({','.join(combination)})"
+    # Median, chosen on the train holdouts (module docstring); equals the mean for <= 2.
+    mean = np.median([comps[c] for c in combination], axis=0)
+    method = (
+        f"median({','.join(combination)})"
+        if len(combination) > 2
+        else (f"mean({','.join(combination)})")
+    )
     if seasonal:
         method += "+mult_seasonal" if mult else "+add_seasonal"
     return _finish(mean, sd, psi, method, m, nonneg, seasonal=seasonal, components=comps)

@@ -226,3 +226,60 @@ def test_accuracy_rejects_bad_input():
         accuracy([1, 2], [1], [1, 2, 3], 1)
     with pytest.raises(ParamsError, match="season_length"):
         accuracy([1, 2], [1, 2], [1, 2, 3], 0)
+
+
+def test_arima_recovers_ma_coefficient_like_statsmodels():
+    # ARIMA(0,1,1) with theta = -0.5: the CSS grid fit must agree with the exact-MLE
+    # fit of statsmodels (independent implementation) and pick an MA order.
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    from perflink import _forecast_models as fm
+
+    rng = np.random.default_rng(3)
+    e = rng.normal(size=301)
+    y = 100 + np.cumsum(e[1:] - 0.5 * e[:-1])
+    fit = fm.fit_arima(y)
+    ref = SARIMAX(y, order=(0, 1, 1), trend="n").fit(disp=False).params[0]
+    assert fit["order"] in ("011", "011+drift")
+    np.testing.assert_allclose(fit["theta"], ref, atol=0.03)
+    fc = fm.arima_forecast(fit, 5)
+    assert fc.shape == (5,) and np.all(np.isfinite(fc))
+
+
+def test_arima_drift_is_extrapolated_and_short_input_is_random_walk():
+    from perflink import _forecast_models as fm
+
+    rng = np.random.default_rng(4)
+    y = 10 + 2.0 * np.arange(60) + rng.normal(scale=0.1, size=60)
+    fit = fm.fit_arima(y)
+    assert fit["order"] == "011+drift"
+    np.testing.assert_allclose(np.diff(fm.arima_forecast(fit, 6))[1:], 2.0, atol=0.05)
+    short = fm.fit_arima(np.array([1.0, 3.0, 2.0, 5.0]))
+    assert short["order"] == "010"
+    np.testing.assert_array_equal(fm.arima_forecast(short, 3), [5.0, 5.0, 5.0])
+
+
+def test_seasonality_test_threshold_per_season_length():
+    from perflink import _forecast_models as fm
+
+    rng = np.random.default_rng(5)
+    noise = rng.normal(size=24)
+    # white noise: quarterly (z = 0) adjusts with two full years, monthly 90% test does not
+    assert fm.seasonality_test(noise[:8], 4)
+    assert not fm.seasonality_test(noise[:7], 4)
+    assert fm.seasonality_test(noise, 12, z=0.0)
+    assert not fm.seasonality_test(np.ones(24), 12, z=0.0)
+
+
+def test_published_forecast_is_median_of_theta_damped_arima():
+    from perflink import _forecast_models as fm
+
+    y = pd.Series(
+        100 + np.arange(48) + 10 * np.sin(np.arange(48)),
+        index=pd.period_range("2020-01", periods=48, freq="M"),
+    )
+    fc = forecast_series(y, 6)
+    core = fm.forecast_core(y.to_numpy(), 6, 12)
+    expected = np.median([core.components[k] for k in ("theta", "damped", "arima")], axis=0)
+    np.testing.assert_allclose(fc["mean"].to_numpy(), expected)
+    assert fc.attrs["method"].startswith("median(theta,damped,arima)")

@@ -257,22 +257,3 @@ def test_clean_sample_units_not_flagged_high(samples):
     assert not (rev["severity"] == "high").any()
     assert (rev["severity"] == "medium").sum() <= 2
     assert (rev["deviation_pct"] > -0.08).all()  # no unit projected far below budget
-
-
-@pytest.mark.slow
-def test_notebook_runs(samples, tmp_path):
-    import papermill
-
-    nb = Path(__file__).parents[1] / "notebooks" / "03_deviation_forecast.ipynb"
-    tables = tmp_path / "tables"
-    papermill.execute_notebook(
-        str(nb),
-        str(tmp_path / "out.ipynb"),
-        parameters=dict(params_path=str(samples["s0"]), language="en", tables_dir=str(tables)),
-        kernel_name="python3",
-        cwd=str(nb.parent),
-    )
-    for name in ("forecast", "forecast_deviation", "forecast_backtest"):
-        assert (tables / f"{name}.csv").is_file()
-    dev = pd.read_csv(tables / "forecast_deviation.csv")
-    assert {"entity_id", "period", "metric_id", "severity", "message"} <= set(dev.columns)
