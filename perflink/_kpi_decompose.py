@@ -13,7 +13,6 @@ import pandas as pd
 
 from perflink import _kpi_panels as _pn
 from perflink import _kpi_tree as _tree
-from perflink import panel
 from perflink._kpi_result import DecompositionResult, KpiPanels, status_of, tree_layout
 from perflink._kpi_trace import missed_findings
 from perflink.catalog import Catalog
@@ -122,7 +121,7 @@ def decompose(
         start, end = _pn.months(q, scope)
         for base in BASES:
             target = panels.target[scope]
-            w = _tree.Windows(panels.actual, target, catalog, start, end, base, panel.window)
+            w = _tree.Windows(panels.actual, target, catalog, start, end, base, panels.window)
             cache: dict = {}
             for root in catalog.tier(1):
                 rows = _tree.attribute_tree(root, links, w, catalog, cache)
@@ -147,6 +146,8 @@ def decompose(
         elasticities=elasticities,
         names=_names(entities, lang),
         panels=panels,
+        metric_names={m: catalog.metrics[m].name(lang) for m in catalog.metrics},
+        metric_units={m: catalog.metrics[m].unit for m in catalog.metrics},
     )
 
 

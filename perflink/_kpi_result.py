@@ -8,8 +8,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from perflink import charts
-from perflink._report_format import frame_html
+from perflink import charts, panel
+from perflink._report_format import fmt_number, frame_html
 from perflink.labels import t
 
 
@@ -29,6 +29,18 @@ class KpiPanels:
     adjusted: pd.DataFrame
     target: dict[str, pd.DataFrame]
     target_original: dict[str, pd.DataFrame]
+    _windows: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def window(self, frame: pd.DataFrame, catalog, start: pd.Period, end: pd.Period):
+        """:func:`perflink.panel.window` of one of these panels, computed once per window.
+
+        The tree (both bases) and the scorecard read the same windows of the same panels;
+        panels shared between fields (``adjusted is actual`` without adjustments) share them.
+        """
+        key = (id(frame), pd.Period(start, "M"), pd.Period(end, "M"))
+        if key not in self._windows:
+            self._windows[key] = panel.window(frame, catalog, start, end)
+        return self._windows[key]
 
 
 def status_of(completion: pd.Series, miss: float) -> pd.Series:
@@ -67,6 +79,7 @@ class DecompositionResult:
     elasticities : the mapping elasticities used for statistical links.
     names : entity id -> display name.
     panels : the monthly panels, reused by :func:`perflink.scoring.scorecard`.
+    metric_names, metric_units : metric id -> catalog name in the report language / unit.
     """
 
     quarter: str
@@ -78,6 +91,8 @@ class DecompositionResult:
     elasticities: pd.DataFrame = field(repr=False)
     names: dict[str, str] = field(repr=False, compare=False)
     panels: KpiPanels | None = field(default=None, repr=False, compare=False)
+    metric_names: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    metric_units: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def to_frame(self) -> pd.DataFrame:
         """The attribution table (entity_id, period, metric_id, driver_id, tier, contribution,
@@ -227,10 +242,37 @@ class DecompositionResult:
         text = base.mark_text(dx=14, align="left").encode(text="name:N")
         return (points + text).properties(width=560, height=320)
 
+    def tier1_view(self, base: str = "target") -> pd.DataFrame:
+        """Tier-1 results as people read them: entity and metric names, labelled windows.
+
+        Amounts are formatted in the metric's unit (万元, percent for ratios); the saved
+        tables keep the ids (:attr:`tier1`).
+        """
+        lang = self.language
+        t1 = self.tier1[self.tier1["base"] == base]
+        metric = t1["metric_id"]
+        unit = metric.map(lambda m: "pct" if self.metric_units.get(m) == "ratio" else "money")
+
+        def fmt(col: str) -> list[str]:
+            return [fmt_number(v, u, lang) for v, u in zip(t1[col], unit, strict=True)]
+
+        return pd.DataFrame(
+            {
+                "entity_name": t1["entity_id"].map(lambda e: self.names.get(e, e)),
+                "metric_name": metric.map(lambda m: self.metric_names.get(m) or self._name(m)),
+                "scope": t1["scope"].map(lambda s: t(f"kpi.scope.{s}", lang)),
+                "base": t(f"kpi.base.{base}", lang),
+                "actual": fmt("actual"),
+                "target": fmt("target"),
+                "change": fmt("change"),
+                "completion": t1["completion"],
+                "status": t1["status"],
+            }
+        )
+
     def _repr_html_(self) -> str:
-        t1 = self.tier1[(self.tier1["base"] == "target")]
         head = f"<h4>{t('kpi.result.title', self.language, quarter=self.quarter)}</h4>"
-        return head + frame_html(t1, lang=self.language, max_rows=60)
+        return head + frame_html(self.tier1_view(), lang=self.language, max_rows=60)
 
 
 def _pick_link(links: pd.Series) -> str:

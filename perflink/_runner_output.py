@@ -45,13 +45,20 @@ def versions() -> dict[str, str]:
 def input_hashes(params: Any) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """SHA-256 of every input file and every file under the catalog folder.
 
-    Input entries keep the path as written in the params file (``${NAME}`` unresolved).
+    Input entries keep the path as written in the params file (``${NAME}`` unresolved). A
+    database input is read again and its content hashed (header and cells as text, see
+    :func:`perflink._io_sql.content_sha256`); its entry holds ``rows``, never the URL.
     """
+    from perflink._io_sql import SqlSource, content_sha256, read_sql_raw
+
     written = params.redacted().get("inputs", {})
     inputs: list[dict[str, Any]] = []
     for name, path in params.input_paths.items():
         entry: dict[str, Any] = {"name": name, "path": written.get(name)}
-        if path.is_file():
+        if isinstance(path, SqlSource):
+            raw = read_sql_raw(path, name)
+            entry.update(sha256=content_sha256(raw), rows=len(raw.frame))
+        elif path.is_file():
             entry.update(sha256=sha256(path), bytes=path.stat().st_size)
         inputs.append(entry)
     catalog = [

@@ -72,7 +72,7 @@ def build_entities(n_units: int, rng: np.random.Generator) -> pd.DataFrame:
     Returns the entities table of the data contract plus a private ``role`` column
     (sales / plant / rd / admin) that the simulation uses and the writer drops.
     """
-    n_subs = max(6, round(n_units / 7))
+    n_subs = max(4, round(n_units / 7))
     rows = [
         dict(
             entity_id=GROUP_ID,

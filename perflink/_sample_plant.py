@@ -71,7 +71,8 @@ def choose(entities: pd.DataFrame, rng: np.random.Generator) -> Choices:
     func = units.loc[units["center_type"] == "functional", "entity_id"].to_numpy()
     spike, missing = rng.choice(func, size=2, replace=False)
     plant_unit = rng.choice(plants)
-    late_spike = rng.choice([f for f in func if f not in (spike, missing)])
+    others = [f for f in func if f not in (spike, missing)]
+    late_spike = rng.choice(others) if others else spike  # small groups: reuse a unit
     return Choices(
         str(vat_sub),
         str(gap),

@@ -11,7 +11,7 @@ import altair as alt
 import pandas as pd
 
 from perflink import charts
-from perflink._report_format import frame_html
+from perflink._report_format import fmt_number, frame_html
 from perflink.labels import column_label, t
 
 
@@ -161,3 +161,129 @@ def _sheet(entity: str, parents: dict) -> str:
     while isinstance(parents.get(chain[-1]), str) and len(chain) < 20:
         chain.append(parents[chain[-1]])
     return chain[-2] if len(chain) >= 2 else chain[-1]
+
+
+@dataclass(frozen=True)
+class ManagerAssessmentResult:
+    """Middle-manager assessment (department managers) and executives' tenure view.
+
+    Attributes
+    ----------
+    quarter, language : review quarter and report language.
+    scope : window of the scores (``ytd`` or ``quarter``).
+    managers : one row per department manager: ``entity_id, period, scope, rule_id,
+        manager, center_type, scheme_id``, ``<dim>_weight`` and ``<dim>_score`` for the
+        dimensions business (business process), financial (financial result) and management
+        (management efficiency), ``manager_score`` (0 .. 100 x cap), ``policy_ok``,
+        ``policy_breach`` (``<category>_min/max`` of the broken bounds), ``severity``,
+        ``message``. Sorted by score, lowest first.
+    executives : subsidiary managers' tenure targets of the review year (rows of
+        :attr:`ScorecardResult.tenure`).
+    names : entity id -> display name.
+    metric_names, metric_units : metric id -> display name / catalog unit.
+    top_n : managers drawn in :meth:`chart` (the lowest scores).
+    """
+
+    quarter: str
+    language: str
+    scope: str
+    managers: pd.DataFrame = field(repr=False)
+    executives: pd.DataFrame = field(repr=False)
+    names: dict = field(repr=False, compare=False)
+    metric_names: dict = field(repr=False, compare=False)
+    metric_units: dict = field(repr=False, compare=False)
+    top_n: int = 20
+
+    def to_frame(self) -> pd.DataFrame:
+        """The manager table (saved as ``manager_assessment``)."""
+        return self.managers
+
+    def view(self) -> pd.DataFrame:
+        """Managers as people read them: unit names, scores, weights and the message."""
+        m = self.managers
+        out = pd.DataFrame({"entity_name": m["entity_id"].map(self.names)})
+        keep = ["manager", "center_type", *[f"{d}_{k}" for k in ("weight", "score") for d in DIMS]]
+        out = out.join(m[[*keep, "manager_score", "severity", "message"]])
+        return out
+
+    def executives_view(self) -> pd.DataFrame:
+        """Tenure rows with entity and metric names instead of ids."""
+        e, lang = self.executives, self.language
+        out = pd.DataFrame(
+            {
+                "entity_name": e["entity_id"].map(self.names),
+                "manager": e["manager"],
+                "metric_name": e["metric_id"].map(self.metric_names),
+            }
+        )
+        out["year"] = e["year"]
+        for col in ("annual_target", "actual"):  # money in 万元, ratios (ROE) as percent
+            out[col] = [
+                fmt_number(v, "pct" if self.metric_units.get(m) == "ratio" else "money", lang)
+                for v, m in zip(e[col], e["metric_id"], strict=True)
+            ]
+        cols = ["completion", "plan_completion", "tenure_completion", "tenure_progress"]
+        return out.join(e[[*cols, "status", "message"]])
+
+    def chart(self) -> alt.Chart:
+        """Lowest-scoring managers: weighted points of each dimension, stacked to the score."""
+        lang = self.language
+        low = self.managers.dropna(subset=["manager_score"]).head(self.top_n)
+        rows = []
+        for r in low.itertuples():
+            who = f"{self.names.get(r.entity_id, r.entity_id)} ({r.manager})"
+            for d in DIMS:
+                w, s = getattr(r, f"{d}_weight"), getattr(r, f"{d}_score")
+                rows.append(
+                    dict(
+                        who=who,
+                        dimension=t(f"scoring.dimension.{d}", lang),
+                        points=w * s if pd.notna(s) else 0.0,
+                        score=s,
+                        weight=w,
+                        total=r.manager_score,
+                    )
+                )
+        data = charts.for_chart(pd.DataFrame(rows))
+        return (
+            alt.Chart(data, title=t("scoring.chart.managers", lang, n=len(low)))
+            .mark_bar()
+            .encode(
+                y=alt.Y("who:N", sort=alt.SortField("total", order="ascending"), title=None),
+                x=alt.X("points:Q", stack="zero", title=column_label("manager_score", lang)),
+                color=alt.Color("dimension:N", title=None),
+                tooltip=[
+                    "who:N",
+                    "dimension:N",
+                    alt.Tooltip("score:Q", format=".1f"),
+                    alt.Tooltip("weight:Q", format=".0%"),
+                    alt.Tooltip("total:Q", format=".1f"),
+                ],
+            )
+            .properties(width=480)
+        )
+
+    def _repr_html_(self) -> str:
+        lang = self.language
+        units = {f"{d}_weight": "pct" for d in DIMS}
+        head = (
+            f"<h4>{t('scoring.managers.title', lang, quarter=self.quarter)}"
+            f" ({t(f'kpi.scope.{self.scope}', lang)})</h4>"
+        )
+        body = frame_html(self.view(), lang=lang, units=units, max_rows=80)
+        if len(self.executives):
+            body += f"<h4>{t('scoring.managers.executives', lang)}</h4>"
+            body += frame_html(
+                self.executives_view(),
+                lang=lang,
+                units={
+                    "plan_completion": "pct",
+                    "tenure_completion": "pct",
+                    "tenure_progress": "pct",
+                },
+                max_rows=80,
+            )
+        return head + body
+
+
+DIMS = ("business", "financial", "management")

@@ -118,7 +118,8 @@ def collect(review: Any, *, tables_dir: str | Path | None = None) -> SummaryInpu
             if df is not None:
                 tables[name], origin[name] = df, "computed"
     opts = _options(review)
-    prev_dir = _loop.previous_tables(folder, review.quarter, opts.previous_report)
+    scope = getattr(review.params, "scope", None)
+    prev_dir = _loop.previous_tables(folder, review.quarter, opts.previous_report, scope)
     previous = {n: _read(prev_dir, n) for n in ("summary_findings", "forecast")}
     return SummaryInputs(tables, origin, folder, previous, prev_dir)
 

@@ -7,6 +7,7 @@ was forecast for the months of this quarter.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,20 @@ LOOP_STATUSES: tuple[str, ...] = ("new", "persisting", "resolved")
 
 
 def previous_tables(
-    tables_dir: Path | None, quarter: pd.Period, explicit: str | Path | None
+    tables_dir: Path | None,
+    quarter: pd.Period,
+    explicit: str | Path | None,
+    scope: str | None = None,
 ) -> Path | None:
     """The previous quarter's ``tables`` folder, or None if there is none.
 
     ``explicit`` (``summary.previous_report``) may name a report folder or its ``tables``
     folder and must exist; otherwise the folder is ``<tables_dir>/../../<quarter - 1>/tables``
-    (the run builds in ``reports/.tmp-.../tables``; the last quarter is ``reports/2026Q2/``).
+    (the run builds in ``reports/.tmp-.../tables``; the last quarter is ``reports/2026Q2/``,
+    or ``reports/2026Q2-<scope>/`` for a review scoped to one entity). Only like is compared
+    with like: a previous report whose ``manifest.json`` names another scope (no manifest
+    counts as the whole group) is an error when explicit and ignored otherwise, so a scoped
+    report never shows the group's findings.
     """
     if explicit is not None:
         path = Path(explicit)
@@ -36,11 +44,29 @@ def previous_tables(
                 f"summary.previous_report: folder {path} does not exist; give the previous "
                 "quarter's report folder (reports/<quarter>) or its tables folder, or remove it."
             )
+        found = _report_scope(path)
+        if found != scope:
+            raise InputError(
+                f"summary.previous_report: {path} is the report of scope "
+                f"{found or '(whole group)'!r}, this review's scope is {scope or '(whole group)'!r}; "
+                "give a previous report of the same scope, or remove summary.previous_report."
+            )
         return path
     if tables_dir is None:
         return None
-    path = Path(tables_dir).resolve().parent.parent / str(quarter - 1) / "tables"
-    return path if path.is_dir() else None
+    name = f"{quarter - 1}-{scope}" if scope else str(quarter - 1)
+    path = Path(tables_dir).resolve().parent.parent / name / "tables"
+    return path if path.is_dir() and _report_scope(path) == scope else None
+
+
+def _report_scope(tables: Path) -> str | None:
+    """``scope`` recorded in the report's ``manifest.json`` (None: whole group or no manifest)."""
+    manifest = tables.parent / "manifest.json"
+    try:
+        scope = json.loads(manifest.read_text(encoding="utf-8")).get("scope")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return scope if isinstance(scope, str) and scope else None
 
 
 def compare(

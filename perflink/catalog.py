@@ -10,6 +10,8 @@ A catalog is a folder of YAML files:
     Reconciliation rules ``lhs <check> rhs`` with a relative tolerance.
 ``policy.yaml``
     Constraints on assessment schemes per centre type and the bonus coefficient table.
+``raw.yaml`` (optional)
+    Metrics computed from raw source-system extracts (see :mod:`perflink.raw`).
 
 :func:`load_catalog` reads and validates the folder into a frozen :class:`Catalog`; every
 problem is reported with the file and the metric, mapping or rule id.
@@ -28,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from perflink import formula as _formula
+from perflink._raw_catalog import RawCatalog, load_raw
 from perflink.errors import CatalogError, FormulaError
 
 __all__ = [
@@ -244,6 +247,7 @@ class Catalog(_Model):
     mappings : list of :class:`MetricMapping`
     rules : list of :class:`Rule`
     policy : :class:`Policy`
+    raw : metrics defined over raw extracts (``raw.yaml``), or None when the catalog has none
     source : folder the catalog was read from (for messages and the manifest)
     """
 
@@ -253,6 +257,7 @@ class Catalog(_Model):
     mappings: list[MetricMapping]
     rules: list[Rule]
     policy: Policy
+    raw: RawCatalog | None = None
     source: Path | None = None
 
     def metric(self, metric_id: str) -> Metric:
@@ -307,7 +312,8 @@ def load_catalog(path: str | Path) -> Catalog:
 
     Parameters
     ----------
-    path : folder holding ``metrics.yaml``, ``mappings.yaml``, ``rules.yaml`` and ``policy.yaml``.
+    path : folder holding ``metrics.yaml``, ``mappings.yaml``, ``rules.yaml`` and ``policy.yaml``,
+        and optionally ``raw.yaml``.
 
     Returns
     -------
@@ -340,8 +346,20 @@ def load_catalog(path: str | Path) -> Catalog:
     _unique(mappings, folder / "mappings.yaml", "mapping")
     _unique(rules, folder / "rules.yaml", "rule")
     _check_references(folder, metric_map, mappings, rules)
+    raw_catalog = None
+    if (folder / "raw.yaml").is_file():
+        raw_catalog = load_raw(
+            folder / "raw.yaml",
+            metrics=metric_map,
+            derived=[m.id for m in metric_map.values() if m.derived],
+        )
     catalog = Catalog(
-        metrics=metric_map, mappings=mappings, rules=rules, policy=policy, source=folder
+        metrics=metric_map,
+        mappings=mappings,
+        rules=rules,
+        policy=policy,
+        raw=raw_catalog,
+        source=folder,
     )
     # Parse every formula and order them now, so a bad catalog fails at load time.
     try:

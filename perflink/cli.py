@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import logging
 import sys
 from collections.abc import Sequence
@@ -53,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     rev.add_argument("--jobs", type=int, help="notebooks run at the same time (default: CPU count)")
     rev.add_argument(
         "--language", choices=("zh", "en"), help="report language (default: from params)"
+    )
+    rev.add_argument(
+        "--scope",
+        metavar="ENTITY_ID",
+        help="report on one subsidiary's subtree only, into reports/<quarter>-<ENTITY_ID>/ "
+        "(default: from params, else the whole group)",
     )
     rev.add_argument("--notebooks", type=Path, help=argparse.SUPPRESS)
 
@@ -105,9 +110,11 @@ def _review(args: argparse.Namespace) -> int:
         tasks=tasks,
         jobs=args.jobs,
         language=args.language,
+        scope=args.scope,
         notebooks_dir=args.notebooks,
     )
-    print(f"perflink: report {result.quarter} written to {result.report_dir / 'index.html'}")
+    name = result.report_dir.name
+    print(f"perflink: report {name} written to {result.report_dir / 'index.html'}")
     return 0
 
 
@@ -127,14 +134,7 @@ def _sample_data(args: argparse.Namespace) -> int:
 
 
 def _generate(out_dir: Path, **kwargs) -> Path:
-    try:
-        sample = importlib.import_module("perflink.sample")
-    except ModuleNotFoundError as exc:
-        if exc.name != "perflink.sample":
-            raise
-        raise PerflinkError("perflink.sample is not available in this installation.") from None
-    if "raw" in kwargs and "raw" not in inspect.signature(sample.generate).parameters:
-        raise PerflinkError("--raw: this version of perflink.sample cannot write raw extracts.")
+    sample = importlib.import_module("perflink.sample")
     logging.getLogger("perflink").info("generating sample data into %s", out_dir)
     return sample.generate(out_dir, **kwargs)
 

@@ -35,9 +35,10 @@ from perflink._io_parse import (
     suggest,
 )
 from perflink._io_read import RawTable, read_raw
+from perflink._io_sql import SqlSource, as_source, read_sql_raw
 from perflink.errors import InputError, ParamsError
 
-__all__ = ["KINDS", "Inputs", "empty_table", "load_inputs", "read_table"]
+__all__ = ["KINDS", "Inputs", "SqlSource", "empty_table", "load_inputs", "read_table"]
 
 log = logging.getLogger("perflink.io")
 
@@ -63,7 +64,7 @@ def empty_table(kind: str) -> pd.DataFrame:
 
 
 def read_table(
-    path: str | Path,
+    path: str | Path | SqlSource,
     kind: str,
     *,
     known_entities: Collection[str] | None = None,
@@ -77,7 +78,9 @@ def read_table(
     path
         ``.csv``/``.txt`` (UTF-8, UTF-8 with BOM or GBK/GB18030; comma, tab or semicolon
         separated), ``.xlsx`` (the sheet named like ``kind``, else the first sheet),
-        ``.parquet``, or a directory of Parquet files.
+        ``.parquet``, or a directory of Parquet files; or a :class:`SqlSource` (a table
+        or query in a SQL database, read with SQLAlchemy; see "Database sources" in
+        ``docs/data-contract.md``).
     kind
         One of :data:`KINDS`.
     known_entities
@@ -102,7 +105,7 @@ def read_table(
     """
     _check_kind(kind)
     rng = _month_range(period_range)
-    raw = read_raw(Path(path), kind)
+    raw = read_sql_raw(path, kind) if isinstance(path, SqlSource) else read_raw(Path(path), kind)
     extra = _check_header(raw, kind)
     problems = Problems(raw, kind)
     df, bad = _convert(raw, kind, extra, problems)
@@ -141,7 +144,8 @@ class Inputs:
         Tables as described in ``docs/data-contract.md``; an input that was not given is an
         empty table with the contract's columns.
     paths
-        ``kind -> Path`` of the files that were read.
+        ``kind -> Path`` of the files that were read (or the :class:`SqlSource`, whose
+        ``str`` names the table without the URL).
     """
 
     entities: pd.DataFrame
@@ -150,7 +154,7 @@ class Inputs:
     schemes: pd.DataFrame
     adjustments: pd.DataFrame
     bonus: pd.DataFrame
-    paths: Mapping[str, Path] = field(default_factory=dict)
+    paths: Mapping[str, Path | SqlSource] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per input: ``kind``, ``rows``, ``path``, ``encoding``."""
@@ -168,7 +172,7 @@ class Inputs:
 
 
 def load_inputs(
-    paths: Mapping[str, str | Path],
+    paths: Mapping[str, str | Path | SqlSource | Mapping[str, str]],
     *,
     known_metrics: Collection[str] | None = None,
     period_range: tuple[pd.Period, pd.Period] | None = None,
@@ -179,7 +183,9 @@ def load_inputs(
     ----------
     paths
         ``kind -> path``. ``entities``, ``facts`` and ``targets`` are required; ``schemes``,
-        ``adjustments`` and ``bonus`` may be left out (empty tables).
+        ``adjustments`` and ``bonus`` may be left out (empty tables). A value may also be a
+        :class:`SqlSource` or a mapping ``{"url": ..., "table": ...}`` /
+        ``{"url": ..., "query": ...}`` (a database table or query).
     known_metrics, period_range
         As in :func:`read_table`.
 
@@ -197,7 +203,7 @@ def load_inputs(
     missing = [k for k in _REQUIRED_KINDS if k not in paths]
     if missing:
         raise InputError(f"inputs {missing} are required; add their file paths.")
-    resolved = {k: Path(paths[k]) for k in KINDS if k in paths}
+    resolved = {k: as_source(k, paths[k]) for k in KINDS if k in paths}
     entities = read_table(resolved["entities"], "entities")
     known = set(entities["entity_id"])
     tables, errors = {"entities": entities}, []

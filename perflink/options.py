@@ -7,7 +7,9 @@ params file only lists what it changes. Each task module documents how it uses i
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["AnomalyOptions", "ForecastOptions", "KpiOptions", "MappingOptions", "SummaryOptions"]
 
@@ -47,11 +49,13 @@ class MappingOptions(_Options):
 
 
 class KpiTenureTarget(_Options):
-    """One tenure (任期制契约化) target: a multi-year total for one entity's manager.
+    """One tenure (任期制契约化) target of one entity's manager, broken into annual targets.
 
-    ``total_target`` (in the metric's unit, summed over the tenure) is split into annual
-    targets in proportion to the years' budgets; without it, the annual targets grow by
-    ``annual_growth`` a year from the actual of the year before ``start_year``.
+    The first given of: ``annual_targets`` (one per tenure year, in the metric's unit);
+    ``total_target`` (summed over the tenure, split evenly); ``annual_change`` (absolute
+    change a year from the actual of the year before ``start_year``, e.g. 0.005 = +0.5 point
+    of ROE); ``annual_growth`` (relative growth a year from that actual, e.g. EVA or net
+    profit; a loss must shrink). See :mod:`perflink._scoring_exec`.
     """
 
     entity_id: str
@@ -59,8 +63,22 @@ class KpiTenureTarget(_Options):
     start_year: int
     end_year: int
     manager: str | None = None  # default: the entity's manager in the entities table
+    annual_targets: tuple[float, ...] | None = None
     total_target: float | None = None
+    annual_change: float | None = None
     annual_growth: float | None = None
+
+    @model_validator(mode="after")
+    def _years(self) -> KpiTenureTarget:
+        if self.end_year < self.start_year:
+            raise ValueError(f"end_year {self.end_year} is before start_year {self.start_year}")
+        n = self.end_year - self.start_year + 1
+        if self.annual_targets is not None and len(self.annual_targets) != n:
+            raise ValueError(
+                f"annual_targets has {len(self.annual_targets)} values for {n} tenure years "
+                f"({self.start_year}-{self.end_year}); give one per year"
+            )
+        return self
 
 
 class KpiEnvironmentChange(_Options):
@@ -79,15 +97,16 @@ class KpiEnvironmentChange(_Options):
 
 
 def _default_tenure() -> tuple[KpiTenureTarget, ...]:
+    # subsidiary managers, tenure 2024-2026: net profit +6% and EVA +5% a year, ROE +0.5 point
+    goals = (
+        ("net_profit", {"annual_growth": 0.06}),
+        ("eva", {"annual_growth": 0.05}),
+        ("roe", {"annual_change": 0.005}),
+    )
     return tuple(
-        KpiTenureTarget(
-            entity_id=f"S0{i}",
-            metric_id="net_profit",
-            start_year=2024,
-            end_year=2026,
-            annual_growth=0.06,
-        )
+        KpiTenureTarget(entity_id=f"S0{i}", metric_id=m, start_year=2024, end_year=2026, **rule)
         for i in range(1, 7)
+        for m, rule in goals
     )
 
 
@@ -100,12 +119,21 @@ class KpiOptions(_Options):
         and is coloured red; between it and 100% amber.
     elasticities : mapping id -> elasticity used for statistical links instead of the one
         estimated from the data (e.g. from the mapping-validation task).
-    tenure : executives' multi-year targets (default: subsidiary managers, net profit
-        2024-2026 growing 6% a year).
+    tenure : executives' multi-year targets (default: subsidiary managers, 2024-2026: net
+        profit +6% and EVA +5% a year, ROE +0.5 point a year).
     environment_changes : declared environment changes and the stated target rule.
+    manager_scope : window of the middle-manager assessment: ``ytd`` or ``quarter``.
+    manager_fail_score : a manager score below this is a ``medium`` finding.
+    manager_warn_score : below this (and at least the fail score) ``low``; policy breaches
+        of the scheme weights are ``high`` whatever the score.
+    manager_top_n : lowest-scoring managers drawn in the manager chart.
     """
 
     miss_threshold: float = 0.97
+    manager_scope: Literal["ytd", "quarter"] = "ytd"
+    manager_fail_score: float = Field(60.0, ge=0, le=200)
+    manager_warn_score: float = Field(80.0, ge=0, le=200)
+    manager_top_n: int = Field(20, ge=1, le=200)
     elasticities: dict[str, float] = {}
     tenure: tuple[KpiTenureTarget, ...] = _default_tenure()
     environment_changes: tuple[KpiEnvironmentChange, ...] = (

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from perflink._io_sql import SqlSource
 from perflink.errors import ParamsError
 from perflink.options import (
     AnomalyOptions,
@@ -26,7 +27,14 @@ from perflink.options import (
     SummaryOptions,
 )
 
-__all__ = ["ALL_TASKS", "InputPaths", "ReviewParams", "load_params", "parse_quarter"]
+__all__ = [
+    "ALL_TASKS",
+    "InputPaths",
+    "ReviewParams",
+    "load_params",
+    "parse_quarter",
+    "report_name",
+]
 
 #: Task names in run order; ``summary`` always runs last.
 ALL_TASKS: tuple[str, ...] = ("mapping", "kpi", "forecast", "anomaly", "summary")
@@ -34,6 +42,8 @@ ALL_TASKS: tuple[str, ...] = ("mapping", "kpi", "forecast", "anomaly", "summary"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# A scope id becomes part of a folder name (reports/<quarter>-<scope>/): no separators.
+_SCOPE = re.compile(r"^[^\s/\\:*?\"<>|.][^\s/\\:*?\"<>|]*$")
 
 
 class _StrictModel(BaseModel):
@@ -41,14 +51,19 @@ class _StrictModel(BaseModel):
 
 
 class InputPaths(_StrictModel):
-    """Input tables, as paths relative to the params file's folder (or a source URL)."""
+    """Input tables: paths relative to the params file's folder, or database sources.
 
-    entities: str
-    facts: str
-    targets: str
-    schemes: str
-    adjustments: str | None = None
-    bonus: str | None = None
+    A database source is a mapping ``{url: "${PERFLINK_DB_URL}", table: facts}`` or
+    ``{url: ..., query: "select ..."}`` (:class:`perflink.io.SqlSource`); its URL must be a
+    ``${NAME}`` reference when it holds a password.
+    """
+
+    entities: str | SqlSource
+    facts: str | SqlSource
+    targets: str | SqlSource
+    schemes: str | SqlSource
+    adjustments: str | SqlSource | None = None
+    bonus: str | SqlSource | None = None
 
 
 class ReviewParams(_StrictModel):
@@ -56,10 +71,16 @@ class ReviewParams(_StrictModel):
 
     Attributes mirror the YAML keys. ``${NAME}`` references are already resolved
     here; never write these values out, use :meth:`redacted` instead.
+
+    ``scope`` (an entity id, default None = the whole group) restricts the review to
+    that entity's subtree: :class:`perflink.review.Review` filters every input table,
+    and the report goes to ``reports/<quarter>-<scope>/``. That the id exists is
+    checked when the entities table is read (:func:`perflink.review.scope_inputs`).
     """
 
     quarter: str
     language: Literal["zh", "en"] = "zh"
+    scope: str | None = None
     inputs: InputPaths
     catalog: str
     history_start: str | None = None
@@ -90,6 +111,16 @@ class ReviewParams(_StrictModel):
             raise ValueError("expected a month written as YYYY-MM, e.g. '2023-01'")
         return v
 
+    @field_validator("scope")
+    @classmethod
+    def _check_scope(cls, v: str | None) -> str | None:
+        if v is not None and not _SCOPE.match(v):
+            raise ValueError(
+                "expected one entity id (e.g. 'S02') without spaces, slashes or a leading dot; "
+                "it names the report folder reports/<quarter>-<scope>/"
+            )
+        return v
+
     @field_validator("tasks")
     @classmethod
     def _check_tasks(cls, v: list[str]) -> list[str]:
@@ -115,15 +146,24 @@ class ReviewParams(_StrictModel):
         return parse_quarter(self.quarter)
 
     @property
+    def report_name(self) -> str:
+        """Report folder name: ``"2026Q3"``, or ``"2026Q3-S02"`` for a review scoped to S02."""
+        return report_name(self.quarter, self.scope)
+
+    @property
     def catalog_dir(self) -> Path:
         """Absolute path of the catalog folder."""
         return _resolve(self.base_dir, self.catalog)
 
     @property
-    def input_paths(self) -> dict[str, Path]:
-        """Absolute paths of the given input tables, keyed by table name."""
-        data = self.inputs.model_dump(exclude_none=True)
-        return {name: _resolve(self.base_dir, value) for name, value in data.items()}
+    def input_paths(self) -> dict[str, Path | SqlSource]:
+        """Absolute paths of the given input tables (or their database source), by table name."""
+        given = {name: getattr(self.inputs, name) for name in InputPaths.model_fields}
+        return {
+            name: value if isinstance(value, SqlSource) else _resolve(self.base_dir, value)
+            for name, value in given.items()
+            if value is not None
+        }
 
     @property
     def secret_values(self) -> dict[str, str]:
@@ -139,6 +179,14 @@ class ReviewParams(_StrictModel):
             JSON-serialisable; safe to write into manifests and logs.
         """
         return _deep_copy(self._raw)
+
+
+def report_name(quarter: str, scope: str | None = None) -> str:
+    """Report folder name of a review: the quarter, suffixed ``-<scope>`` for a scoped one.
+
+    A scoped report never overwrites (nor is compared with) the group's report.
+    """
+    return f"{quarter}-{scope}" if scope else str(quarter)
 
 
 def parse_quarter(text: Any):
@@ -280,12 +328,14 @@ _MODELS: dict[tuple, type[BaseModel]] = {
         for name, field in ReviewParams.model_fields.items()
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
     },
+    **{("inputs", name): SqlSource for name in InputPaths.model_fields},
 }
 
 
 def _format_errors(source: Path, exc: ValidationError, raw: dict) -> str:
-    lines = [f"{source}: {exc.error_count()} problem(s) in the review parameters:"]
-    for err in exc.errors():
+    errors = _input_union_errors(exc.errors(), raw)
+    lines = [f"{source}: {len(errors)} problem(s) in the review parameters:"]
+    for err in errors:
         loc = tuple(err["loc"])
         where = _dotted(loc)
         # Show the value as written (with ${NAME} kept), never a resolved value.
@@ -309,10 +359,33 @@ def _format_errors(source: Path, exc: ValidationError, raw: dict) -> str:
     return "\n".join(lines)
 
 
+def _input_union_errors(errors: list, raw: dict) -> list:
+    """Errors of ``inputs.<name>`` (a path or a database source) as if there were one type.
+
+    Drops pydantic's union branch from the location and keeps the branch that fits what was
+    written: a mapping is a database source, anything else a path.
+    """
+    out = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        if len(loc) >= 3 and loc[0] == "inputs":
+            is_map = isinstance(_lookup(raw, loc[:2]), dict)
+            if (loc[2] == "str") == is_map:
+                continue
+            err = {**err, "loc": loc[:2] + loc[3:]}
+        out.append(err)
+    return out
+
+
 def _check_paths(params: ReviewParams) -> None:
     problems = []
     raw_inputs = params._raw.get("inputs", {})
     for name, path in params.input_paths.items():
+        if isinstance(path, SqlSource):
+            secret = _check_db_url(name, raw_inputs.get(name))
+            if secret:
+                raise ParamsError(f"{params.source}: {secret}")
+            continue  # the database is checked when the table is read
         written = str(raw_inputs.get(name, ""))
         if "://" in written:
             continue  # a database / remote source, checked when it is opened
@@ -329,6 +402,25 @@ def _check_paths(params: ReviewParams) -> None:
     if problems:
         head = f"{params.source}: input files not found (paths are relative to {params.base_dir}):"
         raise ParamsError("\n".join([head, *problems]))
+
+
+def _check_db_url(name: str, written: Any) -> str:
+    """A database URL written with a literal password would be copied into manifests."""
+    from urllib.parse import urlsplit
+
+    url = str(written.get("url", "")) if isinstance(written, dict) else ""
+    if _ENV_REF.search(url):
+        return ""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if not password:
+        return ""
+    return (
+        f"inputs.{name}.url holds a password written in the params file; put the URL in an "
+        "environment variable and write url: '${PERFLINK_DB_URL}' instead."
+    )
 
 
 def _deep_copy(value: Any) -> Any:

@@ -1,16 +1,30 @@
-"""The handle every task notebook opens first: ``review = perflink.open_review(params_path)``."""
+"""The handle every task notebook opens first: ``review = perflink.open_review(params_path)``.
+
+A scoped review (``scope: S02`` in the params, or ``perflink review --scope S02``) filters
+the inputs once, here, so every task computes on that entity's subtree only and no other
+entity's id or name can reach the report: the scope entity becomes the root (``parent_id``
+empty), facts/targets/adjustments/bonus keep the subtree's rows, and entity-specific scheme
+overrides outside it are dropped (centre-type defaults stay).
+"""
 
 from __future__ import annotations
 
+import difflib
 import importlib
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from perflink.errors import ParamsError
 from perflink.params import ReviewParams, load_params
 
-__all__ = ["Review", "open_review"]
+__all__ = ["Review", "open_review", "scope_inputs", "subtree"]
+
+#: Entity kinds a review can be scoped to (a department has no subtree to review).
+SCOPE_KINDS = ("group", "subsidiary")
 
 
 class Review:
@@ -19,7 +33,9 @@ class Review:
     Attributes
     ----------
     params : ReviewParams
-        Validated parameters (``${NAME}`` resolved in memory only).
+        Validated parameters (``${NAME}`` resolved in memory only). In a scoped review
+        (``params.scope`` set) options naming entities outside the scope are dropped and
+        ``inputs`` hold the scope entity's subtree only (see :func:`scope_inputs`).
     quarter : pandas.Period
         The review quarter, frequency ``Q``.
     language : str
@@ -29,6 +45,11 @@ class Review:
     """
 
     def __init__(self, params: ReviewParams, *, language: str, tables_dir: Path | None) -> None:
+        if params.scope is not None:
+            from perflink.io import read_table
+
+            entities = read_table(params.input_paths["entities"], "entities")
+            params = _scope_params(params, entities, subtree(entities, params.scope))
         self.params = params
         self.quarter = params.period
         self.language = language
@@ -46,7 +67,26 @@ class Review:
         """The validated input tables (:class:`perflink.io.Inputs`), loaded on first use."""
         from perflink.io import load_inputs
 
-        return load_inputs(self.params.input_paths, known_metrics=self.catalog.metrics.keys())
+        inputs = load_inputs(self.params.input_paths, known_metrics=self.catalog.metrics.keys())
+        if self.params.scope is not None:
+            inputs = scope_inputs(inputs, self.params.scope)
+        return inputs
+
+    @property
+    def scope(self) -> str | None:
+        """The entity id the review is scoped to, or None for the whole group."""
+        return self.params.scope
+
+    @property
+    def root_id(self) -> str:
+        """Id of the top entity of the review: the group, or the scope entity."""
+        roots = self.entities.loc[self.entities["parent_id"].isna(), "entity_id"]
+        if len(roots) != 1:
+            raise ParamsError(
+                f"entities: expected one top entity (empty parent_id), found {len(roots)}; "
+                "fix parent_id in the entities table."
+            )
+        return str(roots.iloc[0])
 
     def __getattr__(self, name: str) -> Any:
         # Shortcuts review.facts, review.entities, ... for the tables in ``inputs``.
@@ -55,7 +95,11 @@ class Review:
         return getattr(self.inputs, name)
 
     def __repr__(self) -> str:
-        return f"Review(quarter={self.quarter!s}, language={self.language!r}, params={self.params.source})"
+        scope = f", scope={self.scope!r}" if self.scope else ""
+        return (
+            f"Review(quarter={self.quarter!s}, language={self.language!r}{scope}, "
+            f"params={self.params.source})"
+        )
 
 
 _TABLES = frozenset({"entities", "facts", "targets", "schemes", "adjustments", "bonus"})
@@ -65,6 +109,7 @@ def open_review(
     params_path: str | Path,
     *,
     language: str | None = None,
+    scope: str | None = None,
     tables_dir: str | Path | None = None,
 ) -> Review:
     """Open a review: load and validate params and configure report output.
@@ -75,6 +120,10 @@ def open_review(
         The review's YAML parameters file.
     language : {"zh", "en"}, optional
         Overrides the ``language`` in the params file (the runner passes it).
+    scope : str, optional
+        Entity id (a subsidiary, or the group) that overrides ``scope`` in the params
+        file: the review then holds only that entity's subtree (see
+        :func:`scope_inputs`). None or ``""`` keeps the params' scope.
     tables_dir : str or Path, optional
         Folder where tables saved by the notebook are written.
 
@@ -87,12 +136,17 @@ def open_review(
     Raises
     ------
     ParamsError
-        If the params file is invalid or *language* is not ``zh``/``en``.
+        If the params file is invalid, *language* is not ``zh``/``en``, or the scope is
+        not a subsidiary or group id of the entities table (close matches are named).
     """
     if language is not None and language not in ("zh", "en"):
         raise ParamsError(f"language: got {language!r}; expected 'zh' or 'en'.")
-    overrides = {"language": language} if language is not None else None
-    params = load_params(params_path, overrides=overrides)
+    overrides: dict[str, Any] = {}
+    if language is not None:
+        overrides["language"] = language
+    if scope:
+        overrides["scope"] = scope
+    params = load_params(params_path, overrides=overrides or None)
     tdir = Path(tables_dir).resolve() if tables_dir is not None else None
     if tdir is not None:
         tdir.mkdir(parents=True, exist_ok=True)
@@ -110,3 +164,111 @@ def _configure_report(*, language: str, tables_dir: Path | None) -> None:
     configure = getattr(report, "configure", None)
     if configure is not None:
         configure(language=language, tables_dir=tables_dir)
+
+
+def scope_inputs(inputs: Any, entity_id: str) -> Any:
+    """Restrict review inputs to one entity's subtree, re-rooted at that entity.
+
+    Parameters
+    ----------
+    inputs : perflink.io.Inputs
+        The validated inputs of the whole group.
+    entity_id : str
+        A subsidiary (or the group) id of ``inputs.entities``.
+
+    Returns
+    -------
+    perflink.io.Inputs
+        ``entities``: the entity and its descendants, the entity's ``parent_id`` emptied
+        (it is the top); ``facts``, ``targets``, ``adjustments``, ``bonus``: rows of those
+        entities; ``schemes``: centre-type defaults (``entity_id`` empty) and overrides for
+        those entities. Columns, dtypes and ``attrs`` are kept; the index is 0..n-1.
+
+    Raises
+    ------
+    ParamsError
+        If *entity_id* is not in the entities table (close matches are named) or is a
+        department.
+    """
+    keep = subtree(inputs.entities, entity_id)
+    ent = _rows(inputs.entities, inputs.entities["entity_id"].isin(keep))
+    ent.loc[ent["entity_id"] == entity_id, "parent_id"] = None
+    tables = {"entities": ent}
+    for kind in ("facts", "targets", "adjustments", "bonus"):
+        df = getattr(inputs, kind)
+        tables[kind] = _rows(df, df["entity_id"].isin(keep))
+    sch = inputs.schemes
+    tables["schemes"] = _rows(sch, sch["entity_id"].isna() | sch["entity_id"].isin(keep))
+    return replace(inputs, **tables)
+
+
+def subtree(entities: pd.DataFrame, entity_id: str) -> list[str]:
+    """Ids of *entity_id* and all its descendants (in table order), after checking the scope.
+
+    Raises
+    ------
+    ParamsError
+        Unknown id (with close matches) or a department id.
+    """
+    ids = entities["entity_id"].astype(str).tolist()
+    source = entities.attrs.get("source", "the entities table")
+    if entity_id not in ids:
+        subs = entities.loc[entities["kind"].isin(SCOPE_KINDS), "entity_id"].astype(str).tolist()
+        close = difflib.get_close_matches(entity_id, subs, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ParamsError(
+            f"scope: {entity_id!r} is not an entity_id in {source}.{hint} "
+            f"Use a subsidiary or group id, e.g. {', '.join(subs[:6])}."
+        )
+    kind = entities.loc[entities["entity_id"] == entity_id, "kind"].iloc[0]
+    if kind not in SCOPE_KINDS:
+        parent = entities.loc[entities["entity_id"] == entity_id, "parent_id"].iloc[0]
+        raise ParamsError(
+            f"scope: {entity_id!r} is a {kind}; a review is scoped to a subsidiary or the "
+            f"group (e.g. its parent {parent!r})."
+        )
+    children: dict[str, list[str]] = {}
+    for e, p in zip(ids, entities["parent_id"], strict=True):
+        if isinstance(p, str):
+            children.setdefault(p, []).append(e)
+    found, stack = {entity_id}, [entity_id]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return [e for e in ids if e in found]
+
+
+def _rows(df: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    out = df.loc[mask.to_numpy(dtype=bool)].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def _scope_params(params: ReviewParams, entities: pd.DataFrame, keep: list[str]) -> ReviewParams:
+    """Params of a scoped review: options naming entities outside *keep* are dropped.
+
+    Tenure targets of other entities go, from the model and from the written form used in
+    the manifest. Environment changes of business lines the subtree does not have go from
+    the model only (they would not apply; a business line names no entity).
+    """
+    inside = set(keep)
+    lines = set(entities.loc[entities["entity_id"].isin(inside), "business_line"].dropna())
+    kpi = params.kpi.model_copy(
+        update={
+            "tenure": tuple(t for t in params.kpi.tenure if t.entity_id in inside),
+            "environment_changes": tuple(
+                c for c in params.kpi.environment_changes if c.business_line in lines
+            ),
+        }
+    )
+    scoped = params.model_copy(update={"kpi": kpi})
+    raw = scoped.redacted()
+    tenure = raw.get("kpi", {}).get("tenure") if isinstance(raw.get("kpi"), dict) else None
+    if isinstance(tenure, list):
+        raw["kpi"]["tenure"] = [
+            t for t in tenure if not isinstance(t, dict) or t.get("entity_id") in inside
+        ]
+    scoped._raw = raw
+    return scoped

@@ -1,5 +1,8 @@
 """Run a quarterly review: execute the task notebooks and publish ``reports/<quarter>/``.
 
+A review scoped to one entity (``scope`` in the params or ``scope=``) is published to
+``reports/<quarter>-<scope>/`` instead, so it never overwrites the group's report.
+
 The report is built in a temporary folder inside ``out_dir`` and renamed into
 place only when every notebook succeeded, so the last good report is never
 half-overwritten. Failed executed notebooks go to ``reports/<quarter>/_failed/``.
@@ -38,7 +41,8 @@ class RunResult:
     status : str
         ``"ok"`` (report published) or ``"failed"``.
     report_dir : Path
-        ``out_dir/<quarter>``: the published report (or the last good one).
+        ``out_dir/<quarter>`` (``out_dir/<quarter>-<scope>`` for a scoped review): the
+        published report (or the last good one).
     failed_dir : Path or None
         Where the failed executed notebooks were kept, if the run failed.
     tasks : tuple of TaskOutcome
@@ -92,6 +96,7 @@ def run_review(
     tasks: Sequence[str] | None = None,
     jobs: int | None = None,
     language: str | None = None,
+    scope: str | None = None,
     notebooks_dir: Path | None = None,
 ) -> RunResult:
     """Execute the review's task notebooks and publish the report.
@@ -109,6 +114,10 @@ def run_review(
         Notebooks run at the same time (default: params' ``jobs``, else CPU count).
     language : {"zh", "en"}, optional
         Report language (default: the params' ``language``).
+    scope : str, optional
+        Entity id (a subsidiary, or the group) the report is restricted to (default:
+        the params' ``scope``, else the whole group). Every task then sees only that
+        entity's subtree, and the report goes to ``out_dir/<quarter>-<scope>/``.
     notebooks_dir : Path, optional
         Folder with ``NN_<task>.ipynb`` notebooks (default ``./notebooks``, else the
         one next to the perflink package).
@@ -121,7 +130,8 @@ def run_review(
     Raises
     ------
     ParamsError
-        Bad params file, unknown task, missing input file (nothing was run).
+        Bad params file, unknown task, missing input file, unknown scope entity
+        (nothing was run).
     RunError
         A notebook failed (message names notebook, cell and exception; ``.result``
         holds the RunResult and ``.user_error`` is True when the notebook raised a
@@ -136,7 +146,11 @@ def run_review(
         overrides["jobs"] = jobs
     if tasks is not None:
         overrides["tasks"] = list(tasks)
+    if scope:
+        overrides["scope"] = scope
     params = load_params(params_path or Path("data/sample/params.yaml"), overrides=overrides)
+    if params.scope is not None:
+        params = _scoped(params)
     quarter = params.quarter
     nb_dir = _notebooks_dir(notebooks_dir)
     available = _ex.find_notebooks(nb_dir)
@@ -145,8 +159,8 @@ def run_review(
         _ex.check_parameters_cell(available[task])
 
     out_dir = Path(out_dir).resolve()
-    final = out_dir / quarter
-    tmp = out_dir / f".tmp-{quarter}-{os.getpid()}-{_out.stamp()}"
+    final = out_dir / params.report_name
+    tmp = out_dir / f".tmp-{params.report_name}-{os.getpid()}-{_out.stamp()}"
     (tmp / "notebooks").mkdir(parents=True)
     (tmp / "tables").mkdir()
     try:
@@ -181,8 +195,21 @@ def run_review(
         _out.publish(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("review %s published to %s", quarter, final)
+    logger.info("review %s published to %s", params.report_name, final)
     return RunResult(quarter, "ok", final, None, outcomes, manifest, _wall(t0))
+
+
+def _scoped(params):
+    """Check the scope against the entities table (fail before any notebook runs).
+
+    Returns the params with options naming entities outside the scope dropped, so the
+    manifest's params name none of them.
+    """
+    from perflink.io import read_table
+    from perflink.review import _scope_params, subtree
+
+    entities = read_table(params.input_paths["entities"], "entities")
+    return _scope_params(params, entities, subtree(entities, params.scope))
 
 
 def _wall(t0: float) -> float:
@@ -205,6 +232,7 @@ def _run_all(params, order: list[str], available: dict, tmp: Path, *, jobs: int)
     base = {
         "params_path": str(params.source),
         "language": params.language,
+        "scope": params.scope or "",
         "tables_dir": str(tmp / "tables"),
         "quarter": params.quarter,
     }
@@ -257,6 +285,7 @@ def _manifest(params, outcomes, available, started: datetime, t0: float) -> dict
         "schema_version": 1,
         "quarter": params.quarter,
         "language": params.language,
+        "scope": params.scope,
         "status": "ok" if all(o.status == "ok" for o in outcomes) else "failed",
         "created_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import yaml
 from perflink._sample_entities import GROUP_ID, build_entities
 from perflink._sample_model import simulate
 from perflink._sample_plant import Choices, Planted, choose, plant
+from perflink._sample_raw import RAW_METRICS, write_raw
 from perflink.errors import PerflinkError
 
 __all__ = ["generate", "REVIEW_QUARTER"]
@@ -133,6 +135,7 @@ def generate(
     seed: int = 0,
     clean: bool = False,
     end: str = "2026-09",
+    raw: bool = False,
 ) -> Path:
     """Write the sample group's inputs, catalog, params and truth into ``out_dir``.
 
@@ -140,22 +143,26 @@ def generate(
     ----------
     out_dir : folder to create or refresh. Files are written to a temporary folder first
         and moved into place, so a failed run leaves an existing sample untouched.
-    entities : number of departments (units); subsidiaries are added at about one per seven.
+    entities : number of departments (units), at least 28; subsidiaries are added at about
+        one per seven (at least four).
     months : months of history ending at ``end``; at least 15.
     seed : random seed; the same seed gives byte-identical files.
     clean : leave out the planted problems (``truth.yaml`` then lists none).
     end : last month of data (``YYYY-MM``, default 2026-09: the 2026Q3 review). A later end
         with ``months`` grown to match extends the same history (same seed, same values),
         for reviewing the next quarter against this one.
+    raw : also write line-level source-system extracts under ``raw/<source>/*.parquet``
+        that aggregate, through ``catalog/raw.yaml``, to the facts of the raw-defined
+        metrics (see :mod:`perflink._sample_raw` and :func:`perflink.raw.aggregate_raw`).
 
     Returns
     -------
     Path of the written ``params.yaml``.
     """
-    if entities < 12:
+    if entities < 28:
         raise PerflinkError(
-            f"sample-data: --entities {entities} is too small; use at least 12 "
-            "so every kind of unit and planted problem has a place"
+            f"sample-data: --entities {entities} is too small; use at least 28 (four "
+            "subsidiaries of seven units) so every kind of unit and planted problem has a place"
         )
     if not 15 <= months <= 240:
         raise PerflinkError(f"sample-data: --months {months} must be between 15 and 240")
@@ -186,7 +193,16 @@ def generate(
         "bonus": _bonus(sim, org, None if clean else choices),
     }
     quarter = str(end_p.asfreq("Q"))
-    return _write(out, tables, planted, seed=seed, clean=clean, quarter=quarter)
+    extra = None
+    if raw:
+        vat = (sim.units["parent_id"] == choices.vat_sub).to_numpy() & (not clean)
+        values = {m: np.round(sim.values[m], _DECIMALS.get(m, 2)) for m in RAW_METRICS}
+        ids = sim.units["entity_id"].to_numpy()
+
+        def extra(folder: Path) -> None:
+            write_raw(folder, values, ids, sim.periods, vat_units=vat, seed=seed)
+
+    return _write(out, tables, planted, seed=seed, clean=clean, quarter=quarter, extra=extra)
 
 
 def _facts(sim) -> pd.DataFrame:
@@ -391,6 +407,7 @@ def _write(
     seed: int,
     clean: bool,
     quarter: str,
+    extra: Callable[[Path], None] | None = None,
 ) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -422,6 +439,8 @@ def _write(
         (tmp / "truth.yaml").write_text(
             yaml.safe_dump(truth, allow_unicode=True, sort_keys=False), encoding="utf-8"
         )
+        if extra is not None:
+            extra(tmp)
         if out.exists():
             old = out.with_name(f".{out.name}-old-{os.getpid()}")
             os.replace(out, old)

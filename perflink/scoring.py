@@ -18,18 +18,22 @@ import numpy as np
 import pandas as pd
 
 from perflink import _kpi_panels as _pn
-from perflink import panel
 from perflink._kpi_result import DecompositionResult
-from perflink._scoring_result import ScorecardResult, write_scorecard_xlsx
+from perflink._scoring_exec import tenure_table
+from perflink._scoring_manager import manager_table
+from perflink._scoring_result import ManagerAssessmentResult, ScorecardResult, write_scorecard_xlsx
 from perflink._scoring_rules import coefficient, parse_params, score_frame
-from perflink._scoring_tenure import bonus_table, findings_table, tenure_table
+from perflink._scoring_tenure import bonus_table, findings_table
 from perflink.catalog import Catalog, check_schemes
 from perflink.errors import InputError
 from perflink.kpi import completion
 from perflink.options import KpiOptions
 
 __all__ = [
+    "ManagerAssessmentResult",
     "ScorecardResult",
+    "assess_managers",
+    "assess_managers_review",
     "coefficient",
     "score_review",
     "scorecard",
@@ -83,10 +87,10 @@ def scorecard(
     for scope in ("quarter", "ytd"):
         start, end = _pn.months(q, scope)
         vals = {
-            "actual_before": panel.window(panels.actual, catalog, start, end),
-            "actual": panel.window(panels.adjusted, catalog, start, end),
-            "target": panel.window(panels.target[scope], catalog, start, end),
-            "target_original": panel.window(panels.target_original[scope], catalog, start, end),
+            "actual_before": panels.window(panels.actual, catalog, start, end),
+            "actual": panels.window(panels.adjusted, catalog, start, end),
+            "target": panels.window(panels.target[scope], catalog, start, end),
+            "target_original": panels.window(panels.target_original[scope], catalog, start, end),
         }
         part = assign.copy()
         for name, frame in vals.items():
@@ -137,6 +141,87 @@ def score_review(review: Any, decomposition: DecompositionResult) -> ScorecardRe
         options=review.params.kpi,
         lang=review.language,
     )
+
+
+def assess_managers(
+    scores: ScorecardResult,
+    entities: pd.DataFrame,
+    catalog: Catalog,
+    *,
+    options: KpiOptions | None = None,
+) -> ManagerAssessmentResult:
+    """Assess every department manager on business process, financial result and efficiency.
+
+    The three dimensions are the scheme categories (business, financial, management) of the
+    manager's unit scorecard: each dimension's score is the weight-averaged score of its
+    metrics, its weight the scheme's weight of that category (the unit's own scheme if it has
+    one, else its centre type's), and the manager score the weighted dimension scores. The
+    weights are checked against the policy for the unit's centre type; a breach is a ``high``
+    finding that says which bound is broken (see :mod:`perflink._scoring_manager`).
+    Executives (subsidiary managers) get their tenure rows of the review year instead.
+
+    Parameters
+    ----------
+    scores : result of :func:`scorecard` (reads ``scorecard``, ``tenure``, ``names``).
+    entities : entities table (reads ``entity_id, kind, center_type, manager``).
+    catalog : the metric catalog (its ``policy`` and metric names).
+    options : the ``kpi:`` params block (``manager_scope``, ``manager_fail_score``,
+        ``manager_warn_score``, ``manager_top_n``).
+
+    Returns
+    -------
+    ManagerAssessmentResult
+        One row per department with a manager (``to_frame()``), scores 0 .. 100 x cap.
+
+    Raises
+    ------
+    InputError
+        The entities table lacks a column the assessment reads, or the scorecard has no rows
+        of the requested scope.
+    """
+    options = options or KpiOptions()
+    missing = [c for c in ("entity_id", "kind", "center_type", "manager") if c not in entities]
+    if missing:
+        raise InputError(
+            f"assess_managers: the entities table has no column(s) {missing}; "
+            "check entities.csv against docs/data-contract.md"
+        )
+    scope = options.manager_scope
+    if not (scores.scorecard["scope"] == scope).any():
+        raise InputError(
+            f"assess_managers: the scorecard has no rows of scope {scope!r} "
+            "(params kpi.manager_scope); run perflink.scoring.scorecard first"
+        )
+    managers = manager_table(
+        scores.scorecard,
+        entities,
+        catalog.policy,
+        scope=scope,
+        fail_score=options.manager_fail_score,
+        warn_score=options.manager_warn_score,
+        names=scores.names,
+        lang=scores.language,
+    )
+    ten = scores.tenure
+    year = pd.Period(scores.quarter, "Q").year
+    execs = ten[ten["year"] == year].reset_index(drop=True) if len(ten) else ten
+    lang = scores.language
+    return ManagerAssessmentResult(
+        quarter=scores.quarter,
+        language=lang,
+        scope=scope,
+        managers=managers,
+        executives=execs,
+        names=scores.names,
+        metric_names={m: catalog.metrics[m].name(lang) for m in catalog.metrics},
+        metric_units={m: catalog.metrics[m].unit for m in catalog.metrics},
+        top_n=options.manager_top_n,
+    )
+
+
+def assess_managers_review(review: Any, scores: ScorecardResult) -> ManagerAssessmentResult:
+    """:func:`assess_managers` on an opened review with its entities, catalog and options."""
+    return assess_managers(scores, review.entities, review.catalog, options=review.params.kpi)
 
 
 def _assign(schemes: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFrame:

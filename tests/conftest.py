@@ -74,3 +74,45 @@ def files_containing(root: Path, needle: str) -> list[Path]:
     """Every file under *root* (hidden ones included) whose bytes contain *needle*."""
     data = needle.encode("utf-8")
     return [p for p in root.rglob("*") if p.is_file() and data in p.read_bytes()]
+
+
+@pytest.fixture(scope="session")
+def reviewed_quarters(tmp_path_factory):
+    """The sample reviewed end to end, twice, into one reports folder (shared: it is slow).
+
+    * 2026Q3 in Chinese, with the facts folder named by a secret ``${PERFLINK_E2E_DIR}``;
+    * 2026Q4 in English, on the same history extended by three months, so its summary
+      compares with the 2026Q3 report (new / persisting / resolved findings).
+    """
+    from types import SimpleNamespace
+
+    from perflink.runner import run_review
+    from perflink.sample import generate
+
+    root = tmp_path_factory.mktemp("reviews")
+    q3_params = generate(root / "q3", seed=0)
+    token = "e2e-" + secrets.token_hex(10)
+    hidden = q3_params.parent / token
+    hidden.mkdir()
+    os.replace(q3_params.parent / "facts.csv", hidden / "facts.csv")
+    params = yaml.safe_load(q3_params.read_text(encoding="utf-8"))
+    params["inputs"]["facts"] = "${PERFLINK_E2E_DIR}/facts.csv"
+    q3_params.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    q4_params = generate(root / "q4", seed=0, months=48, end="2026-12")
+    reports = root / "reports"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PERFLINK_E2E_DIR", token)
+    try:
+        q3 = run_review(q3_params, out_dir=reports, jobs=2)
+    finally:
+        mp.undo()
+    q4 = run_review(q4_params, out_dir=reports, jobs=2, language="en")
+    return SimpleNamespace(
+        root=root,
+        reports=reports,
+        secret=token,
+        q3=q3,
+        q4=q4,
+        truth3=yaml.safe_load((root / "q3" / "truth.yaml").read_text(encoding="utf-8")),
+        truth4=yaml.safe_load((root / "q4" / "truth.yaml").read_text(encoding="utf-8")),
+    )

@@ -287,24 +287,3 @@ def test_empty_result_still_presents(catalog):
     for chart in (res.chart(), res.peers.chart(), res.counts.chart()):
         chart.to_dict()  # a note instead of marks
     assert "<p>" in res._repr_html_()
-
-
-@pytest.mark.slow
-def test_notebook_runs_and_saves_tables(samples, tmp_path):
-    papermill = pytest.importorskip("papermill")
-    from pathlib import Path
-
-    nb = Path(__file__).resolve().parents[1] / "notebooks" / "04_anomaly_detection.ipynb"
-    tables = tmp_path / "tables"
-    papermill.execute_notebook(
-        str(nb),
-        str(tmp_path / "out.ipynb"),
-        parameters=dict(params_path=str(samples["s0"][2]), language="en", tables_dir=str(tables)),
-        kernel_name="python3",
-        cwd=str(nb.parent),
-        progress_bar=False,
-    )
-    for name in ("anomalies", "anomaly_counts"):
-        assert (tables / f"{name}.csv").exists() and (tables / f"{name}.parquet").exists()
-    saved = pd.read_csv(tables / "anomalies.csv", encoding="utf-8-sig")
-    assert len(saved) == len(samples["s0"][0].table)

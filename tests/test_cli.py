@@ -123,8 +123,8 @@ def test_sample_data_calls_generate(
 ) -> None:
     calls: list = []
 
-    def generate(out_dir, *, entities=42, months=45, seed=0, clean=False, end="2026-09"):
-        calls.append((out_dir, entities, months, seed, clean, end))
+    def generate(out_dir, *, entities=42, months=45, seed=0, clean=False, end="2026-09", raw=False):
+        calls.append((out_dir, entities, months, seed, clean, end, raw))
         return Path(out_dir) / "params.yaml"
 
     monkeypatch.setitem(sys.modules, "perflink.sample", types.SimpleNamespace(generate=generate))
@@ -142,11 +142,10 @@ def test_sample_data_calls_generate(
         "2026-12",
     ]
     assert main(argv) == 0
-    assert calls == [(tmp_path / "s", 12, 15, 7, True, "2026-12")]
+    assert calls == [(tmp_path / "s", 12, 15, 7, True, "2026-12", False)]
     assert "params.yaml" in capsys.readouterr().out
-    # --raw is refused clearly when the generator cannot do it
-    assert main(["sample-data", str(tmp_path / "s"), "--raw"]) == 2
-    assert "--raw" in capsys.readouterr().err
+    assert main(["sample-data", str(tmp_path / "s"), "--raw"]) == 0
+    assert calls[-1][-1] is True
 
 
 def test_sample_data_bad_value_exit_2(tmp_path: Path, capsys) -> None:
@@ -176,3 +175,36 @@ def test_python_dash_m_perflink(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "language: got 'de'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.kernel
+def test_review_scope_publishes_its_own_folder(
+    tmp_path: Path, fixture_notebooks: Path, capsys
+) -> None:
+    params = make_review_dir(tmp_path / "review")
+    (tmp_path / "review" / "entities.csv").write_text(SCOPE_ENTITIES, encoding="utf-8")
+    args = _review_args(params, tmp_path / "reports", fixture_notebooks, "alpha")
+    assert main([*args, "--scope", "S02"]) == 0
+    assert (tmp_path / "reports" / "2026Q3-S02" / "index.html").is_file()
+    assert not (tmp_path / "reports" / "2026Q3").exists()
+    assert "report 2026Q3-S02 written to" in capsys.readouterr().out
+
+
+def test_review_unknown_scope_exit_2(tmp_path: Path, fixture_notebooks: Path, capsys) -> None:
+    params = make_review_dir(tmp_path / "review")
+    (tmp_path / "review" / "entities.csv").write_text(SCOPE_ENTITIES, encoding="utf-8")
+    args = _review_args(params, tmp_path / "reports", fixture_notebooks, "alpha")
+    assert main([*args, "--scope", "S2"]) == 2
+    err = capsys.readouterr().err
+    assert "scope: 'S2' is not an entity_id" in err and "Did you mean 'S02'" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "reports").exists()  # checked before any notebook ran
+
+
+SCOPE_ENTITIES = """\
+entity_id,name_zh,name_en,parent_id,kind,center_type,business_line,manager
+G00,集团,Group,,group,,,甲
+S01,一公司,First Co.,G00,subsidiary,,retail,乙
+S02,二公司,Second Co.,G00,subsidiary,,retail,丙
+S02D01,二公司门店,Second Store,S02,department,profit,retail,丁
+"""

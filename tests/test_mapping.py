@@ -370,27 +370,3 @@ def test_clean_sample_raises_no_critical_and_few_high(samples):
 def test_validate_rejects_non_review():
     with pytest.raises(PerflinkError, match="open_review"):
         pm.validate(object())
-
-
-@pytest.mark.slow
-def test_notebook_runs_and_saves_tables(samples, tmp_path):
-    import papermill
-
-    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "01_mapping_validation.ipynb"
-    _, _, params = samples["s0"]
-    tables = tmp_path / "tables"
-    papermill.execute_notebook(
-        str(notebook),
-        str(tmp_path / "out.ipynb"),
-        parameters=dict(params_path=str(params), language="en", tables_dir=str(tables)),
-        kernel_name="python3",
-        cwd=str(notebook.parent),
-        progress_bar=False,
-    )
-    for name in ("validation_findings", "driver_strength", "data_quality"):
-        assert (tables / f"{name}.csv").is_file() and (tables / f"{name}.parquet").is_file()
-    found = pd.read_csv(tables / "validation_findings.csv", encoding="utf-8-sig")
-    assert list(found.columns) == list(pm.FINDING_COLUMNS)
-    assert len(pd.read_csv(tables / "driver_strength.csv", encoding="utf-8-sig")) == len(
-        CATALOG.mappings
-    )

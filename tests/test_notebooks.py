@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-REQUIRED_PARAMETERS = {"params_path", "language", "tables_dir", "quarter"}
+REQUIRED_PARAMETERS = {"params_path", "language", "scope", "tables_dir", "quarter"}
 FORBIDDEN = (
     ast.FunctionDef,
     ast.AsyncFunctionDef,

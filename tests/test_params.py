@@ -79,6 +79,9 @@ def test_env_resolved_in_memory_only(tmp_path: Path, secret_token: str) -> None:
         ({"history_start": "2023/01"}, ["history_start: got '2023/01'", "YYYY-MM"]),
         ({"catalog": None}, ["key 'catalog' is required"]),
         ({"kpi": {"nonsense": 1}}, ["unknown key 'kpi.nonsense'"]),
+        ({"scope": "S02/../x"}, ["scope: got 'S02/../x'", "without spaces, slashes"]),
+        ({"scope": ".hidden"}, ["scope: got '.hidden'", "leading dot"]),
+        ({"scope": 2}, ["scope: got 2", "string"]),
     ],
 )  # fmt: skip
 def test_bad_params_one_clear_message(tmp_path: Path, changes: dict, expected: list[str]) -> None:
@@ -216,3 +219,14 @@ def test_import_perflink_is_light() -> None:
         cwd=Path(__file__).parents[1],
     ).stdout.split()
     assert out == ["False", "perflink.review"]
+
+
+def test_scope_names_the_report_folder(review_dir: Path) -> None:
+    from perflink.params import report_name
+
+    assert load_params(review_dir).scope is None
+    assert load_params(review_dir).report_name == "2026Q3"
+    scoped = load_params(review_dir, overrides={"scope": "S02"})
+    assert scoped.scope == "S02" and scoped.report_name == "2026Q3-S02"
+    assert scoped.redacted()["scope"] == "S02"
+    assert report_name("2026Q3", None) == "2026Q3"

@@ -1,108 +1,76 @@
 """The whole quarterly review on the sample group, end to end, read in a real browser.
 
-One review of the generated sample (all task notebooks, two kernels in parallel) is shared by
-the tests of this module: published report, tables, manifest, no secret in any output byte,
-every page offline-readable in headless Chromium, and an English run of one task.
+Uses the shared ``reviewed_quarters`` fixture (conftest.py): 2026Q3 in Chinese with a secret
+in its params, then 2026Q4 in English. Every task notebook runs in both languages there, so
+this module also checks each task's saved tables (they used to be checked by one papermill
+run per task module).
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from browser_utils import assert_readable, open_offline
 from conftest import files_containing
 
-from perflink.runner import run_review
-from perflink.sample import generate
-
 pytestmark = [pytest.mark.slow, pytest.mark.kernel]
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-TASKS = {"mapping", "kpi", "forecast", "anomaly", "summary"}
+PAGES = {"index", "mapping", "kpi", "forecast", "anomaly", "summary"}
+TABLES = {
+    "mapping": {"validation_findings", "driver_strength", "data_quality"},
+    "kpi": {"attribution", "scorecard", "bonus", "kpi_findings", "manager_assessment"},
+    "forecast": {"forecast", "forecast_deviation", "forecast_backtest"},
+    "anomaly": {"anomalies", "anomaly_counts"},
+    "summary": {"summary_findings", "summary_actions", "summary_forecast_review"},
+}
 FINDINGS = {"validation_findings", "kpi_findings", "forecast_deviation", "anomalies"}
 
 
-@pytest.fixture(scope="module")
-def review(tmp_path_factory):
-    """Sample inputs with the facts folder behind a ${SECRET}, reviewed once into reports/."""
-    if not NOTEBOOKS:
-        pytest.skip("no task notebooks in notebooks/ yet")
-    root = tmp_path_factory.mktemp("e2e")
-    params_path = generate(root / "sample", seed=0)
-    token = "e2e-" + secrets.token_hex(10)
-    hidden = params_path.parent / token
-    hidden.mkdir()
-    (params_path.parent / "facts.csv").rename(hidden / "facts.csv")
-    params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
-    params["inputs"]["facts"] = "${PERFLINK_E2E_DIR}/facts.csv"
-    params_path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PERFLINK_E2E_DIR", token)
-    try:
-        result = run_review(params_path, out_dir=root / "reports", jobs=2)
-    finally:
-        mp.undo()
-    return result, root, token
-
-
-def test_report_is_published_with_every_page_and_table(review):
-    result, root, _ = review
-    folder = root / "reports" / "2026Q3"
-    assert result.report_dir == folder
-    names = {p.stem for p in folder.glob("*.html")}
-    assert {"index"} | {t for t in TASKS if any(t in nb.stem for nb in NOTEBOOKS)} <= names | {
-        "index"
-    }
+@pytest.mark.parametrize("quarter", ["q3", "q4"])
+def test_report_is_published_with_every_page_and_table(reviewed_quarters, quarter):
+    result = getattr(reviewed_quarters, quarter)
+    folder = result.report_dir
+    assert folder.parent == reviewed_quarters.reports
+    assert {p.stem for p in folder.glob("*.html")} == PAGES
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["status"] == "ok"
-    assert all(t["status"] == "ok" for t in manifest["tasks"])
+    assert [t["status"] for t in manifest["tasks"]] == ["ok"] * 5
     assert {i["name"] for i in manifest["inputs"]} >= {"entities", "facts", "targets"}
     tables = {p.stem for p in (folder / "tables").glob("*.parquet")}
-    assert tables, "the task notebooks saved no tables"
-    for parquet in (folder / "tables").glob("*.parquet"):
-        csv = parquet.with_suffix(".csv")
+    for task, names in TABLES.items():
+        assert names <= tables, f"{task}: missing tables {sorted(names - tables)}"
+    for name in tables:
+        csv = folder / "tables" / f"{name}.csv"
         assert csv.read_bytes().startswith(b"\xef\xbb\xbf"), f"{csv.name}: no UTF-8 BOM"
-    for name in FINDINGS & tables:
+    for name in FINDINGS:
         frame = pd.read_parquet(folder / "tables" / f"{name}.parquet")
         assert {"entity_id", "period", "severity", "message"} <= set(frame.columns), name
         assert {"metric_id", "rule_id"} & set(frame.columns), name
+    assert (folder / "scorecard.xlsx").is_file() and (folder / "review.xlsx").is_file()
 
 
-def test_secret_never_reaches_any_output_byte(review):
-    _, root, token = review
-    assert files_containing(root / "reports", token) == []
+def test_secret_never_reaches_any_output_byte(reviewed_quarters):
+    assert files_containing(reviewed_quarters.reports, reviewed_quarters.secret) == []
+
+
+def test_language_of_each_report(reviewed_quarters):
+    zh = (reviewed_quarters.q3.report_dir / "index.html").read_text(encoding="utf-8")
+    en = (reviewed_quarters.q4.report_dir / "index.html").read_text(encoding="utf-8")
+    assert 'lang="zh-CN"' in zh and 'lang="en"' in en
+    assert "季度" in zh and "Start here" in en
 
 
 @pytest.mark.browser
-def test_every_page_reads_offline_in_chromium(review, browser, tmp_path):  # noqa: F811
-    result, root, _ = review
-    folder = root / "reports" / "2026Q3"
-    pages = sorted(folder.glob("*.html"))
-    assert len(pages) >= 2
-    for page in pages:
+@pytest.mark.parametrize("quarter", ["q3", "q4"])
+def test_every_page_reads_offline_in_chromium(reviewed_quarters, browser, tmp_path, quarter):
+    folder = getattr(reviewed_quarters, quarter).report_dir
+    lang = "zh-CN" if quarter == "q3" else "en"
+    for page in sorted(folder.glob("*.html")):
         check = open_offline(browser, page, shots_dir=tmp_path)
-        assert_readable(check, lang="zh-CN")
-        assert any("\u4e00" <= ch <= "\u9fff" for ch in check.text), f"{page.name}: no Chinese"
+        assert_readable(check, lang=lang)
+        if lang == "zh-CN":
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in check.text), f"{page.name}: no Chinese"
         if page.stem != "index":
             assert check.charts, f"{page.name}: a task page should show at least one chart"
-
-
-def test_english_report(review, tmp_path):
-    _, root, _ = review
-    params_path = root / "sample" / "params.yaml"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PERFLINK_E2E_DIR", review[2])
-    try:
-        task = sorted(TASKS & {nb.stem.split("_", 1)[1].split("_")[0] for nb in NOTEBOOKS})
-        result = run_review(
-            params_path, out_dir=tmp_path / "reports", tasks=task[:1], language="en", jobs=1
-        )
-    finally:
-        mp.undo()
-    index = (result.report_dir / "index.html").read_text(encoding="utf-8")
-    assert 'lang="en"' in index

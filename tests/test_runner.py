@@ -272,3 +272,24 @@ def test_scan_secrets(tmp_path: Path) -> None:
     with pytest.raises(RunError, match=r"\$\{TOKEN\} appeared in b\.json") as info:
         out.scan_secrets(tmp_path, {"TOKEN": "s3cr3t\\value"})
     assert "s3cr3t" not in str(info.value)
+
+
+@pytest.mark.kernel
+def test_scoped_run_goes_to_its_own_folder(tmp_path: Path, fixture_notebooks: Path) -> None:
+    params = make_review_dir(tmp_path / "review")
+    (tmp_path / "review" / "entities.csv").write_text(
+        "entity_id,name_zh,name_en,parent_id,kind,center_type,business_line,manager\n"
+        "G00,集团,Group,,group,,,甲\n"
+        "S01,一公司,First Co.,G00,subsidiary,,retail,乙\n",
+        encoding="utf-8",
+    )
+    reports = tmp_path / "reports"
+    result = run_review(
+        params, out_dir=reports, tasks=["alpha"], scope="S01", notebooks_dir=fixture_notebooks
+    )
+    assert result.report_dir == reports / "2026Q3-S01"
+    assert result.manifest["scope"] == "S01"
+    assert result.manifest["params"]["scope"] == "S01"
+    assert sorted(p.name for p in reports.iterdir()) == ["2026Q3-S01"]
+    with pytest.raises(ParamsError, match=r"scope: 'S09' is not an entity_id"):
+        run_review(params, out_dir=reports, scope="S09", notebooks_dir=fixture_notebooks)

@@ -172,6 +172,9 @@ def test_scales_and_rejects_bad_sizes(tmp_path: Path):
     params = generate(tmp_path / "big", entities=300, months=24, seed=1)
     entities = pd.read_csv(params.parent / "entities.csv", dtype=str)
     assert (entities["kind"] == "department").sum() == 300
+    smallest = generate(tmp_path / "smallest", entities=28, seed=3)
+    truth = yaml.safe_load((smallest.parent / "truth.yaml").read_text(encoding="utf-8"))
+    assert len(truth["problems"]) == 11
     with pytest.raises(PerflinkError, match="--entities 3"):
         generate(tmp_path / "tiny", entities=3)
     with pytest.raises(PerflinkError, match="--months 5"):

@@ -18,6 +18,7 @@ import perflink.scoring as scoring
 from perflink._scoring_rules import parse_params, score
 from perflink.catalog import load_catalog
 from perflink.errors import InputError, PerflinkError
+from perflink.options import KpiOptions
 from perflink.sample import generate
 
 CATALOG = load_catalog(Path(perflink.__file__).parent / "data" / "catalog")
@@ -36,6 +37,8 @@ def samples(tmp_path_factory) -> dict:
         sc = scoring.score_review(review, dec)
         truth = yaml.safe_load((root / name / "truth.yaml").read_text(encoding="utf-8"))
         out[name] = (params, review, sc, truth["problems"])
+        out[f"{name}_managers"] = scoring.assess_managers_review(review, sc)
+        out[f"{name}_dec"] = dec
     return out
 
 
@@ -152,18 +155,176 @@ def test_tenure_and_xlsx(samples, tmp_path):
     sc.bonus_chart().to_dict()
 
 
-@pytest.mark.slow
-def test_notebook_runs(samples, tmp_path):
-    papermill = pytest.importorskip("papermill")
-    params, *_ = samples["s0"]
-    tables = tmp_path / "tables"
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "out.ipynb"),
-        parameters=dict(params_path=str(params), language="en", tables_dir=str(tables)),
-        kernel_name="python3",
-        cwd=str(NOTEBOOK.parent),
+# --- middle-manager assessment -------------------------------------------------------------
+
+
+def _tiny_scores(lang: str = "en") -> tuple[scoring.ScorecardResult, pd.DataFrame]:
+    """Three departments and a subsidiary; weights and scores chosen to check by hand."""
+    rows = [
+        # D1 profit centre, compliant: financial 0.6, business 0.3, management 0.1
+        ("D1", "SCH-P", "net_profit", "financial", 0.4, 90.0),
+        ("D1", "SCH-P", "revenue", "financial", 0.2, 120.0),
+        ("D1", "SCH-P", "new_customers", "business", 0.3, 80.0),
+        ("D1", "SCH-P", "mgmt_task_completion", "management", 0.1, 100.0),
+        # D2 cost centre breaking the policy: business 0.4 (< 50%), financial 0.5 (> 40%)
+        ("D2", "SCH-D2", "production_cost", "financial", 0.5, 50.0),
+        ("D2", "SCH-D2", "yield_rate", "business", 0.4, 60.0),
+        ("D2", "SCH-D2", "mgmt_task_completion", "management", 0.1, 70.0),
+        # D3 functional, one management metric without a score (missing data)
+        ("D3", "SCH-F", "opex", "financial", 0.3, 100.0),
+        ("D3", "SCH-F", "mgmt_task_completion", "management", 0.4, 50.0),
+        ("D3", "SCH-F", "internal_satisfaction", "management", 0.3, np.nan),
+        ("S1", "SCH-P", "net_profit", "financial", 1.0, 10.0),
+    ]
+    card = pd.DataFrame(
+        rows, columns=["entity_id", "scheme_id", "metric_id", "category", "weight", "score"]
     )
-    for name in ("attribution", "scorecard", "bonus", "kpi_findings"):
-        assert (tables / f"{name}.csv").is_file()
-    assert (tmp_path / "scorecard.xlsx").is_file()
+    card = pd.concat([card.assign(scope="ytd"), card.assign(scope="quarter", score=100.0)])
+    card.insert(1, "period", "2026Q3")
+    entities = pd.DataFrame(
+        {
+            "entity_id": ["S1", "D1", "D2", "D3"],
+            "parent_id": [None, "S1", "S1", "S1"],
+            "kind": ["subsidiary", "department", "department", "department"],
+            "center_type": [None, "profit", "cost", "functional"],
+            "manager": ["Boss", "Ann", "Bob", "Cy"],
+            "name_en": ["Sub", "Sales", "Plant", "HR"],
+        }
+    )
+    empty = pd.DataFrame()
+    tenure = pd.DataFrame(columns=["entity_id", "year"])
+    sc = scoring.ScorecardResult(
+        quarter="2026Q3",
+        language=lang,
+        scorecard=card.reset_index(drop=True),
+        totals=empty,
+        audit=empty,
+        bonus=empty,
+        tenure=tenure,
+        scheme_checks=empty,
+        findings=empty,
+        names=dict(zip(entities["entity_id"], entities["name_en"], strict=True)),
+        parents={},
+    )
+    return sc, entities
+
+
+def test_manager_assessment_by_hand():
+    sc, entities = _tiny_scores()
+    res = scoring.assess_managers(sc, entities, CATALOG)
+    m = res.to_frame().set_index("entity_id")
+    assert sorted(m.index) == ["D1", "D2", "D3"]  # departments only, one row per manager
+    # D1: financial (0.4*90 + 0.2*120) / 0.6 = 100; score 0.6*100 + 0.3*80 + 0.1*100 = 94
+    np.testing.assert_allclose(m.loc["D1", ["financial_score", "business_score"]], [100, 80])
+    np.testing.assert_allclose(m.loc["D1", "manager_score"], 94.0)
+    assert m.loc["D1", "policy_ok"] and m.loc["D1", "severity"] == "info"
+    # D2: 0.5*50 + 0.4*60 + 0.1*70 = 56 -> breach (high) whatever the score
+    np.testing.assert_allclose(m.loc["D2", "manager_score"], 56.0)
+    assert not m.loc["D2", "policy_ok"] and m.loc["D2", "severity"] == "high"
+    assert set(m.loc["D2", "policy_breach"].split("; ")) == {"business_min", "financial_max"}
+    assert "business process weight 40%, policy requires ≥ 50%" in m.loc["D2", "message"]
+    # D3: the unscored metric leaves its weight inside management: 0.3*100 + 0.7*50 = 65
+    np.testing.assert_allclose(m.loc["D3", ["management_weight", "management_score"]], [0.7, 50])
+    np.testing.assert_allclose(m.loc["D3", "manager_score"], 65.0)
+    assert m.loc["D3", "severity"] == "low" and m.loc["D3", "policy_ok"]
+    assert "manager Cy" in m.loc["D3", "message"] and "65.0" in m.loc["D3", "message"]
+    assert list(res.to_frame()["entity_id"]) == ["D2", "D3", "D1"]  # lowest score first
+    res.chart().to_dict()
+    assert "Sales" in res._repr_html_()
+
+
+def test_manager_assessment_options_and_language():
+    sc, entities = _tiny_scores(lang="zh")
+    opts = KpiOptions(manager_scope="quarter", manager_warn_score=101.0)
+    m = scoring.assess_managers(sc, entities, CATALOG, options=opts).to_frame()
+    assert (m["scope"] == "quarter").all()
+    np.testing.assert_allclose(m["manager_score"], 100.0)
+    assert m.set_index("entity_id").loc["D1", "severity"] == "low"
+    assert "业务流程" in m["message"].iloc[0] and "综合 100.0 分" in m["message"].iloc[0]
+
+
+def test_manager_assessment_bad_input_raises():
+    sc, entities = _tiny_scores()
+    with pytest.raises(PerflinkError, match="manager"):
+        scoring.assess_managers(sc, entities.drop(columns=["manager"]), CATALOG)
+    sc2 = scoring.ScorecardResult(**{**sc.__dict__, "scorecard": sc.scorecard.iloc[0:0]})
+    with pytest.raises(PerflinkError, match="scope 'ytd'"):
+        scoring.assess_managers(sc2, entities, CATALOG)
+
+
+@pytest.mark.parametrize("name", ["s0", "s1", "s2", "clean"])
+def test_manager_assessment_on_sample(samples, name):
+    params, review, sc, problems = samples[name]
+    m = samples[f"{name}_managers"].to_frame()
+    deps = review.entities[review.entities["kind"] == "department"]
+    assert sorted(m["entity_id"]) == sorted(deps["entity_id"])
+    assert m["entity_id"].is_unique and m["message"].str.len().gt(40).all()
+    breaches = set(m.loc[~m["policy_ok"], "entity_id"])
+    violation = [p for p in problems if p["kind"] == "scheme_violation"]
+    assert breaches == {p["entity_id"] for p in violation}  # clean: none
+    for p in violation:
+        row = m[m["entity_id"] == p["entity_id"]].iloc[0]
+        assert "financial_min" in row["policy_breach"] and row["severity"] == "high"
+    # with every metric scored, the manager score is the unit's YTD total score
+    tot = sc.totals[sc.totals["scope"] == "ytd"].set_index("entity_id")["score"]
+    card = sc.scorecard[sc.scorecard["scope"] == "ytd"]
+    full = card.groupby("entity_id")["score"].count() == card.groupby("entity_id").size()
+    ok = m[m["entity_id"].map(full).fillna(False).astype(bool)]
+    np.testing.assert_allclose(ok["manager_score"], ok["entity_id"].map(tot), rtol=1e-9)
+    weights = m[["business_weight", "financial_weight", "management_weight"]].sum(axis=1)
+    np.testing.assert_allclose(weights, 1.0)
+
+
+# --- executives: tenure targets ---------------------------------------------------------------
+
+
+def test_tenure_targets_by_hand():
+    from perflink._scoring_exec import annual_targets, flow_degree
+    from perflink.options import KpiTenureTarget
+
+    item = KpiTenureTarget(
+        entity_id="S1", metric_id="eva", start_year=2024, end_year=2026, annual_growth=0.1
+    )
+    # a loss of 100 must shrink: -90, -79, -66.9 (base + |base| x ((1.1)^k - 1))
+    np.testing.assert_allclose(annual_targets(item, -100.0, 3), [-90.0, -79.0, -66.9])
+    np.testing.assert_allclose(annual_targets(item, 100.0, 3), [110.0, 121.0, 133.1])
+    roe = item.model_copy(update={"metric_id": "roe", "annual_growth": None, "annual_change": 0.01})
+    np.testing.assert_allclose(annual_targets(roe, 0.1, 3), [0.11, 0.12, 0.13])
+    assert [flow_degree(m, CATALOG) for m in ("eva", "net_profit", "roe")] == [1, 1, 1]
+    assert [flow_degree(m, CATALOG) for m in ("cost_ratio", "yield_rate")] == [0, 0]
+    with pytest.raises(ValueError, match="one per year"):
+        KpiTenureTarget(
+            entity_id="S1", metric_id="eva", start_year=2024, end_year=2026, annual_targets=(1,)
+        )
+
+
+def test_tenure_covers_eva_roe_and_plan(samples):
+    _, review, sc, _ = samples["s0"]
+    ten = sc.tenure
+    assert set(ten["metric_id"]) == {"net_profit", "eva", "roe"}
+    assert set(ten["year"]) == {2024, 2025, 2026}
+    cur = ten[ten["year"] == 2026]
+    assert (cur["months"] == 9).all() and ten["plan"].notna().all()
+    # the unfinished year's target of a pro-rata metric is 9/12 of the annual target
+    from perflink._scoring_exec import annual_targets
+
+    item = next(t for t in review.params.kpi.tenure if t.metric_id == "eva")
+    prev = ten[(ten["entity_id"] == item.entity_id) & (ten["metric_id"] == "eva")]
+    panels = samples["s0_dec"].panels
+    base = panels.window(panels.actual, review.catalog, "2023-01", "2023-12").at[
+        item.entity_id, "eva"
+    ]
+    expect = annual_targets(item, base, 3)
+    np.testing.assert_allclose(prev["annual_target"], [expect[0], expect[1], expect[2] * 0.75])
+    execs = samples["s0_managers"].executives
+    assert set(execs["year"]) == {2026} and execs["message"].str.contains("EVA").any()
+
+
+def test_tier1_view_shows_names_not_codes(samples):
+    dec = samples["s0_dec"]
+    view = dec.tier1_view()
+    assert "net_profit" not in set(view["metric_name"])
+    assert "Net profit" in set(view["metric_name"])
+    assert set(view["scope"]) == {"quarter", "year to date"}
+    assert "G00" not in set(view["entity_name"])
+    assert "net_profit" not in dec._repr_html_()

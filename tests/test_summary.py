@@ -7,14 +7,12 @@ of truth.yaml and the new / persisting / resolved comparison.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
-import yaml
 from browser_utils import assert_readable, open_offline
 
 import perflink
@@ -362,19 +360,10 @@ def test_write_workbook_rejects_a_non_xlsx_path(sample_review, tmp_path):
 
 # ----------------------------------------------------------------------------- full runs
 @pytest.fixture(scope="module")
-def two_quarters(tmp_path_factory):
-    """Q3 and then Q4 (same history + three months) reviewed into one reports folder."""
-    from perflink.runner import run_review
-
-    root = tmp_path_factory.mktemp("summary_loop")
-    generate(root / "q3", seed=0)
-    generate(root / "q4", seed=0, months=48, end="2026-12")
-    reports = root / "reports"
-    r3 = run_review(root / "q3" / "params.yaml", out_dir=reports, jobs=2, language="en")
-    r4 = run_review(root / "q4" / "params.yaml", out_dir=reports, jobs=2, language="en")
-    truth3 = yaml.safe_load((root / "q3" / "truth.yaml").read_text(encoding="utf-8"))
-    truth4 = yaml.safe_load((root / "q4" / "truth.yaml").read_text(encoding="utf-8"))
-    return root, r3, r4, truth3, truth4
+def two_quarters(reviewed_quarters):
+    """Q3 (Chinese) then Q4 (English, same history + three months) in one reports folder."""
+    rq = reviewed_quarters
+    return rq.root, rq.q3, rq.q4, rq.truth3, rq.truth4
 
 
 def _top(report: Path) -> pd.DataFrame:
@@ -467,25 +456,6 @@ def test_workbook_of_a_full_run(two_quarters):
             for c in row
         )  # fmt: skip
     assert wb["findings"].conditional_formatting  # severity colours
-
-
-@pytest.mark.slow
-def test_notebook_runs_with_papermill(two_quarters, tmp_path):
-    import papermill
-
-    root, r3, _, _, _ = two_quarters
-    tables = tmp_path / "2026Q3" / "tables"
-    shutil.copytree(r3.report_dir / "tables", tables)
-    for f in tables.glob("summary_*"):
-        f.unlink()
-    papermill.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
-        parameters=dict(params_path=str(root / "q3" / "params.yaml"), language="en",
-                        tables_dir=str(tables)),
-    )  # fmt: skip
-    for name in ("summary_findings", "summary_actions", "summary_forecast_review"):
-        assert (tables / f"{name}.parquet").is_file()
-    assert (tmp_path / "2026Q3" / "review.xlsx").is_file()
 
 
 @pytest.mark.slow

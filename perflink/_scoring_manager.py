@@ -1,0 +1,164 @@
+"""Middle-manager assessment from the unit scorecards (not API; see perflink.scoring).
+
+Rule: each department's manager is assessed on three dimensions, the scheme categories of the
+unit's scorecard:
+
+* business process      <- ``business`` metrics,
+* financial result      <- ``financial`` metrics,
+* management efficiency <- ``management`` metrics.
+
+A dimension's score is the weight-averaged score of its scored metrics (a metric without a
+score, e.g. missing data, leaves its weight to the others of the same dimension, so the
+dimension keeps the weight the scheme gives it). The dimension weight is the sum of the
+scheme's weights in that category: the scheme of the unit's centre type, or its own scheme.
+The manager score is the weight-averaged dimension score over the scored dimensions. The
+weights are checked against the policy of the centre type (profit: financial >= 50%, business
+30-40%; cost: business >= 50%, financial 30-40%; functional: management >= 40%) and a breach is
+a ``high`` finding; otherwise the severity follows the score (below ``manager_fail_score``:
+medium, below ``manager_warn_score``: low, else info).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from perflink.catalog import Policy
+
+DIMENSIONS = ("business", "financial", "management")
+COLUMNS = [
+    "entity_id",
+    "period",
+    "scope",
+    "rule_id",
+    "manager",
+    "center_type",
+    "scheme_id",
+    *[f"{d}_weight" for d in DIMENSIONS],
+    *[f"{d}_score" for d in DIMENSIONS],
+    "manager_score",
+    "policy_ok",
+    "policy_breach",
+    "severity",
+    "message",
+]
+
+_DIM_ZH = {"business": "业务流程", "financial": "财务结果", "management": "管理效率"}
+_DIM_EN = {
+    "business": "business process",
+    "financial": "financial result",
+    "management": ("management efficiency"),
+}
+_CENTER_ZH = {"profit": "利润中心", "cost": "成本中心", "functional": "职能部门"}
+
+
+def manager_table(
+    card: pd.DataFrame,
+    entities: pd.DataFrame,
+    policy: Policy,
+    *,
+    scope: str,
+    fail_score: float,
+    warn_score: float,
+    names: dict,
+    lang: str,
+) -> pd.DataFrame:
+    """One row per department manager: dimension weights and scores, score, policy check."""
+    deps = entities[(entities["kind"] == "department") & entities["manager"].notna()]
+    part = card[(card["scope"] == scope) & card["entity_id"].isin(deps["entity_id"])]
+    if part.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    period = str(part["period"].iloc[0])
+    p = part.assign(
+        w_ok=part["weight"].where(part["score"].notna()),
+        ws=part["weight"] * part["score"],
+    )
+    g = p.groupby(["entity_id", "category"], sort=True)
+    cat = pd.DataFrame(
+        {"weight": g["weight"].sum(), "score": g["ws"].sum(min_count=1) / g["w_ok"].sum()}
+    )
+    weight = cat["weight"].unstack("category").reindex(columns=list(DIMENSIONS)).fillna(0.0)
+    score = cat["score"].unstack("category").reindex(columns=list(DIMENSIONS))
+    ok_w = weight.where(score.notna(), 0.0)
+    total = (weight * score).sum(axis=1, min_count=1) / ok_w.sum(axis=1).replace(0.0, np.nan)
+    out = deps.set_index("entity_id")[["manager", "center_type"]].join(
+        part.groupby("entity_id")["scheme_id"].first(), how="inner"
+    )
+    for d in DIMENSIONS:
+        out[f"{d}_weight"] = weight[d]
+        out[f"{d}_score"] = score[d]
+    out["manager_score"] = total
+    breaches = [
+        _breaches(center, [out.at[e, f"{d}_weight"] for d in DIMENSIONS], policy)
+        for e, center in zip(out.index, out["center_type"], strict=True)
+    ]
+    out["policy_ok"] = [not b for b in breaches]
+    out["policy_breach"] = [
+        "; ".join(f"{d}_{side}" for d, side, _, _ in b) if b else "" for b in breaches
+    ]
+    s = out["manager_score"]
+    out["severity"] = np.select(
+        [~out["policy_ok"], s.isna() | (s < fail_score), s < warn_score],
+        ["high", "medium", "low"],
+        default="info",
+    )
+    out = out.reset_index()
+    out["message"] = [
+        _message(r, b, names, lang) for r, b in zip(out.itertuples(), breaches, strict=True)
+    ]
+    out["period"] = period
+    out["scope"] = scope
+    out["rule_id"] = "manager_assessment"
+    return out.reindex(columns=COLUMNS).sort_values(
+        ["manager_score", "entity_id"], kind="stable", ignore_index=True, na_position="first"
+    )
+
+
+def _breaches(center: str, weights: list[float], policy: Policy) -> list[tuple]:
+    """(dimension, 'min'/'max', share, bound) for every policy bound the weights break."""
+    tol = policy.weight_tolerance
+    share = dict(zip(DIMENSIONS, weights, strict=True))
+    out = []
+    for category, bound in policy.constraints.get(center, {}).items():
+        value = float(share.get(category, 0.0))
+        if bound.min is not None and value < bound.min - tol:
+            out.append((category, "min", value, bound.min))
+        if bound.max is not None and value > bound.max + tol:
+            out.append((category, "max", value, bound.max))
+    return out
+
+
+def _fmt(x: float) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x:.1f}"
+
+
+def _message(r, breaches: list[tuple], names: dict, lang: str) -> str:
+    name = names.get(r.entity_id, r.entity_id)
+    dims = [(d, getattr(r, f"{d}_score"), getattr(r, f"{d}_weight")) for d in DIMENSIONS]
+    if lang == "zh":
+        parts = "、".join(f"{_DIM_ZH[d]} {_fmt(s)} 分（权重 {w:.0%}）" for d, s, w in dims)
+        head = (
+            f"{name}（经理 {r.manager}，{_CENTER_ZH.get(r.center_type, r.center_type)}，"
+            f"方案 {r.scheme_id}）：{parts}，综合 {_fmt(r.manager_score)} 分"
+        )
+        if breaches:
+            why = "；".join(
+                f"{_DIM_ZH.get(d, d)}权重 {v:.0%}，政策要求 {'≥' if side == 'min' else '≤'} "
+                f"{lim:.0%}"
+                for d, side, v, lim in breaches
+            )
+            return f"{head}；权重不符合政策：{why}，须按政策调整方案后重新计分"
+        return f"{head}；权重符合政策"
+    parts = ", ".join(f"{_DIM_EN[d]} {_fmt(s)} (weight {w:.0%})" for d, s, w in dims)
+    head = (
+        f"{name} (manager {r.manager}, {r.center_type} centre, scheme {r.scheme_id}): "
+        f"{parts}; manager score {_fmt(r.manager_score)}"
+    )
+    if breaches:
+        why = "; ".join(
+            f"{_DIM_EN.get(d, d)} weight {v:.0%}, policy requires "
+            f"{'≥' if side == 'min' else '≤'} {lim:.0%}"
+            for d, side, v, lim in breaches
+        )
+        return f"{head}; weights break the policy: {why}; fix the scheme and rescore"
+    return f"{head}; weights comply with the policy"
