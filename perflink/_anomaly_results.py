@@ -59,10 +59,6 @@ def counts_table(table: pd.DataFrame, entities: pd.DataFrame, lang: str) -> pd.D
     return out[cols]
 
 
-def _empty_chart(text: str) -> alt.Chart:
-    return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14).encode(text="text:N")
-
-
 @dataclass(frozen=True)
 class AnomalyCounts:
     """Counts of the quarter's findings by subsidiary and source system.
@@ -87,7 +83,7 @@ class AnomalyCounts:
         """Stacked bars: findings per subsidiary, coloured by source system."""
         lang = self.language
         if self.table.empty:
-            return _empty_chart(labels.t("anomaly.text.none", lang))
+            return charts.message(labels.t("anomaly.text.none", lang))
         return (
             alt.Chart(charts.for_chart(self.table))
             .mark_bar()
@@ -130,7 +126,7 @@ class PeerComparison:
         """One row per flagged series: peers as grey ticks, the flagged unit in red."""
         lang = self.language
         if self.table.empty:
-            return _empty_chart(labels.t("anomaly.text.no_peers", lang))
+            return charts.message(labels.t("anomaly.text.no_peers", lang))
         df = charts.for_chart(self.table)
         df["who"] = df["is_self"].map(
             {
@@ -231,7 +227,7 @@ class AnomalyResult:
         """Timelines of the top flagged series: actual, expected band, flagged months."""
         lang = self.language
         if self.timelines.empty:
-            return _empty_chart(labels.t("anomaly.text.none", lang))
+            return charts.message(labels.t("anomaly.text.none", lang))
         df = self.timelines.copy()
         df["month"] = df["period"].dt.to_timestamp()
         flagged = self.table[["entity_id", "metric_id", "period"]].assign(flag=True)

@@ -37,17 +37,9 @@ def _html(title_key: str, findings: pd.DataFrame | None, table: pd.DataFrame, la
     return section_html(t(title_key, lang), head + table_html(table, lang=lang, pct=_PCT))
 
 
-def _empty_chart(lang: str) -> alt.Chart:
-    return (
-        alt.Chart(pd.DataFrame({"text": [t("mapping.result.none", lang)]}))
-        .mark_text(size=14)
-        .encode(text="text:N")
-    )
-
-
 def _severity_bars(findings: pd.DataFrame, by: str, title: str, lang: str) -> alt.Chart:
     if findings.empty:
-        return _empty_chart(lang)
+        return charts.message(t("mapping.result.none", lang))
     counts = findings.groupby([by, "severity"]).size().rename("n").reset_index()
     counts["severity_label"] = [value_label("severity", s, lang) for s in counts["severity"]]
     return (
@@ -171,7 +163,7 @@ class RuleCheckResult:
         """Heat map entity × month of breaches (the ``top`` entities with most breaches)."""
         br = self.findings[self.findings["check"] == "rule"]
         if br.empty:
-            return _empty_chart(self.lang)
+            return charts.message(t("mapping.result.none", self.lang))
         # quarter-scope breaches ("2026Q3") sit in the quarter's last month of the grid
         month = [
             p if "Q" not in p else str(pd.Period(p, "Q").asfreq("M", "end")) for p in br["period"]
@@ -242,7 +234,7 @@ class CaliberResult:
     def chart(self, *, top: int = 20) -> alt.Chart:
         """Ratio with 95% interval for the ``top`` ratios farthest from 1."""
         if self.ratios.empty:
-            return _empty_chart(self.lang)
+            return charts.message(t("mapping.result.none", self.lang))
         r = self.ratios.assign(dist=np.abs(np.log(self.ratios["ratio"])))
         r = r.nlargest(top, "dist").assign(
             item=lambda d: d["entity_id"] + " · " + d["rule_id"],

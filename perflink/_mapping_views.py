@@ -19,7 +19,6 @@ from perflink._mapping_results import (
     CatalogCheckResult,
     CompletenessResult,
     RuleCheckResult,
-    _empty_chart,
     _html,
     _severity_bars,
     _summary,
@@ -54,7 +53,7 @@ class DriverStrengthResult:
         """Elasticity with its 95% interval per mapping, coloured by verdict (axis ±3)."""
         d = self.table.dropna(subset=["elasticity"])
         if d.empty:
-            return _empty_chart(self.lang)
+            return charts.message(t("mapping.result.none", self.lang))
         d = d.assign(
             verdict=[t(f"mapping.value.strength.{s}", self.lang) for s in d["strength"]],
             expected=d["sign"].astype(float),
@@ -113,7 +112,7 @@ class DataQualityResult:
     def chart(self) -> alt.Chart:
         """Bar per source system, coloured by status."""
         if self.table.empty:
-            return _empty_chart(self.lang)
+            return charts.message(t("mapping.result.none", self.lang))
         d = self.table.assign(
             status_label=[value_label("status", s, self.lang) for s in self.table["status"]]
         )
@@ -169,7 +168,7 @@ class StatusResult:
     def chart(self) -> alt.Chart:
         """Findings per subsidiary, coloured by status."""
         if self.table.empty:
-            return _empty_chart(self.lang)
+            return charts.message(t("mapping.result.none", self.lang))
         d = self.table.assign(
             status_label=[value_label("status", s, self.lang) for s in self.table["status"]]
         )

@@ -28,14 +28,6 @@ def _note(key: str, lang: str, **fmt) -> str:
     return f'<p class="pl-note">{html.escape(t(key, lang, **fmt))}</p>'
 
 
-def _empty_chart(lang: str) -> alt.Chart:
-    return (
-        alt.Chart(pd.DataFrame({"x": [t("summary.chart.empty", lang)]}))
-        .mark_text()
-        .encode(text="x:N")
-    )
-
-
 @dataclass(frozen=True)
 class HeadlineResult:
     """The group's headline: tier-1 results, projected full year, score distribution.
@@ -65,7 +57,7 @@ class HeadlineResult:
     def chart(self) -> alt.Chart:
         """Histogram of the units' YTD scores (bins of 5 points)."""
         if self.scores.empty:
-            return _empty_chart(self.language)
+            return charts.message(t("summary.chart.empty", self.language))
         return (
             alt.Chart(charts.for_chart(self.scores), title=t("summary.chart.scores", self.language))
             .mark_bar()
@@ -115,7 +107,7 @@ class ChainResult:
         """One row per subsidiary, four coloured cells with the figures (the chain)."""
         lang = self.language
         if self.table.empty:
-            return _empty_chart(lang)
+            return charts.message(t("summary.chart.empty", lang))
         steps = [
             ("business", "business_completion", "status_business", "pct"),
             ("financial", "financial_completion", "status_financial", "pct"),
@@ -185,7 +177,7 @@ class FindingsResult:
         lang = self.language
         d = self.top.dropna(subset=["at_stake"])
         if d.empty:
-            return _empty_chart(lang)
+            return charts.message(t("summary.chart.empty", lang))
         d = charts.for_chart(d.assign(label=d["rank"].astype(str) + ". " + d["entity"].astype(str)))
         return (
             alt.Chart(d, title=t("summary.chart.findings", lang))
@@ -240,7 +232,7 @@ class ActionsResult:
     def chart(self) -> alt.Chart:
         """Number of suggestions per rule."""
         if self.table.empty:
-            return _empty_chart(self.language)
+            return charts.message(t("summary.chart.empty", self.language))
         d = self.table.assign(
             rule=[t(f"summary.action_name.{a}", self.language) for a in self.table["action_id"]]
         )
@@ -289,7 +281,7 @@ class LoopResult:
     def chart(self) -> alt.Chart:
         """Findings new / persisting / resolved, per task."""
         if self.counts.empty:
-            return _empty_chart(self.language)
+            return charts.message(t("summary.chart.empty", self.language))
         d = self.counts.assign(
             status=[t(f"summary.loop.{s}", self.language, n="") for s in self.counts["loop_status"]]
         )
@@ -351,7 +343,7 @@ class QualityResult:
         """Index per source system, coloured by status."""
         lang = self.language
         if self.table.empty:
-            return _empty_chart(lang)
+            return charts.message(t("summary.chart.empty", lang))
         return (
             alt.Chart(charts.for_chart(self.table), title=t("summary.h.quality", lang))
             .mark_bar()

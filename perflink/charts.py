@@ -167,3 +167,8 @@ def for_chart(df: pd.DataFrame) -> pd.DataFrame:
         if isinstance(out[col].dtype, pd.PeriodDtype):
             out[col] = out[col].astype("string")
     return out
+
+
+def message(text: str) -> alt.Chart:
+    """A chart that only says ``text`` (e.g. "nothing to show"), where a result is empty."""
+    return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14).encode(text="text:N")

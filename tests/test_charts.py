@@ -60,3 +60,9 @@ def test_for_chart_turns_periods_into_strings():
     alt.Chart(out).mark_line().encode(x="period:O", y="v").to_dict()  # serialisable
     with pytest.raises(PerflinkError):
         charts.for_chart([1, 2])
+
+
+def test_message_chart_says_its_text():
+    spec = charts.message("本季度无异常").to_dict()
+    assert spec["mark"]["type"] == "text"
+    assert spec["datasets"][next(iter(spec["datasets"]))] == [{"text": "本季度无异常"}]
