@@ -49,7 +49,7 @@ def tier1(
     amber: float,
 ) -> pd.DataFrame:
     """The group's tier-1 results vs target for the quarter and year to date."""
-    cols = ["metric_id", "metric", "scope", "actual", "target", "completion", "status"]
+    cols = ["metric_id", "metric", "unit", "scope", "actual", "target", "completion", "status"]
     if attribution is None or attribution.empty:
         return pd.DataFrame(columns=cols)
     a = attribution
@@ -62,6 +62,7 @@ def tier1(
     d["completion"] = completion(d["actual"], d["target"], _higher(d["metric_id"], catalog))
     d["status"] = status(d["completion"], green, amber)
     d["metric"] = d["metric_id"].map(lambda m: _metric_name(catalog, m, lang))
+    d["unit"] = d["metric_id"].map(lambda m: m in catalog.metrics and catalog.metrics[m].unit or "")
     return d[cols]
 
 

@@ -24,6 +24,27 @@ def _table(df: pd.DataFrame, lang: str, max_rows: int = 100) -> str:
     return frame_html(df, lang=lang, units=units, max_rows=max_rows)
 
 
+def _tier1_view(tier1: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Tier-1 rows as readers see them: each value in its metric's unit; for rates (growth,
+    ROE) the gap to target in percentage points, since a ratio of two rates near zero (or of
+    opposite signs) is not a meaningful completion."""
+    view = tier1.drop(columns=["metric_id", "unit"]).astype({"actual": object, "target": object})
+    view["scope"] = [t(f"summary.scope.{v}", lang) for v in view["scope"]]
+    view["completion"] = view["completion"].astype(object)
+    for i, unit in enumerate(tier1["unit"]):
+        if unit == "ratio":
+            gap = (tier1["actual"].iloc[i] - tier1["target"].iloc[i]) * 100
+            view.iat[i, view.columns.get_loc("completion")] = t("summary.gap_pts", lang, gap=gap)
+            for col in ("actual", "target"):
+                view.iat[i, view.columns.get_loc(col)] = fmt_number(tier1[col].iloc[i], "pct", lang)
+        else:
+            for col in ("actual", "target"):
+                view.iat[i, view.columns.get_loc(col)] = fmt_number(tier1[col].iloc[i], unit, lang)
+            done = tier1["completion"].iloc[i]
+            view.iat[i, view.columns.get_loc("completion")] = fmt_number(done, "pct", lang)
+    return view
+
+
 def _note(key: str, lang: str, **fmt) -> str:
     return f'<p class="pl-note">{html.escape(t(key, lang, **fmt))}</p>'
 
@@ -71,8 +92,7 @@ class HeadlineResult:
     def _repr_html_(self) -> str:
         lang = self.language
         parts = [f"<h4>{html.escape(t('summary.h.tier1', lang))}</h4>"]
-        tier1 = self.tier1.drop(columns=["metric_id"])
-        tier1["scope"] = [t(f"summary.scope.{v}", lang) for v in tier1["scope"]]
+        tier1 = _tier1_view(self.tier1, lang)
         parts.append(_table(tier1, lang) if len(tier1) else _note("summary.missing.kpi", lang))
         parts.append(f"<h4>{html.escape(t('summary.h.projection', lang))}</h4>")
         proj = self.projection.drop(columns=["metric_id", "ytd_actual"])
