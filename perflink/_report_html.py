@@ -258,7 +258,7 @@ def render_index(run: dict, out_html: Path, *, language: str) -> None:
         for k in (
             "run", "status", "created_at", "finished_at", "duration", "tasks", "task",
             "inputs", "input_name", "input_path", "sha256", "bytes", "rows", "versions",
-            "package", "version", "params", "no_tasks", "lead",
+            "package", "version", "params", "no_tasks", "lead", "scope",
         )
     }  # fmt: skip
     params = run.get("params")
@@ -266,6 +266,7 @@ def render_index(run: dict, out_html: Path, *, language: str) -> None:
         "html_lang": _HTML_LANG[lang],
         "title": t("report.index.title", lang),
         "quarter": _quarter_text(run["quarter"], lang),
+        "scope": run.get("scope") or "",
         "status": value_label("status", status, lang),
         "status_code": re.sub(r"[^a-z0-9_-]", "", status.lower()),
         "created_at": run.get("created_at") or "—",

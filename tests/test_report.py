@@ -506,3 +506,12 @@ def test_index_leads_with_the_summary(tmp_path):
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert 'class="pl-lead"><a href="summary.html">Start here: ' in page
     assert page.index('href="summary.html"') < page.index('href="mapping.html"')
+
+
+def test_index_says_when_a_report_is_scoped(tmp_path):
+    run = {"quarter": "2026Q3", "status": "ok", "tasks": [], "scope": "S02"}
+    render_index(run, tmp_path / "index.html", language="zh")
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "报告范围" in page and "<dd>S02</dd>" in page
+    render_index({**run, "scope": None}, tmp_path / "group.html", language="zh")
+    assert "报告范围" not in (tmp_path / "group.html").read_text(encoding="utf-8")
