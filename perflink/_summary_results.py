@@ -389,3 +389,39 @@ class QualityResult:
         d["status"] = [value_label("status", v, lang) for v in d["status"]]
         d.columns = [header(c, lang) for c in cols]
         return frame_html(d, lang=lang)
+
+
+@dataclass(frozen=True)
+class GroupTotalsResult:
+    """The group's tier-1 totals shown in a scoped report (see :func:`perflink.summary.group_totals`).
+
+    Attributes
+    ----------
+    table : ``metric_id, metric, unit, scope`` (quarter / ytd), ``value`` (metric unit); empty
+        when the review is not scoped or the params do not allow group totals.
+    language : ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    language: str = "zh"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The totals table."""
+        return self.table.copy()
+
+    def chart(self) -> alt.Chart:
+        """Nothing to draw beyond the table: a note chart."""
+        return charts.message(t("summary.group_totals.title", self.language))
+
+    def _repr_html_(self) -> str:
+        if self.table.empty:
+            return ""
+        lang = self.language
+        view = self.table.assign(
+            scope=[t(f"summary.scope.{v}", lang) for v in self.table["scope"]],
+            value=[
+                fmt_number(v, "pct" if u == "ratio" else u, lang)
+                for v, u in zip(self.table["value"], self.table["unit"], strict=True)
+            ],
+        ).drop(columns=["metric_id", "unit"])
+        return f"<h4>{html.escape(t('summary.group_totals.title', lang))}</h4>" + _table(view, lang)

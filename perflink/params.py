@@ -81,6 +81,8 @@ class ReviewParams(_StrictModel):
     quarter: str
     language: Literal["zh", "en"] = "zh"
     scope: str | None = None
+    #: in a scoped review, also show the group's own totals (figures only, no other entity)
+    scope_group_totals: bool = False
     inputs: InputPaths
     catalog: str
     history_start: str | None = None

@@ -65,12 +65,17 @@ class Review:
     @cached_property
     def inputs(self) -> Any:
         """The validated input tables (:class:`perflink.io.Inputs`), loaded on first use."""
+        if self.params.scope is not None:
+            return scope_inputs(self.unscoped_inputs, self.params.scope)
+        return self.unscoped_inputs
+
+    @cached_property
+    def unscoped_inputs(self) -> Any:
+        """All input tables, before any scope filter. Task code reads :attr:`inputs`; only the
+        group totals a scoped review may show (``scope_group_totals``) are computed from this."""
         from perflink.io import load_inputs
 
-        inputs = load_inputs(self.params.input_paths, known_metrics=self.catalog.metrics.keys())
-        if self.params.scope is not None:
-            inputs = scope_inputs(inputs, self.params.scope)
-        return inputs
+        return load_inputs(self.params.input_paths, known_metrics=self.catalog.metrics.keys())
 
     @property
     def scope(self) -> str | None:

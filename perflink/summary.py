@@ -45,6 +45,7 @@ from perflink._summary_results import (
     ActionsResult,
     ChainResult,
     FindingsResult,
+    GroupTotalsResult,
     HeadlineResult,
     LoopResult,
     QualityResult,
@@ -57,6 +58,7 @@ __all__ = [
     "ACTIONS",
     "TABLES",
     "ActionsResult",
+    "GroupTotalsResult",
     "ChainResult",
     "FindingsResult",
     "HeadlineResult",
@@ -68,6 +70,7 @@ __all__ = [
     "compare_quarters",
     "finding_id",
     "forecast_review",
+    "group_totals",
     "rank_findings",
     "summarize",
     "write_workbook",
@@ -345,3 +348,39 @@ def _root(entities: pd.DataFrame) -> str:
 
 def _names(entities: pd.DataFrame, lang: str) -> dict[str, str]:
     return dict(zip(entities["entity_id"], entities[f"name_{lang}"], strict=True))
+
+
+def group_totals(review: Any) -> GroupTotalsResult:
+    """The whole group's tier-1 totals for a scoped review, when the params allow it.
+
+    A scoped report shows one subsidiary's subtree only; with ``scope_group_totals: true`` it
+    may also show the group's own figures for comparison. They are computed from the unscoped
+    facts and carry no entity id or name (only metric, window and value), so nothing about
+    the other subsidiaries reaches the report. Empty for unscoped reviews or when not allowed.
+
+    Returns
+    -------
+    GroupTotalsResult
+        ``metric_id, metric, scope`` (quarter / ytd), ``value`` in the metric's unit.
+    """
+    lang = review.language
+    cols = ["metric_id", "metric", "unit", "scope", "value"]
+    if review.scope is None or not review.params.scope_group_totals:
+        return GroupTotalsResult(pd.DataFrame(columns=cols), lang)
+    from perflink import panel
+
+    catalog, inputs = review.catalog, review.unscoped_inputs
+    wide = panel.build(inputs.facts, inputs.entities, catalog)
+    root = _root(inputs.entities)
+    q = _quarter(review.quarter)
+    end = q.asfreq("M", "end")
+    rows = []
+    for scope, start in (
+        ("quarter", q.asfreq("M", "start")),
+        ("ytd", pd.Period(f"{q.year}-01", "M")),
+    ):
+        values = panel.window(wide, catalog, start, end).loc[root]
+        for m in catalog.tier(1):
+            metric = catalog.metric(m)
+            rows.append((m, metric.name(lang), metric.unit, scope, float(values[m])))
+    return GroupTotalsResult(pd.DataFrame(rows, columns=cols), lang)

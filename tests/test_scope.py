@@ -285,3 +285,30 @@ def test_scoped_report_shows_no_other_entity(scoped_run) -> None:
     for row in inside.itertuples():  # the scope's own units are all reported
         assert row.entity_id.encode() in seen, row.entity_id
         assert row.name_zh.encode("utf-8") in seen, row.name_zh
+
+
+def test_group_totals_only_when_allowed_and_without_other_entities(tmp_path):
+    import yaml
+
+    import perflink.summary
+    from perflink.review import open_review
+    from perflink.sample import generate
+
+    params = generate(tmp_path / "s", seed=0)
+    raw = yaml.safe_load(params.read_text(encoding="utf-8"))
+    assert perflink.summary.group_totals(open_review(params, scope="S02")).to_frame().empty
+    raw["scope_group_totals"] = True
+    params.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    review = open_review(params, scope="S02")
+    totals = perflink.summary.group_totals(review).to_frame()
+    assert set(totals["scope"]) == {"quarter", "ytd"}
+    assert set(totals["metric_id"]) == set(review.catalog.tier(1))
+    assert totals["value"].notna().all()
+    page = perflink.summary.group_totals(review)._repr_html_()
+    entities = review.unscoped_inputs.entities
+    others = entities[~entities["entity_id"].isin(review.entities["entity_id"])]
+    for text in [*others["entity_id"], *others["name_zh"], *others["name_en"]]:
+        assert text not in page
+    assert "S02" not in page  # figures only: not even the scope's own id is needed
+    # unscoped reviews never show the block
+    assert perflink.summary.group_totals(open_review(params)).to_frame().empty
