@@ -127,6 +127,10 @@ def _read_csv(path: Path) -> RawTable:
     log.info("perflink.io: %s decoded as %s", path.name, encoding)
     first_line = text.split("\n", 1)[0]
     delimiter = _sniff_delimiter(first_line, path.suffix.lower())
+    fast = _read_csv_fast(text, delimiter, path.name)
+    if fast is not None:
+        fast.encoding = encoding
+        return fast
     # csv.reader counts records, not physical lines, the same way a spreadsheet shows rows.
     records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     if not records:
@@ -137,6 +141,43 @@ def _read_csv(path: Path) -> RawTable:
     table = _frame_from_records(header, body, rows, path.name)
     table.encoding = encoding
     return table
+
+
+def _read_csv_fast(text: str, delimiter: str, label: str) -> RawTable | None:
+    """pandas' C parser, every cell as a string; ``None`` when the file needs the slow path.
+
+    Same records as :mod:`csv` (a quoted newline stays inside its record, blank lines keep
+    their row number). Files with ragged rows or a repeated header go record by record, where
+    the error names every offending row.
+    """
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=delimiter,
+            header=None,
+            dtype="str",
+            na_filter=False,
+            skip_blank_lines=False,
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if frame.empty:
+        return None
+    header = [str(h).strip() for h in frame.iloc[0]]
+    if len(header) != len(set(header)):
+        return None
+    body = frame.iloc[1:].reset_index(drop=True)
+    body.columns = header
+    for col in header:
+        body[col] = body[col].str.strip()
+    keep = ~(body == "").all(axis=1).to_numpy()  # blank lines / empty spreadsheet rows
+    rows = np.arange(2, len(body) + 2)
+    return RawTable(
+        frame=body[keep].reset_index(drop=True),
+        sources=np.full(int(keep.sum()), label, dtype=object),
+        rows=rows[keep],
+        label=label,
+    )
 
 
 def _frame_from_records(
