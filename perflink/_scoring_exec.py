@@ -98,11 +98,9 @@ def annual_targets(item, base: float, n_years: int) -> list[float]:
 def tenure_table(options, decomposition, entities, catalog, q, lang) -> pd.DataFrame:
     """One row per tenure target x year to date: annual target, actual, plan, progress."""
     panels = decomposition.panels
+    present = set(panels.actual.index.get_level_values("entity_id").unique())
     items = [
-        it
-        for it in options.tenure
-        if it.metric_id in catalog.metrics
-        and it.entity_id in set(panels.actual.index.get_level_values("entity_id"))
+        it for it in options.tenure if it.metric_id in catalog.metrics and it.entity_id in present
     ]
     if not items:
         return pd.DataFrame(columns=COLUMNS)
