@@ -31,6 +31,7 @@ _SUBMODULES = frozenset(
     {
         "anomaly",
         "catalog",
+        "execution",
         "charts",
         "forecast",
         "formula",

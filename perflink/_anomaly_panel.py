@@ -38,7 +38,8 @@ from perflink._anomaly_results import (
 from perflink._report_format import fmt_number
 from perflink.catalog import Catalog
 from perflink.errors import InputError, ParamsError
-from perflink.options import AnomalyOptions
+from perflink.execution import Executor, get_executor
+from perflink.options import AnomalyOptions, ExecutorOptions
 
 __all__ = ["DETECTORS", "FEATURES", "detect_anomalies"]
 
@@ -56,6 +57,7 @@ def detect_anomalies(
     adjustments: pd.DataFrame | None = None,
     options: AnomalyOptions | None = None,
     language: str | None = None,
+    executor: Executor | ExecutorOptions | int | None = None,
 ) -> AnomalyResult:
     """Find the numbers of the review quarter that deserve a look, and say why.
 
@@ -96,6 +98,11 @@ def detect_anomalies(
         Thresholds (default: ``AnomalyOptions()``).
     language : {"zh", "en"}, optional
         Language of messages and charts (default: the current report language).
+    executor : Executor, ExecutorOptions or int, optional
+        Where the per-series scoring runs on big panels: ``review.executor`` (the params'
+        ``executor:`` block), an int = local worker processes; default: local processes
+        (cores, at most 8).
+        The findings do not depend on it (see :mod:`perflink.execution`).
 
     Returns
     -------
@@ -108,7 +115,10 @@ def detect_anomalies(
     InputError
         Facts or entities lack columns, have the wrong dtypes, or miss the quarter.
     ParamsError
-        Bad ``quarter``, ``language`` or an unknown detector / feature name in ``options``.
+        Bad ``quarter``, ``language`` or an unknown detector / feature name in ``options``;
+        a bad executor (unreachable Dask scheduler).
+    RunError
+        The Dask cluster has no workers, lacks perflink, or lost a worker.
     """
     opts = _check_options(options)
     lang = labels._check_lang(language)
@@ -118,7 +128,7 @@ def detect_anomalies(
     info = ents.set_index("entity_id").reindex(cube.entities)
     groups, group_names = _peer_groups(info, lang)
 
-    series, sc = series_flags(cube, catalog, opts)
+    series, sc = series_flags(cube, catalog, opts, get_executor(executor))
     parts = [series] if "series" in opts.detectors else []
     bands: dict = {}
     if "linkage" in opts.detectors:

@@ -9,7 +9,8 @@ from perflink import _forecast_models as _fm
 from perflink import _forecast_panel as _fp
 from perflink import labels
 from perflink._forecast_results import BacktestResult
-from perflink.options import ForecastOptions
+from perflink.execution import Executor
+from perflink.options import ExecutorOptions, ForecastOptions
 
 __all__ = ["backtest_panel"]
 
@@ -23,6 +24,7 @@ def backtest_panel(
     quarter: str | pd.Period,
     options: ForecastOptions | None = None,
     language: str | None = None,
+    executor: Executor | ExecutorOptions | int | None = None,
     n_jobs: int | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest of the panel method on every unit series, per metric.
@@ -35,7 +37,7 @@ def backtest_panel(
 
     Parameters
     ----------
-    facts, entities, catalog, quarter, options, language, n_jobs
+    facts, entities, catalog, quarter, options, language, executor, n_jobs
         As in :func:`perflink.forecast.forecast_panel` (targets are not needed).
 
     Returns
@@ -48,7 +50,9 @@ def backtest_panel(
     InputError
         Tables lacking columns, or no facts of the metrics.
     ParamsError
-        Bad quarter or options out of range.
+        Bad quarter, options out of range, or a bad executor.
+    RunError
+        The Dask cluster has no workers, lacks perflink, or lost a worker.
     """
     options = options or ForecastOptions()
     lang = labels._check_lang(language)
@@ -63,7 +67,7 @@ def backtest_panel(
     )
     cols = metrics + sorted({d for d, _ in drivers.values()})
     wide = _fp.unit_panel(facts, st.cutoff, cols)
-    jobs = _fp._jobs(n_jobs)
+    ex = _fp.executor_of(executor, n_jobs)
     periods = wide.index.get_level_values("period").unique()
     horizon = options.backtest_horizon
     t_all = len(periods)
@@ -76,7 +80,7 @@ def backtest_panel(
         n_series = 0
         for cut in cuts:
             sub = wide[wide.index.get_level_values("period") < periods[cut]]
-            fc = _fp.forecast_arrays(sub, entities, catalog, _one(options, metric), horizon, jobs)
+            fc = _fp.forecast_arrays(sub, entities, catalog, _one(options, metric), horizon, ex)
             n_u = len(sub.index.get_level_values("entity_id").unique())
             hist = fc["actual"][metric][:n_u]
             actual = wide[metric].to_numpy().reshape(n_u, t_all)[:, cut : cut + horizon]
@@ -95,7 +99,7 @@ def backtest_panel(
             for lv in (80, 95):
                 lo, hi = f - z[lv] * sd[ok], f + z[lv] * sd[ok]
                 acc[f"in{lv}"].append(((a >= lo) & (a <= hi)).ravel())
-        fy_err, fy_cov, fy_origin = _full_year(wide, entities, catalog, options, metric, st, jobs)
+        fy_err, fy_cov, fy_origin = _full_year(wide, entities, catalog, options, metric, st, ex)
         cat = {k: np.concatenate(v) if v else np.array([np.nan]) for k, v in acc.items()}
         rows.append(
             {
@@ -129,7 +133,7 @@ def _smape(a: np.ndarray, f: np.ndarray) -> np.ndarray:
     return np.mean(terms, axis=1)
 
 
-def _full_year(wide, entities, catalog, options, metric, st, jobs):
+def _full_year(wide, entities, catalog, options, metric, st, ex):
     """Project last year's full year from last year's cutoff month; (error, coverage, origin)."""
     periods = wide.index.get_level_values("period").unique()
     origin = st.cutoff - 12
@@ -142,7 +146,7 @@ def _full_year(wide, entities, catalog, options, metric, st, jobs):
     per = wide.index.get_level_values("period")
     sub = wide[per <= origin]
     opts = _one(options, metric)
-    fc = _fp.forecast_arrays(sub, entities, catalog, opts, st.fy_steps, jobs)
+    fc = _fp.forecast_arrays(sub, entities, catalog, opts, st.fy_steps, ex)
     n_u = len(sub.index.get_level_values("entity_id").unique())
     for key in ("mean", "sd", "psi", "nonneg"):
         fc[key] = {metric: fc[key][metric][:n_u]}

@@ -4,7 +4,9 @@ Public entry points are re-exported by :mod:`perflink.forecast`. Steps:
 
 1. monthly unit series up to the end of the review quarter (``panel.to_wide``);
 2. seasonal indices pooled per (business line, centre type, metric);
-3. per-series forecasts in joblib workers (:mod:`perflink._forecast_fit`);
+3. per-series forecasts in blocks of whole series, run by the review's executor
+   (:mod:`perflink.execution`: local processes or a Dask cluster; the blocks do not change
+   the figures) with :func:`perflink._forecast_fit.forecast_block`;
 4. subsidiaries and group: point forecast = sum of their units' forecasts (coherent),
    spread = a direct model of the aggregate series (its own history carries the
    shocks units share, which a sum of independent unit paths would understate);
@@ -16,8 +18,6 @@ Public entry points are re-exported by :mod:`perflink.forecast`. Steps:
 from __future__ import annotations
 
 import functools
-import logging
-import os
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -30,14 +30,10 @@ from perflink import panel
 from perflink._forecast_fit import forecast_block
 from perflink._forecast_season import pooled_indices
 from perflink.errors import InputError, ParamsError
-
-log = logging.getLogger("perflink.forecast")
+from perflink.execution import Executor, LocalExecutor, get_executor
 
 M = 12
 LEVELS = (80, 95)
-#: Panels with at least this many series per metric show a progress bar (tqdm.auto:
-#: a widget in JupyterLab, text on stderr elsewhere); log lines are written always.
-PROGRESS_MIN_SERIES = 500
 
 
 @dataclass(frozen=True)
@@ -134,6 +130,18 @@ def check_inputs(facts, entities, catalog, options) -> None:
             )
 
 
+def executor_of(executor, n_jobs) -> Executor:
+    """The executor of ``forecast_panel(..., executor=, n_jobs=)`` (``n_jobs=k``: k local)."""
+    if n_jobs is None:
+        return get_executor(executor)
+    if executor is not None:
+        raise ParamsError(
+            "forecast: pass executor= or n_jobs=, not both (n_jobs=k means k local worker "
+            "processes; executor=review.executor follows the params)."
+        )
+    return LocalExecutor(n_jobs)
+
+
 def unit_panel(facts, cutoff, metrics) -> pd.DataFrame:
     """Wide monthly panel of the units up to ``cutoff`` (columns: metrics)."""
     part = facts[(facts["period"] <= cutoff) & facts["metric_id"].isin(metrics)]
@@ -165,52 +173,17 @@ def _groups(entities: pd.DataFrame, units: list[str]) -> np.ndarray:
     return np.array(keys, dtype=object)
 
 
-def _jobs(n_jobs: int | None) -> int:
-    if n_jobs is None:
-        return max(1, min(os.cpu_count() or 1, 8))
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ParamsError(f"forecast: n_jobs must be an integer >= 1, got {n_jobs!r}.")
-    return n_jobs
-
-
-def run_blocks(tasks: list[tuple], n_jobs: int, desc: str) -> list[list[dict]]:
-    """Run ``forecast_block(*task)`` for every task; joblib when n_jobs > 1, progress bar."""
-    from tqdm.auto import tqdm
-
-    log.info("%s: %d blocks on %d worker(s)", desc, len(tasks), n_jobs)
-    # A bar only for big panels (minutes of work); small runs stay quiet in reports.
-    n_series = sum(len(task[0]) for task in tasks)
-    bar = tqdm(total=len(tasks), desc=desc, disable=n_series < PROGRESS_MIN_SERIES, leave=False)
-    if n_jobs == 1 or len(tasks) == 1:
-        out = []
-        for task in tasks:
-            out.append(forecast_block(*task))
-            bar.update()
-    else:
-        from joblib import Parallel, delayed
-
-        out = []
-        gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(forecast_block)(*task) for task in tasks
-        )
-        for i, res in enumerate(gen, 1):
-            out.append(res)
-            bar.update()
-            if i % max(1, len(tasks) // 4) == 0:
-                log.info("%s: %d/%d blocks done", desc, i, len(tasks))
-    bar.close()
-    return out
-
-
 def forecast_arrays(
     wide: pd.DataFrame,
     entities: pd.DataFrame,
     catalog,
     options,
     horizon: int,
-    n_jobs: int,
+    executor: Executor,
 ) -> dict:
     """Forecast every unit series and every aggregate of ``wide`` ``horizon`` months ahead.
+
+    The unit series run in blocks on ``executor`` (about four blocks per worker).
 
     Returns a dict with ``entity_ids`` (units then parents), ``kind`` per entity,
     ``actual[metric]`` (E, T) monthly actuals, ``mean/sd[metric]`` (E, h),
@@ -229,7 +202,7 @@ def forecast_arrays(
         agg[j, members[p]] = 1.0
     present = {c for c in wide.columns if wide[c].notna().any()}
     drivers = driver_map(catalog, metrics, present) if options.use_drivers else {}
-    chunk = max(8, -(-len(units) // (n_jobs * 4)))
+    chunk = max(8, -(-len(units) // (executor.workers * 4)))
     out = {"entity_ids": units + parents, "periods": periods, "actual": {}, "mean": {}}
     for key in ("sd", "psi", "nonneg", "method"):
         out[key] = {}
@@ -252,7 +225,8 @@ def forecast_arrays(
             )
             for i in range(0, len(units), chunk)
         ]
-        res = [r for block in run_blocks(tasks, n_jobs, f"forecast {metric}") for r in block]
+        blocks = executor.map(forecast_block, tasks, desc=f"forecast {metric}", items=len(units))
+        res = [r for block in blocks for r in block]
         # aggregates: direct model for the spread, bottom-up mean
         ya = _sum_rows(agg, y)
         sa = _seasons(ya, np.array(parents, dtype=object), first_month)

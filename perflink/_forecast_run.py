@@ -9,7 +9,8 @@ from perflink import _forecast_deviation as _dev
 from perflink import _forecast_panel as _fp
 from perflink import labels
 from perflink._forecast_results import DeviationResult, ForecastResult
-from perflink.options import ForecastOptions
+from perflink.execution import Executor
+from perflink.options import ExecutorOptions, ForecastOptions
 
 
 def _names(entities, catalog, lang):
@@ -28,6 +29,7 @@ def forecast_panel(
     quarter: str | pd.Period,
     options: ForecastOptions | None = None,
     language: str | None = None,
+    executor: Executor | ExecutorOptions | int | None = None,
     n_jobs: int | None = None,
 ) -> ForecastResult:
     """Forecast the rest of the fiscal year for every entity and project it against budget.
@@ -51,8 +53,12 @@ def forecast_panel(
         The ``forecast:`` block of the params (defaults suit the sample).
     language : {"zh", "en"}, optional
         Language of names and messages (default: the current report language).
+    executor : Executor, ExecutorOptions or int, optional
+        Where the per-series forecasts run: ``review.executor`` (the params'
+        ``executor:`` block), an int = local worker processes, default local processes
+        (cores, at most 8); see :mod:`perflink.execution`. The figures do not depend on it.
     n_jobs : int, optional
-        Worker processes for the per-series work (default: cores, at most 8).
+        Local worker processes (the same as ``executor=n_jobs``; give one of the two).
 
     Returns
     -------
@@ -65,7 +71,10 @@ def forecast_panel(
     InputError
         Tables lacking columns, or no facts of the metrics up to the quarter.
     ParamsError
-        Bad quarter, options out of range, or metrics unusable for a full-year sum.
+        Bad quarter, options out of range, metrics unusable for a full-year sum, or
+        a bad executor (unreachable Dask scheduler).
+    RunError
+        The Dask cluster has no workers, lacks perflink, or lost a worker.
     """
     options = options or ForecastOptions()
     lang = labels._check_lang(language)
@@ -78,8 +87,8 @@ def forecast_panel(
     lead_drv = drivers.get("revenue", (None, 0))[0]
     cols = metrics + sorted({d for d, _ in drivers.values()})
     wide = _fp.unit_panel(facts, st.cutoff, cols)
-    jobs = _fp._jobs(n_jobs)
-    fc = _fp.forecast_arrays(wide, entities, catalog, options, st.horizon, jobs)
+    ex = _fp.executor_of(executor, n_jobs)
+    fc = _fp.forecast_arrays(wide, entities, catalog, options, st.horizon, ex)
     paths = _fp.draw_paths(fc, options, st.horizon)
     ids = fc["entity_ids"]
     periods = fc["periods"]

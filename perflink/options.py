@@ -7,15 +7,63 @@ params file only lists what it changes. Each task module documents how it uses i
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["AnomalyOptions", "ForecastOptions", "KpiOptions", "MappingOptions", "SummaryOptions"]
+__all__ = [
+    "AnomalyOptions",
+    "ExecutorOptions",
+    "ForecastOptions",
+    "KpiOptions",
+    "MappingOptions",
+    "SummaryOptions",
+]
+
+
+_ADDRESS = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
 
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExecutorOptions(_Options):
+    """``executor:`` block — where per-series work runs (forecasts, backtests, anomaly scoring).
+
+    Used by :func:`perflink.execution.get_executor` (``review.executor`` in a notebook); the
+    results are the same bitwise whichever executor runs them.
+
+    Attributes
+    ----------
+    kind : ``local`` (worker processes on this machine, joblib) or ``dask`` (the workers of
+        a Dask cluster; every worker needs the same perflink version installed).
+    n_jobs : local worker processes (default: the CPU count, at most 8); ``kind: local`` only.
+    address : the Dask scheduler (``tcp://10.0.0.5:8786``); required for ``kind: dask``.
+        May be written as ``${NAME}`` and exported as that environment variable.
+    timeout : seconds to wait for the scheduler to answer and for a first worker.
+    """
+
+    kind: Literal["local", "dask"] = "local"
+    n_jobs: int | None = Field(None, ge=1)
+    address: str | None = None
+    timeout: float = Field(10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _address(self) -> ExecutorOptions:
+        if self.kind == "dask" and not self.address:
+            raise ValueError(
+                "executor.address is required with kind: dask; write the scheduler address, "
+                "e.g. address: tcp://10.0.0.5:8786 (or '${PERFLINK_DASK_SCHEDULER}'), "
+                "or use kind: local"
+            )
+        if self.address is not None and not _ADDRESS.match(self.address):
+            raise ValueError(
+                "executor.address must be a Dask scheduler address such as "
+                "tcp://10.0.0.5:8786 (protocol://host:port)"
+            )
+        return self
 
 
 class MappingOptions(_Options):

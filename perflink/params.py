@@ -21,6 +21,7 @@ from perflink._io_sql import SqlSource
 from perflink.errors import ParamsError
 from perflink.options import (
     AnomalyOptions,
+    ExecutorOptions,
     ForecastOptions,
     KpiOptions,
     MappingOptions,
@@ -88,6 +89,8 @@ class ReviewParams(_StrictModel):
     history_start: str | None = None
     tasks: list[str] = Field(default_factory=lambda: list(ALL_TASKS))
     jobs: int | None = Field(default=None, ge=1)
+    #: where per-series work runs: local processes (default) or a Dask cluster
+    executor: ExecutorOptions = Field(default_factory=ExecutorOptions)
     thresholds: dict[str, float] = Field(default_factory=dict)
     mapping: MappingOptions = Field(default_factory=MappingOptions)
     kpi: KpiOptions = Field(default_factory=KpiOptions)

@@ -77,6 +77,17 @@ class Review:
 
         return load_inputs(self.params.input_paths, known_metrics=self.catalog.metrics.keys())
 
+    @cached_property
+    def executor(self) -> Any:
+        """Where per-series work runs (:class:`perflink.execution.Executor`), from the params'
+        ``executor:`` block: local processes by default, or the Dask cluster it names
+        (connected on first use; messages show the address as written in the params)."""
+        from perflink.execution import get_executor
+
+        written = self.params.redacted().get("executor")
+        shown = written.get("address") if isinstance(written, dict) else None
+        return get_executor(self.params.executor, shown=str(shown) if shown else None)
+
     @property
     def scope(self) -> str | None:
         """The entity id the review is scoped to, or None for the whole group."""

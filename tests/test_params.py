@@ -11,7 +11,7 @@ import pytest
 from conftest import make_review_dir
 
 from perflink.errors import ParamsError
-from perflink.options import KpiOptions
+from perflink.options import ExecutorOptions, KpiOptions
 from perflink.params import ALL_TASKS, load_params, parse_quarter
 from perflink.review import open_review
 
@@ -82,6 +82,14 @@ def test_env_resolved_in_memory_only(tmp_path: Path, secret_token: str) -> None:
         ({"scope": "S02/../x"}, ["scope: got 'S02/../x'", "without spaces, slashes"]),
         ({"scope": ".hidden"}, ["scope: got '.hidden'", "leading dot"]),
         ({"scope": 2}, ["scope: got 2", "string"]),
+        ({"executor": {"kind": "dask"}}, ["executor: got {'kind': 'dask'}",
+                                          "executor.address is required with kind: dask"]),
+        ({"executor": {"kind": "local", "workers": 2}},
+         ["unknown key 'executor.workers'", "Allowed keys here: kind, n_jobs, address, timeout"]),
+        ({"executor": {"kind": "ray"}}, ["executor.kind: got 'ray'", "'local' or 'dask'"]),
+        ({"executor": {"n_jobs": 0}}, ["executor.n_jobs: got 0", "greater than or equal to 1"]),
+        ({"executor": {"kind": "dask", "address": "10.0.0.5 8786"}},
+         ["executor.address must be a Dask scheduler address", "tcp://10.0.0.5:8786"]),
     ],
 )  # fmt: skip
 def test_bad_params_one_clear_message(tmp_path: Path, changes: dict, expected: list[str]) -> None:
@@ -93,6 +101,17 @@ def test_bad_params_one_clear_message(tmp_path: Path, changes: dict, expected: l
     for part in expected:
         assert part in message
     assert "Traceback" not in message
+
+
+def test_executor_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_params(make_review_dir(tmp_path / "a")).executor == ExecutorOptions()
+    assert ExecutorOptions().kind == "local"
+    monkeypatch.setenv("PERFLINK_TEST_DASK", "tcp://10.0.0.5:8786")
+    written = {"kind": "dask", "address": "${PERFLINK_TEST_DASK}"}
+    params = load_params(make_review_dir(tmp_path / "b", executor=written))
+    assert params.executor.kind == "dask"
+    assert params.executor.address == "tcp://10.0.0.5:8786"  # resolved in memory
+    assert params.redacted()["executor"] == written  # the written form goes out
 
 
 def test_missing_input_file_named_with_resolved_path(tmp_path: Path) -> None:

@@ -1,0 +1,225 @@
+"""Tests of perflink.execution: local processes and a Dask cluster give the same results.
+
+One ``LocalCluster`` (two single-threaded worker processes) serves the whole module.
+"""
+
+from __future__ import annotations
+
+import operator
+import shutil
+import time
+
+import numpy as np
+import pytest
+import yaml
+from pandas.testing import assert_frame_equal
+
+import perflink
+from perflink import _anomaly_detect, execution
+from perflink._forecast_fit import forecast_block
+from perflink.anomaly import detect_anomalies
+from perflink.errors import ParamsError, RunError
+from perflink.execution import DaskExecutor, LocalExecutor, get_executor
+from perflink.forecast import backtest_panel, forecast_panel
+from perflink.options import ExecutorOptions, ForecastOptions
+from perflink.params import parse_quarter
+from perflink.sample import generate
+
+FAST = ForecastOptions(n_paths=200, backtest_origins=1)
+# Nothing listens on the discard port: connecting is refused at once, then retried.
+UNREACHABLE = "tcp://127.0.0.1:9"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        yield lc
+    finally:
+        execution.close_clients()
+        lc.close()
+
+
+@pytest.fixture(scope="module")
+def dask_ex(cluster) -> DaskExecutor:
+    return DaskExecutor(cluster.scheduler_address, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def sample_review(tmp_path_factory):
+    params = generate(tmp_path_factory.mktemp("exec") / "sample", entities=30, seed=0)
+    return perflink.open_review(params, language="en")
+
+
+def _blocks(n_blocks: int = 6) -> list[tuple]:
+    """Forecast blocks of decreasing size (the first finishes last on two workers)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(40)
+    out = []
+    for k in range(n_blocks):
+        rows = 2 * (n_blocks - k)
+        y = 100 + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 2, (rows, len(t)))
+        out.append((y, 3, 1, None))
+    return out
+
+
+# --- the map -----------------------------------------------------------------------------
+
+
+def test_map_keeps_task_order(dask_ex) -> None:
+    tasks = [(i, 3) for i in range(25)]
+    expected = [3 * i for i in range(25)]
+    for ex in (LocalExecutor(1), LocalExecutor(2), dask_ex):
+        assert ex.map(operator.mul, tasks, desc="mul") == expected
+        assert ex.map(operator.mul, [], desc="none") == []
+
+
+def test_map_results_identical_across_executors(dask_ex) -> None:
+    tasks = _blocks()
+    ref = LocalExecutor(1).map(forecast_block, tasks, desc="blocks")
+    assert [len(block) for block in ref] == [len(t[0]) for t in tasks]
+    for ex in (LocalExecutor(2), dask_ex):
+        got = ex.map(forecast_block, tasks, desc="blocks")
+        for ref_block, block in zip(ref, got, strict=True):
+            for a, b in zip(ref_block, block, strict=True):
+                assert a["method"] == b["method"]
+                for key in ("mean", "sd", "psi"):
+                    np.testing.assert_array_equal(a[key], b[key])  # bitwise
+
+
+def test_task_error_passes_through(dask_ex) -> None:
+    tasks = [("2026Q3",), ("2026-09",)]
+    for ex in (LocalExecutor(1), LocalExecutor(2), dask_ex):
+        with pytest.raises(ParamsError, match="'2026-09' is not a quarter"):
+            ex.map(parse_quarter, tasks, desc="quarters")
+
+
+def test_get_executor() -> None:
+    assert get_executor(None).workers >= 1
+    assert get_executor(3).workers == 3
+    assert get_executor(ExecutorOptions(n_jobs=2)).workers == 2
+    ex = LocalExecutor(1)
+    assert get_executor(ex) is ex
+    with pytest.raises(ParamsError, match="n_jobs: got 0"):
+        get_executor(0)
+    with pytest.raises(ParamsError, match="executor: got str"):
+        get_executor("dask")
+
+
+# --- Dask connection ---------------------------------------------------------------------
+
+
+def test_one_client_per_address(cluster, dask_ex) -> None:
+    again = get_executor(ExecutorOptions(kind="dask", address=cluster.scheduler_address))
+    assert again._client is dask_ex._client
+    assert again.workers == 2
+    assert list(execution._CLIENTS) == [cluster.scheduler_address]
+
+
+def test_unreachable_scheduler_fails_fast() -> None:
+    start = time.monotonic()
+    with pytest.raises(
+        ParamsError, match=r"executor\.address: cannot reach .* tcp://127\.0\.0\.1:9"
+    ):
+        DaskExecutor(UNREACHABLE, timeout=1)
+    assert UNREACHABLE not in execution._CLIENTS
+    assert time.monotonic() - start < 30  # a hang guard only; the timeout is 1 s
+
+
+def test_unreachable_env_address_never_shows_value(tmp_path, monkeypatch) -> None:
+    params = generate(tmp_path / "s", entities=28, months=15, seed=0)
+    raw = yaml.safe_load(params.read_text(encoding="utf-8"))
+    raw["executor"] = {"kind": "dask", "address": "${PERFLINK_TEST_DASK}", "timeout": 1}
+    params.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    secret = "tcp://127.0.0.1:9"
+    monkeypatch.setenv("PERFLINK_TEST_DASK", secret)
+    review = perflink.open_review(params, language="en")
+    assert review.params.executor.address == secret
+    with pytest.raises(ParamsError) as err:
+        review.executor  # noqa: B018 - connecting is the point
+    assert "${PERFLINK_TEST_DASK}" in str(err.value)
+    assert secret not in str(err.value)
+
+
+def test_worker_without_perflink_is_refused(cluster, dask_ex, monkeypatch) -> None:
+    execution.close_clients()  # the check runs when a client connects
+    monkeypatch.setattr(execution, "_PACKAGE", "perflink-not-installed")
+    with pytest.raises(RunError, match=r"2 of 2 worker\(s\) of the Dask scheduler at tcp://"):
+        DaskExecutor(cluster.scheduler_address, timeout=30)
+    monkeypatch.undo()
+    assert dask_ex.map(operator.mul, [(2, 3)]) == [6]  # reconnects, checked again
+
+
+# --- the per-series work -------------------------------------------------------------------
+
+
+def test_forecast_panel_identical_local_and_dask(sample_review, dask_ex) -> None:
+    r = sample_review
+    args = (r.facts, r.targets, r.entities, r.catalog)
+    local = forecast_panel(*args, quarter=r.quarter, options=FAST, n_jobs=1)
+    remote = forecast_panel(*args, quarter=r.quarter, options=FAST, executor=dask_ex)
+    assert_frame_equal(local.to_frame(), remote.to_frame(), check_exact=True)
+    assert_frame_equal(local.deviation.to_frame(), remote.deviation.to_frame(), check_exact=True)
+    assert_frame_equal(local.history, remote.history, check_exact=True)
+    bt_args = (r.facts, r.entities, r.catalog)
+    bt_local = backtest_panel(*bt_args, quarter=r.quarter, options=FAST, executor=1)
+    bt_remote = backtest_panel(*bt_args, quarter=r.quarter, options=FAST, executor=dask_ex)
+    assert_frame_equal(bt_local.to_frame(), bt_remote.to_frame(), check_exact=True)
+
+
+def test_forecast_panel_executor_or_n_jobs(sample_review) -> None:
+    r = sample_review
+    with pytest.raises(ParamsError, match="executor= or n_jobs=, not both"):
+        forecast_panel(
+            r.facts, r.targets, r.entities, r.catalog, quarter=r.quarter, executor=1, n_jobs=1
+        )
+
+
+def test_detect_anomalies_identical_local_and_dask(sample_review, dask_ex, monkeypatch) -> None:
+    r = sample_review
+    # 30 units x 25 metrics: small blocks, so the Dask run really splits the series
+    monkeypatch.setattr(_anomaly_detect, "SERIES_PER_BLOCK", 50)
+    kw = dict(quarter=r.quarter, adjustments=r.adjustments, options=r.params.anomaly)
+    local = detect_anomalies(r.facts, r.entities, r.catalog, executor=1, **kw)
+    remote = detect_anomalies(r.facts, r.entities, r.catalog, executor=dask_ex, **kw)
+    assert len(local.to_frame()) > 0
+    assert_frame_equal(local.to_frame(), remote.to_frame(), check_exact=True)
+    assert_frame_equal(local.timelines, remote.timelines, check_exact=True)
+
+
+def test_review_forecast_same_bytes_on_dask(cluster, sample_review, tmp_path) -> None:
+    """A review run whose params name the cluster writes the bytes a local run writes."""
+    import perflink.report
+    from perflink.runner import run_review
+
+    src = sample_review.params.source
+    folder = tmp_path / "review"
+    shutil.copytree(src.parent, folder)
+    params = folder / src.name
+    raw = yaml.safe_load(params.read_text(encoding="utf-8"))
+    raw["forecast"] = {"n_paths": 200, "backtest_origins": 1}
+    raw["executor"] = {"kind": "dask", "address": cluster.scheduler_address}
+    params.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    before = cluster.scheduler.transition_counter
+    res = run_review(params, out_dir=tmp_path / "out", tasks=["forecast"])
+    remote = (res.report_dir / "tables" / "forecast.csv").read_bytes()
+    assert cluster.scheduler.transition_counter > before  # the blocks ran on the cluster
+
+    # the local run: notebook 03's calls in this process, on one local worker
+    review = perflink.open_review(params, tables_dir=tmp_path / "local")
+    try:
+        result = forecast_panel(
+            review.facts,
+            review.targets,
+            review.entities,
+            review.catalog,
+            quarter=review.quarter,
+            options=review.params.forecast,
+            executor=1,
+        )
+        perflink.report.save_table(result.to_frame(), "forecast")
+    finally:
+        perflink.report.configure(language=review.language, tables_dir=None)
+    assert remote == (tmp_path / "local" / "forecast.csv").read_bytes()
