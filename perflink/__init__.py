@@ -31,8 +31,8 @@ _SUBMODULES = frozenset(
     {
         "anomaly",
         "catalog",
-        "execution",
         "charts",
+        "execution",
         "forecast",
         "formula",
         "io",

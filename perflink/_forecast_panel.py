@@ -66,6 +66,7 @@ def check_options(options) -> None:
         "leading_months": (1, 12),
         "backtest_origins": (1, 24),
         "backtest_horizon": (1, 12),
+        "backtest_max_units": (0, 1_000_000),
         "top_n": (1, 50),
         "miss_pct": (0.0, 1.0),
         "severe_miss_pct": (0.0, 1.0),

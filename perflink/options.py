@@ -215,6 +215,9 @@ class ForecastOptions(_Options):
     leading_months : months of leading indicators (contracts) quoted for revenue misses.
     backtest_origins : rolling origins (months) of the panel backtest.
     backtest_horizon : months forecast from each backtest origin.
+    backtest_max_units : groups with more units than this backtest a fixed sample of this
+        many units, stratified by business line and centre type (0 = all units). The
+        backtest table states how many units it used out of how many.
     pool_seasonality : pool seasonal indices per business line and centre type.
     use_drivers : add a leading-driver regression where the catalog maps one with a lag.
     top_n : entities shown in the drill-down charts.
@@ -231,6 +234,7 @@ class ForecastOptions(_Options):
     leading_months: int = 3
     backtest_origins: int = 6
     backtest_horizon: int = 3
+    backtest_max_units: int = 400
     pool_seasonality: bool = True
     use_drivers: bool = True
     top_n: int = 5

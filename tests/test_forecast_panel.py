@@ -257,3 +257,28 @@ def test_clean_sample_units_not_flagged_high(samples):
     assert not (rev["severity"] == "high").any()
     assert (rev["severity"] == "medium").sum() <= 2
     assert (rev["deviation_pct"] > -0.08).all()  # no unit projected far below budget
+
+
+def test_backtest_samples_units_of_large_groups(samples):
+    """Above backtest_max_units a fixed stratified sample is backtested, and the table says so."""
+    import perflink
+
+    review = perflink.open_review(samples["s0"], language="en")
+    args = (review.facts, review.entities, review.catalog)
+    opts = ForecastOptions(n_paths=100, backtest_origins=1)
+    runs = [
+        backtest_panel(
+            *args,
+            quarter=review.quarter,
+            options=opts.model_copy(update={"backtest_max_units": m}),
+            n_jobs=1,
+        ).to_frame()
+        for m in (0, 12, 12)
+    ]
+    full, part, again = (r.iloc[0] for r in runs)
+    n_units = int(review.entities["kind"].eq("department").sum())
+    assert full["units_used"] == full["units_total"] == n_units
+    assert part["units_total"] == n_units
+    assert 6 <= part["units_used"] <= 18 and part["n_series"] <= part["units_used"]
+    pd.testing.assert_frame_equal(runs[1], runs[2])  # the same units every run
+    assert part["mase"] != full["mase"]
