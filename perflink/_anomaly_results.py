@@ -11,7 +11,7 @@ import altair as alt
 import pandas as pd
 
 from perflink import charts, labels
-from perflink._report_format import fmt_number, frame_html
+from perflink._report_format import TABLE_MAX_ROWS, fmt_number, frame_html
 
 #: Columns of the ``anomalies`` findings table, in order.
 TABLE_COLUMNS = [
@@ -39,6 +39,11 @@ TABLE_COLUMNS = [
     "message",
 ]
 _SHOW = ["rank", "entity", "period", "metric", "kind", "severity", "value", "expected"]
+# Large groups: the counts chart shows the subsidiaries with the most findings (the counts
+# table lists them all).
+_TOP_SUBSIDIARIES = 20
+# Peer comparison: above this many peers per series, peers are drawn as a box, not ticks.
+_PEER_TICKS = 40
 
 
 def counts_table(table: pd.DataFrame, entities: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -80,12 +85,28 @@ class AnomalyCounts:
         return self.table.copy()
 
     def chart(self) -> alt.Chart:
-        """Stacked bars: findings per subsidiary, coloured by source system."""
+        """Stacked bars: findings per subsidiary, coloured by source system.
+
+        In a group with more than ``_TOP_SUBSIDIARIES`` subsidiaries with findings, those
+        with the most findings; the subtitle says so.
+        """
         lang = self.language
         if self.table.empty:
             return charts.message(labels.t("anomaly.text.none", lang))
+        data, title = self.table, labels.t("anomaly.chart.counts", lang)
+        per_sub = data.groupby("parent_id", sort=False)["n"].sum()
+        if len(per_sub) > _TOP_SUBSIDIARIES:  # a large group: the subsidiaries with most
+            keep = per_sub.sort_values(ascending=False, kind="stable").head(_TOP_SUBSIDIARIES)
+            data = data[data["parent_id"].isin(keep.index)]
+            title = charts.ranked_title(
+                title,
+                shown=len(keep),
+                total=len(per_sub),
+                by=labels.t("anomaly.chart.count", lang),
+                lang=lang,
+            )
         return (
-            alt.Chart(charts.for_chart(self.table))
+            alt.Chart(charts.for_chart(data))
             .mark_bar()
             .encode(
                 x=alt.X("n:Q", title=labels.t("anomaly.chart.count", lang)),
@@ -95,7 +116,7 @@ class AnomalyCounts:
                 ),
                 tooltip=["subsidiary:N", "source_system:N", "n:Q", "n_high:Q"],
             )
-            .properties(title=labels.t("anomaly.chart.counts", lang), height=alt.Step(22))
+            .properties(title=title, height=alt.Step(22))
         )
 
     def _repr_html_(self) -> str:
@@ -123,42 +144,41 @@ class PeerComparison:
         return self.table.copy()
 
     def chart(self) -> alt.Chart:
-        """One row per flagged series: peers as grey ticks, the flagged unit in red."""
+        """One row per flagged series: peers as grey ticks, the flagged unit in red.
+
+        When a series has more than ``_PEER_TICKS`` peers (a large group), its peers are
+        drawn as a box (quartiles, whiskers to min and max) instead of one tick each.
+        """
         lang = self.language
         if self.table.empty:
             return charts.message(labels.t("anomaly.text.no_peers", lang))
         df = charts.for_chart(self.table)
-        df["who"] = df["is_self"].map(
-            {
-                True: labels.t("anomaly.chart.self", lang),
-                False: labels.t("anomaly.chart.peers", lang),
-            }
+        self_label, peers_label = (
+            labels.t("anomaly.chart.self", lang),
+            labels.t("anomaly.chart.peers", lang),
         )
-        return (
-            alt.Chart(df)
-            .mark_tick(thickness=3, size=18)
-            .encode(
-                x=alt.X(
-                    "change:Q",
-                    axis=alt.Axis(format="+.0%"),
-                    title=labels.t("anomaly.chart.yoy", lang),
-                ),
-                y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=360)),
-                color=alt.Color(
-                    "who:N",
-                    scale=alt.Scale(
-                        domain=[
-                            labels.t("anomaly.chart.peers", lang),
-                            labels.t("anomaly.chart.self", lang),
-                        ],
-                        range=["#9aa5b1", "#c62828"],
-                    ),
-                    title=None,
-                ),
-                tooltip=["peer_id:N", alt.Tooltip("change:Q", format="+.1%")],
-            )
-            .properties(title=labels.t("anomaly.chart.peer", lang), height=alt.Step(28))
+        df["who"] = df["is_self"].map({True: self_label, False: peers_label})
+        x = alt.X(
+            "change:Q", axis=alt.Axis(format="+.0%"), title=labels.t("anomaly.chart.yoy", lang)
         )
+        y = alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=360))
+        color = alt.Color(
+            "who:N",
+            scale=alt.Scale(domain=[peers_label, self_label], range=["#9aa5b1", "#c62828"]),
+            title=None,
+        )
+        tooltip = ["peer_id:N", alt.Tooltip("change:Q", format="+.1%")]
+        props = {"title": labels.t("anomaly.chart.peer", lang), "height": alt.Step(28)}
+        peers = df[~df["is_self"]]
+        if peers.empty or peers.groupby("label").size().max() <= _PEER_TICKS:
+            ticks = alt.Chart(df).mark_tick(thickness=3, size=18)
+            return ticks.encode(x=x, y=y, color=color, tooltip=tooltip).properties(**props)
+        box = alt.Chart(peers).mark_boxplot(extent="min-max", size=14, opacity=0.7)
+        mark = alt.Chart(df[df["is_self"]]).mark_tick(thickness=3, size=18)
+        return alt.layer(
+            box.encode(x=x, y=y, color=color),
+            mark.encode(x=x, y=y, color=color, tooltip=tooltip),
+        ).properties(**props)
 
     def _repr_html_(self) -> str:
         if self.table.empty:
@@ -271,4 +291,4 @@ class AnomalyResult:
     def _repr_html_(self) -> str:
         if self.table.empty:
             return "<p>" + labels.t("anomaly.text.none", self.language) + "</p>"
-        return frame_html(self._display(), lang=self.language)
+        return frame_html(self._display(TABLE_MAX_ROWS), lang=self.language)

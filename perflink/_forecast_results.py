@@ -48,6 +48,10 @@ DEVIATION_COLUMNS = [
 ]
 
 
+# Fan charts of the group and its subsidiaries: a 3 x 3 grid at most (each panel ~40 marks).
+_FAN_PANELS = 9
+
+
 def _name_col(df: pd.DataFrame, names: dict) -> pd.Series:
     return df["entity_id"].map(lambda e: names.get(e, e))
 
@@ -177,15 +181,42 @@ class ForecastResult:
         """The ``forecast`` table (see ``forecast``)."""
         return self.forecast[FORECAST_COLUMNS].copy()
 
+    def _fan_entities(self, metric: str) -> tuple[list[str], tuple[int, int] | None]:
+        """The group and its subsidiaries, at most ``_FAN_PANELS`` panels.
+
+        With more subsidiaries than fit, those with the most money at stake on ``metric``
+        are kept (the rest are in the deviation table and ``tables/``), and the second item
+        is (subsidiaries shown, subsidiaries there are); else it is ``None``.
+        """
+        table = self.deviation.table
+        rows = table[table["metric_id"] == metric]
+        if rows.empty:
+            rows = table.drop_duplicates("entity_id")
+        groups = list(rows.loc[rows["kind"] == "group", "entity_id"].drop_duplicates())
+        subs = (
+            rows[rows["kind"] == "subsidiary"]
+            .sort_values("at_stake", ascending=False, na_position="last", kind="stable")[
+                "entity_id"
+            ]
+            .drop_duplicates()
+        )
+        if len(groups) + len(subs) <= _FAN_PANELS:
+            keep = set(groups) | set(subs)
+            return [e for e in table["entity_id"].drop_duplicates() if e in keep], None
+        shown = list(subs.head(max(_FAN_PANELS - len(groups), 1)))
+        return [*groups, *shown], (len(shown), len(subs))
+
     def chart(self, entities: list[str] | None = None, *, metric: str = "revenue") -> alt.Chart:
         """Fan charts: actual, forecast with 80%/95% bands, and budget, one panel per entity.
 
-        ``entities`` defaults to the group and its subsidiaries.
+        ``entities`` defaults to the group and its subsidiaries; in a group with more than
+        eight subsidiaries, the group and the eight with the most money at stake on
+        ``metric`` (the subtitle says so).
         """
         lang = self.language
+        ranked = None
         if entities is None:
-            kinds = self.deviation.table.drop_duplicates("entity_id").set_index("entity_id")
-            entities = [e for e in kinds.index if kinds.loc[e, "kind"] in ("group", "subsidiary")]
+            entities, ranked = self._fan_entities(metric)
         hist = self.history[
             self.history["entity_id"].isin(entities) & (self.history["metric_id"] == metric)
         ].copy()
@@ -226,14 +257,21 @@ class ForecastResult:
         layer = alt.layer(band95, band80, mean, actual, budget, data=data).properties(
             width=240, height=150
         )
-        return (
-            layer.facet(facet=alt.Facet("entity:N", title=None), columns=3)
-            .resolve_scale(y="independent")
-            .properties(
-                title=labels.t(
-                    "forecast.chart.fan", lang, metric=self.metric_names.get(metric, metric)
-                )
+        title = labels.t("forecast.chart.fan", lang, metric=self.metric_names.get(metric, metric))
+        facet = alt.Facet("entity:N", title=None)
+        if ranked is not None:  # keep the ranking (group first) instead of alphabetical panels
+            facet = alt.Facet("entity:N", title=None, sort=[self.names.get(e, e) for e in entities])
+            title = charts.ranked_title(
+                title,
+                shown=ranked[0],
+                total=ranked[1],
+                by=labels.t("forecast.col.at_stake", lang),
+                lang=lang,
             )
+        return (
+            layer.facet(facet=facet, columns=3)
+            .resolve_scale(y="independent")
+            .properties(title=title)
         )
 
     def _repr_html_(self) -> str:

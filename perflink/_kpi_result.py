@@ -272,7 +272,7 @@ class DecompositionResult:
 
     def _repr_html_(self) -> str:
         head = f"<h4>{t('kpi.result.title', self.language, quarter=self.quarter)}</h4>"
-        return head + frame_html(self.tier1_view(), lang=self.language, max_rows=60)
+        return head + frame_html(self.tier1_view(), lang=self.language)
 
 
 def _pick_link(links: pd.Series) -> str:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from perflink import charts
 from perflink._mapping_common import SEVERITY_ORDER, section_html, table_html
+from perflink._report_format import TABLE_MAX_ROWS
 from perflink.labels import t, value_label
 
 _PCT = ("deviation", "completeness", "pass_rate", "dq_index")
@@ -34,7 +35,8 @@ def _summary(findings: pd.DataFrame, lang: str) -> str:
 
 def _html(title_key: str, findings: pd.DataFrame | None, table: pd.DataFrame, lang: str) -> str:
     head = "" if findings is None else f"<p>{html.escape(_summary(findings, lang))}</p>"
-    return section_html(t(title_key, lang), head + table_html(table, lang=lang, pct=_PCT))
+    table = table_html(table, lang=lang, pct=_PCT, max_rows=TABLE_MAX_ROWS)
+    return section_html(t(title_key, lang), head + table)
 
 
 def _severity_bars(findings: pd.DataFrame, by: str, title: str, lang: str) -> alt.Chart:
@@ -127,7 +129,9 @@ class CompletenessResult:
 
     def _repr_html_(self) -> str:
         return _html("mapping.result.completeness", self.findings, self.summary, self.lang) + (
-            table_html(self.findings.drop(columns=["source_refs"]), lang=self.lang, max_rows=100)
+            table_html(
+                self.findings.drop(columns=["source_refs"]), lang=self.lang, max_rows=TABLE_MAX_ROWS
+            )
             if len(self.findings)
             else ""
         )
@@ -276,5 +280,8 @@ class CaliberResult:
         ]
         sys_ = self.ratios[self.ratios["systematic"]][cols] if len(self.ratios) else self.ratios
         return _html("mapping.result.caliber", self.findings, sys_, self.lang) + table_html(
-            self.findings.drop(columns=["source_refs"]), lang=self.lang, pct=_PCT
+            self.findings.drop(columns=["source_refs"]),
+            lang=self.lang,
+            pct=_PCT,
+            max_rows=TABLE_MAX_ROWS,
         )

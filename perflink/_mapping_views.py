@@ -23,6 +23,7 @@ from perflink._mapping_results import (
     _severity_bars,
     _summary,
 )
+from perflink._report_format import TABLE_MAX_ROWS
 from perflink.labels import t, value_label
 
 
@@ -215,7 +216,7 @@ class FindingsResult:
 
     def _repr_html_(self) -> str:
         table = self.findings.drop(columns=["source_refs"], errors="ignore")
-        return table_html(table, lang=self.lang, pct=_PCT, max_rows=1000)
+        return table_html(table, lang=self.lang, pct=_PCT, max_rows=TABLE_MAX_ROWS)
 
 
 @dataclass(frozen=True)

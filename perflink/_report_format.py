@@ -25,6 +25,16 @@ _CODED = ("severity", "status", "kind", "center_type", "category")
 _DEFAULT_UNITS = {"completion": "pct", "weight": "pct"}
 # Integer columns that are identifiers, not quantities: no thousands separator.
 _ID_INTS = ("year", "tier", "rank")
+# Interactive tables (see frame_html): rows per page, and the most rows a page carries.
+PAGE_ROWS = 25
+"""A table with more rows than this is searchable, sortable and paginated in the HTML report."""
+TABLE_MAX_ROWS = 5000
+"""Default row cap of :func:`frame_html`; the full table is in ``tables/`` and review.xlsx."""
+INTERACTIVE = "interactive"
+"""Value of the ``data-pl-table`` attribute that marks a table for the report page's script."""
+_NUM_CLASS = ' class="num"'
+# Sort order of severities in interactive tables: most severe first.
+_SEVERITY_RANK = {s: i for i, s in enumerate(("critical", "high", "medium", "low", "info"))}
 _UNIT_ALIASES = {
     "%": "pct",
     "percent": "pct",
@@ -212,16 +222,59 @@ def _cell(col: str, value: object, unit: str | None, lang: str) -> tuple[str, bo
     return str(value), False
 
 
+def _order_key(col: str, value: object) -> str | None:
+    """What an interactive table sorts a cell by, when its text would sort wrongly.
+
+    Numbers sort by value ("1.23 亿元" above "523.4 万元"), periods by date ("2026-10" after
+    "2026-09"), severities from critical to info; other text sorts as shown.
+    """
+    if _is_missing(value):
+        return ""  # DataTables sorts an empty key as -Infinity: missing values stay together
+    if col == "severity" and value in _SEVERITY_RANK:
+        return str(_SEVERITY_RANK[value])
+    if isinstance(value, pd.Period):
+        return str(value)
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        # 9 significant digits order any two amounts a reader can tell apart, in few bytes
+        return f"{x:.9g}" if math.isfinite(x) else ("Infinity" if x > 0 else "-Infinity")
+    return None
+
+
+def _th_attrs(col: str, numeric: set[str], keyed: set[str]) -> str:
+    """Header attributes; on interactive tables they tell the script how a column sorts."""
+    attrs = ' scope="col"'
+    if col in numeric:
+        attrs += _NUM_CLASS + ' data-pl-sort="num"'
+    elif col in keyed:
+        attrs += ' data-pl-sort="key"'
+    return attrs + f' title="{html.escape(col)}"'
+
+
 def frame_html(
     df: pd.DataFrame,
     *,
     lang: str | None = None,
     units: Mapping[str, str] | None = None,
-    max_rows: int = 500,
+    max_rows: int = TABLE_MAX_ROWS,
+    interactive: bool | None = None,
 ) -> str:
-    """Render a DataFrame as an escaped, localised HTML table (see :func:`perflink.report.show`)."""
+    """Render a DataFrame as an escaped, localised HTML table (see :func:`perflink.report.show`).
+
+    A table showing more than :data:`PAGE_ROWS` rows (or any table with ``interactive=True``)
+    is marked ``data-pl-table="interactive"``: the report page makes it searchable, sortable
+    and paginated (DataTables, inlined by :func:`perflink.report.render_task_html`), sorting
+    numbers, periods and severities by the ``data-order`` value written on each cell. In
+    JupyterLab it stays a plain table. ``interactive=False`` keeps a table plain.
+    """
     if not isinstance(df, pd.DataFrame):
         raise ReportError(f"expected a pandas DataFrame, got {type(df).__name__}.")
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0:
+        raise ReportError(f"max_rows must be a whole number of rows >= 0, got {max_rows!r}.")
     lang = _check_lang(lang)
     if any(name is not None for name in df.index.names):
         df = df.reset_index()
@@ -233,18 +286,35 @@ def frame_html(
             f"(columns: {[str(c) for c in df.columns]})."
         )
     cols = [str(c) for c in df.columns]
+    shown = df.head(max_rows)
+    marked = len(shown) > PAGE_ROWS if interactive is None else bool(interactive)
+    # Sort keys per column (interactive tables): DataTables takes a column's keys from its
+    # data-order attributes only if the first row has one, so a keyed column keys every cell.
+    keys: dict[int, list[str | None]] = {}
+    if marked:
+        for i, col in enumerate(cols):
+            column = [_order_key(col, v) for v in shown.iloc[:, i]]
+            if any(column):
+                keys[i] = column
+    numeric_cols: set[str] = set()
+    body = []
+    for r, row in enumerate(shown.itertuples(index=False, name=None)):
+        cells = []
+        for i, (col, value) in enumerate(zip(cols, row, strict=True)):
+            text, numeric = _cell(col, value, col_units.get(col), lang)
+            attrs = _NUM_CLASS if numeric else ""
+            if i in keys:
+                key = keys[i][r]
+                attrs += f' data-order="{html.escape(text if key is None else key)}"'
+                if numeric:
+                    numeric_cols.add(col)
+            cells.append(f"<td{attrs}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    keyed_cols = {cols[i] for i in keys} - numeric_cols  # periods, severities: sorted as text
     head = "".join(
-        f'<th scope="col" title="{html.escape(c)}">{html.escape(column_label(c, lang))}</th>'
+        f"<th{_th_attrs(c, numeric_cols, keyed_cols)}>{html.escape(column_label(c, lang))}</th>"
         for c in cols
     )
-    body = []
-    for row in df.head(max_rows).itertuples(index=False, name=None):
-        cells = []
-        for col, value in zip(cols, row, strict=True):
-            text, numeric = _cell(col, value, col_units.get(col), lang)
-            css = ' class="num"' if numeric else ""
-            cells.append(f"<td{css}>{html.escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
     note = ""
     if len(df) > max_rows:
         note = (
@@ -252,7 +322,10 @@ def frame_html(
             + html.escape(t("report.table.more_rows", lang, shown=max_rows, total=len(df)))
             + "</p>"
         )
+    table = '<table class="pl-table">'
+    if marked:
+        table = f'<table class="pl-table pl-interactive" data-pl-table="{INTERACTIVE}">'
     return (
-        '<div class="pl-table-wrap"><table class="pl-table">'
+        f'<div class="pl-table-wrap">{table}'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{note}"
     )

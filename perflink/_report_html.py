@@ -5,8 +5,13 @@ Not API: import :func:`perflink.report.render_task_html` / :func:`perflink.repor
 
 from __future__ import annotations
 
+import base64
 import copy
+import functools
+import html.parser
+import importlib.resources
 import json
+import logging
 import os
 import re
 import urllib.parse
@@ -18,19 +23,100 @@ import markupsafe
 import nbformat
 
 import perflink
-from perflink._report_format import ReportError, fmt_bytes, fmt_duration, fmt_period
+from perflink._report_format import (
+    INTERACTIVE,
+    PAGE_ROWS,
+    ReportError,
+    fmt_bytes,
+    fmt_duration,
+    fmt_period,
+)
 from perflink.errors import PerflinkError
 from perflink.labels import _check_lang, t, value_label
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "perflink"
 _CSS_PATH = TEMPLATES / TEMPLATE_NAME / "static" / "perflink.css"
+_TABLES_JS_PATH = TEMPLATES / TEMPLATE_NAME / "static" / "pl_tables.js"
+_MARK = f'data-pl-table="{INTERACTIVE}"'
+# DataTables language option -> label key (report.table.dt.*); see pl_tables.js.
+_DT_LANGUAGE = {
+    "search": "search",
+    "info": "info",
+    "infoEmpty": "info_empty",
+    "infoFiltered": "info_filtered",
+    "lengthMenu": "length_menu",
+    "zeroRecords": "zero_records",
+    "emptyTable": "empty_table",
+}
+log = logging.getLogger("perflink.report")
 _HTML_LANG = {"zh": "zh-CN", "en": "en"}
 _XML_PROLOG = re.compile(r"^\s*<\?xml[^>]*\?>\s*(<!DOCTYPE[^>]*>\s*)?")
 
 
 def _css() -> str:
     return _CSS_PATH.read_text(encoding="utf-8")
+
+
+@functools.cache
+def _datatables_bundle() -> tuple[str, str] | None:
+    """DataTables' ES-module bundle as a ``data:`` URL, and its CSS (from the itables package).
+
+    ``None`` (with a warning) when itables is not installed: tables then stay plain.
+    """
+    try:
+        folder = importlib.resources.files("itables") / "html"
+        js = (folder / "dt_bundle.js").read_bytes()
+        css = (folder / "dt_bundle.css").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        log.warning(
+            "report tables stay plain (no search or paging): DataTables could not be loaded "
+            "from the itables package (%s); install it with `pip install itables`.",
+            exc,
+        )
+        return None
+    # A data: URL keeps the bundle byte-exact (no HTML escaping of script text) and offline.
+    return "data:text/javascript;charset=utf-8;base64," + base64.b64encode(js).decode(), css
+
+
+def _script_json(data: object) -> str:
+    """JSON safe to place inside a <script> element (no "</script>" or "<!--" can appear)."""
+    text = json.dumps(data, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _datatables(nb: nbformat.NotebookNode, lang: str) -> dict[str, str] | None:
+    """What the page template inlines to make marked tables interactive, or ``None``.
+
+    Only pages holding a table that :func:`frame_html` marked get the bundle (about 0.8 MB).
+    """
+    marked = any(
+        _MARK in ("".join(text) if isinstance(text, list) else str(text))
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if (text := out.get("data", {}).get("text/html")) is not None
+    )
+    bundle = _datatables_bundle() if marked else None
+    if bundle is None:
+        return None
+    url, css = bundle
+    language: dict[str, object] = {
+        opt: t(f"report.table.dt.{key}", lang) for opt, key in _DT_LANGUAGE.items()
+    }
+    language["aria"] = {
+        "orderable": t("report.table.dt.orderable", lang),
+        "orderableReverse": t("report.table.dt.orderable_reverse", lang),
+        "paginate": {
+            k: t(f"report.table.dt.{k}", lang) for k in ("first", "previous", "next", "last")
+        },
+    }
+    options = {"pageLength": PAGE_ROWS, "all": t("report.table.dt.all", lang), "language": language}
+    return {
+        "css": css,
+        "importmap": _script_json({"imports": {"perflink-datatables": url}}),
+        "options": _script_json(options),
+        "script": _TABLES_JS_PATH.read_text(encoding="utf-8"),
+    }
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -98,6 +184,12 @@ def render_task_html(executed_nb: Path, out_html: Path, *, language: str, title:
     The header shows ``title``, the review quarter (from papermill's ``quarter`` parameter,
     if any) and a link back to ``index.html`` in the same folder.
 
+    If an output holds a table :func:`perflink.report.show` marked as interactive (more than
+    :data:`~perflink._report_format.PAGE_ROWS` rows), the page inlines DataTables (from the
+    ``itables`` package, about 0.8 MB, once per page) and a short script that makes those
+    tables searchable, sortable and paginated, with the controls in the page language; when
+    printed, every row is shown and the controls are hidden. Other pages carry no script.
+
     Parameters
     ----------
     executed_nb
@@ -147,6 +239,7 @@ def render_task_html(executed_nb: Path, out_html: Path, *, language: str, title:
             "back": t("report.page.back", lang),
             "css": _css(),
             "version": perflink.__version__,
+            "datatables": _datatables(nb, lang),
         }
     }
     body, _ = exporter.from_notebook_node(_clean_outputs(nb), resources=resources)
@@ -157,14 +250,48 @@ def render_task_html(executed_nb: Path, out_html: Path, *, language: str, title:
 _REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
 
 
+class _RemoteFinder(html.parser.HTMLParser):
+    """Collect what a page would fetch over the network: src/href/data URLs, import maps.
+
+    A bare tokenizer, not a document tree: pages with thousands of table rows are checked
+    in seconds.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.remote: list[str] = []
+        self._importmap: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = dict(attrs)
+        urls = [attr.get("src")]
+        urls += [attr.get("href")] if tag == "link" else []
+        urls += [attr.get("data")] if tag == "object" else []
+        self.remote += [u for u in urls if u and _REMOTE.match(u)]
+        if tag == "script" and (attr.get("type") or "").lower() == "importmap":
+            self._importmap = []
+
+    def handle_data(self, data: str) -> None:
+        if self._importmap is not None:
+            self._importmap.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._importmap is not None:
+            # Module imports resolve through import maps: only inline data: modules are offline.
+            try:
+                imports = json.loads("".join(self._importmap) or "{}").get("imports", {})
+            except (json.JSONDecodeError, AttributeError):
+                imports = {"importmap": "(unreadable import map)"}
+            self.remote += [str(u)[:60] for u in imports.values() if not str(u).startswith("data:")]
+            self._importmap = None
+
+
 def _check_offline(page: str, source: Path) -> None:
     """Refuse a page that would load anything over the network when opened."""
-    from bs4 import BeautifulSoup  # a dependency of nbconvert
-
-    soup = BeautifulSoup(page, "html.parser")
-    remote = [el.get("src") for el in soup.find_all(src=_REMOTE)]
-    remote += [el.get("href") for el in soup.find_all("link", href=_REMOTE)]
-    remote += [el.get("data") for el in soup.find_all("object", data=_REMOTE)]
+    finder = _RemoteFinder()
+    finder.feed(page)
+    finder.close()
+    remote = finder.remote
     if remote:
         raise ReportError(
             f"render_task_html: {source} has outputs that load {', '.join(remote[:3])} from "

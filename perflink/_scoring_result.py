@@ -14,6 +14,11 @@ from perflink import charts
 from perflink._report_format import fmt_number, frame_html
 from perflink.labels import column_label, t
 
+# Large groups: above this many units the score chain shows them as a distribution, and
+# charts name only this many subsidiaries / bonus pools (the tables list them all).
+_DENSITY_UNITS = 150
+_TOP_POOLS = 15
+
 
 @dataclass(frozen=True)
 class ScorecardResult:
@@ -57,58 +62,130 @@ class ScorecardResult:
         cols = ["entity_id", "scheme_id", "business_completion", "financial_completion"]
         return t_[[*cols, "management_completion", "score", "score_before"]]
 
+    def _level(self, entity_id: str) -> str:
+        """``group`` (no parent), ``subsidiary`` (parent is the group) or ``unit``."""
+        parent = self.parents.get(entity_id)
+        if parent is None or pd.isna(parent):
+            return "group"
+        grand = self.parents.get(parent)
+        return "subsidiary" if grand is None or pd.isna(grand) else "unit"
+
     def chart(self) -> alt.Chart:
-        """Score chain: business vs financial completion, coloured by YTD score."""
-        data = charts.for_chart(self.chain().assign(name=lambda d: d["entity_id"].map(self.names)))
+        """Score chain: business vs financial completion, coloured by YTD score.
+
+        One dot per entity; in a group with more than ``_DENSITY_UNITS`` units, the units
+        become a distribution (shaded cells) under dots for the group and the
+        ``_TOP_POOLS`` lowest-scoring subsidiaries, drawn within the units' 1st-99th
+        percentiles (a dot beyond sits on the edge; its tooltip gives the true values).
+        """
+        lang = self.language
+        xy = ["business_completion", "financial_completion"]
+        data = self.chain().assign(name=lambda d: d["entity_id"].map(self.names))
+        level = data["entity_id"].map(self._level)
+        title = t("scoring.chart.chain", lang)
+        titles = [column_label(c, lang) for c in xy]
+        units = level == "unit"
+        if units.sum() <= _DENSITY_UNITS:
+            return self._chain_dots(data, data[xy], titles).properties(
+                title=title, width=480, height=320
+            )
+        subs = data[level == "subsidiary"].sort_values("score", na_position="last")
+        dots = pd.concat([data[level == "group"], subs.head(_TOP_POOLS)])
+        lo, hi = data.loc[units, xy].quantile(0.01), data.loc[units, xy].quantile(0.99)
+        title = charts.ranked_title(
+            title,
+            shown=min(len(subs), _TOP_POOLS),
+            total=len(subs),
+            by=t("report.chart.by_lowest", lang, what=column_label("score", lang)),
+            lang=lang,
+        )
+        cloud = charts.density(data[units], *xy, x_title=titles[0], y_title=titles[1], lang=lang)
+        top = self._chain_dots(dots, dots[xy].clip(lo, hi, axis=1), titles, stroke=True)
         return (
-            alt.Chart(data, title=t("scoring.chart.chain", self.language))
-            .mark_circle(size=90)
+            alt.layer(cloud, top)
+            .resolve_scale(color="independent")
+            .properties(title=title, width=480, height=320)
+        )
+
+    def _chain_dots(
+        self, data: pd.DataFrame, xy: pd.DataFrame, titles: list[str], *, stroke: bool = False
+    ) -> alt.Chart:
+        """Dots at ``xy`` (the completions, maybe clipped), coloured by score."""
+        mark = {"size": 90, **({"stroke": "#222", "strokeWidth": 0.8} if stroke else {})}
+        plot = data.assign(x=xy.iloc[:, 0].to_numpy(), y=xy.iloc[:, 1].to_numpy())
+        return (
+            alt.Chart(charts.for_chart(plot))
+            .mark_circle(**mark)
             .encode(
                 x=alt.X(
-                    "business_completion:Q",
-                    axis=alt.Axis(format="%"),
-                    scale=alt.Scale(zero=False),
-                    title=column_label("business_completion", self.language),
+                    "x:Q", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False), title=titles[0]
                 ),
                 y=alt.Y(
-                    "financial_completion:Q",
-                    axis=alt.Axis(format="%"),
-                    scale=alt.Scale(zero=False),
-                    title=column_label("financial_completion", self.language),
+                    "y:Q", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False), title=titles[1]
                 ),
                 color=alt.Color(
                     "score:Q",
                     scale=alt.Scale(scheme="redyellowgreen", domain=[60, 110]),
                     title=column_label("score", self.language),
                 ),
-                tooltip=["name:N", alt.Tooltip("score:Q", format=".1f")],
+                tooltip=[
+                    "name:N",
+                    alt.Tooltip("score:Q", format=".1f"),
+                    alt.Tooltip("business_completion:Q", format=".1%", title=titles[0]),
+                    alt.Tooltip("financial_completion:Q", format=".1%", title=titles[1]),
+                ],
             )
-            .properties(width=480, height=320)
         )
 
     def bonus_chart(self) -> alt.Chart:
-        """Bonus payout vs pool budget per pool (subsidiaries and group)."""
+        """Bonus payout vs pool budget per pool (subsidiaries and group).
+
+        With more than ``_TOP_POOLS`` subsidiary pools, the group's pool is drawn in its own
+        panel (its scale would flatten the rest) above the ``_TOP_POOLS`` subsidiaries with
+        the largest overrun (payout minus budget); the subtitle says so.
+        """
+        lang = self.language
         pools = self.bonus[self.bonus["kind"] == "pool"]
+        title = t("scoring.chart.bonus", lang)
+        level = pools["entity_id"].map(self._level)
+        subs = pools[level != "group"]
+        if len(subs) <= _TOP_POOLS:
+            return self._pool_bars(pools, alt.Undefined).properties(title=title, width=480)
+        subs = subs.sort_values("overrun", ascending=False, na_position="last", kind="stable")
+        subs = subs.head(_TOP_POOLS)
+        title = charts.ranked_title(
+            title,
+            shown=len(subs),
+            total=int((level != "group").sum()),
+            by=column_label("overrun", lang),
+            lang=lang,
+        )
+        ranked = [self.names.get(e, e) for e in subs["entity_id"]]
+        panels = [self._pool_bars(pools[level == "group"], alt.Undefined)]
+        panels.append(self._pool_bars(subs, ranked))
+        return alt.vconcat(*[c.properties(width=480) for c in panels]).properties(title=title)
+
+    def _pool_bars(self, pools: pd.DataFrame, y_sort) -> alt.Chart:
+        """Payout and budget bars per pool, names sorted by ``y_sort``."""
         long = pools.melt(
             id_vars=["entity_id"], value_vars=["payout", "pool_budget"], var_name="what"
         )
         long["name"] = long["entity_id"].map(self.names)
         long["what"] = [column_label(w, self.language) for w in long["what"]]
         return (
-            alt.Chart(charts.for_chart(long), title=t("scoring.chart.bonus", self.language))
+            alt.Chart(charts.for_chart(long))
             .mark_bar()
             .encode(
-                y=alt.Y("name:N", title=None),
+                y=alt.Y("name:N", title=None, sort=y_sort),
                 x=alt.X("value:Q", axis=charts.fmt_axis_money(self.language), title=None),
                 yOffset="what:N",
                 color=alt.Color("what:N", title=None),
             )
-            .properties(width=480)
         )
 
     def _repr_html_(self) -> str:
         head = f"<h4>{t('scoring.result.title', self.language, quarter=self.quarter)}</h4>"
-        return head + frame_html(self.chain(), lang=self.language, max_rows=80)
+        return head + frame_html(self.chain(), lang=self.language)
 
 
 def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None) -> Path | None:
@@ -270,7 +347,7 @@ class ManagerAssessmentResult:
             f"<h4>{t('scoring.managers.title', lang, quarter=self.quarter)}"
             f" ({t(f'kpi.scope.{self.scope}', lang)})</h4>"
         )
-        body = frame_html(self.view(), lang=lang, units=units, max_rows=80)
+        body = frame_html(self.view(), lang=lang, units=units)
         if len(self.executives):
             body += f"<h4>{t('scoring.managers.executives', lang)}</h4>"
             body += frame_html(
@@ -281,7 +358,6 @@ class ManagerAssessmentResult:
                     "tenure_completion": "pct",
                     "tenure_progress": "pct",
                 },
-                max_rows=80,
             )
         return head + body
 

@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 
 from perflink import charts
-from perflink._report_format import fmt_number, frame_html
+from perflink._report_format import TABLE_MAX_ROWS, fmt_number, frame_html
 from perflink.labels import t, value_label
 
 _PCT_COLS = (
@@ -19,7 +19,13 @@ _PCT_COLS = (
 )  # fmt: skip
 
 
-def _table(df: pd.DataFrame, lang: str, max_rows: int = 100) -> str:
+# Large groups: the chain chart shows this many subsidiaries, worst status first, then most
+# red and amber steps (the table below it lists them all).
+_TOP_ROWS = 20
+_STATUS_RANK = {"red": 0, "amber": 1, "green": 2}
+
+
+def _table(df: pd.DataFrame, lang: str, max_rows: int = TABLE_MAX_ROWS) -> str:
     units = {c: "pct" for c in df.columns if c in _PCT_COLS}
     return frame_html(df, lang=lang, units=units, max_rows=max_rows)
 
@@ -124,7 +130,11 @@ class ChainResult:
         return self.table.copy()
 
     def chart(self) -> alt.Chart:
-        """One row per subsidiary, four coloured cells with the figures (the chain)."""
+        """One row per subsidiary, four coloured cells with the figures (the chain).
+
+        In a group with more than ``_TOP_ROWS`` subsidiaries, the ``_TOP_ROWS`` in the worst
+        state (overall status, then most red and amber steps); the subtitle says so.
+        """
         lang = self.language
         if self.table.empty:
             return charts.message(t("summary.chart.empty", lang))
@@ -134,9 +144,28 @@ class ChainResult:
             ("score", "score", "status_score", None),
             ("projection", "fy_deviation_pct", "status_projection", "pct"),
         ]
+        table, title = self.table, t("summary.chart.chain", lang)
+        if len(table) > _TOP_ROWS:  # a large group: the subsidiaries in the worst state
+            steps_st = [st for _, _, st, _ in steps]
+            rank = pd.DataFrame(
+                {
+                    "worst": table["status"].map(_STATUS_RANK).fillna(len(_STATUS_RANK)),
+                    "reds": -(table[steps_st] == "red").sum(axis=1),
+                    "ambers": -(table[steps_st] == "amber").sum(axis=1),
+                }
+            )
+            order = rank.sort_values(["worst", "reds", "ambers"], kind="stable").index
+            table = table.loc[order].head(_TOP_ROWS)
+            title = charts.ranked_title(
+                title,
+                shown=len(table),
+                total=len(self.table),
+                by=t("report.col.status", lang),
+                lang=lang,
+            )
         rows = []
         for i, (step, col, st, unit) in enumerate(steps):
-            for r in self.table.itertuples():
+            for r in table.itertuples():
                 v = getattr(r, col)
                 rows.append(
                     dict(
@@ -149,7 +178,7 @@ class ChainResult:
                 )  # fmt: skip
         data = pd.DataFrame(rows)
         scale = charts.status_scale()
-        base = alt.Chart(data, title=t("summary.chart.chain", lang)).encode(
+        base = alt.Chart(data, title=title).encode(
             x=alt.X("step:N", title=None, sort=None, axis=alt.Axis(orient="top", labelAngle=0)),
             y=alt.Y("entity:N", title=None, sort=None),
         )
@@ -158,7 +187,7 @@ class ChainResult:
             tooltip=["entity:N", "step:N", "text:N", "status:N"],
         )
         text = base.mark_text(color="white", fontWeight="bold").encode(text="text:N")
-        return (rect + text).properties(width=480, height=28 * len(self.table))
+        return (rect + text).properties(width=480, height=28 * len(table))
 
     def _repr_html_(self) -> str:
         cols = ["entity", "business_completion", "financial_completion", "score"]

@@ -8,18 +8,21 @@ enables the theme; call :func:`theme` yourself when building charts outside a re
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from perflink.errors import PerflinkError
-from perflink.labels import _check_lang, value_label
+from perflink.labels import _check_lang, t, value_label
 
 __all__ = [
     "FONT",
     "SEVERITY_COLORS",
     "STATUS_COLORS",
     "THEME_NAME",
+    "density",
     "fmt_axis_money",
     "for_chart",
+    "ranked_title",
     "severity_scale",
     "status_scale",
     "theme",
@@ -172,3 +175,103 @@ def for_chart(df: pd.DataFrame) -> pd.DataFrame:
 def message(text: str) -> alt.Chart:
     """A chart that only says ``text`` (e.g. "nothing to show"), where a result is empty."""
     return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14).encode(text="text:N")
+
+
+def ranked_title(title: str, *, shown: int, total: int, by: str, lang: str | None = None):
+    """Chart title that says when only the first ``shown`` of ``total`` items are drawn.
+
+    Charts of a large group draw the group, its subsidiaries and the top units (by money at
+    stake or severity) instead of one mark per unit; the subtitle says so, e.g.
+    "前 8 项（共 286 项），按风险金额排序". Returns ``title`` unchanged when nothing is left out.
+
+    Parameters
+    ----------
+    title
+        The chart title.
+    shown, total
+        Items drawn and items there are.
+    by
+        What the items are ranked by, already localised (e.g. a column label).
+    lang
+        ``"zh"`` or ``"en"`` (default: current language).
+    """
+    if shown >= total:
+        return title
+    note = t("report.chart.top_n", _check_lang(lang), n=shown, total=total, by=by)
+    return alt.TitleParams(text=title, subtitle=note)
+
+
+def density(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    *,
+    bins: int = 24,
+    x_title: str,
+    y_title: str,
+    fmt: str = "%",
+    lang: str | None = None,
+) -> alt.Chart:
+    """2-D histogram of many points (e.g. thousands of units): shaded cells, darker = more.
+
+    Use it under a layer of the few marks a reader needs by name (group, subsidiaries, top
+    units) instead of one dot per unit: the page stays small and the cloud stays readable.
+    Counting is done here, so the chart carries at most ``bins`` x ``bins`` cells whatever
+    the number of rows. Values beyond the 1st-99th percentile are counted in the edge cells,
+    so a few outliers do not squash the rest.
+
+    Parameters
+    ----------
+    df
+        The points; rows where ``x`` or ``y`` is missing are left out.
+    x, y
+        Numeric columns to place the points by.
+    bins
+        Cells along each axis.
+    x_title, y_title
+        Axis titles.
+    fmt
+        d3 number format of the axis labels (default percent, for completion rates).
+    lang
+        Language of the legend title (default: current language).
+
+    Raises
+    ------
+    PerflinkError
+        If ``df`` is not a DataFrame or lacks ``x`` or ``y``.
+    """
+    if not isinstance(df, pd.DataFrame) or not {x, y} <= set(df.columns):
+        raise PerflinkError(
+            f"density: expected a DataFrame with columns {x!r} and {y!r}"
+            + (f", got columns {list(df.columns)}." if isinstance(df, pd.DataFrame) else ".")
+        )
+    lang = _check_lang(lang)
+    pts = df[[x, y]].apply(pd.to_numeric, errors="coerce").dropna()
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    rows = []
+    if len(pts):
+        lo, hi = pts.quantile(0.01), pts.quantile(0.99)
+        span = (hi - lo).where(hi > lo, 1e-9)
+        xs = pts[x].clip(lo[x], hi[x])
+        ys = pts[y].clip(lo[y], hi[y])
+        counts, xe, ye = np.histogram2d(
+            xs, ys, bins=bins, range=[[lo[x], lo[x] + span[x]], [lo[y], lo[y] + span[y]]]
+        )
+        for i, j in zip(*np.nonzero(counts), strict=True):
+            rows.append(
+                {"x0": xe[i], "x1": xe[i + 1], "y0": ye[j], "y1": ye[j + 1], "n": counts[i, j]}
+            )
+    cells = pd.DataFrame(rows, columns=["x0", "x1", "y0", "y1", "n"])
+    n_title = t("report.chart.n_units", lang)
+    return (
+        alt.Chart(cells)
+        .mark_rect()
+        .encode(
+            x=alt.X("x0:Q", axis=alt.Axis(format=fmt), scale=alt.Scale(zero=False), title=x_title),
+            x2="x1:Q",
+            y=alt.Y("y0:Q", axis=alt.Axis(format=fmt), scale=alt.Scale(zero=False), title=y_title),
+            y2="y1:Q",
+            color=alt.Color("n:Q", scale=alt.Scale(scheme="greys"), title=n_title),
+            tooltip=[alt.Tooltip("n:Q", title=n_title, format=",.0f")],
+        )
+    )

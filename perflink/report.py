@@ -26,6 +26,8 @@ from IPython.display import display as _display
 from perflink import charts, labels
 from perflink._report_format import (
     MISSING,
+    PAGE_ROWS,
+    TABLE_MAX_ROWS,
     ReportError,
     fmt_bytes,
     fmt_duration,
@@ -39,7 +41,9 @@ from perflink._report_tables import SEVERITIES, check_findings, write_table
 
 __all__ = [
     "MISSING",
+    "PAGE_ROWS",
     "SEVERITIES",
+    "TABLE_MAX_ROWS",
     "ReportError",
     "configure",
     "fmt_bytes",
@@ -156,7 +160,8 @@ def show(
     obj: object,
     *,
     units: Mapping[str, str] | None = None,
-    max_rows: int = 500,
+    max_rows: int = TABLE_MAX_ROWS,
+    interactive: bool | None = None,
     lang: str | None = None,
 ) -> None:
     """Display a Result, DataFrame, Series or altair chart in the notebook / HTML report.
@@ -174,7 +179,12 @@ def show(
         Column -> unit for numbers (see :func:`fmt_number`), e.g. ``{"value": "money"}``.
         ``completion`` and ``weight`` default to ``"pct"``.
     max_rows
-        Show at most this many rows (a note says how many were left out).
+        Show at most this many rows (a note says how many were left out; the full table is
+        what :func:`save_table` writes).
+    interactive
+        Make the table searchable, sortable and paginated in the HTML report (DataTables;
+        JupyterLab shows a plain table). Default: when it shows more than :data:`PAGE_ROWS`
+        rows.
     lang
         Language (default: the current one).
 
@@ -186,7 +196,10 @@ def show(
     if isinstance(obj, pd.Series):
         obj = obj.to_frame()
     if isinstance(obj, pd.DataFrame):
-        _display(HTML(frame_html(obj, lang=lang, units=units, max_rows=max_rows)))
+        html_text = frame_html(
+            obj, lang=lang, units=units, max_rows=max_rows, interactive=interactive
+        )
+        _display(HTML(html_text))
     elif isinstance(obj, alt.TopLevelMixin) or hasattr(obj, "_repr_html_"):
         _display(obj)
     else:

@@ -17,6 +17,7 @@ page that would fetch a CDN script, font or stylesheet fails the check.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,12 @@ LAUNCH_ARGS = [
 _LOCAL_SCHEMES = ("file:///", "data:", "about:")
 # Selectors of code input: none may be visible in a report page.
 INPUT_SELECTORS = ".jp-InputArea, .jp-InputPrompt, .input, .input_area, .jp-CodeMirrorEditor"
+
+# True once a page's interactive tables (if any) are set up: pl_tables.js sets data-pl-tables.
+_TABLES_READY_JS = """
+() => !document.querySelector('table[data-pl-table="interactive"]')
+  || document.documentElement.dataset.plTables !== undefined
+"""
 
 _CHARTS_JS = """
 () => {
@@ -95,6 +102,59 @@ def _pdf_page_count(data: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?!s)", data))
 
 
+@dataclass
+class OfflinePage:
+    """A page opened by :func:`offline_page`, and what it did so far."""
+
+    page: object  # playwright.sync_api.Page
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    failed_local: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def offline_page(browser, html_path: Path, *, viewport: tuple[int, int] = (1280, 800)):
+    """Open ``html_path`` in a fresh context with network access cut off; yield an OfflinePage.
+
+    For tests that interact with a page (type, click, print) before checking it. Requests
+    that leave ``file://`` are aborted and recorded in ``blocked``.
+    """
+    html_path = Path(html_path).resolve()
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    opened = OfflinePage(page=page)
+
+    def _record(url: str) -> None:
+        if not url.startswith(_LOCAL_SCHEMES) and url not in opened.blocked:
+            opened.blocked.append(url)
+
+    def _route(route):
+        url = route.request.url
+        if url.startswith(_LOCAL_SCHEMES):
+            route.continue_()
+        else:
+            _record(url)
+            route.abort()
+
+    page.route("**/*", _route)
+    page.on("request", lambda r: _record(r.url))
+    page.on(
+        "console", lambda m: opened.console_errors.append(m.text) if m.type == "error" else None
+    )
+    page.on("pageerror", lambda exc: opened.page_errors.append(str(exc)))
+    page.on(
+        "requestfailed",
+        lambda r: opened.failed_local.append(r.url) if r.url.startswith("file:///") else None,
+    )
+    try:
+        page.goto(html_path.as_uri(), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        yield opened
+    finally:
+        context.close()
+
+
 def open_offline(
     browser,
     html_path: Path,
@@ -120,36 +180,10 @@ def open_offline(
     """
     html_path = Path(html_path).resolve()
     shots_dir.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-    page = context.new_page()
-    console_errors: list[str] = []
-    page_errors: list[str] = []
-    blocked: list[str] = []
-    failed_local: list[str] = []
-
-    def _record(url: str) -> None:
-        if not url.startswith(_LOCAL_SCHEMES) and url not in blocked:
-            blocked.append(url)
-
-    def _route(route):
-        url = route.request.url
-        if url.startswith(_LOCAL_SCHEMES):
-            route.continue_()
-        else:
-            _record(url)
-            route.abort()
-
-    page.route("**/*", _route)
-    page.on("request", lambda r: _record(r.url))
-    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    page.on(
-        "requestfailed",
-        lambda r: failed_local.append(r.url) if r.url.startswith("file:///") else None,
-    )
-    try:
-        page.goto(html_path.as_uri(), wait_until="load")
-        page.wait_for_load_state("networkidle")
+    with offline_page(browser, html_path, viewport=viewport) as opened:
+        page = opened.page
+        # Interactive tables are set up by a module script; wait until it has run.
+        page.wait_for_function(_TABLES_READY_JS)
         inputs = page.locator(INPUT_SELECTORS)
         visible = sum(inputs.nth(i).is_visible() for i in range(inputs.count()))
         check = PageCheck(
@@ -157,10 +191,10 @@ def open_offline(
             title=page.title(),
             lang=page.evaluate("document.documentElement.lang"),
             text=page.inner_text("body"),
-            console_errors=console_errors,
-            page_errors=page_errors,
-            blocked=blocked,
-            failed_local=failed_local,
+            console_errors=opened.console_errors,
+            page_errors=opened.page_errors,
+            blocked=opened.blocked,
+            failed_local=opened.failed_local,
             charts=page.evaluate(_CHARTS_JS),
             visible_inputs=visible,
             page_width=page.evaluate("document.documentElement.scrollWidth"),
@@ -172,8 +206,6 @@ def open_offline(
             check.pdf = shots_dir / f"{html_path.stem}.pdf"
             data = page.pdf(path=str(check.pdf), format="A4", print_background=True)
             check.pdf_pages = _pdf_page_count(data)
-    finally:
-        context.close()
     return check
 
 

@@ -1,0 +1,133 @@
+"""Interactive drill-down tables in a real headless Chromium, offline (pytest -m browser).
+
+A task page with a 3,000-row table (rendered by render_task_html from an 'executed' notebook
+written by hand, so no kernel is needed) must be searchable, paginated and sortable by the
+money values rather than their text, speak the page language, and print every row.
+"""
+
+from __future__ import annotations
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from browser_utils import assert_readable, offline_page, open_offline
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from perflink._report_format import PAGE_ROWS, fmt_money, frame_html
+from perflink.report import render_task_html
+
+pytestmark = pytest.mark.browser
+
+N = 3000
+ROWS = "table.pl-table tbody tr"
+
+
+def _units() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame(
+        {
+            "entity_id": [f"U{i:04d}" for i in range(N)],
+            "name_zh": [f"单位{i}" for i in range(N)],
+            "severity": rng.choice(["critical", "high", "medium", "low", "info"], N),
+            # 万元 from 0.01 to ~10 亿元: the text ("1.23 亿元" vs "523.4 万元") sorts wrongly
+            "value": rng.lognormal(4, 3, N),
+            "completion": rng.uniform(0.5, 1.3, N),
+        }
+    )
+    df.loc[10, "value"] = np.nan
+    return df
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tables")
+    df = _units()
+    for lang in ("zh", "en"):
+        table = frame_html(df, lang=lang, units={"value": "money"})
+        nb = new_notebook(
+            cells=[
+                new_markdown_cell("## 明细 / Detail"),
+                new_code_cell(
+                    "show(df)", outputs=[new_output("display_data", data={"text/html": table})]
+                ),
+            ],
+            metadata={"papermill": {"parameters": {"quarter": "2026Q3"}}},
+        )
+        nbformat.write(nb, out / f"{lang}.ipynb")
+        render_task_html(out / f"{lang}.ipynb", out / f"{lang}.html", language=lang, title="t")
+    return out, df
+
+
+def _ready(page) -> None:
+    page.wait_for_function("document.documentElement.dataset.plTables === '1'")
+
+
+def _column(page, n: int):
+    return page.locator(f"{ROWS} td:nth-child({n})")
+
+
+def test_search_paging_and_numeric_sort_zh(browser, pages):
+    # DataTables redraws after a short timer: expect() retries until the page shows the text.
+    from playwright.sync_api import expect
+
+    out, df = pages
+    with offline_page(browser, out / "zh.html") as opened:
+        page = opened.page
+        _ready(page)
+        info = page.locator(".dt-info")
+        expect(page.locator(ROWS)).to_have_count(PAGE_ROWS)
+        expect(info).to_have_text("第 1–25 行，共 3,000 行")
+        expect(page.locator(".dt-search")).to_contain_text("搜索")
+        expect(page.locator(".dt-length")).to_contain_text("每页")
+
+        page.fill(".dt-search input", "U012")  # U0120 .. U0129
+        expect(_column(page, 1)).to_have_text([f"U{i:04d}" for i in range(120, 130)])
+        expect(info).to_contain_text("从 3,000 行中筛选")
+        page.fill(".dt-search input", "单位2999")
+        expect(_column(page, 1)).to_have_text(["U2999"])
+        page.fill(".dt-search input", "")
+        expect(page.locator(ROWS)).to_have_count(PAGE_ROWS)
+
+        page.locator(".dt-paging-button.next").click()
+        expect(info).to_have_text("第 26–50 行，共 3,000 行")
+        expect(_column(page, 1).first).to_have_text("U0025")
+
+        value = page.locator("thead th", has_text="数值")
+        value.click()  # ascending: the missing value first, then the smallest amounts
+        smallest = df["value"].nsmallest(PAGE_ROWS - 1)
+        expect(_column(page, 4)).to_have_text(["—", *(fmt_money(v, "zh") for v in smallest)])
+        value.click()  # descending: the largest amounts (亿元 above 万元), by value not text
+        top = df["value"].nlargest(PAGE_ROWS)
+        expect(_column(page, 1)).to_have_text([f"U{i:04d}" for i in top.index])
+        expect(_column(page, 4)).to_have_text([fmt_money(v, "zh") for v in top])
+
+        page.locator("thead th", has_text="严重程度").click()
+        expect(_column(page, 3)).to_have_text(["严重"] * PAGE_ROWS)  # critical first
+    assert opened.page_errors == [] and opened.console_errors == [] and opened.blocked == []
+
+
+def test_print_shows_every_row_without_controls(browser, pages):
+    from playwright.sync_api import expect
+
+    out, _ = pages
+    with offline_page(browser, out / "zh.html") as opened:
+        page = opened.page
+        _ready(page)
+        page.emulate_media(media="print")
+        page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+        assert page.locator(ROWS).count() == N  # drawn before the print starts
+        for control in (".dt-search", ".dt-paging", ".dt-length", ".dt-info"):
+            expect(page.locator(control)).to_be_hidden()
+        page.evaluate("window.dispatchEvent(new Event('afterprint'))")
+        page.emulate_media(media="screen")
+        expect(page.locator(ROWS)).to_have_count(PAGE_ROWS)
+        expect(page.locator(".dt-search")).to_be_visible()
+    assert opened.page_errors == []
+
+
+def test_english_page_reads_offline(browser, pages, tmp_path):
+    out, _ = pages
+    check = open_offline(browser, out / "en.html", shots_dir=tmp_path, pdf=False)
+    assert_readable(check, texts=["Rows 1–25 of 3,000", "Search:", "rows per page"], lang="en")
+    assert "U0024" in check.text and "U0025" not in check.text  # one page on screen
