@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 import perflink
 import perflink.kpi as kpi
 import perflink.scoring as scoring
+from perflink._scoring_result import _sheet
 from perflink._scoring_rules import parse_params, score
 from perflink.catalog import load_catalog
 from perflink.errors import InputError, PerflinkError
+from perflink.labels import column_label
 from perflink.options import KpiOptions
 from perflink.sample import generate
 
@@ -150,6 +152,14 @@ def test_tenure_and_xlsx(samples, tmp_path):
 
     wb = openpyxl.load_workbook(path)
     assert {"S01", "G00"} <= set(wb.sheetnames)
+    rows = list(wb["S01"].values)
+    card = sc.scorecard[[_sheet(e, sc.parents) == "S01" for e in sc.scorecard["entity_id"]]]
+    assert len(rows) == len(card) + 1
+    assert rows[0][0] == column_label("entity_id", sc.language)
+    first = dict(zip(["entity_id", "name", *card.columns[1:]], rows[1], strict=True))
+    assert first["entity_id"] == card["entity_id"].iloc[0]
+    assert first["name"] == sc.names[first["entity_id"]]
+    assert wb["S01"].freeze_panes == "C2"
     assert "<table" in sc._repr_html_()
     sc.chart().to_dict()
     sc.bonus_chart().to_dict()
