@@ -291,4 +291,6 @@ class AnomalyResult:
     def _repr_html_(self) -> str:
         if self.table.empty:
             return "<p>" + labels.t("anomaly.text.none", self.language) + "</p>"
-        return frame_html(self._display(TABLE_MAX_ROWS), lang=self.language)
+        top = self.table.head(TABLE_MAX_ROWS)
+        order = {c: top[c].to_numpy() for c in ("value", "expected", "at_stake")}  # not the text
+        return frame_html(self._display(TABLE_MAX_ROWS), lang=self.language, order=order)

@@ -272,7 +272,9 @@ class DecompositionResult:
 
     def _repr_html_(self) -> str:
         head = f"<h4>{t('kpi.result.title', self.language, quarter=self.quarter)}</h4>"
-        return head + frame_html(self.tier1_view(), lang=self.language)
+        t1 = self.tier1[self.tier1["base"] == "target"]
+        order = {c: t1[c].to_numpy() for c in ("actual", "target", "change")}  # not the text
+        return head + frame_html(self.tier1_view(), lang=self.language, order=order)
 
 
 def _pick_link(links: pd.Series) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -262,6 +262,7 @@ def frame_html(
     units: Mapping[str, str] | None = None,
     max_rows: int = TABLE_MAX_ROWS,
     interactive: bool | None = None,
+    order: Mapping[str, Sequence[object]] | None = None,
 ) -> str:
     """Render a DataFrame as an escaped, localised HTML table (see :func:`perflink.report.show`).
 
@@ -270,6 +271,8 @@ def frame_html(
     and paginated (DataTables, inlined by :func:`perflink.report.render_task_html`), sorting
     numbers, periods and severities by the ``data-order`` value written on each cell. In
     JupyterLab it stays a plain table. ``interactive=False`` keeps a table plain.
+    ``order`` gives, for columns already formatted as text (amounts of mixed units such as
+    "1.23 亿元" and "523.4 万元"), the values they sort by: column -> one value per row.
     """
     if not isinstance(df, pd.DataFrame):
         raise ReportError(f"expected a pandas DataFrame, got {type(df).__name__}.")
@@ -286,6 +289,13 @@ def frame_html(
             f"(columns: {[str(c) for c in df.columns]})."
         )
     cols = [str(c) for c in df.columns]
+    order = dict(order or {})
+    wrong = {c: len(v) for c, v in order.items() if c not in cols or len(v) != len(df)}
+    if wrong:
+        raise ReportError(
+            f"order given for column(s) {sorted(wrong)} that are not in the table or do not "
+            f"have one value per row ({len(df)} rows; got {wrong})."
+        )
     shown = df.head(max_rows)
     marked = len(shown) > PAGE_ROWS if interactive is None else bool(interactive)
     # Sort keys per column (interactive tables): DataTables takes a column's keys from its
@@ -293,7 +303,8 @@ def frame_html(
     keys: dict[int, list[str | None]] = {}
     if marked:
         for i, col in enumerate(cols):
-            column = [_order_key(col, v) for v in shown.iloc[:, i]]
+            values = list(order[col])[: len(shown)] if col in order else shown.iloc[:, i]
+            column = [_order_key(col, v) for v in values]
             if any(column):
                 keys[i] = column
     numeric_cols: set[str] = set()
@@ -306,7 +317,7 @@ def frame_html(
             if i in keys:
                 key = keys[i][r]
                 attrs += f' data-order="{html.escape(text if key is None else key)}"'
-                if numeric:
+                if numeric or col in order:
                     numeric_cols.add(col)
             cells.append(f"<td{attrs}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")

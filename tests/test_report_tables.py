@@ -165,3 +165,25 @@ def test_keyed_columns_key_every_cell():
     assert [td.get("data-order") for td in second.select("td")] == ["0", None, "1"]
     sorts = [th.get("data-pl-sort") for th in table.select("thead th")]
     assert sorts == ["num", None, "key"]
+
+
+def test_text_amounts_sort_by_the_values_given_in_order():
+    """Amounts formatted per row in mixed units sort by the numbers behind them."""
+    amounts = [12_300.0 if i % 2 else 523.4 for i in range(PAGE_ROWS + 1)]
+    df = pd.DataFrame(
+        {
+            "entity_id": [f"U{i:04d}" for i in range(len(amounts))],
+            "actual": [report.fmt_number(v, "money", "zh") for v in amounts],
+        }
+    )
+    table = _table(frame_html(df, lang="zh", order={"actual": amounts}))
+    assert [th.get("data-pl-sort") for th in table.select("thead th")] == [None, "num"]
+    first, second = (row.select("td")[1] for row in table.select("tbody tr")[:2])
+    assert (first.get_text(), first["data-order"]) == (df["actual"][0], "523.4")
+    assert (second.get_text(), second["data-order"]) == (df["actual"][1], "12300")
+    plain = _table(frame_html(df, lang="zh"))  # without order the text is all there is
+    assert plain.select("thead th")[1].get("data-pl-sort") is None
+    with pytest.raises(ReportError, match="one value per row"):
+        frame_html(df, lang="zh", order={"actual": amounts[:-1]})
+    with pytest.raises(ReportError, match="not in the table"):
+        frame_html(df, lang="zh", order={"target": amounts})
