@@ -168,16 +168,7 @@ def _read_csv_fast(text: str, delimiter: str, label: str) -> RawTable | None:
         return None
     body = frame.iloc[1:].reset_index(drop=True)
     body.columns = header
-    for col in header:
-        body[col] = body[col].str.strip()
-    keep = ~(body == "").all(axis=1).to_numpy()  # blank lines / empty spreadsheet rows
-    rows = np.arange(2, len(body) + 2)
-    return RawTable(
-        frame=body[keep].reset_index(drop=True),
-        sources=np.full(int(keep.sum()), label, dtype=object),
-        rows=rows[keep],
-        label=label,
-    )
+    return _stripped_table(body, np.arange(2, len(body) + 2), label)
 
 
 def _frame_from_records(
@@ -208,9 +199,14 @@ def _frame_from_records(
         if body
         else pd.DataFrame(columns=header, dtype=object)
     )
+    return _stripped_table(frame, rows, label)
+
+
+def _stripped_table(frame: pd.DataFrame, rows: np.ndarray, label: str) -> RawTable:
+    """Cells stripped; blank lines and empty spreadsheet rows dropped (their numbers kept)."""
     for col in frame.columns:
         frame[col] = frame[col].str.strip()
-    keep = ~(frame == "").all(axis=1).to_numpy()  # blank lines / empty spreadsheet rows
+    keep = ~(frame == "").all(axis=1).to_numpy()
     frame = frame[keep].reset_index(drop=True)
     return RawTable(
         frame=frame,

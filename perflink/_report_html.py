@@ -30,6 +30,7 @@ from perflink._report_format import (
     fmt_duration,
     fmt_period,
 )
+from perflink._report_tables import atomic_write
 from perflink.errors import PerflinkError
 from perflink.labels import _check_lang, t, value_label
 
@@ -125,13 +126,7 @@ def _datatables(nb: nbformat.NotebookNode, lang: str) -> dict[str, str] | None:
 
 def _atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _quarter_text(quarter: object, lang: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -60,7 +61,11 @@ def _portable(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a temporary name next to ``path``, then rename it to ``path``.
+
+    A reader never sees half a file, and a failed write leaves the old file (if any) as it was.
+    """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
@@ -85,11 +90,11 @@ def write_table(df: pd.DataFrame, name: str, tables_dir: Path, *, findings: bool
         check_findings(df, name)
     out = _portable(df)
     tables_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(
+    atomic_write(
         tables_dir / f"{name}.csv",
         lambda p: out.to_csv(p, index=False, encoding="utf-8-sig", lineterminator="\n"),
     )
-    _atomic_write(
+    atomic_write(
         tables_dir / f"{name}.parquet",
         lambda p: out.to_parquet(p, index=False, engine="pyarrow"),
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from openpyxl.utils import get_column_letter
 
 from perflink import charts
 from perflink._report_format import fmt_number, frame_html
+from perflink._report_tables import atomic_write
 from perflink.labels import column_label, t
 
 # Large groups: above this many units the score chain shows them as a distribution, and
@@ -218,25 +217,19 @@ def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None
     card = result.scorecard.copy()
     card.insert(1, "name", card["entity_id"].map(result.names))
     card["sheet"] = [_sheet(e, result.parents) for e in card["entity_id"]]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     # openpyxl's write-only workbook streams each sheet: pandas' ExcelWriter looks every
     # sheet up again per sheet written, quadratic in the ~700 subsidiaries of a large group.
     book = Workbook(write_only=True)
-    try:
-        for sheet, part in card.groupby("sheet", sort=True):
-            out = part.drop(columns=["sheet"])
-            ws = book.create_sheet(title=str(sheet)[:31])
-            ws.freeze_panes = "C2"
-            for i in range(1, out.shape[1] + 1):
-                ws.column_dimensions[get_column_letter(i)].width = 14
-            ws.append([column_label(c, lang) for c in out.columns])
-            for row in out.itertuples(index=False, name=None):
-                ws.append([_cell(v) for v in row])
-        book.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    for sheet, part in card.groupby("sheet", sort=True):
+        out = part.drop(columns=["sheet"])
+        ws = book.create_sheet(title=str(sheet)[:31])
+        ws.freeze_panes = "C2"
+        for i in range(1, out.shape[1] + 1):
+            ws.column_dimensions[get_column_letter(i)].width = 14
+        ws.append([column_label(c, lang) for c in out.columns])
+        for row in out.itertuples(index=False, name=None):
+            ws.append([_cell(v) for v in row])
+    atomic_write(path, book.save)
     return path
 
 

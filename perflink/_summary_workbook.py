@@ -7,8 +7,6 @@ value (so sorting and filtering never break it); values only, no formulas.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pandas as pd
 
 from perflink import labels
 from perflink._report_format import ReportError
+from perflink._report_tables import atomic_write
 from perflink.charts import SEVERITY_COLORS, STATUS_COLORS
 
 #: Sheet order: (key, table source). ``findings``/``actions`` come from the summary result.
@@ -159,11 +158,5 @@ def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | Non
                                    font=Font(color="FFFFFF")),
                     )  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        wb.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    atomic_write(path, wb.save)
     return path
