@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 _state: dict[str, Path | None] = {"tables_dir": None}
+_TIME_LOCALES = {"zh": "zh-CN", "en": "en-US"}  # d3 time-format locales bundled in vl-convert
 
 
 def configure(*, language: str, tables_dir: Path | None) -> None:
@@ -93,6 +94,8 @@ def configure(*, language: str, tables_dir: Path | None) -> None:
     _state["tables_dir"] = tables_dir
     charts.theme()
     alt.renderers.enable("svg")
+    # Month names on time axes in the report language ("七月", not "July", on a zh page).
+    alt.renderers.set_embed_options(time_format_locale=_TIME_LOCALES[labels.get_language()])
 
 
 def tables_dir() -> Path | None:

@@ -169,6 +169,18 @@ def test_configure_sets_language_renderer_and_tables(tmp_path):
     assert report.tables_dir() is None
 
 
+def test_time_axes_name_months_in_the_report_language(tmp_path):
+    months = pd.DataFrame({"t": pd.date_range("2025-01-01", periods=24, freq="MS"), "v": 1.0})
+    chart = alt.Chart(months).mark_line().encode(x="t:T", y="v:Q")
+    report.configure(language="zh", tables_dir=None)
+    zh = chart._repr_mimebundle_()
+    report.configure(language="en", tables_dir=None)
+    en = chart._repr_mimebundle_()
+    svg_zh, svg_en = (str(b[0] if isinstance(b, tuple) else b) for b in (zh, en))
+    assert "七月" in svg_zh and "July" not in svg_zh
+    assert "July" in svg_en
+
+
 def test_configure_bad_input(tmp_path):
     with pytest.raises(ParamsError, match="'english'"):
         report.configure(language="english", tables_dir=None)
