@@ -39,9 +39,10 @@ test: $(SAMPLE)/params.yaml ## run the whole test suite (unit, notebooks, browse
 test-fast: $(STAMP) ## unit tests only (no notebooks, no browser)
 	$(BIN)/python -m pytest tests -m "not browser and not slow"
 
-lint: $(STAMP) ## ruff format check and lint
+lint: $(STAMP) ## ruff format check and lint; import-linter checks the layers (no circles)
 	$(BIN)/ruff format --check perflink tests benchmarks
 	$(BIN)/ruff check perflink tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(BIN)/ruff format perflink tests benchmarks

@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perflink import _forecast_models as fm  # noqa: E402
+from perflink.forecast import _models as fm  # noqa: E402
 from perflink.forecast import accuracy, forecast_series  # noqa: E402
 
 HORIZON = {"monthly": 18, "quarterly": 8}

@@ -21,7 +21,6 @@ import jinja2
 import markupsafe
 import nbformat
 
-import perflink
 from perflink._report_format import (
     INTERACTIVE,
     PAGE_ROWS,
@@ -31,6 +30,7 @@ from perflink._report_format import (
     fmt_period,
 )
 from perflink._report_tables import atomic_write
+from perflink._version import __version__
 from perflink.errors import PerflinkError
 from perflink.labels import _check_lang, t, value_label
 
@@ -237,7 +237,7 @@ def render_task_html(executed_nb: Path, out_html: Path, *, language: str, title:
             "quarter": _quarter_text(params.get("quarter"), lang),
             "back": t("report.page.back", lang),
             "css": _css(),
-            "version": perflink.__version__,
+            "version": __version__,
             "datatables": _datatables(nb, lang),
         }
     }
@@ -406,8 +406,8 @@ def render_index(run: dict, out_html: Path, *, language: str) -> None:
         "params": json.dumps(params, ensure_ascii=False, indent=2, default=str) if params else "",
         "L": labels,
         "css": markupsafe.Markup(_css()),
-        "version": perflink.__version__,
-        "generated_by": t("report.index.generated_by", lang, version=perflink.__version__),
+        "version": __version__,
+        "generated_by": t("report.index.generated_by", lang, version=__version__),
     }
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES / TEMPLATE_NAME),

@@ -30,7 +30,7 @@ def sha256(path: Path) -> str:
 
 def versions() -> dict[str, str]:
     """Python and package versions for the manifest."""
-    import perflink
+    from perflink._version import __version__
 
     out = {"python": platform.python_version()}
     for name in _PACKAGES:
@@ -38,7 +38,7 @@ def versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
-    out["perflink"] = perflink.__version__
+    out["perflink"] = __version__
     return out
 
 

@@ -103,7 +103,7 @@ class KpiTenureTarget(_Options):
     ``total_target`` (summed over the tenure, split evenly); ``annual_change`` (absolute
     change a year from the actual of the year before ``start_year``, e.g. 0.005 = +0.5 point
     of ROE); ``annual_growth`` (relative growth a year from that actual, e.g. EVA or net
-    profit; a loss must shrink). See :mod:`perflink._scoring_exec`.
+    profit; a loss must shrink). See :mod:`perflink.scoring._exec`.
     """
 
     entity_id: str

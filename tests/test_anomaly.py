@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perflink._anomaly_series import nanmedian_last
 from perflink.anomaly import COLUMNS, detect_frame, detect_series
+from perflink.anomaly._core import nanmedian_last
 from perflink.errors import InputError, ParamsError, PerflinkError
 
 

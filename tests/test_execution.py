@@ -15,12 +15,12 @@ import yaml
 from pandas.testing import assert_frame_equal
 
 import perflink
-from perflink import _anomaly_detect, execution
-from perflink._forecast_fit import forecast_block
-from perflink.anomaly import detect_anomalies
+from perflink import execution
+from perflink.anomaly import _detect, detect_anomalies
 from perflink.errors import ParamsError, RunError
 from perflink.execution import DaskExecutor, LocalExecutor, get_executor
 from perflink.forecast import backtest_panel, forecast_panel
+from perflink.forecast._fit import forecast_block
 from perflink.options import ExecutorOptions, ForecastOptions
 from perflink.params import parse_quarter
 from perflink.sample import generate
@@ -180,7 +180,7 @@ def test_forecast_panel_executor_or_n_jobs(sample_review) -> None:
 def test_detect_anomalies_identical_local_and_dask(sample_review, dask_ex, monkeypatch) -> None:
     r = sample_review
     # 30 units x 25 metrics: small blocks, so the Dask run really splits the series
-    monkeypatch.setattr(_anomaly_detect, "SERIES_PER_BLOCK", 50)
+    monkeypatch.setattr(_detect, "SERIES_PER_BLOCK", 50)
     kw = dict(quarter=r.quarter, adjustments=r.adjustments, options=r.params.anomaly)
     local = detect_anomalies(r.facts, r.entities, r.catalog, executor=1, **kw)
     remote = detect_anomalies(r.facts, r.entities, r.catalog, executor=dask_ex, **kw)

@@ -233,7 +233,7 @@ def test_arima_recovers_ma_coefficient_like_statsmodels():
     # fit of statsmodels (independent implementation) and pick an MA order.
     from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-    from perflink import _forecast_models as fm
+    from perflink.forecast import _models as fm
 
     rng = np.random.default_rng(3)
     e = rng.normal(size=301)
@@ -247,7 +247,7 @@ def test_arima_recovers_ma_coefficient_like_statsmodels():
 
 
 def test_arima_drift_is_extrapolated_and_short_input_is_random_walk():
-    from perflink import _forecast_models as fm
+    from perflink.forecast import _models as fm
 
     rng = np.random.default_rng(4)
     y = 10 + 2.0 * np.arange(60) + rng.normal(scale=0.1, size=60)
@@ -260,7 +260,7 @@ def test_arima_drift_is_extrapolated_and_short_input_is_random_walk():
 
 
 def test_seasonality_test_threshold_per_season_length():
-    from perflink import _forecast_models as fm
+    from perflink.forecast import _models as fm
 
     rng = np.random.default_rng(5)
     noise = rng.normal(size=24)
@@ -272,7 +272,7 @@ def test_seasonality_test_threshold_per_season_length():
 
 
 def test_published_forecast_is_median_of_theta_damped_arima():
-    from perflink import _forecast_models as fm
+    from perflink.forecast import _models as fm
 
     y = pd.Series(
         100 + np.arange(48) + 10 * np.sin(np.arange(48)),

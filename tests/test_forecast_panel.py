@@ -9,8 +9,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from perflink import _forecast_models as _fm
-from perflink._forecast_season import pooled_indices
 from perflink.catalog import load_catalog
 from perflink.errors import InputError, ParamsError, PerflinkError
 from perflink.forecast import (
@@ -19,6 +17,8 @@ from perflink.forecast import (
     backtest_panel,
     forecast_panel,
 )
+from perflink.forecast import _models as _fm
+from perflink.forecast._season import pooled_indices
 from perflink.options import ForecastOptions
 
 CATALOG = load_catalog(Path(__file__).parents[1] / "perflink" / "data" / "catalog")

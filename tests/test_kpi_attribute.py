@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import perflink.kpi as kpi
+import perflink.kpi._attribute as kpi_engine
 from perflink.errors import FormulaError, InputError, ParamsError
 from perflink.formula import parse
 from perflink.kpi import AttributionWarning, attribute, attribute_frame
@@ -203,7 +203,7 @@ def test_many_inputs_sampled_sum_exactly_and_warn(monkeypatch: pytest.MonkeyPatc
         assert attribute(formula, base, actual, n_permutations=400) == sampled
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        monkeypatch.setattr(kpi, "MAX_EXACT", 13)
+        monkeypatch.setattr(kpi_engine, "MAX_EXACT", 13)
         exact = attribute(formula, base, actual)
     total = math.prod(actual.values()) - math.prod(base.values())
     assert sum(sampled.values()) == pytest.approx(total, rel=1e-12)

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from perflink import charts
-from perflink._anomaly_results import AnomalyCounts
-from perflink._forecast_results import DeviationResult, ForecastResult
-from perflink._scoring_result import ScorecardResult
-from perflink._summary_results import ChainResult
+from perflink.anomaly._results import AnomalyCounts
 from perflink.errors import PerflinkError
+from perflink.forecast._results import DeviationResult, ForecastResult
+from perflink.scoring._result import ScorecardResult
+from perflink.summary._results import ChainResult
 
 
 def _spec(chart: alt.TopLevelMixin) -> dict:

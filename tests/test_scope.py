@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perflink._summary_loop import previous_tables
 from perflink.errors import InputError, ParamsError
 from perflink.io import Inputs, empty_table
 from perflink.options import KpiOptions
 from perflink.review import _scope_params, open_review, scope_inputs, subtree
+from perflink.summary._loop import previous_tables
 
 ENTITIES = """\
 entity_id,name_zh,name_en,parent_id,kind,center_type,business_line,manager

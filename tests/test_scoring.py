@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 import perflink
 import perflink.kpi as kpi
 import perflink.scoring as scoring
-from perflink._scoring_result import _sheet
-from perflink._scoring_rules import parse_params, score
 from perflink.catalog import load_catalog
 from perflink.errors import InputError, PerflinkError
 from perflink.labels import column_label
 from perflink.options import KpiOptions
 from perflink.sample import generate
+from perflink.scoring._result import _sheet
+from perflink.scoring._rules import parse_params, score
 
 CATALOG = load_catalog(Path(perflink.__file__).parent / "data" / "catalog")
 SEEDS = (0, 1, 2)
@@ -289,8 +289,8 @@ def test_manager_assessment_on_sample(samples, name):
 
 
 def test_tenure_targets_by_hand():
-    from perflink._scoring_exec import annual_targets, flow_degree
     from perflink.options import KpiTenureTarget
+    from perflink.scoring._exec import annual_targets, flow_degree
 
     item = KpiTenureTarget(
         entity_id="S1", metric_id="eva", start_year=2024, end_year=2026, annual_growth=0.1
@@ -316,7 +316,7 @@ def test_tenure_covers_eva_roe_and_plan(samples):
     cur = ten[ten["year"] == 2026]
     assert (cur["months"] == 9).all() and ten["plan"].notna().all()
     # the unfinished year's target of a pro-rata metric is 9/12 of the annual target
-    from perflink._scoring_exec import annual_targets
+    from perflink.scoring._exec import annual_targets
 
     item = next(t for t in review.params.kpi.tenure if t.metric_id == "eva")
     prev = ten[(ten["entity_id"] == item.entity_id) & (ten["metric_id"] == "eva")]

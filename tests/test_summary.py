@@ -17,10 +17,10 @@ from browser_utils import assert_readable, open_offline
 
 import perflink
 from perflink import summary
-from perflink._summary_loop import forecast_error
 from perflink.errors import InputError, ParamsError, PerflinkError
 from perflink.options import SummaryOptions
 from perflink.sample import generate
+from perflink.summary._loop import forecast_error
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_leadership_summary.ipynb"
 
@@ -369,7 +369,7 @@ def two_quarters(reviewed_quarters):
 def _top(report: Path) -> pd.DataFrame:
     f = pd.read_parquet(report / "tables" / "summary_findings.parquet")
     opts = SummaryOptions()
-    from perflink._summary_findings import top
+    from perflink.summary._findings import top
 
     return top(f[f["loop_status"] != "resolved"], opts.top_n, per_kind=opts.per_kind)
 

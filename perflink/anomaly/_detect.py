@@ -1,0 +1,406 @@
+"""The four panel detectors: per series, linkage, multivariate, peer (not API).
+
+Each returns candidate rows (one per flagged entity x metric x month of the review quarter)
+with integer positions ``e``, ``t`` into the :class:`~perflink.anomaly._cube.Cube`, the
+``metric_id``, ``kind``, ``value, expected, lower, upper, score`` and kind-specific context
+columns that :mod:`perflink.anomaly._explain` turns into a message.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import fields
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from perflink.anomaly._cube import Cube, Scored, material, nanmedian, score_series
+from perflink.catalog import Catalog
+from perflink.execution import Executor
+from perflink.formula import parse
+from perflink.options import AnomalyOptions
+
+_MAD = 1.4826
+_BAND = 3.2  # |z| of the expected range drawn in timelines
+_LINK_HISTORY = 24  # months before the quarter that set the usual driver ratio
+#: Ratio features of the multivariate detector: name -> (numerator, denominator, factor,
+#: metric the finding is filed under). value = numerator / denominator * factor.
+FEATURES: dict[str, tuple[str, str | None, float, str]] = {
+    "cost_ratio": ("cogs", "revenue", 1.0, "cogs"),
+    "expense_ratio": ("opex", "revenue", 1.0, "opex"),
+    "revenue_per_head": ("revenue", "headcount", 1.0, "revenue"),
+    "dso": ("receivables", "revenue", 30.0 / 1.13, "receivables"),  # days of VAT-incl. sales
+    "avg_unit_price": ("avg_unit_price", None, 1.0, "avg_unit_price"),
+    "yield_rate": ("yield_rate", None, 1.0, "yield_rate"),
+    "unit_cost": ("production_cost", "production_qty", 10_000.0, "production_cost"),
+    "opex_per_head": ("opex", "headcount", 1.0, "opex"),
+}
+#: Smallest number of series (entity x metric) per block of the per-series scoring run on
+#: the executor: a block of 4,000 series of 48 months takes about 1.5 s on one core, well
+#: above the cost of sending it to a worker (see benchmarks/anomaly_panel_bench.py).
+SERIES_PER_BLOCK = 4000
+_COLUMNS = ["e", "t", "metric_id", "kind", "value", "expected", "lower", "upper", "score"]
+
+
+def is_rate(catalog: Catalog, metric: str) -> bool:
+    """Metrics in unit ``ratio`` are compared in points, not in per cent of their value."""
+    return metric in catalog.metrics and catalog.metrics[metric].unit == "ratio"
+
+
+def small_counts(cube: Cube, catalog: Catalog, min_level: float) -> np.ndarray:
+    """(E, M) True where a count-like metric (not money, not a rate) has a median monthly
+    level below ``min_level`` over the months before the quarter: too noisy for ratios and
+    percentage changes (3 new customers -> 1 is -67%)."""
+    counted = np.array(
+        [
+            m in catalog.metrics and catalog.metrics[m].unit not in ("万元", "ratio", "元/件")
+            for m in cube.metrics
+        ]
+    )
+    level = nanmedian(np.abs(cube.values[:, :, : cube.quarter[0]]), axis=-1)
+    return counted[None, :] & ~(np.nan_to_num(level) >= min_level)
+
+
+def _rows(e, t, metric, kind, value, expected, lower, upper, score, **extra) -> pd.DataFrame:
+    data = dict(e=e, t=t, metric_id=metric, kind=kind, value=value, expected=expected, lower=lower)
+    data.update(upper=upper, score=score, **extra)
+    return pd.DataFrame(data)
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in _COLUMNS})
+
+
+def series_flags(
+    cube: Cube, catalog: Catalog, opts: AnomalyOptions, executor: Executor | None = None
+) -> tuple[pd.DataFrame, Scored]:
+    """Spikes, level shifts and trend breaks of every (entity, metric) series in the quarter.
+
+    The scoring runs on ``executor`` in blocks of whole entities when the cube is big
+    enough to gain from it (:data:`SERIES_PER_BLOCK`); every series is scored on its own,
+    so the blocks do not change the figures.
+    """
+    hist_ok = np.sum(np.isfinite(cube.values), axis=-1) >= opts.min_history
+    y = np.where(hist_ok[..., None], cube.values, np.nan)
+    sc = _score_blocks(y, cube.periods, executor)
+    q = cube.quarter
+    rate = np.array([is_rate(catalog, m) for m in cube.metrics])[None, :, None]
+    v, ex = cube.values[:, :, q], sc.expected[:, :, q]
+    keep = (
+        sc.flag[:, :, q]
+        & (np.abs(np.nan_to_num(sc.score[:, :, q])) >= opts.min_score)
+        & material(
+            v,
+            ex,
+            np.broadcast_to(rate, v.shape),
+            rel=opts.min_change,
+            points=opts.min_change_points,
+        )
+    )
+    e, m, k = np.nonzero(keep)
+    if e.size == 0:
+        return _empty(), sc
+    pick = (e, m, q[k])
+    out = _rows(
+        e,
+        q[k],
+        np.asarray(cube.metrics, dtype=object)[m],
+        sc.kind[pick],
+        cube.values[pick],
+        sc.expected[pick],
+        sc.lower[pick],
+        sc.upper[pick],
+        sc.score[pick],
+    )
+    return out, sc
+
+
+def _score_blocks(y: np.ndarray, periods: pd.PeriodIndex, executor: Executor | None) -> Scored:
+    """:func:`score_series` of ``y`` (E, M, T), in blocks of entities on ``executor``."""
+    n_ent, n_met = y.shape[:2]
+    workers = executor.workers if executor is not None else 1
+    n_blocks = min(2 * workers, (n_ent * n_met) // SERIES_PER_BLOCK, n_ent)
+    if workers < 2 or n_blocks < 2:
+        return score_series(y, periods, season=12)
+    bounds = np.linspace(0, n_ent, n_blocks + 1).astype(int)
+    tasks = [(y[lo:hi], periods, 12) for lo, hi in itertools.pairwise(bounds)]
+    parts = executor.map(_score_block, tasks, desc="anomaly series", items=n_ent * n_met)
+    return Scored(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Scored)))
+
+
+def _score_block(y: np.ndarray, periods: pd.PeriodIndex, season: int) -> Scored:
+    return score_series(y, periods, season=season)
+
+
+def linkage_models(
+    cube: Cube, catalog: Catalog, min_level: float = 10.0
+) -> dict[str, tuple[np.ndarray, str]]:
+    """Target metric -> (driver-implied value (E, T), description of the drivers).
+
+    A target with a catalog ``decomposition`` (revenue = shipped_qty * avg_unit_price / 10000)
+    is implied by it; otherwise by its first mapped driver with a positive sign that is not a
+    rate, shifted by the mapping's lag (opex ~ headcount), for entities where that driver
+    is not a small count (see :func:`small_counts`).
+    """
+    out: dict[str, tuple[np.ndarray, str]] = {}
+    targets = sorted({mp.target for mp in catalog.mappings})
+    for target in targets:
+        if cube.m(target) is None or target not in catalog.metrics:
+            continue
+        deco = catalog.metrics[target].decomposition
+        if deco:
+            f = parse(deco, context=f"metric {target} decomposition", known=catalog.metrics)
+            if any(cube.m(n) is None for n in f.inputs):
+                continue
+            with np.errstate(all="ignore"):
+                implied = np.asarray(f.evaluate({n: cube.get(n) for n in f.inputs}), dtype=float)
+            out[target] = (implied, deco)
+            continue
+        for mp in catalog.mappings_to(target):
+            if mp.sign > 0 and cube.m(mp.driver) is not None and not is_rate(catalog, mp.driver):
+                d = cube.get(mp.driver).copy()
+                d[small_counts(cube, catalog, min_level)[:, cube.m(mp.driver)]] = np.nan
+                implied = np.full_like(d, np.nan)
+                implied[:, mp.lag :] = d[:, : d.shape[1] - mp.lag] if mp.lag else d
+                out[target] = (implied, mp.driver)
+                break
+    return out
+
+
+def linkage_flags(
+    cube: Cube, catalog: Catalog, opts: AnomalyOptions
+) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Finance metrics off the value their mapped drivers imply.
+
+    The log of actual / implied should be steady for an entity: its usual level is the
+    median over the (up to) 24 months before the quarter and its scale 1.4826 x MAD (at
+    least 0.5%); the score is the robust z of a quarter month. Returns the candidate rows
+    and, per target, the driver-based (expected, lower, upper) arrays (E, T) for timelines.
+    """
+    frames, bands = [], {}
+    q = cube.quarter
+    hist = slice(max(0, q[0] - _LINK_HISTORY), q[0])
+    for target, (implied, drivers) in linkage_models(cube, catalog, opts.min_level).items():
+        y = cube.get(target)
+        with np.errstate(all="ignore"):
+            logr = np.where((y > 0) & (implied > 0), np.log(y / implied), np.nan)
+        h = logr[:, hist]
+        enough = np.sum(np.isfinite(h), axis=1) >= opts.min_history
+        with np.errstate(all="ignore"):
+            centre = nanmedian(np.where(enough[:, None], h, np.nan), axis=1)
+            scale = np.maximum(_MAD * nanmedian(np.abs(h - centre[:, None]), axis=1), 0.005)
+            z = (logr - centre[:, None]) / scale[:, None]
+        band = _BAND * scale[:, None]
+        exp_ = implied * np.exp(centre[:, None])
+        lo, hi = exp_ * np.exp(-band), exp_ * np.exp(band)
+        bands[target] = (exp_, lo, hi)
+        keep = (np.abs(np.nan_to_num(z[:, q])) >= max(opts.min_score, _BAND)) & material(
+            y[:, q], exp_[:, q], np.zeros(y[:, q].shape, bool), rel=opts.min_change, points=0
+        )
+        e, k = np.nonzero(keep)
+        if e.size:
+            t = q[k]
+            frames.append(
+                _rows(
+                    e,
+                    t,
+                    target,
+                    "linkage",
+                    y[e, t],
+                    exp_[e, t],
+                    lo[e, t],
+                    hi[e, t],
+                    z[e, t],
+                    implied=implied[e, t],
+                    drivers=drivers,
+                    ratio=np.exp(logr[e, t]),
+                    ratio_usual=np.exp(centre[e]),
+                )
+            )
+    return (pd.concat(frames, ignore_index=True) if frames else _empty()), bands
+
+
+def feature_cube(cube: Cube, names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
+    """(E, K, T) values of the ratio features whose inputs are reported."""
+    keep, arrays = [], []
+    for name in names:
+        num, den, factor, _ = FEATURES[name]
+        if cube.m(num) is None or (den is not None and cube.m(den) is None):
+            continue
+        with np.errstate(all="ignore"):
+            x = cube.get(num) * factor
+            if den is not None:
+                d = cube.get(den)
+                x = np.where(d > 0, x / d, np.nan)
+        keep.append(name)
+        arrays.append(x)
+    if not arrays:
+        return [], np.empty((len(cube.entities), 0, len(cube.periods)))
+    return keep, np.stack(arrays, axis=1)
+
+
+def multivariate_flags(cube: Cube, sc: Scored, opts: AnomalyOptions) -> pd.DataFrame:
+    """Entity-months of the quarter whose mix of ratio features is unusual for the entity.
+
+    Each feature is a robust z against the entity's own 24 months before the quarter (median,
+    1.4826 x MAD, at least 0.5% of the median); entities with the same set of features share
+    one correlation of those z (winsorised at +-4), and the squared Mahalanobis distance of
+    a quarter month is compared with chi-square(p). The finding is filed under the input of
+    the feature that contributes most (numerator or denominator, whichever is further from
+    its own expected value, e.g. revenue when the cost ratio moved because revenue did).
+    """
+    names, feats = feature_cube(cube, opts.features)
+    q = cube.quarter
+    if not names:
+        return _empty()
+    hist = feats[:, :, max(0, q[0] - _LINK_HISTORY) : q[0]]
+    with np.errstate(all="ignore"):
+        med = nanmedian(hist, axis=-1)
+        mad = nanmedian(np.abs(hist - med[..., None]), axis=-1)
+    scale = np.maximum(_MAD * mad, 0.005 * np.abs(med))
+    with np.errstate(all="ignore"):
+        z = (feats - med[..., None]) / scale[..., None]
+    avail = (np.sum(np.isfinite(hist), axis=-1) >= opts.min_history) & (scale > 0)
+    with np.errstate(all="ignore"):
+        rel_dev = np.abs(cube.values / sc.expected - 1)
+    frames = []
+    patterns, group = np.unique(avail, axis=0, return_inverse=True)
+    for g, pattern in enumerate(patterns):
+        k = np.flatnonzero(pattern)
+        ents = np.flatnonzero(group.ravel() == g)
+        if k.size < 2 or ents.size == 0:
+            continue
+        zh = (
+            z[np.ix_(ents, k)][:, :, max(0, q[0] - _LINK_HISTORY) : q[0]]
+            .transpose(0, 2, 1)
+            .reshape(-1, k.size)
+        )
+        zh = zh[np.isfinite(zh).all(axis=1)]
+        if len(zh) < 5 * k.size:
+            continue
+        cov = np.cov(np.clip(zh, -4, 4), rowvar=False) + 1e-6 * np.eye(k.size)
+        prec = np.linalg.inv(cov)
+        zq = z[np.ix_(ents, k)][:, :, q].transpose(0, 2, 1)  # (n, Q, p)
+        pz = zq @ prec
+        contrib = zq * pz
+        d2 = contrib.sum(axis=-1)
+        pval = stats.chi2.sf(d2, k.size)
+        flag = np.isfinite(d2) & (pval < opts.multivariate_alpha)
+        ei, qi = np.nonzero(flag)
+        if ei.size == 0:
+            continue
+        top = np.argmax(contrib[ei, qi], axis=1)
+        kk = k[top]
+        e, t = ents[ei], q[qi]
+        zscore = np.where(pval[ei, qi] > 0, stats.norm.isf(pval[ei, qi] / 2), np.sqrt(d2[ei, qi]))
+        fname = np.asarray(names, dtype=object)[kk]
+        filed = [_file_under(cube, rel_dev, n, a, b) for n, a, b in zip(fname, e, t, strict=True)]
+        mi = np.array([cube.m(x) for x in filed])
+        frames.append(
+            _rows(
+                e,
+                t,
+                filed,
+                "multivariate",
+                cube.values[e, mi, t],
+                sc.expected[e, mi, t],
+                sc.lower[e, mi, t],
+                sc.upper[e, mi, t],
+                zscore,
+                feature=fname,
+                feature_value=feats[e, kk, t],
+                feature_usual=med[e, kk],
+                feature_z=z[e, kk, t],
+                distance=np.sqrt(d2[ei, qi]),
+                n_features=k.size,
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else _empty()
+
+
+def _file_under(cube: Cube, rel_dev: np.ndarray, feature: str, e: int, t: int) -> str:
+    num, den, _, default = FEATURES[feature]
+    if den is None:
+        return default
+    dn, dd = rel_dev[e, cube.m(num), t], rel_dev[e, cube.m(den), t]
+    return den if np.nan_to_num(dd) > np.nan_to_num(dn) else num
+
+
+def peer_flags(
+    cube: Cube, catalog: Catalog, groups: np.ndarray, opts: AnomalyOptions
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Units whose year-on-year change in a quarter month is unlike their peers'.
+
+    Peers = units of the same centre type and business line (``groups`` holds one code per
+    entity, -1 = no group). Change = value / value 12 months earlier - 1 (rates: the
+    difference in points); robust z against the peers' median, scaled by the larger of the
+    peers' spread (1.4826 x MAD, at least 2% or 0.5 points) and the unit's own usual spread
+    of year-on-year changes over the 24 months before the quarter (noisy series, such as
+    small counts, need a larger move). Returns candidates and the (E, M, Q) changes for the peer charts.
+    """
+    q = cube.quarter
+    v = cube.values
+    prev_all = np.full_like(v, np.nan)
+    prev_all[:, :, 12:] = v[:, :, :-12]
+    rate = np.array([is_rate(catalog, m) for m in cube.metrics])[None, :, None]
+    with np.errstate(all="ignore"):
+        g_all = np.where(
+            rate, v - prev_all, np.where((v > 0) & (prev_all > 0), v / prev_all - 1, np.nan)
+        )
+        own_h = g_all[:, :, max(12, q[0] - _LINK_HISTORY) : q[0]]
+        own_med = nanmedian(own_h, axis=-1, keepdims=True)
+        own = _MAD * nanmedian(np.abs(own_h - own_med), axis=-1)
+    own = np.where(np.sum(np.isfinite(own_h), axis=-1) >= opts.min_history // 2, own, np.inf)
+    g_all[small_counts(cube, catalog, opts.min_level)] = np.nan
+    cur, prev, g = v[:, :, q], prev_all[:, :, q], g_all[:, :, q]
+    frames = []
+    for code in np.unique(groups[groups >= 0]):
+        ents = np.flatnonzero(groups == code)
+        if ents.size < opts.min_peers:
+            continue
+        gg = g[ents]
+        n = np.sum(np.isfinite(gg), axis=0)
+        with np.errstate(all="ignore"):
+            med = nanmedian(gg, axis=0)
+            mad = nanmedian(np.abs(gg - med), axis=0)
+        floor = np.where(rate[0], 0.005, 0.02)
+        s = np.maximum(np.maximum(_MAD * mad, floor)[None], own[ents][..., None])
+        z = (gg - med) / s
+        with np.errstate(all="ignore"):
+            expected = np.where(rate, prev[ents] + med, prev[ents] * (1 + med))
+        keep = (
+            (np.abs(np.nan_to_num(z)) >= opts.peer_z)
+            & (n >= opts.min_peers)
+            & material(
+                cur[ents],
+                expected,
+                np.broadcast_to(rate, gg.shape),
+                rel=opts.min_change,
+                points=opts.min_change_points,
+            )
+        )
+        ei, m, k = np.nonzero(keep)
+        if ei.size == 0:
+            continue
+        base = prev[ents][ei, m, k]
+        lo_g, hi_g = med[m, k] - opts.peer_z * s[ei, m, k], med[m, k] + opts.peer_z * s[ei, m, k]
+        r = rate[0, m, 0]
+        frames.append(
+            _rows(
+                ents[ei],
+                q[k],
+                np.asarray(cube.metrics, dtype=object)[m],
+                "peer",
+                cur[ents][ei, m, k],
+                expected[ei, m, k],
+                np.where(r, base + lo_g, base * (1 + lo_g)),
+                np.where(r, base + hi_g, base * (1 + hi_g)),
+                z[ei, m, k],
+                change=gg[ei, m, k],
+                peer_median=med[m, k],
+                peer_n=n[m, k],
+                group=code,
+            )
+        )
+    return (pd.concat(frames, ignore_index=True) if frames else _empty()), g

@@ -1,0 +1,233 @@
+"""Money at stake, severity, explanations, known events and source references (not API)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from perflink._report_format import fmt_number, fmt_period
+from perflink.anomaly._cube import Cube, Scored
+from perflink.anomaly._detect import FEATURES
+from perflink.catalog import Catalog
+from perflink.labels import t
+from perflink.options import AnomalyOptions
+
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+_UNITS = {"万元": "money", "ratio": "pct", "件": "pcs", "元/件": "cny_per_pc", "人": "persons"}
+_SPIKE_Z = 3.2  # a driver more than this many noise sd off its expected value is "unusual"
+
+
+def unit_of(catalog: Catalog, metric: str, feature: object = None) -> str | None:
+    """fmt_number unit of a metric (or of a multivariate feature)."""
+    if isinstance(feature, str):
+        if feature in ("cost_ratio", "expense_ratio", "yield_rate"):
+            return "pct"
+        if feature == "dso":
+            return t("anomaly.unit.days")
+        if feature in ("revenue_per_head", "opex_per_head"):
+            return "money"
+        if feature in ("unit_cost", "avg_unit_price"):
+            return "cny_per_pc"
+    unit = catalog.metrics[metric].unit if metric in catalog.metrics else None
+    return _UNITS.get(unit, unit) if unit else None
+
+
+def at_stake(rows: pd.DataFrame, cube: Cube, catalog: Catalog) -> np.ndarray:
+    """Money at stake (万元) per candidate row: |value - expected| for money metrics;
+    for a ratio feature the change times its denominator; otherwise the relative change
+    times the money metric the catalog maps the metric to (yield -> production cost).
+    """
+    out = np.full(len(rows), np.nan)
+    e, tt = rows["e"].to_numpy(int), rows["t"].to_numpy(int)
+    dev = np.abs(rows["value"].to_numpy(float) - rows["expected"].to_numpy(float))
+    with np.errstate(all="ignore"):
+        rel = dev / np.abs(rows["expected"].to_numpy(float))
+    feature = rows["feature"] if "feature" in rows else pd.Series([None] * len(rows))
+    for i, (metric, feat) in enumerate(zip(rows["metric_id"], feature, strict=True)):
+        if isinstance(feat, str) and FEATURES[feat][1] is not None:
+            _, den, factor, _ = FEATURES[feat]
+            fdev = abs(rows["feature_value"].iloc[i] - rows["feature_usual"].iloc[i])
+            out[i] = fdev * cube.get(den)[e[i], tt[i]] / factor
+        elif metric in catalog.metrics and catalog.metrics[metric].unit == "万元":
+            out[i] = dev[i]
+        else:
+            for mp in catalog.mappings:
+                if mp.driver == metric and catalog.metric(mp.target).unit == "万元":
+                    # a driver's relative change, capped at 100%, priced at the target
+                    out[i] = min(rel[i], 1.0) * cube.get(mp.target)[e[i], tt[i]]
+                    if np.isfinite(out[i]):
+                        break
+    return out
+
+
+def severity(score: np.ndarray, stake: np.ndarray, opts: AnomalyOptions) -> np.ndarray:
+    """Severity from |score| bands, raised by large and capped by tiny money at stake."""
+    z = np.abs(np.nan_to_num(score))
+    level = np.select([z >= opts.z_critical, z >= opts.z_high, z >= opts.z_medium], [0, 1, 2], 3)
+    big = np.nan_to_num(stake, nan=-1.0) >= opts.money_high
+    small = np.nan_to_num(stake, nan=np.inf) < opts.money_low
+    level = np.where(big, np.minimum(level, 1), level)
+    level = np.where(small, 3, level)
+    return np.array(list(SEVERITY_ORDER))[level]
+
+
+def _fmt(x: float, unit: str | None, lang: str) -> str:
+    return fmt_number(float(x), unit, lang)
+
+
+def _change(value: float, expected: float, unit: str | None, lang: str) -> str:
+    if unit == "pct":
+        return t("anomaly.msg.points", lang, x=f"{(value - expected) * 100:+.1f}")
+    if not expected:
+        return "—"
+    return f"{value / expected - 1:+.1%}"
+
+
+def drivers_text(
+    row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, names: dict, lang: str
+) -> str:
+    """What the mapped business drivers of the row's metric did in that month."""
+    parts = []
+    for mp in catalog.mappings_to(row["metric_id"]):
+        m = cube.m(mp.driver)
+        td = int(row["t"]) - mp.lag
+        if m is None or td < 0:
+            continue
+        v, ex = cube.values[int(row["e"]), m, td], sc.expected[int(row["e"]), m, td]
+        if not np.isfinite(v) or not np.isfinite(ex):
+            continue
+        z = sc.score[int(row["e"]), m, td]
+        unusual = bool(sc.flag[int(row["e"]), m, td]) or abs(np.nan_to_num(z)) >= _SPIKE_Z
+        unit = unit_of(catalog, mp.driver)
+        parts.append(
+            t(
+                "anomaly.msg.driver",
+                lang,
+                driver=names.get(mp.driver, mp.driver),
+                value=_fmt(v, unit, lang),
+                change=_change(v, ex, unit, lang),
+                lag=mp.lag,
+                status=t("anomaly.msg.unusual" if unusual else "anomaly.msg.normal", lang),
+            )
+        )
+    return t("anomaly.msg.drivers", lang, drivers="; ".join(parts)) if parts else ""
+
+
+def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict, lang: str) -> str:
+    """The explanation of one candidate row in ``lang``, with its numbers."""
+    metric, kind = row["metric_id"], row["kind"]
+    feat = row.get("feature")
+    feat = feat if isinstance(feat, str) else None
+    unit = unit_of(catalog, metric)
+    fmt = dict(
+        entity=ctx["entities"].get(row["entity_id"], row["entity_id"]),
+        metric=ctx["metrics"].get(metric, metric),
+        period=fmt_period(row["period"], lang),
+        value=_fmt(row["value"], unit, lang),
+        expected=_fmt(row["expected"], unit, lang),
+        lower=_fmt(row["lower"], unit, lang),
+        upper=_fmt(row["upper"], unit, lang),
+        change=_change(row["value"], row["expected"], unit, lang),
+        z=f"{row['score']:+.1f}",
+        kind=t(f"report.value.kind.{kind}", lang),
+    )
+    if kind == "multivariate":
+        funit = unit_of(catalog, metric, feat)
+        fmt.update(
+            feature=t(f"anomaly.feature.{feat}", lang),
+            fvalue=_fmt(row["feature_value"], funit, lang),
+            fusual=_fmt(row["feature_usual"], funit, lang),
+            fz=f"{row['feature_z']:+.1f}",
+            n=int(row["n_features"]),
+            d=f"{row['distance']:.1f}",
+        )
+    elif kind == "peer":
+        fmt.update(
+            growth=_change(row["value"], row["value"] / (1 + row["change"]), unit, lang)
+            if unit != "pct"
+            else t("anomaly.msg.points", lang, x=f"{row['change'] * 100:+.1f}"),
+            peer=(
+                f"{row['peer_median']:+.1%}"
+                if unit != "pct"
+                else t("anomaly.msg.points", lang, x=f"{row['peer_median'] * 100:+.1f}")
+            ),
+            n=int(row["peer_n"]),
+            group=ctx["groups"].get(int(row["group"]), ""),
+        )
+    elif kind == "linkage":
+        fmt.update(
+            implied=_fmt(row["implied"], unit, lang),
+            formula=_formula_text(row["drivers"], ctx["metrics"]),
+            ratio=f"{row['ratio']:.3f}",
+            usual=f"{row['ratio_usual']:.3f}",
+        )
+    text = t(f"anomaly.msg.{kind}", lang, **fmt)
+    drivers = drivers_text(row, cube, catalog, sc, ctx["metrics"], lang)
+    return f"{text} {drivers}".strip()
+
+
+def _formula_text(expr: str, names: dict) -> str:
+    out = str(expr)
+    for metric in sorted(names, key=len, reverse=True):
+        out = out.replace(metric, names[metric])
+    return out
+
+
+def explained_by(
+    rows: pd.DataFrame, adjustments: pd.DataFrame | None, catalog: Catalog, lang: str
+) -> pd.Series:
+    """Approved adjustment (known event) recorded for the row's entity and month, as text."""
+    out = pd.Series([""] * len(rows), index=rows.index, dtype=object)
+    if adjustments is None or len(adjustments) == 0 or rows.empty:
+        return out
+    adj = adjustments.assign(_p=adjustments["period"].astype(str))
+    by_key = {k: g for k, g in adj.groupby(["entity_id", "_p"], sort=False)}
+    for i, (eid, per) in enumerate(zip(rows["entity_id"], rows["period"].astype(str), strict=True)):
+        g = by_key.get((eid, per))
+        if g is None:
+            continue
+        texts = []
+        for a in g.itertuples(index=False):
+            unit = unit_of(catalog, a.metric_id)
+            texts.append(
+                t(
+                    "anomaly.msg.adjustment",
+                    lang,
+                    reason=a.reason,
+                    metric=catalog.metric(a.metric_id).name(lang)
+                    if a.metric_id in catalog.metrics
+                    else a.metric_id,
+                    amount=fmt_number(float(a.amount), unit, lang),
+                    approved_by=a.approved_by if isinstance(a.approved_by, str) else "—",
+                )
+            )
+        out.iloc[i] = "; ".join(texts)
+    return out
+
+
+def source_refs(rows: pd.DataFrame, facts: pd.DataFrame, linkage_inputs: dict) -> pd.Series:
+    """``source_ref`` of the facts behind each row, joined with ``;``."""
+    if rows.empty or "source_ref" not in facts.columns:
+        return pd.Series([""] * len(rows), index=rows.index, dtype=object)
+    need = []
+    for metric, kind, feat in zip(rows["metric_id"], rows["kind"], rows["feature"], strict=True):
+        ms = [metric]
+        if kind == "linkage":
+            ms += list(linkage_inputs.get(metric, ()))
+        if isinstance(feat, str):
+            ms += [m for m in FEATURES[feat][:2] if m and m not in ms]
+        need.append(ms)
+    keys = set(zip(rows["entity_id"], rows["period"], strict=True))
+    f = facts[pd.MultiIndex.from_frame(facts[["entity_id", "period"]]).isin(keys)]
+    ref = {
+        (e, p, m): r
+        for e, p, m, r in zip(
+            f["entity_id"], f["period"], f["metric_id"], f["source_ref"], strict=True
+        )
+        if isinstance(r, str) and r
+    }
+    vals = [
+        ";".join(ref[(e, p, m)] for m in ms if (e, p, m) in ref)
+        for e, p, ms in zip(rows["entity_id"], rows["period"], need, strict=True)
+    ]
+    return pd.Series(vals, index=rows.index, dtype=object)

@@ -1,0 +1,56 @@
+"""Forecast one series: point forecast, calibrated intervals, sample paths, backtests.
+
+The method (chosen on holdouts of the last h points of the M3 development training
+parts, confirmed on the test points; see ``benchmarks/forecast_bench.py`` and
+:mod:`perflink.forecast._models`): classical seasonal adjustment when the seasonality
+test on the ACF at lag ``m`` passes (90% test for monthly; quarterly series with two
+full years are always adjusted), then the median of Theta, damped-trend Holt and an
+ARIMA(p,1,q) chosen by AICc, on the adjusted series, re-seasonalised. On the M3 dev
+test points: monthly sMAPE 13.43 / MASE 0.839, quarterly 9.11 / 1.099 (M3 THETA:
+13.60 / 0.842 and 9.03 / 1.104).
+Intervals are Student t (5 df) with the damped model's h-step sd as scale, times a
+factor calibrated on holdouts inside the M3 training parts (monthly 0.98, quarterly
+and other 1.23); on the M3 dev test points 80%/95% intervals cover 81.9%/96.2%
+(monthly) and 80.8%/94.0% (quarterly).
+
+Degenerate input never raises (``result.attrs["method"]`` says what was done):
+
+- no observations (all NaN): NaN forecast, method ``no_data``;
+- one observation: naive forecast; the one-step scale is 10% of ``|y|`` (1.0 when
+  ``y == 0``) and grows like a random walk, ``scale_h = scale_1 * sqrt(h)``;
+- constant series: flat forecast with zero-width intervals, method ``constant``;
+- 2-3 observations: naive with random-walk scale from the first differences;
+- NaN inside the series: linear interpolation; leading NaN dropped; trailing NaN:
+  the model forecasts from the last observed value over the extra steps;
+- every observed value >= 0 (sales, headcount...): forecasts, bounds and paths are
+  clipped at 0.
+
+Per-series functions are pure, so panel code can run them under joblib.
+
+Panel layer (every unit, subsidiary and the group; see :mod:`perflink.forecast._panel`):
+:func:`forecast_panel` projects the fiscal year against budget and assessment target
+with early-warning flags, :func:`backtest_panel` measures the panel method by
+rolling-origin backtests. On the panel, seasonal indices are pooled per business line
+and centre type (:mod:`perflink.forecast._season`), because the per-series ACF test
+misses a clear yearly pattern in three years of monthly data.
+"""
+
+from __future__ import annotations
+
+from perflink.forecast._backtest import accuracy, backtest_series
+from perflink.forecast._backtest_panel import backtest_panel
+from perflink.forecast._results import BacktestResult, DeviationResult, ForecastResult
+from perflink.forecast._run import forecast_panel
+from perflink.forecast._series import forecast_paths, forecast_series
+
+__all__ = [
+    "BacktestResult",
+    "DeviationResult",
+    "ForecastResult",
+    "accuracy",
+    "backtest_panel",
+    "backtest_series",
+    "forecast_panel",
+    "forecast_paths",
+    "forecast_series",
+]

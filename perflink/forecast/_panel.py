@@ -1,0 +1,345 @@
+"""Panel forecasting: every unit, subsidiary and the group, rest of the fiscal year (not API).
+
+Public entry points are re-exported by :mod:`perflink.forecast`. Steps:
+
+1. monthly unit series up to the end of the review quarter (``panel.to_wide``);
+2. seasonal indices pooled per (business line, centre type, metric);
+3. per-series forecasts in blocks of whole series, run by the review's executor
+   (:mod:`perflink.execution`: local processes or a Dask cluster; the blocks do not change
+   the figures) with :func:`perflink.forecast._fit.forecast_block`;
+4. subsidiaries and group: point forecast = sum of their units' forecasts (coherent),
+   spread = a direct model of the aggregate series (its own history carries the
+   shocks units share, which a sum of independent unit paths would understate);
+5. paths (multivariate Student t as in :func:`perflink.forecast.forecast_paths`) with
+   one set of random numbers per entity shared by its metrics (common random numbers:
+   revenue and its cost of goods move together), profit per path by its catalog formula.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from perflink import panel
+from perflink.errors import InputError, ParamsError
+from perflink.execution import Executor, LocalExecutor, get_executor
+from perflink.forecast import _models as _fm
+from perflink.forecast._fit import forecast_block
+from perflink.forecast._season import pooled_indices
+
+M = 12
+LEVELS = (80, 95)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Calendar of one panel forecast."""
+
+    cutoff: pd.Period  # last actual month (end of the review quarter)
+    year: int  # fiscal year projected
+    fy_steps: int  # forecast months inside the fiscal year
+    horizon: int  # forecast months in total (>= 1)
+
+
+def quiet(func):
+    """Run ``func`` without numpy's empty-slice RuntimeWarnings (entities lacking a metric)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=RuntimeWarning)
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def check_options(options) -> None:
+    """Range checks of :class:`perflink.options.ForecastOptions` (ParamsError names the field)."""
+    rules = {
+        "n_paths": (100, 100_000),
+        "next_quarters": (0, 4),
+        "leading_months": (1, 12),
+        "backtest_origins": (1, 24),
+        "backtest_horizon": (1, 12),
+        "backtest_max_units": (0, 1_000_000),
+        "top_n": (1, 50),
+        "miss_pct": (0.0, 1.0),
+        "severe_miss_pct": (0.0, 1.0),
+        "min_probability": (0.0, 1.0),
+    }
+    for name, (lo, hi) in rules.items():
+        value = getattr(options, name)
+        if not lo <= value <= hi:
+            raise ParamsError(
+                f"forecast.{name}: {value!r} is out of range; use a value from {lo} to {hi} "
+                "in the forecast: block of the params file."
+            )
+    if not options.metrics:
+        raise ParamsError("forecast.metrics: empty; list at least one flow metric (revenue).")
+
+
+def setup(quarter, options) -> Setup:
+    """Cutoff month, fiscal year and horizon for the review ``quarter``."""
+    from perflink.params import parse_quarter
+
+    if isinstance(quarter, pd.Period) and quarter.freqstr.startswith("Q"):
+        q = quarter
+    else:
+        q = parse_quarter(quarter)  # ParamsError naming the bad value
+    cutoff = q.asfreq("M", "end")
+    fy_steps = M - cutoff.month
+    return Setup(cutoff, cutoff.year, fy_steps, max(fy_steps, 3 * options.next_quarters, 1))
+
+
+def check_inputs(facts, entities, catalog, options) -> None:
+    """InputError / ParamsError for tables or metrics the panel cannot use."""
+    for name, df, cols in (
+        ("facts", facts, ("entity_id", "period", "metric_id", "value")),
+        ("entities", entities, ("entity_id", "parent_id")),
+    ):
+        if not isinstance(df, pd.DataFrame):
+            raise InputError(f"forecast: {name} must be a DataFrame, got {type(df).__name__}.")
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise InputError(
+                f"forecast: {name} table lacks column(s) {missing}; see data-contract."
+            )
+    for metric in options.metrics:
+        spec = catalog.metrics.get(metric)
+        if spec is None:
+            raise ParamsError(f"forecast.metrics: {metric!r} is not in the catalog.")
+        if spec.aggregation != "sum" or spec.derived:
+            raise ParamsError(
+                f"forecast.metrics: {metric!r} has aggregation {spec.aggregation!r}; only "
+                "reported flow metrics (aggregation: sum) can be projected to a full year."
+            )
+    pm = options.profit_metric
+    if pm:
+        if pm not in catalog.formulas:
+            raise ParamsError(f"forecast.profit_metric: {pm!r} is not a derived catalog metric.")
+        f = catalog.formulas[pm]
+        extra = set(f.inputs) - set(options.metrics)
+        if extra or f.uses_time:
+            raise ParamsError(
+                f"forecast.profit_metric: {pm!r} = {f} needs {sorted(extra) or 'lags'}; "
+                f"it must be a same-month formula of forecast.metrics {list(options.metrics)}."
+            )
+
+
+def executor_of(executor, n_jobs) -> Executor:
+    """The executor of ``forecast_panel(..., executor=, n_jobs=)`` (``n_jobs=k``: k local)."""
+    if n_jobs is None:
+        return get_executor(executor)
+    if executor is not None:
+        raise ParamsError(
+            "forecast: pass executor= or n_jobs=, not both (n_jobs=k means k local worker "
+            "processes; executor=review.executor follows the params)."
+        )
+    return LocalExecutor(n_jobs)
+
+
+def unit_panel(facts, cutoff, metrics) -> pd.DataFrame:
+    """Wide monthly panel of the units up to ``cutoff`` (columns: metrics)."""
+    part = facts[(facts["period"] <= cutoff) & facts["metric_id"].isin(metrics)]
+    if part.empty:
+        raise InputError(
+            f"forecast: the facts table has no values of {sorted(metrics)} up to {cutoff}; "
+            "check the review quarter and the facts input."
+        )
+    return panel.to_wide(part, metrics=metrics)
+
+
+def membership(entities: pd.DataFrame, units: list[str]) -> dict[str, list[int]]:
+    """Parent entity -> positions of its units in ``units``."""
+    chains = panel.ancestors(entities)
+    out: dict[str, list[int]] = {}
+    for i, u in enumerate(units):
+        for parent in chains.get(u, []):
+            out.setdefault(parent, []).append(i)
+    return dict(sorted(out.items()))
+
+
+def _groups(entities: pd.DataFrame, units: list[str]) -> np.ndarray:
+    ent = entities.set_index("entity_id")
+    keys = []
+    for u in units:
+        line = ent["business_line"].get(u, "") if "business_line" in ent else ""
+        ctype = ent["center_type"].get(u, "") if "center_type" in ent else ""
+        keys.append(f"{line}|{ctype}")
+    return np.array(keys, dtype=object)
+
+
+def forecast_arrays(
+    wide: pd.DataFrame,
+    entities: pd.DataFrame,
+    catalog,
+    options,
+    horizon: int,
+    executor: Executor,
+) -> dict:
+    """Forecast every unit series and every aggregate of ``wide`` ``horizon`` months ahead.
+
+    The unit series run in blocks on ``executor`` (about four blocks per worker).
+
+    Returns a dict with ``entity_ids`` (units then parents), ``kind`` per entity,
+    ``actual[metric]`` (E, T) monthly actuals, ``mean/sd[metric]`` (E, h),
+    ``psi[metric]`` (E, h), ``nonneg[metric]`` (E,), ``method[metric]`` (E,), ``periods``.
+    """
+    units = list(wide.index.get_level_values("entity_id").unique())
+    periods = wide.index.get_level_values("period").unique()
+    first_month = periods[0].month
+    t = len(periods)
+    metrics = list(options.metrics)
+    groups = _groups(entities, units)
+    members = membership(entities, units)
+    parents = list(members)
+    agg = np.zeros((len(parents), len(units)))
+    for j, p in enumerate(parents):
+        agg[j, members[p]] = 1.0
+    present = {c for c in wide.columns if wide[c].notna().any()}
+    drivers = driver_map(catalog, metrics, present) if options.use_drivers else {}
+    chunk = max(8, -(-len(units) // (executor.workers * 4)))
+    out = {"entity_ids": units + parents, "periods": periods, "actual": {}, "mean": {}}
+    for key in ("sd", "psi", "nonneg", "method"):
+        out[key] = {}
+    values_of = {m: wide[m].to_numpy().reshape(len(units), t) for m in wide.columns}
+    for metric in metrics:
+        y = values_of[metric]
+        seasons = _seasons(y, groups, first_month) if options.pool_seasonality else None
+        drv, lag = drivers.get(metric, (None, 0))
+        x = values_of[drv] if drv else None
+        sx = _seasons(x, groups, first_month) if drv and options.pool_seasonality else None
+        tasks = [
+            (
+                y[i : i + chunk],
+                horizon,
+                first_month,
+                None if seasons is None else seasons[i : i + chunk],
+                None if x is None else x[i : i + chunk],
+                lag,
+                None if sx is None else sx[i : i + chunk],
+            )
+            for i in range(0, len(units), chunk)
+        ]
+        blocks = executor.map(forecast_block, tasks, desc=f"forecast {metric}", items=len(units))
+        res = [r for block in blocks for r in block]
+        # aggregates: direct model for the spread, bottom-up mean
+        ya = _sum_rows(agg, y)
+        sa = _seasons(ya, np.array(parents, dtype=object), first_month)
+        direct = forecast_block(ya, horizon, first_month, sa if options.pool_seasonality else None)
+        has = ~np.isnan(y).all(axis=1)
+        mean_u = np.array([r["mean"] for r in res])
+        mean_a = _sum_rows(agg[:, has], np.nan_to_num(mean_u[has]))
+        mean_a[~np.isfinite(ya).any(axis=1)] = np.nan
+        out["actual"][metric] = np.vstack([y, ya])
+        out["mean"][metric] = np.vstack([mean_u, mean_a])
+        out["sd"][metric] = np.vstack([[r["sd"] for r in res], [d["sd"] for d in direct]])
+        out["psi"][metric] = np.vstack([[r["psi"] for r in res], [d["psi"] for d in direct]])
+        out["nonneg"][metric] = np.array([r["nonneg"] for r in res + direct])
+        out["method"][metric] = np.array(
+            [r["method"] for r in res] + ["bottom_up+direct:" + d["method"] for d in direct],
+            dtype=object,
+        )
+    kind = entities.set_index("entity_id")["kind"] if "kind" in entities else pd.Series(dtype=str)
+    out["kind"] = np.array([kind.get(e, "department") for e in out["entity_ids"]], dtype=object)
+    return out
+
+
+def _sum_rows(agg: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Aggregate rows (sum, NaN when no member has a value)."""
+    filled = np.nan_to_num(y)
+    total = agg @ filled
+    count = agg @ np.isfinite(y).astype(float)
+    return np.where(count > 0, total, np.nan)
+
+
+def _seasons(y: np.ndarray, groups: np.ndarray, first_month: int) -> np.ndarray:
+    idx, _p = pooled_indices(y, groups, first_month)
+    return idx
+
+
+def driver_map(catalog, metrics, present) -> dict[str, tuple[str, int]]:
+    """metric -> (driver, lag) for mappings with a lag >= 1 whose driver is ``present``."""
+    out = {}
+    for metric in metrics:
+        for mp in catalog.mappings_to(metric):
+            if mp.lag >= 1 and mp.sign > 0 and mp.driver in present:
+                out[metric] = (mp.driver, int(mp.lag))
+                break
+    return out
+
+
+def draw_paths(fc: dict, options, horizon: int) -> dict[str, np.ndarray]:
+    """Paths per metric, shape (E, P, h), common random numbers per entity across metrics."""
+    n_p = options.n_paths
+    ids = fc["entity_ids"]
+    eps = np.empty((len(ids), n_p, horizon))
+    mix = np.empty((len(ids), n_p, 1))
+    for e, eid in enumerate(ids):
+        rng = np.random.default_rng([options.seed, zlib.crc32(str(eid).encode())])
+        eps[e] = rng.standard_normal((n_p, horizon))
+        mix[e] = np.sqrt(rng.chisquare(_fm.T_DF, size=(n_p, 1)) / _fm.T_DF)
+    paths = {}
+    k = np.arange(horizon)
+    for metric, mean in fc["mean"].items():
+        psi = fc["psi"][metric]  # (E, h)
+        # lower-triangular L[e, k, j] = psi[e, k - j], rows normalised to unit variance
+        lag = k[:, None] - k[None, :]
+        low = np.where(lag >= 0, psi[:, np.clip(lag, 0, None)], 0.0)
+        norm = np.sqrt(np.sum(low**2, axis=2, keepdims=True))
+        low = np.divide(low, norm, out=np.zeros_like(low), where=norm > 0)
+        shock = np.einsum("eph,ekh->epk", eps, low) / mix
+        p = mean[:, None, :] + shock * fc["sd"][metric][:, None, :]
+        nonneg = fc["nonneg"][metric][:, None, None]
+        paths[metric] = np.where(nonneg, np.maximum(p, 0.0), p)
+    return paths
+
+
+def monthly_table(fc: dict, paths: dict, profit: np.ndarray | None, setup_: Setup, options):
+    """The ``forecast`` table: entity_id, metric_id, period, mean, lo/hi 80/95, method."""
+    from perflink.forecast._models import interval_z
+
+    future = pd.period_range(setup_.cutoff + 1, periods=setup_.horizon, freq="M")
+    ids = np.array(fc["entity_ids"], dtype=object)
+    e_n, h = len(ids), setup_.horizon
+    frames = []
+    for metric, mean in fc["mean"].items():
+        cols = {"mean": mean}
+        for lv in LEVELS:
+            z = interval_z(lv)
+            lo, hi = mean - z * fc["sd"][metric], mean + z * fc["sd"][metric]
+            nonneg = fc["nonneg"][metric][:, None]
+            cols[f"lo_{lv}"] = np.where(nonneg, np.maximum(lo, 0.0), lo)
+            cols[f"hi_{lv}"] = np.where(nonneg, np.maximum(hi, 0.0), hi)
+        frames.append(_long(ids, metric, future, cols, np.repeat(fc["method"][metric], h)))
+    if profit is not None:
+        q = np.nanquantile(profit, [0.025, 0.1, 0.9, 0.975], axis=1)
+        cols = {
+            "mean": np.nanmean(profit, axis=1),
+            "lo_80": q[1],
+            "hi_80": q[2],
+            "lo_95": q[0],
+            "hi_95": q[3],
+        }
+        frames.append(
+            _long(ids, options.profit_metric, future, cols, np.repeat("derived_paths", e_n * h))
+        )
+    out = pd.concat(frames, ignore_index=True)
+    return out[np.isfinite(out["mean"].to_numpy(dtype=float))].reset_index(drop=True)
+
+
+def _long(ids, metric, future, cols: dict, method) -> pd.DataFrame:
+    e_n, h = len(ids), len(future)
+    data = {
+        "entity_id": pd.array(np.repeat(ids, h), dtype="str"),
+        "metric_id": pd.array(np.full(e_n * h, metric, dtype=object), dtype="str"),
+        "period": pd.PeriodIndex(np.tile(future, e_n)),
+    }
+    data.update({k: np.asarray(v, dtype=float).reshape(-1) for k, v in cols.items()})
+    data["method"] = pd.array(np.asarray(method, dtype=object).reshape(-1), dtype="str")
+    return pd.DataFrame(data)

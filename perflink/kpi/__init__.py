@@ -1,0 +1,68 @@
+"""KPI analysis: the three-tier driver tree, variance attribution and exact formula attribution.
+
+:func:`decompose` explains why each entity hit or missed its tier-1 targets (quarter and
+year-to-date, against target and against the same period last year): the variance of every
+tier-1 metric is attributed through tier-2 financial drivers down to tier-3 business drivers,
+in the tier-1 metric's own unit (see :mod:`perflink.kpi._tree` for the three kinds of link and
+:mod:`perflink.kpi._panels` for how targets are resolved). Missed tier-1 targets become findings
+traced to their business cause.
+
+Formula attribution
+-------------------
+
+:func:`attribute` splits ``f(actual) - f(base)`` into one contribution per input of a catalog
+formula; :func:`attribute_frame` does the same for many rows at once (entities x periods).
+
+Method
+------
+``"shapley"`` (default) gives input *i* the Shapley value of the game
+``v(S) = f(inputs in S at actual, the rest at base) - f(base)``::
+
+    phi_i = sum over S not containing i of |S|! (n-|S|-1)! / n! * (v(S + i) - v(S))
+
+It is the average of the step-by-step substitution over all n! orders, so no input is favoured
+by its position; contributions sum to the total change, unchanged inputs get exactly 0, and
+symmetric inputs get equal shares (for ``price * qty`` it gives each factor half of the joint
+``dprice * dqty`` term). The formula is first split at top-level ``+``/``-`` (Shapley values add
+up over a sum of games), and each term is enumerated exactly over its 2^m corners.
+
+A term with more than :data:`MAX_EXACT` changing inputs (2^12 = 4,096 corners) is estimated by
+permutation sampling with antithetic pairs (each order and its reverse) and a fixed seed; each
+sampled order's steps telescope to the total change, so the estimates still sum to it exactly.
+A :class:`AttributionWarning` reports the largest standard error.
+
+``"sequential"`` is the textbook chain substitution (连环替代法): inputs move from base to actual
+one at a time in ``order`` and each takes the change of its step. The result depends on the order.
+"""
+
+from __future__ import annotations
+
+from perflink.kpi._attribute import (
+    MAX_EXACT,
+    METHODS,
+    AttributionWarning,
+    attribute,
+    attribute_frame,
+)
+from perflink.kpi._decompose import (
+    build_panels,
+    completion,
+    decompose,
+    decompose_review,
+    estimate_elasticities,
+)
+from perflink.kpi._result import DecompositionResult
+
+__all__ = [
+    "MAX_EXACT",
+    "METHODS",
+    "AttributionWarning",
+    "DecompositionResult",
+    "attribute",
+    "attribute_frame",
+    "build_panels",
+    "completion",
+    "decompose",
+    "decompose_review",
+    "estimate_elasticities",
+]

@@ -1,0 +1,261 @@
+"""Tree-level KPI decomposition (not API: import from :mod:`perflink.kpi`).
+
+See :func:`decompose`; links and attribution are in :mod:`perflink.kpi._tree`, target
+resolution in :mod:`perflink.kpi._panels`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perflink.catalog import Catalog
+from perflink.common import status_of, window_months
+from perflink.errors import InputError, ParamsError
+from perflink.kpi import _panels as _pn
+from perflink.kpi import _tree as _tree
+from perflink.kpi._result import DecompositionResult, KpiPanels, tree_layout
+from perflink.kpi._trace import missed_findings
+from perflink.options import KpiOptions
+
+SCOPES = ("quarter", "ytd")
+BASES = ("target", "prior_year")
+
+
+def estimate_elasticities(
+    facts: pd.DataFrame, catalog: Catalog, *, overrides: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """Elasticity of every catalog mapping, estimated from unit-level facts.
+
+    Parameters
+    ----------
+    facts : the facts table (reads ``entity_id, period, metric_id, value``).
+    catalog : the metric catalog (its ``mappings``).
+    overrides : mapping id -> elasticity to use instead (e.g. from the mapping-validation task).
+
+    Returns
+    -------
+    DataFrame with ``mapping_id, driver_id, target_id, lag, elasticity, r2, n_obs, source``
+    (``estimated`` or ``params``). The estimate is the pooled least-squares slope (through the
+    origin) of year-over-year log changes of 3-month windows, target on lagged driver.
+
+    Raises
+    ------
+    ParamsError
+        An override names an unknown mapping or is not a finite number.
+    """
+    known = {mp.id for mp in catalog.mappings}
+    for key, value in (overrides or {}).items():
+        if key not in known or not np.isfinite(value):
+            raise ParamsError(
+                f"params kpi.elasticities: {key}={value!r}; keys must be mapping ids of the "
+                f"catalog ({sorted(known)}) and values finite numbers"
+            )
+    out = _tree.estimate_elasticities(_pn.unit_wide(facts, catalog), catalog)
+    for key, value in (overrides or {}).items():
+        hit = out["mapping_id"] == key
+        out.loc[hit, "elasticity"] = float(value)
+        out.loc[hit, "source"] = "params"
+    return out
+
+
+def decompose(
+    facts: pd.DataFrame,
+    targets: pd.DataFrame,
+    entities: pd.DataFrame,
+    catalog: Catalog,
+    *,
+    quarter: str | pd.Period,
+    adjustments: pd.DataFrame | None = None,
+    options: KpiOptions | None = None,
+    elasticities: pd.DataFrame | None = None,
+    lang: str = "zh",
+) -> DecompositionResult:
+    """Attribute each tier-1 metric's variance down the three-tier tree, for every entity.
+
+    Parameters
+    ----------
+    facts, targets, entities : input tables (see docs/data-contract.md). Reads facts
+        ``entity_id, period, metric_id, value``; targets ``entity_id, year, period, metric_id,
+        target, kind``; entities ``entity_id, parent_id, business_line, name_zh, name_en``.
+    catalog : the metric catalog: tier-1 metrics, formulas, decompositions, mappings.
+    quarter : review quarter (``"2026Q3"``); windows are the quarter and January..quarter end.
+    adjustments : approved adjustments; they are not used here (the tree explains reported
+        figures) but are kept in the panels the scorecard reuses.
+    options : the ``kpi:`` params block (miss threshold, elasticities, environment changes).
+    elasticities : table from :func:`estimate_elasticities`; default: estimated here.
+    lang : language of messages (``zh`` / ``en``).
+
+    Returns
+    -------
+    DecompositionResult
+        ``attribution`` (one row per entity x window x base x tier-1 metric x tree edge),
+        ``tier1``, ``tree``, ``findings`` (missed tier-1 targets with traced cause),
+        ``elasticities``. Contributions are in the tier-1 metric's unit and, for every
+        (parent, link), sum to the parent's contribution.
+
+    Raises
+    ------
+    InputError
+        Facts are empty or name entities missing from the entities table.
+    ParamsError
+        A bad quarter or an environment change that cannot be applied.
+    """
+    options = options or KpiOptions()
+    q = _quarter(quarter)
+    if lang not in ("zh", "en"):
+        raise ParamsError(f"language {lang!r} is not supported; use 'zh' or 'en'")
+    if facts.empty:
+        raise InputError("facts table is empty: nothing to decompose; check the facts input file")
+    _pn.check_changes(options.environment_changes, catalog, entities)
+    if elasticities is None:
+        elasticities = estimate_elasticities(facts, catalog, overrides=dict(options.elasticities))
+    panels = build_panels(
+        facts, targets, entities, catalog, adjustments=adjustments, options=options
+    )
+    ok = elasticities.dropna(subset=["elasticity"])
+    links = _tree.build_links(catalog, dict(zip(ok["mapping_id"], ok["elasticity"], strict=True)))
+    frames, tier1 = [], []
+    for scope in SCOPES:
+        start, end = window_months(q, scope)
+        for base in BASES:
+            target = panels.target[scope]
+            w = _tree.Windows(panels.actual, target, catalog, start, end, base, panels.window)
+            cache: dict = {}
+            for root in catalog.tier(1):
+                rows = _tree.attribute_tree(root, links, w, catalog, cache)
+                part = pd.concat(rows, ignore_index=True)
+                part.insert(1, "period", str(q))
+                part.insert(2, "scope", scope)
+                part.insert(3, "base", base)
+                frames.append(part)
+    attribution = pd.concat(frames, ignore_index=True)
+    attribution = attribution[attribution["contribution"].notna()].reset_index(drop=True)
+    attribution["unit"] = attribution["metric_id"].map(lambda m: catalog.metrics[m].unit)
+    tier1 = _tier1(attribution, catalog, options)
+    tree = _tree_nodes(attribution, catalog, options)
+    findings = missed_findings(tier1, attribution, catalog, entities, options, lang)
+    return DecompositionResult(
+        quarter=str(q),
+        language=lang,
+        attribution=attribution,
+        tier1=tier1,
+        tree=tree,
+        findings=findings,
+        elasticities=elasticities,
+        names=_names(entities, lang),
+        panels=panels,
+        metric_names={m: catalog.metrics[m].name(lang) for m in catalog.metrics},
+        metric_units={m: catalog.metrics[m].unit for m in catalog.metrics},
+    )
+
+
+def decompose_review(review: Any) -> DecompositionResult:
+    """:func:`decompose` on an opened review (``perflink.open_review``): its inputs and options."""
+    return decompose(
+        review.facts,
+        review.targets,
+        review.entities,
+        review.catalog,
+        quarter=review.quarter,
+        adjustments=review.adjustments,
+        options=review.params.kpi,
+        lang=review.language,
+    )
+
+
+def build_panels(
+    facts: pd.DataFrame,
+    targets: pd.DataFrame,
+    entities: pd.DataFrame,
+    catalog: Catalog,
+    *,
+    adjustments: pd.DataFrame | None = None,
+    options: KpiOptions | None = None,
+) -> KpiPanels:
+    """Monthly actual, adjusted-actual and target panels for every entity (all levels).
+
+    Targets per window scope: ``quarter`` takes the monthly budgets, ``ytd`` the budgets
+    scaled to the annual assessment target where it exists (the YTD share of the annual
+    target). ``target`` applies the declared environment changes, ``target_original`` not.
+    """
+    options = options or KpiOptions()
+    unit = _pn.unit_wide(facts, catalog)
+    actual = _pn.build_panel(unit, entities, catalog)
+    adjusted = actual
+    if adjustments is not None and len(adjustments):
+        adjusted = _pn.build_panel(_pn.unit_wide(facts, catalog, adjustments), entities, catalog)
+    target, original = {}, {}
+    for scope, stretch in (("quarter", False), ("ytd", True)):
+        for store, changes in ((target, options.environment_changes), (original, ())):
+            if store is original and not options.environment_changes:
+                original[scope] = target[scope]
+                continue
+            tw = _pn.target_unit_wide(
+                unit, targets, entities, catalog, changes=changes, stretch=stretch
+            )
+            store[scope] = _pn.build_panel(tw, entities, catalog)
+    return KpiPanels(actual=actual, adjusted=adjusted, target=target, target_original=original)
+
+
+def _quarter(quarter: str | pd.Period) -> pd.Period:
+    try:
+        q = pd.Period(quarter, "Q")
+    except (ValueError, TypeError):
+        raise ParamsError(f"quarter {quarter!r} is not a quarter; use e.g. '2026Q3'") from None
+    return q
+
+
+def _tier1(attribution: pd.DataFrame, catalog: Catalog, options: KpiOptions) -> pd.DataFrame:
+    tot = attribution[attribution["method"] == "total"]
+    out = tot[["entity_id", "period", "scope", "base", "metric_id"]].copy()
+    out["actual"] = tot["driver_actual"].to_numpy()
+    out["target"] = tot["driver_base"].to_numpy()
+    out["change"] = tot["contribution"].to_numpy()
+    higher = out["metric_id"].map(lambda m: catalog.metrics[m].direction == "higher")
+    out["completion"] = completion(out["actual"], out["target"], higher)
+    out["status"] = status_of(out["completion"], options.miss_threshold)
+    return out.reset_index(drop=True)
+
+
+def completion(actual: pd.Series, target: pd.Series, higher: pd.Series | bool) -> pd.Series:
+    """Completion rate: actual / target, inverted (target / actual) for lower-is-better.
+
+    With a non-positive target (a planned loss) completion is ``1 + (actual - target) /
+    |target|`` (``1 - ...`` for lower-is-better), so beating the plan still scores above 100%.
+    """
+    a = actual.astype(float).to_numpy()
+    t = target.astype(float).to_numpy()
+    up = np.broadcast_to(np.asarray(higher, dtype=bool), a.shape)
+    with np.errstate(all="ignore"):
+        ratio = np.where(up, a / t, t / a)
+        shifted = np.where(up, 1 + (a - t) / np.abs(t), 1 - (a - t) / np.abs(t))
+        out = np.where((t > 0) & (up | (a > 0)), ratio, shifted)
+    out = np.where(np.isfinite(out), out, np.nan)
+    return pd.Series(out, index=actual.index, dtype=float)
+
+
+def _tree_nodes(attribution: pd.DataFrame, catalog: Catalog, options: KpiOptions) -> pd.DataFrame:
+    """Driver-tree nodes of each entity (base target), with completion and layout."""
+    part = attribution[
+        (attribution["base"] == "target")
+        & (attribution["lag"] == 0)
+        & attribution["driver_id"].isin(list(catalog.metrics))
+    ]
+    layout = tree_layout(part[["metric_id", "parent_id", "driver_id", "link", "depth"]])
+    nodes = part.merge(layout, on=["metric_id", "parent_id", "driver_id", "link"], how="inner")
+    higher = nodes["driver_id"].map(lambda m: catalog.metrics[m].direction == "higher")
+    nodes["completion"] = completion(nodes["driver_actual"], nodes["driver_base"], higher)
+    nodes["status"] = status_of(nodes["completion"], options.miss_threshold)
+    cols = ["entity_id", "scope", "metric_id", "parent_id", "driver_id", "tier", "link"]
+    cols += ["contribution", "driver_actual", "driver_base", "completion", "status", "x", "y"]
+    return nodes[cols].reset_index(drop=True)
+
+
+def _names(entities: pd.DataFrame, lang: str) -> dict[str, str]:
+    col = "name_zh" if lang == "zh" else "name_en"
+    return dict(
+        zip(entities["entity_id"], entities[col].fillna(entities["entity_id"]), strict=True)
+    )

@@ -1,0 +1,141 @@
+"""Monthly actual and target panels for the KPI tree and the scorecards.
+
+Not API: used by :mod:`perflink.kpi` and :mod:`perflink.scoring`.
+
+Target rule (docs of :func:`perflink.kpi.decompose`):
+
+* flows with monthly budgets (``kind: budget``, period set) take the budget month by month, so
+  a quarter's target is the sum of its three monthly budgets;
+* rates (aggregation ``mean`` / ``wmean``) take the annual assessment target (period NaT) in
+  every month of its year;
+* every other reported metric (balances, prices without a budget) is held at its actual value,
+  so it contributes nothing to a variance against target;
+* derived metrics are recomputed by their catalog formula from these inputs, month by month
+  (net profit target from the revenue, cogs and opex budgets), after the roll-up to
+  subsidiaries and group.
+
+Declared environment changes multiply the budgets of one metric for one business line from a
+month on (:class:`perflink.options.KpiEnvironmentChange`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from perflink import panel
+from perflink.catalog import Catalog
+from perflink.errors import ParamsError
+
+
+def build_panel(unit_wide: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    """Roll a unit-level monthly panel up to every parent and add the derived metrics."""
+    return panel.derive(panel.rollup(unit_wide, entities, catalog), catalog)
+
+
+def unit_wide(facts: pd.DataFrame, catalog: Catalog, adjustments: pd.DataFrame | None = None):
+    """Unit-level complete monthly grid of reported metrics, adjustments added if given."""
+    if adjustments is not None and len(adjustments):
+        adj = adjustments[["entity_id", "period", "metric_id", "amount"]].rename(
+            columns={"amount": "value"}
+        )
+        facts = pd.concat([facts[["entity_id", "period", "metric_id", "value"]], adj])
+        facts = facts.groupby(["entity_id", "period", "metric_id"], as_index=False)["value"].sum(
+            min_count=1
+        )
+    return panel.to_wide(facts, metrics=catalog.reported)
+
+
+def check_changes(changes: Iterable, catalog: Catalog, entities: pd.DataFrame) -> None:
+    """Raise :class:`ParamsError` for an environment change that cannot be applied."""
+    lines = set(entities["business_line"].dropna().astype(str))
+    for i, ch in enumerate(changes):
+        where = f"params kpi.environment_changes[{i}]"
+        if ch.metric_id not in catalog.metrics or catalog.metrics[ch.metric_id].derived:
+            raise ParamsError(
+                f"{where}: metric_id {ch.metric_id!r} is not a reported catalog metric; "
+                "name a metric with monthly budgets (e.g. revenue)"
+            )
+        if ch.business_line not in lines:
+            raise ParamsError(
+                f"{where}: business_line {ch.business_line!r} is not in the entities table "
+                f"(known: {sorted(lines)})"
+            )
+        try:
+            pd.Period(ch.from_period, "M")
+        except (ValueError, TypeError):
+            raise ParamsError(
+                f"{where}: from_period {ch.from_period!r} is not a month; use YYYY-MM"
+            ) from None
+        if not np.isfinite(ch.factor) or ch.factor <= 0:
+            raise ParamsError(f"{where}: factor {ch.factor!r} must be a positive number")
+
+
+def target_unit_wide(
+    actual: pd.DataFrame,
+    targets: pd.DataFrame,
+    entities: pd.DataFrame,
+    catalog: Catalog,
+    *,
+    changes: Iterable = (),
+    stretch: bool = False,
+) -> pd.DataFrame:
+    """Unit-level monthly target grid aligned with ``actual`` (see the module docstring).
+
+    ``stretch=True`` scales each flow's monthly budgets by (annual assessment target /
+    annual budget) of its year where both exist: the YTD share of the annual target.
+    """
+    out = actual.copy()
+    t = targets[targets["metric_id"].isin(out.columns)]
+    budget = t[(t["kind"] == "budget") & t["period"].notna()]
+    if len(budget):
+        b = budget.pivot_table(
+            index=["entity_id", "period"], columns="metric_id", values="target", aggfunc="sum"
+        )
+        if stretch:
+            b = _stretch(b, t)
+        line = entities.set_index("entity_id")["business_line"]
+        for ch in changes:
+            if ch.metric_id not in b.columns:
+                continue
+            ents = b.index.get_level_values("entity_id")
+            pers = b.index.get_level_values("period")
+            hit = (ents.map(line) == ch.business_line) & (pers >= pd.Period(ch.from_period, "M"))
+            b.loc[np.asarray(hit, dtype=bool), ch.metric_id] *= ch.factor
+        b = b.reindex(index=out.index, columns=out.columns)
+        out = b.where(b.notna(), out)
+    rates = [
+        m
+        for m in out.columns
+        if catalog.metrics[m].aggregation == "mean" or catalog.metrics[m].weight_metric
+    ]
+    ann = t[(t["kind"] == "assessment") & t["period"].isna() & t["metric_id"].isin(rates)]
+    if len(ann):
+        a = ann.pivot_table(
+            index=["entity_id", "year"], columns="metric_id", values="target", aggfunc="last"
+        )
+        idx = pd.MultiIndex.from_arrays(
+            [
+                out.index.get_level_values("entity_id"),
+                out.index.get_level_values("period").year,
+            ]
+        )
+        vals = a.reindex(index=idx, columns=a.columns).set_axis(out.index)
+        for m in a.columns:
+            out[m] = vals[m].where(vals[m].notna(), out[m])
+    return out
+
+
+def _stretch(b: pd.DataFrame, t: pd.DataFrame) -> pd.DataFrame:
+    ann = t[(t["kind"] == "assessment") & t["period"].isna()]
+    if ann.empty:
+        return b
+    a = ann.pivot_table(index=["entity_id", "year"], columns="metric_id", values="target")
+    years = b.index.get_level_values("period").year
+    ents = b.index.get_level_values("entity_id")
+    total = b.groupby([ents, years]).sum(min_count=1)
+    factor = (a.reindex(index=total.index, columns=total.columns) / total).fillna(1.0)
+    idx = pd.MultiIndex.from_arrays([ents, years])
+    return b * factor.reindex(idx).fillna(1.0).to_numpy()

@@ -1,0 +1,290 @@
+"""Caliber (口径) consistency: systematic ratios and timing shifts between related metrics.
+
+Not API: see :func:`perflink.mapping.check_calibers`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from perflink import formula as _formula
+from perflink import panel
+from perflink.catalog import Catalog
+from perflink.labels import t
+from perflink.mapping._common import checked_metric, entity_names, parents, quarter_months
+
+#: ratio -> cause code; a systematic ratio near one of these names its likely cause.
+KNOWN_FACTORS: dict[str, float] = {
+    "vat13": 1.13,
+    "vat9": 1.09,
+    "vat6": 1.06,
+    "vat13_rhs": 1 / 1.13,
+    "vat9_rhs": 1 / 1.09,
+    "vat6_rhs": 1 / 1.06,
+    "scale10": 10.0,
+    "scale100": 100.0,
+    "scale1000": 1000.0,
+    "scale10000": 10000.0,
+    "scale10_rhs": 0.1,
+    "scale100_rhs": 0.01,
+    "scale1000_rhs": 0.001,
+    "scale10000_rhs": 0.0001,
+}
+_SUM = re.compile(r"\bsum\(\s*([a-z_][a-z0-9_]*)\s*,\s*\d+\s*\)")
+_MIN_MONTHS = 6
+_LAGS = (-2, -1, 0, 1, 2)
+
+
+def _monthly(text: str) -> _formula.Formula:
+    """The rule side as a monthly flow: ``sum(x, 12)`` read as ``x``."""
+    return _formula.parse(_SUM.sub(r"\1", text))
+
+
+def _jackknife(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Ratio of sums per row with a jackknife (over columns) 95% interval.
+
+    Rows are entities, columns months; NaN marks months to leave out.
+    """
+    ok = np.isfinite(L) & np.isfinite(R) & (L > 0) & (R > 0)
+    n = ok.sum(axis=1)
+    Lz, Rz = np.where(ok, L, 0.0), np.where(ok, R, 0.0)
+    SL, SR = Lz.sum(axis=1), Rz.sum(axis=1)
+    with np.errstate(all="ignore"):
+        ratio = SL / SR
+        loo = np.log((SL[:, None] - Lz) / (SR[:, None] - Rz))
+        loo = np.where(ok, loo, np.nan)
+        mean = np.nanmean(loo, axis=1, keepdims=True)
+        se = np.sqrt((n - 1) / n * np.nansum((loo - mean) ** 2, axis=1))
+        tq = stats.t.ppf(0.975, np.maximum(n - 1, 1))
+        lo, hi = ratio * np.exp(-tq * se), ratio * np.exp(tq * se)
+    bad = n < _MIN_MONTHS
+    return (
+        np.where(bad, np.nan, ratio),
+        np.where(bad, np.nan, lo),
+        np.where(bad, np.nan, hi),
+        n,
+    )
+
+
+def _cause(ratio: float, lo: float, hi: float, tol: float) -> str:
+    best, dist = "", np.inf
+    for code, f in KNOWN_FACTORS.items():
+        d = abs(np.log(ratio / f))
+        # the interval may name a factor only when it is narrow enough to tell them apart
+        if (d <= np.log1p(tol) or (lo <= f <= hi and hi / lo <= 1.1)) and d < dist:
+            best, dist = code, d
+    return best
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(a) & np.isfinite(b)
+    n = ok.sum(axis=1)
+    a, b = np.where(ok, a, np.nan), np.where(ok, b, np.nan)
+    with np.errstate(all="ignore"):
+        a = a - np.nanmean(a, axis=1, keepdims=True)
+        b = b - np.nanmean(b, axis=1, keepdims=True)
+        r = np.nansum(a * b, axis=1) / np.sqrt(np.nansum(a * a, axis=1) * np.nansum(b * b, axis=1))
+    return np.where(n >= 5, r, np.nan)
+
+
+def _best_lag(dL: np.ndarray, dR: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: lag k maximising corr(dR_t, dL_{t+k}), that correlation, and corr at k=0."""
+    T = dL.shape[1]
+    cors = []
+    for k in _LAGS:
+        a = np.full_like(dR, np.nan)
+        if k >= 0:
+            a[:, : T - k] = dL[:, k:]
+        else:
+            a[:, -k:] = dL[:, : T + k]
+        cors.append(_corr(dR, a))
+    c = np.stack(cors, axis=1)
+    filled = np.where(np.isnan(c), -np.inf, c)
+    idx = filled.argmax(axis=1)
+    best = np.array(_LAGS)[idx]
+    return best, c[np.arange(len(c)), idx], c[:, _LAGS.index(0)]
+
+
+def run(
+    facts: pd.DataFrame,
+    entities: pd.DataFrame | None,
+    catalog: Catalog,
+    quarter: pd.Period,
+    expected: pd.DataFrame,
+    *,
+    months: int,
+    timing_months: int,
+    min_shift: float,
+    factor_tolerance: float,
+    timing_min_gain: float,
+    lang: str,
+) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
+    q1 = quarter_months(quarter)[-1]
+    approx = [r for r in catalog.rules if r.check == "approx"]
+    if not approx:
+        return [], pd.DataFrame(), pd.DataFrame()
+    sides = {r.id: (_monthly(r.lhs), _monthly(r.rhs)) for r in approx}
+    needed = sorted({n for lf, rf in sides.values() for n in lf.names | rf.names})
+    span = max(months, timing_months)
+    wide = panel.to_wide(facts[facts["period"] <= q1], metrics=needed)
+    all_periods = wide.index.get_level_values("period").unique().sort_values()
+    keep = all_periods[all_periods > q1 - span - 3]
+    ents = wide.index.get_level_values("entity_id").unique()
+    exp_pairs = set(zip(expected["entity_id"], expected["metric_id"], strict=True))
+    par = parents(entities)
+    names = entity_names(entities, lang)
+    ratio_rows, timing_rows, rows = [], [], []
+    qlabel = str(quarter)
+
+    for rule in approx:
+        lf, rf = sides[rule.id]
+        used = sorted(lf.names | rf.names)
+        L = lf.evaluate_frame(wide).unstack("period").reindex(columns=keep)
+        R = rf.evaluate_frame(wide).unstack("period").reindex(columns=keep)
+        ok_ent = [e for e in ents if all((e, m) in exp_pairs for m in used)]
+        L, R = L.loc[ok_ent], R.loc[ok_ent]
+        if L.empty:
+            continue
+        metric = checked_metric(rule, catalog)
+        last = L.columns > q1 - months
+        Lm, Rm = L.loc[:, last].to_numpy(), R.loc[:, last].to_numpy()
+        # unit level, then each parent pooled over its units (months where both sides exist)
+        levels = [("entity", np.array(ok_ent, dtype=object), Lm, Rm)]
+        groups = pd.Series([par.get(e, "") for e in ok_ent])
+        both = np.isfinite(Lm) & np.isfinite(Rm) & (Lm > 0) & (Rm > 0)
+        if (groups != "").any():
+            gL = pd.DataFrame(np.where(both, Lm, 0.0)).groupby(groups.to_numpy()).sum()
+            gR = pd.DataFrame(np.where(both, Rm, 0.0)).groupby(groups.to_numpy()).sum()
+            gL, gR = gL.drop(index="", errors="ignore"), gR.drop(index="", errors="ignore")
+            levels.insert(
+                0, ("parent", gL.index.to_numpy(dtype=object), gL.to_numpy(), gR.to_numpy())
+            )
+        flagged: dict[str, str] = {}
+        for level, ids, A, B in levels:
+            ratio, lo, hi, n = _jackknife(A, B)
+            for i, eid in enumerate(ids):
+                if not np.isfinite(ratio[i]):
+                    continue
+                shifted = abs(np.log(ratio[i])) > np.log1p(max(min_shift, rule.tolerance)) and not (
+                    lo[i] <= 1 <= hi[i]
+                )
+                cause = _cause(ratio[i], lo[i], hi[i], factor_tolerance) if shifted else ""
+                inherited = flagged.get(par.get(eid, ""), "") if level == "entity" else ""
+                if shifted and inherited and lo[i] <= KNOWN_FACTORS.get(inherited, np.nan) <= hi[i]:
+                    cause = inherited  # consistent with its parent's known cause
+                covered = bool(inherited) and inherited == (cause or "?")
+                ratio_rows.append(
+                    dict(
+                        level=level,
+                        entity_id=eid,
+                        rule_id=rule.id,
+                        metric_id=metric,
+                        ratio=ratio[i],
+                        ci_low=lo[i],
+                        ci_high=hi[i],
+                        n_months=int(n[i]),
+                        systematic=bool(shifted),
+                        cause=cause,
+                    )
+                )
+                if not shifted or covered:
+                    continue
+                if level == "parent":
+                    flagged[eid] = cause or "?"
+                n_units = int((groups == eid).sum()) if level == "parent" else 1
+                key = "mapping.msg.caliber_known" if cause else "mapping.msg.caliber_unknown"
+                rows.append(
+                    dict(
+                        entity_id=eid,
+                        period=qlabel,
+                        metric_id=metric,
+                        rule_id=rule.id,
+                        check="caliber",
+                        severity="high" if cause else "medium",
+                        value=ratio[i],
+                        expected=1.0,
+                        deviation=ratio[i] - 1.0,
+                        message=t(
+                            key,
+                            lang,
+                            entity=names.get(eid, eid),
+                            eid=eid,
+                            rule=rule.name(lang),
+                            rid=rule.id,
+                            lhs=rule.lhs,
+                            rhs=rule.rhs,
+                            ratio=f"{ratio[i]:.3f}",
+                            lo=f"{lo[i]:.3f}",
+                            hi=f"{hi[i]:.3f}",
+                            months=int(n[i]),
+                            units=n_units,
+                            cause=t(f"mapping.value.cause.{cause}", lang) if cause else "",
+                        ),
+                    )
+                )
+        if rule.scope != "month":
+            continue
+        # timing: does the finance side line up with the business side k months later?
+        tw = L.columns > q1 - timing_months
+        with np.errstate(all="ignore"):
+            dL = np.diff(np.log(L.loc[:, tw].to_numpy()), axis=1)
+            dR = np.diff(np.log(R.loc[:, tw].to_numpy()), axis=1)
+        half = dL.shape[1] // 2
+        res = [_best_lag(dL[:, s], dR[:, s]) for s in (slice(0, half), slice(half, None))]
+        (k1, c1, z1), (k2, c2, z2) = res
+        for i, eid in enumerate(L.index):
+            consistent = (
+                k1[i] == k2[i]
+                and k1[i] != 0
+                and min(c1[i], c2[i]) >= 0.6
+                and min(c1[i] - z1[i], c2[i] - z2[i]) >= timing_min_gain
+            )
+            timing_rows.append(
+                dict(
+                    entity_id=eid,
+                    rule_id=rule.id,
+                    metric_id=metric,
+                    best_lag_first=int(k1[i]),
+                    best_lag_second=int(k2[i]),
+                    corr_best=float(np.nanmin([c1[i], c2[i]])),
+                    corr_same_month=float(np.nanmax([z1[i], z2[i]])),
+                    timing_shift=bool(consistent),
+                )
+            )
+            if not consistent:
+                continue
+            on_lhs = metric in lf.names
+            k = -int(k1[i]) if on_lhs else int(k1[i])  # > 0: the checked metric runs early
+            rows.append(
+                dict(
+                    entity_id=eid,
+                    period=qlabel,
+                    metric_id=metric,
+                    rule_id=rule.id,
+                    check="timing",
+                    severity="high",
+                    value=float(k),
+                    expected=0.0,
+                    deviation=np.nan,
+                    message=t(
+                        "mapping.msg.timing_lead" if k > 0 else "mapping.msg.timing_lag",
+                        lang,
+                        entity=names.get(eid, eid),
+                        eid=eid,
+                        metric=catalog.metrics[metric].name(lang)
+                        if metric in catalog.metrics
+                        else metric,
+                        other=rule.rhs if on_lhs else rule.lhs,
+                        rid=rule.id,
+                        k=abs(k),
+                        cb=f"{min(c1[i], c2[i]):.2f}",
+                        c0=f"{max(z1[i], z2[i]):.2f}",
+                        months=timing_months,
+                    ),
+                )
+            )
+    return rows, pd.DataFrame(ratio_rows), pd.DataFrame(timing_rows)

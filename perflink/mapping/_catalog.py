@@ -1,0 +1,202 @@
+"""Catalog integrity checks for :func:`perflink.mapping.check_catalog`. Not API."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import pandas as pd
+
+from perflink import formula as _formula
+from perflink.catalog import Catalog
+from perflink.errors import FormulaError
+from perflink.labels import t
+
+_PLACEHOLDER = re.compile(r"^\s*(|-+|—+|\?+|todo|tbd|n/?a|none|null|待定|待补充|无)\s*$", re.I)
+_FIELDS = ("definition", "caliber", "unit", "owner", "source_system")
+# unit -> (dimension, scale to the dimension's base unit)
+_UNITS = {
+    "元": ("money", 1.0),
+    "千元": ("money", 1e3),
+    "万元": ("money", 1e4),
+    "百万元": ("money", 1e6),
+    "亿元": ("money", 1e8),
+    "件": ("count", 1.0),
+    "个": ("count", 1.0),
+    "台": ("count", 1.0),
+    "人": ("count", 1.0),
+    "次": ("count", 1.0),
+    "吨": ("mass", 1e3),
+    "千克": ("mass", 1.0),
+    "元/件": ("price", 1.0),
+    "万元/人": ("money_per_head", 1e4),
+    "ratio": ("ratio", 1.0),
+    "%": ("ratio", 0.01),
+    "times": ("ratio", 1.0),
+    "分": ("score", 1.0),
+}
+
+
+def run(catalog: Catalog, lang: str) -> list[dict]:
+    rows: list[dict] = []
+
+    def add(metric_id: str, rule_id: str, check: str, severity: str, key: str, **fmt) -> None:
+        rows.append(
+            dict(
+                entity_id="",
+                period="",
+                metric_id=metric_id,
+                rule_id=rule_id,
+                check=check,
+                severity=severity,
+                message=t(f"mapping.msg.{key}", lang, **fmt),
+            )
+        )
+
+    metrics = catalog.metrics
+    for m in metrics.values():
+        for field in _FIELDS:
+            if m.derived and field == "source_system":
+                continue
+            if _PLACEHOLDER.match(str(getattr(m, field) or "")):
+                add(m.id, "", "catalog_field", "medium", "field_missing", metric=m.id, field=field)
+        if m.unit not in _UNITS and not _PLACEHOLDER.match(m.unit):
+            add(m.id, "", "catalog_unit", "info", "unit_unknown", metric=m.id, unit=m.unit)
+
+    # formulas parse, names exist, no cycles
+    formulas = {m.id: m.formula for m in metrics.values() if m.formula}
+    for mid, text in formulas.items():
+        try:
+            _formula.parse(text, context=f"metric {mid}", known=metrics.keys())
+        except FormulaError as exc:
+            add(mid, "", "catalog_formula", "critical", "formula_error", error=str(exc))
+    try:
+        _formula.dependency_order(formulas, known=metrics.keys())
+    except FormulaError as exc:
+        add("", "", "catalog_formula", "critical", "formula_error", error=str(exc))
+    for rule in catalog.rules:
+        for side in ("lhs", "rhs"):
+            try:
+                _formula.parse(getattr(rule, side), context=f"rule {rule.id} {side}", known=metrics)
+            except FormulaError as exc:
+                add("", rule.id, "catalog_rule", "critical", "formula_error", error=str(exc))
+
+    # mappings point at existing metrics with compatible units
+    for mp in catalog.mappings:
+        bad = [mid for mid in (mp.driver, mp.target) if mid not in metrics]
+        for mid in bad:
+            add(
+                mid,
+                mp.id,
+                "catalog_mapping",
+                "critical",
+                "mapping_unknown",
+                mapping=mp.id,
+                metric=mid,
+            )
+        if bad:
+            continue
+        du, tu = metrics[mp.driver].unit, metrics[mp.target].unit
+        dd, td = _UNITS.get(du), _UNITS.get(tu)
+        if dd and td and dd[0] == td[0] and dd[1] != td[1]:
+            add(
+                mp.target,
+                mp.id,
+                "catalog_unit",
+                "medium",
+                "unit_scale",
+                mapping=mp.id,
+                driver=mp.driver,
+                target=mp.target,
+                du=du,
+                tu=tu,
+                factor=f"{dd[1] / td[1]:g}",
+            )
+        if metrics[mp.driver].tier < metrics[mp.target].tier:
+            add(
+                mp.target,
+                mp.id,
+                "catalog_mapping",
+                "low",
+                "mapping_tier",
+                mapping=mp.id,
+                driver=mp.driver,
+                target=mp.target,
+            )
+
+    # tier coverage: tier 1 -> tier 2 -> tier-3 drivers
+    covered = _tier2_coverage(catalog)
+    for mid, inputs in covered.items():
+        # a derived metric's gap is its inputs' gap, which is listed itself
+        if inputs is not None and not (metrics[mid].derived and inputs):
+            add(
+                mid,
+                "",
+                "catalog_coverage",
+                "low",
+                "tier2_gap",
+                metric=mid,
+                inputs=", ".join(inputs) or "—",
+            )
+    for mid in catalog.tier(1):
+        reach = _reach(catalog, mid)
+        if not any(metrics[r].tier == 2 for r in reach if r in metrics):
+            add(mid, "", "catalog_coverage", "medium", "tier1_gap", metric=mid)
+    return rows
+
+
+def _inputs(catalog: Catalog, metric_id: str) -> list[str]:
+    m = catalog.metrics[metric_id]
+    out: list[str] = []
+    for expr in (m.formula, m.decomposition):
+        if expr:
+            with contextlib.suppress(FormulaError):  # reported by the formula check
+                out += [n for n in _formula.parse(expr).inputs if n in catalog.metrics]
+    return [n for n in dict.fromkeys(out) if n != metric_id]
+
+
+def _reach(catalog: Catalog, metric_id: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [metric_id]
+    while todo:
+        cur = todo.pop()
+        for n in _inputs(catalog, cur):
+            if n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return seen
+
+
+def _tier2_coverage(catalog: Catalog) -> dict[str, list[str] | None]:
+    """Tier-2 metric -> None when it has tier-3 drivers, else the uncovered inputs."""
+    metrics = catalog.metrics
+    direct = {
+        mid
+        for mid in catalog.tier(2)
+        if any(
+            metrics.get(mp.driver) and metrics[mp.driver].tier == 3
+            for mp in catalog.mappings_to(mid)
+        )
+        or any(metrics[n].tier == 3 for n in _inputs(catalog, mid))
+    }
+    out: dict[str, list[str] | None] = {}
+
+    def covered(mid: str, depth: int = 0) -> bool:
+        if mid in direct:
+            return True
+        ins = [n for n in _inputs(catalog, mid) if metrics[n].tier <= 2]
+        return bool(ins) and depth < 20 and all(covered(n, depth + 1) for n in ins)
+
+    for mid in catalog.tier(2):
+        if covered(mid):
+            out[mid] = None
+        else:
+            ins = [n for n in _inputs(catalog, mid) if metrics[n].tier <= 2 and not covered(n)]
+            out[mid] = ins
+    return out
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    from perflink.mapping._common import findings_frame
+
+    return findings_frame(rows)

@@ -1,0 +1,247 @@
+"""Driver strength: within-entity panel regressions of each mapping. Not API.
+
+See :func:`perflink.mapping.driver_strength`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from perflink import panel
+from perflink.catalog import Catalog, MetricMapping
+from perflink.labels import t
+from perflink.mapping._common import fmt_num, quarter_months
+
+_MIN_PER_ENTITY = 3  # months an entity needs to contribute within-entity variation
+
+COLUMNS = [
+    "mapping_id",
+    "mapping",
+    "driver",
+    "target",
+    "sign",
+    "lag",
+    "model",
+    "transform",
+    "elasticity",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "within_r2",
+    "n_obs",
+    "n_entities",
+    "elasticity_prev",
+    "elasticity_last",
+    "stability_z",
+    "strength",
+    "severity",
+    "message",
+]
+
+
+def _fit(y: pd.Series, X: pd.DataFrame, min_obs: int, min_entities: int) -> dict | None:
+    """Fixed-effects (within) OLS of ``y`` on ``X`` with entity-clustered SEs; first column."""
+    data = pd.concat([y.rename("_y"), X], axis=1).dropna()
+    logs = {}
+    for col in data.columns:
+        positive = bool((data[col] > 0).all())
+        logs[col] = positive
+        if positive:
+            data[col] = np.log(data[col])
+    ents = data.index.get_level_values("entity_id")
+    size = data.groupby(ents)["_y"].transform("size")
+    data = data[size.to_numpy() >= _MIN_PER_ENTITY]
+    ents = data.index.get_level_values("entity_id")
+    n_obs, n_ent = len(data), ents.nunique()
+    if n_obs < min_obs or n_ent < min_entities:
+        return None
+    demeaned = data - data.groupby(ents).transform("mean")
+    xcol = X.columns[0]
+    if demeaned[xcol].abs().max() < 1e-12 or demeaned["_y"].abs().max() < 1e-12:
+        return None
+    codes = pd.factorize(ents)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sm.OLS(demeaned["_y"].to_numpy(), demeaned[list(X.columns)].to_numpy()).fit(
+            cov_type="cluster", cov_kwds={"groups": codes}, use_t=True
+        )
+    b, se, p = float(res.params[0]), float(res.bse[0]), float(res.pvalues[0])
+    lo, hi = (float(v) for v in res.conf_int()[0])
+    # scale a level coefficient to an elasticity at the means of the raw data
+    scale = 1.0
+    if not logs[xcol]:
+        scale *= float(X.loc[data.index, xcol].mean())
+    if not logs["_y"]:
+        scale /= float(y.loc[data.index].mean())
+    if not np.isfinite(scale) or scale == 0:
+        return None
+    lo, hi = sorted((lo * scale, hi * scale))
+    transform = ("log" if logs["_y"] else "level") + "-" + ("log" if logs[xcol] else "level")
+    return dict(
+        elasticity=b * scale,
+        se=abs(se * scale),
+        ci_low=lo,
+        ci_high=hi,
+        p_value=p,
+        within_r2=float(res.rsquared),
+        n_obs=n_obs,
+        n_entities=n_ent,
+        transform=transform,
+    )
+
+
+def _design(wide: pd.DataFrame, mp: MetricMapping, controls: list[MetricMapping]) -> pd.DataFrame:
+    by_ent = wide.groupby(level="entity_id")
+    cols = {f"x_{mp.driver}": by_ent[mp.driver].shift(mp.lag)}
+    for c in controls:
+        cols[f"c_{c.driver}_{c.lag}"] = by_ent[c.driver].shift(c.lag)
+    return pd.DataFrame(cols)
+
+
+def run(
+    facts: pd.DataFrame,
+    entities: pd.DataFrame | None,
+    catalog: Catalog,
+    quarter: pd.Period,
+    *,
+    months: int,
+    min_obs: int,
+    min_entities: int,
+    alpha: float,
+    stability_z: float,
+    min_elasticity: float,
+    lang: str,
+) -> pd.DataFrame:
+    q1 = quarter_months(quarter)[-1]
+    mappings = [mp for mp in catalog.mappings if {mp.driver, mp.target} <= set(catalog.metrics)]
+    needed = sorted({m for mp in mappings for m in (mp.driver, mp.target)})
+    wide = panel.to_wide(facts[facts["period"] <= q1], metrics=needed)
+    periods = wide.index.get_level_values("period")
+    last = np.asarray(periods > q1 - months // 2) & np.asarray(periods <= q1)
+    prev = np.asarray(periods > q1 - months) & ~last & np.asarray(periods <= q1)
+    window = last | prev
+    rows = []
+    for mp in mappings:
+        others = [c for c in mappings if c.target == mp.target and c.id != mp.id]
+        y = wide[mp.target]
+        specs = {"simple": _design(wide, mp, [])}
+        if others:
+            specs["partial"] = _design(wide, mp, others)
+        fits = {
+            name: _fit(y[window], X[window], min_obs, min_entities) for name, X in specs.items()
+        }
+        fits = {k: v for k, v in fits.items() if v is not None}
+        nm = _names(catalog, mp, lang)
+        row = dict(
+            mapping_id=mp.id,
+            mapping=f"{mp.id} {nm['driver']} → {nm['target']}",
+            driver=mp.driver,
+            target=mp.target,
+            sign=mp.sign,
+            lag=mp.lag,
+        )
+        if not fits:
+            n = int((y[window].notna() & specs["simple"].iloc[:, 0][window].notna()).sum())
+            rows.append(
+                dict(
+                    row,
+                    n_obs=n,
+                    strength="insufficient_data",
+                    severity="info",
+                    message=t(
+                        "mapping.msg.driver_insufficient",
+                        lang,
+                        **_names(catalog, mp, lang),
+                        n=n,
+                        min_obs=min_obs,
+                    ),
+                )
+            )
+            continue
+
+        confirmed = sorted(
+            (f["p_value"], k)
+            for k, f in fits.items()
+            if np.sign(f["elasticity"]) == mp.sign and f["p_value"] < alpha
+        )
+        wrong = sorted(
+            (f["p_value"], k)
+            for k, f in fits.items()
+            if np.sign(f["elasticity"]) == -mp.sign and f["p_value"] < alpha
+        )
+        model = confirmed[0][1] if confirmed else wrong[0][1] if wrong else "simple"
+        model = model if model in fits else next(iter(fits))
+        fit = fits[model]
+        status = "confirmed" if confirmed else "wrong_sign" if wrong else "weak"
+        reach = fit["ci_high"] if mp.sign > 0 else -fit["ci_low"]
+        if status == "weak" and reach >= min_elasticity:
+            status = "inconclusive"  # not significant, but the interval still allows an effect
+        first = _fit(y[prev], specs[model][prev], min_obs // 2, min_entities)
+        second = _fit(y[last], specs[model][last], min_obs // 2, min_entities)
+        z = np.nan
+        if first and second:
+            z = (second["elasticity"] - first["elasticity"]) / np.hypot(first["se"], second["se"])
+            b0, b1 = first["elasticity"], second["elasticity"]
+            moved = np.sign(b0) != np.sign(b1) or not 0.5 <= b1 / b0 <= 2.0
+            if status == "confirmed" and abs(z) > stability_z and moved:
+                status = "unstable"
+        severity = {
+            "confirmed": "",
+            "wrong_sign": "high",
+            "weak": "medium",
+            "inconclusive": "low",
+            "unstable": "low",
+        }[status]
+        fmt = dict(
+            **_names(catalog, mp, lang),
+            e=f"{fit['elasticity']:+.2f}",
+            lo=f"{fit['ci_low']:+.2f}",
+            hi=f"{fit['ci_high']:+.2f}",
+            p=f"{fit['p_value']:.3f}",
+            r2=f"{fit['within_r2']:.2f}",
+            n=fit["n_obs"],
+            g=fit["n_entities"],
+            sign="+" if mp.sign > 0 else "−",
+            me=f"{min_elasticity:g}",
+            e0=fmt_num(first["elasticity"]) if first else "—",
+            e1=fmt_num(second["elasticity"]) if second else "—",
+            z=f"{z:.1f}" if np.isfinite(z) else "—",
+            model=t(f"mapping.value.model.{model}", lang),
+        )
+        rows.append(
+            dict(
+                row,
+                model=model,
+                transform=fit["transform"],
+                elasticity=fit["elasticity"],
+                ci_low=fit["ci_low"],
+                ci_high=fit["ci_high"],
+                p_value=fit["p_value"],
+                within_r2=fit["within_r2"],
+                n_obs=fit["n_obs"],
+                n_entities=fit["n_entities"],
+                elasticity_prev=first["elasticity"] if first else np.nan,
+                elasticity_last=second["elasticity"] if second else np.nan,
+                stability_z=z,
+                strength=status,
+                severity=severity,
+                message=t(f"mapping.msg.driver_{status}", lang, **fmt),
+            )
+        )
+    out = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    for col in ("n_obs", "n_entities", "sign", "lag"):
+        out[col] = out[col].astype("Int64")
+    return out
+
+
+def _names(catalog: Catalog, mp: MetricMapping, lang: str) -> dict:
+    return dict(
+        mid=mp.id,
+        driver=catalog.metrics[mp.driver].name(lang),
+        target=catalog.metrics[mp.target].name(lang),
+        lag=mp.lag,
+    )

@@ -1,0 +1,309 @@
+"""Scorecards, assessment scores, tenure progress and bonus linkage (notebook 02).
+
+:func:`scorecard` scores every entity on its centre type's scheme (an entity-specific scheme
+overrides the default; subsidiaries and the group use the profit-centre scheme) for the
+review quarter and year-to-date, applies approved adjustments with an audit line, checks the
+schemes against the policy (:func:`perflink.catalog.check_schemes`: a broken scheme is a
+finding, not a crash), links scores to bonuses (base x coefficient of the YTD score) and
+compares payouts with the bonus pools. Completion: actual / target, inverted for
+lower-is-better metrics (:func:`perflink.kpi.completion`). Scoring rules: see
+:mod:`perflink.scoring._rules`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perflink.catalog import Catalog, check_schemes
+from perflink.common import window_months
+from perflink.errors import InputError
+from perflink.kpi import DecompositionResult, completion
+from perflink.options import KpiOptions
+from perflink.scoring._exec import tenure_table
+from perflink.scoring._manager import manager_table
+from perflink.scoring._result import ManagerAssessmentResult, ScorecardResult, write_scorecard_xlsx
+from perflink.scoring._rules import coefficient, parse_params, score_frame
+from perflink.scoring._tenure import bonus_table, findings_table
+
+__all__ = [
+    "ManagerAssessmentResult",
+    "ScorecardResult",
+    "assess_managers",
+    "assess_managers_review",
+    "coefficient",
+    "score_review",
+    "scorecard",
+    "write_scorecard_xlsx",
+]
+
+
+def scorecard(
+    decomposition: DecompositionResult,
+    schemes: pd.DataFrame,
+    entities: pd.DataFrame,
+    catalog: Catalog,
+    *,
+    adjustments: pd.DataFrame | None = None,
+    bonus: pd.DataFrame | None = None,
+    options: KpiOptions | None = None,
+    lang: str = "zh",
+) -> ScorecardResult:
+    """Score every entity on its scheme, link the scores to bonuses and check the pools.
+
+    Parameters
+    ----------
+    decomposition : result of :func:`perflink.kpi.decompose` (its panels are reused).
+    schemes : schemes table (``scheme_id, center_type, entity_id, metric_id, weight, category,
+        rule, floor, cap, rule_params``).
+    entities : entities table (``entity_id, parent_id, kind, center_type, manager``, names).
+    catalog : the metric catalog (directions, policy).
+    adjustments : approved adjustments (``entity_id, period, metric_id, amount, reason,
+        approved_by``), added to actual; each gets an audit line.
+    bonus : bonus table (``entity_id, year, base_bonus, pool_budget``, 万元).
+    options : the ``kpi:`` params block (tenure targets, miss threshold).
+    lang : message language.
+
+    Returns
+    -------
+    ScorecardResult
+
+    Raises
+    ------
+    InputError
+        The decomposition has no panels, or a scheme row has an unknown rule or bad
+        ``rule_params``.
+    """
+    options = options or KpiOptions()
+    panels = decomposition.panels
+    if panels is None:
+        raise InputError("scorecard: the decomposition has no panels; run perflink.kpi.decompose")
+    q = pd.Period(decomposition.quarter, "Q")
+    assign = _assign(schemes, entities)
+    rows = []
+    for scope in ("quarter", "ytd"):
+        start, end = window_months(q, scope)
+        vals = {
+            "actual_before": panels.window(panels.actual, catalog, start, end),
+            "actual": panels.window(panels.adjusted, catalog, start, end),
+            "target": panels.window(panels.target[scope], catalog, start, end),
+            "target_original": panels.window(panels.target_original[scope], catalog, start, end),
+        }
+        part = assign.copy()
+        for name, frame in vals.items():
+            stacked = frame.stack(future_stack=True).rename(name)
+            part = part.join(stacked, on=["entity_id", "metric_id"])
+        part.insert(1, "scope", scope)
+        rows.append(part)
+    card = pd.concat(rows, ignore_index=True)
+    card.insert(1, "period", str(q))
+    card["adjustment"] = card["actual"] - card["actual_before"]
+    higher = card["metric_id"].map(lambda m: catalog.metrics[m].direction == "higher")
+    card["completion_before"] = completion(card["actual_before"], card["target"], higher)
+    card["completion"] = completion(card["actual"], card["target"], higher)
+    card["score_before"] = score_frame(card.assign(completion=card["completion_before"]))
+    card["score"] = score_frame(card)
+    card["weighted_score"] = card["weight"] * card["score"]
+    card = card.drop(columns=["params"])
+    totals = _totals(card)
+    audit = _audit(card, adjustments, catalog, lang)
+    checks = check_schemes(schemes, catalog.policy, lang=lang)
+    bonus_df = bonus_table(totals, bonus, entities, catalog, q.year)
+    tenure = tenure_table(options, decomposition, entities, catalog, q, lang)
+    findings = findings_table(checks, bonus_df, decomposition, entities, q, lang)
+    return ScorecardResult(
+        quarter=str(q),
+        language=lang,
+        scorecard=card,
+        totals=totals,
+        audit=audit,
+        bonus=bonus_df,
+        tenure=tenure,
+        scheme_checks=checks,
+        findings=findings,
+        names=decomposition.names,
+        parents=dict(zip(entities["entity_id"], entities["parent_id"], strict=True)),
+    )
+
+
+def score_review(review: Any, decomposition: DecompositionResult) -> ScorecardResult:
+    """:func:`scorecard` on an opened review with its schemes, adjustments, bonus, options."""
+    return scorecard(
+        decomposition,
+        review.schemes,
+        review.entities,
+        review.catalog,
+        adjustments=review.adjustments,
+        bonus=review.bonus,
+        options=review.params.kpi,
+        lang=review.language,
+    )
+
+
+def assess_managers(
+    scores: ScorecardResult,
+    entities: pd.DataFrame,
+    catalog: Catalog,
+    *,
+    options: KpiOptions | None = None,
+) -> ManagerAssessmentResult:
+    """Assess every department manager on business process, financial result and efficiency.
+
+    The three dimensions are the scheme categories (business, financial, management) of the
+    manager's unit scorecard: each dimension's score is the weight-averaged score of its
+    metrics, its weight the scheme's weight of that category (the unit's own scheme if it has
+    one, else its centre type's), and the manager score the weighted dimension scores. The
+    weights are checked against the policy for the unit's centre type; a breach is a ``high``
+    finding that says which bound is broken (see :mod:`perflink.scoring._manager`).
+    Executives (subsidiary managers) get their tenure rows of the review year instead.
+
+    Parameters
+    ----------
+    scores : result of :func:`scorecard` (reads ``scorecard``, ``tenure``, ``names``).
+    entities : entities table (reads ``entity_id, kind, center_type, manager``).
+    catalog : the metric catalog (its ``policy`` and metric names).
+    options : the ``kpi:`` params block (``manager_scope``, ``manager_fail_score``,
+        ``manager_warn_score``, ``manager_top_n``).
+
+    Returns
+    -------
+    ManagerAssessmentResult
+        One row per department with a manager (``to_frame()``), scores 0 .. 100 x cap.
+
+    Raises
+    ------
+    InputError
+        The entities table lacks a column the assessment reads, or the scorecard has no rows
+        of the requested scope.
+    """
+    options = options or KpiOptions()
+    missing = [c for c in ("entity_id", "kind", "center_type", "manager") if c not in entities]
+    if missing:
+        raise InputError(
+            f"assess_managers: the entities table has no column(s) {missing}; "
+            "check entities.csv against docs/data-contract.md"
+        )
+    scope = options.manager_scope
+    if not (scores.scorecard["scope"] == scope).any():
+        raise InputError(
+            f"assess_managers: the scorecard has no rows of scope {scope!r} "
+            "(params kpi.manager_scope); run perflink.scoring.scorecard first"
+        )
+    managers = manager_table(
+        scores.scorecard,
+        entities,
+        catalog.policy,
+        scope=scope,
+        fail_score=options.manager_fail_score,
+        warn_score=options.manager_warn_score,
+        names=scores.names,
+        lang=scores.language,
+    )
+    ten = scores.tenure
+    year = pd.Period(scores.quarter, "Q").year
+    execs = ten[ten["year"] == year].reset_index(drop=True) if len(ten) else ten
+    lang = scores.language
+    return ManagerAssessmentResult(
+        quarter=scores.quarter,
+        language=lang,
+        scope=scope,
+        managers=managers,
+        executives=execs,
+        names=scores.names,
+        metric_names={m: catalog.metrics[m].name(lang) for m in catalog.metrics},
+        metric_units={m: catalog.metrics[m].unit for m in catalog.metrics},
+        top_n=options.manager_top_n,
+    )
+
+
+def assess_managers_review(review: Any, scores: ScorecardResult) -> ManagerAssessmentResult:
+    """:func:`assess_managers` on an opened review with its entities, catalog and options."""
+    return assess_managers(scores, review.entities, review.catalog, options=review.params.kpi)
+
+
+def _assign(schemes: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFrame:
+    """One row per entity x scheme metric: the override if any, else the centre default."""
+    sc = schemes.copy()
+    sc["params"] = [
+        parse_params(p, rule=r, where=f"schemes.csv row {i + 2} ({s}, {m})")
+        for i, (p, r, s, m) in enumerate(
+            zip(sc["rule_params"], sc["rule"], sc["scheme_id"], sc["metric_id"], strict=True)
+        )
+    ]
+    keep = ["scheme_id", "metric_id", "category", "weight", "rule", "floor", "cap", "params"]
+    default = sc[sc["entity_id"].isna()]
+    override = sc[sc["entity_id"].notna()]
+    ent = entities[["entity_id", "kind", "center_type"]].copy()
+    ent["center"] = ent["center_type"].where(ent["kind"] == "department", "profit")
+    out = ent.merge(
+        default.drop(columns=["entity_id", "center_type"]).assign(center=default["center_type"]),
+        on="center",
+        how="inner",
+    )
+    out = out[["entity_id", *keep]]
+    if len(override):
+        out = out[~out["entity_id"].isin(set(override["entity_id"]))]
+        out = pd.concat([out, override[["entity_id", *keep]]], ignore_index=True)
+    return out.sort_values(["entity_id", "scheme_id"], kind="stable", ignore_index=True)
+
+
+def _totals(card: pd.DataFrame) -> pd.DataFrame:
+    """Per entity x scope: total score before/after adjustment and completion by category."""
+    keys = ["entity_id", "period", "scope", "scheme_id"]
+    c = card.assign(
+        w_ok=card["weight"].where(card["score"].notna()),
+        wc=card["weight"] * card["completion"],
+        wsb=card["weight"] * card["score_before"],
+    )
+    g = c.groupby(keys, sort=True)
+    out = pd.DataFrame(
+        {
+            "score": g["weighted_score"].sum(min_count=1) / g["w_ok"].sum() * g["weight"].sum(),
+            "score_before": g["wsb"].sum(min_count=1) / g["w_ok"].sum() * g["weight"].sum(),
+            "weight": g["weight"].sum(),
+        }
+    )
+    by_cat = c.groupby([*keys, "category"])
+    comp = (by_cat["wc"].sum(min_count=1) / by_cat["w_ok"].sum()).unstack("category")
+    for cat in ("business", "financial", "management"):
+        out[f"{cat}_completion"] = comp.get(cat, np.nan)
+    return out.reset_index()
+
+
+def _audit(card, adjustments, catalog: Catalog, lang: str) -> pd.DataFrame:
+    cols = ["entity_id", "period", "metric_id", "amount", "reason", "approved_by", "scope"]
+    cols += ["score_before", "score", "message"]
+    if adjustments is None or adjustments.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for adj in adjustments.itertuples():
+        hit = card[(card["entity_id"] == adj.entity_id)]
+        affected = hit[hit["adjustment"].abs() > 0]
+        for scope, part in affected.groupby("scope"):
+            before = float((part["weight"] * part["score_before"]).sum())
+            after = float((part["weight"] * part["score"]).sum())
+            msg = f"{adj.entity_id} {adj.period} {catalog.metrics[adj.metric_id].name(lang)} " + (
+                f"调整 {adj.amount:+,.1f}（{adj.reason}；审批：{adj.approved_by}），"
+                f"受影响指标加权得分 {before:.1f} → {after:.1f}"
+                if lang == "zh"
+                else f"adjusted by {adj.amount:+,.1f} ({adj.reason}; approved by "
+                f"{adj.approved_by}): weighted score of affected metrics {before:.1f} -> "
+                f"{after:.1f}"
+            )
+            rows.append(
+                dict(
+                    entity_id=adj.entity_id,
+                    period=str(adj.period),
+                    metric_id=adj.metric_id,
+                    amount=adj.amount,
+                    reason=adj.reason,
+                    approved_by=adj.approved_by,
+                    scope=scope,
+                    score_before=before,
+                    score=after,
+                    message=msg,
+                )
+            )
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,227 @@
+"""Executives' tenure targets (任期制契约化): annual targets and progress (not API).
+
+Rule (see :class:`perflink.options.KpiTenureTarget`): a multi-year target of one entity's
+manager is broken into annual targets, either
+
+* ``annual_targets`` given year by year,
+* ``total_target`` split evenly over the tenure years (additive metrics),
+* ``annual_growth`` a year from the actual of the year before the tenure (``base + |base| x
+  ((1 + g)^k - 1)`` in year k, so a loss must shrink to count as growth, e.g. EVA), or
+* ``annual_change`` (absolute, e.g. +0.005 = half a point of ROE a year) from that actual.
+
+A metric is *pro rata* when its window value grows with the number of months: catalog
+aggregation ``sum`` (net profit, EVA), or a formula whose numerator is such a flow over a
+balance (ROE = net profit / equity, not annualised). For those the current, unfinished year's
+target is the annual target x elapsed months / 12; rates (margins, yield) keep the annual
+target. Progress against the tenure: ``tenure_completion`` = sum of actuals / sum of targets
+of the years to date; ``tenure_progress`` = sum of actuals / whole-tenure sum (pro-rata
+metrics only). Progress against the annual plan: the year's actual over the plan (the
+target panel of the decomposition: budgets scaled to the annual assessment target) over the
+same months.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+import pandas as pd
+
+from perflink.catalog import Catalog
+from perflink.common import status_of
+from perflink.kpi import completion
+
+COLUMNS = [
+    "entity_id",
+    "period",
+    "metric_id",
+    "rule_id",
+    "manager",
+    "start_year",
+    "end_year",
+    "year",
+    "months",
+    "annual_target",
+    "actual",
+    "completion",
+    "plan",
+    "plan_completion",
+    "cumulative_target",
+    "cumulative_actual",
+    "tenure_completion",
+    "tenure_progress",
+    "status",
+    "severity",
+    "message",
+]
+
+
+def flow_degree(metric: str, catalog: Catalog, _depth: int = 0) -> int:
+    """1 when a metric's window value scales with the months in the window, else 0 (or less)."""
+    m = catalog.metrics[metric]
+    if m.aggregation == "sum":
+        return 1
+    if m.aggregation != "formula" or not m.formula or _depth > 10:
+        return 0
+
+    def deg(node: ast.AST) -> int:
+        if isinstance(node, ast.Name):
+            return flow_degree(node.id, catalog, _depth + 1) if node.id in catalog.metrics else 0
+        if isinstance(node, ast.BinOp):
+            a, b = deg(node.left), deg(node.right)
+            if isinstance(node.op, ast.Mult):
+                return a + b
+            if isinstance(node.op, ast.Div):
+                return a - b
+            return max(a, b)
+        if isinstance(node, ast.UnaryOp):
+            return deg(node.operand)
+        if isinstance(node, ast.Call) and node.args:  # lag(x, k), abs(x): the degree of x
+            return deg(node.args[0])
+        return 0
+
+    return deg(ast.parse(m.formula, mode="eval").body)
+
+
+def annual_targets(item, base: float, n_years: int) -> list[float]:
+    """The tenure item's annual targets (see the module docstring)."""
+    if item.annual_targets is not None:
+        return [float(x) for x in item.annual_targets]
+    if item.total_target is not None:
+        return [item.total_target / n_years] * n_years
+    if item.annual_change is not None:
+        return [base + item.annual_change * (k + 1) for k in range(n_years)]
+    g = item.annual_growth or 0.0
+    return [base + abs(base) * ((1 + g) ** (k + 1) - 1) for k in range(n_years)]
+
+
+def tenure_table(options, decomposition, entities, catalog, q, lang) -> pd.DataFrame:
+    """One row per tenure target x year to date: annual target, actual, plan, progress."""
+    panels = decomposition.panels
+    present = set(panels.actual.index.get_level_values("entity_id").unique())
+    items = [
+        it for it in options.tenure if it.metric_id in catalog.metrics and it.entity_id in present
+    ]
+    if not items:
+        return pd.DataFrame(columns=COLUMNS)
+    ents = sorted({it.entity_id for it in items})
+    # only the tenure entities: their year windows are cheap at any panel size
+    actual = _rows(panels.actual, ents)
+    plan = _rows(panels.target["ytd"], ents)
+    last = q.asfreq("M", "end")
+    first = min(it.start_year for it in items) - 1
+    wins: dict[tuple[str, int], pd.DataFrame] = {}
+
+    def win(which: str, y: int) -> pd.DataFrame:
+        if (which, y) not in wins:
+            end = min(pd.Period(f"{y}-12", "M"), last)
+            frame = actual if which == "actual" else plan
+            wins[which, y] = panels.window(frame, catalog, pd.Period(f"{y}-01", "M"), end)
+        return wins[which, y]
+
+    data_start = panels.actual.index.get_level_values("period").min()
+    managers = dict(zip(entities["entity_id"], entities["manager"], strict=True))
+    names = decomposition.names
+    rows = []
+    for item in items:
+        pro_rata = flow_degree(item.metric_id, catalog) >= 1
+        higher = catalog.metrics[item.metric_id].direction == "higher"
+        years = list(range(item.start_year, item.end_year + 1))
+        prev = item.start_year - 1
+        base = np.nan
+        if prev >= first and pd.Period(f"{prev}-01", "M") >= data_start:
+            base = float(win("actual", prev).at[item.entity_id, item.metric_id])
+        annual = annual_targets(item, base, len(years))
+        total = float(np.sum(annual))
+        cum_t = cum_a = 0.0
+        for y, target in zip(years, annual, strict=True):
+            if y > q.year or pd.Period(f"{y}-01", "M") < data_start:
+                continue
+            months = last.month if y == q.year else 12
+            t_y = target * months / 12 if pro_rata else target
+            a_y = float(win("actual", y).at[item.entity_id, item.metric_id])
+            p_y = float(win("plan", y).at[item.entity_id, item.metric_id])
+            cum_t += t_y
+            cum_a += a_y
+            rows.append(
+                dict(
+                    entity_id=item.entity_id,
+                    period=str(q),
+                    metric_id=item.metric_id,
+                    rule_id="tenure",
+                    manager=item.manager or managers.get(item.entity_id),
+                    start_year=item.start_year,
+                    end_year=item.end_year,
+                    year=y,
+                    months=months,
+                    annual_target=t_y,
+                    actual=a_y,
+                    completion=_ratio(a_y, t_y, higher),
+                    plan=p_y,
+                    plan_completion=_ratio(a_y, p_y, higher),
+                    cumulative_target=cum_t,
+                    cumulative_actual=cum_a,
+                    tenure_completion=_ratio(cum_a, cum_t, higher),
+                    tenure_progress=_ratio(cum_a, total, higher) if pro_rata else np.nan,
+                )
+            )
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    if out.empty:
+        return out
+    out["status"] = status_of(out["tenure_completion"], options.miss_threshold).to_numpy()
+    out["severity"] = np.select(
+        [out["status"].eq("red") & (out["year"] == q.year), out["status"].eq("amber")],
+        ["medium", "low"],
+        default="info",
+    )
+    out["message"] = [_message(r, names, catalog, lang) for r in out.itertuples()]
+    return out
+
+
+def _rows(frame: pd.DataFrame, ents: list[str]) -> pd.DataFrame:
+    return frame[frame.index.get_level_values("entity_id").isin(ents)]
+
+
+def _ratio(a: float, b: float, higher: bool) -> float:
+    """Completion as :func:`perflink.kpi.completion` (a loss plan: 1 + (a - b) / |b|)."""
+    return float(completion(pd.Series([a]), pd.Series([b]), higher).iloc[0])
+
+
+def _num(x: float, unit: str) -> str:
+    if not np.isfinite(x):
+        return "—"
+    return f"{x:.1%}" if unit == "ratio" else f"{x:,.1f}"
+
+
+def _message(r, names: dict, catalog: Catalog, lang: str) -> str:
+    m = catalog.metrics[r.metric_id]
+    unit = m.unit
+    name = names.get(r.entity_id, r.entity_id)
+    zh = lang == "zh"
+    if unit == "ratio":  # rates compare in points, not in percent of a rate
+        pt = "个百分点" if zh else " pt"
+        plan_gap = (r.actual - r.plan) * 100
+        ten_gap = (r.cumulative_actual - r.cumulative_target) * 100
+        plan = "—" if not np.isfinite(plan_gap) else f"{plan_gap:+.1f}{pt}"
+        pct = "—" if not np.isfinite(ten_gap) else f"{ten_gap:+.1f}{pt}"
+        plan_txt = f"较年度计划 {plan}" if zh else f"{plan} vs the annual plan"
+        ten_txt = f"任期至今较目标 {pct}" if zh else f"tenure to date {pct} vs target"
+    else:
+        plan = "—" if not np.isfinite(r.plan_completion) else f"{r.plan_completion:.0%}"
+        pct = "—" if not np.isfinite(r.tenure_completion) else f"{r.tenure_completion:.0%}"
+        plan_txt = f"年度计划完成 {plan}" if zh else f"annual plan at {plan}"
+        ten_txt = f"任期至今完成 {pct}" if zh else f"tenure to date at {pct}"
+    prog = "" if not np.isfinite(r.tenure_progress) else f"{r.tenure_progress:.0%}"
+    if zh:
+        msg = (
+            f"{name}（{r.manager}）任期 {r.start_year}–{r.end_year} {m.name('zh')}："
+            f"{r.year} 年（{r.months} 个月）实际 {_num(r.actual, unit)}，任期分解目标 "
+            f"{_num(r.annual_target, unit)}，{plan_txt}；{ten_txt}"
+        )
+        return msg + (f"，占任期总目标 {prog}" if prog else "")
+    msg = (
+        f"{name} ({r.manager}), tenure {r.start_year}-{r.end_year}, {m.name('en')}: "
+        f"{r.year} ({r.months} months) actual {_num(r.actual, unit)} vs tenure target "
+        f"{_num(r.annual_target, unit)}, {plan_txt}; {ten_txt}"
+    )
+    return msg + (f", {prog} of the whole-tenure target" if prog else "")

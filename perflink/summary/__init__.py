@@ -1,0 +1,386 @@
+"""Leadership summary: four analyses turned into a few decisions (notebook 05, run last).
+
+The summary reads the tables the other task notebooks saved in the run's tables folder
+(``validation_findings``, ``driver_strength``, ``data_quality``, ``attribution``,
+``scorecard``, ``bonus``, ``kpi_findings``, ``forecast``, ``forecast_deviation``,
+``anomalies``) instead of recomputing them; a missing table (task not run) is reported and
+the parts that need it are left out. In JupyterLab without a tables folder,
+:func:`collect` calls the task functions instead.
+
+Typical use (what notebook 05 does)::
+
+    review = perflink.open_review(params_path, language=language, tables_dir=tables_dir)
+    inputs = perflink.summary.collect(review)
+    result = perflink.summary.summarize(review, inputs)
+    perflink.report.show(result.findings)
+    perflink.summary.write_workbook(result)
+
+Review loop: findings carry a stable ``finding_id`` (:func:`finding_id`, a hash of task,
+kind, entity and metric / rule, without the period). The ranked list is saved as
+``summary_findings`` with ``first_seen`` and ``quarters_open``; next quarter's summary reads
+it from ``reports/<previous quarter>/tables/`` and marks findings new, persisting or resolved,
+and compares last quarter's ``forecast`` of this quarter with what happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from perflink import panel
+from perflink.errors import InputError, ParamsError
+from perflink.options import SummaryOptions
+from perflink.summary import _findings as _f
+from perflink.summary import _headline as _h
+from perflink.summary import _loop as _loop
+from perflink.summary._collect import (
+    ACTIONS,
+    TABLES,
+    SummaryInputs,
+    _options,
+    collect,
+)
+from perflink.summary._findings import finding_id
+from perflink.summary._results import (
+    ActionsResult,
+    ChainResult,
+    FindingsResult,
+    GroupTotalsResult,
+    HeadlineResult,
+    LoopResult,
+    QualityResult,
+)
+from perflink.summary._workbook import write_workbook
+
+__all__ = [
+    "ACTIONS",
+    "TABLES",
+    "ActionsResult",
+    "GroupTotalsResult",
+    "ChainResult",
+    "FindingsResult",
+    "HeadlineResult",
+    "LoopResult",
+    "QualityResult",
+    "SummaryInputs",
+    "SummaryResult",
+    "collect",
+    "compare_quarters",
+    "finding_id",
+    "forecast_review",
+    "group_totals",
+    "rank_findings",
+    "summarize",
+    "write_workbook",
+]
+
+
+def rank_findings(
+    inputs: SummaryInputs,
+    entities: pd.DataFrame,
+    catalog: Any,
+    *,
+    quarter: str | pd.Period,
+    language: str = "zh",
+    options: SummaryOptions | None = None,
+) -> FindingsResult:
+    """Merge every task's findings into one list ranked by severity, money and persistence.
+
+    Rows dated before the review quarter are history and left out; rows of one problem (same
+    task, kind, entity and metric / rule / scheme) become one finding with a stable
+    :func:`finding_id`; rule breaches explained by a caliber finding on the same rule above
+    them are folded into it; findings below ``options.min_severity`` are left to the task
+    pages. ``priority`` = severity points + money points x log10(1 + 万元 at stake) +
+    persist points x (quarters open - 1).
+
+    Parameters
+    ----------
+    inputs : SummaryInputs
+        The tables (``validation_findings``, ``kpi_findings``, ``forecast_deviation``,
+        ``anomalies``) and last quarter's ``summary_findings``.
+    entities : DataFrame
+        ``entity_id, name_zh, name_en, parent_id``.
+    catalog : Catalog
+        For the money metrics (unit 万元).
+    quarter : the review quarter (``"2026Q3"``).
+    language : ``"zh"`` or ``"en"``.
+    options : SummaryOptions, optional
+
+    Returns
+    -------
+    FindingsResult
+        ``table`` is the ``summary_findings`` table (see the class), ``top`` the top list.
+
+    Raises
+    ------
+    InputError
+        If a findings table lacks the findings columns.
+    """
+    opts = options or SummaryOptions()
+    q = _quarter(quarter)
+    names = _names(entities, language)
+    money = {m for m, v in catalog.metrics.items() if v.unit == "万元"}
+    parts = []
+    readers = {
+        "validation_findings": lambda d: _f.from_validation(d, money),
+        "kpi_findings": _f.from_kpi,
+        "forecast_deviation": _f.from_forecast,
+        "anomalies": _f.from_anomalies,
+    }
+    for name, read in readers.items():
+        df = inputs.get(name)
+        if df is None or df.empty:
+            continue
+        _check_columns(df, name)
+        parts.append(read(df))
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["period"])
+    if not rows.empty:
+        rows = rows[_f.in_quarter(rows["period"], q).to_numpy()]
+        rows = _f.fold_calibers(rows, panel.ancestors(entities))
+    merged = _f.merge(rows, names, language)
+    keep = _f.SEVERITY_RANK.get(opts.min_severity, len(_f.SEVERITY_RANK))
+    merged = merged[merged["severity"].map(_f.SEVERITY_RANK).fillna(99) <= keep]
+    looped = _loop.compare(merged, inputs.previous.get("summary_findings"), q)
+    ranked = _f.rank(
+        looped,
+        severity_points=opts.severity_points,
+        money_points=opts.money_points,
+        persist_points=opts.persist_points,
+    )
+    open_ = ranked[ranked["loop_status"] != "resolved"]
+    top = _f.top(open_, opts.top_n, per_kind=opts.per_kind)
+    return FindingsResult(ranked, top, language)
+
+
+def _check_columns(df: pd.DataFrame, name: str) -> None:
+    need = ["entity_id", "period", "severity", "message"]
+    missing = [c for c in need if c not in df.columns]
+    if not {"metric_id", "rule_id"} & set(df.columns):
+        missing.append("metric_id or rule_id")
+    if missing:
+        raise InputError(
+            f"table {name!r} lacks findings column(s) {', '.join(missing)}; re-run the task "
+            f"{TABLES.get(name, '?')!r} with this perflink version."
+        )
+
+
+def compare_quarters(
+    current: pd.DataFrame, previous: pd.DataFrame | None, *, quarter: str | pd.Period
+) -> pd.DataFrame:
+    """Mark findings new / persisting and add last quarter's resolved ones.
+
+    ``current`` needs ``finding_id``; ``previous`` is last quarter's ``summary_findings``.
+    Returns ``current`` with ``loop_status``, ``first_seen``, ``quarters_open`` plus the
+    resolved rows. Raises :class:`InputError` if ``previous`` lacks the loop columns.
+    """
+    if "finding_id" not in current.columns:
+        raise InputError("compare_quarters: current findings need a 'finding_id' column.")
+    return _loop.compare(current, previous, _quarter(quarter))
+
+
+def forecast_review(
+    previous_forecast: pd.DataFrame | None,
+    facts: pd.DataFrame,
+    entities: pd.DataFrame,
+    catalog: Any,
+    *,
+    quarter: str | pd.Period,
+) -> pd.DataFrame:
+    """How last quarter's forecast of this quarter turned out, per entity and metric.
+
+    Actuals come from ``facts`` rolled up to subsidiaries and the group with derived metrics
+    (:func:`perflink.panel.build`). Columns: ``entity_id, metric_id, period`` (quarter),
+    ``forecast, actual`` (quarter totals), ``fc_error`` (actual - forecast), ``fc_error_pct``,
+    ``fc_months``, ``fc_months_in_80``. Empty without a forecast.
+    """
+    q = _quarter(quarter)
+    if previous_forecast is None or previous_forecast.empty:
+        return _loop.forecast_error(pd.DataFrame(), pd.DataFrame(), q)
+    need = {"entity_id", "metric_id", "period", "mean", "lo_80", "hi_80"}
+    if need - set(previous_forecast.columns):
+        raise InputError(
+            f"previous forecast table lacks {', '.join(sorted(need - set(previous_forecast)))}."
+        )
+    metrics = sorted(set(previous_forecast["metric_id"]) & set(catalog.metrics))
+    start, end = q.asfreq("M", "start") - 12, q.asfreq("M", "end")
+    recent = facts[(facts["period"] >= start) & (facts["period"] <= end)]
+    wide = panel.build(recent, entities, catalog)
+    keep = [m for m in metrics if m in wide.columns]
+    long = wide[keep].stack().rename("actual").reset_index()
+    long.columns = ["entity_id", "period", "metric_id", "actual"]
+    return _loop.forecast_error(previous_forecast, long, q)
+
+
+@dataclass(frozen=True)
+class SummaryResult:
+    """The leadership summary of one quarter.
+
+    Attributes
+    ----------
+    quarter, language : the review quarter (``"2026Q3"``) and report language.
+    headline : :class:`HeadlineResult` (group tier-1, projected full year, score spread).
+    chain : :class:`ChainResult` (one line per subsidiary).
+    findings : :class:`FindingsResult` (ranked; ``summary_findings``).
+    actions : :class:`ActionsResult` (suggestions from the params rules).
+    quality : :class:`QualityResult` (data-quality index per source system).
+    loop : :class:`LoopResult` (new / persisting / resolved; forecast vs actual).
+    missing : tasks whose tables were not available.
+    inputs : the :class:`SummaryInputs` used.
+    """
+
+    quarter: str
+    language: str
+    headline: HeadlineResult
+    chain: ChainResult
+    findings: FindingsResult
+    actions: ActionsResult
+    quality: QualityResult
+    loop: LoopResult = field(repr=False)
+    missing: tuple[str, ...] = ()
+    inputs: SummaryInputs | None = field(default=None, repr=False, compare=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ``summary_findings`` table."""
+        return self.findings.to_frame()
+
+    def chart(self):
+        """The per-subsidiary chain chart."""
+        return self.chain.chart()
+
+    def _repr_html_(self) -> str:
+        from perflink.summary._results import _note
+
+        if not self.missing:
+            return _note("summary.status.complete", self.language)
+        tasks = ", ".join(self.missing)
+        return _note("summary.status.missing", self.language, tasks=tasks)
+
+
+def summarize(review: Any, inputs: SummaryInputs | None = None) -> SummaryResult:
+    """Build the leadership summary from the tasks' tables.
+
+    Parameters
+    ----------
+    review : perflink.review.Review
+        The open review; ``review.params.summary`` holds the options.
+    inputs : SummaryInputs, optional
+        From :func:`collect` (called here if not given).
+
+    Returns
+    -------
+    SummaryResult
+
+    Raises
+    ------
+    ParamsError
+        If ``summary.actions`` names an unknown rule or amber > green.
+    InputError
+        If a task table is unreadable or lacks its columns.
+    """
+    opts = _options(review)
+    inputs = inputs if inputs is not None else collect(review)
+    lang, q = review.language, review.quarter
+    entities, catalog = review.entities, review.catalog
+    root = _root(entities)
+    names = _names(entities, lang)
+    g = dict(green=opts.green, amber=opts.amber)
+    dev = inputs.get("forecast_deviation")
+    card = inputs.get("scorecard")
+    scores = _h.unit_scores(card, entities)
+    headline = HeadlineResult(
+        _h.tier1(inputs.get("attribution"), root, catalog, lang, **g),
+        _h.projection(dev, root, catalog, lang, **g),
+        scores,
+        _h.distribution(scores),
+        lang,
+    )
+    chain = ChainResult(
+        _h.chain(card, dev, entities, catalog, lang, metric_id=opts.projection_metric, **g), lang
+    )
+    findings = rank_findings(inputs, entities, catalog, quarter=q, language=lang, options=opts)
+    open_ = findings.table[findings.table["loop_status"] != "resolved"]
+    quality = inputs.get("data_quality")
+    acts = _h.actions(open_, card, dev, quality, names, catalog, lang, opts, str(q), findings.top)
+    loop = _loop_result(inputs, findings.table, review, lang)
+    return SummaryResult(
+        str(q), lang, headline, chain, findings, ActionsResult(acts, lang),
+        QualityResult(quality if quality is not None else pd.DataFrame(), lang), loop,
+        tuple(inputs.missing_tasks), inputs,
+    )  # fmt: skip
+
+
+def _loop_result(inputs: SummaryInputs, table: pd.DataFrame, review: Any, lang: str) -> LoopResult:
+    prev = inputs.previous_dir
+    if prev is None:
+        empty = pd.DataFrame()
+        return LoopResult(None, empty, table.iloc[0:0], empty, empty, lang)
+    counts = (
+        table.groupby(["loop_status", "source_task"]).size().rename("n").reset_index()
+        if not table.empty
+        else pd.DataFrame(columns=["loop_status", "source_task", "n"])
+    )
+    errors = forecast_review(
+        inputs.previous.get("forecast"), review.facts, review.entities, review.catalog,
+        quarter=review.quarter,
+    )  # fmt: skip
+    kinds = review.entities.set_index("entity_id")["kind"]
+    acc = _loop.forecast_accuracy(errors, kinds)
+    return LoopResult(str(prev), counts, table, errors, acc, lang)
+
+
+def _quarter(quarter: str | pd.Period) -> pd.Period:
+    try:
+        return pd.Period(quarter, freq="Q")
+    except (ValueError, TypeError):
+        raise ParamsError(
+            f"quarter: cannot read {quarter!r} as a quarter; use e.g. '2026Q3'."
+        ) from None
+
+
+def _root(entities: pd.DataFrame) -> str:
+    roots = entities.loc[entities["parent_id"].isna(), "entity_id"]
+    if roots.empty:
+        raise InputError("entities: no row without parent_id (the group); add the group row.")
+    return str(roots.iloc[0])
+
+
+def _names(entities: pd.DataFrame, lang: str) -> dict[str, str]:
+    return dict(zip(entities["entity_id"], entities[f"name_{lang}"], strict=True))
+
+
+def group_totals(review: Any) -> GroupTotalsResult:
+    """The whole group's tier-1 totals for a scoped review, when the params allow it.
+
+    A scoped report shows one subsidiary's subtree only; with ``scope_group_totals: true`` it
+    may also show the group's own figures for comparison. They are computed from the unscoped
+    facts and carry no entity id or name (only metric, window and value), so nothing about
+    the other subsidiaries reaches the report. Empty for unscoped reviews or when not allowed.
+
+    Returns
+    -------
+    GroupTotalsResult
+        ``metric_id, metric, scope`` (quarter / ytd), ``value`` in the metric's unit.
+    """
+    lang = review.language
+    cols = ["metric_id", "metric", "unit", "scope", "value"]
+    if review.scope is None or not review.params.scope_group_totals:
+        return GroupTotalsResult(pd.DataFrame(columns=cols), lang)
+    from perflink import panel
+
+    catalog, inputs = review.catalog, review.unscoped_inputs
+    wide = panel.build(inputs.facts, inputs.entities, catalog)
+    root = _root(inputs.entities)
+    q = _quarter(review.quarter)
+    end = q.asfreq("M", "end")
+    rows = []
+    for scope, start in (
+        ("quarter", q.asfreq("M", "start")),
+        ("ytd", pd.Period(f"{q.year}-01", "M")),
+    ):
+        values = panel.window(wide, catalog, start, end).loc[root]
+        for m in catalog.tier(1):
+            metric = catalog.metric(m)
+            rows.append((m, metric.name(lang), metric.unit, scope, float(values[m])))
+    return GroupTotalsResult(pd.DataFrame(rows, columns=cols), lang)

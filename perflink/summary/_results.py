@@ -1,0 +1,456 @@
+"""Result objects of :mod:`perflink.summary` (not API; import them from perflink.summary)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+import altair as alt
+import pandas as pd
+
+from perflink import charts
+from perflink._report_format import TABLE_MAX_ROWS, fmt_number, frame_html
+from perflink.labels import t, value_label
+
+_PCT_COLS = (
+    "completion", "business_completion", "financial_completion", "fy_deviation_pct",
+    "deviation_pct", "p_meet_budget", "fc_error_pct", "fc_mape", "fc_bias", "coverage_80", "share_100",
+    "dq_index", "pass_rate", "completeness",
+)  # fmt: skip
+
+
+# Large groups: the chain chart shows this many subsidiaries, worst status first, then most
+# red and amber steps (the table below it lists them all).
+_TOP_ROWS = 20
+_STATUS_RANK = {"red": 0, "amber": 1, "green": 2}
+
+
+def _table(df: pd.DataFrame, lang: str, max_rows: int = TABLE_MAX_ROWS) -> str:
+    units = {c: "pct" for c in df.columns if c in _PCT_COLS}
+    return frame_html(df, lang=lang, units=units, max_rows=max_rows)
+
+
+def _tier1_view(tier1: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Tier-1 rows as readers see them: each value in its metric's unit; for rates (growth,
+    ROE) the gap to target in percentage points, since a ratio of two rates near zero (or of
+    opposite signs) is not a meaningful completion."""
+    view = tier1.drop(columns=["metric_id", "unit"]).astype({"actual": object, "target": object})
+    view["scope"] = [t(f"summary.scope.{v}", lang) for v in view["scope"]]
+    view["completion"] = view["completion"].astype(object)
+    for i, unit in enumerate(tier1["unit"]):
+        if unit == "ratio":
+            gap = (tier1["actual"].iloc[i] - tier1["target"].iloc[i]) * 100
+            view.iat[i, view.columns.get_loc("completion")] = t("summary.gap_pts", lang, gap=gap)
+            for col in ("actual", "target"):
+                view.iat[i, view.columns.get_loc(col)] = fmt_number(tier1[col].iloc[i], "pct", lang)
+        else:
+            for col in ("actual", "target"):
+                view.iat[i, view.columns.get_loc(col)] = fmt_number(tier1[col].iloc[i], unit, lang)
+            done = tier1["completion"].iloc[i]
+            view.iat[i, view.columns.get_loc("completion")] = fmt_number(done, "pct", lang)
+    return view
+
+
+def _note(key: str, lang: str, **fmt) -> str:
+    return f'<p class="pl-note">{html.escape(t(key, lang, **fmt))}</p>'
+
+
+@dataclass(frozen=True)
+class HeadlineResult:
+    """The group's headline: tier-1 results, projected full year, score distribution.
+
+    Attributes
+    ----------
+    tier1 : ``metric_id, metric, scope`` (quarter / ytd), ``actual, target`` (metric unit),
+        ``completion`` (fraction), ``status`` (green / amber / red).
+    projection : ``metric_id, metric, ytd_actual, projected, lo_80, hi_80, budget`` (full
+        year, metric unit), ``deviation_pct``, ``p_meet_budget``, ``status``.
+    scores : units' YTD total scores: ``entity_id, parent_id, score`` (points, 100 = target).
+    distribution : one row ``n_units, score_min, score_p25, score_median, score_p75,
+        score_max, share_100``.
+    language : ``"zh"`` or ``"en"``.
+    """
+
+    tier1: pd.DataFrame = field(repr=False)
+    projection: pd.DataFrame = field(repr=False)
+    scores: pd.DataFrame = field(repr=False)
+    distribution: pd.DataFrame = field(repr=False)
+    language: str = "zh"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The tier-1 results table."""
+        return self.tier1.copy()
+
+    def chart(self) -> alt.Chart:
+        """Histogram of the units' YTD scores (bins of 5 points)."""
+        if self.scores.empty:
+            return charts.message(t("summary.chart.empty", self.language))
+        return (
+            alt.Chart(charts.for_chart(self.scores), title=t("summary.chart.scores", self.language))
+            .mark_bar()
+            .encode(
+                x=alt.X("score:Q", bin=alt.Bin(step=5), title=t("report.col.score", self.language)),
+                y=alt.Y("count():Q", title=t("summary.chart.units", self.language)),
+            )
+            .properties(width=420, height=180)
+        )
+
+    def _repr_html_(self) -> str:
+        lang = self.language
+        parts = [f"<h4>{html.escape(t('summary.h.tier1', lang))}</h4>"]
+        tier1 = _tier1_view(self.tier1, lang)
+        parts.append(_table(tier1, lang) if len(tier1) else _note("summary.missing.kpi", lang))
+        parts.append(f"<h4>{html.escape(t('summary.h.projection', lang))}</h4>")
+        proj = self.projection.drop(columns=["metric_id", "ytd_actual"])
+        parts.append(_table(proj, lang) if len(proj) else _note("summary.missing.forecast", lang))
+        parts.append(f"<h4>{html.escape(t('summary.h.distribution', lang))}</h4>")
+        parts.append(_table(self.distribution, lang) if len(self.distribution)
+                     else _note("summary.missing.kpi", lang))  # fmt: skip
+        return "".join(parts)
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """Per subsidiary: business -> financial completion -> score -> projected deviation.
+
+    Attributes
+    ----------
+    table : ``entity_id, entity, business_completion, financial_completion`` (YTD,
+        weighted by scheme weights), ``score`` (YTD points), ``projection_metric``,
+        ``fy_deviation_pct`` (projected full year vs budget), ``status_business,
+        status_financial, status_score, status_projection`` and ``status`` (the worst).
+    language : ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    language: str = "zh"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The chain table."""
+        return self.table.copy()
+
+    def chart(self) -> alt.Chart:
+        """One row per subsidiary, four coloured cells with the figures (the chain).
+
+        In a group with more than ``_TOP_ROWS`` subsidiaries, the ``_TOP_ROWS`` in the worst
+        state (overall status, then most red and amber steps); the subtitle says so.
+        """
+        lang = self.language
+        if self.table.empty:
+            return charts.message(t("summary.chart.empty", lang))
+        steps = [
+            ("business", "business_completion", "status_business", "pct"),
+            ("financial", "financial_completion", "status_financial", "pct"),
+            ("score", "score", "status_score", None),
+            ("projection", "fy_deviation_pct", "status_projection", "pct"),
+        ]
+        table, title = self.table, t("summary.chart.chain", lang)
+        if len(table) > _TOP_ROWS:  # a large group: the subsidiaries in the worst state
+            steps_st = [st for _, _, st, _ in steps]
+            rank = pd.DataFrame(
+                {
+                    "worst": table["status"].map(_STATUS_RANK).fillna(len(_STATUS_RANK)),
+                    "reds": -(table[steps_st] == "red").sum(axis=1),
+                    "ambers": -(table[steps_st] == "amber").sum(axis=1),
+                }
+            )
+            order = rank.sort_values(["worst", "reds", "ambers"], kind="stable").index
+            table = table.loc[order].head(_TOP_ROWS)
+            title = charts.ranked_title(
+                title,
+                shown=len(table),
+                total=len(self.table),
+                by=t("report.col.status", lang),
+                lang=lang,
+            )
+        rows = []
+        for i, (step, col, st, unit) in enumerate(steps):
+            for r in table.itertuples():
+                v = getattr(r, col)
+                rows.append(
+                    dict(
+                        entity=r.entity, step=f"{i + 1}. {t(f'summary.chain.{step}', lang)}",
+                        status=value_label("status", getattr(r, st) or "", lang),
+                        code=getattr(r, st) or "none",
+                        text=fmt_number(v, unit, lang) if unit else fmt_number(round(v, 1)
+                        if pd.notna(v) else v, None, lang),
+                    )
+                )  # fmt: skip
+        data = pd.DataFrame(rows)
+        scale = charts.status_scale()
+        base = alt.Chart(data, title=title).encode(
+            x=alt.X("step:N", title=None, sort=None, axis=alt.Axis(orient="top", labelAngle=0)),
+            y=alt.Y("entity:N", title=None, sort=None),
+        )
+        rect = base.mark_rect(stroke="white").encode(
+            color=alt.Color("code:N", scale=scale, legend=None),
+            tooltip=["entity:N", "step:N", "text:N", "status:N"],
+        )
+        text = base.mark_text(color="white", fontWeight="bold").encode(text="text:N")
+        return (rect + text).properties(width=480, height=28 * len(table))
+
+    def _repr_html_(self) -> str:
+        cols = ["entity", "business_completion", "financial_completion", "score"]
+        cols += ["fy_deviation_pct", "status"]
+        return _table(self.table[cols], self.language)
+
+
+@dataclass(frozen=True)
+class FindingsResult:
+    """All findings of the quarter, merged per ``finding_id`` and ranked (``summary_findings``).
+
+    Attributes
+    ----------
+    table : ranked findings (and last quarter's resolved ones, ``loop_status = resolved``):
+        ``rank, finding_id, source_task, finding_kind, entity_id, entity, period`` (latest
+        month or quarter with evidence), ``metric_id, rule_id, subject`` (the metric, rule, scheme or mapping the id is built
+        from), ``severity, at_stake`` (万元,
+        NaN where not priced), ``n_periods, periods, message`` (one sentence with the
+        numbers, report language), ``evidence_link`` (relative link to the task page),
+        ``loop_status`` (new / persisting / resolved), ``first_seen`` (quarter),
+        ``quarters_open``, ``priority``.
+    top : the ranked top list (at most ``top_n``, ``per_kind`` per task and kind, no info).
+    language : ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    top: pd.DataFrame = field(repr=False)
+    language: str = "zh"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ``summary_findings`` table (all findings, including resolved ones)."""
+        return self.table.copy()
+
+    def chart(self) -> alt.Chart:
+        """Money at stake of the top findings, coloured by severity."""
+        lang = self.language
+        d = self.top.dropna(subset=["at_stake"])
+        if d.empty:
+            return charts.message(t("summary.chart.empty", lang))
+        d = charts.for_chart(d.assign(label=d["rank"].astype(str) + ". " + d["entity"].astype(str)))
+        return (
+            alt.Chart(d, title=t("summary.chart.findings", lang))
+            .mark_bar()
+            .encode(
+                y=alt.Y("label:N", sort=None, title=None),
+                x=alt.X("at_stake:Q", axis=charts.fmt_axis_money(lang)),
+                color=alt.Color("severity:N", scale=charts.severity_scale(), legend=None),
+                tooltip=["entity:N", "severity:N", "at_stake:Q"],
+            )
+            .properties(width=420, height=22 * len(d))
+        )
+
+    def _repr_html_(self) -> str:
+        lang = self.language
+        if self.top.empty:
+            return _note("summary.findings.none", lang)
+        items = []
+        for r in self.top.itertuples():
+            sev = html.escape(value_label("severity", r.severity, lang))
+            loop = html.escape(t(f"summary.loop.{r.loop_status}", lang, n=int(r.quarters_open)))
+            money = "" if pd.isna(r.at_stake) else " · " + html.escape(
+                t("summary.findings.at_stake", lang, money=fmt_number(r.at_stake, "money", lang))
+            )  # fmt: skip
+            items.append(
+                f'<li><span class="pl-sev pl-sev-{html.escape(r.severity)}">[{sev}]</span> '
+                f"{html.escape(str(r.message))} <small>({loop}{money} · "
+                f'<a href="{html.escape(r.evidence_link)}">{html.escape(t("summary.findings.evidence", lang))}'
+                f"</a>)</small></li>"
+            )
+        return '<ol class="pl-findings">' + "".join(items) + "</ol>"
+
+
+@dataclass(frozen=True)
+class ActionsResult:
+    """Suggested actions derived from the rules in ``summary.actions`` — suggestions only.
+
+    Attributes
+    ----------
+    table : ``action_id, entity_id, entity, period, metric_id, rule_id, severity, message``
+        (the suggestion with the numbers it rests on), ``finding_id`` (the finding answered).
+    language : ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    language: str = "zh"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The suggested-actions table."""
+        return self.table.copy()
+
+    def chart(self) -> alt.Chart:
+        """Number of suggestions per rule."""
+        if self.table.empty:
+            return charts.message(t("summary.chart.empty", self.language))
+        d = self.table.assign(
+            rule=[t(f"summary.action_name.{a}", self.language) for a in self.table["action_id"]]
+        )
+        return (
+            alt.Chart(d).mark_bar().encode(
+                y=alt.Y("rule:N", title=None), x=alt.X("count():Q", title=None)
+            )
+        )  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        lang = self.language
+        head = _note("summary.actions.disclaimer", lang)
+        if self.table.empty:
+            return head + _note("summary.actions.none", lang)
+        items = "".join(f"<li>{html.escape(str(m))}</li>" for m in self.table["message"])
+        return head + f'<ul class="pl-actions">{items}</ul>'
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """Review loop: this quarter's findings against last quarter's report.
+
+    Attributes
+    ----------
+    previous : folder of last quarter's tables, or None (no comparison possible).
+    counts : ``loop_status, source_task, n``: findings new / persisting / resolved per task.
+    changes : the findings with ``loop_status`` (merged findings columns).
+    forecast_errors : last quarter's forecast of this quarter vs actual per entity and
+        metric: ``entity_id, metric_id, period, forecast, actual, fc_error, fc_error_pct,
+        fc_months, fc_months_in_80``.
+    accuracy : per metric and entity kind: ``n, fc_mape, fc_bias, coverage_80``.
+    language : ``"zh"`` or ``"en"``.
+    """
+
+    previous: str | None
+    counts: pd.DataFrame = field(repr=False)
+    changes: pd.DataFrame = field(repr=False)
+    forecast_errors: pd.DataFrame = field(repr=False)
+    accuracy: pd.DataFrame = field(repr=False)
+    language: str = "zh"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The forecast-error table (``summary_forecast_review``)."""
+        return self.forecast_errors.copy()
+
+    def chart(self) -> alt.Chart:
+        """Findings new / persisting / resolved, per task."""
+        if self.counts.empty:
+            return charts.message(t("summary.chart.empty", self.language))
+        d = self.counts.assign(
+            status=[t(f"summary.loop.{s}", self.language, n="") for s in self.counts["loop_status"]]
+        )
+        return (
+            alt.Chart(d, title=t("summary.chart.loop", self.language))
+            .mark_bar()
+            .encode(
+                y=alt.Y("status:N", title=None, sort=None),
+                x=alt.X("n:Q", title=None),
+                color=alt.Color("source_task:N", title=None),
+            )
+            .properties(width=420, height=120)
+        )
+
+    def _repr_html_(self) -> str:
+        lang = self.language
+        if self.previous is None:
+            return _note("summary.loop.no_previous", lang)
+        parts = [_note("summary.loop.previous", lang, path=self.previous)]
+        for status in ("new", "persisting", "resolved"):
+            sel = self.changes[self.changes["loop_status"] == status]
+            parts.append(f"<h4>{html.escape(t(f'summary.h.loop_{status}', lang, n=len(sel)))}</h4>")
+            if len(sel):
+                cols = ["entity", "source_task", "severity", "first_seen", "quarters_open"]
+                parts.append(_table(sel[[*cols, "message"]], lang, max_rows=10))
+        parts.append(f"<h4>{html.escape(t('summary.h.forecast_review', lang))}</h4>")
+        if self.accuracy.empty:
+            parts.append(_note("summary.loop.no_forecast", lang))
+        else:
+            parts.append(_table(self.accuracy, lang))
+            worst = self.forecast_errors.reindex(
+                self.forecast_errors["fc_error_pct"].abs().sort_values(ascending=False).index
+            ).head(10)
+            parts.append(_note("summary.loop.worst_errors", lang))
+            parts.append(_table(worst, lang))
+        return "".join(parts)
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """Data-quality index per source system, from the validation task (``data_quality``).
+
+    Attributes
+    ----------
+    table : ``source_system, owner, expected_values, present, missing, failing,
+        completeness, pass_rate, dq_index`` (fractions) and ``status``; empty if the
+        mapping task did not run.
+    language : ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    language: str = "zh"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The data-quality table."""
+        return self.table.copy()
+
+    def chart(self) -> alt.Chart:
+        """Index per source system, coloured by status."""
+        lang = self.language
+        if self.table.empty:
+            return charts.message(t("summary.chart.empty", lang))
+        return (
+            alt.Chart(charts.for_chart(self.table), title=t("summary.h.quality", lang))
+            .mark_bar()
+            .encode(
+                y=alt.Y("source_system:N", sort="x", title=None),
+                x=alt.X("dq_index:Q", axis=alt.Axis(format="%"), title=None),
+                color=alt.Color("status:N", scale=charts.status_scale(), legend=None),
+            )
+            .properties(width=420, height=20 * len(self.table))
+        )
+
+    def _repr_html_(self) -> str:
+        from perflink.summary._workbook import header
+
+        lang = self.language
+        if self.table.empty:
+            return _note("summary.missing.mapping", lang)
+        cols = ["source_system", "owner", "expected_values", "missing", "failing"]
+        cols += ["completeness", "pass_rate", "dq_index", "status"]
+        d = self.table.reindex(columns=cols)
+        for c in ("completeness", "pass_rate", "dq_index"):
+            d[c] = [fmt_number(v, "pct", lang) for v in d[c]]
+        d["status"] = [value_label("status", v, lang) for v in d["status"]]
+        d.columns = [header(c, lang) for c in cols]
+        return frame_html(d, lang=lang)
+
+
+@dataclass(frozen=True)
+class GroupTotalsResult:
+    """The group's tier-1 totals shown in a scoped report (see :func:`perflink.summary.group_totals`).
+
+    Attributes
+    ----------
+    table : ``metric_id, metric, unit, scope`` (quarter / ytd), ``value`` (metric unit); empty
+        when the review is not scoped or the params do not allow group totals.
+    language : ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    language: str = "zh"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The totals table."""
+        return self.table.copy()
+
+    def chart(self) -> alt.Chart:
+        """Nothing to draw beyond the table: a note chart."""
+        return charts.message(t("summary.group_totals.title", self.language))
+
+    def _repr_html_(self) -> str:
+        if self.table.empty:
+            return ""
+        lang = self.language
+        view = self.table.assign(
+            scope=[t(f"summary.scope.{v}", lang) for v in self.table["scope"]],
+            value=[
+                fmt_number(v, "pct" if u == "ratio" else u, lang)
+                for v, u in zip(self.table["value"], self.table["unit"], strict=True)
+            ],
+        ).drop(columns=["metric_id", "unit"])
+        return f"<h4>{html.escape(t('summary.group_totals.title', lang))}</h4>" + _table(view, lang)
