@@ -256,6 +256,10 @@ class AnomalyOptions(_Options):
     min_change : a flag moving the value less than this fraction of the expected value is
         immaterial and dropped (rates: ``min_change_points`` absolute instead).
     min_change_points : the same for metrics in unit ``ratio`` (0.01 = 1 percentage point).
+    flag_rate : operating point of the per-series detector: points flagged per 100 of an
+        ordinary series with no anomaly (calibrated on real business series,
+        ``benchmarks/anomaly_bench.py`` prints recall at each rate); lower flags less and
+        finds less. Each finding says how rarely a move like it comes at that rate's scale.
     min_score : per-series and linkage flags need at least this |robust z|.
     features : ratio features of the multivariate detector (names in
         :data:`perflink.anomaly.FEATURES`).
@@ -276,6 +280,7 @@ class AnomalyOptions(_Options):
     exclude_metrics: tuple[str, ...] = ()
     min_change: float = Field(0.03, ge=0, lt=1)
     min_change_points: float = Field(0.01, ge=0, lt=1)
+    flag_rate: float = Field(1.0, gt=0, le=20)
     min_score: float = Field(4.0, ge=0)
     features: tuple[str, ...] = (
         "cost_ratio",

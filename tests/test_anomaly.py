@@ -79,14 +79,15 @@ def test_trend_break_flagged_near_the_break():
 
 
 def test_constant_series_flags_only_the_departure():
-    res = detect_series(_monthly(np.full(40, 5.0)))
+    # 5.5, not 5: a constant of whole numbers would be a count (see the count tests)
+    res = detect_series(_monthly(np.full(40, 5.5)))
     assert not res["is_anomaly"].any()
     assert (res["score"] == 0).all()
-    v = np.full(40, 5.0)
-    v[20] = 9.0
+    v = np.full(40, 5.5)
+    v[20] = 9.5
     res = detect_series(_monthly(v))
     assert _flags(res) == [20]
-    assert res["expected"].iloc[20] == 5.0
+    assert res["expected"].iloc[20] == 5.5
 
 
 def test_short_series_uses_fallback_and_still_finds_a_spike():

@@ -12,13 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from perflink.anomaly._core import Settings
+from perflink.anomaly._rates import settings_for_rate
 from perflink.anomaly._series import detect_frame
 from perflink.errors import InputError
 
 _REQUIRED = ("entity_id", "period", "metric_id", "value")
-# noise sd = half band width / spike threshold of the series detector
-_BAND_Z = Settings().spike_z
 
 
 @dataclass
@@ -95,14 +93,18 @@ class Scored:
     score: np.ndarray
     flag: np.ndarray
     kind: np.ndarray  # object: spike / level_shift / trend_break / None
+    method: np.ndarray  # object, one per series (shape of ``values`` without its last axis)
 
 
-def score_series(y: np.ndarray, periods: pd.PeriodIndex, *, season: int | None) -> Scored:
+def score_series(
+    y: np.ndarray, periods: pd.PeriodIndex, *, season: int | None, flag_rate: float
+) -> Scored:
     """Run :func:`perflink.anomaly.detect_frame` on the rows of ``y`` (..., T).
 
     Rows that are all NaN are skipped. A level-shift flag's score is the shift test's z,
     which can be small at the first point of the new level; the residual z of the point
-    (from the band) is used when it is larger.
+    (from the band) is used when it is larger (not for counts or quarterly rows, whose
+    band is not symmetric in the data's unit or whose score is per quarter).
     """
 
     shape = y.shape
@@ -112,23 +114,28 @@ def score_series(y: np.ndarray, periods: pd.PeriodIndex, *, season: int | None) 
         *(np.full(flat.shape, np.nan) for _ in range(4)),
         np.zeros(flat.shape, dtype=bool),
         np.full(flat.shape, None, dtype=object),
+        np.full(flat.shape[0], "insufficient_history", dtype=object),
     )
     if rows.size:
         sub = np.where(np.isfinite(flat[rows]), flat[rows], np.nan)
         wide = pd.DataFrame(sub.T, index=periods, columns=np.arange(rows.size))
-        res = detect_frame(wide, season_length=season)
+        res = detect_frame(wide, season_length=season, flag_rate=flag_rate)
         n = len(periods)
+        out.method[rows] = res["method"].to_numpy(dtype=object)[::n]
         for name in ("expected", "lower", "upper", "score"):
             getattr(out, name)[rows] = res[name].to_numpy(dtype=float).reshape(rows.size, n)
         out.flag[rows] = res["is_anomaly"].to_numpy(dtype=bool).reshape(rows.size, n)
         out.kind[rows] = res["kind"].to_numpy(dtype=object).reshape(rows.size, n)
+    band_z = settings_for_rate(flag_rate).spike_z
     with np.errstate(divide="ignore", invalid="ignore"):
-        sd = (out.upper - out.lower) / (2 * _BAND_Z)
+        sd = (out.upper - out.lower) / (2 * band_z)
         resid_z = np.where(sd > 0, (flat - out.expected) / sd, np.nan)
-    bigger = np.abs(np.nan_to_num(resid_z)) > np.abs(np.nan_to_num(out.score))
+    plain = np.isin(out.method, ["robust_seasonal", "short_series_mad"])[:, None]
+    bigger = plain & (np.abs(np.nan_to_num(resid_z)) > np.abs(np.nan_to_num(out.score)))
     out.score = np.where(out.flag & bigger, resid_z, out.score)
     for name in ("expected", "lower", "upper", "score", "flag", "kind"):
         setattr(out, name, getattr(out, name).reshape(shape))
+    out.method = out.method.reshape(shape[:-1])
     return out
 
 

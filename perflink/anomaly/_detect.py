@@ -83,7 +83,7 @@ def series_flags(
     """
     hist_ok = np.sum(np.isfinite(cube.values), axis=-1) >= opts.min_history
     y = np.where(hist_ok[..., None], cube.values, np.nan)
-    sc = _score_blocks(y, cube.periods, executor)
+    sc = _score_blocks(y, cube.periods, executor, opts.flag_rate)
     q = cube.quarter
     rate = np.array([is_rate(catalog, m) for m in cube.metrics])[None, :, None]
     v, ex = cube.values[:, :, q], sc.expected[:, :, q]
@@ -116,21 +116,23 @@ def series_flags(
     return out, sc
 
 
-def _score_blocks(y: np.ndarray, periods: pd.PeriodIndex, executor: Executor | None) -> Scored:
+def _score_blocks(
+    y: np.ndarray, periods: pd.PeriodIndex, executor: Executor | None, flag_rate: float
+) -> Scored:
     """:func:`score_series` of ``y`` (E, M, T), in blocks of entities on ``executor``."""
     n_ent, n_met = y.shape[:2]
     workers = executor.workers if executor is not None else 1
     n_blocks = min(2 * workers, (n_ent * n_met) // SERIES_PER_BLOCK, n_ent)
     if workers < 2 or n_blocks < 2:
-        return score_series(y, periods, season=12)
+        return score_series(y, periods, season=12, flag_rate=flag_rate)
     bounds = np.linspace(0, n_ent, n_blocks + 1).astype(int)
-    tasks = [(y[lo:hi], periods, 12) for lo, hi in itertools.pairwise(bounds)]
+    tasks = [(y[lo:hi], periods, 12, flag_rate) for lo, hi in itertools.pairwise(bounds)]
     parts = executor.map(_score_block, tasks, desc="anomaly series", items=n_ent * n_met)
     return Scored(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Scored)))
 
 
-def _score_block(y: np.ndarray, periods: pd.PeriodIndex, season: int) -> Scored:
-    return score_series(y, periods, season=season)
+def _score_block(y: np.ndarray, periods: pd.PeriodIndex, season: int, flag_rate: float) -> Scored:
+    return score_series(y, periods, season=season, flag_rate=flag_rate)
 
 
 def linkage_models(

@@ -8,6 +8,7 @@ import pandas as pd
 from perflink._report_format import fmt_number, fmt_period
 from perflink.anomaly._cube import Cube, Scored
 from perflink.anomaly._detect import FEATURES
+from perflink.anomaly._rates import tail_rate
 from perflink.catalog import Catalog
 from perflink.labels import t
 from perflink.options import AnomalyOptions
@@ -71,6 +72,51 @@ def severity(score: np.ndarray, stake: np.ndarray, opts: AnomalyOptions) -> np.n
     return np.array(list(SEVERITY_ORDER))[level]
 
 
+_SERIES_KINDS = ("spike", "level_shift", "trend_break")
+_MAX_YEARS = 1000  # beyond this the tables say nothing useful: "less than once in 1,000 years"
+
+
+def rarity_years(rows: pd.DataFrame, sc: Scored) -> np.ndarray:
+    """About how many years pass between moves this large at the row's unit.
+
+    The score is read against the calibrated tails of the series detector
+    (:func:`perflink.anomaly._rates.tail_rate`, real business series): level shifts and
+    trend breaks against the shift test's, everything else (spikes and the robust z of
+    the linkage, peer and multivariate detectors) against the spike test's.  Series
+    reported once a quarter count four points a year, the others twelve.
+    """
+    if rows.empty:
+        return np.zeros(0)
+    kind = rows["kind"].to_numpy(dtype=object)
+    per_100 = tail_rate(rows["score"].to_numpy(dtype=float), kind)
+    method = np.array(
+        [
+            sc.method[int(e), m] if m is not None else ""
+            for e, m in zip(
+                rows["e"], rows["m"] if "m" in rows else [None] * len(rows), strict=True
+            )
+        ],
+        dtype=object,
+    )
+    per_year = np.where(np.isin(kind, _SERIES_KINDS) & (method == "quarterly_steps"), 4.0, 12.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        years = 100.0 / (per_100 * per_year)
+    return np.minimum(np.nan_to_num(years, nan=np.inf), _MAX_YEARS)
+
+
+def rarity_text(years: float, flag_rate: float, lang: str) -> str:
+    """ "Seen about once in N years at this unit", in ``lang``, with the flag rate used."""
+    if years >= _MAX_YEARS:
+        text = t("anomaly.msg.rarity_max", lang, years=f"{_MAX_YEARS:,}")
+    elif years >= 1.5:
+        n = f"{years:,.0f}" if years >= 10 else f"{years:.1f}".rstrip("0").rstrip(".")
+        text = t("anomaly.msg.rarity", lang, years=n)
+    else:
+        text = t("anomaly.msg.rarity_often", lang, times=f"{max(1, round(1 / years))}")
+    sep = "" if lang == "zh" else " "
+    return f"{text}{sep}{t('anomaly.msg.flag_rate', lang, rate=f'{flag_rate:g}')}"
+
+
 def _fmt(x: float, unit: str | None, lang: str) -> str:
     return fmt_number(float(x), unit, lang)
 
@@ -114,7 +160,10 @@ def drivers_text(
 
 
 def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict, lang: str) -> str:
-    """The explanation of one candidate row in ``lang``, with its numbers."""
+    """The explanation of one candidate row in ``lang``, with its numbers and how rare it is.
+
+    ``ctx`` holds the names (``entities``, ``metrics``, ``groups``) and ``flag_rate``.
+    """
     metric, kind = row["metric_id"], row["kind"]
     feat = row.get("feature")
     feat = feat if isinstance(feat, str) else None
@@ -162,8 +211,10 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
             usual=f"{row['ratio_usual']:.3f}",
         )
     text = t(f"anomaly.msg.{kind}", lang, **fmt)
+    rare = rarity_text(float(row["rarity_years"]), ctx["flag_rate"], lang)
     drivers = drivers_text(row, cube, catalog, sc, ctx["metrics"], lang)
-    return f"{text} {drivers}".strip()
+    sep = "" if lang == "zh" else " "
+    return sep.join(p for p in (text, rare, drivers) if p)
 
 
 def _formula_text(expr: str, names: dict) -> str:

@@ -25,6 +25,7 @@ from perflink.anomaly._explain import (
     at_stake,
     explained_by,
     message,
+    rarity_years,
     severity,
     source_refs,
     unit_of,
@@ -168,6 +169,7 @@ def detect_anomalies(
         "per_100": round(100.0 * len(table) / n_points, 2) if n_points else 0.0,
         "high": int(table["severity"].isin(["critical", "high"]).sum()),
         "explained": int((table["explained_by"] != "").sum()),
+        "flag_rate": opts.flag_rate,
     }
     top = _top_series(table, opts.top_n)
     return AnomalyResult(
@@ -263,7 +265,14 @@ def _findings(
         cand[c] = cand[c].astype(float)
     cand["at_stake"] = at_stake(cand, cube, catalog)
     cand["severity"] = severity(cand["score"].to_numpy(), cand["at_stake"].to_numpy(), opts)
-    ctx = {"entities": ent_names, "metrics": metric_names, "groups": group_names}
+    cand["m"] = [cube.m(m) for m in cand["metric_id"]]
+    cand["rarity_years"] = rarity_years(cand, sc)
+    ctx = {
+        "entities": ent_names,
+        "metrics": metric_names,
+        "groups": group_names,
+        "flag_rate": opts.flag_rate,
+    }
     cand["explanation"] = [message(r, cube, catalog, sc, ctx, lang) for _, r in cand.iterrows()]
     cand = _rank(cand)
     key = ["entity_id", "period", "metric_id"]

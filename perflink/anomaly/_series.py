@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from perflink.anomaly._core import KIND_NAMES, Settings, detect_block, nanmedian_last
+from perflink.anomaly._rates import DEFAULT_FLAG_RATE, settings_for_rate
 from perflink.errors import InputError, ParamsError
 
 __all__ = ["COLUMNS", "detect_frame", "detect_series"]
@@ -15,10 +16,15 @@ COLUMNS = ("expected", "lower", "upper", "score", "is_anomaly", "kind")
 
 _MIN_POINTS = 6
 _EXTRA_POINTS = 3
-_SETTINGS = Settings()
+# Non-negative whole numbers with a median level up to this are counts (new customers,
+# small headcounts): their noise is at least Poisson's, whatever a calm stretch shows.
+_COUNT_LEVEL = 20.0
+_MIN_QUARTERS = 4  # quarters of equal months before a monthly series is read as quarterly
 
 
-def detect_series(y: pd.Series, *, season_length: int | None = None) -> pd.DataFrame:
+def detect_series(
+    y: pd.Series, *, season_length: int | None = None, flag_rate: float = DEFAULT_FLAG_RATE
+) -> pd.DataFrame:
     """Flag unusual points of one series: spikes, level shifts and trend breaks.
 
     Parameters
@@ -30,6 +36,10 @@ def detect_series(y: pd.Series, *, season_length: int | None = None) -> pd.DataF
     season_length : int, optional
         Points per seasonal cycle (1 = no seasonality). Required when the index
         does not say the frequency.
+    flag_rate : float, default 1.0
+        The operating point: points flagged per 100 on ordinary series with no
+        anomaly (calibrated on real business series, see
+        ``benchmarks/anomaly_bench.py``); lower flags less and finds less.
 
     Returns
     -------
@@ -56,7 +66,7 @@ def detect_series(y: pd.Series, *, season_length: int | None = None) -> pd.DataF
         ``y`` is not a numeric Series, or its index has duplicates.
     ParamsError
         ``season_length`` is missing for an index without a frequency, or not a
-        positive integer.
+        positive integer; ``flag_rate`` outside (0, 20].
     """
     if not isinstance(y, pd.Series):
         raise InputError(
@@ -67,14 +77,17 @@ def detect_series(y: pd.Series, *, season_length: int | None = None) -> pd.DataF
     values = _numeric_values(y, name)
     _check_index(y.index, name)
     season = _season_for(y.index, season_length, name)
-    out, method = _detect_matrix(values[None, :], season)
+    settings = _settings(flag_rate)
+    out, method = _detect_matrix(values[None, :], season, settings, _quarter_phase(y.index, season))
     frame = _to_frame(out, 0, y.index)
     frame.attrs["method"] = str(method[0])
     frame.attrs["season_length"] = season
     return frame
 
 
-def detect_frame(wide: pd.DataFrame, *, season_length: int | None = None) -> pd.DataFrame:
+def detect_frame(
+    wide: pd.DataFrame, *, season_length: int | None = None, flag_rate: float = DEFAULT_FLAG_RATE
+) -> pd.DataFrame:
     """Score many series of equal length at once (one column per series).
 
     Same model and results as calling :func:`detect_series` on each column, in
@@ -86,7 +99,7 @@ def detect_frame(wide: pd.DataFrame, *, season_length: int | None = None) -> pd.
     wide : pandas.DataFrame
         Rows = periods (index as for :func:`detect_series`), columns = series
         (e.g. ``(entity_id, metric_id)``); numeric, NaN for missing.
-    season_length : int, optional
+    season_length, flag_rate : optional
         As for :func:`detect_series`.
 
     Returns
@@ -113,6 +126,7 @@ def detect_frame(wide: pd.DataFrame, *, season_length: int | None = None) -> pd.
         raise InputError(f"detect_frame: column {dup!r} appears twice; one column per series.")
     _check_index(wide.index, "wide")
     season = _season_for(wide.index, season_length, "wide")
+    settings = _settings(flag_rate)
     for col, dtype in zip(wide.columns, wide.dtypes, strict=True):
         if not _is_numeric(dtype):
             _numeric_values(wide[col], col)  # raises with the column name
@@ -123,7 +137,7 @@ def detect_frame(wide: pd.DataFrame, *, season_length: int | None = None) -> pd.
             f"detect_frame: infinite value in column {wide.columns[col]!r} at "
             f"{wide.index[row]!r}; replace it by NaN."
         )
-    out, method = _detect_matrix(mat.T, season)
+    out, method = _detect_matrix(mat.T, season, settings, _quarter_phase(wide.index, season))
     n_s, n = out["expected"].shape
     kinds = np.array([KIND_NAMES[k] for k in range(4)], dtype=object)
     result = pd.DataFrame(
@@ -196,18 +210,102 @@ def _season_for(index: pd.Index, season_length: int | None, name: object) -> int
     )
 
 
-def _detect_matrix(y: np.ndarray, season: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Run the right method on each row; rows are grouped by method."""
+def _settings(flag_rate: float) -> Settings:
+    if isinstance(flag_rate, bool) or not isinstance(flag_rate, (int, float, np.number)):
+        raise ParamsError(f"flag_rate must be a number of flags per 100 points, got {flag_rate!r}.")
+    if not 0 < flag_rate <= 20:
+        raise ParamsError(
+            f"flag_rate must be above 0 and at most 20 flags per 100 points, got {flag_rate}; "
+            "1.0 is the default."
+        )
+    return settings_for_rate(float(flag_rate))
+
+
+def _quarter_phase(index: pd.Index, season: int) -> int | None:
+    """Months from the start of a quarter to the first point (monthly indexes only)."""
+    if season != 12 or len(index) == 0:
+        return None
+    if isinstance(index, pd.PeriodIndex) and index.freqstr.upper().startswith("M"):
+        return (int(index[0].month) - 1) % 3
+    if isinstance(index, pd.DatetimeIndex):
+        return (int(index[0].month) - 1) % 3
+    return None
+
+
+def _quarterly_rows(y: np.ndarray, phase: int) -> np.ndarray:
+    """Rows reported once a quarter and repeated over its months (survey scores, say).
+
+    Every quarter with two or more observed months holds one value, at least
+    ``_MIN_QUARTERS`` such quarters exist and the value changes at least once.
+    """
     n_s, n = y.shape
-    n_obs = np.sum(~np.isnan(y), axis=1)
-    seasonal_ok = (season > 1) & (n_obs >= 2 * season + _EXTRA_POINTS)
-    method = np.where(
-        n_obs < _MIN_POINTS,
-        "insufficient_history",
-        np.where(seasonal_ok, "robust_seasonal", "short_series_mad"),
-    )
-    if season == 1:
-        method = np.where(method == "robust_seasonal", "short_series_mad", method)
+    n_q = -(-(n + phase) // 3)
+    pad = np.full((n_s, n_q * 3), np.nan)
+    pad[:, phase : phase + n] = y
+    q = pad.reshape(n_s, n_q, 3)
+    cnt = np.sum(~np.isnan(q), axis=-1)
+    # a missing month takes its quarter's median, so it adds no spread (and no warning)
+    filled = np.where(np.isnan(q), nanmedian_last(q)[..., None], q)
+    spread = filled.max(axis=-1) - filled.min(axis=-1)
+    level = np.nan_to_num(nanmedian_last(np.abs(y)))
+    tol = 1e-9 * np.maximum(level, 1.0)
+    full = cnt >= 2
+    equal = np.where(full, np.nan_to_num(spread) <= tol[:, None], True).all(axis=1)
+    firsts = nanmedian_last(q)
+    changes = np.nansum(np.abs(np.diff(firsts, axis=1)) > tol[:, None], axis=1)
+    return equal & (full.sum(axis=1) >= _MIN_QUARTERS) & (changes > 0)
+
+
+def _detect_quarterly(
+    y: np.ndarray, settings: Settings, phase: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Score rows of :func:`_quarterly_rows` on one value per quarter (season 4).
+
+    The model's values cover every month of a quarter; a flag sits on the first
+    observed month of its quarter, when the new value first appears.
+    """
+    n_s, n = y.shape
+    n_q = -(-(n + phase) // 3)
+    pad = np.full((n_s, n_q * 3), np.nan)
+    pad[:, phase : phase + n] = y
+    q = pad.reshape(n_s, n_q, 3)
+    with np.errstate(all="ignore"):
+        qv = nanmedian_last(q)
+    res, _ = _detect_matrix(qv, 4, settings, None)
+    obs = ~np.isnan(q)
+    first = obs & (np.cumsum(obs, axis=-1) == 1)
+    out = {}
+    for key, val in res.items():
+        if key in ("is_anomaly", "kind"):
+            spread = np.where(first, val[..., None], np.zeros((), dtype=val.dtype))
+        elif key == "score":
+            spread = np.where(obs, val[..., None], np.nan)
+        else:
+            spread = np.repeat(val[..., None], 3, axis=-1)
+        out[key] = spread.reshape(n_s, n_q * 3)[:, phase : phase + n]
+    return out, np.full(n_s, "quarterly_steps", dtype=object)
+
+
+def _count_rows(y: np.ndarray) -> np.ndarray:
+    """Rows of non-negative whole numbers at a small median level (see ``_COUNT_LEVEL``)."""
+    obs = ~np.isnan(y)
+    v = np.where(obs, y, 0.0)
+    whole = np.all((v >= 0) & (np.abs(v - np.round(v)) < 1e-9), axis=1)
+    level = nanmedian_last(np.where(obs, y, np.nan))
+    return whole & (np.nan_to_num(level, nan=np.inf) <= _COUNT_LEVEL) & (v.max(axis=1) > 0)
+
+
+def _detect_matrix(
+    y: np.ndarray, season: int, settings: Settings, phase: int | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Run the right method on each row; rows are grouped by method.
+
+    Monthly rows that repeat one value per quarter are scored per quarter;
+    small counts on the Anscombe scale ``2 sqrt(y + 3/8)``, where Poisson noise has
+    sd 1, with that as the least noise sd (over-dispersed counts keep their own,
+    larger, robust scale: a negative-binomial-like allowance).
+    """
+    n_s, n = y.shape
     out = {
         "expected": np.full((n_s, n), np.nan),
         "lower": np.full((n_s, n), np.nan),
@@ -216,12 +314,49 @@ def _detect_matrix(y: np.ndarray, season: int) -> tuple[dict[str, np.ndarray], n
         "is_anomaly": np.zeros((n_s, n), dtype=bool),
         "kind": np.zeros((n_s, n), dtype=int),
     }
-    for name, s in (("robust_seasonal", season), ("short_series_mad", 1)):
+    method = np.full(n_s, "", dtype=object)
+    quarterly = _quarterly_rows(y, phase) if phase is not None else np.zeros(n_s, dtype=bool)
+    rows = np.flatnonzero(quarterly)
+    if rows.size:
+        res, method[rows] = _detect_quarterly(y[rows], settings, phase)
+        for key in out:
+            out[key][rows] = res[key]
+    count = _count_rows(y) & ~quarterly
+    n_obs = np.sum(~np.isnan(y), axis=1)
+    seasonal_ok = (season > 1) & (n_obs >= 2 * season + _EXTRA_POINTS)
+    base = np.where(
+        n_obs < _MIN_POINTS,
+        "insufficient_history",
+        np.where(seasonal_ok, "robust_seasonal", "short_series_mad"),
+    )
+    # a seasonal index read from three or four noisy counts per month is mostly noise, and
+    # the residuals it leaves understate the noise: counts need four full seasons
+    base = np.where(
+        count & (base == "robust_seasonal") & (n_obs < 4 * season + _EXTRA_POINTS),
+        "short_series_mad",
+        base,
+    )
+    todo = ~quarterly
+    method[todo] = (
+        np.where(count & (base != "insufficient_history"), "count_", "")[todo] + base[todo]
+    )
+    for name, s, is_count in (
+        ("robust_seasonal", season, False),
+        ("short_series_mad", 1, False),
+        ("count_robust_seasonal", season, True),
+        ("count_short_series_mad", 1, True),
+    ):
         rows = np.flatnonzero(method == name)
-        if rows.size:
-            res = detect_block(y[rows], s, _SETTINGS)
-            for key in out:
-                out[key][rows] = res[key]
+        if not rows.size:
+            continue
+        if is_count:
+            res = detect_block(2 * np.sqrt(y[rows] + 0.375), s, settings, floor=1.0)
+            for key in ("expected", "lower", "upper"):
+                res[key] = np.maximum((res[key] / 2) ** 2 - 0.375, 0.0)
+        else:
+            res = detect_block(y[rows], s, settings)
+        for key in out:
+            out[key][rows] = res[key]
     rows = np.flatnonzero(method == "insufficient_history")
     if rows.size:
         with np.errstate(all="ignore"):
