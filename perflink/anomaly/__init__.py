@@ -5,6 +5,9 @@ equal-length series (one per column) in one vectorised pass and is what panel
 detection over the facts table builds on.  Both are pure functions of their
 input: same input, same output.
 
+:func:`run` detects the anomalies of an open review (notebook 04) with
+:func:`detect_anomalies`, the panel detection over the facts table.
+
 Methods (``attrs["method"]`` of the result):
 
 ``robust_seasonal``
@@ -30,6 +33,8 @@ current figures.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from perflink.anomaly._panel import DETECTORS, FEATURES, detect_anomalies
 from perflink.anomaly._results import (
     TABLE_COLUMNS,
@@ -38,6 +43,10 @@ from perflink.anomaly._results import (
     PeerComparison,
 )
 from perflink.anomaly._series import COLUMNS, detect_frame, detect_series
+from perflink.options import AnomalyOptions
+
+if TYPE_CHECKING:
+    from perflink.review import Review
 
 __all__ = [
     "COLUMNS",
@@ -50,4 +59,44 @@ __all__ = [
     "detect_anomalies",
     "detect_frame",
     "detect_series",
+    "run",
 ]
+
+
+def run(review: Review, *, options: AnomalyOptions | None = None) -> AnomalyResult:
+    """Find the review quarter's anomalies and say why (notebook 04's entry point).
+
+    :func:`detect_anomalies` on the review's inputs, quarter and language, run where the
+    params' ``executor:`` block says (``review.executor``).
+
+    Parameters
+    ----------
+    review : perflink.review.Review
+        The open review (:func:`perflink.open_review`). Reads ``review.facts``,
+        ``review.entities``, ``review.adjustments``, ``review.catalog``,
+        ``review.quarter``, ``review.language``, ``review.executor`` and
+        ``review.params.anomaly``.
+    options : AnomalyOptions, optional
+        Overrides the review's ``anomaly:`` params block (None: use it).
+
+    Returns
+    -------
+    AnomalyResult
+        ``.to_frame()`` is the ``anomalies`` findings table; ``.counts`` gives
+        ``anomaly_counts``.
+
+    Raises
+    ------
+    InputError, ParamsError, RunError
+        As :func:`detect_anomalies`.
+    """
+    return detect_anomalies(
+        review.facts,
+        review.entities,
+        review.catalog,
+        quarter=review.quarter,
+        adjustments=review.adjustments,
+        options=options if options is not None else review.params.anomaly,
+        language=review.language,
+        executor=review.executor,
+    )

@@ -27,6 +27,11 @@ Degenerate input never raises (``result.attrs["method"]`` says what was done):
 
 Per-series functions are pure, so panel code can run them under joblib.
 
+Review entry points (notebook 03): :func:`run` gives a review's :class:`ForecastResult`
+(the ``forecast`` and ``forecast_deviation`` tables), :func:`backtest` its
+:class:`BacktestResult` (``forecast_backtest``); the backtest is kept apart because it costs
+more than the forecast and only the forecast page shows it.
+
 Panel layer (every unit, subsidiary and the group; see :mod:`perflink.forecast._panel`):
 :func:`forecast_panel` projects the fiscal year against budget and assessment target
 with early-warning flags, :func:`backtest_panel` measures the panel method by
@@ -37,20 +42,105 @@ misses a clear yearly pattern in three years of monthly data.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from perflink.forecast._backtest import accuracy, backtest_series
 from perflink.forecast._backtest_panel import backtest_panel
 from perflink.forecast._results import BacktestResult, DeviationResult, ForecastResult
 from perflink.forecast._run import forecast_panel
 from perflink.forecast._series import forecast_paths, forecast_series
+from perflink.options import ForecastOptions
+
+if TYPE_CHECKING:
+    from perflink.review import Review
 
 __all__ = [
     "BacktestResult",
     "DeviationResult",
     "ForecastResult",
     "accuracy",
+    "backtest",
     "backtest_panel",
     "backtest_series",
     "forecast_panel",
     "forecast_paths",
     "forecast_series",
+    "run",
 ]
+
+
+def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastResult:
+    """Forecast the rest of the fiscal year for a review and project it against budget.
+
+    Notebook 03's entry point: :func:`forecast_panel` on the review's inputs, quarter and
+    language, run where the params' ``executor:`` block says (``review.executor``). The
+    backtest of the method is a separate entry point, :func:`backtest`: it costs more than
+    the forecast and the summary does not need it.
+
+    Parameters
+    ----------
+    review : perflink.review.Review
+        The open review (:func:`perflink.open_review`). Reads ``review.facts``,
+        ``review.targets``, ``review.entities``, ``review.catalog``, ``review.quarter``,
+        ``review.language``, ``review.executor`` and ``review.params.forecast``.
+    options : ForecastOptions, optional
+        Overrides the review's ``forecast:`` params block (None: use it).
+
+    Returns
+    -------
+    ForecastResult
+        ``.to_frame()`` is the ``forecast`` table; ``.deviation`` the findings table
+        ``forecast_deviation``. Money in 万元.
+
+    Raises
+    ------
+    InputError, ParamsError, RunError
+        As :func:`forecast_panel`.
+    """
+    return forecast_panel(
+        review.facts,
+        review.targets,
+        review.entities,
+        review.catalog,
+        quarter=review.quarter,
+        options=options if options is not None else review.params.forecast,
+        language=review.language,
+        executor=review.executor,
+    )
+
+
+def backtest(review: Review, *, options: ForecastOptions | None = None) -> BacktestResult:
+    """Rolling-origin backtest of the forecast method on a review's units.
+
+    :func:`backtest_panel` on the review's inputs, quarter and language, run where the
+    params' ``executor:`` block says (``review.executor``).
+
+    Parameters
+    ----------
+    review : perflink.review.Review
+        The open review. Reads ``review.facts``, ``review.entities``, ``review.catalog``,
+        ``review.quarter``, ``review.language``, ``review.executor`` and
+        ``review.params.forecast`` (``backtest_origins``, ``backtest_horizon``,
+        ``backtest_max_units``).
+    options : ForecastOptions, optional
+        Overrides the review's ``forecast:`` params block (None: use it).
+
+    Returns
+    -------
+    BacktestResult
+        ``.to_frame()`` is the ``forecast_backtest`` table (one row per metric).
+
+    Raises
+    ------
+    InputError, ParamsError, RunError
+        As :func:`backtest_panel`.
+    """
+    return backtest_panel(
+        review.facts,
+        review.entities,
+        review.catalog,
+        quarter=review.quarter,
+        options=options if options is not None else review.params.forecast,
+        language=review.language,
+        executor=review.executor,
+    )

@@ -1,5 +1,7 @@
 """KPI analysis: the three-tier driver tree, variance attribution and exact formula attribution.
 
+:func:`run` decomposes an open review (notebook 02).
+
 :func:`decompose` explains why each entity hit or missed its tier-1 targets (quarter and
 year-to-date, against target and against the same period last year): the variance of every
 tier-1 metric is attributed through tier-2 financial drivers down to tier-3 business drivers,
@@ -37,6 +39,8 @@ one at a time in ``order`` and each takes the change of its step. The result dep
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from perflink.kpi._attribute import (
     MAX_EXACT,
     METHODS,
@@ -48,10 +52,13 @@ from perflink.kpi._decompose import (
     build_panels,
     completion,
     decompose,
-    decompose_review,
     estimate_elasticities,
 )
 from perflink.kpi._result import DecompositionResult
+from perflink.options import KpiOptions
+
+if TYPE_CHECKING:
+    from perflink.review import Review
 
 __all__ = [
     "MAX_EXACT",
@@ -65,4 +72,48 @@ __all__ = [
     "decompose",
     "decompose_review",
     "estimate_elasticities",
+    "run",
 ]
+
+
+def run(review: Review, *, options: KpiOptions | None = None) -> DecompositionResult:
+    """Decompose the review's tier-1 results down the three-tier tree (notebook 02's entry point).
+
+    :func:`decompose` on the review's inputs, quarter and language.
+
+    Parameters
+    ----------
+    review : perflink.review.Review
+        The open review (:func:`perflink.open_review`). Reads ``review.facts``,
+        ``review.targets``, ``review.entities``, ``review.adjustments``,
+        ``review.catalog``, ``review.quarter``, ``review.language`` and
+        ``review.params.kpi``.
+    options : KpiOptions, optional
+        Overrides the review's ``kpi:`` params block (None: use it).
+
+    Returns
+    -------
+    DecompositionResult
+        ``.to_frame()`` is the ``attribution`` table; ``.findings`` the missed tier-1
+        targets traced to their cause (see :func:`decompose`).
+
+    Raises
+    ------
+    InputError, ParamsError
+        As :func:`decompose`.
+    """
+    return decompose(
+        review.facts,
+        review.targets,
+        review.entities,
+        review.catalog,
+        quarter=review.quarter,
+        adjustments=review.adjustments,
+        options=options if options is not None else review.params.kpi,
+        lang=review.language,
+    )
+
+
+def decompose_review(review: Review) -> DecompositionResult:
+    """The name of :func:`run` before every task had one entry point; kept for callers."""
+    return run(review)

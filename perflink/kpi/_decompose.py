@@ -6,8 +6,6 @@ resolution in :mod:`perflink.kpi._panels`.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -149,20 +147,6 @@ def decompose(
         panels=panels,
         metric_names={m: catalog.metrics[m].name(lang) for m in catalog.metrics},
         metric_units={m: catalog.metrics[m].unit for m in catalog.metrics},
-    )
-
-
-def decompose_review(review: Any) -> DecompositionResult:
-    """:func:`decompose` on an opened review (``perflink.open_review``): its inputs and options."""
-    return decompose(
-        review.facts,
-        review.targets,
-        review.entities,
-        review.catalog,
-        quarter=review.quarter,
-        adjustments=review.adjustments,
-        options=review.params.kpi,
-        lang=review.language,
     )
 
 

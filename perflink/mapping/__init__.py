@@ -11,13 +11,16 @@ Each part works on plain frames, so an analyst can run it on any data::
     drv = perflink.mapping.driver_strength(facts, catalog, quarter="2026Q3")   # 5. drivers
     dq = perflink.mapping.data_quality(comp, rules, catalog)      # index per source system
 
-and :func:`validate` runs them all for a review with its ``mapping:`` options. Every finding
-has ``entity_id, period, metric_id, rule_id, check, severity, value, expected, deviation,
-message, source_refs`` (:data:`FINDING_COLUMNS`); periods are strings (``"2026-09"`` for a
-month, ``"2026Q3"`` for a quarter-level finding, empty for the catalog).
+and :func:`run` runs them all for a review with its ``mapping:`` options (``validate`` is
+its former name). Every finding has ``entity_id, period, metric_id, rule_id, check,
+severity, value, expected, deviation, message, source_refs`` (:data:`FINDING_COLUMNS`);
+periods are strings (``"2026-09"`` for a month, ``"2026Q3"`` for a quarter-level finding,
+empty for the catalog).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -48,6 +51,9 @@ from perflink.mapping._views import (
 )
 from perflink.options import MappingOptions
 
+if TYPE_CHECKING:
+    from perflink.review import Review
+
 __all__ = [
     "FINDING_COLUMNS",
     "CaliberResult",
@@ -65,6 +71,7 @@ __all__ = [
     "check_rules",
     "data_quality",
     "driver_strength",
+    "run",
     "validate",
 ]
 
@@ -366,23 +373,36 @@ def data_quality(
     return DataQualityResult(table, lang_of(lang))
 
 
-def validate(review, *, options: MappingOptions | None = None) -> ValidationResult:
+def run(review: Review, *, options: MappingOptions | None = None) -> ValidationResult:
     """Run every mapping check for a review (notebook 01's entry point).
+
+    Catalog integrity, completeness, reconciliation rules, calibers, driver strength and the
+    data-quality index, each with the review's quarter and language.
 
     Parameters
     ----------
-    review : :class:`perflink.review.Review` (reads ``facts, entities, catalog, quarter,
-        language`` and ``params.mapping``).
-    options : overrides ``review.params.mapping``.
+    review : perflink.review.Review
+        The open review (:func:`perflink.open_review`). Reads ``review.facts``,
+        ``review.entities``, ``review.catalog``, ``review.quarter``, ``review.language``
+        and ``review.params.mapping``.
+    options : MappingOptions, optional
+        Overrides the review's ``mapping:`` params block (None: use it).
 
     Returns
     -------
     ValidationResult
+        ``.to_frame()`` is the ``validation_findings`` table; ``.drivers`` and ``.quality``
+        give ``driver_strength`` and ``data_quality``.
+
+    Raises
+    ------
+    PerflinkError
+        If ``review`` is not an open review, or an option is out of range.
     """
     for attr in ("facts", "entities", "catalog", "quarter", "language"):
         if not hasattr(review, attr):
             raise PerflinkError(
-                f"validate: expected a Review from perflink.open_review(...), got "
+                f"mapping.run: expected a Review from perflink.open_review(...), got "
                 f"{type(review).__name__} without '{attr}'"
             )
     opt = options or getattr(getattr(review, "params", None), "mapping", None) or _DEFAULTS
@@ -412,6 +432,11 @@ def validate(review, *, options: MappingOptions | None = None) -> ValidationResu
     partial = [cat_res.findings, comp.findings, rules.findings, cal.findings]
     status = status_table(partial, ents, q, lang)
     return ValidationResult(str(q), cat_res, comp, rules, cal, drv, dq, status, lang)
+
+
+def validate(review: Review, *, options: MappingOptions | None = None) -> ValidationResult:
+    """The name of :func:`run` before every task had one entry point; kept for callers."""
+    return run(review, options=options)
 
 
 def _positive(name: str, value: int, *, allow_zero: bool = False) -> None:

@@ -1,8 +1,9 @@
 """Scorecards, assessment scores, tenure progress and bonus linkage (notebook 02).
 
-:func:`scorecard` scores every entity on its centre type's scheme (an entity-specific scheme
-overrides the default; subsidiaries and the group use the profit-centre scheme) for the
-review quarter and year-to-date, applies approved adjustments with an audit line, checks the
+:func:`run` scores an open review (after :func:`perflink.kpi.run`, whose decomposition it
+reuses). :func:`scorecard` scores every entity on its centre type's scheme (an
+entity-specific scheme overrides the default; subsidiaries and the group use the
+profit-centre scheme) for the review quarter and year-to-date, applies approved adjustments with an audit line, checks the
 schemes against the policy (:func:`perflink.catalog.check_schemes`: a broken scheme is a
 finding, not a crash), links scores to bonuses (base x coefficient of the YTD score) and
 compares payouts with the bonus pools. Completion: actual / target, inverted for
@@ -12,11 +13,12 @@ lower-is-better metrics (:func:`perflink.kpi.completion`). Scoring rules: see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from perflink import kpi
 from perflink.catalog import Catalog, check_schemes
 from perflink.common import window_months
 from perflink.errors import InputError
@@ -28,12 +30,16 @@ from perflink.scoring._result import ManagerAssessmentResult, ScorecardResult, w
 from perflink.scoring._rules import coefficient, parse_params, score_frame
 from perflink.scoring._tenure import bonus_table, findings_table
 
+if TYPE_CHECKING:
+    from perflink.review import Review
+
 __all__ = [
     "ManagerAssessmentResult",
     "ScorecardResult",
     "assess_managers",
     "assess_managers_review",
     "coefficient",
+    "run",
     "score_review",
     "scorecard",
     "write_scorecard_xlsx",
@@ -128,8 +134,46 @@ def scorecard(
     )
 
 
-def score_review(review: Any, decomposition: DecompositionResult) -> ScorecardResult:
-    """:func:`scorecard` on an opened review with its schemes, adjustments, bonus, options."""
+def run(
+    review: Review,
+    *,
+    options: KpiOptions | None = None,
+    decomposition: DecompositionResult | None = None,
+) -> ScorecardResult:
+    """Score the review's entities, link the scores to bonuses (notebook 02's second step).
+
+    :func:`scorecard` on the review's inputs and language. Scoring reads the ``kpi:`` params
+    block (the same options as the decomposition it builds on).
+
+    Parameters
+    ----------
+    review : perflink.review.Review
+        The open review (:func:`perflink.open_review`). Reads ``review.schemes``,
+        ``review.entities``, ``review.adjustments``, ``review.bonus``,
+        ``review.catalog``, ``review.language`` and ``review.params.kpi`` (and, to
+        decompose, what :func:`perflink.kpi.run` reads).
+    options : KpiOptions, optional
+        Overrides the review's ``kpi:`` params block (None: use it); also used for the
+        decomposition when it is computed here.
+    decomposition : DecompositionResult, optional
+        The review's :func:`perflink.kpi.run` result (its panels are reused); computed
+        with ``options`` when not given.
+
+    Returns
+    -------
+    ScorecardResult
+        ``.to_frame()`` is the ``scorecard`` table; ``.bonus``, ``.tenure``, ``.audit``
+        and ``.findings`` the ``bonus``, ``tenure``, ``adjustment_audit`` and
+        ``kpi_findings`` tables.
+
+    Raises
+    ------
+    InputError, ParamsError
+        As :func:`scorecard` and :func:`perflink.kpi.run`.
+    """
+    opts = options if options is not None else review.params.kpi
+    if decomposition is None:
+        decomposition = kpi.run(review, options=opts)
     return scorecard(
         decomposition,
         review.schemes,
@@ -137,9 +181,14 @@ def score_review(review: Any, decomposition: DecompositionResult) -> ScorecardRe
         review.catalog,
         adjustments=review.adjustments,
         bonus=review.bonus,
-        options=review.params.kpi,
+        options=opts,
         lang=review.language,
     )
+
+
+def score_review(review: Review, decomposition: DecompositionResult) -> ScorecardResult:
+    """The name of :func:`run` before every task had one entry point; kept for callers."""
+    return run(review, decomposition=decomposition)
 
 
 def assess_managers(

@@ -5,13 +5,12 @@ The summary reads the tables the other task notebooks saved in the run's tables 
 ``scorecard``, ``bonus``, ``kpi_findings``, ``forecast``, ``forecast_deviation``,
 ``anomalies``) instead of recomputing them; a missing table (task not run) is reported and
 the parts that need it are left out. In JupyterLab without a tables folder,
-:func:`collect` calls the task functions instead.
+:func:`collect` runs every task through its entry point (``perflink.<task>.run``) instead.
 
 Typical use (what notebook 05 does)::
 
     review = perflink.open_review(params_path, language=language, tables_dir=tables_dir)
-    inputs = perflink.summary.collect(review)
-    result = perflink.summary.summarize(review, inputs)
+    result = perflink.summary.run(review)     # = summarize(review, collect(review))
     perflink.report.show(result.findings)
     perflink.summary.write_workbook(result)
 
@@ -25,7 +24,7 @@ and compares last quarter's ``forecast`` of this quarter with what happened.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -54,6 +53,9 @@ from perflink.summary._results import (
 )
 from perflink.summary._workbook import write_workbook
 
+if TYPE_CHECKING:
+    from perflink.review import Review
+
 __all__ = [
     "ACTIONS",
     "TABLES",
@@ -72,6 +74,7 @@ __all__ = [
     "forecast_review",
     "group_totals",
     "rank_findings",
+    "run",
     "summarize",
     "write_workbook",
 ]
@@ -258,7 +261,9 @@ class SummaryResult:
         return _note("summary.status.missing", self.language, tasks=tasks)
 
 
-def summarize(review: Any, inputs: SummaryInputs | None = None) -> SummaryResult:
+def summarize(
+    review: Any, inputs: SummaryInputs | None = None, *, options: SummaryOptions | None = None
+) -> SummaryResult:
     """Build the leadership summary from the tasks' tables.
 
     Parameters
@@ -267,6 +272,8 @@ def summarize(review: Any, inputs: SummaryInputs | None = None) -> SummaryResult
         The open review; ``review.params.summary`` holds the options.
     inputs : SummaryInputs, optional
         From :func:`collect` (called here if not given).
+    options : SummaryOptions, optional
+        Overrides ``review.params.summary``.
 
     Returns
     -------
@@ -279,8 +286,8 @@ def summarize(review: Any, inputs: SummaryInputs | None = None) -> SummaryResult
     InputError
         If a task table is unreadable or lacks its columns.
     """
-    opts = _options(review)
-    inputs = inputs if inputs is not None else collect(review)
+    opts = _options(review, options)
+    inputs = inputs if inputs is not None else collect(review, options=opts)
     lang, q = review.language, review.quarter
     entities, catalog = review.entities, review.catalog
     root = _root(entities)
@@ -309,6 +316,41 @@ def summarize(review: Any, inputs: SummaryInputs | None = None) -> SummaryResult
         QualityResult(quality if quality is not None else pd.DataFrame(), lang), loop,
         tuple(inputs.missing_tasks), inputs,
     )  # fmt: skip
+
+
+def run(review: Review, *, options: SummaryOptions | None = None) -> SummaryResult:
+    """The leadership summary of a review (notebook 05's entry point).
+
+    :func:`collect` then :func:`summarize`: the other tasks' tables are read from the run's
+    tables folder (``review.tables_dir``; a task whose tables are missing is reported and
+    left out) or, without one (JupyterLab), computed by every task's ``run``; an error
+    inside a task then stops the summary.
+
+    Parameters
+    ----------
+    review : perflink.review.Review
+        The open review (:func:`perflink.open_review`). Reads ``review.entities``,
+        ``review.facts``, ``review.catalog``, ``review.quarter``, ``review.language``,
+        ``review.tables_dir``, ``review.params.summary`` (and, without a tables folder,
+        what every task's ``run`` reads).
+    options : SummaryOptions, optional
+        Overrides the review's ``summary:`` params block (None: use it).
+
+    Returns
+    -------
+    SummaryResult
+        ``.to_frame()`` is the ``summary_findings`` table; ``.actions`` and ``.loop`` give
+        ``summary_actions`` and ``summary_forecast_review``.
+
+    Raises
+    ------
+    ParamsError
+        If the summary options name an unknown rule or severity, or amber > green.
+    InputError
+        If a task table is unreadable or lacks its columns.
+    """
+    opts = _options(review, options)
+    return summarize(review, collect(review, options=opts), options=opts)
 
 
 def _loop_result(inputs: SummaryInputs, table: pd.DataFrame, review: Any, lang: str) -> LoopResult:

@@ -41,8 +41,8 @@ class SummaryInputs:
     Attributes
     ----------
     tables : table name -> DataFrame, or None when missing (see :data:`TABLES`).
-    origin : table name -> ``"table"`` (read from ``tables_dir``), ``"computed"`` (task
-        function called) or ``"missing"``.
+    origin : table name -> ``"table"`` (read from ``tables_dir``), ``"computed"`` (the
+        task's ``run`` called) or ``"missing"``.
     tables_dir : where the tables were read from (None in JupyterLab).
     previous : last quarter's ``summary_findings`` and ``forecast`` (or None each).
     previous_dir : last quarter's tables folder, or None if there is none.
@@ -80,7 +80,12 @@ def _read(folder: Path | None, name: str) -> pd.DataFrame | None:
         ) from None
 
 
-def collect(review: Any, *, tables_dir: str | Path | None = None) -> SummaryInputs:
+def collect(
+    review: Any,
+    *,
+    tables_dir: str | Path | None = None,
+    options: SummaryOptions | None = None,
+) -> SummaryInputs:
     """Gather the other tasks' tables for the summary.
 
     Parameters
@@ -89,9 +94,11 @@ def collect(review: Any, *, tables_dir: str | Path | None = None) -> SummaryInpu
         The open review (params, catalog, inputs).
     tables_dir : str or Path, optional
         Folder of the run's tables; default ``review.tables_dir``. When there is none
-        (JupyterLab), the task functions that exist are called instead (slower: the whole
-        review is computed); when there is one, a missing table means the task did not run
-        and stays missing.
+        (JupyterLab), every task is run through its entry point (``perflink.<task>.run``;
+        slower: the whole review is computed, and an error in a task stops the summary);
+        when there is one, a missing table means the task did not run and stays missing.
+    options : SummaryOptions, optional
+        Overrides the review's ``summary:`` params block (``previous_report`` is read).
 
     Returns
     -------
@@ -105,6 +112,7 @@ def collect(review: Any, *, tables_dir: str | Path | None = None) -> SummaryInpu
         If ``tables_dir`` is not a folder, a table is unreadable, or
         ``summary.previous_report`` does not exist.
     """
+    opts = _options(review, options)  # checked before a long compute, not after
     folder = Path(tables_dir) if tables_dir is not None else getattr(review, "tables_dir", None)
     if folder is not None and not Path(folder).is_dir():
         raise InputError(
@@ -115,61 +123,43 @@ def collect(review: Any, *, tables_dir: str | Path | None = None) -> SummaryInpu
     origin = {n: ("table" if d is not None else "missing") for n, d in tables.items()}
     if folder is None:
         for name, df in _compute(review).items():
-            if df is not None:
-                tables[name], origin[name] = df, "computed"
-    opts = _options(review)
+            tables[name], origin[name] = df, "computed"
     scope = getattr(review.params, "scope", None)
     prev_dir = _loop.previous_tables(folder, review.quarter, opts.previous_report, scope)
     previous = {n: _read(prev_dir, n) for n in ("summary_findings", "forecast")}
     return SummaryInputs(tables, origin, folder, previous, prev_dir)
 
 
-def _compute(review: Any) -> dict[str, pd.DataFrame | None]:
-    """Call the task functions that exist (JupyterLab without a run's tables folder)."""
-    out: dict[str, pd.DataFrame | None] = {}
-    try:
-        from perflink import mapping
+def _compute(review: Any) -> dict[str, pd.DataFrame]:
+    """Run every task through its entry point (JupyterLab without a run's tables folder).
 
-        v = mapping.validate(review)
-        out |= dict(validation_findings=v.to_frame(), driver_strength=v.drivers.to_frame())
-        out["data_quality"] = v.quality.to_frame()
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from perflink import kpi, scoring
+    Nothing is caught here: an error inside a task is a bug or a bad input to report, not
+    a task to leave out of the summary.
+    """
+    from perflink import anomaly, forecast, kpi, mapping, scoring
 
-        dec = kpi.decompose_review(review)
-        sc = scoring.score_review(review, dec)
-        out |= dict(attribution=dec.to_frame(), scorecard=sc.to_frame(), bonus=sc.bonus)
-        out["kpi_findings"] = sc.findings
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from perflink import forecast
-
-        fc = forecast.forecast_panel(
-            review.facts, review.targets, review.entities, review.catalog,
-            quarter=review.quarter, options=review.params.forecast,
-        )  # fmt: skip
-        out |= dict(forecast=fc.to_frame(), forecast_deviation=fc.deviation.to_frame())
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from perflink import anomaly
-
-        an = anomaly.detect_anomalies(
-            review.facts, review.entities, review.catalog, quarter=review.quarter,
-            adjustments=review.adjustments, options=review.params.anomaly,
-            language=review.language,
-        )  # fmt: skip
-        out["anomalies"] = an.to_frame()
-    except (ImportError, AttributeError):
-        pass
-    return out
+    v = mapping.run(review)
+    dec = kpi.run(review)
+    sc = scoring.run(review, decomposition=dec)
+    fc = forecast.run(review)
+    an = anomaly.run(review)
+    return {
+        "validation_findings": v.to_frame(),
+        "driver_strength": v.drivers.to_frame(),
+        "data_quality": v.quality.to_frame(),
+        "attribution": dec.to_frame(),
+        "scorecard": sc.to_frame(),
+        "bonus": sc.bonus,
+        "kpi_findings": sc.findings,
+        "forecast": fc.to_frame(),
+        "forecast_deviation": fc.deviation.to_frame(),
+        "anomalies": an.to_frame(),
+    }
 
 
-def _options(review: Any) -> SummaryOptions:
-    opts = getattr(review.params, "summary", None) or SummaryOptions()
+def _options(review: Any, options: SummaryOptions | None = None) -> SummaryOptions:
+    """``options``, else the review's ``summary:`` block, checked."""
+    opts = options or getattr(review.params, "summary", None) or SummaryOptions()
     unknown = [a for a in opts.actions if a not in ACTIONS]
     if unknown:
         raise ParamsError(
