@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +20,76 @@ SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 """Allowed values of a findings table's ``severity`` column, most severe first."""
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+# OWASP "CSV injection": a spreadsheet reads a cell starting with one of these as a formula
+# (=, +, -, @) or skips a leading tab / carriage return and reads what follows.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Text that is a plain decimal number ("-12.5", "+3e2") is read as that number, never as a
+# formula, so it is left as it is (a negative amount rendered as text stays a number).
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_safe(value: object) -> object:
+    """``value`` as a CSV cell that no spreadsheet runs as a formula (OWASP CSV injection).
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    apostrophe (``'=HYPERLINK(...)``), which Excel and LibreOffice show as text. A carriage
+    return inside text becomes a line feed: the CSV writer quotes a cell holding a line feed
+    but not one holding a lone CR, which a spreadsheet would take as the end of the row (and
+    read what follows as a new cell, formula included). Numbers, missing values and text that
+    is a plain decimal number (``-12.5``) are returned as they are. Used for every CSV cell
+    perflink writes; Parquet keeps the raw text (typed data, not opened as formulas) and
+    workbooks write text as string cells (:func:`xlsx_row`).
+    """
+    if not isinstance(value, str):
+        return value
+    if value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        value = "'" + value
+    return value.replace("\r\n", "\n").replace("\r", "\n") if "\r" in value else value
+
+
+def csv_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with :func:`csv_safe` applied to every text cell and column name.
+
+    Only columns that can hold text (object, string or categorical dtype) are looked at, so
+    numeric columns keep their dtype; an object column mixing numbers and text escapes only
+    its text cells. Returns ``df`` itself when nothing needs escaping.
+    """
+    out = df
+    for i in range(df.shape[1]):
+        s = df.iloc[:, i]
+        if not (s.dtype == object or isinstance(s.dtype, pd.StringDtype | pd.CategoricalDtype)):
+            continue
+        values = s.astype(object).to_numpy()
+        safe = [csv_safe(v) for v in values]
+        if any(a is not b for a, b in zip(safe, values, strict=True)):
+            out = df.copy() if out is df else out
+            out.isetitem(i, pd.Series(safe, index=s.index, dtype=object))
+    names = [csv_safe(c) for c in df.columns]
+    return out if names == list(df.columns) else out.set_axis(names, axis=1)
+
+
+def xlsx_row(ws: Any, values: Iterable[object]) -> list[object]:
+    """``values`` ready for ``ws.append``: every text value as an explicit string cell.
+
+    openpyxl stores a ``str`` starting with ``=`` as a formula and ``#N/A`` and the like as
+    error cells; a cell whose data type is set to ``"s"`` is written as text whatever it
+    starts with, so the workbook shows exactly the text read from the inputs. Characters
+    XML cannot hold (control characters other than tab, CR, LF) become U+FFFD instead of
+    failing the save. Works for normal and write-only worksheets.
+    """
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+
+    row: list[object] = []
+    for v in values:
+        if isinstance(v, str):
+            # row/column are placeholders that append() replaces (openpyxl's WriteOnlyCell)
+            cell = Cell(ws, row=1, column=1, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", v))
+            cell.data_type = "s"
+            row.append(cell)
+        else:
+            row.append(v)
+    return row
 
 
 def check_findings(df: pd.DataFrame, name: str) -> None:
@@ -76,7 +147,11 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 
 def write_table(df: pd.DataFrame, name: str, tables_dir: Path, *, findings: bool) -> None:
-    """Validate and write ``tables_dir/<name>.csv`` (UTF-8 with BOM) and ``.parquet``."""
+    """Validate and write ``tables_dir/<name>.csv`` (UTF-8 with BOM) and ``.parquet``.
+
+    CSV text cells go through :func:`csv_safe` (no formula when opened in a spreadsheet);
+    the Parquet file keeps the text as it is.
+    """
     if not isinstance(df, pd.DataFrame):
         raise ReportError(
             f"save_table({name!r}): expected a pandas DataFrame, got {type(df).__name__}."
@@ -90,9 +165,12 @@ def write_table(df: pd.DataFrame, name: str, tables_dir: Path, *, findings: bool
         check_findings(df, name)
     out = _portable(df)
     tables_dir.mkdir(parents=True, exist_ok=True)
+    # Finance opens the CSV in Excel: text cells are neutralised there; the Parquet copy is
+    # typed data that the summary reads back, so it keeps the raw text.
+    csv_out = csv_safe_frame(out)
     atomic_write(
         tables_dir / f"{name}.csv",
-        lambda p: out.to_csv(p, index=False, encoding="utf-8-sig", lineterminator="\n"),
+        lambda p: csv_out.to_csv(p, index=False, encoding="utf-8-sig", lineterminator="\n"),
     )
     atomic_write(
         tables_dir / f"{name}.parquet",

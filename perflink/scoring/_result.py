@@ -13,7 +13,7 @@ from openpyxl.utils import get_column_letter
 
 from perflink import charts
 from perflink._report_format import fmt_number, frame_html
-from perflink._report_tables import atomic_write
+from perflink._report_tables import atomic_write, xlsx_row
 from perflink.labels import column_label, t
 
 # Large groups: above this many units the score chain shows them as a distribution, and
@@ -226,9 +226,10 @@ def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None
         ws.freeze_panes = "C2"
         for i in range(1, out.shape[1] + 1):
             ws.column_dimensions[get_column_letter(i)].width = 14
-        ws.append([column_label(c, lang) for c in out.columns])
+        ws.append(xlsx_row(ws, [column_label(c, lang) for c in out.columns]))
         for row in out.itertuples(index=False, name=None):
-            ws.append([_cell(v) for v in row])
+            # text as string cells: a name or scheme id starting with '=' stays text
+            ws.append(xlsx_row(ws, [_cell(v) for v in row]))
     atomic_write(path, book.save)
     return path
 

@@ -2,7 +2,8 @@
 
 One sheet per table people act on; two header rows (Chinese, English), frozen; filters;
 number formats; status and severity coloured by conditional formatting on the cell's own
-value (so sorting and filtering never break it); values only, no formulas.
+value (so sorting and filtering never break it); values only, no formulas: every text
+cell is a string cell, whatever it starts with (``_report_tables.xlsx_row``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 
 from perflink import labels
 from perflink._report_format import ReportError
-from perflink._report_tables import atomic_write
+from perflink._report_tables import atomic_write, xlsx_row
 from perflink.charts import SEVERITY_COLORS, STATUS_COLORS
 
 #: Sheet order: (key, table source). ``findings``/``actions`` come from the summary result.
@@ -125,12 +126,12 @@ def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | Non
     for key, df in _sheet_tables(result).items():
         ws = wb.create_sheet(labels.t(f"summary.sheet.{key}", "en")[:31])
         cols = [str(c) for c in df.columns]
-        ws.append([header(c, "zh") for c in cols])
-        ws.append([header(c, "en") for c in cols])
+        ws.append(xlsx_row(ws, [header(c, "zh") for c in cols]))
+        ws.append(xlsx_row(ws, [header(c, "en") for c in cols]))
         for cell in (*ws[1], *ws[2]):
             cell.font = bold
-        for row in _cells(df):
-            ws.append(row)
+        for row in _cells(df):  # text as string cells: a name starting '=' is no formula
+            ws.append(xlsx_row(ws, row))
         last = ws.max_row
         ws.freeze_panes = "A3"
         if cols:
