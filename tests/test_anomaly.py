@@ -207,3 +207,83 @@ def test_pure_noise_is_rarely_flagged(n, season):
     wide = pd.DataFrame(rng.normal(size=(n, 300)))
     long = detect_frame(wide, season_length=season)
     assert long["is_anomaly"].mean() < 0.01
+
+
+# ------------------------------------------------------------------ flag rate, counts, quarterly
+
+
+def test_flag_rate_sets_the_operating_point():
+    from perflink.anomaly._rates import settings_for_rate, tail_rate
+
+    loose, strict = settings_for_rate(3.0), settings_for_rate(0.25)
+    assert loose.spike_z < settings_for_rate(1.0).spike_z < strict.spike_z
+    assert loose.shift_z < strict.shift_z
+    # the tail tables give back the rate each threshold was read off
+    kinds = np.array(["spike", "level_shift"], dtype=object)
+    back = tail_rate(np.array([strict.spike_z, strict.shift_z]), kinds)
+    np.testing.assert_allclose(back, [0.4 * 0.25, 0.6 * 0.25], rtol=1e-3)
+    # a lower rate flags a subset of the points a higher rate flags
+    rng = np.random.default_rng(8)
+    v = _seasonal(96, seed=8) + rng.standard_t(3, 96)
+    few = detect_series(_monthly(v), flag_rate=0.25)["is_anomaly"]
+    many = detect_series(_monthly(v), flag_rate=3.0)["is_anomaly"]
+    assert few.sum() <= many.sum() and not (few & ~many).any()
+
+
+def test_bad_flag_rate_is_a_params_error():
+    y = _monthly(_seasonal())
+    for bad in (0, -1, 25, "1", True):
+        with pytest.raises(ParamsError, match="flag_rate"):
+            detect_series(y, flag_rate=bad)
+    with pytest.raises(ParamsError, match="flag_rate"):
+        detect_frame(y.to_frame(), flag_rate=0)
+
+
+def test_small_counts_use_a_poisson_floor():
+    rng = np.random.default_rng(3)
+    v = rng.poisson(2.0, 45).astype(float)
+    v[42] = 6.0  # a month with 6 new customers where 2 are usual: Poisson noise, not news
+    res = detect_series(_monthly(v))
+    assert res.attrs["method"] == "count_short_series_mad"
+    assert not res["is_anomaly"].iloc[42]
+    assert (res["lower"] >= 0).all()
+    v[42] = 25.0  # far outside what Poisson noise does
+    res = detect_series(_monthly(v))
+    assert res["is_anomaly"].iloc[42] and res["kind"].iloc[42] == "spike"
+    # the same shape in a large, non-integer unit is scored on the plain (seasonal) scale
+    big = detect_series(_monthly(v * 1000.5))
+    assert big.attrs["method"] == "robust_seasonal"
+
+
+def test_quarterly_values_repeated_monthly_are_scored_per_quarter():
+    rng = np.random.default_rng(5)
+    q = 85 + rng.normal(0, 2.0, 15)
+    res = detect_series(_monthly(np.repeat(q, 3), start="2023-01"))
+    assert res.attrs["method"] == "quarterly_steps"
+    assert not res["is_anomaly"].any()  # a new survey value each quarter is not a level shift
+    q[10] += 25
+    res = detect_series(_monthly(np.repeat(q, 3), start="2023-01"))
+    assert _flags(res) == [30]  # the first month of the quarter that moved
+    # quarters that start mid-series (index from February) are aligned by the calendar
+    res = detect_series(_monthly(np.repeat(q, 3)[1:], start="2023-02"))
+    assert res.attrs["method"] == "quarterly_steps" and _flags(res) == [29]
+
+
+def test_short_series_and_rates_in_detect_frame_match_detect_series():
+    rng = np.random.default_rng(6)
+    wide = pd.DataFrame(
+        {
+            "short": np.r_[[np.nan] * 30, 50 + rng.normal(0, 1, 15)],
+            "count": rng.poisson(3.0, 45).astype(float),
+            "plain": _seasonal(45, seed=6),
+        },
+        index=pd.period_range("2023-01", periods=45, freq="M"),
+    )
+    wide.iloc[40, 0] += 15
+    long = detect_frame(wide, flag_rate=0.5)
+    for col in wide:
+        one = detect_series(wide[col], flag_rate=0.5)
+        part = long[long["series"] == col]
+        assert part["method"].iloc[0] == one.attrs["method"]
+        np.testing.assert_array_equal(part["is_anomaly"].to_numpy(), one["is_anomaly"].to_numpy())
+    assert long[long["series"] == "short"]["is_anomaly"].to_numpy()[40]

@@ -279,6 +279,43 @@ def test_clean_sample_has_few_false_alarms(samples):
     assert truth["problems"] == []
     assert res.stats["per_100"] <= 0.5  # flags per 100 entity-metric-months of the quarter
     assert res.stats["high"] <= 1
+    assert not (res.table["severity"] == "critical").any()
+
+
+@pytest.mark.parametrize("name", ["s0", "clean"])
+def test_findings_say_how_rare_in_words_with_the_flag_rate(samples, name):
+    res, _, params = samples[name]
+    assert res.stats["flag_rate"] == 1.0
+    for msg in res.table["message"]:
+        assert "at this unit" in msg and "Flag rate chosen: about 1 per 100" in msg
+        assert " z " not in msg and "robust z" not in msg
+
+
+def test_small_count_month_is_not_a_critical_finding(catalog):
+    rng = np.random.default_rng(2)
+
+    def edit(d):
+        counts = rng.poisson(3.0, len(PERIODS)).astype(float)
+        counts[-2] = 9.0  # a month with 9 new customers where 3 are usual
+        d["U01"]["new_customers"] = counts
+
+    res = _run(_facts(edit=edit), catalog)
+    hit = res.table[res.table["metric_id"] == "new_customers"]
+    assert not hit["severity"].isin(["critical", "high"]).any()
+    assert hit.empty or (hit["kind"] != "spike").all()
+
+
+def test_flag_rate_option_moves_the_operating_point(catalog):
+    def edit(d):
+        d["U03"]["opex"][-2] *= 1.8
+
+    facts = _facts(edit=edit)
+    strict = _run(facts, catalog, options=AnomalyOptions(flag_rate=0.1, min_score=0))
+    loose = _run(facts, catalog, options=AnomalyOptions(flag_rate=5.0, min_score=0))
+    assert strict.stats["flags"] <= loose.stats["flags"]
+    assert "0.1 per 100" in strict.table["message"].iloc[0]
+    with pytest.raises(ValueError, match="flag_rate"):
+        AnomalyOptions(flag_rate=0)
 
 
 def test_empty_result_still_presents(catalog):
@@ -286,4 +323,5 @@ def test_empty_result_still_presents(catalog):
     assert res.table.empty and res.stats["flags"] == 0
     for chart in (res.chart(), res.peers.chart(), res.counts.chart()):
         chart.to_dict()  # a note instead of marks
-    assert "<p>" in res._repr_html_()
+    assert "No anomalies found" in res._repr_html_()  # a note, not an empty table
+    assert "<table" not in res._repr_html_()
