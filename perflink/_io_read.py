@@ -6,18 +6,21 @@ validation can quote the raw value and its row number. Nothing is converted yet.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
 import logging
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from perflink.errors import InputError
+from perflink.errors import InputError, ParamsError
 
 log = logging.getLogger("perflink.io")
 
@@ -49,8 +52,12 @@ class RawTable:
         return f"{self.sources[i]} {self.row_word} {int(self.rows[i])}"
 
 
-def read_raw(path: Path, kind: str) -> RawTable:
-    """Read ``path`` (CSV/TXT, XLSX, Parquet file or directory of Parquet files) as strings."""
+def read_raw(path: Path, kind: str, *, encoding: str | None = None) -> RawTable:
+    """Read ``path`` (CSV/TXT, XLSX, Parquet file or directory of Parquet files) as strings.
+
+    ``encoding`` (a codec name, from ``input_encoding`` in the params) is used for text files
+    instead of detecting one; XLSX and Parquet carry their own and ignore it.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(
@@ -60,7 +67,7 @@ def read_raw(path: Path, kind: str) -> RawTable:
         return _read_parquet_dir(path)
     suffix = path.suffix.lower()
     if suffix in _CSV_SUFFIXES:
-        return _read_csv(path)
+        return _read_csv(path, kind, encoding)
     if suffix in _XLSX_SUFFIXES:
         return _read_xlsx(path, kind)
     if suffix in _PARQUET_SUFFIXES:
@@ -75,35 +82,205 @@ def read_raw(path: Path, kind: str) -> RawTable:
 # --------------------------------------------------------------------------- encodings
 
 
-def decode_bytes(raw: bytes, label: str) -> tuple[str, str]:
-    """Decode file bytes; return ``(text, encoding)``.
+EncodingSpec = str | Mapping[str, str] | None
+"""What ``input_encoding`` in the params holds: one codec for every text input, a mapping
+``input name -> codec``, or None (detect)."""
 
-    Order: strict UTF-8 (a leading BOM is dropped, reported as ``utf-8-sig``), strict GB18030
-    (a superset of GBK/GB2312, what Chinese Excel writes), then charset-normalizer's best guess
-    only when it is confident (a byte-order mark, or no mess and a coherent language).
+# Rare ideographs (outside GB2312, the 6,763 common simplified characters) and private-use
+# characters touching an ASCII letter: what Latin-1 / Windows-1252 text becomes when read as
+# GB18030. An accented letter (bytes 0xC0-0xFF) is a GB18030 lead byte and swallows the
+# ASCII letter after it as its trail byte (0x40-0x7E), giving 'Jérôme' -> 'J閞鬽e'; every
+# such pair lies outside GB2312, whose bytes are all 0xA1-0xFE. Real Chinese text puts
+# common characters next to Latin letters ('ERP-华东', 'A级'), so it is not flagged.
+_NEXT_TO_LETTER = re.compile(r"(?<=[A-Za-z])[^\x00-\x7f]|[^\x00-\x7f](?=[A-Za-z])")
+
+
+def text_codec(name: object) -> str:
+    """Python's name of the text encoding ``name`` (``'latin-1'`` -> ``'iso8859-1'``).
+
+    Raises
+    ------
+    ParamsError
+        ``name`` is not a text encoding Python knows (``rot13`` and ``base64`` are not text).
     """
     try:
+        info = codecs.lookup(str(name)) if isinstance(name, str) and name.strip() else None
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise ParamsError(
+            f"input_encoding: {name!r} is not a text encoding Python knows; write one like "
+            "'utf-8', 'gb18030', 'latin-1', 'cp1252' or 'utf-16'."
+        )
+    return info.name
+
+
+def encoding_for(spec: EncodingSpec, kind: str) -> str | None:
+    """The codec stated for input ``kind`` by ``spec`` (see :data:`EncodingSpec`), or None."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        return text_codec(spec)
+    value = spec.get(kind)
+    return None if value is None else text_codec(value)
+
+
+def _is_mojibake_char(ch: str) -> bool:
+    code = ord(ch)
+    if 0xE000 <= code <= 0xF8FF or code >= 0xF0000:  # private use: user-defined GB18030 bytes
+        return True
+    if not (0x3400 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0x20000 <= code <= 0x3FFFF):
+        return False
+    try:
+        ch.encode("gb2312")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def mojibake_line(text: str) -> int | None:
+    """Line number (1-based) of the first likely mojibake in ``text``, or None.
+
+    Likely mojibake: a rare CJK ideograph (not in GB2312) or a private-use character right
+    next to an ASCII letter, as Latin-1 / Windows-1252 names read as GB18030 give
+    ('J閞鬽e M黮ler'). Chinese names and mixed text such as 'ERP-华东' are not flagged.
+    """
+    for m in _NEXT_TO_LETTER.finditer(text):
+        if _is_mojibake_char(m.group()):
+            return text.count("\n", 0, m.start()) + 1
+    return None
+
+
+def _line(data: bytes | str, number: int) -> bytes | str:
+    sep = b"\n" if isinstance(data, bytes) else "\n"
+    parts = data.split(sep, number)
+    return parts[number - 1].rstrip(b"\r" if isinstance(data, bytes) else "\r")
+
+
+def _short(text: str, width: int = 100) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _bad_bytes(raw: bytes, exc: UnicodeDecodeError) -> str:
+    offset = exc.start
+    line = raw[:offset].count(b"\n") + 1
+    return f"first bad byte at offset {offset}, line {line}: {raw[offset : offset + 4].hex(' ')}"
+
+
+def decode_bytes(
+    raw: bytes, label: str, *, encoding: str | None = None, kind: str | None = None
+) -> tuple[str, str]:
+    """Decode file bytes; return ``(text, encoding)``.
+
+    With ``encoding`` (``input_encoding`` in the params) the bytes are decoded strictly with
+    it and nothing is guessed. Otherwise: strict UTF-8 (a leading BOM is dropped, reported as
+    ``utf-8-sig``), strict GB18030 (a superset of GBK/GB2312, what Chinese Excel writes),
+    then charset-normalizer's best guess only when it is confident (a byte-order mark, or no
+    mess and a coherent language). UTF-8 and a byte-order mark are certain and logged at
+    INFO; GB18030 and charset-normalizer's guess are choices among encodings that all
+    decode the bytes, so they are checked for mojibake (:func:`mojibake_line`) and
+    charset-normalizer's guess is logged as a warning on ``perflink.io`` with the
+    alternatives.
+
+    Raises
+    ------
+    InputError
+        The bytes do not decode with ``encoding``; no encoding decodes them reliably; or the
+        guessed decoding looks like mojibake (the message names the file, the line, how it
+        reads, and the ``input_encoding`` setting that fixes it).
+    """
+    key = f"input_encoding: {{{kind}: <encoding>}}" if kind else "input_encoding: <encoding>"
+    if encoding is not None:
+        codec = text_codec(encoding)
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{label}: does not decode as {encoding!r}, the encoding stated in the review "
+                f"parameters ({_bad_bytes(raw, exc)}). Correct input_encoding, or remove it "
+                "to let perflink detect UTF-8 and GB18030."
+            ) from None
+        log.info("perflink.io: %s decoded as %s (input_encoding in the parameters)", label, codec)
+        return text, codec
+    try:
         text = raw.decode("utf-8-sig")
-        return text, ("utf-8-sig" if raw.startswith(_UTF8_BOM) else "utf-8")
     except UnicodeDecodeError as exc:
         utf8_error = exc
+    else:
+        chosen = "utf-8-sig" if raw.startswith(_UTF8_BOM) else "utf-8"
+        log.info("perflink.io: %s decoded as %s (valid UTF-8)", label, chosen)
+        return text, chosen
     try:
-        return raw.decode("gb18030"), "gb18030"
+        text = raw.decode("gb18030")
     except UnicodeDecodeError:
         pass
+    else:
+        _refuse_mojibake(raw, text, "gb18030", label, key)
+        log.info(
+            "perflink.io: %s decoded as gb18030: not UTF-8 (%s), valid GB18030 and no sign of "
+            "Latin text read as Chinese",
+            label, _bad_bytes(raw, utf8_error),
+        )  # fmt: skip
+        return text, "gb18030"
     from charset_normalizer import from_bytes
 
-    best = from_bytes(raw).best()
+    matches = from_bytes(raw)
+    best = matches.best()
     if best is not None and (best.bom or (best.chaos <= 0.05 and best.coherence >= 0.5)):
-        return str(best), str(best.encoding)
-    offset = utf8_error.start
-    line = raw[:offset].count(b"\n") + 1
-    bad = raw[offset : offset + 4].hex(" ")
+        text, chosen = str(best), str(best.encoding)
+        if best.bom:
+            log.info("perflink.io: %s decoded as %s (byte-order mark)", label, chosen)
+            return text, chosen
+        _refuse_mojibake(raw, text, chosen, label, key)
+        others = [
+            str(m.encoding) for m in matches
+            if m is not best and m.chaos <= best.chaos and m.coherence >= best.coherence
+        ]  # fmt: skip
+        also = f"; {', '.join(others)} read it as well" if others else ""
+        log.warning(
+            "perflink.io: %s is neither UTF-8 nor GB18030; read as %s, charset-normalizer's "
+            "best guess (no mess, language coherence %.2f%s)%s. If names look wrong, state the "
+            "encoding in the review parameters (%s) or save the file as 'CSV UTF-8'.",
+            label, chosen, best.coherence, also, _first_difference(raw, text, chosen, others),
+            key.replace("<encoding>", others[0] if others else chosen),
+        )  # fmt: skip
+        return text, chosen
     guess = f" (charset-normalizer's best guess '{best.encoding}' is not reliable)" if best else ""
     raise InputError(
-        f"{label}: cannot tell the text encoding. It is not UTF-8 (first bad byte at offset "
-        f"{offset}, line {line}: {bad}) and not GBK/GB18030{guess}. "
-        "Save the file again as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8)."
+        f"{label}: cannot tell the text encoding. It is not UTF-8 ({_bad_bytes(raw, utf8_error)})"
+        f" and not GBK/GB18030{guess}. Save the file again as 'CSV UTF-8' (Excel: File > Save "
+        f"As > CSV UTF-8), or state its encoding in the review parameters ({key})."
+    )
+
+
+def _first_difference(raw: bytes, text: str, chosen: str, others: list[str]) -> str:
+    """``"; line 4 reads 'Lefčvre' as cp1250 but 'Lefèvre' as cp1252"`` for the first line
+    an equally good candidate reads differently, or ``""``."""
+    lines = text.split("\n")
+    for other in others:
+        alt = raw.decode(other, errors="replace").lstrip("\ufeff").split("\n")
+        for i, (a, b) in enumerate(zip(lines, alt, strict=False)):
+            if a.rstrip("\r") != b.rstrip("\r"):
+                a, b = _short(a.rstrip("\r")), _short(b.rstrip("\r"))
+                return f"; line {i + 1} reads {a!r} as {chosen} but {b!r} as {other}"
+    return ""
+
+
+def _refuse_mojibake(raw: bytes, text: str, codec: str, label: str, key: str) -> None:
+    """Raise :class:`InputError` if ``text`` (``raw`` read as ``codec``) looks garbled."""
+    number = mojibake_line(text)
+    if number is None:
+        return
+    shown = _short(str(_line(text, number)))
+    alt = _short(bytes(_line(raw, number)).decode("cp1252", errors="replace"))
+    raise InputError(
+        f"{label}: the encoding is a guess and it looks wrong. The file is not UTF-8; read as "
+        f"{codec.upper()} (Chinese), line {number} is {shown!r}: rare Chinese characters "
+        f"between Latin letters, typical of Latin-1 / Windows-1252 text read as Chinese (as "
+        f"Windows-1252 it reads {alt!r}). State the file's encoding in the review parameters "
+        f"({key.replace('<encoding>', 'cp1252')}, or latin-1, ...), or save the file as "
+        f"'CSV UTF-8'. If the Chinese text is right, write "
+        f"{key.replace('<encoding>', codec)}."
     )
 
 
@@ -118,13 +295,12 @@ def _sniff_delimiter(first_line: str, suffix: str) -> str:
     return best
 
 
-def _read_csv(path: Path) -> RawTable:
+def _read_csv(path: Path, kind: str, stated: str | None = None) -> RawTable:
     with path.open("rb") as fh:  # read-only, bytes: decoding is ours
         raw = fh.read()
-    text, encoding = decode_bytes(raw, path.name)
-    if text.startswith("\ufeff"):  # a BOM inside a UTF-16 or double-BOM file
+    text, encoding = decode_bytes(raw, path.name, encoding=stated, kind=kind)
+    if text.startswith("\ufeff"):  # a BOM inside a UTF-16 or double-BOM file, or a stated codec
         text = text[1:]
-    log.info("perflink.io: %s decoded as %s", path.name, encoding)
     first_line = text.split("\n", 1)[0]
     delimiter = _sniff_delimiter(first_line, path.suffix.lower())
     fast = _read_csv_fast(text, delimiter, path.name)

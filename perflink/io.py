@@ -34,7 +34,7 @@ from perflink._io_parse import (
     periods_from_ordinals,
     suggest,
 )
-from perflink._io_read import RawTable, read_raw
+from perflink._io_read import EncodingSpec, RawTable, encoding_for, read_raw
 from perflink._io_sql import SqlSource, as_source, read_sql_raw
 from perflink.errors import InputError, ParamsError
 
@@ -70,6 +70,7 @@ def read_table(
     known_entities: Collection[str] | None = None,
     known_metrics: Collection[str] | None = None,
     period_range: tuple[pd.Period, pd.Period] | None = None,
+    encoding: EncodingSpec = None,
 ) -> pd.DataFrame:
     """Read one input table and check it against the data contract.
 
@@ -90,6 +91,10 @@ def read_table(
     period_range
         ``(first, last)`` months, inclusive. Facts/adjustments periods and targets/bonus years
         outside it are rejected.
+    encoding
+        The text encoding of a CSV/TXT file (``"latin-1"``), or a mapping ``kind -> codec``
+        (``input_encoding`` in the params); None detects it (UTF-8, GB18030, else a
+        confident guess; a guess that looks like mojibake is refused).
 
     Returns
     -------
@@ -105,7 +110,10 @@ def read_table(
     """
     _check_kind(kind)
     rng = _month_range(period_range)
-    raw = read_sql_raw(path, kind) if isinstance(path, SqlSource) else read_raw(Path(path), kind)
+    if isinstance(path, SqlSource):
+        raw = read_sql_raw(path, kind)
+    else:
+        raw = read_raw(Path(path), kind, encoding=encoding_for(encoding, kind))
     extra = _check_header(raw, kind)
     problems = Problems(raw, kind)
     df, bad = _convert(raw, kind, extra, problems)
@@ -176,6 +184,7 @@ def load_inputs(
     *,
     known_metrics: Collection[str] | None = None,
     period_range: tuple[pd.Period, pd.Period] | None = None,
+    encoding: EncodingSpec = None,
 ) -> Inputs:
     """Load all inputs; entities first, then check every other table's ``entity_id`` against it.
 
@@ -186,7 +195,7 @@ def load_inputs(
         ``adjustments`` and ``bonus`` may be left out (empty tables). A value may also be a
         :class:`SqlSource` or a mapping ``{"url": ..., "table": ...}`` /
         ``{"url": ..., "query": ...}`` (a database table or query).
-    known_metrics, period_range
+    known_metrics, period_range, encoding
         As in :func:`read_table`.
 
     Raises
@@ -204,7 +213,7 @@ def load_inputs(
     if missing:
         raise InputError(f"inputs {missing} are required; add their file paths.")
     resolved = {k: as_source(k, paths[k]) for k in KINDS if k in paths}
-    entities = read_table(resolved["entities"], "entities")
+    entities = read_table(resolved["entities"], "entities", encoding=encoding)
     known = set(entities["entity_id"])
     tables, errors = {"entities": entities}, []
     for kind in KINDS[1:]:
@@ -215,6 +224,7 @@ def load_inputs(
             tables[kind] = read_table(
                 resolved[kind], kind,
                 known_entities=known, known_metrics=known_metrics, period_range=period_range,
+                encoding=encoding,
             )  # fmt: skip
         except InputError as exc:
             errors.append(str(exc))

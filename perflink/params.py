@@ -85,6 +85,9 @@ class ReviewParams(_StrictModel):
     #: in a scoped review, also show the group's own totals (figures only, no other entity)
     scope_group_totals: bool = False
     inputs: InputPaths
+    #: text encoding of CSV inputs: one codec for all ("latin-1") or per input
+    #: ({entities: cp1252}); unset = detected (UTF-8, GB18030; a doubtful guess is refused)
+    input_encoding: str | dict[str, str] | None = None
     catalog: str
     history_start: str | None = None
     tasks: list[str] = Field(default_factory=lambda: list(ALL_TASKS))
@@ -124,6 +127,23 @@ class ReviewParams(_StrictModel):
                 "expected one entity id (e.g. 'S02') without spaces, slashes or a leading dot; "
                 "it names the report folder reports/<quarter>-<scope>/"
             )
+        return v
+
+    @field_validator("input_encoding")
+    @classmethod
+    def _check_encoding(cls, v: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        from perflink._io_read import text_codec
+
+        unknown = sorted(set(v) - set(InputPaths.model_fields)) if isinstance(v, dict) else []
+        if unknown:
+            raise ValueError(
+                f"unknown input(s) {unknown}; use {', '.join(InputPaths.model_fields)}"
+            )
+        for codec in [v] if isinstance(v, str) else (v or {}).values():
+            try:
+                text_codec(codec)
+            except ParamsError as exc:
+                raise ValueError(str(exc).removeprefix("input_encoding: ").rstrip(".")) from None
         return v
 
     @field_validator("tasks")

@@ -48,7 +48,9 @@ class Review:
         if params.scope is not None:
             from perflink.io import read_table
 
-            entities = read_table(params.input_paths["entities"], "entities")
+            entities = read_table(
+                params.input_paths["entities"], "entities", encoding=params.input_encoding
+            )
             params = _scope_params(params, entities, subtree(entities, params.scope))
         self.params = params
         self.quarter = params.period
@@ -75,7 +77,11 @@ class Review:
         group totals a scoped review may show (``scope_group_totals``) are computed from this."""
         from perflink.io import load_inputs
 
-        return load_inputs(self.params.input_paths, known_metrics=self.catalog.metrics.keys())
+        return load_inputs(
+            self.params.input_paths,
+            known_metrics=self.catalog.metrics.keys(),
+            encoding=self.params.input_encoding,
+        )
 
     @cached_property
     def executor(self) -> Any:

@@ -208,7 +208,9 @@ def _scoped(params):
     from perflink.io import read_table
     from perflink.review import _scope_params, subtree
 
-    entities = read_table(params.input_paths["entities"], "entities")
+    entities = read_table(
+        params.input_paths["entities"], "entities", encoding=params.input_encoding
+    )
     return _scope_params(params, entities, subtree(entities, params.scope))
 
 

@@ -208,7 +208,7 @@ def test_open_review_loads_catalog_and_inputs_lazily(
     catalog = types.SimpleNamespace(metrics={"revenue": None})
     fake_catalog.load_catalog = lambda path: calls.append(path) or catalog
     fake_io = types.ModuleType("perflink.io")
-    fake_io.load_inputs = lambda paths, known_metrics: (
+    fake_io.load_inputs = lambda paths, known_metrics, encoding=None: (
         calls.append((dict(paths), set(known_metrics))) or types.SimpleNamespace(facts="FACTS")
     )
     monkeypatch.setitem(sys.modules, "perflink.catalog", fake_catalog)
