@@ -58,3 +58,30 @@ def test_notebook_follows_house_rules(path: Path):
                 f"{path.name} cell {i}: {type(node).__name__} in a notebook; "
                 "put logic in perflink/ where it can be tested"
             )
+
+
+HAND_WIRED = {"facts", "targets", "entities", "schemes", "adjustments", "bonus", "executor"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_calls_its_task_entry_point(path: Path):
+    """Tasks run through ``perflink.<task>.run(review)``, not with input tables wired by hand."""
+    nb = nbformat.read(path, as_version=4)
+    runs, wired = set(), []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                f = node.func
+                if f.attr == "run" and isinstance(f.value, ast.Attribute):
+                    runs.add(ast.unparse(f.value))
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in HAND_WIRED
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "review"
+            ):
+                wired.append(f"review.{node.attr}")
+    assert any(r.startswith("perflink.") for r in runs), f"{path.name}: no perflink.<task>.run"
+    assert not wired, f"{path.name}: pass the review to perflink.<task>.run, not {wired}"
