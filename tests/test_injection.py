@@ -306,3 +306,17 @@ def test_review_with_formula_payloads_writes_no_live_formula(tmp_path):
              if c.data_type == "s" and isinstance(c.value, str)]  # fmt: skip
     assert any(t.startswith("=HYPERLINK(") for t in texts)
     assert any(t.startswith(("=", "+", "-", "@")) for t in texts)
+
+
+def test_scorecard_workbook_sheet_titles_from_any_entity_id(tmp_path):
+    from perflink.scoring import write_scorecard_xlsx
+
+    card = pd.DataFrame({"entity_id": ["S/1:x", "'S2'"], "score": [1.0, 2.0]})
+    result = SimpleNamespace(
+        scorecard=card,
+        names={"S/1:x": "=A1", "'S2'": "b"},
+        parents={"S/1:x": "G", "'S2'": "G", "G": None},
+        language="en",
+    )
+    path = write_scorecard_xlsx(result, tmp_path / "scorecard.xlsx")
+    assert load_workbook(path).sheetnames == ["S2", "S_1_x"]  # '/' and ':' would fail the save

@@ -222,7 +222,7 @@ def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None
     book = Workbook(write_only=True)
     for sheet, part in card.groupby("sheet", sort=True):
         out = part.drop(columns=["sheet"])
-        ws = book.create_sheet(title=str(sheet)[:31])
+        ws = book.create_sheet(title=_sheet_title(sheet))
         ws.freeze_panes = "C2"
         for i in range(1, out.shape[1] + 1):
             ws.column_dimensions[get_column_letter(i)].width = 14
@@ -241,6 +241,13 @@ def _cell(value: object) -> object:
     if isinstance(value, pd.Period):
         return str(value)
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _sheet_title(entity: object) -> str:
+    """An entity id as an Excel sheet title: no ``[]:*?/\\``, no leading or trailing
+    apostrophe, at most 31 characters (an id like ``S/1`` would fail the whole workbook)."""
+    title = str(entity).translate(str.maketrans(dict.fromkeys("[]:*?/\\", "_")))
+    return title.strip("'")[:31] or "_"
 
 
 def _sheet(entity: str, parents: dict) -> str:
