@@ -243,6 +243,11 @@ def decode_bytes(
             "encoding in the review parameters (%s) or save the file as 'CSV UTF-8'.",
             label, chosen, best.coherence, also, _first_difference(raw, text, chosen, others),
             key.replace("<encoding>", others[0] if others else chosen),
+            # for the report's index page (label report.index.note.encoding_guess)
+            extra={"perflink_note": {
+                "kind": "encoding_guess", "input": kind, "file": label, "encoding": chosen,
+                "alternatives": others or ["-"],
+            }},
         )  # fmt: skip
         return text, chosen
     guess = f" (charset-normalizer's best guess '{best.encoding}' is not reliable)" if best else ""

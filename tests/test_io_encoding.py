@@ -143,6 +143,10 @@ def test_charset_normalizer_guess_is_a_warning_with_alternatives(caplog):
     (warning,) = _warnings(caplog)
     assert "e.csv" in warning and f"read as {chosen}" in warning
     assert "charset-normalizer" in warning and "input_encoding: {entities:" in warning
+    (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    note = record.perflink_note  # what the review puts on the index page
+    assert note["kind"] == "encoding_guess" and note["encoding"] == chosen
+    assert note["file"] == "e.csv" and note["input"] == "entities"
 
 
 @pytest.mark.parametrize("name", ["no-such-codec", "rot13", "", 7])
