@@ -33,26 +33,29 @@ the series, 2 to 12 points, used only for slopes and the noise scale):
 6. a second pass drops the lag-g pairs that straddle a shift candidate of the
    first pass (|z| > 3), so a shift bends neither the slope nor the noise scale.
 
-The flag rate is the parameter (:func:`settings_for_rate`).  ``SPIKE_TAIL`` and
-``SHIFT_TAIL`` say how often each statistic reaches a threshold on real series:
-flags per 100 points of the 714 uninjected M3 monthly development series (the
-series have genuine outliers and breaks of their own, so the tails are far
-heavier than a normal's).  Half the series set the tables and the other half
-reproduce them within 15% up to |z| = 8.  A wanted rate is split 40% to spikes
-and 60% to level shifts (the split that gives both kinds about the same recall
-on the development half) and each threshold is read off its table; the same
-tables turn a score into how rarely such a move comes (:func:`tail_rate`).
+Thresholds come from the wanted flag rate
+(:func:`perflink.anomaly._rates.settings_for_rate`, tail tables measured on the
+uninjected M3 monthly development series): 40% of the rate goes to the spike
+test and 60% to the level-shift test, the split that gives both kinds about the
+same recall on the development series.
 
-Measured with ``benchmarks/anomaly_bench.py`` at 1 flag per 100 uninjected
-points: recall about 0.66 at K = 4 noise sd, 0.9 at K = 6; the whole curve is
-printed there.  Alternatives that measured no better at equal flag rate (on
+Measured with ``benchmarks/anomaly_bench.py`` (714 series, one injected spike
+or level shift each, K noise sd): at 1.00 flag per 100 uninjected points recall
+0.67 at K = 4 (spikes 0.66, shifts 0.67), 0.38 at K = 3, 0.90 at K = 6; 0.79 at
+K = 4 costs about 2.8 flags per 100.  Why it stops there: the uninjected series
+have genuine outliers and breaks, so the tails are heavy (|z| > 4 comes 0.20
+times per 100 points, 30 times a normal's), the threshold must sit near 3.2 noise
+sd to keep the rate, and the residual of a K = 4 spike carries about one noise sd
+of its own.  Alternatives that measured no better at equal flag rate (chosen on
 one half of the development series, checked on the other): scoring spikes by
 the lag-difference noise sd alone or by the residual scale alone (no floor at
 the lag-difference scale), no local widening, a wider or narrower local window
 (6, 24), a per-series tail scale (90% or 75% quantile of |residual| instead of
 the MAD), winsorised means instead of medians in the level-shift windows (+0.01),
-leave-one-out trends, same-month adjustment of residuals, wider level-shift
-post windows (8 points).
+leave-one-out seasonal indexes and trends (-0.09), at most 1-3 flags per series
+(split-conformal style: a flag must also rank among the series' own largest;
+equal at best), same-month adjustment of residuals, wider level-shift post
+windows (8 points).
 """
 
 from __future__ import annotations

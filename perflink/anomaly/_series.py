@@ -57,7 +57,16 @@ def detect_series(
           A level-shift or trend-break flag sits at the first point of the new
           level and may lie inside ``[lower, upper]``.
 
-        ``attrs["method"]`` names the method (see module docstring) and
+        Small counts (non-negative whole numbers, median at most 20: new customers)
+        are scored on the Anscombe scale ``2 sqrt(y + 3/8)`` with at least Poisson
+        noise, so ``score`` is in those units and the band is not symmetric.
+        Monthly series that hold one value per calendar quarter (a survey score
+        repeated over the quarter's months) are scored per quarter and flagged at
+        the first month of the quarter that moved.
+
+        ``attrs["method"]`` names the method (see module docstring; also
+        ``count_robust_seasonal``, ``count_short_series_mad`` and
+        ``quarterly_steps``) and
         ``attrs["season_length"]`` the season used.
 
     Raises
