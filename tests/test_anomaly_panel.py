@@ -304,6 +304,16 @@ def test_small_count_month_is_not_a_critical_finding(catalog):
     assert not hit["severity"].isin(["critical", "high"]).any()
     assert hit.empty or (hit["kind"] != "spike").all()
 
+    def huge(d):
+        counts = rng.poisson(3.0, len(PERIODS)).astype(float)
+        counts[-2] = 150.0  # far beyond Poisson noise (z about 17): found, never critical
+        d["U01"]["new_customers"] = counts
+
+    res = _run(_facts(edit=huge), catalog)
+    hit = res.table[res.table["metric_id"] == "new_customers"]
+    assert len(hit) == 1 and hit["kind"].iloc[0] == "spike"
+    assert hit["severity"].iloc[0] != "critical"
+
 
 def test_flag_rate_option_moves_the_operating_point(catalog):
     def edit(d):

@@ -47,6 +47,7 @@ __all__ = ["DETECTORS", "FEATURES", "detect_anomalies"]
 #: Detector names accepted in ``AnomalyOptions.detectors``.
 DETECTORS = ("series", "multivariate", "peer", "linkage")
 _HISTORY_MONTHS = 24  # months shown in a timeline
+_SERIES_KINDS = ("spike", "level_shift", "trend_break")
 
 
 def detect_anomalies(
@@ -266,6 +267,11 @@ def _findings(
     cand["at_stake"] = at_stake(cand, cube, catalog)
     cand["severity"] = severity(cand["score"].to_numpy(), cand["at_stake"].to_numpy(), opts)
     cand["m"] = [cube.m(m) for m in cand["metric_id"]]
+    # a small count's relative change, priced at the money metric it drives, overstates
+    # what is at stake (3 new customers where 1 is usual is +200%): never critical
+    method = np.array([str(sc.method[e, m]) for e, m in zip(cand["e"], cand["m"], strict=True)])
+    count = np.char.startswith(method, "count_") & cand["kind"].isin(_SERIES_KINDS).to_numpy()
+    cand.loc[count & (cand["severity"] == "critical").to_numpy(), "severity"] = "high"
     cand["rarity_years"] = rarity_years(cand, sc)
     ctx = {
         "entities": ent_names,
