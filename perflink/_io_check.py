@@ -85,7 +85,8 @@ def check_period_range(
                 pos,
                 "year",
                 f"year {value} is outside the review years {start.year}-{end.year}. "
-                "Remove these rows or check the year.",
+                "Fix the year (a typo?) or remove these rows; a review accepts years within "
+                "inputs_window_years of its quarter (review params).",
             )
         return
     periods = df["period"]
@@ -95,7 +96,8 @@ def check_period_range(
             pos,
             "period",
             f"period {value} is outside the review range {start} to {end}. "
-            "Remove these rows or widen the period range.",
+            "Fix the period (a typo?) or remove these rows; a review accepts periods within "
+            "inputs_window_years of its quarter (review params).",
         )
 
 

@@ -384,7 +384,7 @@ def render_index(run: dict, out_html: Path, *, language: str) -> None:
         for k in (
             "run", "status", "created_at", "finished_at", "duration", "tasks", "task",
             "inputs", "input_name", "input_path", "sha256", "bytes", "rows", "versions",
-            "package", "version", "params", "no_tasks", "lead", "scope",
+            "package", "version", "params", "no_tasks", "lead", "scope", "notes",
         )
     }  # fmt: skip
     params = run.get("params")
@@ -401,6 +401,12 @@ def render_index(run: dict, out_html: Path, *, language: str) -> None:
         "tasks": tasks,
         "lead": lead,
         "inputs": inputs,
+        # notes about the inputs (rows left out, extra columns, encoding guesses)
+        "notes": [
+            str((n.get("text") or {}).get(lang) or n.get("message") or "")
+            for n in run.get("input_notes") or []
+            if isinstance(n, Mapping)
+        ],
         "show_rows": any(item["rows"] for item in inputs),
         "versions": sorted((str(k), str(v)) for k, v in (run.get("versions") or {}).items()),
         "params": json.dumps(params, ensure_ascii=False, indent=2, default=str) if params else "",

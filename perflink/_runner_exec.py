@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 
 import nbformat
 
-from perflink.errors import ParamsError, RunError
+from perflink.errors import ParamsError, PerflinkError, RunError
 
 logger = logging.getLogger("perflink")
 
@@ -28,11 +30,32 @@ TASK_NOTEBOOKS: dict[str, str] = {
 }
 LAST_TASK = "summary"
 _NB_NAME = re.compile(r"^(\d{2})_(.+)\.ipynb$")
-#: Exceptions raised by perflink inside a notebook that mean "fix your inputs".
-USER_ERRORS = frozenset(
-    {"PerflinkError", "InputError", "CatalogError", "FormulaError", "ParamsError"}
-)
 _ENGINE = "perflink"
+
+
+def user_error_names() -> frozenset[str]:
+    """Names of the exceptions that mean "fix your inputs": :class:`PerflinkError` and
+    every subclass (recursively) except :class:`RunError` and its own.
+
+    A kernel reports only the exception's name, so the set is built from the classes
+    themselves rather than kept by hand: a new error class in :mod:`perflink.errors`
+    exits 2 without touching the runner.
+    """
+    names: set[str] = set()
+    stack: list[type] = [PerflinkError]
+    while stack:
+        cls = stack.pop()
+        if issubclass(cls, RunError):
+            continue  # a failed run (exit 1), not something in the user's inputs
+        names.add(cls.__name__)
+        stack.extend(cls.__subclasses__())
+    return frozenset(names)
+
+
+# Clients of the notebooks running now, so an interrupted run can stop their kernels.
+_running: set[Any] = set()
+_running_lock = threading.Lock()
+_stopping = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -176,7 +199,7 @@ def execute(
         )
     except pm.PapermillExecutionError as exc:
         error = _cell_error(source, exc.source, exc.cell_index, exc.ename, exc.evalue)
-        user_error = exc.ename in USER_ERRORS
+        user_error = exc.ename in user_error_names()
     except Exception as exc:  # kernel death, timeouts, zmq trouble: report, do not crash the run
         cell_source, index = _last_started_cell(output)
         name = type(exc).__name__
@@ -275,11 +298,57 @@ def _register_engine() -> None:
                 stderr_file=stderr_file,
             )
             client = PapermillNotebookClient(nb_man, **final)
-            # Kernel start-up chatter (ipykernel warnings) is not for the analyst.
-            return client.execute(env=kernel_env, cwd=kernel_cwd, stderr=subprocess.DEVNULL)
+            with _running_lock:
+                if _stopping.is_set():  # the run was interrupted: start no new kernel
+                    raise RuntimeError("the run was interrupted before this notebook started")
+                _running.add(client)
+            try:
+                # Kernel start-up chatter (ipykernel warnings) is not for the analyst.
+                return client.execute(env=kernel_env, cwd=kernel_cwd, stderr=subprocess.DEVNULL)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # Ctrl-C in this thread: no kernel outlives it
+                    _kill(client)
+                raise
+            finally:
+                with _running_lock:
+                    _running.discard(client)
 
     papermill_engines.register(_ENGINE, _PerflinkEngine)
     _registered = True
+
+
+def stop_kernels() -> int:
+    """Kill the kernels of the notebooks running now, with their process groups.
+
+    Called when a run is interrupted or fails before its notebooks end: a kernel (and the
+    worker processes it started) must not outlive the run. Kernels started later are
+    refused until :func:`allow_kernels`. Returns the number of kernels signalled.
+    """
+    _stopping.set()
+    with _running_lock:
+        clients = list(_running)
+    return sum(_kill(client) for client in clients)
+
+
+def _kill(client: Any) -> bool:
+    provisioner = getattr(getattr(client, "km", None), "provisioner", None)
+    pgid = getattr(provisioner, "pgid", None)
+    process = getattr(provisioner, "process", None)
+    try:
+        if pgid and pgid != os.getpgrp():
+            os.killpg(pgid, signal.SIGKILL)  # the kernel runs in its own session
+        elif process is not None:
+            process.kill()
+        else:
+            return False
+    except OSError:  # already gone
+        return False
+    return True
+
+
+def allow_kernels() -> None:
+    """Let new kernels start again (a new run after an interrupted one)."""
+    _stopping.clear()
 
 
 def is_tty() -> bool:

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from perflink.errors import RunError
+from perflink.errors import OutputError, RunError
 
 _PACKAGES = ("pandas", "numpy", "statsmodels", "scikit-learn", "altair", "papermill")
 
@@ -42,31 +42,39 @@ def versions() -> dict[str, str]:
     return out
 
 
-def input_hashes(params: Any) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def input_hashes(
+    params: Any, *, inputs: Any = None
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """SHA-256 of every input file and every file under the catalog folder.
 
     Input entries keep the path as written in the params file (``${NAME}`` unresolved). A
-    database input is read again and its content hashed (header and cells as text, see
-    :func:`perflink._io_sql.content_sha256`); its entry holds ``rows``, never the URL.
+    database input's content (header and cells as text, see
+    :func:`perflink._io_sql.content_sha256`) was hashed when the run read it: pass those
+    *inputs* (:class:`perflink.io.Inputs`) so it is not read again; without them it is read
+    here. Its entry holds ``rows``, never the URL.
     """
     from perflink._io_sql import SqlSource, content_sha256, read_sql_raw
 
     written = params.redacted().get("inputs", {})
-    inputs: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
     for name, path in params.input_paths.items():
         entry: dict[str, Any] = {"name": name, "path": written.get(name)}
-        if isinstance(path, SqlSource):
+        table = getattr(inputs, name, None) if inputs is not None else None
+        if isinstance(path, SqlSource) and table is not None and "sha256" in table.attrs:
+            # rows as read: facts after the quarter may have been left out since
+            entry.update(sha256=table.attrs["sha256"], rows=int(table.attrs["rows_read"]))
+        elif isinstance(path, SqlSource):
             raw = read_sql_raw(path, name)
             entry.update(sha256=content_sha256(raw), rows=len(raw.frame))
         elif path.is_file():
             entry.update(sha256=sha256(path), bytes=path.stat().st_size)
-        inputs.append(entry)
+        entries.append(entry)
     catalog = [
         {"path": p.relative_to(params.catalog_dir).as_posix(), "sha256": sha256(p)}
         for p in sorted(params.catalog_dir.rglob("*"))
         if p.is_file()
     ]
-    return inputs, catalog
+    return entries, catalog
 
 
 def write_json(data: dict, path: Path) -> None:
@@ -147,26 +155,72 @@ def stamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
 
+def build_dir(out_dir: Path, name: str) -> Path:
+    """Create the run's temporary build folder ``out_dir/.tmp-<name>-<pid>-<stamp>/``.
+
+    Raises
+    ------
+    OutputError
+        *out_dir* cannot be created or written (read-only, immutable, not a folder,
+        permission denied); nothing is left behind.
+    """
+    tmp = out_dir / f".tmp-{name}-{os.getpid()}-{stamp()}"
+    try:
+        (tmp / "notebooks").mkdir(parents=True)
+        (tmp / "tables").mkdir()
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(
+            f"the reports folder {out_dir} cannot be written ({_reason(exc)}). Make it a "
+            "writable folder for this user (check its permissions, 'lsattr -d' for the "
+            "immutable flag, free space), or pass --out <another folder>. Nothing was run."
+        ) from None
+    return tmp
+
+
 def publish(tmp: Path, final: Path) -> None:
     """Atomically put *tmp* in place of *final*, keeping *final*'s ``_failed`` history.
 
-    The previous report stays intact until the final rename; if that rename fails
-    it is put back.
+    The previous report stays intact until the final rename; if anything fails (or the
+    run is interrupted) on the way, it is put back as it was.
+
+    Raises
+    ------
+    OutputError
+        The last report cannot be moved aside or replaced (read-only or immutable folder,
+        permission denied); it is unchanged and *tmp* is left for the caller to remove.
     """
-    old_failed = final / "_failed"
-    if old_failed.is_dir():
-        os.replace(old_failed, tmp / "_failed")
+    try:
+        _publish(tmp, final)
+    except OSError as exc:
+        raise OutputError(
+            f"the last report {final} cannot be replaced ({_reason(exc)}); it is unchanged "
+            f"and the new report was not published. Make {final.parent} and {final.name} "
+            "writable for this user (check permissions, 'lsattr -d' for the immutable "
+            "flag, a program holding files open), or pass --out <another folder>."
+        ) from None
+
+
+def _publish(tmp: Path, final: Path) -> None:
     if not final.exists():
         os.replace(tmp, final)
         return
     backup = final.with_name(f".old-{final.name}-{os.getpid()}-{stamp()}")
     os.replace(final, backup)
     try:
+        if (backup / "_failed").is_dir():
+            os.replace(backup / "_failed", tmp / "_failed")
         os.replace(tmp, final)
-    except OSError:
+    except BaseException:
+        if (tmp / "_failed").is_dir() and not (backup / "_failed").exists():
+            os.replace(tmp / "_failed", backup / "_failed")
         os.replace(backup, final)
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def archive_failure(tmp: Path, final: Path, failed: list[str], manifest: dict) -> Path:

@@ -29,3 +29,10 @@ class ParamsError(PerflinkError):
 
 class RunError(PerflinkError):
     """A review run failed: names the notebook, the cell and the exception."""
+
+
+class OutputError(PerflinkError):
+    """The reports folder, or the last report in it, cannot be written or replaced.
+
+    The message names the folder and what to do; the last good report is left as it was.
+    """

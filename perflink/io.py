@@ -7,7 +7,9 @@ After loading, text columns use pandas' default string dtype (``str``; empty cel
 ``period`` is ``period[M]`` (NaT for annual targets), ``year`` is ``int64`` and every amount
 (``value``, ``target``, ``amount``, ``weight``, ``floor``, ``cap``, ``base_bonus``,
 ``pool_budget``) is ``float64``. Each frame carries ``attrs["source"]``, ``attrs["encoding"]``
-(CSV only, else ``None``) and ``attrs["extra_columns"]``.
+(CSV only, else ``None``) and ``attrs["extra_columns"]``; a table read from a database also
+``attrs["sha256"]`` and ``attrs["rows_read"]`` (its content hash and size, for the run
+manifest, so it is not read twice).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from perflink._io_parse import (
     suggest,
 )
 from perflink._io_read import EncodingSpec, RawTable, encoding_for, read_raw
-from perflink._io_sql import SqlSource, as_source, read_sql_raw
+from perflink._io_sql import SqlSource, as_source, content_sha256, read_sql_raw
 from perflink.errors import InputError, ParamsError
 
 __all__ = ["KINDS", "Inputs", "SqlSource", "empty_table", "load_inputs", "read_table"]
@@ -114,6 +116,8 @@ def read_table(
         raw = read_sql_raw(path, kind)
     else:
         raw = read_raw(Path(path), kind, encoding=encoding_for(encoding, kind))
+    # A database table is read once per run: hash it now, for the run manifest.
+    digest = content_sha256(raw) if isinstance(path, SqlSource) else None
     extra = _check_header(raw, kind)
     problems = Problems(raw, kind)
     df, bad = _convert(raw, kind, extra, problems)
@@ -138,6 +142,8 @@ def read_table(
         chk.check_schemes(df, bad, problems)
     problems.raise_if_any()
     df.attrs.update(source=str(path), encoding=raw.encoding, extra_columns=extra)
+    if digest is not None:
+        df.attrs.update(sha256=digest, rows_read=len(df))
     log.info("perflink.io: loaded %s from %s (%d rows)", kind, raw.label, len(df))
     return df
 
@@ -291,8 +297,15 @@ def _check_header(raw: RawTable, kind: str) -> list[str]:
     extra = [f for f in found if f not in wanted]
     if extra:
         log.warning(
-            "perflink.io: %s has columns not in the contract, kept as text: %s", raw.label, extra
-        )
+            "perflink.io: %s has columns not in the contract, kept as text: %s",
+            raw.label,
+            extra,
+            extra={
+                "perflink_note": {
+                    "kind": "extra_columns", "input": kind, "file": raw.label, "columns": extra,
+                }
+            },
+        )  # fmt: skip
     return extra
 
 

@@ -42,15 +42,30 @@ class Review:
         ``"zh"`` or ``"en"``: the language of every label in the report.
     tables_dir : Path or None
         Where :func:`perflink.report.save_table` writes (None outside a run).
+    snapshot_dir : Path or None
+        The validated inputs ``perflink review`` wrote for this run; None: the input files
+        are read (and checked) on first use.
     """
 
-    def __init__(self, params: ReviewParams, *, language: str, tables_dir: Path | None) -> None:
+    def __init__(
+        self,
+        params: ReviewParams,
+        *,
+        language: str,
+        tables_dir: Path | None,
+        snapshot_dir: Path | None = None,
+    ) -> None:
+        self.params = params
+        self.snapshot_dir = snapshot_dir
         if params.scope is not None:
-            from perflink.io import read_table
+            if snapshot_dir is not None:
+                entities = self.unscoped_inputs.entities
+            else:  # the entities alone are enough to check the scope
+                from perflink.io import read_table
 
-            entities = read_table(
-                params.input_paths["entities"], "entities", encoding=params.input_encoding
-            )
+                entities = read_table(
+                    params.input_paths["entities"], "entities", encoding=params.input_encoding
+                )
             params = _scope_params(params, entities, subtree(entities, params.scope))
         self.params = params
         self.quarter = params.period
@@ -71,17 +86,29 @@ class Review:
             return scope_inputs(self.unscoped_inputs, self.params.scope)
         return self.unscoped_inputs
 
-    @cached_property
+    @property
     def unscoped_inputs(self) -> Any:
         """All input tables, before any scope filter. Task code reads :attr:`inputs`; only the
-        group totals a scoped review may show (``scope_group_totals``) are computed from this."""
-        from perflink.io import load_inputs
+        group totals a scoped review may show (``scope_group_totals``) are computed from this.
 
-        return load_inputs(
-            self.params.input_paths,
-            known_metrics=self.catalog.metrics.keys(),
-            encoding=self.params.input_encoding,
-        )
+        Facts after the review quarter are left out (see :attr:`input_notes`)."""
+        return self._loaded[0]
+
+    @property
+    def input_notes(self) -> list[dict[str, Any]]:
+        """Notes about the inputs: rows left out, extra columns, the loaders' warnings.
+
+        Each a dict with ``kind`` and ``message`` (see :func:`perflink._review_inputs.load`).
+        """
+        return self._loaded[1]
+
+    @cached_property
+    def _loaded(self) -> tuple[Any, list[dict[str, Any]]]:
+        from perflink import _review_inputs
+
+        if self.snapshot_dir is not None:
+            return _review_inputs.read_snapshot(self.snapshot_dir, self.params)
+        return _review_inputs.load(self.params, self.catalog)
 
     @cached_property
     def executor(self) -> Any:
@@ -133,6 +160,8 @@ def open_review(
     language: str | None = None,
     scope: str | None = None,
     tables_dir: str | Path | None = None,
+    quarter: str | None = None,
+    snapshot_dir: str | Path | None = None,
 ) -> Review:
     """Open a review: load and validate params and configure report output.
 
@@ -148,18 +177,29 @@ def open_review(
         :func:`scope_inputs`). None or ``""`` keeps the params' scope.
     tables_dir : str or Path, optional
         Folder where tables saved by the notebook are written.
+    quarter : str, optional
+        Review quarter, e.g. ``"2026Q2"``, that overrides ``quarter`` in the params file.
+        None or ``""`` keeps the params' quarter.
+    snapshot_dir : str or Path, optional
+        Validated inputs written by ``perflink review`` for this run (read in well under
+        a second). None or ``""``: the input files are read and checked on first use.
 
     Returns
     -------
     Review
         ``catalog`` and ``inputs`` (and shortcuts ``facts``, ``entities``,
-        ``targets``, ``schemes``, ``adjustments``, ``bonus``) load lazily.
+        ``targets``, ``schemes``, ``adjustments``, ``bonus``) load lazily. Facts after the
+        review quarter are left out (``review.input_notes`` says how many).
 
     Raises
     ------
     ParamsError
-        If the params file is invalid, *language* is not ``zh``/``en``, or the scope is
-        not a subsidiary or group id of the entities table (close matches are named).
+        If the params file is invalid, *language* is not ``zh``/``en``, *quarter* is not
+        a quarter, or the scope is not a subsidiary or group id of the entities table
+        (close matches are named). When the inputs load: the facts hold no month of the
+        quarter (the message names the months they hold).
+    InputError
+        When the inputs load: an input breaks the data contract.
     """
     if language is not None and language not in ("zh", "en"):
         raise ParamsError(f"language: got {language!r}; expected 'zh' or 'en'.")
@@ -168,12 +208,15 @@ def open_review(
         overrides["language"] = language
     if scope:
         overrides["scope"] = scope
+    if quarter:
+        overrides["quarter"] = quarter
     params = load_params(params_path, overrides=overrides or None)
     tdir = Path(tables_dir).resolve() if tables_dir is not None else None
     if tdir is not None:
         tdir.mkdir(parents=True, exist_ok=True)
     _configure_report(language=params.language, tables_dir=tdir)
-    return Review(params, language=params.language, tables_dir=tdir)
+    snap = Path(snapshot_dir) if snapshot_dir else None
+    return Review(params, language=params.language, tables_dir=tdir, snapshot_dir=snap)
 
 
 def _configure_report(*, language: str, tables_dir: Path | None) -> None:

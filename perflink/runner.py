@@ -15,15 +15,17 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from perflink import _review_inputs
 from perflink import _runner_exec as _ex
 from perflink import _runner_output as _out
 from perflink.errors import PerflinkError, RunError
 from perflink.params import load_params
+from perflink.review import _scope_params, subtree
 
 __all__ = ["RunResult", "run_review"]
 
@@ -149,23 +151,30 @@ def run_review(
     if scope:
         overrides["scope"] = scope
     params = load_params(params_path or Path("data/sample/params.yaml"), overrides=overrides)
-    if params.scope is not None:
-        params = _scoped(params)
     quarter = params.quarter
     nb_dir = _notebooks_dir(notebooks_dir)
     available = _ex.find_notebooks(nb_dir)
     order = _ex.select_tasks(list(params.tasks), available, nb_dir)
     for task in order:
         _ex.check_parameters_cell(available[task])
+    # Every input is read and checked here, once, before any kernel starts: a bad input
+    # is one message within seconds, and the notebooks read the snapshot written below.
+    inputs, notes = _read_inputs(params)
+    if params.scope is not None:
+        params = _scope_params(params, inputs.entities, subtree(inputs.entities, params.scope))
 
     out_dir = Path(out_dir).resolve()
     final = out_dir / params.report_name
-    tmp = out_dir / f".tmp-{params.report_name}-{os.getpid()}-{_out.stamp()}"
-    (tmp / "notebooks").mkdir(parents=True)
-    (tmp / "tables").mkdir()
+    tmp = _out.build_dir(out_dir, params.report_name)
     try:
-        outcomes = _run_all(params, order, available, tmp, jobs=params.jobs or os.cpu_count() or 1)
-        manifest = _manifest(params, outcomes, available, started, t0)
+        snapshot = tmp / _SNAPSHOT
+        _review_inputs.write_snapshot(inputs, notes, snapshot, quarter=params.quarter)
+        outcomes = _run_all(
+            params, order, available, tmp, jobs=params.jobs or os.cpu_count() or 1,
+            snapshot=snapshot,
+        )  # fmt: skip
+        shutil.rmtree(snapshot)  # never part of the report
+        manifest = _manifest(params, outcomes, available, started, t0, inputs=inputs, notes=notes)
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:
             names = [o.notebook for o in failed]
@@ -174,10 +183,15 @@ def run_review(
                 _out.scan_secrets(tmp / "notebooks", params.secret_values)
             except RunError as exc:  # never keep a notebook that shows a secret
                 names, leak = [], f"\nnotebooks not kept: {exc}"
-            failed_dir = _out.archive_failure(tmp, final, names, manifest)
+            try:
+                failed_dir = _out.archive_failure(tmp, final, names, manifest)
+                kept = f"\nrun record kept in {failed_dir}"
+            except OSError as exc:  # an unwritable report folder must not hide the failure
+                failed_dir = None
+                kept = f"\nrun record not kept: {final} cannot be written ({exc.strerror})"
             result = RunResult(quarter, "failed", final, failed_dir, outcomes, manifest, _wall(t0))
             lines = [o.error or "" for o in failed]
-            msg = "\n".join(lines) + f"\nrun record kept in {failed_dir}{leak}"
+            msg = "\n".join(lines) + f"{kept}{leak}"
             err = RunError(msg)
             err.result = result  # type: ignore[attr-defined]
             err.user_error = all(o.user_error for o in failed)  # type: ignore[attr-defined]
@@ -199,19 +213,23 @@ def run_review(
     return RunResult(quarter, "ok", final, None, outcomes, manifest, _wall(t0))
 
 
-def _scoped(params):
-    """Check the scope against the entities table (fail before any notebook runs).
+#: The snapshot's folder inside the build folder (removed before anything is published).
+_SNAPSHOT = ".inputs"
 
-    Returns the params with options naming entities outside the scope dropped, so the
-    manifest's params name none of them.
+
+def _read_inputs(params):
+    """Catalog and inputs of the review, checked once (see :mod:`perflink._review_inputs`).
+
+    A scope is checked by the caller against the entities read here; options naming
+    entities outside it are then dropped, so the manifest's params name none of them.
     """
-    from perflink.io import read_table
-    from perflink.review import _scope_params, subtree
+    from perflink.catalog import load_catalog
 
-    entities = read_table(
-        params.input_paths["entities"], "entities", encoding=params.input_encoding
-    )
-    return _scope_params(params, entities, subtree(entities, params.scope))
+    t0 = time.perf_counter()
+    catalog = load_catalog(params.catalog_dir)
+    inputs, notes = _review_inputs.load(params, catalog)
+    logger.info("inputs read and checked in %.1f s", time.perf_counter() - t0)
+    return inputs, notes
 
 
 def _wall(t0: float) -> float:
@@ -227,7 +245,7 @@ def _notebooks_dir(given: Path | None) -> Path:
     return Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def _run_all(params, order: list[str], available: dict, tmp: Path, *, jobs: int):
+def _run_all(params, order: list[str], available: dict, tmp: Path, *, jobs: int, snapshot: Path):
     """Run every task but the last in parallel, then ``summary`` if all went well."""
     kernel = _ex.pick_kernel(available[order[0]])
     env = _ex.kernel_env()
@@ -237,6 +255,7 @@ def _run_all(params, order: list[str], available: dict, tmp: Path, *, jobs: int)
         "scope": params.scope or "",
         "tables_dir": str(tmp / "tables"),
         "quarter": params.quarter,
+        "snapshot_dir": str(snapshot),
     }
 
     def run(task: str) -> _ex.TaskOutcome:
@@ -250,27 +269,56 @@ def _run_all(params, order: list[str], available: dict, tmp: Path, *, jobs: int)
     last = [t for t in order if t == _ex.LAST_TASK]
     progress = _Progress(len(order))
     outcomes: dict[str, _ex.TaskOutcome] = {}
+    _ex.allow_kernels()
     try:
-        pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(first) or 1)))
-        try:
-            futures = {pool.submit(run, t): t for t in first}
-            for fut in as_completed(futures):
-                outcomes[futures[fut]] = o = fut.result()
-                progress.done(o)
-        except BaseException:
-            # Ctrl-C: do not wait for running notebooks (their kernels get the signal too).
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
+        _run_parallel(run, first, jobs, progress, outcomes)
         for task in last:
             if any(o.status != "ok" for o in outcomes.values()):
                 outcomes[task] = _ex.TaskOutcome(task, available[task].name, "skipped")
                 continue
-            outcomes[task] = o = run(task)
-            progress.done(o)
+            _run_parallel(run, [task], 1, progress, outcomes)
     finally:
         progress.close()
     return tuple(outcomes[t] for t in order)
+
+
+#: Seconds an interrupted run waits for its notebooks to end after killing their kernels.
+_STOP_TIMEOUT_S = 30.0
+
+
+def _run_parallel(run, tasks: list[str], jobs: int, progress, outcomes: dict) -> None:
+    """Run *tasks* in worker threads; on Ctrl-C or any error, kill their kernels first.
+
+    The main thread only waits, so Ctrl-C always lands here. Kernels run in their own
+    sessions and do not get the terminal's signal: they are killed (with any worker
+    processes they started), and the run waits for the threads to see it before the build
+    folder is removed, so nothing is written into a folder being deleted.
+    """
+    if not tasks:
+        return
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(tasks))))
+    futures = {pool.submit(run, t): t for t in tasks}
+    try:
+        for fut in as_completed(futures):
+            outcomes[futures[fut]] = o = fut.result()
+            progress.done(o)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        _stop(set(futures))
+        raise
+    pool.shutdown()
+
+
+def _stop(futures: set) -> None:
+    deadline = time.monotonic() + _STOP_TIMEOUT_S
+    pending = {f for f in futures if not f.done()}
+    while pending and time.monotonic() < deadline:
+        _ex.stop_kernels()
+        try:
+            pending = wait(pending, timeout=0.5).not_done
+        except KeyboardInterrupt:  # a second Ctrl-C: still clean up first
+            continue
+    _ex.stop_kernels()
 
 
 def _scrub(text: str, secrets: dict[str, str]) -> str:
@@ -280,9 +328,15 @@ def _scrub(text: str, secrets: dict[str, str]) -> str:
     return text
 
 
-def _manifest(params, outcomes, available, started: datetime, t0: float) -> dict:
-    """The run record: what ran, on which inputs (hashes), with which packages, how it went."""
-    inputs, catalog = _out.input_hashes(params)
+def _manifest(
+    params, outcomes, available, started: datetime, t0: float, *, inputs=None, notes=()
+) -> dict:
+    """The run record: what ran, on which inputs (hashes), with which packages, how it went.
+
+    ``input_notes`` are the notes about the inputs (rows left out, extra columns, the
+    loaders' warnings), each with its text in both report languages for the index page.
+    """
+    hashes, catalog = _out.input_hashes(params, inputs=inputs)
     return {
         "schema_version": 1,
         "quarter": params.quarter,
@@ -294,7 +348,8 @@ def _manifest(params, outcomes, available, started: datetime, t0: float) -> dict
         "duration_s": _wall(t0),
         "params_file": {"path": str(params.source), "sha256": _out.sha256(params.source)},
         "params": params.redacted(),
-        "inputs": inputs,
+        "inputs": hashes,
+        "input_notes": [_note_text(n) for n in notes],
         "catalog": catalog,
         "versions": _out.versions(),
         "tasks": [
@@ -313,6 +368,24 @@ def _manifest(params, outcomes, available, started: datetime, t0: float) -> dict
             for o in outcomes
         ],
     }
+
+
+def _note_text(note: dict) -> dict:
+    """The note with ``text``: zh and en sentences for the index page (labels when known)."""
+    from perflink.labels import t
+
+    fields = {
+        k: ", ".join(map(str, v)) if isinstance(v, list) else v
+        for k, v in note.items()
+        if k not in ("kind", "message", "text")
+    }
+    text = {}
+    for lang in ("zh", "en"):
+        try:
+            text[lang] = t(f"report.index.note.{note.get('kind')}", lang, **fields)
+        except (PerflinkError, KeyError):  # a warning without a label: as it was logged
+            text[lang] = str(note.get("message", ""))
+    return {**note, "text": text}
 
 
 def _title(task: str, notebook: Path, language: str) -> str:

@@ -22,18 +22,53 @@ def fixture_notebooks() -> Path:
     return FIXTURE_NOTEBOOKS
 
 
+#: A valid review of 2026Q3 in a few rows: a group, one subsidiary, one metric, facts
+#: for 2026-07..09 (the runner checks every input before any notebook starts).
+TINY_INPUTS = {
+    "entities": (
+        "entity_id,name_zh,name_en,parent_id,kind,center_type,business_line,manager\n"
+        "G00,集团,Group,,group,,,甲\n"
+        "S01,一公司,First Co.,G00,subsidiary,,retail,乙\n"
+    ),
+    "facts": (
+        "entity_id,period,metric_id,value,source_system,source_ref\n"
+        "S01,2026-07,revenue,10,ERP,R1\n"
+        "S01,2026-08,revenue,11,ERP,R2\n"
+        "S01,2026-09,revenue,12,ERP,R3\n"
+    ),
+    "targets": "entity_id,year,period,metric_id,target,kind\nS01,2026,,revenue,130,budget\n",
+    "schemes": (
+        "scheme_id,center_type,entity_id,metric_id,weight,category,rule,floor,cap,rule_params\n"
+        "SCH-P,profit,,revenue,1.0,financial,linear,0.6,1.2,{}\n"
+    ),
+}
+TINY_CATALOG = {
+    "metrics": (
+        "metrics:\n"
+        "  - {id: revenue, name_zh: 收入, name_en: Revenue, definition: d, caliber: c,\n"
+        "     unit: 万元, owner: o, source_system: ERP, direction: higher, tier: 1,\n"
+        "     category: financial, aggregation: sum}\n"
+    ),
+    "mappings": "mappings: []\n",
+    "rules": "rules: []\n",
+    "policy": "policy:\n  constraints: {}\n  bonus_coefficient:\n    - {min_score: 0, coefficient: 1.0}\n",
+}
+
+
 def make_review_dir(folder: Path, *, secret_dir: str | None = None, **changes) -> Path:
-    """Write params.yaml, four small input files and a catalog folder; return the params path.
+    """Write params.yaml, four small valid input files (:data:`TINY_INPUTS`) and a catalog
+    folder; return the params path.
 
     ``changes`` replace top-level keys of the params (``None`` removes a key). With
     ``secret_dir``, facts.csv lives in ``folder/<secret_dir>/`` and the params refer to it
     as ``${PERFLINK_TEST_SECRET}/facts.csv`` (set the variable to ``secret_dir``).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("entities", "facts", "targets", "schemes"):
-        (folder / f"{name}.csv").write_text(f"{name}_id\n1\n", encoding="utf-8")
+    for name, text in TINY_INPUTS.items():
+        (folder / f"{name}.csv").write_text(text, encoding="utf-8")
     (folder / "catalog").mkdir(exist_ok=True)
-    (folder / "catalog" / "metrics.yaml").write_text("metrics: []\n", encoding="utf-8")
+    for name, text in TINY_CATALOG.items():
+        (folder / "catalog" / f"{name}.yaml").write_text(text, encoding="utf-8")
     params = {
         "quarter": "2026Q3",
         "language": "en",

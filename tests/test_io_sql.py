@@ -354,3 +354,39 @@ def test_review_from_postgresql_matches_csv(
     for path, blob in _output_blobs(from_db.report_dir):
         for needle in needles:
             assert needle.encode() not in blob, f"a secret of the URL appears in {path}"
+
+
+def test_database_read_once_and_hashed_during_the_read(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import perflink._io_sql as io_sql
+    from perflink import _runner_output as out
+    from perflink.params import load_params as load
+
+    reads: list[str] = []
+    real = io_sql.read_sql_raw
+
+    def counting(source, kind):
+        reads.append(kind)
+        return real(source, kind)
+
+    monkeypatch.setattr("perflink.io.read_sql_raw", counting)
+    monkeypatch.setattr(io_sql, "read_sql_raw", counting)
+    facts = read_table(SqlSource(url=sqlite_url, table="facts"), "facts")
+    assert reads == ["facts"]
+    expected = io_sql.content_sha256(real(SqlSource(url=sqlite_url, table="facts"), "facts"))
+    assert facts.attrs["sha256"] == expected and facts.attrs["rows_read"] == 3
+
+    monkeypatch.setenv("PERFLINK_TEST_DB", sqlite_url)
+    folder = Path(sqlite_url.removeprefix("sqlite:///")).parent
+    params = load(_params_file(folder, {k: {"url": "${PERFLINK_TEST_DB}", "table": k}
+                                        for k in TABLES}))  # fmt: skip
+    inputs = load_inputs(params.input_paths, known_metrics={"revenue", "units"})
+    reads.clear()
+    entries, _ = out.input_hashes(params, inputs=inputs)  # the manifest reads nothing again
+    assert reads == []
+    row = {e["name"]: e for e in entries}["facts"]
+    assert row["sha256"] == expected and row["rows"] == 3
+    assert sqlite_url not in str(entries)
+    out.input_hashes(params)  # without the inputs: read (and hashed) here
+    assert sorted(reads) == sorted(TABLES)

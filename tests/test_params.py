@@ -207,17 +207,20 @@ def test_open_review_loads_catalog_and_inputs_lazily(
     fake_catalog = types.ModuleType("perflink.catalog")
     catalog = types.SimpleNamespace(metrics={"revenue": None})
     fake_catalog.load_catalog = lambda path: calls.append(path) or catalog
-    fake_io = types.ModuleType("perflink.io")
-    fake_io.load_inputs = lambda paths, known_metrics, encoding=None: (
-        calls.append((dict(paths), set(known_metrics))) or types.SimpleNamespace(facts="FACTS")
-    )
     monkeypatch.setitem(sys.modules, "perflink.catalog", fake_catalog)
-    monkeypatch.setitem(sys.modules, "perflink.io", fake_io)
+    monkeypatch.setattr(
+        "perflink._review_inputs.load",
+        lambda params, cat: (
+            calls.append((params.input_paths, set(cat.metrics)))
+            or (types.SimpleNamespace(facts="FACTS"), [])
+        ),
+    )
     review = open_review(review_dir)
     assert calls == []
     assert review.catalog is catalog
     assert review.catalog is catalog
     assert review.facts == "FACTS"
+    assert review.facts == "FACTS"  # read once
     assert calls[0] == review_dir.parent / "catalog"
     assert calls[1][0]["facts"] == review_dir.parent / "facts.csv"
     assert calls[1][1] == {"revenue"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -94,7 +95,12 @@ def test_manifest_contents(good_run) -> None:
     assert manifest["params"]["inputs"]["facts"] == "${PERFLINK_TEST_SECRET}/facts.csv"
     targets = next(i for i in manifest["inputs"] if i["name"] == "targets")
     assert targets["sha256"] == out.sha256(root / "review" / "targets.csv")
-    assert [c["path"] for c in manifest["catalog"]] == ["metrics.yaml"]
+    assert [c["path"] for c in manifest["catalog"]] == [
+        "mappings.yaml",
+        "metrics.yaml",
+        "policy.yaml",
+        "rules.yaml",
+    ]
     for pkg in (
         "python",
         "pandas",
@@ -293,3 +299,246 @@ def test_scoped_run_goes_to_its_own_folder(tmp_path: Path, fixture_notebooks: Pa
     assert sorted(p.name for p in reports.iterdir()) == ["2026Q3-S01"]
     with pytest.raises(ParamsError, match=r"scope: 'S09' is not an entity_id"):
         run_review(params, out_dir=reports, scope="S09", notebooks_dir=fixture_notebooks)
+
+
+# --- inputs read once, before any notebook; interrupted and unwritable runs -------------
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import perflink.io
+
+    reads: list[str] = []
+    real = perflink.io.read_table
+
+    def counting(path, kind, **kwargs):
+        reads.append(kind)
+        return real(path, kind, **kwargs)
+
+    monkeypatch.setattr(perflink.io, "read_table", counting)
+    return reads
+
+
+def _no_kernel(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    started: list[str] = []
+
+    def execute(task, *args, **kwargs):
+        started.append(task)
+        raise AssertionError("a notebook was started")
+
+    monkeypatch.setattr(ex, "execute", execute)
+    return started
+
+
+def _left(reports: Path) -> list[str]:
+    return sorted(p.name for p in reports.iterdir()) if reports.exists() else []
+
+
+@pytest.mark.kernel
+def test_each_input_read_once_and_kernels_read_the_snapshot(
+    tmp_path: Path, fixture_notebooks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = make_review_dir(tmp_path / "review", tasks=["probe", "alpha"])
+    facts = tmp_path / "review" / "facts.csv"
+    facts.write_text(  # one row after 2026Q3 and an unknown column
+        facts.read_text().replace("source_ref\n", "source_ref,note\n").replace("R3\n", "R3,x\n")
+        + "S01,2026-10,revenue,13,ERP,R4,\n",
+        encoding="utf-8",
+    )
+    reads = _count_reads(monkeypatch)
+    reports = tmp_path / "reports"
+    result = run_review(params, out_dir=reports, notebooks_dir=fixture_notebooks)
+    assert sorted(reads) == ["entities", "facts", "schemes", "targets"]  # once each
+    # the probe kernel replaced read_table by None: it read the snapshot, no raw file
+    probe = (reports / "2026Q3" / "tables" / "probe.csv").read_text()
+    assert probe == (
+        'quarter,facts_rows,months,snapshot,notes\n2026Q3,3,"2026-07,2026-08,2026-09",True,2\n'
+    )
+    notes = {n["kind"]: n for n in result.manifest["input_notes"]}
+    assert notes["left_out"]["rows"] == 1 and notes["left_out"]["months"] == ["2026-10"]
+    assert notes["extra_columns"]["columns"] == ["note"]
+    index = (reports / "2026Q3" / "index.html").read_text()
+    assert "Notes on the inputs" in index
+    assert "facts.csv: 1 row(s) after the review quarter 2026Q3 (2026-10)" in index
+    assert "facts.csv has columns that are not in the data contract, kept as text: note" in index
+    # the snapshot is never published, and nothing temporary is left
+    assert not list((reports / "2026Q3").rglob("*.parquet"))
+    assert _left(reports) == ["2026Q3"]
+
+
+def test_bad_input_fails_before_any_notebook(
+    tmp_path: Path, fixture_notebooks: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from perflink.cli import main
+
+    params = make_review_dir(tmp_path / "review")
+    facts = tmp_path / "review" / "facts.csv"
+    facts.write_text(facts.read_text().replace("11,ERP", "eleven,ERP"), encoding="utf-8")
+    started = _no_kernel(monkeypatch)
+    reports = tmp_path / "reports"
+    code = main(["review", "--params", str(params), "--out", str(reports),
+                 "--notebooks", str(fixture_notebooks)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and started == []
+    assert "facts.csv row 3, column 'value': 'eleven' is not a number" in err
+    assert err.count("is not a number") == 1 and "Traceback" not in err
+    assert _left(reports) == []
+
+
+def test_quarter_not_covered_is_exit_2_before_any_notebook(
+    tmp_path: Path, fixture_notebooks: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from perflink.cli import main
+
+    params = make_review_dir(tmp_path / "review", quarter="2031Q1")
+    started = _no_kernel(monkeypatch)
+    code = main(["review", "--params", str(params), "--out", str(tmp_path / "reports"),
+                 "--notebooks", str(fixture_notebooks)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and started == []
+    assert "2031Q1 is not covered by the data" in err and "months 2026-07 to 2026-09" in err
+
+
+@pytest.mark.kernel
+def test_quarter_parameter_is_honoured_by_papermill(tmp_path: Path, fixture_notebooks: Path):
+    import papermill as pm
+
+    params = make_review_dir(tmp_path / "review")
+    facts = tmp_path / "review" / "facts.csv"
+    facts.write_text(facts.read_text() + "S01,2026-05,revenue,9,ERP,R0\n", encoding="utf-8")
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    pm.execute_notebook(
+        str(fixture_notebooks / "09_probe.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        parameters={"params_path": str(params), "tables_dir": str(tables), "quarter": "2026Q2"},
+        kernel_name=ex.pick_kernel(fixture_notebooks / "09_probe.ipynb"),
+        progress_bar=False,
+    )
+    assert (tables / "probe.csv").read_text().splitlines()[1] == '2026Q2,1,"2026-05",False,1'
+
+
+def test_user_errors_are_every_perflink_error_but_run_errors() -> None:
+    import perflink.errors as errors
+
+    names = ex.user_error_names()
+    for name in ("PerflinkError", "InputError", "CatalogError", "FormulaError", "ParamsError"):
+        assert name in names
+    for name in ("ReportError", "LabelError", "OutputError"):
+        if hasattr(errors, name):
+            assert name in names
+    assert "RunError" not in names and "ValueError" not in names
+
+    class LaterError(errors.InputError):  # a class added later counts without a list to edit
+        pass
+
+    assert "LaterError" in ex.user_error_names()
+
+
+def test_unwritable_reports_folder_is_exit_2(
+    tmp_path: Path, fixture_notebooks: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from perflink.cli import main
+
+    params = make_review_dir(tmp_path / "review", tasks=["alpha"])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    started = _no_kernel(monkeypatch)
+    reports = blocker / "reports"  # fails for root too: a path under a file
+    code = main(["review", "--params", str(params), "--out", str(reports),
+                 "--notebooks", str(fixture_notebooks)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and started == []
+    assert f"the reports folder {reports} cannot be written" in err and "--out" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "review"]
+
+
+def _chattr(path: Path, flag: str) -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("chattr") is None:
+        return False
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+@pytest.mark.kernel
+def test_unreplaceable_last_report_is_exit_2_and_kept(
+    tmp_path: Path, fixture_notebooks: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from perflink.cli import main
+
+    params = make_review_dir(tmp_path / "review", tasks=["alpha"])
+    reports = tmp_path / "reports"
+    args = ["review", "--params", str(params), "--out", str(reports),
+            "--notebooks", str(fixture_notebooks)]  # fmt: skip
+    assert main(args) == 0
+    last = _snapshot(reports / "2026Q3")
+    real = os.replace
+
+    def refuse(src, dst, *a, **k):  # what an immutable or read-only report gives root too
+        if Path(src) == reports / "2026Q3":
+            raise PermissionError(1, "Operation not permitted")
+        return real(src, dst, *a, **k)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(out.os, "replace", refuse)
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"the last report {reports / '2026Q3'} cannot be replaced" in err
+    assert "Operation not permitted" in err and "Traceback" not in err
+    assert _snapshot(reports / "2026Q3") == last and _left(reports) == ["2026Q3"]
+
+    # the same with the real immutable flag, where the file system has one
+    if not _chattr(reports / "2026Q3", "+i"):
+        pytest.skip("chattr +i is not available here")
+    try:
+        assert main(args) == 2
+        assert "cannot be replaced" in capsys.readouterr().err
+        assert _left(reports) == ["2026Q3"]
+        assert _chattr(reports, "+i")
+        assert main(args) == 2
+        assert f"the reports folder {reports} cannot be written" in capsys.readouterr().err
+    finally:
+        _chattr(reports, "-i")
+        _chattr(reports / "2026Q3", "-i")
+    assert _snapshot(reports / "2026Q3") == last and _left(reports) == ["2026Q3"]
+
+
+@pytest.mark.kernel
+def test_sigint_mid_run_cleans_up_and_exits_130(tmp_path: Path, fixture_notebooks: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    params = make_review_dir(tmp_path / "review", tasks=["slow", "alpha"])
+    reports = tmp_path / "reports"
+    (reports / "2026Q3").mkdir(parents=True)
+    (reports / "2026Q3" / "index.html").write_text("the last good report")
+    cmd = [sys.executable, "-m", "perflink", "review", "--params", str(params),
+           "--out", str(reports), "--notebooks", str(fixture_notebooks)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=ex.kernel_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        started = None
+        for _ in range(1200):  # the slow notebook's first cell writes its kernel's pid
+            found = list(reports.glob(".tmp-*/tables/started.txt"))
+            if found and found[0].read_text():
+                started = int(found[0].read_text())
+                break
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.1)
+        assert started, "the slow notebook did not start"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _left(reports) == ["2026Q3"]  # no .tmp-* folder
+    assert [p.name for p in (reports / "2026Q3").iterdir()] == ["index.html"]
+    assert (reports / "2026Q3" / "index.html").read_text() == "the last good report"
+    status = Path(f"/proc/{started}/status")
+    if status.exists():  # a zombie waiting for its reaper is dead too
+        assert "zombie" in status.read_text() or "(dead)" in status.read_text()

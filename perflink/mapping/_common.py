@@ -77,7 +77,11 @@ def check_facts(facts: object, what: str) -> pd.DataFrame:
             f"{', '.join(_FACT_COLUMNS)} (and optionally source_system, source_ref)"
         )
     if facts.empty:
-        raise InputError(f"{what}: facts table is empty; nothing to validate")
+        raise InputError(
+            f"{facts.attrs.get('source', 'the facts input')}: the facts table has no data rows; "
+            "nothing to validate. Add the facts (one row per entity, month and metric) or point "
+            "inputs.facts in the review params at the right file."
+        )
     dtype = facts["period"].dtype
     if dtype != pd.PeriodDtype("M"):
         raise InputError(

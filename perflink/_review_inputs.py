@@ -1,0 +1,212 @@
+"""The inputs of one review, read and checked once (private to :mod:`perflink.review`).
+
+``perflink review`` calls :func:`load` before any notebook starts, so a bad input stops the
+run within seconds with one message, and writes what it read to a *snapshot* (Parquet files
+of the six validated tables in the run's temporary folder). Each notebook's
+``open_review(..., snapshot_dir=...)`` then reads the snapshot (well under a second) instead
+of reading and validating the raw files again. In JupyterLab, without a snapshot,
+:class:`perflink.review.Review` calls :func:`load` itself, so both give the same tables.
+
+What :func:`load` adds to :func:`perflink.io.load_inputs`, for one review quarter:
+
+- periods more than ``inputs_window_years`` (params) before or after the quarter are
+  refused, naming file, row and value (a typo like 2206-08 for 2026-08);
+- the quarter must be covered by the facts (else :class:`ParamsError` naming the quarter
+  and the months the data holds);
+- facts after the quarter are left out of the review (a review of 2026Q3 is computed from
+  data up to 2026-09), and a note says how many rows and which months;
+- warnings of the loaders (logger ``perflink.io``: extra columns, encoding guesses) are
+  collected as notes, for the run's manifest and index page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from perflink.errors import InputError, ParamsError
+
+__all__ = ["SNAPSHOT_FILE", "load", "read_snapshot", "write_snapshot"]
+
+log = logging.getLogger("perflink.io")
+
+#: The description of a snapshot folder (quarter, notes); the tables are ``<kind>.parquet``.
+SNAPSHOT_FILE = "snapshot.json"
+_SNAPSHOT_VERSION = 1
+
+
+def load(params: Any, catalog: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """Read and validate the review's inputs for ``params.quarter``.
+
+    Parameters
+    ----------
+    params : perflink.params.ReviewParams
+        Validated params (``quarter``, ``input_paths``, ``inputs_window_years``).
+    catalog : perflink.catalog.Catalog
+        Its metric ids are the known ``metric_id`` values.
+
+    Returns
+    -------
+    (perflink.io.Inputs, list of dict)
+        The inputs, facts after the quarter left out; and the notes about them, each a
+        dict with ``kind`` (``left_out``, ``extra_columns`` or ``warning``), ``message``
+        (English, as logged) and, for the first two, the figures (``input``, ``rows``,
+        ``months`` / ``file``, ``columns``).
+
+    Raises
+    ------
+    InputError
+        An input breaks the data contract, a period is outside the plausible window, or
+        the facts table has no rows (the message names file, row, column and value).
+    ParamsError
+        The facts hold no month of the review quarter.
+    """
+    from perflink.io import load_inputs
+
+    quarter = params.period
+    years = params.inputs_window_years
+    window = (
+        quarter.asfreq("M", how="s") - 12 * years,
+        quarter.asfreq("M", how="e") + 12 * years,
+    )
+    with _collect_warnings() as notes:
+        inputs = load_inputs(
+            params.input_paths, known_metrics=catalog.metrics.keys(), period_range=window,
+            encoding=params.input_encoding,
+        )  # fmt: skip
+    _check_coverage(inputs.facts, params.quarter, quarter)
+    inputs, left_out = _cut_after(inputs, quarter)
+    if left_out is not None:
+        log.warning(left_out["message"])
+        notes.append(left_out)
+    return inputs, notes
+
+
+def write_snapshot(inputs: Any, notes: list[dict[str, Any]], folder: Path, *, quarter: str) -> None:
+    """Write the validated tables as ``<kind>.parquet`` and :data:`SNAPSHOT_FILE` to *folder*.
+
+    Paths and database URLs are not written: the kernel takes them from its own params.
+    """
+    from perflink.io import KINDS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind in KINDS:
+        getattr(inputs, kind).to_parquet(folder / f"{kind}.parquet", index=False)
+    meta = {"version": _SNAPSHOT_VERSION, "quarter": quarter, "notes": notes}
+    (folder / SNAPSHOT_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), "utf-8")
+
+
+def read_snapshot(folder: Path, params: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """The inputs and notes :func:`write_snapshot` wrote, for a review of ``params.quarter``.
+
+    Raises
+    ------
+    ParamsError
+        *folder* is not a snapshot, or one made for another quarter.
+    """
+    from perflink.io import KINDS, Inputs
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / SNAPSHOT_FILE).read_text("utf-8"))
+        tables = {kind: pd.read_parquet(folder / f"{kind}.parquet") for kind in KINDS}
+    except (OSError, ValueError) as exc:
+        raise ParamsError(
+            f"snapshot_dir: {folder} is not a snapshot of validated inputs ({exc}); leave "
+            "snapshot_dir empty to read the input files (perflink review sets it)."
+        ) from None
+    if meta.get("version") != _SNAPSHOT_VERSION or meta.get("quarter") != params.quarter:
+        raise ParamsError(
+            f"snapshot_dir: {folder} holds the inputs of a review of {meta.get('quarter')}, "
+            f"not {params.quarter}; leave snapshot_dir empty to read the input files."
+        )
+    paths = {k: v for k, v in params.input_paths.items() if k in KINDS}
+    return Inputs(**tables, paths=paths), list(meta.get("notes") or [])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Notes(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.notes: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        note = dict(getattr(record, "perflink_note", None) or {"kind": "warning"})
+        note["message"] = record.getMessage()
+        self.notes.append(note)
+
+
+@contextmanager
+def _collect_warnings() -> Iterator[list[dict[str, Any]]]:
+    """Warnings logged on ``perflink.io`` while the block runs (they are still logged)."""
+    handler = _Notes()
+    log.addHandler(handler)
+    try:
+        yield handler.notes
+    finally:
+        log.removeHandler(handler)
+
+
+def _months_text(months: list[str]) -> str:
+    if len(months) <= 6:
+        return ", ".join(months)
+    return f"{months[0]} to {months[-1]} ({len(months)} months)"
+
+
+def _check_coverage(facts: pd.DataFrame, written: str, quarter: pd.Period) -> None:
+    source = facts.attrs.get("source", "facts")
+    if facts.empty:
+        raise InputError(
+            f"{source}: the facts table has no data rows; nothing can be reviewed. Add the "
+            "facts (one row per entity, month and metric) or point inputs.facts at the "
+            "right file."
+        )
+    periods = facts["period"]
+    first, last = quarter.asfreq("M", how="s"), quarter.asfreq("M", how="e")
+    if ((periods >= first) & (periods <= last)).any():
+        return
+    held = periods.dropna().unique()
+    lo, hi = min(held), max(held)
+    hint = f"{hi.asfreq('Q')}" if hi < first else f"{lo.asfreq('Q')}"
+    raise ParamsError(
+        f"quarter: the review quarter {written} is not covered by the data: {source} holds "
+        f"months {lo} to {hi}, none of {first} to {last}. Review a quarter the data covers "
+        f"(e.g. quarter: '{hint}') or add the facts of {written}."
+    )
+
+
+def _cut_after(inputs: Any, quarter: pd.Period) -> tuple[Any, dict[str, Any] | None]:
+    """Leave out facts after the quarter's last month (the review is as of its end)."""
+    facts = inputs.facts
+    end = quarter.asfreq("M", how="e")
+    after = (facts["period"] > end).to_numpy(dtype=bool)
+    if not after.any():
+        return inputs, None  # keep the very same table (and its bytes downstream)
+    months = sorted(str(p) for p in facts.loc[after, "period"].unique())
+    kept = facts.loc[~after].reset_index(drop=True)
+    kept.attrs = dict(facts.attrs)
+    # the file name only: a folder named by a ${NAME} secret never reaches the report
+    file = Path(str(facts.attrs.get("source", "facts"))).name
+    rows = int(after.sum())
+    note = {
+        "kind": "left_out",
+        "input": "facts",
+        "file": file,
+        "quarter": str(quarter),
+        "rows": rows,
+        "months": months,
+        "message": (
+            f"{file}: {rows} row(s) after the review quarter {quarter} "
+            f"(months {_months_text(months)}) were left out of this review."
+        ),
+    }
+    return replace(inputs, facts=kept), note
