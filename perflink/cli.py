@@ -20,8 +20,11 @@ exit codes:
   0    success: the report was published
   1    a notebook failed (the message names notebook, cell and exception;
        the executed notebook is kept under <out>/<quarter>/_failed/)
-  2    bad parameters or inputs: fix what the message names
-  130  interrupted (Ctrl-C); the previous report is untouched
+  2    bad parameters or inputs, a quarter the data does not cover, or a reports
+       folder that cannot be written: fix what the message names (inputs are
+       checked before any notebook starts)
+  130  interrupted (Ctrl-C); the previous report is untouched, no kernel or
+       temporary folder is left
 """
 
 

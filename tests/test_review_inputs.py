@@ -181,3 +181,16 @@ def test_notebooks_pass_quarter_and_snapshot_to_open_review(path: Path) -> None:
     ]
     assert len(calls) == 1
     assert {k.arg for k in calls[0].keywords} >= {"quarter", "snapshot_dir", "scope", "language"}
+
+
+def test_empty_facts_in_a_task_names_the_input_not_a_function() -> None:
+    from perflink.io import empty_table
+    from perflink.mapping._common import check_facts
+
+    facts = empty_table("facts")
+    facts.attrs["source"] = "/data/q3/facts.csv"
+    with pytest.raises(InputError) as info:
+        check_facts(facts, "check_completeness")
+    message = str(info.value)
+    assert message.startswith("/data/q3/facts.csv: the facts table has no data rows")
+    assert "inputs.facts" in message and "check_completeness" not in message
