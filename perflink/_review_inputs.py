@@ -162,8 +162,15 @@ def _months_text(months: list[str]) -> str:
     return f"{months[0]} to {months[-1]} ({len(months)} months)"
 
 
+def _label(facts: pd.DataFrame) -> str:
+    """The facts input as the loaders name it: a file by its name (its folder may be a
+    ``${NAME}`` secret), a database table or query as written."""
+    source = str(facts.attrs.get("source", "facts"))
+    return Path(source).name if Path(source).is_absolute() else source
+
+
 def _check_coverage(facts: pd.DataFrame, written: str, quarter: pd.Period) -> None:
-    source = facts.attrs.get("source", "facts")
+    source = _label(facts)
     if facts.empty:
         raise InputError(
             f"{source}: the facts table has no data rows; nothing can be reviewed. Add the "
@@ -194,8 +201,7 @@ def _cut_after(inputs: Any, quarter: pd.Period) -> tuple[Any, dict[str, Any] | N
     months = sorted(str(p) for p in facts.loc[after, "period"].unique())
     kept = facts.loc[~after].reset_index(drop=True)
     kept.attrs = dict(facts.attrs)
-    # the file name only: a folder named by a ${NAME} secret never reaches the report
-    file = Path(str(facts.attrs.get("source", "facts"))).name
+    file = _label(facts)
     rows = int(after.sum())
     note = {
         "kind": "left_out",

@@ -194,3 +194,11 @@ def test_empty_facts_in_a_task_names_the_input_not_a_function() -> None:
     message = str(info.value)
     assert message.startswith("/data/q3/facts.csv: the facts table has no data rows")
     assert "inputs.facts" in message and "check_completeness" not in message
+
+
+def test_messages_name_the_file_not_a_secret_folder(tmp_path: Path, secret_token: str) -> None:
+    params = make_review_dir(tmp_path / "review", secret_dir=secret_token, quarter="2031Q1")
+    with pytest.raises(ParamsError) as info:
+        _load(params)
+    assert "facts.csv holds months 2026-07 to 2026-09" in str(info.value)
+    assert secret_token not in str(info.value)
