@@ -1,0 +1,153 @@
+"""Monthly panels: the one-pass roll-up and the window's row-wise formulas give the figures of
+the per-metric reference computations, bit for bit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import perflink
+from perflink import panel
+from perflink.catalog import load_catalog
+from perflink.errors import PerflinkError
+
+CATALOG = load_catalog(Path(perflink.__file__).parent / "data" / "catalog")
+
+
+def _group(n_units: int) -> pd.DataFrame:
+    """A group ``G`` with two subsidiaries and ``n_units`` units alternating between them."""
+    units = [f"U{i}" for i in range(n_units)]
+    return pd.DataFrame(
+        {
+            "entity_id": ["G", "SA", "SB", *units],
+            "parent_id": [np.nan, "G", "G", *["SA" if i % 2 else "SB" for i in range(n_units)]],
+        }
+    )
+
+
+def _facts(values: np.ndarray, n_units: int, months: int) -> pd.DataFrame:
+    """Long facts of every reported metric: ``values`` is read in (unit, month, metric) order."""
+    metrics = CATALOG.reported
+    periods = pd.period_range("2025-01", periods=months, freq="M")
+    idx = pd.MultiIndex.from_product(
+        [[f"U{i}" for i in range(n_units)], periods, metrics],
+        names=["entity_id", "period", "metric_id"],
+    )
+    facts = pd.DataFrame({"value": values[: len(idx)]}, index=idx).reset_index()
+    return facts[facts["value"].notna()]
+
+
+def _reference_rollup(wide: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFrame:
+    """The roll-up as it was computed before: one grouped reduction per metric."""
+    chains = panel.ancestors(entities)
+    units = wide.index.get_level_values("entity_id").unique()
+    link = pd.DataFrame([(u, p) for u in units for p in chains[u]], columns=["entity_id", "_p"])
+    cols = [m for m in wide.columns if not CATALOG.metrics[m].derived]
+    big = wide[cols].reset_index().merge(link, on="entity_id", how="inner")
+    keys = [big["_p"], big["period"]]
+    out = {}
+    for metric in cols:
+        rule, col = CATALOG.metrics[metric].aggregation, big[metric]
+        if rule in ("sum", "last"):
+            out[metric] = col.groupby(keys).sum(min_count=1)
+        elif rule == "mean":
+            out[metric] = col.groupby(keys).mean()
+        else:
+            w = big[rule.split(":", 1)[1]].where(col.notna())
+            out[metric] = (col * w).groupby(keys).sum(min_count=1) / w.groupby(keys).sum(
+                min_count=1
+            )
+    frame = pd.DataFrame(out)
+    frame.index.names = wide.index.names
+    return pd.concat([wide, frame]).sort_index()
+
+
+def _bits(frame: pd.DataFrame) -> np.ndarray:
+    return frame.to_numpy(dtype=float).view(np.int64)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_units=st.integers(1, 7),
+    months=st.integers(1, 14),
+    seed=st.integers(0, 2**32 - 1),
+    missing=st.floats(0.0, 0.6),
+)
+def test_rollup_matches_per_metric_reference(n_units, months, seed, missing):
+    rng = np.random.default_rng(seed)
+    size = n_units * months * len(CATALOG.reported)
+    values = rng.lognormal(3.0, 2.0, size) * rng.choice([-1.0, 1.0], size)
+    values[rng.random(size) < missing] = np.nan
+    facts = _facts(values, n_units, months)
+    if facts.empty:
+        return
+    wide = panel.to_wide(facts, metrics=CATALOG.reported)
+    got = panel.rollup(wide, _group(n_units), CATALOG)
+    want = _reference_rollup(wide, _group(n_units))
+    assert got.index.equals(want.index)
+    assert list(got.columns) == list(want.columns)
+    np.testing.assert_array_equal(_bits(got), _bits(want))  # same bits, NaN included
+
+
+def test_rollup_adds_parents_by_rule():
+    facts = pd.DataFrame(
+        {
+            "entity_id": ["U0", "U1", "U0", "U1", "U0", "U1"],
+            "period": pd.PeriodIndex(["2025-01"] * 6, freq="M"),
+            "metric_id": ["revenue"] * 2 + ["on_time_delivery_rate"] * 2 + ["shipped_qty"] * 2,
+            "value": [10.0, 5.0, 0.9, np.nan, 3.0, 1.0],
+        }
+    )
+    wide = panel.to_wide(facts, metrics=CATALOG.reported)
+    out = panel.rollup(wide, _group(2), CATALOG)
+    g = out.loc[("G", pd.Period("2025-01", "M"))]
+    assert g["revenue"] == 15.0
+    assert g["on_time_delivery_rate"] == pytest.approx(0.9)  # mean over units that report it
+    assert np.isnan(g["cogs"])  # nobody reported it: missing, not zero
+    assert out.loc[("SA", pd.Period("2025-01", "M")), "revenue"] == 5.0
+
+
+def test_rollup_refuses_unknown_entities():
+    facts = pd.DataFrame(
+        {
+            "entity_id": ["X9"],
+            "period": pd.PeriodIndex(["2025-01"], freq="M"),
+            "metric_id": ["revenue"],
+            "value": [1.0],
+        }
+    )
+    wide = panel.to_wide(facts, metrics=CATALOG.reported)
+    with pytest.raises(PerflinkError, match="X9"):
+        panel.rollup(wide, _group(1), CATALOG)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_units=st.integers(1, 5))
+def test_window_formulas_match_the_panel_evaluation(seed, n_units):
+    # Same-period formulas of a window are evaluated on the columns' arrays; the reference
+    # evaluates them on a one-month MultiIndexed panel, as evaluate_frame always did.
+    rng = np.random.default_rng(seed)
+    size = n_units * 15 * len(CATALOG.reported)
+    values = rng.lognormal(2.0, 1.5, size) * rng.choice([-1.0, 1.0, 1.0], size)
+    values[rng.random(size) < 0.1] = np.nan
+    values[rng.random(size) < 0.05] = 0.0  # divisions by zero give NaN either way
+    wide = panel.build(_facts(values, n_units, 15), _group(n_units), CATALOG)
+    out = panel.window(wide, CATALOG, "2026-01", "2026-03")
+    for metric in CATALOG.derived_order:
+        f = CATALOG.formulas[metric]
+        if f.uses_time or CATALOG.metrics[metric].aggregation != "formula":
+            continue
+        want = f.evaluate_frame(panel._stack({0: out}, out.index)).to_numpy()
+        np.testing.assert_array_equal(out[metric].to_numpy().view(np.int64), want.view(np.int64))
+
+
+def test_window_refuses_reversed_months():
+    facts = _facts(np.ones(len(CATALOG.reported) * 3), 1, 3)
+    wide = panel.build(facts, _group(1), CATALOG)
+    with pytest.raises(PerflinkError, match="before start"):
+        panel.window(wide, CATALOG, "2025-03", "2025-01")
