@@ -6,6 +6,7 @@ One ``LocalCluster`` (two single-threaded worker processes) serves the whole mod
 from __future__ import annotations
 
 import operator
+import os
 import shutil
 import time
 
@@ -18,7 +19,7 @@ import perflink
 from perflink import execution
 from perflink.anomaly import _detect, detect_anomalies
 from perflink.errors import ParamsError, RunError
-from perflink.execution import DaskExecutor, LocalExecutor, get_executor
+from perflink.execution import LOCAL_MIN_ITEMS, DaskExecutor, LocalExecutor, get_executor
 from perflink.forecast import backtest_panel, forecast_panel
 from perflink.forecast._fit import forecast_block
 from perflink.options import ExecutorOptions, ForecastOptions
@@ -81,12 +82,26 @@ def test_map_results_identical_across_executors(dask_ex) -> None:
     ref = LocalExecutor(1).map(forecast_block, tasks, desc="blocks")
     assert [len(block) for block in ref] == [len(t[0]) for t in tasks]
     for ex in (LocalExecutor(2), dask_ex):
-        got = ex.map(forecast_block, tasks, desc="blocks")
+        # items: enough series that the local map really uses its worker processes
+        got = ex.map(forecast_block, tasks, desc="blocks", items=LOCAL_MIN_ITEMS)
         for ref_block, block in zip(ref, got, strict=True):
             for a, b in zip(ref_block, block, strict=True):
                 assert a["method"] == b["method"]
                 for key in ("mean", "sd", "psi"):
                     np.testing.assert_array_equal(a[key], b[key])  # bitwise
+
+
+def test_small_local_maps_run_in_this_process() -> None:
+    # Starting worker processes costs more than a few hundred series of work.
+    tasks = [(i,) for i in range(6)]
+    small = LocalExecutor(2).map(_pid, tasks, desc="pids", items=LOCAL_MIN_ITEMS - 1)
+    assert set(small) == {os.getpid()}
+    big = LocalExecutor(2).map(_pid, tasks, desc="pids", items=LOCAL_MIN_ITEMS)
+    assert os.getpid() not in set(big)
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
 
 
 def test_task_error_passes_through(dask_ex) -> None:
