@@ -27,7 +27,9 @@ residuals (statsmodels STL, robust=True, |z| > 5, z = (r - median) / (1.4826 MAD
 
 The curve: ``detect_series`` at each ``flag_rate`` of ``CURVE_RATES`` (the params'
 ``anomaly.flag_rate``), with the measured flags per 100 uninjected points and the recall
-by kind at K = 3, 4, 6; the chosen operating point is marked.  ``--tails`` prints the
+by kind at K = 3, 4, 6; the chosen operating point is marked.  The same curve follows
+for the 378 M3 quarterly development series (``m3_quarterly_dev.csv``, injection size
+from the lag-4 differences), which have their own tail tables.  ``--tails`` prints the
 tail tables of ``perflink/anomaly/_rates.py`` (flags per 100 points at each threshold)
 for the two halves of the series (even / odd position), so their agreement shows.
 
@@ -69,8 +71,9 @@ def _data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/m3_dev"
 
 
-def load_series(limit: int | None) -> list[np.ndarray]:
-    df = pd.read_csv(_data_dir() / "m3_monthly_dev.csv")
+def load_series(limit: int | None, freq: str = "M") -> list[np.ndarray]:
+    name = "m3_monthly_dev.csv" if freq == "M" else "m3_quarterly_dev.csv"
+    df = pd.read_csv(_data_dir() / name)
     df = df[df["split"] == "train"].sort_values(["series_id", "t"])
     order = sorted(df["series_id"].unique(), key=lambda s: int(s[1:]))
     if limit:
@@ -79,12 +82,14 @@ def load_series(limit: int | None) -> list[np.ndarray]:
     return [groups[k] for k in order]
 
 
-def noise_sd(y: np.ndarray) -> float:
-    d = y[SEASON:] - y[:-SEASON]
+def noise_sd(y: np.ndarray, season: int = SEASON) -> float:
+    d = y[season:] - y[:-season]
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
 
 
-def plan_injections(series: list[np.ndarray], rng: np.random.Generator) -> list[dict]:
+def plan_injections(
+    series: list[np.ndarray], rng: np.random.Generator, season: int = SEASON
+) -> list[dict]:
     n_s = len(series)
     kinds = np.array(["spike"] * (n_s // 2) + ["shift"] * (n_s - n_s // 2))
     rng.shuffle(kinds)
@@ -93,7 +98,7 @@ def plan_injections(series: list[np.ndarray], rng: np.random.Generator) -> list[
         n = len(y)
         pos = int(rng.integers(int(np.ceil(n / 3)), n))
         sign = float(rng.choice([-1.0, 1.0]))
-        plans.append({"kind": str(kind), "pos": pos, "sign": sign, "sd": noise_sd(y)})
+        plans.append({"kind": str(kind), "pos": pos, "sign": sign, "sd": noise_sd(y, season)})
     return plans
 
 
@@ -117,7 +122,7 @@ def perflink_flags(y: np.ndarray, flag_rate: float = OPERATING_RATE) -> np.ndarr
     return detect_series(pd.Series(y, index=idx), flag_rate=flag_rate)["is_anomaly"].to_numpy()
 
 
-def batched_flags(ys: list[np.ndarray], flag_rate: float) -> list[np.ndarray]:
+def batched_flags(ys: list[np.ndarray], flag_rate: float, freq: str = "M") -> list[np.ndarray]:
     """detect_frame on the series grouped by length: same flags as detect_series, faster."""
     out: list[np.ndarray] = [np.zeros(0, dtype=bool)] * len(ys)
     by_len: dict[int, list[int]] = {}
@@ -125,7 +130,8 @@ def batched_flags(ys: list[np.ndarray], flag_rate: float) -> list[np.ndarray]:
         by_len.setdefault(len(y), []).append(i)
     for n, idx in by_len.items():
         wide = pd.DataFrame(
-            np.stack([ys[i] for i in idx]).T, index=pd.period_range("2000-01", periods=n, freq="M")
+            np.stack([ys[i] for i in idx]).T,
+            index=pd.period_range("2000-01", periods=n, freq=freq),
         )
         flags = detect_frame(wide, flag_rate=flag_rate)["is_anomaly"].to_numpy().reshape(-1, n)
         for j, i in enumerate(idx):
@@ -133,19 +139,19 @@ def batched_flags(ys: list[np.ndarray], flag_rate: float) -> list[np.ndarray]:
     return out
 
 
-def curve(series: list[np.ndarray], plans: list[dict]) -> pd.DataFrame:
+def curve(series: list[np.ndarray], plans: list[dict], freq: str = "M") -> pd.DataFrame:
     """Recall by kind at each K and flags per 100 uninjected points, per flag_rate."""
     n_points = sum(len(y) for y in series)
     injected = {k: [inject(y, p, k) for y, p in zip(series, plans, strict=True)] for k in KS}
     rows = []
     for rate in CURVE_RATES:
-        clean = batched_flags(series, rate)
+        clean = batched_flags(series, rate, freq)
         row = {
             "flag_rate": rate,
             "flags_per_100": 100.0 * sum(int(f.sum()) for f in clean) / n_points,
         }
         for k in KS:
-            flags = batched_flags([z for z, _ in injected[k]], rate)
+            flags = batched_flags([z for z, _ in injected[k]], rate, freq)
             found = np.array(
                 [bool(f[c].any()) for f, (_, c) in zip(flags, injected[k], strict=True)]
             )
@@ -291,6 +297,14 @@ def main(argv: list[str] | None = None) -> None:
         f"K=4 recall {op['K4']:.3f} (spike {op['K4_spike']:.3f}, shift {op['K4_shift']:.3f}); "
         f"K=3 {op['K3']:.3f}, K=6 {op['K6']:.3f}"
     )
+    qs = load_series(args.limit, "Q")
+    qcur = curve(qs, plan_injections(qs, np.random.default_rng(SEED), 4), "Q")
+    print(
+        f"\nthe same on the M3 quarterly development series ({len(qs)} series, "
+        f"{sum(len(y) for y in qs)} points; season 4, own tail tables):"
+    )
+    with pd.option_context("display.width", 200):
+        print(qcur.to_string(index=False, **fmt))
     print()
     table, _, timing = run(series, plans)
     n_points = sum(len(y) for y in series)

@@ -222,6 +222,9 @@ def test_flag_rate_sets_the_operating_point():
     kinds = np.array(["spike", "level_shift"], dtype=object)
     back = tail_rate(np.array([strict.spike_z, strict.shift_z]), kinds)
     np.testing.assert_allclose(back, [0.4 * 0.25, 0.6 * 0.25], rtol=1e-3)
+    # quarterly series break more often at the same z: their own, stricter tables
+    assert settings_for_rate(1.0, 4).shift_z > settings_for_rate(1.0, 12).shift_z
+    assert tail_rate(np.array([6.0]), kinds[1:], 4)[0] > tail_rate(np.array([6.0]), kinds[1:])[0]
     # a lower rate flags a subset of the points a higher rate flags
     rng = np.random.default_rng(8)
     v = _seasonal(96, seed=8) + rng.standard_t(3, 96)

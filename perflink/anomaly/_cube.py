@@ -126,7 +126,7 @@ def score_series(
             getattr(out, name)[rows] = res[name].to_numpy(dtype=float).reshape(rows.size, n)
         out.flag[rows] = res["is_anomaly"].to_numpy(dtype=bool).reshape(rows.size, n)
         out.kind[rows] = res["kind"].to_numpy(dtype=object).reshape(rows.size, n)
-    band_z = settings_for_rate(flag_rate).spike_z
+    band_z = settings_for_rate(flag_rate, season or 12).spike_z
     with np.errstate(divide="ignore", invalid="ignore"):
         sd = (out.upper - out.lower) / (2 * band_z)
         resid_z = np.where(sd > 0, (flat - out.expected) / sd, np.nan)

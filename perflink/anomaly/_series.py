@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from perflink.anomaly._core import KIND_NAMES, Settings, detect_block, nanmedian_last
+from perflink.anomaly._core import KIND_NAMES, detect_block, nanmedian_last
 from perflink.anomaly._rates import DEFAULT_FLAG_RATE, settings_for_rate
 from perflink.errors import InputError, ParamsError
 
@@ -86,8 +86,8 @@ def detect_series(
     values = _numeric_values(y, name)
     _check_index(y.index, name)
     season = _season_for(y.index, season_length, name)
-    settings = _settings(flag_rate)
-    out, method = _detect_matrix(values[None, :], season, settings, _quarter_phase(y.index, season))
+    rate = _check_rate(flag_rate)
+    out, method = _detect_matrix(values[None, :], season, rate, _quarter_phase(y.index, season))
     frame = _to_frame(out, 0, y.index)
     frame.attrs["method"] = str(method[0])
     frame.attrs["season_length"] = season
@@ -135,7 +135,7 @@ def detect_frame(
         raise InputError(f"detect_frame: column {dup!r} appears twice; one column per series.")
     _check_index(wide.index, "wide")
     season = _season_for(wide.index, season_length, "wide")
-    settings = _settings(flag_rate)
+    rate = _check_rate(flag_rate)
     for col, dtype in zip(wide.columns, wide.dtypes, strict=True):
         if not _is_numeric(dtype):
             _numeric_values(wide[col], col)  # raises with the column name
@@ -146,7 +146,7 @@ def detect_frame(
             f"detect_frame: infinite value in column {wide.columns[col]!r} at "
             f"{wide.index[row]!r}; replace it by NaN."
         )
-    out, method = _detect_matrix(mat.T, season, settings, _quarter_phase(wide.index, season))
+    out, method = _detect_matrix(mat.T, season, rate, _quarter_phase(wide.index, season))
     n_s, n = out["expected"].shape
     kinds = np.array([KIND_NAMES[k] for k in range(4)], dtype=object)
     result = pd.DataFrame(
@@ -219,7 +219,7 @@ def _season_for(index: pd.Index, season_length: int | None, name: object) -> int
     )
 
 
-def _settings(flag_rate: float) -> Settings:
+def _check_rate(flag_rate: float) -> float:
     if isinstance(flag_rate, bool) or not isinstance(flag_rate, (int, float, np.number)):
         raise ParamsError(f"flag_rate must be a number of flags per 100 points, got {flag_rate!r}.")
     if not 0 < flag_rate <= 20:
@@ -227,7 +227,7 @@ def _settings(flag_rate: float) -> Settings:
             f"flag_rate must be above 0 and at most 20 flags per 100 points, got {flag_rate}; "
             "1.0 is the default."
         )
-    return settings_for_rate(float(flag_rate))
+    return float(flag_rate)
 
 
 def _quarter_phase(index: pd.Index, season: int) -> int | None:
@@ -266,7 +266,7 @@ def _quarterly_rows(y: np.ndarray, phase: int) -> np.ndarray:
 
 
 def _detect_quarterly(
-    y: np.ndarray, settings: Settings, phase: int
+    y: np.ndarray, flag_rate: float, phase: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Score rows of :func:`_quarterly_rows` on one value per quarter (season 4).
 
@@ -280,7 +280,7 @@ def _detect_quarterly(
     q = pad.reshape(n_s, n_q, 3)
     with np.errstate(all="ignore"):
         qv = nanmedian_last(q)
-    res, _ = _detect_matrix(qv, 4, settings, None)
+    res, _ = _detect_matrix(qv, 4, flag_rate, None)
     obs = ~np.isnan(q)
     first = obs & (np.cumsum(obs, axis=-1) == 1)
     out = {}
@@ -305,7 +305,7 @@ def _count_rows(y: np.ndarray) -> np.ndarray:
 
 
 def _detect_matrix(
-    y: np.ndarray, season: int, settings: Settings, phase: int | None = None
+    y: np.ndarray, season: int, flag_rate: float, phase: int | None = None
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Run the right method on each row; rows are grouped by method.
 
@@ -315,6 +315,7 @@ def _detect_matrix(
     larger, robust scale: a negative-binomial-like allowance).
     """
     n_s, n = y.shape
+    settings = settings_for_rate(flag_rate, season)
     out = {
         "expected": np.full((n_s, n), np.nan),
         "lower": np.full((n_s, n), np.nan),
@@ -327,7 +328,7 @@ def _detect_matrix(
     quarterly = _quarterly_rows(y, phase) if phase is not None else np.zeros(n_s, dtype=bool)
     rows = np.flatnonzero(quarterly)
     if rows.size:
-        res, method[rows] = _detect_quarterly(y[rows], settings, phase)
+        res, method[rows] = _detect_quarterly(y[rows], flag_rate, phase)
         for key in out:
             out[key][rows] = res[key]
     count = _count_rows(y) & ~quarterly
