@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from perflink.errors import PerflinkError
+from perflink.common import SEVERITY_RANK
+from perflink.errors import ReportError
 from perflink.labels import _check_lang, column_label, t, value_label
 
 MISSING = "—"
@@ -33,8 +34,6 @@ TABLE_MAX_ROWS = 5000
 INTERACTIVE = "interactive"
 """Value of the ``data-pl-table`` attribute that marks a table for the report page's script."""
 _NUM_CLASS = ' class="num"'
-# Sort order of severities in interactive tables: most severe first.
-_SEVERITY_RANK = {s: i for i, s in enumerate(("critical", "high", "medium", "low", "info"))}
 _UNIT_ALIASES = {
     "%": "pct",
     "percent": "pct",
@@ -44,10 +43,6 @@ _UNIT_ALIASES = {
     "元/件": "cny_per_pc",
     "人": "persons",
 }
-
-
-class ReportError(PerflinkError):
-    """A table, notebook or run manifest handed to the report layer is unusable."""
 
 
 def _is_missing(x: object) -> bool:
@@ -62,17 +57,39 @@ def _as_float(x: object, what: str) -> float:
     return float(x)
 
 
+def _by_size(x: float, steps: tuple[tuple[float, str], ...], small: str = ".3g") -> str:
+    """``x`` in the format of the first ``(bound, spec)`` with ``|x| >= bound``, else ``small``."""
+    a = abs(x)
+    return format(x, next((spec for bound, spec in steps if a >= bound), small))
+
+
 def _plain(x: float) -> str:
     if math.isinf(x):
         return "∞" if x > 0 else "-∞"
     if x == int(x) and abs(x) < 1e15:
         return f"{int(x):,}"
-    a = abs(x)
-    if a >= 100:
-        return f"{x:,.1f}"
-    if a >= 1:
-        return f"{x:,.2f}"
-    return f"{x:.3g}"
+    return _by_size(x, ((100, ",.1f"), (1, ",.2f")))
+
+
+def fmt_figure(x: object, spec: str) -> str:
+    """A figure in message text: ``format(x, spec)``, or ``"—"`` if missing or not finite.
+
+    ``fmt_figure(0.0523, "+.1%")`` -> ``"+5.2%"``; ``fmt_figure(87.25, ".1f")`` -> ``"87.2"``.
+    """
+    if _is_missing(x) or not math.isfinite(float(x)):
+        return MISSING
+    return format(x, spec)
+
+
+def fmt_significant(x: object) -> str:
+    """A figure of any size in message text, to about three significant digits.
+
+    ``12345.6`` -> ``"12,346"``, ``52.34`` -> ``"52.3"``, ``0.01234`` -> ``"0.0123"``;
+    ``"—"`` if missing or not finite.
+    """
+    if _is_missing(x) or not math.isfinite(float(x)):
+        return MISSING
+    return _by_size(float(x), ((1000, ",.0f"), (10, ",.1f")))
 
 
 def fmt_money(x_wan: object, lang: str | None = None) -> str:
@@ -230,8 +247,8 @@ def _order_key(col: str, value: object) -> str | None:
     """
     if _is_missing(value):
         return ""  # DataTables sorts an empty key as -Infinity: missing values stay together
-    if col == "severity" and value in _SEVERITY_RANK:
-        return str(_SEVERITY_RANK[value])
+    if col == "severity" and value in SEVERITY_RANK:  # most severe first
+        return str(SEVERITY_RANK[value])
     if isinstance(value, pd.Period):
         return str(value)
     if isinstance(value, bool | np.bool_):
@@ -263,6 +280,7 @@ def frame_html(
     max_rows: int = TABLE_MAX_ROWS,
     interactive: bool | None = None,
     order: Mapping[str, Sequence[object]] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> str:
     """Render a DataFrame as an escaped, localised HTML table (see :func:`perflink.report.show`).
 
@@ -273,6 +291,10 @@ def frame_html(
     JupyterLab it stays a plain table. ``interactive=False`` keeps a table plain.
     ``order`` gives, for columns already formatted as text (amounts of mixed units such as
     "1.23 亿元" and "523.4 万元"), the values they sort by: column -> one value per row.
+    ``headers`` gives the shown header of columns that have their own (a task's label for
+    a column it alone has): column -> text; other columns show :func:`column_label`.
+    This is the one table renderer: results render through it (see
+    :class:`perflink.results.TaskResult`).
     """
     if not isinstance(df, pd.DataFrame):
         raise ReportError(f"expected a pandas DataFrame, got {type(df).__name__}.")
@@ -322,8 +344,9 @@ def frame_html(
             cells.append(f"<td{attrs}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     keyed_cols = {cols[i] for i in keys} - numeric_cols  # periods, severities: sorted as text
+    shown_headers = {c: column_label(c, lang) for c in cols} | dict(headers or {})
     head = "".join(
-        f"<th{_th_attrs(c, numeric_cols, keyed_cols)}>{html.escape(column_label(c, lang))}</th>"
+        f"<th{_th_attrs(c, numeric_cols, keyed_cols)}>{html.escape(shown_headers[c])}</th>"
         for c in cols
     )
     note = ""

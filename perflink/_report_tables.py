@@ -14,10 +14,18 @@ from typing import Any
 
 import pandas as pd
 
-from perflink._report_format import ReportError
+from perflink.common import SEVERITIES, check_findings
+from perflink.errors import ReportError
 
-SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
-"""Allowed values of a findings table's ``severity`` column, most severe first."""
+__all__ = [
+    "SEVERITIES",
+    "atomic_write",
+    "check_findings",
+    "csv_safe",
+    "csv_safe_frame",
+    "write_table",
+    "xlsx_row",
+]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -58,11 +66,7 @@ def csv_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = df
     for i in range(df.shape[1]):
         s = df.iloc[:, i]
-        if isinstance(s.dtype, pd.StringDtype):  # vectorised look first: most columns pass
-            starts = s.str.startswith(_FORMULA_START, na=False)
-            if not (starts.any() or s.str.contains("\r", regex=False, na=False).any()):
-                continue
-        elif not (s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype)):
+        if not (s.dtype == object or isinstance(s.dtype, pd.StringDtype | pd.CategoricalDtype)):
             continue
         values = s.astype(object).to_numpy()
         safe = [csv_safe(v) for v in values]
@@ -94,29 +98,6 @@ def xlsx_row(ws: Any, values: Iterable[object]) -> list[object]:
         else:
             row.append(v)
     return row
-
-
-def check_findings(df: pd.DataFrame, name: str) -> None:
-    """Raise :class:`ReportError` unless ``df`` follows the findings contract."""
-    cols = set(map(str, df.columns))
-    missing = [c for c in ("entity_id", "period", "severity", "message") if c not in cols]
-    if not cols & {"metric_id", "rule_id"}:
-        missing.append("metric_id or rule_id")
-    if missing:
-        raise ReportError(
-            f"findings table {name!r} lacks column(s) {', '.join(missing)} "
-            f"(has: {', '.join(map(str, df.columns))}); every findings table needs entity_id, "
-            "period, metric_id or rule_id, severity, message."
-        )
-    bad = ~df["severity"].isin(SEVERITIES)
-    if bad.any():
-        rows = [int(i) for i in bad.to_numpy().nonzero()[0][:5]]
-        values = sorted({repr(v) for v in df.loc[bad, "severity"]})[:5]
-        raise ReportError(
-            f"findings table {name!r}: severity {', '.join(values)} at row(s) "
-            f"{', '.join(str(r + 1) for r in rows)} (1-based) is not one of "
-            f"{', '.join(SEVERITIES)}."
-        )
 
 
 def _portable(df: pd.DataFrame) -> pd.DataFrame:

@@ -1,17 +1,161 @@
-"""Definitions every task shares: review windows and the status of a completion ratio.
+"""Definitions every task shares: the severity scale, the findings schema, quarters,
+column checks, review windows and the status of a completion ratio.
 
-One place for what would otherwise be defined once per task (the house issue: quarter
-windows were parsed five times, statuses derived in two places).
+One place for what would otherwise be defined once per task (issue 13: the severity scale
+was defined seven times, quarter parsing five times, "facts lacks column" checks four).
+Presentation (number, money and period formatting) lives in ``perflink._report_format``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
-from perflink.errors import ParamsError
+from perflink.errors import InputError, ParamsError, PerflinkError, ReportError
 
-__all__ = ["WINDOW_SCOPES", "status_of", "window_months"]
+__all__ = [
+    "FINDINGS_COLUMNS",
+    "SEVERITIES",
+    "SEVERITY_RANK",
+    "WINDOW_SCOPES",
+    "check_findings",
+    "parse_quarter",
+    "require_columns",
+    "severities_from",
+    "status_of",
+    "window_months",
+]
+
+SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
+"""Allowed values of a findings table's ``severity`` column, most severe first."""
+
+SEVERITY_RANK: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
+"""Severity -> rank, 0 = most severe (``critical``) to 4 (``info``); sort findings by it."""
+
+FINDINGS_COLUMNS: tuple[str, ...] = ("entity_id", "period", "severity", "message")
+"""Columns every findings table has, besides ``metric_id`` or ``rule_id`` (one at least)."""
+
+_QUARTER = re.compile(r"^\d{4}Q[1-4]$")
+
+
+def severities_from(least: str) -> tuple[str, ...]:
+    """The severities at least as severe as ``least``: ``severities_from("high")`` ->
+    ``("critical", "high")``.
+
+    Raises
+    ------
+    ParamsError
+        If ``least`` is not one of :data:`SEVERITIES`.
+    """
+    if least not in SEVERITY_RANK:
+        raise ParamsError(f"severity {least!r} is not one of {', '.join(SEVERITIES)}.")
+    return SEVERITIES[: SEVERITY_RANK[least] + 1]
+
+
+def check_findings(
+    df: pd.DataFrame,
+    name: str,
+    *,
+    error: type[PerflinkError] = ReportError,
+    hint: str = "",
+    severities: bool = True,
+) -> None:
+    """Raise ``error`` unless ``df`` follows the findings contract.
+
+    The contract: columns :data:`FINDINGS_COLUMNS` and ``metric_id`` or ``rule_id``;
+    every ``severity`` one of :data:`SEVERITIES`.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The findings table.
+    name : str
+        Its table name, for the message (``"kpi_findings"``).
+    error : type of PerflinkError
+        :class:`~perflink.errors.ReportError` when saving a table (default),
+        :class:`~perflink.errors.InputError` when reading one another task saved.
+    hint : str
+        What the user should do, appended to the message about missing columns.
+    severities : bool
+        Also check every ``severity`` value (default); ``False`` checks the columns only.
+
+    Raises
+    ------
+    PerflinkError
+        ``error``, naming the table, the missing columns or the bad severities and rows.
+    """
+    cols = set(map(str, df.columns))
+    missing = [c for c in FINDINGS_COLUMNS if c not in cols]
+    if not cols & {"metric_id", "rule_id"}:
+        missing.append("metric_id or rule_id")
+    if missing:
+        raise error(
+            f"findings table {name!r} lacks column(s) {', '.join(missing)} "
+            f"(has: {', '.join(map(str, df.columns))}); every findings table needs entity_id, "
+            f"period, metric_id or rule_id, severity, message.{' ' + hint if hint else ''}"
+        )
+    bad = ~df["severity"].isin(SEVERITIES)
+    if severities and bad.any():
+        rows = [int(i) for i in bad.to_numpy().nonzero()[0][:5]]
+        values = sorted({repr(v) for v in df.loc[bad, "severity"]})[:5]
+        raise error(
+            f"findings table {name!r}: severity {', '.join(values)} at row(s) "
+            f"{', '.join(str(r + 1) for r in rows)} (1-based) is not one of "
+            f"{', '.join(SEVERITIES)}."
+        )
+
+
+def parse_quarter(quarter: object) -> pd.Period:
+    """The review quarter as ``pd.Period(..., "Q")``, from ``"2026Q3"`` or a quarterly Period.
+
+    Raises
+    ------
+    ParamsError
+        If ``quarter`` is neither a string of the form ``YYYYQn`` nor a quarterly Period.
+    """
+    if isinstance(quarter, pd.Period) and quarter.freqstr.startswith("Q"):
+        return quarter
+    if isinstance(quarter, str) and _QUARTER.match(quarter.strip()):
+        return pd.Period(quarter.strip(), freq="Q")
+    raise ParamsError(
+        f"quarter: {quarter!r} is not a quarter; write it as a quoted string like '2026Q3'."
+    )
+
+
+def require_columns(df: object, columns: Iterable[str], *, table: str, hint: str = "") -> None:
+    """Raise :class:`InputError` unless ``df`` is a DataFrame with every one of ``columns``.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table to check (not modified).
+    columns : iterable of str
+        The columns it needs.
+    table : str
+        Its name for the message (``"facts"``, ``"entities"``).
+    hint : str
+        What the user should do; default: load the table with ``perflink.load_inputs``.
+
+    Raises
+    ------
+    InputError
+        Naming the table, the missing columns and the columns it has.
+    """
+    hint = hint or "load it with perflink.load_inputs (see docs/data-contract.md)."
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(
+            f"{table} table must be a pandas DataFrame, got {type(df).__name__}; {hint}"
+        )
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"{table} table lacks column(s) {', '.join(missing)} "
+            f"(has: {', '.join(map(str, df.columns))}); {hint}"
+        )
+
 
 #: Review windows: the quarter itself, or the year to date (January .. quarter end).
 WINDOW_SCOPES = ("quarter", "ytd")

@@ -31,6 +31,20 @@ class RunError(PerflinkError):
     """A review run failed: names the notebook, the cell and the exception."""
 
 
+class ReportError(PerflinkError):
+    """A table, notebook or run manifest handed to the report layer is unusable.
+
+    Also importable from :mod:`perflink.report` (and ``perflink._report_format``).
+    """
+
+
+class LabelError(PerflinkError):
+    """A label key is missing, incomplete or used with the wrong format fields.
+
+    Also importable from :mod:`perflink.labels`.
+    """
+
+
 class OutputError(PerflinkError):
     """The reports folder, or the last report in it, cannot be written or replaced.
 

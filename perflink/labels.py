@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from perflink.errors import ParamsError, PerflinkError
+from perflink.errors import LabelError, ParamsError
 
 __all__ = [
     "LANGUAGES",
@@ -37,10 +37,6 @@ LANGUAGES: tuple[str, ...] = ("zh", "en")
 LABELS_DIR = Path(__file__).parent / "data" / "labels"
 
 _current = {"lang": "zh"}
-
-
-class LabelError(PerflinkError):
-    """A label key is missing, incomplete or used with the wrong format fields."""
 
 
 def set_language(lang: str) -> None:

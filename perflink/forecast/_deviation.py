@@ -17,8 +17,6 @@ import pandas as pd
 from perflink import labels
 from perflink._report_format import fmt_money
 
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-
 
 def monthly_budgets(targets, ids, members, metrics, year) -> tuple[dict, dict]:
     """Monthly budget arrays per metric (E, 12) for ``year`` and the basis per entity."""

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import panel
+from perflink.common import parse_quarter, require_columns
 from perflink.errors import InputError, ParamsError
 from perflink.execution import Executor, LocalExecutor, get_executor
 from perflink.forecast import _models as _fm
@@ -85,12 +86,7 @@ def check_options(options) -> None:
 
 def setup(quarter, options) -> Setup:
     """Cutoff month, fiscal year and horizon for the review ``quarter``."""
-    from perflink.params import parse_quarter
-
-    if isinstance(quarter, pd.Period) and quarter.freqstr.startswith("Q"):
-        q = quarter
-    else:
-        q = parse_quarter(quarter)  # ParamsError naming the bad value
+    q = parse_quarter(quarter)  # ParamsError naming the bad value
     cutoff = q.asfreq("M", "end")
     fy_steps = M - cutoff.month
     return Setup(cutoff, cutoff.year, fy_steps, max(fy_steps, 3 * options.next_quarters, 1))
@@ -102,13 +98,7 @@ def check_inputs(facts, entities, catalog, options) -> None:
         ("facts", facts, ("entity_id", "period", "metric_id", "value")),
         ("entities", entities, ("entity_id", "parent_id")),
     ):
-        if not isinstance(df, pd.DataFrame):
-            raise InputError(f"forecast: {name} must be a DataFrame, got {type(df).__name__}.")
-        missing = [c for c in cols if c not in df.columns]
-        if missing:
-            raise InputError(
-                f"forecast: {name} table lacks column(s) {missing}; see data-contract."
-            )
+        require_columns(df, cols, table=f"forecast: {name}")
     for metric in options.metrics:
         spec = catalog.metrics.get(metric)
         if spec is None:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import labels
+from perflink.common import SEVERITY_RANK
 from perflink.execution import Executor
 from perflink.forecast import _deviation as _dev
 from perflink.forecast import _panel as _fp
@@ -196,7 +197,7 @@ def forecast_panel(
     dev_df["severity"] = _dev.classify(adverse, p_miss, options)
     names, metric_names = _names(entities, catalog, lang)
     dev_df["message"] = _dev.messages(dev_df, names, metric_names, lang)
-    dev_df["_rank"] = dev_df["severity"].map(_dev.SEVERITY_ORDER)
+    dev_df["_rank"] = dev_df["severity"].map(SEVERITY_RANK)
     dev_df = dev_df.sort_values(["_rank", "at_stake"], ascending=[True, False], kind="stable")
     dev_df = dev_df.drop(columns=["_rank", "direction"]).reset_index(drop=True)
     for c in ("entity_id", "metric_id", "period", "severity", "message", "budget_basis", "kind"):

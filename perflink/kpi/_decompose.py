@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from perflink import labels
 from perflink.catalog import Catalog
-from perflink.common import status_of, window_months
+from perflink.common import parse_quarter, status_of, window_months
 from perflink.errors import InputError, ParamsError
 from perflink.kpi import _panels as _pn
 from perflink.kpi import _tree as _tree
@@ -69,7 +70,7 @@ def decompose(
     adjustments: pd.DataFrame | None = None,
     options: KpiOptions | None = None,
     elasticities: pd.DataFrame | None = None,
-    lang: str = "zh",
+    lang: str | None = None,
 ) -> DecompositionResult:
     """Attribute each tier-1 metric's variance down the three-tier tree, for every entity.
 
@@ -84,7 +85,8 @@ def decompose(
         figures) but are kept in the panels the scorecard reuses.
     options : the ``kpi:`` params block (miss threshold, elasticities, environment changes).
     elasticities : table from :func:`estimate_elasticities`; default: estimated here.
-    lang : language of messages (``zh`` / ``en``).
+    lang : language of messages (``zh`` / ``en``); default the report language the review was
+        opened with (:func:`perflink.open_review` sets it). The result carries it.
 
     Returns
     -------
@@ -102,9 +104,8 @@ def decompose(
         A bad quarter or an environment change that cannot be applied.
     """
     options = options or KpiOptions()
-    q = _quarter(quarter)
-    if lang not in ("zh", "en"):
-        raise ParamsError(f"language {lang!r} is not supported; use 'zh' or 'en'")
+    q = parse_quarter(quarter)
+    lang = labels._check_lang(lang)  # ParamsError naming a language that is not supported
     if facts.empty:
         raise InputError("facts table is empty: nothing to decompose; check the facts input file")
     _pn.check_changes(options.environment_changes, catalog, entities)
@@ -182,14 +183,6 @@ def build_panels(
             )
             store[scope] = _pn.build_panel(tw, entities, catalog)
     return KpiPanels(actual=actual, adjusted=adjusted, target=target, target_original=original)
-
-
-def _quarter(quarter: str | pd.Period) -> pd.Period:
-    try:
-        q = pd.Period(quarter, "Q")
-    except (ValueError, TypeError):
-        raise ParamsError(f"quarter {quarter!r} is not a quarter; use e.g. '2026Q3'") from None
-    return q
 
 
 def _tier1(attribution: pd.DataFrame, catalog: Catalog, options: KpiOptions) -> pd.DataFrame:

@@ -7,8 +7,8 @@ import pandas as pd
 
 from perflink import formula as _formula
 from perflink.catalog import Catalog
+from perflink.common import SEVERITIES, SEVERITY_RANK
 from perflink.mapping._common import (
-    SEVERITY_ORDER,
     entity_names,
     findings_frame,
     quarter_months,
@@ -94,14 +94,14 @@ def status_table(
     for sub in subs:
         part = f[f["subsidiary"] == sub]
         counts = part["severity"].value_counts()
-        worst = min((SEVERITY_ORDER[s] for s in part["severity"]), default=9)
+        worst = min((SEVERITY_RANK[s] for s in part["severity"]), default=9)
         rows.append(
             dict(
                 entity_id=sub,
                 name=names.get(sub, sub),
                 units=int(n_units.get(sub, 1)) - 1,
                 findings=len(part),
-                **{s: int(counts.get(s, 0)) for s in ("critical", "high", "medium", "low")},
+                **{s: int(counts.get(s, 0)) for s in SEVERITIES[:-1]},
                 status="red" if worst <= 1 else "amber" if worst == 2 else "green",
                 worst=part["message"].iloc[0] if len(part) else "",
             )

@@ -27,6 +27,7 @@ import ast
 import numpy as np
 import pandas as pd
 
+from perflink._report_format import fmt_figure
 from perflink.catalog import Catalog
 from perflink.common import status_of
 from perflink.kpi import completion
@@ -188,9 +189,7 @@ def _ratio(a: float, b: float, higher: bool) -> float:
 
 
 def _num(x: float, unit: str) -> str:
-    if not np.isfinite(x):
-        return "—"
-    return f"{x:.1%}" if unit == "ratio" else f"{x:,.1f}"
+    return fmt_figure(x, ".1%" if unit == "ratio" else ",.1f")
 
 
 def _message(r, names: dict, catalog: Catalog, lang: str) -> str:

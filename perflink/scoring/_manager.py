@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from perflink._report_format import fmt_figure
 from perflink.catalog import Policy
 
 DIMENSIONS = ("business", "financial", "management")
@@ -129,7 +130,7 @@ def _breaches(center: str, weights: list[float], policy: Policy) -> list[tuple]:
 
 
 def _fmt(x: float) -> str:
-    return "—" if x is None or not np.isfinite(x) else f"{x:.1f}"
+    return fmt_figure(x, ".1f")
 
 
 def _message(r, breaches: list[tuple], names: dict, lang: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import labels
-from perflink._report_tables import SEVERITIES
+from perflink.common import SEVERITIES, SEVERITY_RANK
 from perflink.errors import InputError
 
 FINDING_COLUMNS: tuple[str, ...] = (
@@ -36,9 +36,6 @@ FINDING_COLUMNS: tuple[str, ...] = (
     "evidence_link",
 )
 """Columns of the merged findings (before the review-loop columns are added)."""
-
-SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-_SEV_RANK = SEVERITY_RANK
 
 # Page section (label key of the heading) holding the evidence of each kind of finding.
 _SECTIONS: dict[tuple[str, str], str] = {
@@ -214,7 +211,7 @@ def merge(rows: pd.DataFrame, names: Mapping[str, str], lang: str) -> pd.DataFra
             rows["source_task"], rows["finding_kind"], rows["entity_id"], rows["key"], strict=True
         )
     ]
-    rows["_sev"] = rows["severity"].map(_SEV_RANK).fillna(len(SEVERITIES))
+    rows["_sev"] = rows["severity"].map(SEVERITY_RANK).fillna(len(SEVERITIES))
     rows["_money"] = rows["at_stake"].fillna(-1.0)
     rows["_per"] = rows["period"].map(_text)
     rows = rows.sort_values(["finding_id", "_sev", "_money", "_per"], ascending=[1, 1, 0, 0])

@@ -13,6 +13,7 @@ import pandas as pd
 
 from perflink import labels
 from perflink.catalog import Catalog
+from perflink.common import severities_from
 from perflink.kpi import completion
 
 STATUS_ORDER = ("green", "amber", "red")
@@ -220,7 +221,7 @@ def actions(
                 )  # fmt: skip
     if "budget" in enabled and deviation is not None and not deviation.empty:
         d = deviation[
-            deviation["severity"].isin(["critical", "high", "medium"])
+            deviation["severity"].isin(severities_from("medium"))
             & ((1.0 - deviation["p_meet_budget"]) > opts.miss_probability)
             & deviation["kind"].isin(["group", "subsidiary"])
         ]
