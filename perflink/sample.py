@@ -136,6 +136,7 @@ def generate(
     clean: bool = False,
     end: str = "2026-09",
     raw: bool = False,
+    example: str = "sample",
 ) -> Path:
     """Write the sample group's inputs, catalog, params and truth into ``out_dir``.
 
@@ -154,11 +155,25 @@ def generate(
     raw : also write line-level source-system extracts under ``raw/<source>/*.parquet``
         that aggregate, through ``catalog/raw.yaml``, to the facts of the raw-defined
         metrics (see :mod:`perflink._sample_raw` and :func:`perflink.raw.aggregate_raw`).
+    example : ``sample`` (this group) or ``retail``: a second, different company (a US
+        specialty retailer in kUSD, its own catalog; see :mod:`perflink._sample_retail`),
+        which has a fixed shape (``entities`` stays at its default, no ``raw``).
 
     Returns
     -------
     Path of the written ``params.yaml``.
     """
+    if example == "retail":
+        if entities != 42 or raw:
+            raise PerflinkError(
+                "sample-data --example retail: the retail example has a fixed shape (4 regions, "
+                "23 centres) and no raw extracts; leave out --entities and --raw"
+            )
+        from perflink._sample_retail import generate as generate_retail
+
+        return generate_retail(out_dir, months=months, seed=seed, clean=clean, end=end)
+    if example != "sample":
+        raise PerflinkError(f"sample-data: --example {example!r} is not one of sample, retail")
     if entities < 28:
         raise PerflinkError(
             f"sample-data: --entities {entities} is too small; use at least 28 (four "

@@ -1,0 +1,218 @@
+"""Known problems planted in the retail example, recorded in its ``truth.yaml``.
+
+Problems a US specialty retailer has, not the sample group's (no contracts, no VAT): a region
+whose order system reports basket values with sales tax, a returns spike from a faulty batch,
+a store-traffic drop that makes a category miss its budget, a carrier surcharge that overruns
+fulfilment cost, a hurricane closure recorded as an approved adjustment, a missing warehouse
+feed, a scheme that breaks the policy and a bonus pool too small for its centres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from perflink._sample_model import Simulation
+from perflink._sample_plant import Planted
+
+SALES_TAX = 1.07  # basket values reported with state sales tax in one region
+_HURRICANE_REGION = "SE"
+
+
+@dataclass
+class Choices:
+    """Which entities carry which planted problem (drawn once per seed)."""
+
+    tax_region: str
+    returns_unit: str
+    traffic_unit: str
+    overrun_dc: str
+    event_unit: str
+    missing_dc: str
+    scheme_unit: str
+    bonus_region: str
+
+
+def choose(entities: pd.DataFrame, rng: np.random.Generator) -> Choices:
+    """Draw distinct entities for each planted problem."""
+    regions = entities.loc[entities["kind"] == "subsidiary", "entity_id"].to_numpy()
+    # hurricanes hit the Southeast: its sales tax caliber stays clean so the event is clear
+    tax_region = rng.choice(regions[regions != _HURRICANE_REGION])
+    bonus_region = rng.choice(regions)
+    profit = entities[entities["center_type"] == "profit"]
+    others = profit[profit["parent_id"] != tax_region]
+    apparel = others.loc[others["business_line"] == "apparel", "entity_id"].to_numpy()
+    returns_unit = rng.choice(apparel)
+    rest = others.loc[others["entity_id"] != returns_unit, "entity_id"].to_numpy()
+    hurricane = rest[np.char.startswith(rest.astype(str), _HURRICANE_REGION + "-")]
+    event_unit = rng.choice(hurricane)
+    rest = rest[rest != event_unit]
+    traffic_unit, scheme_unit = rng.choice(rest, size=2, replace=False)
+    dcs = entities.loc[entities["center_type"] == "cost", "entity_id"].to_numpy()
+    overrun_dc, missing_dc = rng.choice(dcs, size=2, replace=False)
+    return Choices(
+        str(tax_region),
+        str(returns_unit),
+        str(traffic_unit),
+        str(overrun_dc),
+        str(event_unit),
+        str(missing_dc),
+        str(scheme_unit),
+        str(bonus_region),
+    )
+
+
+def plant(sim: Simulation, c: Choices, *, anchor: pd.Period) -> list[Planted]:
+    """Apply the data-level problems to ``sim`` in place and describe every problem."""
+    v, units, periods = sim.values, sim.units, sim.periods
+    row = {eid: i for i, eid in enumerate(units["entity_id"])}
+    col = {str(p): j for j, p in enumerate(periods)}
+    q_months = [str(anchor - 2), str(anchor - 1), str(anchor)]
+    out: list[Planted] = []
+
+    # 1. one region's order system reports basket values including sales tax (caliber)
+    mask = (units["parent_id"] == c.tax_region).to_numpy() & ~np.isnan(
+        v["average_order_value"][:, 0]
+    )
+    v["average_order_value"][mask] = np.round(v["average_order_value"][mask] * SALES_TAX, 2)
+    out.append(
+        Planted(
+            "P01",
+            "caliber_sales_tax",
+            "mapping",
+            c.tax_region,
+            ["average_order_value", "net_sales"],
+            [],
+            "average order value reported including sales tax (x1.07) in one region, while "
+            "net sales exclude it",
+            {"ratio": SALES_TAX, "rule_id": "R01", "mapping_id": "M03"},
+        )
+    )
+
+    # 2. a faulty batch of jackets: returns jump to 32% of gross sales in one month
+    i, p = row[c.returns_unit], q_months[1]
+    j = col[p]
+    gross = v["net_sales"][i, j] + v["returns_amount"][i, j]
+    old_net = v["net_sales"][i, j]
+    v["returns_amount"][i, j] = gross * 0.32
+    v["net_sales"][i, j] = gross - v["returns_amount"][i, j]
+    v["cost_of_sales"][i, j] *= v["net_sales"][i, j] / old_net
+    out.append(
+        Planted(
+            "P02",
+            "returns_spike",
+            "anomaly",
+            c.returns_unit,
+            ["returns_amount", "returns_rate", "net_sales"],
+            [p],
+            "returns jump to 32% of gross sales (a faulty batch), net sales fall",
+            {"rule_id": "R04", "returns_rate": 0.32},
+        )
+    )
+
+    # 3. a mall anchor store closes: traffic down 20% from March, sales follow, budget missed
+    i = row[c.traffic_unit]
+    start = col.get(f"{anchor.year}-03", 0)
+    factor = np.ones(len(periods))
+    factor[start:] = 0.8
+    v["store_traffic"][i] = np.round(v["store_traffic"][i] * factor)
+    orders = np.round(v["store_traffic"][i] * v["conversion_rate"][i])
+    scale = orders / v["order_count"][i]
+    v["order_count"][i] = orders
+    for m in ("returns_amount", "net_sales", "cost_of_sales"):
+        v[m][i] *= scale
+    out.append(
+        Planted(
+            "P03",
+            "budget_miss",
+            "forecast",
+            c.traffic_unit,
+            ["net_sales", "store_traffic", "order_count"],
+            [f"{anchor.year}-{mm:02d}" for mm in range(3, anchor.month + 1)],
+            "store traffic down 20% since March (a mall anchor closed); full-year net sales "
+            "on course to miss budget by more than 10%",
+            {"year": anchor.year, "driver": "store_traffic"},
+        )
+    )
+
+    # 4. a carrier surcharge: fulfilment cost 22% above standard for the quarter
+    i = row[c.overrun_dc]
+    for p in q_months:
+        v["fulfilment_cost"][i, col[p]] *= 1.22
+    out.append(
+        Planted(
+            "P04",
+            "cost_overrun",
+            "mapping",
+            c.overrun_dc,
+            ["fulfilment_cost", "units_shipped"],
+            q_months,
+            "fulfilment cost 22% above units shipped x standard cost (carrier surcharge)",
+            {"rule_id": "R03", "size": 0.22},
+        )
+    )
+
+    # 5. a hurricane closes stores for days: a known, approved event
+    i, p = row[c.event_unit], q_months[2]
+    j = col[p]
+    lost = v["net_sales"][i, j] * 0.30
+    for m in ("store_traffic", "order_count"):
+        v[m][i, j] = np.round(v[m][i, j] * 0.7)
+    for m in ("returns_amount", "net_sales", "cost_of_sales"):
+        v[m][i, j] *= 0.7
+    out.append(
+        Planted(
+            "P05",
+            "known_event",
+            "anomaly",
+            c.event_unit,
+            ["net_sales"],
+            [p],
+            "hurricane closure cut net sales by 30%; recorded as an approved adjustment",
+            {"adjustment_amount": round(float(lost), 2)},
+        )
+    )
+
+    # 6. the warehouse feed of on-time fulfilment never arrived for the last month
+    i = row[c.missing_dc]
+    v["fulfilment_on_time"][i, col[str(anchor)]] = np.nan
+    out.append(
+        Planted(
+            "P06",
+            "missing_data",
+            "mapping",
+            c.missing_dc,
+            ["fulfilment_on_time"],
+            [str(anchor)],
+            "on-time fulfilment missing from the warehouse system",
+        )
+    )
+
+    # 7/8. scheme and bonus problems are applied by the writers; described here
+    out.append(
+        Planted(
+            "P07",
+            "scheme_violation",
+            "kpi",
+            c.scheme_unit,
+            [],
+            [],
+            "profit-centre scheme with 45% financial weight (policy requires at least 55%)",
+            {"scheme_id": f"SCH-{c.scheme_unit}"},
+        )
+    )
+    out.append(
+        Planted(
+            "P08",
+            "bonus_overrun",
+            "kpi",
+            c.bonus_region,
+            [],
+            [],
+            "bonus pool is 70% of its centres' base bonuses, so payouts by score exceed it",
+            {"year": anchor.year},
+        )
+    )
+    return out
