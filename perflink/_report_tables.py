@@ -66,7 +66,11 @@ def csv_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = df
     for i in range(df.shape[1]):
         s = df.iloc[:, i]
-        if not (s.dtype == object or isinstance(s.dtype, pd.StringDtype | pd.CategoricalDtype)):
+        if isinstance(s.dtype, pd.StringDtype):  # vectorised look first: most columns pass
+            starts = s.str.startswith(_FORMULA_START, na=False)
+            if not (starts.any() or s.str.contains("\r", regex=False, na=False).any()):
+                continue
+        elif not (s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype)):
             continue
         values = s.astype(object).to_numpy()
         safe = [csv_safe(v) for v in values]

@@ -77,6 +77,10 @@ class ReviewParams(_StrictModel):
     that entity's subtree: :class:`perflink.review.Review` filters every input table,
     and the report goes to ``reports/<quarter>-<scope>/``. That the id exists is
     checked when the entities table is read (:func:`perflink.review.scope_inputs`).
+
+    A review of ``quarter`` is computed from facts up to the quarter's last month (later
+    facts are left out, and the report says so); periods more than ``inputs_window_years``
+    (default 10) before or after the quarter are refused, naming file and row.
     """
 
     quarter: str
@@ -90,6 +94,8 @@ class ReviewParams(_StrictModel):
     input_encoding: str | dict[str, str] | None = None
     catalog: str
     history_start: str | None = None
+    #: periods further than this many years from the quarter are refused as typos (2206-08)
+    inputs_window_years: int = Field(default=10, ge=1, le=100)
     tasks: list[str] = Field(default_factory=lambda: list(ALL_TASKS))
     jobs: int | None = Field(default=None, ge=1)
     #: where per-series work runs: local processes (default) or a Dask cluster

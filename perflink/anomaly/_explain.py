@@ -83,12 +83,12 @@ def rarity_years(rows: pd.DataFrame, sc: Scored) -> np.ndarray:
     (:func:`perflink.anomaly._rates.tail_rate`, real business series): level shifts and
     trend breaks against the shift test's, everything else (spikes and the robust z of
     the linkage, peer and multivariate detectors) against the spike test's.  Series
-    reported once a quarter count four points a year, the others twelve.
+    reported once a quarter count four points a year and use the quarterly tables,
+    the others twelve and the monthly ones.
     """
     if rows.empty:
         return np.zeros(0)
     kind = rows["kind"].to_numpy(dtype=object)
-    per_100 = tail_rate(rows["score"].to_numpy(dtype=float), kind)
     method = np.array(
         [
             sc.method[int(e), m] if m is not None else ""
@@ -98,7 +98,9 @@ def rarity_years(rows: pd.DataFrame, sc: Scored) -> np.ndarray:
         ],
         dtype=object,
     )
-    per_year = np.where(np.isin(kind, _SERIES_KINDS) & (method == "quarterly_steps"), 4.0, 12.0)
+    quarterly = np.isin(kind, _SERIES_KINDS) & (method == "quarterly_steps")
+    per_100 = tail_rate(rows["score"].to_numpy(dtype=float), kind, np.where(quarterly, 4, 12))
+    per_year = np.where(quarterly, 4.0, 12.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         years = 100.0 / (per_100 * per_year)
     return np.minimum(np.nan_to_num(years, nan=np.inf), _MAX_YEARS)
