@@ -7,6 +7,11 @@ Notebooks hold no logic; they call these functions::
     perflink.report.show(result)                  # a Result, DataFrame or altair chart
     perflink.report.save_table(findings, "kpi_findings", findings=True)
 
+Language: :func:`configure` sets the page language once per notebook; only this report layer
+(:func:`heading`, :func:`text`, :func:`show` of a plain table, the chart time locale) reads
+it. Results carry their own ``language`` (the review's, passed by the task functions) and
+never read the page language (:class:`perflink.results.TaskResult`).
+
 The runner then calls :func:`render_task_html` for each executed notebook and
 :func:`render_index` for the landing page. Pages load nothing from outside the file: charts are
 inline SVG (altair's ``svg`` renderer via vl-convert) and the CSS is embedded.
@@ -37,7 +42,8 @@ from perflink._report_format import (
     frame_html,
 )
 from perflink._report_html import render_index, render_task_html
-from perflink._report_tables import SEVERITIES, check_findings, write_table
+from perflink._report_tables import write_table
+from perflink.common import SEVERITIES, check_findings
 
 __all__ = [
     "MISSING",
@@ -148,14 +154,21 @@ def _escaped(fmt: Mapping[str, object]) -> dict[str, str]:
 
 
 def heading(key: str, level: int = 2, **fmt: object) -> None:
-    """Display the label ``key`` as a Markdown heading (``level`` 1-6) in the current language."""
+    """Display the label ``key`` as a Markdown heading (``level`` 1-6) in the page language.
+
+    The page language is the one :func:`configure` set (``open_review`` calls it); this
+    notebook helper is the only kind of code that reads it.
+    """
     if not isinstance(level, int) or not 1 <= level <= 6:
         raise ReportError(f"heading({key!r}): level must be an integer 1-6, got {level!r}.")
     _display(Markdown("#" * level + " " + labels.t(key, **_escaped(fmt))))
 
 
 def text(key: str, **fmt: object) -> None:
-    """Display the label ``key`` as Markdown (a paragraph of narrative) in the current language."""
+    """Display the label ``key`` as Markdown (a paragraph of narrative) in the page language.
+
+    The page language is the one :func:`configure` set, as for :func:`heading`.
+    """
     _display(Markdown(labels.t(key, **_escaped(fmt))))
 
 

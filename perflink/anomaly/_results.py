@@ -11,7 +11,9 @@ import altair as alt
 import pandas as pd
 
 from perflink import charts, labels
-from perflink._report_format import TABLE_MAX_ROWS, fmt_number, frame_html
+from perflink._report_format import TABLE_MAX_ROWS, fmt_number
+from perflink.common import severities_from
+from perflink.results import TaskResult
 
 #: Columns of the ``anomalies`` findings table, in order.
 TABLE_COLUMNS = [
@@ -52,7 +54,7 @@ def counts_table(table: pd.DataFrame, entities: pd.DataFrame, lang: str) -> pd.D
     if table.empty:
         return pd.DataFrame(columns=cols)
     df = table.assign(
-        high=table["severity"].isin(["critical", "high"]), expl=table["explained_by"] != ""
+        high=table["severity"].isin(severities_from("high")), expl=table["explained_by"] != ""
     )
     out = (
         df.groupby(["parent_id", "source_system"], sort=True)
@@ -65,7 +67,7 @@ def counts_table(table: pd.DataFrame, entities: pd.DataFrame, lang: str) -> pd.D
 
 
 @dataclass(frozen=True)
-class AnomalyCounts:
+class AnomalyCounts(TaskResult):
     """Counts of the quarter's findings by subsidiary and source system.
 
     Attributes
@@ -80,9 +82,12 @@ class AnomalyCounts:
     table: pd.DataFrame
     language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The ``anomaly_counts`` table."""
-        return self.table.copy()
+    _empty = "anomaly.text.none"
+    _table_name = "anomaly_counts"
+
+    def view(self) -> pd.DataFrame:
+        """Counts per subsidiary name (without its id)."""
+        return self.table.drop(columns="parent_id")
 
     def chart(self) -> alt.Chart:
         """Stacked bars: findings per subsidiary, coloured by source system.
@@ -92,7 +97,7 @@ class AnomalyCounts:
         """
         lang = self.language
         if self.table.empty:
-            return charts.message(labels.t("anomaly.text.none", lang))
+            return self._empty_chart()
         data, title = self.table, labels.t("anomaly.chart.counts", lang)
         per_sub = data.groupby("parent_id", sort=False)["n"].sum()
         if len(per_sub) > _TOP_SUBSIDIARIES:  # a large group: the subsidiaries with most
@@ -119,12 +124,9 @@ class AnomalyCounts:
             .properties(title=title, height=alt.Step(22))
         )
 
-    def _repr_html_(self) -> str:
-        return frame_html(self.table.drop(columns="parent_id"), lang=self.language)
-
 
 @dataclass(frozen=True)
-class PeerComparison:
+class PeerComparison(TaskResult):
     """Year-on-year change of the top flagged series next to their peers' (same month).
 
     Attributes
@@ -139,9 +141,8 @@ class PeerComparison:
     table: pd.DataFrame
     language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The peer comparison table."""
-        return self.table.copy()
+    _empty = "anomaly.text.no_peers"
+    _units = {"self_change": "pct", "peer_median": "pct"}
 
     def chart(self) -> alt.Chart:
         """One row per flagged series: peers as grey ticks, the flagged unit in red.
@@ -151,7 +152,7 @@ class PeerComparison:
         """
         lang = self.language
         if self.table.empty:
-            return charts.message(labels.t("anomaly.text.no_peers", lang))
+            return self._empty_chart()
         df = charts.for_chart(self.table)
         self_label, peers_label = (
             labels.t("anomaly.chart.self", lang),
@@ -180,21 +181,20 @@ class PeerComparison:
             mark.encode(x=x, y=y, color=color, tooltip=tooltip),
         ).properties(**props)
 
-    def _repr_html_(self) -> str:
+    def view(self) -> pd.DataFrame:
+        """Per flagged series: its change, the peers' median change and the number of peers."""
         if self.table.empty:
-            return "<p>" + labels.t("anomaly.text.no_peers", self.language) + "</p>"
+            return self.table
         df = self.table[self.table["is_self"]].rename(columns={"change": "self_change"})
         med = self.table[~self.table["is_self"]].groupby("label", sort=False)["change"]
         df = df.assign(
             peer_median=df["label"].map(med.median()), n_peers=df["label"].map(med.size())
         )
-        units = {"self_change": "pct", "peer_median": "pct"}
-        cols = ["label", "self_change", "peer_median", "n_peers"]
-        return frame_html(df[cols], lang=self.language, units=units)
+        return df[["label", "self_change", "peer_median", "n_peers"]]
 
 
 @dataclass(frozen=True)
-class AnomalyResult:
+class AnomalyResult(TaskResult):
     """Anomalies of the review quarter, ranked, with explanations and context.
 
     Attributes
@@ -235,9 +235,13 @@ class AnomalyResult:
     stats: dict
     language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The ``anomalies`` findings table (a copy of ``table``)."""
-        return self.table.copy()
+    _empty = "anomaly.text.none"
+    _table_name = "anomalies"
+    _findings = "table"
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``anomalies`` and ``anomaly_counts``."""
+        return {"anomalies": self.to_frame(), **self.counts.tables()}
 
     def top(self, n: int = 10) -> pd.DataFrame:
         """The first ``n`` rows of the ranked list."""
@@ -247,7 +251,7 @@ class AnomalyResult:
         """Timelines of the top flagged series: actual, expected band, flagged months."""
         lang = self.language
         if self.timelines.empty:
-            return charts.message(labels.t("anomaly.text.none", lang))
+            return self._empty_chart()
         df = self.timelines.copy()
         df["month"] = df["period"].dt.to_timestamp()
         flagged = self.table[["entity_id", "metric_id", "period"]].assign(flag=True)
@@ -288,9 +292,13 @@ class AnomalyResult:
         df["explained_by"] = df["explained_by"].replace("", None)
         return df[[*_SHOW, "range", "at_stake", "explanation", "explained_by"]]
 
+    def view(self) -> pd.DataFrame:
+        """The ranked list as people read it: names, values with units, explanation."""
+        return self._display(TABLE_MAX_ROWS)
+
     def _repr_html_(self) -> str:
         if self.table.empty:
-            return "<p>" + labels.t("anomaly.text.none", self.language) + "</p>"
+            return self._note(self._empty)
         top = self.table.head(TABLE_MAX_ROWS)
         order = {c: top[c].to_numpy() for c in ("value", "expected", "at_stake")}  # not the text
-        return frame_html(self._display(TABLE_MAX_ROWS), lang=self.language, order=order)
+        return self._table(self.view(), order=order)

@@ -12,7 +12,8 @@ import altair as alt
 import pandas as pd
 
 from perflink import charts, labels
-from perflink._report_format import frame_html
+from perflink.common import severities_from
+from perflink.results import TaskResult
 
 FORECAST_COLUMNS = [
     "entity_id",
@@ -57,7 +58,7 @@ def _name_col(df: pd.DataFrame, names: dict) -> pd.Series:
 
 
 @dataclass(frozen=True)
-class DeviationResult:
+class DeviationResult(TaskResult):
     """Full-year projection vs budget and assessment target, with early-warning flags.
 
     Attributes
@@ -88,19 +89,26 @@ class DeviationResult:
     metric_names: dict
     language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The ``forecast_deviation`` findings table (all columns of ``table``)."""
-        return self.table.copy()
+    _empty = "forecast.text.no_flags"
+    _units = {"projected": "money", "budget": "money"} | dict.fromkeys(
+        ("deviation_pct", "p_meet_budget"), "pct"
+    )
+    _table_name = "forecast_deviation"
+    _findings = "table"
 
     def flagged(self) -> pd.DataFrame:
         """Rows with severity ``high`` or ``medium`` (projected misses), ranked."""
-        return self.table[self.table["severity"].isin(["critical", "high", "medium"])].copy()
+        return self.table[self.table["severity"].isin(severities_from("medium"))].copy()
 
     def top(self, n: int = 5, *, kind: str = "department") -> list[str]:
         """Entity ids of the first ``n`` flagged entities of ``kind`` (for drill-down charts)."""
         f = self.flagged()
         ids = f.loc[f["kind"] == kind, "entity_id"].drop_duplicates()
         return list(ids.head(n))
+
+    def view(self) -> pd.DataFrame:
+        """The flagged rows as people read them: names, projection, budget, severity."""
+        return self._display()
 
     def _display(self) -> pd.DataFrame:
         cols = ["entity", "metric", "projected", "budget", "deviation_pct", "p_meet_budget"]
@@ -135,17 +143,9 @@ class DeviationResult:
             .properties(title=labels.t("forecast.chart.at_stake", lang))
         )
 
-    def _repr_html_(self) -> str:
-        df = self._display()
-        if df.empty:
-            return "<p>" + labels.t("forecast.text.no_flags", self.language) + "</p>"
-        units = {"projected": "money", "budget": "money", "deviation_pct": "pct"}
-        units["p_meet_budget"] = "pct"
-        return frame_html(df, lang=self.language, units=units)
-
 
 @dataclass(frozen=True)
-class ForecastResult:
+class ForecastResult(TaskResult):
     """Monthly forecasts for every unit, subsidiary and the group, with the deviation.
 
     Attributes
@@ -177,9 +177,19 @@ class ForecastResult:
     metric_names: dict
     language: str
 
+    _frame = "forecast"
+
     def to_frame(self) -> pd.DataFrame:
         """The ``forecast`` table (see ``forecast``)."""
         return self.forecast[FORECAST_COLUMNS].copy()
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``forecast`` and ``forecast_deviation``."""
+        return {"forecast": self.to_frame(), **self.deviation.tables()}
+
+    def findings_table(self) -> pd.DataFrame | None:
+        """The deviation findings (``forecast_deviation``)."""
+        return self.deviation.findings_table()
 
     def _fan_entities(self, metric: str) -> tuple[list[str], tuple[int, int] | None]:
         """The group and its subsidiaries, at most ``_FAN_PANELS`` panels.
@@ -279,7 +289,7 @@ class ForecastResult:
 
 
 @dataclass(frozen=True)
-class BacktestResult:
+class BacktestResult(TaskResult):
     """Rolling-origin backtest of the panel method, per metric.
 
     Attributes
@@ -299,9 +309,10 @@ class BacktestResult:
     table: pd.DataFrame
     language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The ``forecast_backtest`` table."""
-        return self.table.copy()
+    _units = dict.fromkeys(
+        ("coverage_80", "coverage_95", "fy_coverage_80", "fy_abs_error_pct"), "pct"
+    )
+    _table_name = "forecast_backtest"
 
     def chart(self) -> alt.Chart:
         """MASE of the method and of seasonal naive per metric."""
@@ -333,8 +344,3 @@ class BacktestResult:
             )
             .properties(title=labels.t("forecast.chart.backtest", lang), height=50)
         )
-
-    def _repr_html_(self) -> str:
-        units = {c: "pct" for c in ("coverage_80", "coverage_95", "fy_coverage_80")}
-        units["fy_abs_error_pct"] = "pct"
-        return frame_html(self.table, lang=self.language, units=units)

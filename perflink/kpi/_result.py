@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from perflink import charts, panel
-from perflink._report_format import fmt_number, frame_html
+from perflink._report_format import fmt_number
 from perflink.labels import t
+from perflink.results import TaskResult
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def tree_layout(edges: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class DecompositionResult:
+class DecompositionResult(TaskResult):
     """Three-tier attribution of every entity's tier-1 variance.
 
     Attributes
@@ -86,6 +87,10 @@ class DecompositionResult:
     panels: KpiPanels | None = field(default=None, repr=False, compare=False)
     metric_names: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     metric_units: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    _title = "kpi.result.title"
+    _table_name = "attribution"
+    _findings = "findings"
 
     def to_frame(self) -> pd.DataFrame:
         """The attribution table (entity_id, period, metric_id, driver_id, tier, contribution,
@@ -263,11 +268,14 @@ class DecompositionResult:
             }
         )
 
+    def view(self) -> pd.DataFrame:
+        """The tier-1 results against target as people read them (:meth:`tier1_view`)."""
+        return self.tier1_view()
+
     def _repr_html_(self) -> str:
-        head = f"<h4>{t('kpi.result.title', self.language, quarter=self.quarter)}</h4>"
         t1 = self.tier1[self.tier1["base"] == "target"]
         order = {c: t1[c].to_numpy() for c in ("actual", "target", "change")}  # not the text
-        return head + frame_html(self.tier1_view(), lang=self.language, order=order)
+        return self._heading() + self._table(self.view(), order=order)
 
 
 def _pick_link(links: pd.Series) -> str:

@@ -46,6 +46,7 @@ from perflink.mapping._views import (
     DataQualityResult,
     DriverStrengthResult,
     FindingsResult,
+    MappingFindingsResult,
     StatusResult,
     ValidationResult,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "DataQualityResult",
     "DriverStrengthResult",
     "FindingsResult",
+    "MappingFindingsResult",
     "RuleCheckResult",
     "StatusResult",
     "ValidationResult",

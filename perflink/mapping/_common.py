@@ -1,19 +1,18 @@
-"""Shared pieces of :mod:`perflink.mapping`: findings frames, names, periods, HTML tables.
+"""Shared pieces of :mod:`perflink.mapping`: findings frames, names, periods, number text.
 
 Not API: import from :mod:`perflink.mapping`.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping
 
-import numpy as np
 import pandas as pd
 
 from perflink import labels
-from perflink._report_format import frame_html
+from perflink._report_format import fmt_figure, fmt_significant
 from perflink.catalog import Catalog, Rule
+from perflink.common import SEVERITY_RANK, parse_quarter, require_columns
 from perflink.errors import InputError, PerflinkError
 
 FINDING_COLUMNS: tuple[str, ...] = (
@@ -31,13 +30,8 @@ FINDING_COLUMNS: tuple[str, ...] = (
 )
 """Columns of every findings table of :mod:`perflink.mapping` (``validation_findings``)."""
 
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 _DOWNGRADE = {"critical": "high", "high": "medium", "medium": "low", "low": "low", "info": "info"}
 _FACT_COLUMNS = ("entity_id", "period", "metric_id", "value")
-# columns whose codes have labels under mapping.value.<col>.<code>
-_CODED = ("check", "cause", "strength", "model", "level")
-# standard column names that mean something else here (``target`` is a metric id, not a value)
-_OWN_HEADERS = ("target",)
 
 
 def lang_of(lang: str | None) -> str:
@@ -50,15 +44,7 @@ def downgrade(severity: str) -> str:
     return _DOWNGRADE[severity]
 
 
-def quarter_of(quarter: str | pd.Period) -> pd.Period:
-    """The review quarter as a ``Q`` Period; a clear error for anything else."""
-    try:
-        q = pd.Period(quarter, freq="Q")
-    except (ValueError, TypeError):
-        raise PerflinkError(
-            f"quarter: cannot read {quarter!r} as a quarter; use e.g. '2026Q3'"
-        ) from None
-    return q
+quarter_of = parse_quarter  # the review quarter as a ``Q`` Period (ParamsError otherwise)
 
 
 def quarter_months(quarter: pd.Period) -> pd.PeriodIndex:
@@ -68,14 +54,7 @@ def quarter_months(quarter: pd.Period) -> pd.PeriodIndex:
 
 def check_facts(facts: object, what: str) -> pd.DataFrame:
     """Raise :class:`InputError` unless ``facts`` is a facts table with monthly periods."""
-    if not isinstance(facts, pd.DataFrame):
-        raise InputError(f"{what}: facts must be a pandas DataFrame, got {type(facts).__name__}")
-    missing = [c for c in _FACT_COLUMNS if c not in facts.columns]
-    if missing:
-        raise InputError(
-            f"{what}: facts table lacks column(s) {', '.join(missing)}; it needs "
-            f"{', '.join(_FACT_COLUMNS)} (and optionally source_system, source_ref)"
-        )
+    require_columns(facts, _FACT_COLUMNS, table=f"{what}: facts")
     if facts.empty:
         raise InputError(
             f"{facts.attrs.get('source', 'the facts input')}: the facts table has no data rows; "
@@ -163,7 +142,7 @@ def findings_frame(
         df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
     if df.empty:
         return df.reset_index(drop=True)
-    order = df["severity"].map(SEVERITY_ORDER).fillna(9)
+    order = df["severity"].map(SEVERITY_RANK).fillna(9)
     df = df.assign(_o=order).sort_values(
         ["_o", "check", "rule_id", "entity_id", "period", "metric_id"], kind="stable"
     )
@@ -171,46 +150,8 @@ def findings_frame(
 
 
 def fmt_pct(x: float) -> str:
-    return "—" if x is None or not np.isfinite(x) else f"{x:+.1%}"
+    """A relative deviation in message text: ``0.052`` -> ``"+5.2%"``."""
+    return fmt_figure(x, "+.1%")
 
 
-def fmt_num(x: float) -> str:
-    if x is None or not np.isfinite(x):
-        return "—"
-    a = abs(x)
-    if a >= 1000:
-        return f"{x:,.0f}"
-    if a >= 10:
-        return f"{x:,.1f}"
-    return f"{x:.3g}"
-
-
-def table_html(
-    df: pd.DataFrame, *, lang: str | None = None, pct: Iterable[str] = (), max_rows: int = 200
-) -> str:
-    """Escaped, localised HTML table; headers of mapping-only columns come from ``mapping.col.*``.
-
-    Standard columns keep their ``report.col.*`` headers and coded values; columns only this
-    module has are renamed to their ``mapping.col.<col>`` label before rendering.
-    """
-    lang = lang_of(lang)
-    table = labels._load()
-    rename = {}
-    for col in df.columns:
-        own = f"mapping.col.{col}" in table
-        if own and (f"report.col.{col}" not in table or col in _OWN_HEADERS):
-            rename[col] = labels.t(f"mapping.col.{col}", lang)
-    out = df.copy()
-    for col in out.columns:
-        if col in _CODED:
-            key = f"mapping.value.{col}."
-            out[col] = out[col].map(
-                lambda v, key=key: labels.t(key + str(v), lang) if key + str(v) in table else v
-            )
-    out = out.rename(columns=rename)
-    units = {rename.get(c, c): "pct" for c in pct if c in df.columns}
-    return frame_html(out, lang=lang, units=units, max_rows=max_rows)
-
-
-def section_html(title: str, body: str) -> str:
-    return f'<div class="pl-result"><h4>{html.escape(title)}</h4>{body}</div>'
+fmt_num = fmt_significant  # a figure in message text (one formatter, in _report_format)

@@ -6,19 +6,25 @@ Not API: import the classes from :mod:`perflink.mapping`.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from perflink import charts
-from perflink._report_format import TABLE_MAX_ROWS
+from perflink import charts, labels
+from perflink.common import SEVERITIES, SEVERITY_RANK
 from perflink.labels import t, value_label
-from perflink.mapping._common import SEVERITY_ORDER, section_html, table_html
+from perflink.results import TaskResult
 
 _PCT = ("deviation", "completeness", "pass_rate", "dq_index")
 _TOP = 30
+# columns whose codes have labels under mapping.value.<col>.<code>
+_CODED = ("check", "cause", "strength", "model", "level")
+# standard column names that mean something else here (``target`` is a metric id, not a value)
+_OWN_HEADERS = ("target",)
 
 
 def _summary(findings: pd.DataFrame, lang: str) -> str:
@@ -29,39 +35,78 @@ def _summary(findings: pd.DataFrame, lang: str) -> str:
         "mapping.result.summary",
         lang,
         n=len(findings),
-        **{s: int(counts.get(s, 0)) for s in SEVERITY_ORDER},
-    )
-
-
-def _html(title_key: str, findings: pd.DataFrame | None, table: pd.DataFrame, lang: str) -> str:
-    head = "" if findings is None else f"<p>{html.escape(_summary(findings, lang))}</p>"
-    table = table_html(table, lang=lang, pct=_PCT, max_rows=TABLE_MAX_ROWS)
-    return section_html(t(title_key, lang), head + table)
-
-
-def _severity_bars(findings: pd.DataFrame, by: str, title: str, lang: str) -> alt.Chart:
-    if findings.empty:
-        return charts.message(t("mapping.result.none", lang))
-    counts = findings.groupby([by, "severity"]).size().rename("n").reset_index()
-    counts["severity_label"] = [value_label("severity", s, lang) for s in counts["severity"]]
-    return (
-        alt.Chart(counts, title=title)
-        .mark_bar()
-        .encode(
-            x=alt.X("n:Q", title=t("mapping.chart.count", lang)),
-            y=alt.Y(f"{by}:N", title=None, sort="-x"),
-            color=alt.Color(
-                "severity_label:N",
-                scale=charts.severity_scale(labelled=True, lang=lang),
-                title=t("report.col.severity", lang),
-            ),
-            tooltip=[by, "severity_label", "n"],
-        )
+        **{s: int(counts.get(s, 0)) for s in SEVERITIES},
     )
 
 
 @dataclass(frozen=True)
-class CatalogCheckResult:
+class MappingResult(TaskResult):
+    """Base of the mapping results: titled sections, own column labels, percent columns.
+
+    Columns only this task has take their header from ``mapping.col.<col>`` and their codes
+    from ``mapping.value.<col>.<code>``; standard columns keep ``report.col.*``.
+    ``_section`` is the label key of the section title, ``_summarise`` whether the section
+    starts with the count of findings by severity.
+    """
+
+    _frame: ClassVar[str] = "findings"
+    _empty: ClassVar[str | None] = "mapping.result.none"
+    _units: ClassVar[Mapping[str, str]] = {c: "pct" for c in _PCT}
+    _section: ClassVar[str] = "mapping.result.validation"
+    _summarise: ClassVar[bool] = True
+
+    def _labelled(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+        lang, table = self.language, labels._load()
+        headers = {}
+        for col in map(str, df.columns):
+            own = f"mapping.col.{col}" in table
+            if own and (f"report.col.{col}" not in table or col in _OWN_HEADERS):
+                headers[col] = t(f"mapping.col.{col}", lang)
+        out = df.copy()
+        for col in out.columns:
+            if col in _CODED:
+                key = f"mapping.value.{col}."
+                out[col] = out[col].map(
+                    lambda v, key=key: t(key + str(v), lang) if key + str(v) in table else v
+                )
+        return out, headers
+
+    def _section_html(self, body: str) -> str:
+        """``body`` under the section title (and the findings summary, if ``_summarise``)."""
+        head = ""
+        if self._summarise:
+            head = f"<p>{html.escape(_summary(self.findings, self.language))}</p>"
+        title = html.escape(t(self._section, self.language))
+        return f'<div class="pl-result"><h4>{title}</h4>{head}{body}</div>'
+
+    def _repr_html_(self) -> str:
+        return self._section_html(self._table(self.view()))
+
+    def _severity_bars(self, by: str, title_key: str) -> alt.Chart:
+        """Findings per ``by``, coloured by severity, titled ``title_key``."""
+        lang, findings = self.language, self.findings
+        if findings.empty:
+            return self._empty_chart()
+        counts = findings.groupby([by, "severity"]).size().rename("n").reset_index()
+        counts["severity_label"] = [value_label("severity", s, lang) for s in counts["severity"]]
+        return (
+            alt.Chart(counts, title=t(title_key, lang))
+            .mark_bar()
+            .encode(
+                x=alt.X("n:Q", title=t("mapping.chart.count", lang)),
+                y=alt.Y(f"{by}:N", title=None, sort="-x"),
+                color=alt.Color(
+                    "severity_label:N",
+                    scale=charts.severity_scale(labelled=True, lang=lang),
+                    title=t("report.col.severity", lang),
+                ),
+                tooltip=[by, "severity_label", "n"],
+            )
+        )
+
+
+@dataclass(frozen=True)
+class CatalogCheckResult(MappingResult):
     """Catalog integrity findings.
 
     Attributes
@@ -69,30 +114,25 @@ class CatalogCheckResult:
     findings : DataFrame
         One row per problem in the validation-findings columns (``entity_id`` and ``period``
         empty: the catalog is not about one entity or month); ``check`` is ``catalog_*``.
-    lang : str
+    language : str
         Language of the messages.
     """
 
     findings: pd.DataFrame
-    lang: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The findings table."""
-        return self.findings.copy()
+    _section = "mapping.result.catalog"
 
     def chart(self) -> alt.Chart:
         """Bar chart: findings per check, coloured by severity."""
-        return _severity_bars(
-            self.findings, "check", t("mapping.chart.catalog", self.lang), self.lang
-        )
+        return self._severity_bars("check", "mapping.chart.catalog")
 
-    def _repr_html_(self) -> str:
-        cols = ["metric_id", "rule_id", "check", "severity", "message"]
-        return _html("mapping.result.catalog", self.findings, self.findings[cols], self.lang)
+    def view(self) -> pd.DataFrame:
+        return self.findings[["metric_id", "rule_id", "check", "severity", "message"]]
 
 
 @dataclass(frozen=True)
-class CompletenessResult:
+class CompletenessResult(MappingResult):
     """Missing (and, for raw facts, duplicated) values.
 
     Attributes
@@ -108,37 +148,28 @@ class CompletenessResult:
     cells : DataFrame
         Every expected value of the review quarter: ``entity_id, metric_id, period, present,
         source_system, owner``.
-    lang : str
+    language : str
     """
 
     findings: pd.DataFrame
     summary: pd.DataFrame
     expected: pd.DataFrame
     cells: pd.DataFrame
-    lang: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The findings table."""
-        return self.findings.copy()
+    _section = "mapping.result.completeness"
 
     def chart(self) -> alt.Chart:
         """Bar chart: missing values per source system, coloured by severity."""
-        return _severity_bars(
-            self.findings, "source_system", t("mapping.chart.missing", self.lang), self.lang
-        )
+        return self._severity_bars("source_system", "mapping.chart.missing")
 
     def _repr_html_(self) -> str:
-        return _html("mapping.result.completeness", self.findings, self.summary, self.lang) + (
-            table_html(
-                self.findings.drop(columns=["source_refs"]), lang=self.lang, max_rows=TABLE_MAX_ROWS
-            )
-            if len(self.findings)
-            else ""
-        )
+        found = self._table(_shown(self.findings)) if len(self.findings) else ""
+        return self._section_html(self._table(self.summary)) + found
 
 
 @dataclass(frozen=True)
-class RuleCheckResult:
+class RuleCheckResult(MappingResult):
     """Reconciliation rules evaluated per entity and month.
 
     Attributes
@@ -152,27 +183,25 @@ class RuleCheckResult:
         Every applicable (entity, month, rule): ``entity_id, period (Period[M]), rule_id,
         lhs, rhs, deviation, status (pass|breach|cannot_evaluate), in_quarter``. Entities
         that do not report a rule's metrics have no rows for it (not applicable).
-    lang : str
+    language : str
     """
 
     findings: pd.DataFrame
     evaluations: pd.DataFrame
-    lang: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The findings table."""
-        return self.findings.copy()
+    _section = "mapping.result.rules"
 
     def chart(self, *, top: int = _TOP) -> alt.Chart:
         """Heat map entity × month of breaches (the ``top`` entities with most breaches)."""
         br = self.findings[self.findings["check"] == "rule"]
         if br.empty:
-            return charts.message(t("mapping.result.none", self.lang))
+            return self._empty_chart()
         # quarter-scope breaches ("2026Q3") sit in the quarter's last month of the grid
         month = [
             p if "Q" not in p else str(pd.Period(p, "Q").asfreq("M", "end")) for p in br["period"]
         ]
-        br = br.assign(rank=br["severity"].map(SEVERITY_ORDER), period=month)
+        br = br.assign(rank=br["severity"].map(SEVERITY_RANK), period=month)
         cell = (
             br.groupby(["entity_id", "period"])
             .agg(n=("rule_id", "size"), rank=("rank", "min"), rules=("rule_id", _join))
@@ -180,34 +209,39 @@ class RuleCheckResult:
         )
         keep = cell.groupby("entity_id")["n"].sum().nlargest(top).index
         cell = cell[cell["entity_id"].isin(keep)]
-        worst = {v: k for k, v in SEVERITY_ORDER.items()}
-        cell["worst"] = [value_label("severity", worst[r], self.lang) for r in cell["rank"]]
+        cell["worst"] = [
+            value_label("severity", SEVERITIES[r], self.language) for r in cell["rank"]
+        ]
         return (
-            alt.Chart(cell, title=t("mapping.chart.heatmap", self.lang, n=len(keep)))
+            alt.Chart(cell, title=t("mapping.chart.heatmap", self.language, n=len(keep)))
             .mark_rect()
             .encode(
-                x=alt.X("period:O", title=t("report.col.period", self.lang)),
-                y=alt.Y("entity_id:N", title=t("report.col.entity_id", self.lang)),
+                x=alt.X("period:O", title=t("report.col.period", self.language)),
+                y=alt.Y("entity_id:N", title=t("report.col.entity_id", self.language)),
                 color=alt.Color(
                     "worst:N",
-                    scale=charts.severity_scale(labelled=True, lang=self.lang),
-                    title=t("mapping.chart.worst", self.lang),
+                    scale=charts.severity_scale(labelled=True, lang=self.language),
+                    title=t("mapping.chart.worst", self.language),
                 ),
                 tooltip=["entity_id", "period", "n", "rules", "worst"],
             )
         )
 
-    def _repr_html_(self) -> str:
-        table = self.findings.drop(columns=["source_refs"])
-        return _html("mapping.result.rules", self.findings, table, self.lang)
+    def view(self) -> pd.DataFrame:
+        return _shown(self.findings)
 
 
 def _join(s: pd.Series) -> str:
     return ", ".join(sorted(set(map(str, s))))
 
 
+def _shown(findings: pd.DataFrame) -> pd.DataFrame:
+    """Findings as a page shows them: without the long source references."""
+    return findings.drop(columns=["source_refs"], errors="ignore")
+
+
 @dataclass(frozen=True)
-class CaliberResult:
+class CaliberResult(MappingResult):
     """Caliber (口径) consistency: systematic ratios and timing shifts.
 
     Attributes
@@ -223,37 +257,35 @@ class CaliberResult:
     timing : DataFrame
         Per monthly approx rule and entity: best lag in each half of the window, the
         correlations and ``timing_shift``.
-    lang : str
+    language : str
     """
 
     findings: pd.DataFrame
     ratios: pd.DataFrame
     timing: pd.DataFrame
-    lang: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The findings table."""
-        return self.findings.copy()
+    _section = "mapping.result.caliber"
 
     def chart(self, *, top: int = 20) -> alt.Chart:
         """Ratio with 95% interval for the ``top`` ratios farthest from 1."""
         if self.ratios.empty:
-            return charts.message(t("mapping.result.none", self.lang))
+            return self._empty_chart()
         r = self.ratios.assign(dist=np.abs(np.log(self.ratios["ratio"])))
         r = r.nlargest(top, "dist").assign(
             item=lambda d: d["entity_id"] + " · " + d["rule_id"],
             verdict=lambda d: [
-                t(f"mapping.value.systematic.{bool(s)}", self.lang) for s in d["systematic"]
+                t(f"mapping.value.systematic.{bool(s)}", self.language) for s in d["systematic"]
             ],
         )
         lo = float(min(r["ci_low"].min(), r["ratio"].min(), 1.0)) / 1.02
         hi = float(max(r["ci_high"].max(), r["ratio"].max(), 1.0)) * 1.02
         scale = alt.Scale(type="log", domain=[lo, hi], nice=False, clamp=True)
-        base = alt.Chart(r, title=t("mapping.chart.caliber", self.lang, n=len(r)))
+        base = alt.Chart(r, title=t("mapping.chart.caliber", self.language, n=len(r)))
         y = alt.Y("item:N", sort=alt.EncodingSortField("dist", order="descending"), title=None)
         return alt.layer(
             base.mark_rule().encode(
-                x=alt.X("ci_low:Q", scale=scale, title=t("mapping.col.ratio", self.lang)),
+                x=alt.X("ci_low:Q", scale=scale, title=t("mapping.col.ratio", self.language)),
                 x2="ci_high:Q",
                 y=y,
             ),
@@ -279,9 +311,4 @@ class CaliberResult:
             "cause",
         ]
         sys_ = self.ratios[self.ratios["systematic"]][cols] if len(self.ratios) else self.ratios
-        return _html("mapping.result.caliber", self.findings, sys_, self.lang) + table_html(
-            self.findings.drop(columns=["source_refs"]),
-            lang=self.lang,
-            pct=_PCT,
-            max_rows=TABLE_MAX_ROWS,
-        )
+        return self._section_html(self._table(sys_)) + self._table(_shown(self.findings))

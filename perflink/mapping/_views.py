@@ -12,23 +12,48 @@ import altair as alt
 import pandas as pd
 
 from perflink import charts
-from perflink._report_format import TABLE_MAX_ROWS
 from perflink.labels import t, value_label
-from perflink.mapping._common import FINDING_COLUMNS, findings_frame, section_html, table_html
+from perflink.mapping._common import FINDING_COLUMNS, findings_frame
 from perflink.mapping._results import (
-    _PCT,
     CaliberResult,
     CatalogCheckResult,
     CompletenessResult,
+    MappingResult,
     RuleCheckResult,
-    _html,
-    _severity_bars,
+    _shown,
     _summary,
 )
 
 
 @dataclass(frozen=True)
-class DriverStrengthResult:
+class _TableResult(MappingResult):
+    """A mapping result whose main table is ``table`` (no findings summary on top)."""
+
+    _frame = "table"
+    _summarise = False
+
+    def _status_bars(self, title_key: str, x: alt.X, y: alt.Y, tooltip: list[str]) -> alt.Chart:
+        """Bars of ``x`` per ``y``, coloured by the ``status`` column, titled ``title_key``."""
+        lang = self.language
+        if self.table.empty:
+            return self._empty_chart()
+        d = self.table.assign(
+            status_label=[value_label("status", s, lang) for s in self.table["status"]]
+        )
+        color = alt.Color(
+            "status_label:N",
+            scale=charts.status_scale(labelled=True, lang=lang),
+            title=t("report.col.status", lang),
+        )
+        return (
+            alt.Chart(d, title=t(title_key, lang))
+            .mark_bar()
+            .encode(x=x, y=y, color=color, tooltip=tooltip)
+        )
+
+
+@dataclass(frozen=True)
+class DriverStrengthResult(_TableResult):
     """Strength of every business → finance mapping (table ``driver_strength``).
 
     Attributes
@@ -40,34 +65,33 @@ class DriverStrengthResult:
         (previous / last 12 months), stability_z, strength (confirmed|weak|wrong_sign|
         unstable|insufficient_data), severity, message``. Estimates are NaN for
         ``insufficient_data``.
-    lang : str
+    language : str
     """
 
     table: pd.DataFrame
-    lang: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The driver-strength table."""
-        return self.table.copy()
+    _section = "mapping.result.drivers"
+    _table_name = "driver_strength"
 
     def chart(self) -> alt.Chart:
         """Elasticity with its 95% interval per mapping, coloured by verdict (axis ±3)."""
         d = self.table.dropna(subset=["elasticity"])
         if d.empty:
-            return charts.message(t("mapping.result.none", self.lang))
+            return self._empty_chart()
         d = d.assign(
-            verdict=[t(f"mapping.value.strength.{s}", self.lang) for s in d["strength"]],
+            verdict=[t(f"mapping.value.strength.{s}", self.language) for s in d["strength"]],
             expected=d["sign"].astype(float),
         )
-        base = alt.Chart(d, title=t("mapping.chart.drivers", self.lang))
+        base = alt.Chart(d, title=t("mapping.chart.drivers", self.language))
         scale = alt.Scale(domain=[-3, 3], clamp=True)
-        y = alt.Y("mapping:N", title=t("mapping.chart.mapping", self.lang), sort=None)
+        y = alt.Y("mapping:N", title=t("mapping.chart.mapping", self.language), sort=None)
         return alt.layer(
             base.mark_rule(strokeWidth=2).encode(
-                x=alt.X("ci_low:Q", scale=scale, title=t("mapping.col.elasticity", self.lang)),
+                x=alt.X("ci_low:Q", scale=scale, title=t("mapping.col.elasticity", self.language)),
                 x2="ci_high:Q",
                 y=y,
-                color=alt.Color("verdict:N", title=t("mapping.col.strength", self.lang)),
+                color=alt.Color("verdict:N", title=t("mapping.col.strength", self.language)),
             ),
             base.mark_point(filled=True, size=70).encode(
                 x=alt.X("elasticity:Q", scale=scale),
@@ -80,16 +104,16 @@ class DriverStrengthResult:
             .encode(x="zero:Q"),
         )
 
-    def _repr_html_(self) -> str:
+    def view(self) -> pd.DataFrame:
         cols = [
             "mapping_id", "mapping", "lag", "elasticity", "ci_low", "ci_high", "p_value",
             "within_r2", "n_obs", "n_entities", "elasticity_prev", "elasticity_last", "strength",
         ]  # fmt: skip
-        return _html("mapping.result.drivers", None, self.table[cols], self.lang)
+        return self.table[cols]
 
 
 @dataclass(frozen=True)
-class DataQualityResult:
+class DataQualityResult(_TableResult):
     """Data-quality index per source system (table ``data_quality``).
 
     Attributes
@@ -100,51 +124,29 @@ class DataQualityResult:
         rule), ``completeness = present / expected_values``, ``pass_rate = (present -
         failing) / present``, ``dq_index = (present - failing) / expected_values``,
         ``status`` (green / amber / red by the thresholds).
-    lang : str
+    language : str
     """
 
     table: pd.DataFrame
-    lang: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The data-quality table."""
-        return self.table.copy()
+    _section = "mapping.result.quality"
+    _table_name = "data_quality"
 
     def chart(self) -> alt.Chart:
         """Bar per source system, coloured by status."""
-        if self.table.empty:
-            return charts.message(t("mapping.result.none", self.lang))
-        d = self.table.assign(
-            status_label=[value_label("status", s, self.lang) for s in self.table["status"]]
+        return self._status_bars(
+            "mapping.chart.quality",
+            alt.X(
+                "dq_index:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None
+            ),
+            alt.Y("source_system:N", sort="x", title=t("report.col.source_system", self.language)),
+            ["source_system", "dq_index", "completeness", "pass_rate"],
         )
-        return (
-            alt.Chart(d, title=t("mapping.chart.quality", self.lang))
-            .mark_bar()
-            .encode(
-                x=alt.X(
-                    "dq_index:Q",
-                    scale=alt.Scale(domain=[0, 1]),
-                    axis=alt.Axis(format="%"),
-                    title=None,
-                ),
-                y=alt.Y(
-                    "source_system:N", sort="x", title=t("report.col.source_system", self.lang)
-                ),
-                color=alt.Color(
-                    "status_label:N",
-                    scale=charts.status_scale(labelled=True, lang=self.lang),
-                    title=t("report.col.status", self.lang),
-                ),
-                tooltip=["source_system", "dq_index", "completeness", "pass_rate"],
-            )
-        )
-
-    def _repr_html_(self) -> str:
-        return _html("mapping.result.quality", None, self.table, self.lang)
 
 
 @dataclass(frozen=True)
-class StatusResult:
+class StatusResult(_TableResult):
     """Green / amber / red per subsidiary for the review quarter.
 
     Attributes
@@ -153,74 +155,58 @@ class StatusResult:
         ``entity_id`` (subsidiary), ``name``, ``units``, ``findings`` (excluding info),
         counts ``critical, high, medium, low``, ``status`` (red: a critical or high finding;
         amber: a medium one; green otherwise) and ``worst`` (message of its top finding).
-    lang : str
+    language : str
     group : str
         The group entity (no parent), where group-wide findings such as driver strength sit.
     """
 
     table: pd.DataFrame
-    lang: str = "zh"
+    language: str
     group: str = ""
 
-    def to_frame(self) -> pd.DataFrame:
-        """The status table."""
-        return self.table.copy()
+    _section = "mapping.result.status"
 
     def chart(self) -> alt.Chart:
         """Findings per subsidiary, coloured by status."""
-        if self.table.empty:
-            return charts.message(t("mapping.result.none", self.lang))
-        d = self.table.assign(
-            status_label=[value_label("status", s, self.lang) for s in self.table["status"]]
+        return self._status_bars(
+            "mapping.result.status",
+            alt.X("findings:Q", title=t("mapping.col.findings", self.language)),
+            alt.Y("entity_id:N", title=None),
+            ["entity_id", "name", "findings", "status_label"],
         )
-        return (
-            alt.Chart(d, title=t("mapping.result.status", self.lang))
-            .mark_bar()
-            .encode(
-                x=alt.X("findings:Q", title=t("mapping.col.findings", self.lang)),
-                y=alt.Y("entity_id:N", title=None),
-                color=alt.Color(
-                    "status_label:N",
-                    scale=charts.status_scale(labelled=True, lang=self.lang),
-                    title=t("report.col.status", self.lang),
-                ),
-                tooltip=["entity_id", "name", "findings", "status_label"],
-            )
-        )
-
-    def _repr_html_(self) -> str:
-        return _html("mapping.result.status", None, self.table, self.lang)
 
 
 @dataclass(frozen=True)
-class FindingsResult:
+class MappingFindingsResult(MappingResult):
     """A findings table to show on its own (e.g. the most severe ones).
+
+    Also importable as ``perflink.mapping.FindingsResult`` (its former name).
 
     Attributes
     ----------
     findings : DataFrame
         Validation-findings columns.
-    lang : str
+    language : str
     """
 
     findings: pd.DataFrame
-    lang: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The findings table."""
-        return self.findings.copy()
+    _findings = "findings"
 
     def chart(self) -> alt.Chart:
         """Findings per check, coloured by severity."""
-        return _severity_bars(self.findings, "check", t("mapping.h.findings", self.lang), self.lang)
+        return self._severity_bars("check", "mapping.h.findings")
+
+    def view(self) -> pd.DataFrame:
+        return _shown(self.findings)
 
     def _repr_html_(self) -> str:
-        table = self.findings.drop(columns=["source_refs"], errors="ignore")
-        return table_html(table, lang=self.lang, pct=_PCT, max_rows=TABLE_MAX_ROWS)
+        return self._table(self.view())
 
 
 @dataclass(frozen=True)
-class ValidationResult:
+class ValidationResult(MappingResult):
     """Everything notebook 01 shows for the quarter.
 
     Attributes
@@ -231,7 +217,7 @@ class ValidationResult:
         The part results (:class:`CatalogCheckResult`, :class:`CompletenessResult`,
         :class:`RuleCheckResult`, :class:`CaliberResult`, :class:`DriverStrengthResult`,
         :class:`DataQualityResult`, :class:`StatusResult`).
-    lang : str
+    language : str
     """
 
     quarter: str
@@ -242,31 +228,38 @@ class ValidationResult:
     drivers: DriverStrengthResult
     quality: DataQualityResult
     status: StatusResult
-    lang: str = "zh"
+    language: str
+
+    _table_name = "validation_findings"
+    _findings = "to_frame"
 
     def to_frame(self) -> pd.DataFrame:
         """Table ``validation_findings``: every finding of every part, most severe first."""
         return _all_findings(self)
 
-    def top(self, n: int = 15) -> FindingsResult:
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``validation_findings``, ``driver_strength`` and ``data_quality``."""
+        return {**super().tables(), **self.drivers.tables(), **self.quality.tables()}
+
+    def top(self, n: int = 15) -> MappingFindingsResult:
         """The ``n`` most severe findings (info left out)."""
         f = self.to_frame()
-        return FindingsResult(f[f["severity"] != "info"].head(n).reset_index(drop=True), self.lang)
+        top = f[f["severity"] != "info"].head(n).reset_index(drop=True)
+        return MappingFindingsResult(top, self.language)
 
-    def findings(self) -> FindingsResult:
+    def findings(self) -> MappingFindingsResult:
         """All findings as a result to show."""
-        return FindingsResult(self.to_frame(), self.lang)
+        return MappingFindingsResult(self.to_frame(), self.language)
 
     def chart(self) -> alt.Chart:
         """The breach heat map (entity × month)."""
         return self.rules.chart()
 
     def _repr_html_(self) -> str:
-        body = f"<p>{html.escape(_summary(self.to_frame(), self.lang))}</p>"
-        return (
-            section_html(t("mapping.result.validation", self.lang), body)
-            + self.status._repr_html_()
-        )
+        body = f"<p>{html.escape(_summary(self.to_frame(), self.language))}</p>"
+        title = html.escape(t("mapping.result.validation", self.language))
+        section = f'<div class="pl-result"><h4>{title}</h4>{body}</div>'
+        return section + self.status._repr_html_()
 
 
 def _all_findings(r: ValidationResult) -> pd.DataFrame:
@@ -296,3 +289,6 @@ def _all_findings(r: ValidationResult) -> pd.DataFrame:
     if not frames:
         return findings_frame([])
     return findings_frame(pd.concat(frames, ignore_index=True))
+
+
+FindingsResult = MappingFindingsResult  # its name before issue 13 (summary has its own)

@@ -55,7 +55,7 @@ def scorecard(
     adjustments: pd.DataFrame | None = None,
     bonus: pd.DataFrame | None = None,
     options: KpiOptions | None = None,
-    lang: str = "zh",
+    lang: str | None = None,
 ) -> ScorecardResult:
     """Score every entity on its scheme, link the scores to bonuses and check the pools.
 
@@ -70,7 +70,7 @@ def scorecard(
         approved_by``), added to actual; each gets an audit line.
     bonus : bonus table (``entity_id, year, base_bonus, pool_budget``, 万元).
     options : the ``kpi:`` params block (tenure targets, miss threshold).
-    lang : message language.
+    lang : message language; default the decomposition's (the review's language).
 
     Returns
     -------
@@ -83,6 +83,7 @@ def scorecard(
         ``rule_params``.
     """
     options = options or KpiOptions()
+    lang = decomposition.language if lang is None else lang  # language flows from the review
     panels = decomposition.panels
     if panels is None:
         raise InputError("scorecard: the decomposition has no panels; run perflink.kpi.decompose")

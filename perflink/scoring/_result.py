@@ -12,9 +12,10 @@ from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 
 from perflink import charts
-from perflink._report_format import fmt_number, frame_html
+from perflink._report_format import fmt_number
 from perflink._report_tables import atomic_write, xlsx_row
 from perflink.labels import column_label, t
+from perflink.results import TaskResult
 
 # Large groups: above this many units the score chain shows them as a distribution, and
 # charts name only this many subsidiaries / bonus pools (the tables list them all).
@@ -23,7 +24,7 @@ _TOP_POOLS = 15
 
 
 @dataclass(frozen=True)
-class ScorecardResult:
+class ScorecardResult(TaskResult):
     """Scores, adjustments, bonuses and tenure progress of one review.
 
     Attributes
@@ -54,9 +55,23 @@ class ScorecardResult:
     names: dict = field(repr=False, compare=False)
     parents: dict = field(repr=False, compare=False)
 
-    def to_frame(self) -> pd.DataFrame:
-        """The scorecard table."""
-        return self.scorecard
+    _frame = "scorecard"
+    _title = "scoring.result.title"
+    _findings = "findings"
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``scorecard``, ``bonus``, ``tenure``, ``adjustment_audit`` and ``kpi_findings``."""
+        return {
+            "scorecard": self.to_frame(),
+            "bonus": self.bonus.copy(),
+            "tenure": self.tenure.copy(),
+            "adjustment_audit": self.audit.copy(),
+            "kpi_findings": self.findings.copy(),
+        }
+
+    def view(self) -> pd.DataFrame:
+        """The score chain (:meth:`chain`)."""
+        return self.chain()
 
     def chain(self) -> pd.DataFrame:
         """Business completion -> financial completion -> score, per entity (YTD)."""
@@ -185,10 +200,6 @@ class ScorecardResult:
             )
         )
 
-    def _repr_html_(self) -> str:
-        head = f"<h4>{t('scoring.result.title', self.language, quarter=self.quarter)}</h4>"
-        return head + frame_html(self.chain(), lang=self.language)
-
 
 def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None) -> Path | None:
     """Write the scorecard as an Excel workbook, one sheet per subsidiary (plus the group).
@@ -259,7 +270,7 @@ def _sheet(entity: str, parents: dict) -> str:
 
 
 @dataclass(frozen=True)
-class ManagerAssessmentResult:
+class ManagerAssessmentResult(TaskResult):
     """Middle-manager assessment (department managers) and executives' tenure view.
 
     Attributes
@@ -289,9 +300,9 @@ class ManagerAssessmentResult:
     metric_units: dict = field(repr=False, compare=False)
     top_n: int = 20
 
-    def to_frame(self) -> pd.DataFrame:
-        """The manager table (saved as ``manager_assessment``)."""
-        return self.managers
+    _frame = "managers"
+    _table_name = "manager_assessment"
+    _units = {f"{d}_weight": "pct" for d in ("business", "financial", "management")}
 
     def view(self) -> pd.DataFrame:
         """Managers as people read them: unit names, scores, weights and the message."""
@@ -359,25 +370,14 @@ class ManagerAssessmentResult:
         )
 
     def _repr_html_(self) -> str:
-        lang = self.language
-        units = {f"{d}_weight": "pct" for d in DIMS}
-        head = (
-            f"<h4>{t('scoring.managers.title', lang, quarter=self.quarter)}"
-            f" ({t(f'kpi.scope.{self.scope}', lang)})</h4>"
-        )
-        body = frame_html(self.view(), lang=lang, units=units)
+        scope = t(f"kpi.scope.{self.scope}", self.language)
+        html = self._heading("scoring.managers.title")[: -len("</h4>")] + f" ({scope})</h4>"
+        html += self._table(self.view())
         if len(self.executives):
-            body += f"<h4>{t('scoring.managers.executives', lang)}</h4>"
-            body += frame_html(
-                self.executives_view(),
-                lang=lang,
-                units={
-                    "plan_completion": "pct",
-                    "tenure_completion": "pct",
-                    "tenure_progress": "pct",
-                },
-            )
-        return head + body
+            html += self._heading("scoring.managers.executives")
+            pct = ("plan_completion", "tenure_completion", "tenure_progress")
+            html += self._table(self.executives_view(), units=dict.fromkeys(pct, "pct"))
+        return html
 
 
 DIMS = ("business", "financial", "management")

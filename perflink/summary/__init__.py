@@ -23,13 +23,13 @@ and compares last quarter's ``forecast`` of this quarter with what happened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from perflink import panel
-from perflink.errors import InputError, ParamsError
+from perflink import labels, panel
+from perflink.common import check_findings, parse_quarter
+from perflink.errors import InputError
 from perflink.options import SummaryOptions
 from perflink.summary import _findings as _f
 from perflink.summary import _headline as _h
@@ -50,6 +50,8 @@ from perflink.summary._results import (
     HeadlineResult,
     LoopResult,
     QualityResult,
+    RankedFindingsResult,
+    SummaryResult,
 )
 from perflink.summary._workbook import write_workbook
 
@@ -66,6 +68,7 @@ __all__ = [
     "HeadlineResult",
     "LoopResult",
     "QualityResult",
+    "RankedFindingsResult",
     "SummaryInputs",
     "SummaryResult",
     "collect",
@@ -86,7 +89,7 @@ def rank_findings(
     catalog: Any,
     *,
     quarter: str | pd.Period,
-    language: str = "zh",
+    language: str | None = None,
     options: SummaryOptions | None = None,
 ) -> FindingsResult:
     """Merge every task's findings into one list ranked by severity, money and persistence.
@@ -108,7 +111,7 @@ def rank_findings(
     catalog : Catalog
         For the money metrics (unit 万元).
     quarter : the review quarter (``"2026Q3"``).
-    language : ``"zh"`` or ``"en"``.
+    language : ``"zh"`` or ``"en"``; default the report language the review was opened with.
     options : SummaryOptions, optional
 
     Returns
@@ -122,7 +125,8 @@ def rank_findings(
         If a findings table lacks the findings columns.
     """
     opts = options or SummaryOptions()
-    q = _quarter(quarter)
+    language = labels._check_lang(language)
+    q = parse_quarter(quarter)
     names = _names(entities, language)
     money = {m for m, v in catalog.metrics.items() if v.unit == "万元"}
     parts = []
@@ -158,15 +162,8 @@ def rank_findings(
 
 
 def _check_columns(df: pd.DataFrame, name: str) -> None:
-    need = ["entity_id", "period", "severity", "message"]
-    missing = [c for c in need if c not in df.columns]
-    if not {"metric_id", "rule_id"} & set(df.columns):
-        missing.append("metric_id or rule_id")
-    if missing:
-        raise InputError(
-            f"table {name!r} lacks findings column(s) {', '.join(missing)}; re-run the task "
-            f"{TABLES.get(name, '?')!r} with this perflink version."
-        )
+    hint = f"Re-run the task {TABLES.get(name, '?')!r} with this perflink version."
+    check_findings(df, name, error=InputError, hint=hint, severities=False)
 
 
 def compare_quarters(
@@ -180,7 +177,7 @@ def compare_quarters(
     """
     if "finding_id" not in current.columns:
         raise InputError("compare_quarters: current findings need a 'finding_id' column.")
-    return _loop.compare(current, previous, _quarter(quarter))
+    return _loop.compare(current, previous, parse_quarter(quarter))
 
 
 def forecast_review(
@@ -198,7 +195,7 @@ def forecast_review(
     ``forecast, actual`` (quarter totals), ``fc_error`` (actual - forecast), ``fc_error_pct``,
     ``fc_months``, ``fc_months_in_80``. Empty without a forecast.
     """
-    q = _quarter(quarter)
+    q = parse_quarter(quarter)
     if previous_forecast is None or previous_forecast.empty:
         return _loop.forecast_error(pd.DataFrame(), pd.DataFrame(), q)
     need = {"entity_id", "metric_id", "period", "mean", "lo_80", "hi_80"}
@@ -214,51 +211,6 @@ def forecast_review(
     long = wide[keep].stack().rename("actual").reset_index()
     long.columns = ["entity_id", "period", "metric_id", "actual"]
     return _loop.forecast_error(previous_forecast, long, q)
-
-
-@dataclass(frozen=True)
-class SummaryResult:
-    """The leadership summary of one quarter.
-
-    Attributes
-    ----------
-    quarter, language : the review quarter (``"2026Q3"``) and report language.
-    headline : :class:`HeadlineResult` (group tier-1, projected full year, score spread).
-    chain : :class:`ChainResult` (one line per subsidiary).
-    findings : :class:`FindingsResult` (ranked; ``summary_findings``).
-    actions : :class:`ActionsResult` (suggestions from the params rules).
-    quality : :class:`QualityResult` (data-quality index per source system).
-    loop : :class:`LoopResult` (new / persisting / resolved; forecast vs actual).
-    missing : tasks whose tables were not available.
-    inputs : the :class:`SummaryInputs` used.
-    """
-
-    quarter: str
-    language: str
-    headline: HeadlineResult
-    chain: ChainResult
-    findings: FindingsResult
-    actions: ActionsResult
-    quality: QualityResult
-    loop: LoopResult = field(repr=False)
-    missing: tuple[str, ...] = ()
-    inputs: SummaryInputs | None = field(default=None, repr=False, compare=False)
-
-    def to_frame(self) -> pd.DataFrame:
-        """The ``summary_findings`` table."""
-        return self.findings.to_frame()
-
-    def chart(self):
-        """The per-subsidiary chain chart."""
-        return self.chain.chart()
-
-    def _repr_html_(self) -> str:
-        from perflink.summary._results import _note
-
-        if not self.missing:
-            return _note("summary.status.complete", self.language)
-        tasks = ", ".join(self.missing)
-        return _note("summary.status.missing", self.language, tasks=tasks)
 
 
 def summarize(
@@ -372,15 +324,6 @@ def _loop_result(inputs: SummaryInputs, table: pd.DataFrame, review: Any, lang: 
     return LoopResult(str(prev), counts, table, errors, acc, lang)
 
 
-def _quarter(quarter: str | pd.Period) -> pd.Period:
-    try:
-        return pd.Period(quarter, freq="Q")
-    except (ValueError, TypeError):
-        raise ParamsError(
-            f"quarter: cannot read {quarter!r} as a quarter; use e.g. '2026Q3'."
-        ) from None
-
-
 def _root(entities: pd.DataFrame) -> str:
     roots = entities.loc[entities["parent_id"].isna(), "entity_id"]
     if roots.empty:
@@ -414,7 +357,7 @@ def group_totals(review: Any) -> GroupTotalsResult:
     catalog, inputs = review.catalog, review.unscoped_inputs
     wide = panel.build(inputs.facts, inputs.entities, catalog)
     root = _root(inputs.entities)
-    q = _quarter(review.quarter)
+    q = parse_quarter(review.quarter)
     end = q.asfreq("M", "end")
     rows = []
     for scope, start in (

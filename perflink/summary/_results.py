@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 import altair as alt
 import pandas as pd
 
 from perflink import charts
-from perflink._report_format import TABLE_MAX_ROWS, fmt_number, frame_html
+from perflink._report_format import fmt_number
 from perflink.labels import t, value_label
+from perflink.results import TaskResult
+
+if TYPE_CHECKING:
+    from perflink.summary._collect import SummaryInputs
 
 _PCT_COLS = (
     "completion", "business_completion", "financial_completion", "fy_deviation_pct",
@@ -23,11 +29,6 @@ _PCT_COLS = (
 # red and amber steps (the table below it lists them all).
 _TOP_ROWS = 20
 _STATUS_RANK = {"red": 0, "amber": 1, "green": 2}
-
-
-def _table(df: pd.DataFrame, lang: str, max_rows: int = TABLE_MAX_ROWS) -> str:
-    units = {c: "pct" for c in df.columns if c in _PCT_COLS}
-    return frame_html(df, lang=lang, units=units, max_rows=max_rows)
 
 
 def _tier1_view(tier1: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -51,12 +52,16 @@ def _tier1_view(tier1: pd.DataFrame, lang: str) -> pd.DataFrame:
     return view
 
 
-def _note(key: str, lang: str, **fmt) -> str:
-    return f'<p class="pl-note">{html.escape(t(key, lang, **fmt))}</p>'
+@dataclass(frozen=True)
+class SummaryPart(TaskResult):
+    """Base of the summary's results: rates shown as percent, "no data" when empty."""
+
+    _empty: ClassVar[str | None] = "summary.chart.empty"
+    _units: ClassVar[Mapping[str, str]] = dict.fromkeys(_PCT_COLS, "pct")
 
 
 @dataclass(frozen=True)
-class HeadlineResult:
+class HeadlineResult(SummaryPart):
     """The group's headline: tier-1 results, projected full year, score distribution.
 
     Attributes
@@ -75,16 +80,14 @@ class HeadlineResult:
     projection: pd.DataFrame = field(repr=False)
     scores: pd.DataFrame = field(repr=False)
     distribution: pd.DataFrame = field(repr=False)
-    language: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The tier-1 results table."""
-        return self.tier1.copy()
+    _frame = "tier1"
 
     def chart(self) -> alt.Chart:
         """Histogram of the units' YTD scores (bins of 5 points)."""
         if self.scores.empty:
-            return charts.message(t("summary.chart.empty", self.language))
+            return self._empty_chart()
         return (
             alt.Chart(charts.for_chart(self.scores), title=t("summary.chart.scores", self.language))
             .mark_bar()
@@ -96,21 +99,21 @@ class HeadlineResult:
         )
 
     def _repr_html_(self) -> str:
-        lang = self.language
-        parts = [f"<h4>{html.escape(t('summary.h.tier1', lang))}</h4>"]
-        tier1 = _tier1_view(self.tier1, lang)
-        parts.append(_table(tier1, lang) if len(tier1) else _note("summary.missing.kpi", lang))
-        parts.append(f"<h4>{html.escape(t('summary.h.projection', lang))}</h4>")
+        tier1 = _tier1_view(self.tier1, self.language)
         proj = self.projection.drop(columns=["metric_id", "ytd_actual"])
-        parts.append(_table(proj, lang) if len(proj) else _note("summary.missing.forecast", lang))
-        parts.append(f"<h4>{html.escape(t('summary.h.distribution', lang))}</h4>")
-        parts.append(_table(self.distribution, lang) if len(self.distribution)
-                     else _note("summary.missing.kpi", lang))  # fmt: skip
-        return "".join(parts)
+        parts = [
+            ("summary.h.tier1", tier1, "summary.missing.kpi"),
+            ("summary.h.projection", proj, "summary.missing.forecast"),
+            ("summary.h.distribution", self.distribution, "summary.missing.kpi"),
+        ]
+        return "".join(
+            self._heading(head) + (self._table(df) if len(df) else self._note(missing))
+            for head, df, missing in parts
+        )
 
 
 @dataclass(frozen=True)
-class ChainResult:
+class ChainResult(SummaryPart):
     """Per subsidiary: business -> financial completion -> score -> projected deviation.
 
     Attributes
@@ -123,11 +126,7 @@ class ChainResult:
     """
 
     table: pd.DataFrame = field(repr=False)
-    language: str = "zh"
-
-    def to_frame(self) -> pd.DataFrame:
-        """The chain table."""
-        return self.table.copy()
+    language: str
 
     def chart(self) -> alt.Chart:
         """One row per subsidiary, four coloured cells with the figures (the chain).
@@ -137,7 +136,7 @@ class ChainResult:
         """
         lang = self.language
         if self.table.empty:
-            return charts.message(t("summary.chart.empty", lang))
+            return self._empty_chart()
         steps = [
             ("business", "business_completion", "status_business", "pct"),
             ("financial", "financial_completion", "status_financial", "pct"),
@@ -189,15 +188,16 @@ class ChainResult:
         text = base.mark_text(color="white", fontWeight="bold").encode(text="text:N")
         return (rect + text).properties(width=480, height=28 * len(table))
 
-    def _repr_html_(self) -> str:
+    def view(self) -> pd.DataFrame:
         cols = ["entity", "business_completion", "financial_completion", "score"]
-        cols += ["fy_deviation_pct", "status"]
-        return _table(self.table[cols], self.language)
+        return self.table[[*cols, "fy_deviation_pct", "status"]]
 
 
 @dataclass(frozen=True)
-class FindingsResult:
+class RankedFindingsResult(SummaryPart):
     """All findings of the quarter, merged per ``finding_id`` and ranked (``summary_findings``).
+
+    Also importable as ``perflink.summary.FindingsResult`` (its former name).
 
     Attributes
     ----------
@@ -215,18 +215,17 @@ class FindingsResult:
 
     table: pd.DataFrame = field(repr=False)
     top: pd.DataFrame = field(repr=False)
-    language: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The ``summary_findings`` table (all findings, including resolved ones)."""
-        return self.table.copy()
+    _table_name = "summary_findings"
+    _findings = "table"
 
     def chart(self) -> alt.Chart:
         """Money at stake of the top findings, coloured by severity."""
         lang = self.language
         d = self.top.dropna(subset=["at_stake"])
         if d.empty:
-            return charts.message(t("summary.chart.empty", lang))
+            return self._empty_chart()
         d = charts.for_chart(d.assign(label=d["rank"].astype(str) + ". " + d["entity"].astype(str)))
         return (
             alt.Chart(d, title=t("summary.chart.findings", lang))
@@ -243,7 +242,7 @@ class FindingsResult:
     def _repr_html_(self) -> str:
         lang = self.language
         if self.top.empty:
-            return _note("summary.findings.none", lang)
+            return self._note("summary.findings.none")
         items = []
         for r in self.top.itertuples():
             sev = html.escape(value_label("severity", r.severity, lang))
@@ -261,7 +260,7 @@ class FindingsResult:
 
 
 @dataclass(frozen=True)
-class ActionsResult:
+class ActionsResult(SummaryPart):
     """Suggested actions derived from the rules in ``summary.actions`` — suggestions only.
 
     Attributes
@@ -272,16 +271,14 @@ class ActionsResult:
     """
 
     table: pd.DataFrame = field(repr=False)
-    language: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The suggested-actions table."""
-        return self.table.copy()
+    _table_name = "summary_actions"
 
     def chart(self) -> alt.Chart:
         """Number of suggestions per rule."""
         if self.table.empty:
-            return charts.message(t("summary.chart.empty", self.language))
+            return self._empty_chart()
         d = self.table.assign(
             rule=[t(f"summary.action_name.{a}", self.language) for a in self.table["action_id"]]
         )
@@ -292,16 +289,15 @@ class ActionsResult:
         )  # fmt: skip
 
     def _repr_html_(self) -> str:
-        lang = self.language
-        head = _note("summary.actions.disclaimer", lang)
+        head = self._note("summary.actions.disclaimer")
         if self.table.empty:
-            return head + _note("summary.actions.none", lang)
+            return head + self._note("summary.actions.none")
         items = "".join(f"<li>{html.escape(str(m))}</li>" for m in self.table["message"])
         return head + f'<ul class="pl-actions">{items}</ul>'
 
 
 @dataclass(frozen=True)
-class LoopResult:
+class LoopResult(SummaryPart):
     """Review loop: this quarter's findings against last quarter's report.
 
     Attributes
@@ -321,16 +317,15 @@ class LoopResult:
     changes: pd.DataFrame = field(repr=False)
     forecast_errors: pd.DataFrame = field(repr=False)
     accuracy: pd.DataFrame = field(repr=False)
-    language: str = "zh"
+    language: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The forecast-error table (``summary_forecast_review``)."""
-        return self.forecast_errors.copy()
+    _frame = "forecast_errors"
+    _table_name = "summary_forecast_review"
 
     def chart(self) -> alt.Chart:
         """Findings new / persisting / resolved, per task."""
         if self.counts.empty:
-            return charts.message(t("summary.chart.empty", self.language))
+            return self._empty_chart()
         d = self.counts.assign(
             status=[t(f"summary.loop.{s}", self.language, n="") for s in self.counts["loop_status"]]
         )
@@ -346,31 +341,30 @@ class LoopResult:
         )
 
     def _repr_html_(self) -> str:
-        lang = self.language
         if self.previous is None:
-            return _note("summary.loop.no_previous", lang)
-        parts = [_note("summary.loop.previous", lang, path=self.previous)]
+            return self._note("summary.loop.no_previous")
+        parts = [self._note("summary.loop.previous", path=self.previous)]
         for status in ("new", "persisting", "resolved"):
             sel = self.changes[self.changes["loop_status"] == status]
-            parts.append(f"<h4>{html.escape(t(f'summary.h.loop_{status}', lang, n=len(sel)))}</h4>")
+            parts.append(self._heading(f"summary.h.loop_{status}", n=len(sel)))
             if len(sel):
                 cols = ["entity", "source_task", "severity", "first_seen", "quarters_open"]
-                parts.append(_table(sel[[*cols, "message"]], lang, max_rows=10))
-        parts.append(f"<h4>{html.escape(t('summary.h.forecast_review', lang))}</h4>")
+                parts.append(self._table(sel[[*cols, "message"]], max_rows=10))
+        parts.append(self._heading("summary.h.forecast_review"))
         if self.accuracy.empty:
-            parts.append(_note("summary.loop.no_forecast", lang))
+            parts.append(self._note("summary.loop.no_forecast"))
         else:
-            parts.append(_table(self.accuracy, lang))
+            parts.append(self._table(self.accuracy))
             worst = self.forecast_errors.reindex(
                 self.forecast_errors["fc_error_pct"].abs().sort_values(ascending=False).index
             ).head(10)
-            parts.append(_note("summary.loop.worst_errors", lang))
-            parts.append(_table(worst, lang))
+            parts.append(self._note("summary.loop.worst_errors"))
+            parts.append(self._table(worst))
         return "".join(parts)
 
 
 @dataclass(frozen=True)
-class QualityResult:
+class QualityResult(SummaryPart):
     """Data-quality index per source system, from the validation task (``data_quality``).
 
     Attributes
@@ -382,17 +376,13 @@ class QualityResult:
     """
 
     table: pd.DataFrame = field(repr=False)
-    language: str = "zh"
-
-    def to_frame(self) -> pd.DataFrame:
-        """The data-quality table."""
-        return self.table.copy()
+    language: str
 
     def chart(self) -> alt.Chart:
         """Index per source system, coloured by status."""
         lang = self.language
         if self.table.empty:
-            return charts.message(t("summary.chart.empty", lang))
+            return self._empty_chart()
         return (
             alt.Chart(charts.for_chart(self.table), title=t("summary.h.quality", lang))
             .mark_bar()
@@ -409,19 +399,18 @@ class QualityResult:
 
         lang = self.language
         if self.table.empty:
-            return _note("summary.missing.mapping", lang)
+            return self._note("summary.missing.mapping")
         cols = ["source_system", "owner", "expected_values", "missing", "failing"]
         cols += ["completeness", "pass_rate", "dq_index", "status"]
         d = self.table.reindex(columns=cols)
         for c in ("completeness", "pass_rate", "dq_index"):
             d[c] = [fmt_number(v, "pct", lang) for v in d[c]]
         d["status"] = [value_label("status", v, lang) for v in d["status"]]
-        d.columns = [header(c, lang) for c in cols]
-        return frame_html(d, lang=lang)
+        return self._table(d, headers={c: header(c, lang) for c in cols})
 
 
 @dataclass(frozen=True)
-class GroupTotalsResult:
+class GroupTotalsResult(SummaryPart):
     """The group's tier-1 totals shown in a scoped report (see :func:`perflink.summary.group_totals`).
 
     Attributes
@@ -432,11 +421,7 @@ class GroupTotalsResult:
     """
 
     table: pd.DataFrame = field(repr=False)
-    language: str = "zh"
-
-    def to_frame(self) -> pd.DataFrame:
-        """The totals table."""
-        return self.table.copy()
+    language: str
 
     def chart(self) -> alt.Chart:
         """Nothing to draw beyond the table: a note chart."""
@@ -453,4 +438,57 @@ class GroupTotalsResult:
                 for v, u in zip(self.table["value"], self.table["unit"], strict=True)
             ],
         ).drop(columns=["metric_id", "unit"])
-        return f"<h4>{html.escape(t('summary.group_totals.title', lang))}</h4>" + _table(view, lang)
+        return self._heading("summary.group_totals.title") + self._table(view)
+
+
+FindingsResult = RankedFindingsResult  # its name before issue 13 (mapping has its own)
+
+
+@dataclass(frozen=True)
+class SummaryResult(SummaryPart):
+    """The leadership summary of one quarter.
+
+    Attributes
+    ----------
+    quarter, language : the review quarter (``"2026Q3"``) and report language.
+    headline : :class:`HeadlineResult` (group tier-1, projected full year, score spread).
+    chain : :class:`ChainResult` (one line per subsidiary).
+    findings : :class:`RankedFindingsResult` (ranked; ``summary_findings``).
+    actions : :class:`ActionsResult` (suggestions from the params rules).
+    quality : :class:`QualityResult` (data-quality index per source system).
+    loop : :class:`LoopResult` (new / persisting / resolved; forecast vs actual).
+    missing : tasks whose tables were not available.
+    inputs : the :class:`SummaryInputs` used.
+    """
+
+    quarter: str
+    language: str
+    headline: HeadlineResult
+    chain: ChainResult
+    findings: RankedFindingsResult
+    actions: ActionsResult
+    quality: QualityResult
+    loop: LoopResult = field(repr=False)
+    missing: tuple[str, ...] = ()
+    inputs: SummaryInputs | None = field(default=None, repr=False, compare=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ``summary_findings`` table."""
+        return self.findings.to_frame()
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``summary_findings``, ``summary_actions`` and ``summary_forecast_review``."""
+        return {**self.findings.tables(), **self.actions.tables(), **self.loop.tables()}
+
+    def findings_table(self) -> pd.DataFrame | None:
+        """The ranked findings (``summary_findings``)."""
+        return self.findings.findings_table()
+
+    def chart(self) -> alt.TopLevelMixin:
+        """The per-subsidiary chain chart."""
+        return self.chain.chart()
+
+    def _repr_html_(self) -> str:
+        if not self.missing:
+            return self._note("summary.status.complete")
+        return self._note("summary.status.missing", tasks=", ".join(self.missing))
