@@ -162,7 +162,7 @@ def test_check_rules_bad_input():
     facts = _facts(_sales("A"))
     with pytest.raises(PerflinkError, match="2026-13"):
         pm.check_rules(facts, CATALOG, quarter="2026-13")
-    with pytest.raises(InputError, match="empty"):
+    with pytest.raises(InputError, match="no data rows"):
         pm.check_rules(facts.iloc[:0], CATALOG, quarter=Q)
 
 
