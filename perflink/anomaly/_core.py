@@ -52,7 +52,9 @@ the lag-difference noise sd alone or by the residual scale alone (no floor at
 the lag-difference scale), no local widening, a wider or narrower local window
 (6, 24), a per-series tail scale (90% or 75% quantile of |residual| instead of
 the MAD), winsorised means instead of medians in the level-shift windows (+0.01),
-leave-one-out seasonal indexes and trends (-0.09), at most 1-3 flags per series
+leave-one-out seasonal indexes and trends (-0.09), a local seasonal index (median
+over +-1 to 3 cycles: +-0.01), a second pass that leaves out the points past
+|z| 2.5 to 4 when fitting (+0.01 at most), at most 1-3 flags per series
 (split-conformal style: a flag must also rank among the series' own largest;
 equal at best), same-month adjustment of residuals, wider level-shift post
 windows (8 points).
