@@ -20,15 +20,23 @@ Methods (``attrs["method"]`` of the result):
 ``short_series_mad``
     at least 6 observed points but too few for the seasonal method: the same
     without a seasonal component.
+``count_robust_seasonal``, ``count_short_series_mad``
+    small counts (non-negative whole numbers, median at most 20): the same on
+    the Anscombe scale 2 sqrt(y + 3/8), with at least Poisson noise; counts
+    need four full seasons for the seasonal method.
+``quarterly_steps``
+    a monthly series holding one value per calendar quarter: scored per quarter
+    (season 4), flagged at the first month of the quarter that moved.
 ``insufficient_history``
     fewer than 6 observed points: nothing is flagged.
 
-The thresholds are global and were set with ``benchmarks/anomaly_bench.py``
-(714 M3 monthly series, one injected spike or level shift each) to flag about
-1 point in 100 of the uninjected series, which have genuine outliers and
-breaks of their own.  At that rate an anomaly of 4 noise sd is found about
-2 times in 3, one of 6 noise sd about 9 times in 10; run the script for the
-current figures.
+The flag rate is the parameter (``flag_rate``, ``anomaly.flag_rate`` in the
+params): the thresholds are read off how often each test fires on real series
+with no anomaly (tail tables from the M3 monthly and quarterly development
+series, ``perflink/anomaly/_rates.py``).  At the default 1 flag per 100 points
+an anomaly of 4 noise sd is found about 2 times in 3, one of 6 noise sd about
+9 times in 10 (monthly); ``benchmarks/anomaly_bench.py`` prints the whole
+recall-versus-flag-rate curve.
 """
 
 from __future__ import annotations
