@@ -14,6 +14,7 @@ Half the series set the tables; the other half reproduce them within 15% up to
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -141,6 +142,7 @@ def tail_rate(score: np.ndarray, kind: np.ndarray, season: np.ndarray | int = 12
     return np.where(np.isnan(score), np.nan, np.where(quarterly, qtr, monthly))
 
 
+@lru_cache(maxsize=64)  # one or two rates per run; Settings is frozen, so sharing is safe
 def settings_for_rate(flag_rate: float = DEFAULT_FLAG_RATE, season: int = 12) -> Settings:
     """Detector settings that flag about ``flag_rate`` points per 100 of ordinary series.
 
