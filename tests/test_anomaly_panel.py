@@ -291,6 +291,28 @@ def test_findings_say_how_rare_in_words_with_the_flag_rate(samples, name):
         assert " z " not in msg and "robust z" not in msg
 
 
+def test_rarity_in_chinese_and_the_years_follow_the_score(catalog):
+    def edit(d):
+        d["U03"]["opex"][-2] *= 1.8
+        d["U06"]["opex"][-2] *= 1.3
+
+    res = detect_anomalies(_facts(edit=edit), _entities(), catalog, quarter=QUARTER, language="zh")
+    msg = res.table["message"]
+    assert msg.str.contains("年才出现一次|不到 1,000 年一次").all()
+    assert msg.str.contains("每百个数据点约 1 处").all()
+    opex = res.table[res.table["metric_id"] == "opex"]
+    big, small = (opex[opex["entity_id"] == e] for e in ("U03", "U06"))
+    assert len(big) == 1 and len(small) == 1 and big["kind"].iloc[0] == small["kind"].iloc[0]
+
+    def years(text: str) -> float:
+        import re
+
+        m = re.search(r"约 ([\d,.]+) 年才出现一次", text)
+        return float(m.group(1).replace(",", "")) if m else 1000.0
+
+    assert years(big["message"].iloc[0]) > years(small["message"].iloc[0])
+
+
 def test_small_count_month_is_not_a_critical_finding(catalog):
     rng = np.random.default_rng(2)
 
