@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from importlib import resources
@@ -159,10 +160,9 @@ def generate(
     """
     if not 15 <= months <= 240:
         raise PerflinkError(f"sample-data: --months {months} must be between 15 and 240")
-    try:
-        end_p = pd.Period(end, "M")
-    except ValueError:
-        raise PerflinkError(f"sample-data: --end {end!r} is not a month written YYYY-MM") from None
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(end)):
+        raise PerflinkError(f"sample-data: --end {end!r} is not a month written YYYY-MM")
+    end_p = pd.Period(end, "M")
     rng = np.random.default_rng([seed, 100])
     org = build_entities(rng)
     start = end_p - months + 1

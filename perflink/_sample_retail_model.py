@@ -41,8 +41,34 @@ _HQ = [
     ("HQ-TEC", "HQ Technology and E-commerce", "technology"),
     ("HQ-FIN", "HQ Finance and People", "finance"),
 ]
-_FIRST = ["James", "Mary", "Robert", "Linda", "Michael", "Patricia", "David", "Jennifer", "Carlos", "Maria", "Wei", "Aisha"]
-_LAST = ["Smith", "Johnson", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Lee", "Walker", "Hall", "Nguyen", "Patel"]
+_FIRST = [
+    "James",
+    "Mary",
+    "Robert",
+    "Linda",
+    "Michael",
+    "Patricia",
+    "David",
+    "Jennifer",
+    "Carlos",
+    "Maria",
+    "Wei",
+    "Aisha",
+]
+_LAST = [
+    "Smith",
+    "Johnson",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Lee",
+    "Walker",
+    "Hall",
+    "Nguyen",
+    "Patel",
+]
 
 _SEASON = {  # monthly demand index, January first (US specialty retail: holiday peak)
     "apparel": [0.80, 0.70, 0.90, 0.95, 1.00, 0.95, 0.90, 1.05, 1.00, 1.00, 1.25, 1.50],
