@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     smp.add_argument("--clean", action="store_true", help="write clean data (no injected defects)")
     smp.add_argument("--raw", action="store_true", help="also write raw source-system extracts")
+    smp.add_argument(
+        "--example",
+        choices=("sample", "retail"),
+        default="sample",
+        help="which company: sample (the bundled group, default) or retail (a US specialty "
+        "retailer in kUSD with its own catalog; fixed shape, no --entities or --raw)",
+    )
     return parser
 
 
@@ -131,6 +138,8 @@ def _sample_data(args: argparse.Namespace) -> int:
     }
     if args.raw:
         kwargs["raw"] = True
+    if args.example != "sample":
+        kwargs["example"] = args.example
     out = _generate(args.dir, **kwargs)
     print(f"perflink: sample data written to {out}")
     return 0

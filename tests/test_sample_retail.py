@@ -224,3 +224,12 @@ def test_rejects_bad_arguments(tmp_path: Path):
     with pytest.raises(PerflinkError, match="--end"):
         generate(tmp_path / "x", example="retail", end="2026Q3")
     assert not (tmp_path / "x").exists()
+
+
+def test_command_line_writes_the_example(tmp_path: Path, planted: Path, capsys):
+    from perflink.cli import main
+
+    assert main(["sample-data", "--example", "retail", "--seed", "5", str(tmp_path / "r")]) == 0
+    assert _digest(tmp_path / "r") == _digest(planted)
+    assert main(["sample-data", "--example", "retail", "--raw", str(tmp_path / "x")]) == 2
+    assert "fixed shape" in capsys.readouterr().err
