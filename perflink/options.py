@@ -260,7 +260,8 @@ class AnomalyOptions(_Options):
         ordinary series with no anomaly (calibrated on real business series,
         ``benchmarks/anomaly_bench.py`` prints recall at each rate); lower flags less and
         finds less. Each finding says how rarely a move like it comes at that rate's scale.
-    min_score : per-series and linkage flags need at least this |robust z|.
+    min_score : linkage flags need at least this |robust z| (per-series flags are set by
+        ``flag_rate``).
     features : ratio features of the multivariate detector (names in
         :data:`perflink.anomaly.FEATURES`).
     multivariate_alpha : tail probability (chi-square of the robust Mahalanobis distance)

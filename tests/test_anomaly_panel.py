@@ -342,8 +342,8 @@ def test_flag_rate_option_moves_the_operating_point(catalog):
         d["U03"]["opex"][-2] *= 1.8
 
     facts = _facts(edit=edit)
-    strict = _run(facts, catalog, options=AnomalyOptions(flag_rate=0.1, min_score=0))
-    loose = _run(facts, catalog, options=AnomalyOptions(flag_rate=5.0, min_score=0))
+    strict = _run(facts, catalog, options=AnomalyOptions(flag_rate=0.1))
+    loose = _run(facts, catalog, options=AnomalyOptions(flag_rate=5.0))
     assert strict.stats["flags"] <= loose.stats["flags"]
     assert "0.1 per 100" in strict.table["message"].iloc[0]
     with pytest.raises(ValueError, match="flag_rate"):
@@ -351,7 +351,8 @@ def test_flag_rate_option_moves_the_operating_point(catalog):
 
 
 def test_empty_result_still_presents(catalog):
-    res = _run(_facts(), catalog, options=AnomalyOptions(min_score=1e6, peer_z=1e6))
+    opts = AnomalyOptions(flag_rate=1e-4, min_score=1e6, peer_z=1e6, multivariate_alpha=1e-300)
+    res = _run(_facts(), catalog, options=opts)
     assert res.table.empty and res.stats["flags"] == 0
     for chart in (res.chart(), res.peers.chart(), res.counts.chart()):
         chart.to_dict()  # a note instead of marks

@@ -77,6 +77,10 @@ def series_flags(
 ) -> tuple[pd.DataFrame, Scored]:
     """Spikes, level shifts and trend breaks of every (entity, metric) series in the quarter.
 
+    Which points are flagged is set by ``opts.flag_rate`` alone (the detector's
+    calibrated operating point); flags that move the value by an immaterial amount
+    are dropped.
+
     The scoring runs on ``executor`` in blocks of whole entities when the cube is big
     enough to gain from it (:data:`SERIES_PER_BLOCK`); every series is scored on its own,
     so the blocks do not change the figures.
@@ -87,16 +91,12 @@ def series_flags(
     q = cube.quarter
     rate = np.array([is_rate(catalog, m) for m in cube.metrics])[None, :, None]
     v, ex = cube.values[:, :, q], sc.expected[:, :, q]
-    keep = (
-        sc.flag[:, :, q]
-        & (np.abs(np.nan_to_num(sc.score[:, :, q])) >= opts.min_score)
-        & material(
-            v,
-            ex,
-            np.broadcast_to(rate, v.shape),
-            rel=opts.min_change,
-            points=opts.min_change_points,
-        )
+    keep = sc.flag[:, :, q] & material(
+        v,
+        ex,
+        np.broadcast_to(rate, v.shape),
+        rel=opts.min_change,
+        points=opts.min_change_points,
     )
     e, m, k = np.nonzero(keep)
     if e.size == 0:
