@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 
 from perflink._sample_plant import Planted
-from perflink._sample_retail_model import GROUP_ID, build_entities, simulate
+from perflink._sample_retail_model import GROUP_ID, REGIONS, build_entities, simulate
 from perflink._sample_retail_plant import Choices, choose, plant
 from perflink.errors import PerflinkError
 
@@ -329,11 +329,34 @@ def _bonus(sim, org: pd.DataFrame, choices: Choices | None) -> pd.DataFrame:
 
 def _params_text(quarter: str, tables: dict[str, pd.DataFrame]) -> str:
     inputs = {"inputs": {name: f"{name}.csv" for name in tables}}
+    tenure = "".join(
+        f"    - {{entity_id: {code}, metric_id: {metric}, start_year: 2025, end_year: 2027, "
+        f"annual_growth: {growth}}}\n"
+        for code, _ in REGIONS
+        for metric, growth in (("operating_income", 0.08), ("net_sales", 0.05))
+    )
     return (
         "# Review parameters of the retail example (perflink sample-data --example retail).\n"
         f'quarter: "{quarter}"\n'
         "language: en\n" + yaml.safe_dump(inputs, sort_keys=False) + "catalog: catalog\n"
+        "# Company data: the region managers' tenure targets (2025-2027).\n"
+        "kpi:\n"
+        "  tenure:\n" + tenure + _WORKAROUNDS
     )
+
+
+# Option blocks that only replace package defaults naming the bundled sample's metrics
+# (issue 14 item 4); drop each line once its default is derived from the catalog.
+_WORKAROUNDS = """\
+  environment_changes: []   # default: the sample's demand shock on 'revenue'
+forecast:
+  # defaults: revenue, cogs, opex and net_profit
+  metrics: [net_sales, cost_of_sales, store_opex, marketing_spend, fulfilment_cost, admin_expense]
+  # operating_income = contribution - ...: a nested formula the forecast cannot expand yet
+  profit_metric: gross_margin
+summary:
+  projection_metric: gross_margin   # default: net_profit; must be one the forecast projects
+"""
 
 
 def _write(

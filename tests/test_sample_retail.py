@@ -95,6 +95,11 @@ def test_inputs_and_params_load(planted: Path):
     params = load_params(planted / "params.yaml")
     assert (params.quarter, params.language) == ("2026Q3", "en")
     assert params.catalog_dir == planted / "catalog"
+    # the tenure targets are the example's own data (region managers), not the sample's
+    assert {t.entity_id for t in params.kpi.tenure} == set(
+        entities.loc[entities["kind"] == "subsidiary", "entity_id"]
+    )
+    assert params.forecast.profit_metric in catalog.formulas
 
 
 def test_reconciliation_rules_hold_on_clean_data(clean: Path):
