@@ -340,3 +340,27 @@ def test_backtest_samples_units_of_large_groups(samples):
     assert 6 <= part["units_used"] <= 18 and part["n_series"] <= part["units_used"]
     pd.testing.assert_frame_equal(runs[1], runs[2])  # the same units every run
     assert part["mase"] != full["mase"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 6), st.integers(1, 40), st.integers(1, 5)),
+    axis=st.integers(0, 2),
+    gaps=st.sampled_from([0.0, 0.02, 0.5, 1.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_nanquantile_equals_numpy(shape, axis, gaps, seed):
+    # slices without NaN go through np.quantile in one call; the values must not move a bit
+    import warnings
+
+    from perflink.forecast._panel import nanquantile
+
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.normal(0, 100, shape), int(seed % 3))  # ties too
+    x[rng.random(shape) < gaps] = np.nan
+    q = [0.025, 0.1, 0.5, 0.9, 0.975]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices, as numpy warns
+        got, want = nanquantile(x, q, axis=axis), np.nanquantile(x, q, axis=axis)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))

@@ -290,6 +290,24 @@ def draw_paths(fc: dict, options, horizon: int) -> dict[str, np.ndarray]:
     return paths
 
 
+def nanquantile(x: np.ndarray, q: list[float], axis: int) -> np.ndarray:
+    """``np.nanquantile(x, q, axis=axis)``, faster: slices without NaN go through ``np.quantile``.
+
+    ``np.nanquantile`` calls a Python function per slice (tens of thousands of entity-month
+    path sets); on a slice without NaN it computes exactly ``np.quantile``, which takes all
+    such slices in one call. Same values, bit for bit.
+    """
+    moved = np.moveaxis(x, axis, -1)
+    flat = moved.reshape(-1, moved.shape[-1])
+    out = np.empty((len(q), flat.shape[0]))
+    full = ~np.isnan(flat).any(axis=1)
+    if full.any():
+        out[:, full] = np.quantile(flat[full], q, axis=1)
+    if not full.all():
+        out[:, ~full] = np.nanquantile(flat[~full], q, axis=1)
+    return out.reshape(len(q), *moved.shape[:-1])
+
+
 def monthly_table(fc: dict, paths: dict, profit: np.ndarray | None, setup_: Setup, options):
     """The ``forecast`` table: entity_id, metric_id, period, mean, lo/hi 80/95, method."""
     from perflink.forecast._models import interval_z
@@ -308,7 +326,7 @@ def monthly_table(fc: dict, paths: dict, profit: np.ndarray | None, setup_: Setu
             cols[f"hi_{lv}"] = np.where(nonneg, np.maximum(hi, 0.0), hi)
         frames.append(_long(ids, metric, future, cols, np.repeat(fc["method"][metric], h)))
     if profit is not None:
-        q = np.nanquantile(profit, [0.025, 0.1, 0.9, 0.975], axis=1)
+        q = nanquantile(profit, [0.025, 0.1, 0.9, 0.975], axis=1)
         cols = {
             "mean": np.nanmean(profit, axis=1),
             "lo_80": q[1],

@@ -142,7 +142,7 @@ def forecast_panel(
         )
         fy = ytd[:, None] + np.sum(pth[:, :, : st.fy_steps], axis=2)
         q = (
-            np.nanquantile(fy, [0.025, 0.1, 0.5, 0.9, 0.975], axis=1)
+            _fp.nanquantile(fy, [0.025, 0.1, 0.5, 0.9, 0.975], axis=1)
             if fy.size
             else np.zeros((5, 0))
         )
