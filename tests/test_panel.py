@@ -151,3 +151,50 @@ def test_window_refuses_reversed_months():
     wide = panel.build(facts, _group(1), CATALOG)
     with pytest.raises(PerflinkError, match="before start"):
         panel.window(wide, CATALOG, "2025-03", "2025-01")
+
+
+def _reference_wide(facts: pd.DataFrame, metrics) -> pd.DataFrame:
+    """The wide panel as pivot_table built it before (first non-missing value per key)."""
+    wide = facts.pivot_table(
+        index=["entity_id", "period"], columns="metric_id", values="value", aggfunc="first"
+    )
+    wide.columns.name = None
+    periods = pd.period_range(facts["period"].min(), facts["period"].max(), freq="M")
+    grid = pd.MultiIndex.from_product(
+        [sorted(facts["entity_id"].unique()), periods], names=["entity_id", "period"]
+    )
+    wide = wide.reindex(grid)
+    if metrics is not None:
+        wide = wide.reindex(columns=list(metrics))
+    return wide.astype(float)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["U2", "U10", "Ü1", "a"]),
+            st.integers(0, 14),
+            st.sampled_from(["revenue", "cogs", "zz_other", "headcount"]),
+            st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    metrics=st.sampled_from([None, ("revenue", "cogs", "opex"), ("headcount",)]),
+)
+def test_to_wide_matches_pivot_table(rows, metrics):
+    # duplicates keep their first non-missing value; missing months and metrics are NaN
+    facts = pd.DataFrame(rows, columns=["entity_id", "month", "metric_id", "value"])
+    facts["period"] = pd.Period("2025-01", "M") + facts.pop("month")
+    got = panel.to_wide(facts, metrics=metrics)
+    want = _reference_wide(facts, metrics)
+    assert got.index.equals(want.index)
+    assert list(got.columns) == list(want.columns)
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+def test_to_wide_refuses_empty_facts():
+    empty = pd.DataFrame(columns=["entity_id", "period", "metric_id", "value"])
+    with pytest.raises(PerflinkError, match="empty"):
+        panel.to_wide(empty)
