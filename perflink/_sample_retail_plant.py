@@ -4,7 +4,8 @@ Problems a US specialty retailer has, not the sample group's (no contracts, no V
 whose order system reports basket values with sales tax, a returns spike from a faulty batch,
 a store-traffic drop that makes a category miss its budget, a carrier surcharge that overruns
 fulfilment cost, a hurricane closure recorded as an approved adjustment, a missing warehouse
-feed, a scheme that breaks the policy and a bonus pool too small for its centres.
+feed, a one-off at a headquarters function outside every region, a scheme that breaks the
+policy and a bonus pool too small for its centres.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from perflink._sample_plant import Planted
 
 SALES_TAX = 1.07  # basket values reported with state sales tax in one region
 _HURRICANE_REGION = "SE"
+HQ_SPIKE_UNIT = "HQ-TEC"  # a function under the group itself, outside every region
 
 
 @dataclass
@@ -190,10 +192,28 @@ def plant(sim: Simulation, c: Choices, *, anchor: pd.Period) -> list[Planted]:
         )
     )
 
-    # 7/8. scheme and bonus problems are applied by the writers; described here
+    # 7. a one-off at a headquarters function (directly under the group, in no region):
+    # e-commerce re-platforming consultants booked as admin expense in one month
+    i, p = row[HQ_SPIKE_UNIT], q_months[1]
+    v["admin_expense"][i, col[p]] *= 1.7
     out.append(
         Planted(
             "P07",
+            "expense_spike",
+            "anomaly",
+            HQ_SPIKE_UNIT,
+            ["admin_expense"],
+            [p],
+            "admin expense of a headquarters function up about 70% in one month "
+            "(re-platforming consultants)",
+            {"size": 0.7},
+        )
+    )
+
+    # 8/9. scheme and bonus problems are applied by the writers; described here
+    out.append(
+        Planted(
+            "P08",
             "scheme_violation",
             "kpi",
             c.scheme_unit,
@@ -205,7 +225,7 @@ def plant(sim: Simulation, c: Choices, *, anchor: pd.Period) -> list[Planted]:
     )
     out.append(
         Planted(
-            "P08",
+            "P09",
             "bonus_overrun",
             "kpi",
             c.bonus_region,

@@ -132,6 +132,7 @@ def test_planted_problems_are_in_the_data(planted: Path):
         "cost_overrun",
         "known_event",
         "missing_data",
+        "expense_spike",
         "scheme_violation",
         "bonus_overrun",
     }
@@ -190,6 +191,12 @@ def test_planted_problems_are_in_the_data(planted: Path):
         & (inputs.facts["metric_id"] == "fulfilment_on_time")
     ]
     assert missing["periods"][0] not in set(have["period"].astype(str))
+
+    hq = truth["expense_spike"]  # under the group itself, in no region
+    assert entities.set_index("entity_id").at[hq["entity_id"], "parent_id"] == "GRP"
+    admin = wide.loc[hq["entity_id"], "admin_expense"]
+    p = pd.Period(hq["periods"][0], "M")
+    assert admin[p] > 1.5 * admin.drop(p).tail(12).median()
 
     violations = check_schemes(inputs.schemes, catalog.policy)
     assert set(violations["entity_id"]) == {truth["scheme_violation"]["entity_id"]}
