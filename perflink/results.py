@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -33,7 +33,7 @@ from perflink._report_format import TABLE_MAX_ROWS, frame_html
 from perflink.errors import ParamsError
 from perflink.labels import LANGUAGES, t
 
-__all__ = ["TaskResult", "note_html"]
+__all__ = ["TableResult", "TaskResult", "note_html"]
 
 _NO_UNITS: Mapping[str, str] = MappingProxyType({})
 
@@ -169,3 +169,19 @@ class TaskResult:
         if df.empty and self._empty is not None:
             return self._note(self._empty)
         return self._heading() + self._table(df)
+
+
+@dataclass(frozen=True)
+class TableResult(TaskResult):
+    """A result that is one table in one language, the common case.
+
+    Attributes
+    ----------
+    table : DataFrame
+        The main table (:meth:`to_frame` returns a copy).
+    language : str
+        ``"zh"`` or ``"en"``.
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    language: str

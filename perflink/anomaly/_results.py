@@ -13,7 +13,7 @@ import pandas as pd
 from perflink import charts, labels
 from perflink._report_format import TABLE_MAX_ROWS, fmt_number
 from perflink.common import severities_from
-from perflink.results import TaskResult
+from perflink.results import TableResult, TaskResult
 
 #: Columns of the ``anomalies`` findings table, in order.
 TABLE_COLUMNS = [
@@ -67,7 +67,7 @@ def counts_table(table: pd.DataFrame, entities: pd.DataFrame, lang: str) -> pd.D
 
 
 @dataclass(frozen=True)
-class AnomalyCounts(TaskResult):
+class AnomalyCounts(TableResult):
     """Counts of the quarter's findings by subsidiary and source system.
 
     Attributes
@@ -78,9 +78,6 @@ class AnomalyCounts(TaskResult):
     language : str
         ``"zh"`` or ``"en"``.
     """
-
-    table: pd.DataFrame
-    language: str
 
     _empty = "anomaly.text.none"
     _table_name = "anomaly_counts"
@@ -126,7 +123,7 @@ class AnomalyCounts(TaskResult):
 
 
 @dataclass(frozen=True)
-class PeerComparison(TaskResult):
+class PeerComparison(TableResult):
     """Year-on-year change of the top flagged series next to their peers' (same month).
 
     Attributes
@@ -137,9 +134,6 @@ class PeerComparison(TaskResult):
     language : str
         ``"zh"`` or ``"en"``.
     """
-
-    table: pd.DataFrame
-    language: str
 
     _empty = "anomaly.text.no_peers"
     _units = {"self_change": "pct", "peer_median": "pct"}

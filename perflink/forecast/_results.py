@@ -13,7 +13,7 @@ import pandas as pd
 
 from perflink import charts, labels
 from perflink.common import severities_from
-from perflink.results import TaskResult
+from perflink.results import TableResult, TaskResult
 
 FORECAST_COLUMNS = [
     "entity_id",
@@ -216,14 +216,15 @@ class ForecastResult(TaskResult):
         shown = list(subs.head(max(_FAN_PANELS - len(groups), 1)))
         return [*groups, *shown], (len(shown), len(subs))
 
-    def chart(self, entities: list[str] | None = None, *, metric: str = "revenue") -> alt.Chart:
+    def chart(self, entities: list[str] | None = None, *, metric: str | None = None) -> alt.Chart:
         """Fan charts: actual, forecast with 80%/95% bands, and budget, one panel per entity.
 
         ``entities`` defaults to the group and its subsidiaries; in a group with more than
         eight subsidiaries, the group and the eight with the most money at stake on
-        ``metric`` (the subtitle says so).
+        ``metric`` (the subtitle says so). ``metric`` defaults to the first one forecast.
         """
         lang = self.language
+        metric = metric or str(self.forecast["metric_id"].iloc[0])
         ranked = None
         if entities is None:
             entities, ranked = self._fan_entities(metric)
@@ -289,7 +290,7 @@ class ForecastResult(TaskResult):
 
 
 @dataclass(frozen=True)
-class BacktestResult(TaskResult):
+class BacktestResult(TableResult):
     """Rolling-origin backtest of the panel method, per metric.
 
     Attributes
@@ -305,9 +306,6 @@ class BacktestResult(TaskResult):
     language : str
         ``"zh"`` or ``"en"``.
     """
-
-    table: pd.DataFrame
-    language: str
 
     _units = dict.fromkeys(
         ("coverage_80", "coverage_95", "fy_coverage_80", "fy_abs_error_pct"), "pct"

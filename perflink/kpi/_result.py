@@ -100,16 +100,24 @@ class DecompositionResult(TaskResult):
         cols += ["driver_actual", "driver_base"]
         return self.attribution[cols]
 
+    def lead_metric(self) -> str:
+        """The first tier-1 metric (catalog order): what the charts show unless told."""
+        return str(self.tier1["metric_id"].iloc[0])
+
     def top_level(self, kinds: list[str] | None = None) -> list[str]:
         """Ids of the group and subsidiaries (entities whose name has no department suffix)."""
         ids = self.tier1["entity_id"].unique().tolist()
         return [e for e in ids if kinds is None or e in kinds]
 
     def waterfall_frame(
-        self, entity_id: str, *, metric_id: str = "net_profit", scope: str = "quarter"
+        self, entity_id: str, *, metric_id: str | None = None, scope: str = "quarter"
     ) -> pd.DataFrame:
         """Rows of the target-to-actual waterfall of one entity (formula, then identity /
-        mapping links), with their running ``start`` and ``end``."""
+        mapping links), with their running ``start`` and ``end``.
+
+        ``metric_id`` defaults to the first tier-1 metric of the catalog (:meth:`lead_metric`).
+        """
+        metric_id = metric_id or self.lead_metric()
         a = self.attribution
         part = a[
             (a["entity_id"] == entity_id)
@@ -174,11 +182,15 @@ class DecompositionResult(TaskResult):
         self,
         entity_id: str | None = None,
         *,
-        metric_id: str = "net_profit",
+        metric_id: str | None = None,
         scope: str = "quarter",
     ) -> alt.Chart:
-        """Waterfall from target to actual through tier-2 and tier-3 contributions."""
+        """Waterfall from target to actual through tier-2 and tier-3 contributions.
+
+        ``metric_id`` defaults to the first tier-1 metric of the catalog (:meth:`lead_metric`).
+        """
         entity_id = entity_id or self.tier1["entity_id"].iloc[0]
+        metric_id = metric_id or self.lead_metric()
         data = charts.for_chart(self.waterfall_frame(entity_id, metric_id=metric_id, scope=scope))
         title = t(
             "kpi.chart.waterfall",
@@ -207,9 +219,11 @@ class DecompositionResult(TaskResult):
         )
 
     def tree_chart(
-        self, entity_id: str, *, metric_id: str = "net_profit", scope: str = "quarter"
+        self, entity_id: str, *, metric_id: str | None = None, scope: str = "quarter"
     ) -> alt.LayerChart:
-        """Driver tree of one entity, nodes coloured by completion status."""
+        """Driver tree of one entity, nodes coloured by completion status (``metric_id``:
+        default the first tier-1 metric, :meth:`lead_metric`)."""
+        metric_id = metric_id or self.lead_metric()
         tr = self.tree
         part = tr[(tr["entity_id"] == entity_id) & (tr["scope"] == scope)]
         part = part[part["metric_id"] == metric_id].copy()

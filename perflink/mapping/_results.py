@@ -54,6 +54,15 @@ class MappingResult(TaskResult):
     _units: ClassVar[Mapping[str, str]] = {c: "pct" for c in _PCT}
     _section: ClassVar[str] = "mapping.result.validation"
     _summarise: ClassVar[bool] = True
+    _bars: ClassVar[tuple[str, str] | None] = None  # (column, title key) of chart()'s bars
+
+    def chart(self) -> alt.Chart:
+        """Findings per ``_bars`` column, coloured by severity."""
+        return self._severity_bars(*self._bars) if self._bars else self._empty_chart()
+
+    def view(self) -> pd.DataFrame:
+        """The main table without the long source references."""
+        return _shown(getattr(self, self._frame))
 
     def _labelled(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         lang, table = self.language, labels._load()
@@ -122,10 +131,7 @@ class CatalogCheckResult(MappingResult):
     language: str
 
     _section = "mapping.result.catalog"
-
-    def chart(self) -> alt.Chart:
-        """Bar chart: findings per check, coloured by severity."""
-        return self._severity_bars("check", "mapping.chart.catalog")
+    _bars = ("check", "mapping.chart.catalog")
 
     def view(self) -> pd.DataFrame:
         return self.findings[["metric_id", "rule_id", "check", "severity", "message"]]
@@ -158,10 +164,7 @@ class CompletenessResult(MappingResult):
     language: str
 
     _section = "mapping.result.completeness"
-
-    def chart(self) -> alt.Chart:
-        """Bar chart: missing values per source system, coloured by severity."""
-        return self._severity_bars("source_system", "mapping.chart.missing")
+    _bars = ("source_system", "mapping.chart.missing")
 
     def _repr_html_(self) -> str:
         found = self._table(_shown(self.findings)) if len(self.findings) else ""
@@ -226,9 +229,6 @@ class RuleCheckResult(MappingResult):
                 tooltip=["entity_id", "period", "n", "rules", "worst"],
             )
         )
-
-    def view(self) -> pd.DataFrame:
-        return _shown(self.findings)
 
 
 def _join(s: pd.Series) -> str:

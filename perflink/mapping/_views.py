@@ -20,13 +20,13 @@ from perflink.mapping._results import (
     CompletenessResult,
     MappingResult,
     RuleCheckResult,
-    _shown,
     _summary,
 )
+from perflink.results import TableResult
 
 
 @dataclass(frozen=True)
-class _TableResult(MappingResult):
+class _TableResult(MappingResult, TableResult):
     """A mapping result whose main table is ``table`` (no findings summary on top)."""
 
     _frame = "table"
@@ -67,9 +67,6 @@ class DriverStrengthResult(_TableResult):
         ``insufficient_data``.
     language : str
     """
-
-    table: pd.DataFrame
-    language: str
 
     _section = "mapping.result.drivers"
     _table_name = "driver_strength"
@@ -127,9 +124,6 @@ class DataQualityResult(_TableResult):
     language : str
     """
 
-    table: pd.DataFrame
-    language: str
-
     _section = "mapping.result.quality"
     _table_name = "data_quality"
 
@@ -160,8 +154,6 @@ class StatusResult(_TableResult):
         The group entity (no parent), where group-wide findings such as driver strength sit.
     """
 
-    table: pd.DataFrame
-    language: str
     group: str = ""
 
     _section = "mapping.result.status"
@@ -193,13 +185,7 @@ class MappingFindingsResult(MappingResult):
     language: str
 
     _findings = "findings"
-
-    def chart(self) -> alt.Chart:
-        """Findings per check, coloured by severity."""
-        return self._severity_bars("check", "mapping.h.findings")
-
-    def view(self) -> pd.DataFrame:
-        return _shown(self.findings)
+    _bars = ("check", "mapping.h.findings")
 
     def _repr_html_(self) -> str:
         return self._table(self.view())

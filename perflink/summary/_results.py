@@ -13,7 +13,7 @@ import pandas as pd
 from perflink import charts
 from perflink._report_format import fmt_number
 from perflink.labels import t, value_label
-from perflink.results import TaskResult
+from perflink.results import TableResult, TaskResult
 
 if TYPE_CHECKING:
     from perflink.summary._collect import SummaryInputs
@@ -113,7 +113,7 @@ class HeadlineResult(SummaryPart):
 
 
 @dataclass(frozen=True)
-class ChainResult(SummaryPart):
+class ChainResult(SummaryPart, TableResult):
     """Per subsidiary: business -> financial completion -> score -> projected deviation.
 
     Attributes
@@ -124,9 +124,6 @@ class ChainResult(SummaryPart):
         status_financial, status_score, status_projection`` and ``status`` (the worst).
     language : ``"zh"`` or ``"en"``.
     """
-
-    table: pd.DataFrame = field(repr=False)
-    language: str
 
     def chart(self) -> alt.Chart:
         """One row per subsidiary, four coloured cells with the figures (the chain).
@@ -260,7 +257,7 @@ class RankedFindingsResult(SummaryPart):
 
 
 @dataclass(frozen=True)
-class ActionsResult(SummaryPart):
+class ActionsResult(SummaryPart, TableResult):
     """Suggested actions derived from the rules in ``summary.actions`` — suggestions only.
 
     Attributes
@@ -269,9 +266,6 @@ class ActionsResult(SummaryPart):
         (the suggestion with the numbers it rests on), ``finding_id`` (the finding answered).
     language : ``"zh"`` or ``"en"``.
     """
-
-    table: pd.DataFrame = field(repr=False)
-    language: str
 
     _table_name = "summary_actions"
 
@@ -364,7 +358,7 @@ class LoopResult(SummaryPart):
 
 
 @dataclass(frozen=True)
-class QualityResult(SummaryPart):
+class QualityResult(SummaryPart, TableResult):
     """Data-quality index per source system, from the validation task (``data_quality``).
 
     Attributes
@@ -374,9 +368,6 @@ class QualityResult(SummaryPart):
         mapping task did not run.
     language : ``"zh"`` or ``"en"``.
     """
-
-    table: pd.DataFrame = field(repr=False)
-    language: str
 
     def chart(self) -> alt.Chart:
         """Index per source system, coloured by status."""
@@ -410,7 +401,7 @@ class QualityResult(SummaryPart):
 
 
 @dataclass(frozen=True)
-class GroupTotalsResult(SummaryPart):
+class GroupTotalsResult(SummaryPart, TableResult):
     """The group's tier-1 totals shown in a scoped report (see :func:`perflink.summary.group_totals`).
 
     Attributes
@@ -419,9 +410,6 @@ class GroupTotalsResult(SummaryPart):
         when the review is not scoped or the params do not allow group totals.
     language : ``"zh"`` or ``"en"``.
     """
-
-    table: pd.DataFrame = field(repr=False)
-    language: str
 
     def chart(self) -> alt.Chart:
         """Nothing to draw beyond the table: a note chart."""
