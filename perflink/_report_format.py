@@ -75,8 +75,13 @@ def fmt_figure(x: object, spec: str) -> str:
     """A figure in message text: ``format(x, spec)``, or ``"—"`` if missing or not finite.
 
     ``fmt_figure(0.0523, "+.1%")`` -> ``"+5.2%"``; ``fmt_figure(87.25, ".1f")`` -> ``"87.2"``.
+
+    Raises
+    ------
+    ReportError
+        If ``x`` is not a number.
     """
-    if _is_missing(x) or not math.isfinite(float(x)):
+    if _is_missing(x) or not math.isfinite(_as_float(x, f"fmt_figure value ({spec})")):
         return MISSING
     return format(x, spec)
 
@@ -86,10 +91,16 @@ def fmt_significant(x: object) -> str:
 
     ``12345.6`` -> ``"12,346"``, ``52.34`` -> ``"52.3"``, ``0.01234`` -> ``"0.0123"``;
     ``"—"`` if missing or not finite.
+
+    Raises
+    ------
+    ReportError
+        If ``x`` is not a number.
     """
-    if _is_missing(x) or not math.isfinite(float(x)):
+    if _is_missing(x):
         return MISSING
-    return _by_size(float(x), ((1000, ",.0f"), (10, ",.1f")))
+    value = _as_float(x, "fmt_significant value")
+    return _by_size(value, ((1000, ",.0f"), (10, ",.1f"))) if math.isfinite(value) else MISSING
 
 
 def fmt_money(x_wan: object, lang: str | None = None) -> str:

@@ -527,3 +527,45 @@ def test_index_says_when_a_report_is_scoped(tmp_path):
     assert "报告范围" in page and "<dd>S02</dd>" in page
     render_index({**run, "scope": None}, tmp_path / "group.html", language="zh")
     assert "报告范围" not in (tmp_path / "group.html").read_text(encoding="utf-8")
+
+
+# -- figures in message text (one place: _report_format) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("x", "spec", "text"),
+    [(0.0523, "+.1%", "+5.2%"), (-0.1, "+.1%", "-10.0%"), (87.25, ".1f", "87.2"),
+     (12345.6, ",.1f", "12,345.6"), (0.953, ".1%", "95.3%")],
+)  # fmt: skip
+def test_fmt_figure_formats_with_the_spec(x, spec, text):
+    from perflink._report_format import fmt_figure
+
+    assert fmt_figure(x, spec) == text
+
+
+@pytest.mark.parametrize("x", [None, float("nan"), float("inf"), pd.NA])
+def test_fmt_figure_and_fmt_significant_show_missing_as_a_dash(x):
+    from perflink._report_format import MISSING, fmt_figure, fmt_significant
+
+    assert fmt_figure(x, ".1f") == MISSING
+    assert fmt_significant(x) == MISSING
+
+
+@pytest.mark.parametrize(
+    ("x", "text"),
+    [(12345.6, "12,346"), (-1500.0, "-1,500"), (52.34, "52.3"), (10.0, "10.0"), (9.876, "9.88"),
+     (0.01234, "0.0123"), (0, "0")],
+)  # fmt: skip
+def test_fmt_significant_keeps_about_three_digits(x, text):
+    from perflink._report_format import fmt_significant
+
+    assert fmt_significant(x) == text
+
+
+def test_fmt_figure_and_fmt_significant_reject_text():
+    from perflink._report_format import fmt_figure, fmt_significant
+
+    with pytest.raises(ReportError, match="fmt_figure value.*'12'"):
+        fmt_figure("12", ".1f")
+    with pytest.raises(ReportError, match="fmt_significant value"):
+        fmt_significant("12")

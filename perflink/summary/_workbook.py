@@ -126,8 +126,8 @@ def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | Non
     for key, df in _sheet_tables(result).items():
         ws = wb.create_sheet(labels.t(f"summary.sheet.{key}", "en")[:31])
         cols = [str(c) for c in df.columns]
-        ws.append(xlsx_row(ws, [header(c, "zh") for c in cols]))
-        ws.append(xlsx_row(ws, [header(c, "en") for c in cols]))
+        for lang in labels.LANGUAGES:  # bilingual header rows: HR and finance read either
+            ws.append(xlsx_row(ws, [header(c, lang) for c in cols]))
         for cell in (*ws[1], *ws[2]):
             cell.font = bold
         for row in _cells(df):  # text as string cells: a name starting '=' is no formula
