@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import perflink
 import perflink.kpi as kpi
@@ -217,3 +219,60 @@ def test_decompose_result_presents(samples):
     dec.tree_chart("G00").to_dict()
     wf = dec.waterfall_frame("G00", scope="ytd")
     assert wf["end"].iloc[-2] == pytest.approx(wf["value"].iloc[-1], rel=1e-9)
+
+
+def _edge_frame(part, index):
+    """One edge's rows as the tree built them before: one small frame per edge."""
+    (root, parent, driver, lag, tier, depth, link, method), value, actual, base = part
+    return pd.DataFrame(
+        {
+            "entity_id": index.to_numpy(),
+            "metric_id": root,
+            "parent_id": parent,
+            "driver_id": driver,
+            "lag": lag,
+            "tier": tier,
+            "depth": depth,
+            "link": link,
+            "method": method,
+            "contribution": value,
+            "driver_actual": np.nan if actual is None else actual,
+            "driver_base": np.nan if base is None else base,
+        }
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    edges=st.lists(
+        st.tuples(
+            st.sampled_from(["revenue", "cogs", "_remainder"]),
+            st.integers(0, 12),
+            st.integers(1, 3),
+            st.sampled_from(["formula", "identity", "mapping"]),
+            st.booleans(),
+        ),
+        max_size=6,
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_tree_frame_equals_concatenated_edge_frames(n, edges, seed):
+    from perflink.kpi._tree import _frame
+
+    rng = np.random.default_rng(seed)
+    index = pd.Index([f"E{i}" for i in range(n)], name="entity_id")
+
+    def arr():
+        x = rng.normal(0, 10, n)
+        x[rng.random(n) < 0.2] = np.nan
+        return x
+
+    parts = [(("net_profit", None, "net_profit", 0, 1, 0, "total", "total"), arr(), arr(), arr())]
+    for driver, lag, depth, link, has_values in edges:
+        labels = ("net_profit", "net_profit", driver, lag, 2, depth, link, "shapley")
+        parts.append((labels, arr(), arr() if has_values else None, arr() if has_values else None))
+    got = _frame(parts, index)
+    want = pd.concat([_edge_frame(p, index) for p in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got.dtypes.equals(want.dtypes)

@@ -174,7 +174,7 @@ def attribute_tree(
     """Long rows (entity x edge) of one tier-1 metric's tree for one window and base."""
     a0, b0 = w.get("actual"), w.get("base").reindex(w.get("actual").index)
     root_delta = a0[root] - b0[root]
-    rows = [_rows(root_delta, root, None, root, 0, "total", "total", a0[root], b0[root], 0)]
+    rows = [_part(root_delta, root, None, root, 0, "total", "total", a0[root], b0[root], 0)]
     stack = [(root, root_delta, 0, (root,))]
     while stack:
         node, contrib, depth, path = stack.pop()
@@ -201,7 +201,7 @@ def attribute_tree(
                 side = "history" if lag and link.kind == "formula" else "base"
                 cb = w.get(side, lag).get(child) if child in catalog.metrics else None
                 rows.append(
-                    _rows(
+                    _part(
                         value,
                         root,
                         node,
@@ -227,7 +227,7 @@ def attribute_tree(
                 gap = leftover.where(leftover.abs() > tol)
                 if gap.notna().any():  # the parent did not move or a child is missing
                     rows.append(
-                        _rows(
+                        _part(
                             gap.fillna(0.0),
                             root,
                             node,
@@ -241,27 +241,43 @@ def attribute_tree(
                             depth + 1,
                         )
                     )
-    return rows
+    return [_frame(rows, a0.index)]
 
 
-def _rows(value, root, parent, driver, lag, link, method, actual, base, tier, depth=0):
-    idx = value.index
-    return pd.DataFrame(
-        {
-            "entity_id": idx.to_numpy(),
-            "metric_id": root,
-            "parent_id": parent,
-            "driver_id": driver,
-            "lag": lag,
-            "tier": tier,
-            "depth": depth,
-            "link": link,
-            "method": method,
-            "contribution": value.to_numpy(dtype=float),
-            "driver_actual": np.nan if actual is None else actual.to_numpy(dtype=float),
-            "driver_base": np.nan if base is None else base.to_numpy(dtype=float),
-        }
+def _part(value, root, parent, driver, lag, link, method, actual, base, tier, depth=0):
+    """One tree edge: its labels and its per-entity arrays (all aligned with the actual window)."""
+    return (
+        (root, parent, driver, lag, tier, depth, link, method),
+        value.to_numpy(dtype=float),
+        None if actual is None else actual.to_numpy(dtype=float),
+        None if base is None else base.to_numpy(dtype=float),
     )
+
+
+_LABELS = ("metric_id", "parent_id", "driver_id", "lag", "tier", "depth", "link", "method")
+
+
+def _frame(parts: list, index: pd.Index) -> pd.DataFrame:
+    """Long rows (edge x entity) of one tree, built once.
+
+    One frame per tree rather than one per edge: with thousands of entities, converting each
+    edge's id and label columns to strings cost more than the attribution itself. Columns,
+    order and dtypes are those the per-edge frames had once concatenated.
+    """
+    n = len(index)
+    labels = list(zip(*(p[0] for p in parts), strict=True))
+    out = {"entity_id": np.tile(index.to_numpy(), len(parts))}
+    for name, values in zip(_LABELS, labels, strict=True):
+        kind = np.int64 if name in ("lag", "tier", "depth") else object
+        out[name] = np.repeat(np.array(values, dtype=kind), n)
+    nan = np.full(n, np.nan)
+    out["contribution"] = np.concatenate([p[1] for p in parts])
+    out["driver_actual"] = np.concatenate([nan if p[2] is None else p[2] for p in parts])
+    out["driver_base"] = np.concatenate([nan if p[3] is None else p[3] for p in parts])
+    frame = pd.DataFrame(out)
+    # the root edge has no parent: the per-edge frames kept that column as objects (None)
+    frame["parent_id"] = pd.Series(out["parent_id"], dtype=object)
+    return frame
 
 
 def estimate_elasticities(unit_panel: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
