@@ -114,10 +114,10 @@ def fmt_money(x_wan: object, lang: str | None = None) -> str:
     ReportError
         If ``x_wan`` is not a number.
     """
-    lang = _check_lang(lang)
-    if _is_missing(x_wan):
-        return MISSING
-    x = _as_float(x_wan, "fmt_money amount (万元)")
+    return fmt_number(x_wan, "money", lang)
+
+
+def _money(x: float, lang: str) -> str:
     a = abs(x)
     if lang == "zh":
         if a >= 10_000:
@@ -166,7 +166,7 @@ def fmt_number(x: object, unit: str | None = None, lang: str | None = None) -> s
     if unit == "pct":
         return f"{value * 100:.1f}%"
     if unit == "money":
-        return fmt_money(value, lang)
+        return _money(value, lang)
     if unit in ("pcs", "cny_per_pc", "persons"):
         return f"{_plain(value)} {t('report.unit.' + unit, lang)}"
     return f"{_plain(value)} {unit}"

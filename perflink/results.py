@@ -33,7 +33,7 @@ from perflink._report_format import TABLE_MAX_ROWS, frame_html
 from perflink.errors import ParamsError
 from perflink.labels import LANGUAGES, t
 
-__all__ = ["TableResult", "TaskResult", "note_html"]
+__all__ = ["QuarterResult", "TableResult", "TaskResult", "note_html"]
 
 _NO_UNITS: Mapping[str, str] = MappingProxyType({})
 
@@ -184,4 +184,20 @@ class TableResult(TaskResult):
     """
 
     table: pd.DataFrame = field(repr=False)
+    language: str
+
+
+@dataclass(frozen=True)
+class QuarterResult(TaskResult):
+    """A result of one review quarter: its first fields are ``quarter`` and ``language``.
+
+    Attributes
+    ----------
+    quarter : str
+        The review quarter, ``"2026Q3"`` (the ``{quarter}`` of its heading).
+    language : str
+        ``"zh"`` or ``"en"``.
+    """
+
+    quarter: str
     language: str

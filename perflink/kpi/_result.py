@@ -11,7 +11,7 @@ import pandas as pd
 from perflink import charts, panel
 from perflink._report_format import fmt_number
 from perflink.labels import t
-from perflink.results import TaskResult
+from perflink.results import QuarterResult
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def tree_layout(edges: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class DecompositionResult(TaskResult):
+class DecompositionResult(QuarterResult):
     """Three-tier attribution of every entity's tier-1 variance.
 
     Attributes
@@ -76,8 +76,6 @@ class DecompositionResult(TaskResult):
     metric_names, metric_units : metric id -> catalog name in the report language / unit.
     """
 
-    quarter: str
-    language: str
     attribution: pd.DataFrame = field(repr=False)
     tier1: pd.DataFrame = field(repr=False)
     tree: pd.DataFrame = field(repr=False)

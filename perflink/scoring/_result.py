@@ -15,7 +15,7 @@ from perflink import charts
 from perflink._report_format import fmt_number
 from perflink._report_tables import atomic_write, xlsx_row
 from perflink.labels import column_label, t
-from perflink.results import TaskResult
+from perflink.results import QuarterResult
 
 # Large groups: above this many units the score chain shows them as a distribution, and
 # charts name only this many subsidiaries / bonus pools (the tables list them all).
@@ -24,7 +24,7 @@ _TOP_POOLS = 15
 
 
 @dataclass(frozen=True)
-class ScorecardResult(TaskResult):
+class ScorecardResult(QuarterResult):
     """Scores, adjustments, bonuses and tenure progress of one review.
 
     Attributes
@@ -43,8 +43,6 @@ class ScorecardResult(TaskResult):
     names, parents : entity id -> display name / parent id.
     """
 
-    quarter: str
-    language: str
     scorecard: pd.DataFrame = field(repr=False)
     totals: pd.DataFrame = field(repr=False)
     audit: pd.DataFrame = field(repr=False)
@@ -270,7 +268,7 @@ def _sheet(entity: str, parents: dict) -> str:
 
 
 @dataclass(frozen=True)
-class ManagerAssessmentResult(TaskResult):
+class ManagerAssessmentResult(QuarterResult):
     """Middle-manager assessment (department managers) and executives' tenure view.
 
     Attributes
@@ -290,8 +288,6 @@ class ManagerAssessmentResult(TaskResult):
     top_n : managers drawn in :meth:`chart` (the lowest scores).
     """
 
-    quarter: str
-    language: str
     scope: str
     managers: pd.DataFrame = field(repr=False)
     executives: pd.DataFrame = field(repr=False)

@@ -13,7 +13,7 @@ import pandas as pd
 from perflink import charts
 from perflink._report_format import fmt_number
 from perflink.labels import t, value_label
-from perflink.results import TableResult, TaskResult
+from perflink.results import QuarterResult, TableResult, TaskResult
 
 if TYPE_CHECKING:
     from perflink.summary._collect import SummaryInputs
@@ -433,7 +433,7 @@ FindingsResult = RankedFindingsResult  # its name before issue 13 (mapping has i
 
 
 @dataclass(frozen=True)
-class SummaryResult(SummaryPart):
+class SummaryResult(SummaryPart, QuarterResult):
     """The leadership summary of one quarter.
 
     Attributes
@@ -449,8 +449,6 @@ class SummaryResult(SummaryPart):
     inputs : the :class:`SummaryInputs` used.
     """
 
-    quarter: str
-    language: str
     headline: HeadlineResult
     chain: ChainResult
     findings: RankedFindingsResult
