@@ -14,6 +14,7 @@ import pandas as pd
 
 from perflink.anomaly._rates import settings_for_rate
 from perflink.anomaly._series import detect_frame
+from perflink.common import require_columns
 from perflink.errors import InputError
 
 _REQUIRED = ("entity_id", "period", "metric_id", "value")
@@ -43,16 +44,7 @@ class Cube:
 
 def build_cube(facts: pd.DataFrame, quarter: pd.Period, *, exclude: tuple[str, ...]) -> Cube:
     """Pivot the facts table into a :class:`Cube` covering its months; checks the columns."""
-    if not isinstance(facts, pd.DataFrame):
-        raise InputError(
-            f"detect_anomalies expects the facts table as a DataFrame, got {type(facts).__name__}."
-        )
-    missing = [c for c in _REQUIRED if c not in facts.columns]
-    if missing:
-        raise InputError(
-            f"facts table lacks column(s) {', '.join(missing)} (has: "
-            f"{', '.join(map(str, facts.columns))}); load it with perflink.load_inputs."
-        )
+    require_columns(facts, _REQUIRED, table="facts")
     if facts.empty:
         raise InputError("facts table is empty: nothing to score; check the facts input file.")
     if not isinstance(facts["period"].dtype, pd.PeriodDtype):

@@ -38,7 +38,8 @@ from perflink.anomaly._results import (
     counts_table,
 )
 from perflink.catalog import Catalog
-from perflink.errors import InputError, ParamsError
+from perflink.common import parse_quarter, require_columns
+from perflink.errors import ParamsError
 from perflink.execution import Executor, get_executor
 from perflink.options import AnomalyOptions, ExecutorOptions
 
@@ -124,7 +125,7 @@ def detect_anomalies(
     """
     opts = _check_options(options)
     lang = labels._check_lang(language)
-    q = _quarter(quarter)
+    q = parse_quarter(quarter)
     ents = _check_entities(entities)
     cube = build_cube(facts, q, exclude=opts.exclude_metrics)
     info = ents.set_index("entity_id").reindex(cube.entities)
@@ -205,25 +206,9 @@ def _check_options(options: AnomalyOptions | None) -> AnomalyOptions:
     return options
 
 
-def _quarter(quarter: pd.Period | str) -> pd.Period:
-    try:
-        q = pd.Period(quarter, "Q")
-    except (ValueError, TypeError):
-        raise ParamsError(
-            f"quarter: cannot read {quarter!r} as a quarter; use e.g. '2026Q3'."
-        ) from None
-    return q
-
-
 def _check_entities(entities: pd.DataFrame) -> pd.DataFrame:
     need = ["entity_id", "name_zh", "name_en", "parent_id", "center_type", "business_line"]
-    if not isinstance(entities, pd.DataFrame):
-        raise InputError(f"entities must be a DataFrame, got {type(entities).__name__}.")
-    missing = [c for c in need if c not in entities.columns]
-    if missing:
-        raise InputError(
-            f"entities table lacks column(s) {', '.join(missing)}; load it with perflink.load_inputs."
-        )
+    require_columns(entities, need, table="entities")
     return entities
 
 
