@@ -102,8 +102,9 @@ def check_period_range(
 
 
 def check_entities(df: pd.DataFrame, bad: pd.DataFrame, problems: Problems) -> None:
-    """One group root, parents exist, no cycles, centre type exactly on departments."""
+    """One name per row, one group root, parents exist, no cycles, centre type on departments."""
     table = problems.table
+    _check_names(df, problems)
     bad_kind = bad["kind"].to_numpy()
     kind, parent, center = df["kind"], df["parent_id"], df["center_type"]
     is_group = (kind == "group").to_numpy()
@@ -149,6 +150,24 @@ def check_entities(df: pd.DataFrame, bad: pd.DataFrame, problems: Problems) -> N
         "Leave it empty.",
     )
     _check_cycles(df, problems)
+
+
+def _check_names(df: pd.DataFrame, problems: Problems) -> None:
+    """``name_zh`` or ``name_en``: either may be empty, not both (pages fall back to the other)."""
+    unnamed = (df["name_zh"].isna() & df["name_en"].isna()).to_numpy()
+    if len(df) and unnamed.all():
+        problems.add(
+            f"{problems.table.label}: no entity has a name; add a column 'name_en' (English "
+            "names) or 'name_zh' (Chinese names), or both, and fill it on every row."
+        )
+        return
+    for i in np.flatnonzero(unnamed):
+        problems.add(
+            f"{problems.table.where(int(i))}, columns 'name_zh' and 'name_en': both are empty; "
+            "give the entity a name in at least one of them (the report shows the other "
+            "language's name where one is missing).",
+            int(i),
+        )
 
 
 def _check_cycles(df: pd.DataFrame, problems: Problems) -> None:

@@ -44,7 +44,8 @@ class Col:
 SPECS: dict[str, tuple[Col, ...]] = {
     "entities": (
         Col("entity_id"),
-        Col("name_zh"),
+        # One name is enough (a company with English names only): see check_entities.
+        Col("name_zh", column_required=False, value_required=False),
         Col("name_en", column_required=False, value_required=False),
         Col("parent_id", value_required=False),
         Col("kind", allowed=ENTITY_KINDS),

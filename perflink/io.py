@@ -40,7 +40,15 @@ from perflink._io_read import EncodingSpec, RawTable, encoding_for, read_raw
 from perflink._io_sql import SqlSource, as_source, content_sha256, read_sql_raw
 from perflink.errors import InputError, ParamsError
 
-__all__ = ["KINDS", "Inputs", "SqlSource", "empty_table", "load_inputs", "read_table"]
+__all__ = [
+    "KINDS",
+    "Inputs",
+    "SqlSource",
+    "empty_table",
+    "load_inputs",
+    "read_table",
+    "read_tables",
+]
 
 log = logging.getLogger("perflink.io")
 
@@ -141,6 +149,8 @@ def read_table(
     elif kind == "schemes":
         chk.check_schemes(df, bad, problems)
     problems.raise_if_any()
+    if kind == "entities":
+        df = _fill_names(df)
     df.attrs.update(source=str(path), encoding=raw.encoding, extra_columns=extra)
     if digest is not None:
         df.attrs.update(sha256=digest, rows_read=len(df))
@@ -219,10 +229,47 @@ def load_inputs(
     if missing:
         raise InputError(f"inputs {missing} are required; add their file paths.")
     resolved = {k: as_source(k, paths[k]) for k in KINDS if k in paths}
-    entities = read_table(resolved["entities"], "entities", encoding=encoding)
-    known = set(entities["entity_id"])
-    tables, errors = {"entities": entities}, []
-    for kind in KINDS[1:]:
+    tables, errors, _ = read_tables(
+        resolved, known_metrics=known_metrics, period_range=period_range, encoding=encoding
+    )
+    if errors:
+        raise InputError("\n\n".join(errors.values()))
+    return Inputs(**tables, paths=resolved)
+
+
+def read_tables(
+    resolved: Mapping[str, Path | SqlSource],
+    *,
+    known_metrics: Collection[str] | None = None,
+    period_range: tuple[pd.Period, pd.Period] | None = None,
+    encoding: EncodingSpec = None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[str]]:
+    """Read every given table, collecting problems instead of stopping at the first table.
+
+    Entities are read first; their ids are then the known ``entity_id`` values of the other
+    tables. When the entities table itself cannot be loaded, the other tables are still
+    read and checked, without that cross-check (and a line says so).
+
+    Parameters
+    ----------
+    resolved
+        ``kind -> path or SqlSource`` (see :func:`load_inputs`); a kind left out is an empty
+        table.
+    known_metrics, period_range, encoding
+        As in :func:`read_table`.
+
+    Returns
+    -------
+    (dict, dict, list)
+        The tables that loaded (``kind -> DataFrame``; a kind not given is an empty table),
+        the problems of those that did not (``kind -> message``, in :data:`KINDS` order) and
+        the checks that were skipped because a table they need did not load.
+    """
+    tables: dict[str, pd.DataFrame] = {}
+    errors: dict[str, str] = {}
+    skipped: list[str] = []
+    known: set[str] | None = None
+    for kind in KINDS:
         if kind not in resolved:
             tables[kind] = empty_table(kind)
             continue
@@ -232,14 +279,38 @@ def load_inputs(
                 known_entities=known, known_metrics=known_metrics, period_range=period_range,
                 encoding=encoding,
             )  # fmt: skip
-        except InputError as exc:
-            errors.append(str(exc))
-    if errors:
-        raise InputError("\n\n".join(errors))
-    return Inputs(**tables, paths=resolved)
+        except (InputError, ParamsError) as exc:
+            errors[kind] = str(exc)
+            continue
+        if kind == "entities":
+            known = set(tables[kind]["entity_id"])
+    if "entities" in errors:
+        others = [k for k in KINDS[1:] if k in resolved]
+        skipped.append(
+            f"entity ids in {', '.join(others)} were not checked against the entities table, "
+            "which did not load; fix it and check again."
+        )
+    return tables, errors, skipped
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _fill_names(entities: pd.DataFrame) -> pd.DataFrame:
+    """Each entity's missing name is its name in the other language.
+
+    The one place the fallback is made: every page, chart and table then picks
+    ``name_<lang>`` and always finds a name (an English-only company shows English names in
+    a Chinese report, and the other way round).
+    """
+    zh, en = entities["name_zh"], entities["name_en"]
+    if not (zh.isna().any() or en.isna().any()):
+        return entities  # the very same table (and its bytes downstream)
+    out = entities.copy()
+    out["name_zh"] = zh.fillna(en)
+    out["name_en"] = en.fillna(zh)
+    out.attrs = dict(entities.attrs)
+    return out
 
 
 def _check_kind(kind: str) -> None:

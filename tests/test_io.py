@@ -405,3 +405,56 @@ def test_data_contract_examples_load(tmp_path):
     for kind, text in blocks:
         df = read_table(write(tmp_path, f"{kind}.csv", text, "gbk"), kind)
         assert len(df) == text.count("\n") - 1, kind
+
+
+# --------------------------------------------------------------------------- one name is enough
+
+
+def test_entities_need_one_name_the_other_falls_back(tmp_path):
+    text = (
+        "entity_id,name_zh,name_en,parent_id,kind,center_type,business_line,manager\n"
+        "G,,Group,,group,,,A\n"
+        "S1,一公司,,G,subsidiary,,,B\n"
+    )
+    df = read_table(write(tmp_path, "entities.csv", text), "entities")
+    assert df["name_zh"].tolist() == ["Group", "一公司"]
+    assert df["name_en"].tolist() == ["Group", "一公司"]
+    # an English-only file needs no name_zh column at all
+    only_en = (
+        "entity_id,name_en,parent_id,kind,center_type\nG,Group,,group,\nS1,First,G,subsidiary,\n"
+    )
+    df = read_table(write(tmp_path, "en.csv", only_en), "entities")
+    assert df["name_zh"].tolist() == ["Group", "First"]
+
+
+def test_entity_without_any_name_is_named_by_row(tmp_path):
+    text = (
+        "entity_id,name_zh,name_en,parent_id,kind,center_type\n"
+        "G,集团,Group,,group,\n"
+        "S1,,,G,subsidiary,\n"
+    )
+    msg = read_bad(tmp_path, "entities", text)
+    assert "row 3, columns 'name_zh' and 'name_en': both are empty" in msg
+    no_names = "entity_id,parent_id,kind,center_type\nG,,group,\n"
+    msg = read_bad(tmp_path, "entities", no_names, name="nonames.csv")
+    assert "no entity has a name; add a column 'name_en'" in msg
+
+
+def test_read_tables_collects_every_table_and_says_what_it_skipped(tmp_path):
+    from perflink.io import read_tables
+
+    bad_entities = ENTITIES.replace("D2,销售部,Sales", "D2,,")
+    bad_facts = FACTS.replace("2026/08", "2026-13")
+    paths = {
+        "entities": write(tmp_path, "entities.csv", bad_entities),
+        "facts": write(tmp_path, "facts.csv", bad_facts),
+        "targets": write(tmp_path, "targets.csv", TARGETS.replace("D1,", "DX,", 1)),
+    }
+    tables, errors, skipped = read_tables(paths)
+    assert set(errors) == {"entities", "facts"}
+    assert "row 5" in errors["entities"] and "'2026-13' is not a month" in errors["facts"]
+    assert "targets" in tables  # read, but its entity ids could not be checked
+    assert any("entity ids in facts, targets were not checked" in s for s in skipped)
+    with pytest.raises(InputError) as info:
+        load_inputs(paths)
+    assert "entities.csv" in str(info.value) and "facts.csv" in str(info.value)
