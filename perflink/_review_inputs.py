@@ -25,21 +25,89 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from perflink.errors import InputError, ParamsError
+from perflink.errors import InputError, ParamsError, PerflinkError
 
-__all__ = ["SNAPSHOT_FILE", "load", "read_snapshot", "write_snapshot"]
+__all__ = ["SNAPSHOT_FILE", "Collected", "collect", "load", "read_snapshot", "write_snapshot"]
 
 log = logging.getLogger("perflink.io")
 
 #: The description of a snapshot folder (quarter, notes); the tables are ``<kind>.parquet``.
 SNAPSHOT_FILE = "snapshot.json"
 _SNAPSHOT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Collected:
+    """What :func:`collect` found: ``inputs`` is None when any table did not load.
+
+    ``problems`` are ``(where, message, error class)``: ``where`` is the input table, or
+    ``coverage`` for the review quarter's coverage by the facts. ``entities`` is the
+    entities table when it loaded (for the checks of options and scope), else None.
+    """
+
+    inputs: Any
+    entities: pd.DataFrame | None
+    notes: list[dict[str, Any]]
+    problems: list[tuple[str, str, type[PerflinkError]]]
+    skipped: list[str]
+
+
+def collect(params: Any, catalog: Any | None) -> Collected:
+    """Read and check every input table of the review, collecting problems table by table.
+
+    The checks of :func:`load`, each run as far as the tables it needs loaded: a table
+    that does not load is one problem and the others are still read; the metric ids are
+    checked only when ``catalog`` is given (it did load), the coverage of the quarter only
+    when the facts loaded.
+
+    Parameters
+    ----------
+    params : perflink.params.ReviewParams
+    catalog : perflink.catalog.Catalog or None
+
+    Returns
+    -------
+    Collected
+    """
+    from perflink._io_sql import as_source
+    from perflink.io import KINDS, Inputs, read_tables
+
+    quarter = params.period
+    years = params.inputs_window_years
+    window = (
+        quarter.asfreq("M", how="s") - 12 * years,
+        quarter.asfreq("M", how="e") + 12 * years,
+    )
+    resolved = {k: as_source(k, v) for k, v in params.input_paths.items() if k in KINDS}
+    known = catalog.metrics.keys() if catalog is not None else None
+    with _collect_warnings() as notes:
+        tables, errors, skipped = read_tables(
+            resolved, known_metrics=known, period_range=window, encoding=params.input_encoding
+        )
+    problems: list[tuple[str, str, type[PerflinkError]]] = [
+        (kind, msg, InputError) for kind, msg in errors.items()
+    ]
+    if "facts" in errors:
+        skipped.append(f"the coverage of {params.quarter} by the facts, which did not load.")
+    else:
+        try:
+            _check_coverage(tables["facts"], params.quarter, quarter)
+        except PerflinkError as exc:
+            problems.append(("coverage", str(exc), type(exc)))
+    entities = tables.get("entities") if "entities" not in errors else None
+    inputs = None
+    if not problems:
+        inputs, left_out = _cut_after(Inputs(**tables, paths=resolved), quarter)
+        if left_out is not None:
+            log.warning(left_out["message"])
+            notes.append(left_out)
+    return Collected(inputs, entities, notes, problems, skipped)
 
 
 def load(params: Any, catalog: Any) -> tuple[Any, list[dict[str, Any]]]:
@@ -64,29 +132,18 @@ def load(params: Any, catalog: Any) -> tuple[Any, list[dict[str, Any]]]:
     ------
     InputError
         An input breaks the data contract, a period is outside the plausible window, or
-        the facts table has no rows (the message names file, row, column and value).
+        the facts table has no rows (the message names file, row, column and value; the
+        problems of every table are listed together).
     ParamsError
         The facts hold no month of the review quarter.
     """
-    from perflink.io import load_inputs
-
-    quarter = params.period
-    years = params.inputs_window_years
-    window = (
-        quarter.asfreq("M", how="s") - 12 * years,
-        quarter.asfreq("M", how="e") + 12 * years,
-    )
-    with _collect_warnings() as notes:
-        inputs = load_inputs(
-            params.input_paths, known_metrics=catalog.metrics.keys(), period_range=window,
-            encoding=params.input_encoding,
-        )  # fmt: skip
-    _check_coverage(inputs.facts, params.quarter, quarter)
-    inputs, left_out = _cut_after(inputs, quarter)
-    if left_out is not None:
-        log.warning(left_out["message"])
-        notes.append(left_out)
-    return inputs, notes
+    found = collect(params, catalog)
+    if found.problems:
+        if len(found.problems) == 1:
+            _, msg, err = found.problems[0]
+            raise err(msg)
+        raise InputError("\n\n".join(msg for _, msg, _ in found.problems))
+    return found.inputs, found.notes
 
 
 def write_snapshot(inputs: Any, notes: list[dict[str, Any]], folder: Path, *, quarter: str) -> None:

@@ -23,7 +23,7 @@ import difflib
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
@@ -332,19 +332,30 @@ def load_catalog(path: str | Path) -> Catalog:
             f"catalog folder {folder} does not exist; point 'catalog' at the folder "
             f"holding {', '.join(f + '.yaml' for f in _FILES)}"
         )
-    raw = {name: _read_yaml(folder / f"{name}.yaml", name) for name in _FILES}
-
-    metrics = _build_items(Metric, raw["metrics"], folder / "metrics.yaml")
-    mappings = _build_items(MetricMapping, raw["mappings"], folder / "mappings.yaml")
-    rules = _build_items(Rule, raw["rules"], folder / "rules.yaml")
-    try:
-        policy = Policy.model_validate(raw["policy"])
-    except ValidationError as exc:
-        raise CatalogError(_pydantic_message(folder / "policy.yaml", "policy", exc)) from None
-
-    metric_map = _unique(metrics, folder / "metrics.yaml", "metric")
-    _unique(mappings, folder / "mappings.yaml", "mapping")
-    _unique(rules, folder / "rules.yaml", "rule")
+    # Each file is read and checked even when another one is bad, so that one run lists
+    # the problems of every file (perflink check); cross-references need all of them.
+    problems: list[str] = []
+    built: dict[str, Any] = {}
+    models = {"metrics": Metric, "mappings": MetricMapping, "rules": Rule}
+    for name in _FILES:
+        path = folder / f"{name}.yaml"
+        try:
+            raw = _read_yaml(path, name)
+            if name == "policy":
+                try:
+                    built[name] = Policy.model_validate(raw)
+                except ValidationError as exc:
+                    raise CatalogError(_pydantic_message(path, "policy", exc)) from None
+            else:
+                items = _build_items(models[name], raw, path)
+                kind = name.removesuffix("s")
+                built[name] = _unique(items, path, kind)
+        except CatalogError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise CatalogError("\n".join(problems))
+    metric_map, policy = built["metrics"], built["policy"]
+    mappings, rules = list(built["mappings"].values()), list(built["rules"].values())
     _check_references(folder, metric_map, mappings, rules)
     raw_catalog = None
     if (folder / "raw.yaml").is_file():

@@ -1,4 +1,4 @@
-"""Command line: ``perflink review`` and ``perflink sample-data`` (thin wrappers)."""
+"""Command line: ``perflink review``, ``check``, ``init`` and ``sample-data`` (thin wrappers)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     rev.add_argument("--notebooks", type=Path, help=argparse.SUPPRESS)
 
+    chk = sub.add_parser(
+        "check",
+        help="check params, catalog and inputs against each other; list every problem",
+        description="Check a review's params, catalog and inputs against each other and "
+        "list every problem at once (file, row, column, key, value, what to do). Exit 0 "
+        "with one OK line, or 2 with the list. perflink review runs the same check first.",
+    )
+    chk.add_argument("--params", type=Path, required=True, help="review parameters YAML")
+
+    ini = sub.add_parser(
+        "init",
+        help="start a new company's folder: catalog skeleton, params, input tables, README",
+    )
+    ini.add_argument("dir", type=Path, metavar="DIR", help="new or empty folder to write")
+
     smp = sub.add_parser("sample-data", help="generate the bundled sample group into DIR")
     smp.add_argument("dir", type=Path, metavar="DIR")
     smp.add_argument(
@@ -93,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sample-data":
             return _sample_data(args)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "init":
+            return _init(args)
         return _review(args)
     except KeyboardInterrupt:
         print("perflink: interrupted", file=sys.stderr)
@@ -125,6 +144,30 @@ def _review(args: argparse.Namespace) -> int:
     )
     name = result.report_dir.name
     print(f"perflink: report {name} written to {result.report_dir / 'index.html'}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from perflink.check import check_review
+
+    logging.getLogger("perflink").setLevel(logging.WARNING)  # the result is the output
+    result = check_review(args.params)
+    if not result.ok:
+        print(f"perflink check: {result.message()}", file=sys.stderr)
+        return 2
+    # One OK line on stdout (for scripts); warnings about defaults go to stderr.
+    ok, *warnings = result.message().splitlines()
+    print(f"perflink check: {ok}")
+    for line in warnings:
+        print(f"perflink check: {line}", file=sys.stderr)
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from perflink._init_scaffold import scaffold
+
+    out = scaffold(args.dir)
+    print(f"perflink: new company folder written to {out}; next steps in {out / 'README.md'}")
     return 0
 
 

@@ -218,18 +218,21 @@ _SNAPSHOT = ".inputs"
 
 
 def _read_inputs(params):
-    """Catalog and inputs of the review, checked once (see :mod:`perflink._review_inputs`).
+    """Catalog and inputs of the review, checked once by :func:`perflink.check.run_checks`.
 
-    A scope is checked by the caller against the entities read here; options naming
-    entities outside it are then dropped, so the manifest's params name none of them.
+    The same checks as ``perflink check``: every problem (catalog, each input table,
+    cross-references, options naming metrics or entities, coverage, scope) in one error.
+    A scope is applied by the caller to the entities read here; options naming entities
+    outside it are then dropped, so the manifest's params name none of them.
     """
-    from perflink.catalog import load_catalog
+    from perflink.check import run_checks
 
-    t0 = time.perf_counter()
-    catalog = load_catalog(params.catalog_dir)
-    inputs, notes = _review_inputs.load(params, catalog)
-    logger.info("inputs read and checked in %.1f s", time.perf_counter() - t0)
-    return inputs, notes
+    result = run_checks(params)
+    result.raise_if_problems()
+    for warning in result.warnings:
+        logger.warning(warning)
+    logger.info("inputs read and checked in %.1f s", result.seconds)
+    return result.inputs, result.notes
 
 
 def _wall(t0: float) -> float:
