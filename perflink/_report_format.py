@@ -42,6 +42,7 @@ _UNIT_ALIASES = {
     "件": "pcs",
     "元/件": "cny_per_pc",
     "人": "persons",
+    "天": "days",
 }
 
 
@@ -147,7 +148,8 @@ def fmt_number(x: object, unit: str | None = None, lang: str | None = None) -> s
     unit
         ``None`` (plain number with thousands separators), ``"pct"``/``"%"`` (fraction shown
         as percent, 1 decimal), ``"money"``/``"万元"`` (see :func:`fmt_money`), ``"pcs"``/``"件"``,
-        ``"cny_per_pc"``/``"元/件"``, ``"persons"``/``"人"``; any other string is appended as is.
+        ``"cny_per_pc"``/``"元/件"``, ``"persons"``/``"人"``, ``"days"``/``"天"``; any other
+        string is appended as is.
     lang
         ``"zh"`` or ``"en"``; default the current language.
 
@@ -167,7 +169,7 @@ def fmt_number(x: object, unit: str | None = None, lang: str | None = None) -> s
         return f"{value * 100:.1f}%"
     if unit == "money":
         return _money(value, lang)
-    if unit in ("pcs", "cny_per_pc", "persons"):
+    if unit in ("pcs", "cny_per_pc", "persons", "days"):
         return f"{_plain(value)} {t('report.unit.' + unit, lang)}"
     return f"{_plain(value)} {unit}"
 

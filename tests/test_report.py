@@ -569,3 +569,10 @@ def test_fmt_figure_and_fmt_significant_reject_text():
         fmt_figure("12", ".1f")
     with pytest.raises(ReportError, match="fmt_significant value"):
         fmt_significant("12")
+
+
+def test_fmt_number_days_in_both_languages():
+    assert report.fmt_number(45.25, "days", "en") == "45.25 days"
+    assert report.fmt_number(45.25, "天", "zh") == "45.25 天"
+    with pytest.raises(ReportError, match="'many'"):
+        report.fmt_number("many", "days", "en")

@@ -24,7 +24,7 @@ def unit_of(catalog: Catalog, metric: str, feature: object = None) -> str | None
         if feature in ("cost_ratio", "expense_ratio", "yield_rate"):
             return "pct"
         if feature == "dso":
-            return t("anomaly.unit.days")
+            return "days"  # labelled by fmt_number in the finding's language, not the page's
         if feature in ("revenue_per_head", "opex_per_head"):
             return "money"
         if feature in ("unit_cost", "avg_unit_price"):
