@@ -7,7 +7,7 @@ PARAMS ?= params/2026Q3.yaml
 SAMPLE := data/sample
 
 .DEFAULT_GOAL := help
-.PHONY: help install review sample lab test test-fast lint format bench clean
+.PHONY: help install review sample lab test test-fast lint format bench docs clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 
 bench: $(STAMP) ## run the benchmark scripts and print their figures
 	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+docs: $(STAMP) ## regenerate docs/params-reference.md and docs/catalog-reference.md from the models
+	$(BIN)/python -m perflink.docs docs
 
 clean: ## remove the virtual environment, generated sample and caches (reports/ is kept)
 	rm -rf $(VENV) $(SAMPLE) .pytest_cache .ruff_cache .hypothesis

@@ -55,7 +55,38 @@ class _Model(BaseModel):
 
 
 class Metric(_Model):
-    """One entry of the metric dictionary (指标词典)."""
+    """One entry of the metric dictionary (指标词典).
+
+    Attributes
+    ----------
+    id : the metric id: lower-case snake_case, at most 64 characters (``net_sales``); the
+        ``metric_id`` of facts, targets, schemes and adjustments. ``abs``, ``min``, ``max``,
+        ``lag`` and ``sum`` are formula functions and cannot be ids.
+    name_zh : the name on Chinese pages (中文名称).
+    name_en : the name on English pages.
+    definition : what the metric measures, in one sentence (shown in the catalog table).
+    caliber : the accounting caliber (口径): what is included and excluded, when it is
+        recognised; the mapping task tests calibers between systems.
+    unit : the unit of every value of the metric in the tables (``千元``, ``kUSD``, ``%``,
+        ``ratio`` for fractions, ``persons``, ``orders``, ...).
+    owner : the department answerable for the figure.
+    source_system : the system the facts come from (``ERP``, ``CRM``, ``MES``, ``HR``);
+        ``derived`` for a metric computed by its formula.
+    frequency : how often the source reports it: ``monthly`` or ``quarterly``.
+    direction : ``higher`` when more is better (sales, profit), ``lower`` when less is
+        (costs, days of receivables): sets the sign of completion and of deviations.
+    tier : 1 = assessment core (headline results of the three-tier decomposition), 2 =
+        financial drivers, 3 = business drivers.
+    category : ``financial``, ``business`` or ``management``: the scheme category the
+        metric counts in (weights per category are bounded by the policy).
+    aggregation : how months and entities add up: ``sum`` (flows), ``mean``, ``last``
+        (stocks, e.g. inventory at month end), ``formula`` (recompute the formula on the
+        totals, for ratios) or ``wmean:<metric>`` (mean weighted by another metric).
+    formula : for a derived metric, its formula over other metric ids (grammar below);
+        empty for a reported metric. A derived metric is never in facts.
+    decomposition : optional identity used to attribute this metric to business drivers
+        (e.g. ``order_count * average_order_value / 1000``); same grammar as formulas.
+    """
 
     id: _ID
     name_zh: str
@@ -71,7 +102,6 @@ class Metric(_Model):
     category: Category
     aggregation: str = "sum"
     formula: str | None = None
-    #: optional identity used to attribute this metric to business drivers (e.g. qty × price)
     decomposition: str | None = None
 
     @field_validator("aggregation")
@@ -99,7 +129,17 @@ class Metric(_Model):
 
 
 class MetricMapping(_Model):
-    """A business driver and the finance metric it is expected to move (业务-财务映射)."""
+    """A business driver and the finance metric it is expected to move (业务-财务映射).
+
+    Attributes
+    ----------
+    id : the mapping id (letters, digits, ``_``), e.g. ``M01``; ``kpi.elasticities`` keys.
+    driver : the business metric id that moves the target (e.g. ``order_count``).
+    target : the finance metric id it moves (e.g. ``net_sales``).
+    sign : ``1`` when the target rises with the driver, ``-1`` when it falls.
+    lag : months between a move of the driver and the move of the target (0-24).
+    mechanism : why the driver moves the target, in one sentence (shown on the page).
+    """
 
     id: str = Field(pattern=r"^[A-Za-z0-9_]+$")
     driver: _ID
@@ -110,7 +150,25 @@ class MetricMapping(_Model):
 
 
 class Rule(_Model):
-    """A reconciliation rule (勾稽关系): ``lhs <check> rhs`` within a relative tolerance."""
+    """A reconciliation rule (勾稽关系): ``lhs <check> rhs`` within a relative tolerance.
+
+    Attributes
+    ----------
+    id : the rule id (letters, digits, ``_``), e.g. ``R01``.
+    name_zh : the rule's name on Chinese pages.
+    name_en : the rule's name on English pages.
+    lhs : left-hand side: a formula over metric ids.
+    check : ``approx`` (``|lhs / rhs - 1| <= tolerance``), ``le`` (``lhs <= rhs * (1 +
+        tolerance)``) or ``ge`` (``lhs >= rhs * (1 - tolerance)``).
+    rhs : right-hand side: a formula over metric ids.
+    tolerance : relative tolerance, a fraction from 0 to 1 (0.02 = 2%).
+    severity : severity of a breach: ``critical``, ``high``, ``medium``, ``low`` or
+        ``info``.
+    scope : when the rule is evaluated: ``month`` (every month of every entity) or
+        ``quarter`` (at quarter-end months only, on the rule's own expressions, e.g.
+        ``sum(x, 3)`` for a quarter's flows booked at different times within it).
+    description : what a breach means, in one sentence.
+    """
 
     id: str = Field(pattern=r"^[A-Za-z0-9_]+$")
     name_zh: str
@@ -129,17 +187,43 @@ class Rule(_Model):
 
 
 class _Bound(_Model):
+    """Bounds of the summed weight of one scheme category (fractions, 0.5 = 50%).
+
+    Attributes
+    ----------
+    min : the least total weight of the category's metrics in a scheme (empty = none).
+    max : the most total weight (empty = none).
+    """
+
     min: float | None = Field(default=None, ge=0, le=1)
     max: float | None = Field(default=None, ge=0, le=1)
 
 
 class _BonusStep(_Model):
+    """One step of the bonus coefficient table.
+
+    Attributes
+    ----------
+    min_score : the assessment score from which this step applies.
+    coefficient : the bonus coefficient (bonus = ``base_bonus`` x coefficient), 0 or more.
+    """
+
     min_score: float
     coefficient: float = Field(ge=0)
 
 
 class Policy(_Model):
-    """Assessment policy: weight constraints per centre type and the bonus coefficient table."""
+    """Assessment policy: weight constraints per centre type and the bonus coefficient table.
+
+    Attributes
+    ----------
+    weight_tolerance : a scheme's weights must sum to 1 within this (0 to 0.05).
+    constraints : per centre type (``profit``, ``cost``, ``functional``) and category
+        (``financial``, ``business``, ``management``), the ``min`` / ``max`` summed weight
+        of that category's metrics in a scheme; breaches are findings of the scoring task.
+    bonus_coefficient : the steps ``{min_score, coefficient}``, in increasing ``min_score``;
+        a score earns the coefficient of the highest step it reaches.
+    """
 
     weight_tolerance: float = Field(default=0.001, ge=0, le=0.05)
     constraints: dict[CenterType, dict[Category, _Bound]]

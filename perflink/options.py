@@ -71,6 +71,32 @@ class MappingOptions(_Options):
 
     Used by :func:`perflink.mapping.validate`; every field has a default that suits the
     bundled sample. Months count back from the end of the review quarter.
+
+    Attributes
+    ----------
+    expected_share : a metric reported in at least this share of an entity's months is
+        expected every month (a missing month is a gap).
+    completeness_months : months of history checked for gaps before the quarter.
+    rule_history_months : months before the quarter on which the reconciliation rules are
+        also checked.
+    drift_z : robust z of a passing month's rule ratio that counts as drift.
+    caliber_months : window (months) of the caliber ratio test.
+    caliber_min_shift : a caliber ratio must differ from 1 by more than this fraction.
+    factor_tolerance : closeness to a known factor (VAT 1.13, unit 10,000, ...) that names
+        the likely cause of a caliber difference.
+    timing_months : window (months) of the lead/lag test (compared in two halves).
+    timing_min_gain : the best lag's correlation minus the same-month correlation needed
+        to report a timing difference.
+    driver_months : window (months) of the driver regressions (two years).
+    min_obs : fewer usable observations than this: insufficient data.
+    min_entities : clustering of entities needs at least this many.
+    alpha : significance level of the driver tests.
+    stability_z : ``|z|`` of this year's elasticity against last year's beyond which a
+        mapping is unstable.
+    min_elasticity : the smallest effect that matters (below it a link is weak or
+        inconclusive).
+    dq_green : data-quality index at or above this: green.
+    dq_amber : at or above this: amber; below: red.
     """
 
     expected_share: float = Field(0.5, gt=0, le=1)  # reported in >= this share of months = expected
@@ -104,6 +130,20 @@ class KpiTenureTarget(_Options):
     change a year from the actual of the year before ``start_year``, e.g. 0.005 = +0.5 point
     of ROE); ``annual_growth`` (relative growth a year from that actual, e.g. EVA or net
     profit; a loss must shrink). See :mod:`perflink.scoring._exec`.
+
+    Attributes
+    ----------
+    entity_id : the entity whose manager holds the target.
+    metric_id : the catalog metric of the target.
+    start_year : first year of the tenure.
+    end_year : last year of the tenure (at least ``start_year``).
+    manager : the manager's name; empty = the entity's ``manager`` in the entities table.
+    annual_targets : one target per tenure year, in the metric's unit.
+    total_target : the target summed over the tenure (split evenly across its years).
+    annual_change : absolute change a year from the actual of the year before the tenure
+        (0.005 = +0.5 point of a ratio).
+    annual_growth : relative growth a year from that actual (0.06 = +6%); a loss must
+        shrink.
     """
 
     entity_id: str
@@ -135,6 +175,14 @@ class KpiEnvironmentChange(_Options):
     Rule: the monthly budgets of ``metric_id`` for every unit of ``business_line`` from
     ``from_period`` (``YYYY-MM``) on are multiplied by ``factor``; derived targets (net profit,
     ...) are recomputed from the changed inputs. Both target versions are reported.
+
+    Attributes
+    ----------
+    business_line : the ``business_line`` (entities table) whose units' budgets change.
+    metric_id : a reported catalog metric with monthly budgets.
+    from_period : the first month (``YYYY-MM``) the change applies to.
+    factor : the multiplier of those budgets (0.95 = 5% lower); positive.
+    reason : why, in words (shown beside the changed target).
     """
 
     business_line: str

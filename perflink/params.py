@@ -57,6 +57,15 @@ class InputPaths(_StrictModel):
     A database source is a mapping ``{url: "${PERFLINK_DB_URL}", table: facts}`` or
     ``{url: ..., query: "select ..."}`` (:class:`perflink.io.SqlSource`); its URL must be a
     ``${NAME}`` reference when it holds a password.
+
+    Attributes
+    ----------
+    entities : the organisation: group, subsidiaries, departments (required).
+    facts : one value per entity, month and reported metric (required).
+    targets : budgets and assessment targets (required).
+    schemes : assessment schemes (考核方案): metrics and weights per centre type (required).
+    adjustments : approved adjustments (不可抗力调整项); empty = none.
+    bonus : base bonus per entity and year; empty = none.
     """
 
     entities: str | SqlSource
@@ -81,24 +90,51 @@ class ReviewParams(_StrictModel):
     A review of ``quarter`` is computed from facts up to the quarter's last month (later
     facts are left out, and the report says so); periods more than ``inputs_window_years``
     (default 10) before or after the quarter are refused, naming file and row.
+
+    Attributes
+    ----------
+    quarter : the review quarter, written as a quoted string like ``"2026Q3"``.
+    language : report language: ``zh`` (Chinese) or ``en`` (English); ``--language``
+        overrides it.
+    scope : an entity id (a subsidiary, or the group): report on its subtree only, into
+        ``reports/<quarter>-<scope>/``; empty = the whole group. ``--scope`` overrides it.
+    scope_group_totals : in a scoped review, also show the group's own tier-1 totals
+        (figures only, no other entity).
+    inputs : the six input tables: a path relative to this file, or a database source
+        ``{url, table}`` / ``{url, query}``.
+    input_encoding : text encoding of CSV inputs: one codec for all (``latin-1``) or per
+        input (``{entities: cp1252}``); unset = detected (UTF-8, GB18030; a doubtful guess
+        is refused).
+    catalog : the catalog folder (``metrics.yaml``, ``mappings.yaml``, ``rules.yaml``,
+        ``policy.yaml``), relative to this file.
+    history_start : a month (``YYYY-MM``), recorded in the run manifest; no task reads it
+        yet (every task uses all the history within ``inputs_window_years``).
+    inputs_window_years : periods further than this many years from the quarter are
+        refused as typos (2206-08).
+    tasks : the review tasks to run, in order (``summary`` always last); ``--tasks``
+        overrides it.
+    jobs : notebooks run at the same time (default: the CPU count); ``--jobs`` overrides it.
+    executor : where per-series work runs: local processes (default) or a Dask cluster.
+    thresholds : named numbers (name -> number), recorded in the run manifest; no task
+        reads them (each task's thresholds are in its own block below).
+    mapping : options of the business-finance mapping task (notebook 01).
+    kpi : options of the KPI decomposition and scoring task (notebook 02).
+    forecast : options of the forecast task (notebook 03).
+    anomaly : options of the anomaly task (notebook 04).
+    summary : options of the leadership summary (notebook 05).
     """
 
     quarter: str
     language: Literal["zh", "en"] = "zh"
     scope: str | None = None
-    #: in a scoped review, also show the group's own totals (figures only, no other entity)
     scope_group_totals: bool = False
     inputs: InputPaths
-    #: text encoding of CSV inputs: one codec for all ("latin-1") or per input
-    #: ({entities: cp1252}); unset = detected (UTF-8, GB18030; a doubtful guess is refused)
     input_encoding: str | dict[str, str] | None = None
     catalog: str
     history_start: str | None = None
-    #: periods further than this many years from the quarter are refused as typos (2206-08)
     inputs_window_years: int = Field(default=10, ge=1, le=100)
     tasks: list[str] = Field(default_factory=lambda: list(ALL_TASKS))
     jobs: int | None = Field(default=None, ge=1)
-    #: where per-series work runs: local processes (default) or a Dask cluster
     executor: ExecutorOptions = Field(default_factory=ExecutorOptions)
     thresholds: dict[str, float] = Field(default_factory=dict)
     mapping: MappingOptions = Field(default_factory=MappingOptions)
