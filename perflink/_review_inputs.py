@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,7 +58,9 @@ class Collected:
     skipped: list[str]
 
 
-def collect(params: Any, catalog: Any | None) -> Collected:
+def collect(
+    params: Any, catalog: Any | None, *, known_metrics: Collection[str] | None = None
+) -> Collected:
     """Read and check every input table of the review, collecting problems table by table.
 
     The checks of :func:`load`, each run as far as the tables it needs loaded: a table
@@ -70,6 +72,8 @@ def collect(params: Any, catalog: Any | None) -> Collected:
     ----------
     params : perflink.params.ReviewParams
     catalog : perflink.catalog.Catalog or None
+    known_metrics : the metric ids to check against when ``catalog`` is None (those of a
+        ``metrics.yaml`` that loaded while another catalog file did not).
 
     Returns
     -------
@@ -85,7 +89,7 @@ def collect(params: Any, catalog: Any | None) -> Collected:
         quarter.asfreq("M", how="e") + 12 * years,
     )
     resolved = {k: as_source(k, v) for k, v in params.input_paths.items() if k in KINDS}
-    known = catalog.metrics.keys() if catalog is not None else None
+    known = catalog.metrics.keys() if catalog is not None else known_metrics
     with _collect_warnings() as notes:
         tables, errors, skipped = read_tables(
             resolved, known_metrics=known, period_range=window, encoding=params.input_encoding

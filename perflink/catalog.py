@@ -41,6 +41,7 @@ __all__ = [
     "Rule",
     "check_schemes",
     "load_catalog",
+    "metric_ids",
 ]
 
 Category = Literal["financial", "business", "management"]
@@ -465,6 +466,21 @@ def load_catalog(path: str | Path) -> Catalog:
     return catalog
 
 
+def metric_ids(path: str | Path) -> list[str] | None:
+    """The metric ids of a catalog folder's ``metrics.yaml``, or None when it does not load.
+
+    For checks that need only the ids (the inputs' ``metric_id`` values) while another
+    catalog file is broken; :func:`load_catalog` reports that file's problems.
+    """
+    file = Path(path) / "metrics.yaml"
+    try:
+        return list(
+            _unique(_build_items(Metric, _read_yaml(file, "metrics"), file), file, "metric")
+        )
+    except CatalogError:
+        return None
+
+
 def _read_yaml(path: Path, key: str) -> object:
     if not path.is_file():
         raise CatalogError(f"catalog file {path} is missing; every catalog needs {key}.yaml")
@@ -498,8 +514,17 @@ def _pydantic_message(path: Path, what: str, exc: ValidationError) -> str:
         field = ".".join(str(p) for p in err["loc"]) or "(entry)"
         value = err.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"{path}: {what}, field '{field}': {err['msg']}{shown}")
+        lines.append(f"{path}: {what}, field '{field}': {err['msg']}{shown}. {_fix(err)}")
     return "\n".join(lines)
+
+
+def _fix(err: dict) -> str:
+    """What to do about one pydantic error (fields: docs/catalog-reference.md)."""
+    if err["type"] == "extra_forbidden":
+        return "Remove the field or fix its spelling (docs/catalog-reference.md lists the fields)."
+    if err["type"] == "missing":
+        return "Add the field."
+    return "Fix the value."
 
 
 def _unique(items: list, path: Path, kind: str) -> dict:

@@ -182,22 +182,26 @@ def run_checks(params: Any, *, t0: float | None = None) -> CheckResult:
         With the loaded catalog and inputs, for the caller to use when ``.ok``.
     """
     from perflink import _review_inputs
-    from perflink.catalog import load_catalog
+    from perflink.catalog import load_catalog, metric_ids
 
     t0 = time.perf_counter() if t0 is None else t0
     problems: list[Problem] = []
     skipped: list[str] = []
     warnings: list[str] = []
     catalog = None
+    ids = None
     try:
         catalog = load_catalog(params.catalog_dir)
     except CatalogError as exc:
         problems.append(Problem("catalog", str(exc), CatalogError))
-        skipped.append(
+        # A bad mapping or rule need not hide the inputs' unknown metric ids.
+        ids = metric_ids(params.catalog_dir)
+        what = "options naming metrics were" if ids is not None else (
             "metric ids in facts, targets, schemes and adjustments, and options naming "
-            "metrics, were not checked against the catalog, which did not load."
-        )
-    found = _review_inputs.collect(params, catalog)
+            "metrics, were"
+        )  # fmt: skip
+        skipped.append(f"{what} not checked against the catalog, which did not load.")
+    found = _review_inputs.collect(params, catalog, known_metrics=ids)
     problems += [Problem(where, msg, err) for where, msg, err in found.problems]
     skipped += found.skipped
     entities = found.entities

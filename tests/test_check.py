@@ -149,3 +149,18 @@ def test_review_runs_the_same_check_before_any_notebook(
     assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
     written = yaml.safe_load(params.read_text(encoding="utf-8"))
     assert written["quarter"] == "2026Q3"  # the inputs and params are only read
+
+
+def test_a_bad_mapping_does_not_hide_unknown_metric_ids_in_the_facts(tmp_path: Path) -> None:
+    params = make_review_dir(tmp_path)
+    (tmp_path / "catalog" / "mappings.yaml").write_text(
+        "mappings:\n  - {id: M1, driver: revenue, target: revenue, sign: 2, lag: 0, "
+        "mechanism: m}\n",
+        encoding="utf-8",
+    )
+    _edit(tmp_path / "facts.csv", "S01,2026-07,revenue", "S01,2026-07,revenu")
+    result = check_review(params)
+    assert [p.where for p in result.problems] == ["catalog", "facts"]
+    assert "field 'sign'" in result.message() and "Fix the value." in result.message()
+    assert "'revenu' is not a metric in the catalog" in result.message()
+    assert "options naming metrics were not checked" in result.message()
