@@ -38,7 +38,8 @@ def bonus_table(totals, bonus, entities, catalog, year: int) -> pd.DataFrame:
     ]
     member = pd.DataFrame(pairs, columns=["pool", "bonus"])
     payout = member.groupby("pool")["bonus"].sum()
-    pools["payout"] = pools["entity_id"].map(payout).fillna(0.0)
+    # float even when no row has a pool budget (mapping an empty text column keeps text)
+    pools["payout"] = pools["entity_id"].map(payout).astype("float64").fillna(0.0)
     pools["overrun"] = pools["payout"] - pools["pool_budget"]
     pools["overrun_pct"] = pools["overrun"] / pools["pool_budget"]
     return pd.concat([units, pools], ignore_index=True).reindex(columns=cols)
