@@ -208,3 +208,14 @@ S01,一公司,First Co.,G00,subsidiary,,retail,乙
 S02,二公司,Second Co.,G00,subsidiary,,retail,丙
 S02D01,二公司门店,Second Store,S02,department,profit,retail,丁
 """
+
+
+def test_help_lists_check_and_init(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "check" in text and "init" in text
+    with pytest.raises(SystemExit) as info:
+        main(["check"])  # --params is required
+    assert info.value.code == 2
