@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from perflink._sample_common import put
+
 _SEASON = {
     "manufacturing": [0.85, 0.70, 1.00, 1.00, 1.02, 1.05, 0.98, 0.97, 1.03, 1.05, 1.10, 1.25],
     "retail": [1.25, 1.15, 0.90, 0.90, 0.95, 1.10, 0.92, 0.92, 0.95, 1.00, 1.20, 1.26],
@@ -37,6 +39,11 @@ class Simulation:
     values: dict[str, np.ndarray] = field(default_factory=dict)
     expected: dict[str, np.ndarray] = field(default_factory=dict)  # noise-free, for budgets
     budget_periods: pd.PeriodIndex | None = None  # months ``expected`` covers
+
+    def drop_lead(self, lead: int) -> None:
+        """Drop the first ``lead`` simulated months, which only warm up lagged quantities."""
+        self.values = {k: a[:, lead:] for k, a in self.values.items()}
+        self.expected = {k: a[:, lead:] for k, a in self.expected.items()}
 
     def truncate(self, end: pd.Period) -> None:
         """Keep reported values up to ``end`` and expected values to the end of its year."""
@@ -99,29 +106,29 @@ def simulate(
         receivables[:, t] = ar
     assets = 14.0 * scale * trend * noise(0.005)
 
-    _put(v, "new_contract_amount", contracts, is_sales)
-    _put(
+    put(v, "new_contract_amount", contracts, is_sales)
+    put(
         v,
         "new_customers",
         rng.poisson(customers_base * contracts / contract_exp.mean(1, keepdims=True)),
         is_sales,
     )
-    _put(v, "shipped_qty", shipped, is_sales)
-    _put(v, "avg_unit_price", price, is_sales)
-    _put(v, "recognised_qty", np.floor(shipped * rng.uniform(0.985, 1.0, (n, t_all))), is_sales)
-    _put(v, "revenue", revenue, is_sales)
-    _put(v, "cogs", revenue * (1 - margin), is_sales)
-    _put(v, "cash_collected", cash, is_sales)
-    _put(v, "receivables", receivables, is_sales)
-    _put(v, "total_assets", assets, is_sales)
-    _put(v, "equity", 0.45 * assets, is_sales)
-    _put(v, "invested_capital", 0.70 * assets, is_sales)
-    _put(e, "revenue", demand, is_sales)
-    _put(e, "new_contract_amount", contract_exp, is_sales)
-    _put(e, "cogs", demand * (1 - margin_base), is_sales)
-    _put(e, "shipped_qty", demand * 10_000 / price, is_sales)
-    _put(e, "cash_collected", demand * 1.13, is_sales)
-    _put(e, "new_customers", customers_base * np.ones((1, t_all)), is_sales)
+    put(v, "shipped_qty", shipped, is_sales)
+    put(v, "avg_unit_price", price, is_sales)
+    put(v, "recognised_qty", np.floor(shipped * rng.uniform(0.985, 1.0, (n, t_all))), is_sales)
+    put(v, "revenue", revenue, is_sales)
+    put(v, "cogs", revenue * (1 - margin), is_sales)
+    put(v, "cash_collected", cash, is_sales)
+    put(v, "receivables", receivables, is_sales)
+    put(v, "total_assets", assets, is_sales)
+    put(v, "equity", 0.45 * assets, is_sales)
+    put(v, "invested_capital", 0.70 * assets, is_sales)
+    put(e, "revenue", demand, is_sales)
+    put(e, "new_contract_amount", contract_exp, is_sales)
+    put(e, "cogs", demand * (1 - margin_base), is_sales)
+    put(e, "shipped_qty", demand * 10_000 / price, is_sales)
+    put(e, "cash_collected", demand * 1.13, is_sales)
+    put(e, "new_customers", customers_base * np.ones((1, t_all)), is_sales)
 
     # --- plants (cost centres): plan -> production -> cost ------------------------------------
     plan_exp = rng.lognormal(np.log(40_000), 0.4, (n, 1)) * np.roll(season, -1, axis=1) * trend
@@ -137,14 +144,14 @@ def simulate(
         production * std_cost / 10_000 * (yield_ref / yield_rate) * (1 - 0.5 * (savings - 0.02))
     )
     prod_cost *= noise(0.015)
-    _put(v, "production_plan_qty", np.round(plan), is_plant)
-    _put(v, "production_qty", production, is_plant)
-    _put(v, "yield_rate", yield_rate, is_plant)
-    _put(v, "std_unit_cost", std_cost, is_plant)
-    _put(v, "procurement_savings_rate", savings, is_plant)
-    _put(v, "production_cost", prod_cost, is_plant)
-    _put(e, "production_cost", (0.4 + 0.6) * plan_exp * std_cost / 10_000, is_plant)
-    _put(e, "production_qty", plan_exp, is_plant)
+    put(v, "production_plan_qty", np.round(plan), is_plant)
+    put(v, "production_qty", production, is_plant)
+    put(v, "yield_rate", yield_rate, is_plant)
+    put(v, "std_unit_cost", std_cost, is_plant)
+    put(v, "procurement_savings_rate", savings, is_plant)
+    put(v, "production_cost", prod_cost, is_plant)
+    put(e, "production_cost", (0.4 + 0.6) * plan_exp * std_cost / 10_000, is_plant)
+    put(e, "production_qty", plan_exp, is_plant)
     plant_hc = np.round(rng.uniform(60, 250, (n, 1)) + rng.integers(-2, 3, (n, t_all)))
     headcount = np.where(is_plant[:, None], plant_hc, headcount)
 
@@ -154,11 +161,11 @@ def simulate(
     headcount = np.where(func[:, None], func_hc, headcount)
     milestones = rng.poisson(2.5, (n, t_all)).astype(float)
     rd_cap = 35.0 * milestones * noise(0.08) + rng.normal(0, 5, (n, t_all)).clip(-4, None) + 5
-    _put(v, "rd_milestones", milestones, is_rd)
-    _put(v, "rd_capitalised", rd_cap, is_rd)
-    _put(e, "rd_capitalised", 35.0 * 2.5 + 5 + 0 * milestones, is_rd)
+    put(v, "rd_milestones", milestones, is_rd)
+    put(v, "rd_capitalised", rd_cap, is_rd)
+    put(e, "rd_capitalised", 35.0 * 2.5 + 5 + 0 * milestones, is_rd)
     satisfaction = np.repeat(rng.uniform(78, 95, (n, t_all // 3 + 2)), 3, axis=1)[:, :t_all]
-    _put(v, "internal_satisfaction", np.round(satisfaction, 1), func)
+    put(v, "internal_satisfaction", np.round(satisfaction, 1), func)
 
     # --- everyone: headcount, opex, task completion; delivery for sales and plants ------------
     pay = np.where(is_plant, 0.25, np.where(func, 1.0, 1.2))[
@@ -167,38 +174,27 @@ def simulate(
     dec_bump = np.where(months == 12, 1.15, 1.0)[None, :]
     opex = headcount * pay * dec_bump * noise(0.03)
     opex += np.where(is_sales[:, None], 0.06 * revenue, 0.0)
-    _put(v, "headcount", headcount, np.ones(n, bool))
-    _put(v, "opex", opex, np.ones(n, bool))
-    _put(
+    put(v, "headcount", headcount, np.ones(n, bool))
+    put(v, "opex", opex, np.ones(n, bool))
+    put(
         e,
         "opex",
         headcount.mean(1, keepdims=True) * pay * dec_bump
         + np.where(is_sales[:, None], 0.06 * demand, 0.0),
         np.ones(n, bool),
     )
-    _put(
+    put(
         v,
         "mgmt_task_completion",
         np.clip(rng.normal(0.93, 0.04, (n, t_all)), 0.6, 1.0),
         np.ones(n, bool),
     )
-    _put(
+    put(
         v,
         "on_time_delivery_rate",
         np.clip(rng.normal(0.95, 0.015, (n, t_all)), 0.8, 1.0),
         is_sales | is_plant,
     )
 
-    for store in (v, e):  # drop the simulated lead-in months
-        for k in store:
-            store[k] = store[k][:, _LEAD:]
+    sim.drop_lead(_LEAD)  # the simulated lead-in months
     return sim
-
-
-def _put(store: dict[str, np.ndarray], metric: str, values: np.ndarray, mask: np.ndarray) -> None:
-    """Set ``values`` for the units in ``mask`` (others NaN), merging with what is there."""
-    values = np.broadcast_to(np.asarray(values, dtype=float), (len(mask), values.shape[-1]))
-    current = store.get(metric)
-    if current is None:
-        current = np.full(values.shape, np.nan)
-    store[metric] = np.where(mask[:, None], values, current)

@@ -13,11 +13,7 @@ so a review that runs on both is not tied to the sample's names.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -25,9 +21,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from perflink._sample_plant import Planted
+from perflink._sample_common import (
+    adjustments_table,
+    bonus_table,
+    facts_table,
+    schemes_table,
+    targets_table,
+    write_folder,
+)
 from perflink._sample_retail_model import GROUP_ID, REGIONS, build_entities, simulate
-from perflink._sample_retail_plant import Choices, choose, plant
+from perflink._sample_retail_plant import choose, plant
 from perflink.errors import PerflinkError
 
 __all__ = ["generate"]
@@ -175,156 +178,37 @@ def generate(
     sim.truncate(end_p)
     tables = {
         "entities": org.drop(columns="role"),
-        "facts": _facts(sim),
-        "targets": _targets(sim, np.random.default_rng([seed, 103])),
-        "schemes": _schemes(None if clean else choices),
-        "adjustments": _adjustments(planted),
-        "bonus": _bonus(sim, org, None if clean else choices),
-    }
-    quarter = str(end_p.asfreq("Q"))
-    return _write(Path(out_dir), tables, planted, seed=seed, clean=clean, quarter=quarter)
-
-
-def _facts(sim) -> pd.DataFrame:
-    parts = []
-    ids = sim.units["entity_id"].to_numpy()
-    ym = np.array([p.strftime("%Y%m") for p in sim.periods])
-    per = np.array([str(p) for p in sim.periods])
-    for metric in _SOURCE:
-        arr = sim.values[metric]
-        r, c = np.nonzero(~np.isnan(arr))
-        system = _SOURCE[metric]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "entity_id": ids[r],
-                    "period": per[c],
-                    "metric_id": metric,
-                    "value": np.round(arr[r, c], _DECIMALS.get(metric, 2)),
-                    "source_system": system,
-                    "source_ref": pd.Series(system + "-" + ids[r] + "-" + ym[c]),
-                }
-            )
-        )
-    facts = pd.concat(parts, ignore_index=True)
-    return facts.sort_values(["entity_id", "period", "metric_id"], kind="stable", ignore_index=True)
-
-
-def _targets(sim, rng: np.random.Generator) -> pd.DataFrame:
-    """Monthly budgets for flows, annual assessment targets for flows and scheme rates."""
-    ids = sim.units["entity_id"].to_numpy()
-    per = np.array([str(p) for p in sim.budget_periods])
-    year_of = np.array([p.year for p in sim.budget_periods])
-    full_years = [y for y in np.unique(year_of) if (year_of == y).sum() == 12]
-    bias = rng.normal(1.0, 0.012, len(ids))[:, None]
-    stretch = rng.uniform(1.0, 1.03, len(ids))
-    frames = []
-    for metric in _BUDGET_FLOWS:
-        exp = sim.expected[metric]
-        has = ~np.isnan(exp[:, 0])
-        decimals = _DECIMALS.get(metric, 2)
-        budget = (exp * bias)[has]
-        r, c = np.nonzero(np.ones_like(budget, dtype=bool))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "entity_id": ids[has][r],
-                    "year": year_of[c],
-                    "period": per[c],
-                    "metric_id": metric,
-                    "target": np.round(budget[r, c], decimals),
-                    "kind": "budget",
-                }
-            )
-        )
-        for y in full_years:
-            annual = budget[:, year_of == y].sum(axis=1) * stretch[has]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "entity_id": ids[has],
-                        "year": y,
-                        "period": "",
-                        "metric_id": metric,
-                        "target": np.round(annual, decimals),
-                        "kind": "assessment",
-                    }
-                )
-            )
-    for metric, fixed in _RATE_TARGETS.items():
-        arr = sim.values[metric]
-        has = ~np.isnan(arr[:, 0])
-        value = np.round(np.nanmean(arr[has, :12], axis=1), 4) if fixed is None else fixed
-        for y in np.unique(year_of):
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "entity_id": ids[has],
-                        "year": y,
-                        "period": "",
-                        "metric_id": metric,
-                        "target": value,
-                        "kind": "assessment",
-                    }
-                )
-            )
-    targets = pd.concat(frames, ignore_index=True)
-    return targets.sort_values(
-        ["entity_id", "year", "kind", "metric_id", "period"], kind="stable", ignore_index=True
-    )
-
-
-def _schemes(choices: Choices | None) -> pd.DataFrame:
-    rows = [
-        (f"SCH-{center.upper()}", center, "", metric, weight, category, rule, lo, hi, params)
-        for center, items in _SCHEMES.items()
-        for metric, weight, category, rule, lo, hi, params in items
-    ]
-    if choices is not None:
-        spec = {m: s for m, *s in _SCHEMES["profit"]}
-        for metric, weight in _BAD_SCHEME:
-            _, category, rule, lo, hi, params = spec[metric]
-            unit = choices.scheme_unit
-            rows.append(
-                (f"SCH-{unit}", "profit", unit, metric, weight, category, rule, lo, hi, params)
-            )
-    cols = ["scheme_id", "center_type", "entity_id", "metric_id", "weight", "category", "rule"]
-    frame = pd.DataFrame(rows, columns=[*cols, "floor", "cap", "rule_params"])
-    frame["rule_params"] = frame["rule_params"].map(json.dumps)
-    return frame
-
-
-def _adjustments(planted: list[Planted]) -> pd.DataFrame:
-    rows = [
-        (
-            p.entity_id,
-            p.periods[0],
+        "facts": facts_table(sim, _SOURCE, _DECIMALS, numbered_refs=False),
+        "targets": targets_table(
+            sim, np.random.default_rng([seed, 103]), _BUDGET_FLOWS, _RATE_TARGETS, _DECIMALS
+        ),
+        "schemes": schemes_table(
+            _SCHEMES,
+            override_unit=None if clean else choices.scheme_unit,
+            override=_BAD_SCHEME,
+        ),
+        "adjustments": adjustments_table(
+            planted,
             "net_sales",
-            p.extra["adjustment_amount"],
             "Hurricane warning: stores closed for three days (force majeure)",
             "Executive committee",
-        )
-        for p in planted
-        if p.kind == "known_event"
-    ]
-    return pd.DataFrame(
-        rows, columns=["entity_id", "period", "metric_id", "amount", "reason", "approved_by"]
-    )
-
-
-def _bonus(sim, org: pd.DataFrame, choices: Choices | None) -> pd.DataFrame:
-    """Base bonus per centre (kUSD, about 1.5 per head) and pool budgets per region and group."""
-    units = sim.units
-    year = sim.periods[-1].year
-    hc = np.nanmean(sim.values["headcount"][:, -12:], axis=1)
-    base = np.round(np.clip(hc * 1.5, 5, None), 1)
-    rows = [(eid, year, float(b), np.nan) for eid, b in zip(units["entity_id"], base, strict=True)]
-    parent = units["parent_id"].to_numpy()
-    for region in org.loc[org["kind"] == "subsidiary", "entity_id"]:
-        share = 0.7 if choices is not None and region == choices.bonus_region else 1.15
-        rows.append((region, year, 0.0, round(float(base[parent == region].sum() * share), 1)))
-    rows.append((GROUP_ID, year, 0.0, round(float(base.sum() * 1.12), 1)))
-    return pd.DataFrame(rows, columns=["entity_id", "year", "base_bonus", "pool_budget"])
+        ),
+        # Base bonus per centre in kUSD, about 1.5 per head; pool budgets per region.
+        "bonus": bonus_table(
+            sim,
+            org.loc[org["kind"] == "subsidiary", "entity_id"],
+            GROUP_ID,
+            per_head=1.5,
+            least=5,
+            short_pool=None if clean else choices.bonus_region,
+        ),
+    }
+    quarter = str(end_p.asfreq("Q"))
+    problems = [p.to_dict() for p in planted]
+    truth = {"example": "retail", "seed": seed, "clean": clean, "quarter": quarter}
+    catalog = resources.files("perflink") / "data" / "examples" / "retail" / "catalog"
+    params = _params_text(quarter, tables)
+    return write_folder(Path(out_dir), tables, catalog, params, {**truth, "problems": problems})
 
 
 def _params_text(quarter: str, tables: dict[str, pd.DataFrame]) -> str:
@@ -357,40 +241,3 @@ forecast:
 summary:
   projection_metric: gross_margin   # default: net_profit; must be one the forecast projects
 """
-
-
-def _write(
-    out: Path, tables: dict[str, pd.DataFrame], planted: list[Planted], *, seed, clean, quarter
-) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        for name, df in tables.items():
-            df.to_csv(tmp / f"{name}.csv", index=False, encoding="utf-8", lineterminator="\n")
-        src = resources.files("perflink") / "data" / "examples" / "retail" / "catalog"
-        (tmp / "catalog").mkdir()
-        for item in sorted(src.iterdir(), key=lambda p: p.name):
-            if item.name.endswith(".yaml"):
-                (tmp / "catalog" / item.name).write_bytes(item.read_bytes())
-        (tmp / "params.yaml").write_text(_params_text(quarter, tables), encoding="utf-8")
-        truth = {
-            "example": "retail",
-            "seed": seed,
-            "clean": clean,
-            "quarter": quarter,
-            "problems": [p.to_dict() for p in planted],
-        }
-        (tmp / "truth.yaml").write_text(
-            yaml.safe_dump(truth, allow_unicode=True, sort_keys=False), encoding="utf-8"
-        )
-        if out.exists():
-            old = out.with_name(f".{out.name}-old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out / "params.yaml"

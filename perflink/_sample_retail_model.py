@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from perflink._sample_common import put
 from perflink._sample_model import Simulation
 
 GROUP_ID = "GRP"
@@ -208,7 +209,7 @@ def simulate(
         ("store_opex", store_opex),
         ("inventory_value", inventory),
     ):
-        _put(v, metric, arr, cat)
+        put(v, metric, arr, cat)
     for metric, arr in (
         ("marketing_spend", mkt_exp),
         ("store_traffic", traffic_exp),
@@ -218,7 +219,7 @@ def simulate(
         ("cost_of_sales", cos_exp),
         ("store_opex", hc_base * (1 + 0.3 * (season - 1)) * 4.0 + occupancy + 0.025 * net_exp),
     ):
-        _put(e, metric, arr, cat)
+        put(e, metric, arr, cat)
 
     # --- fulfilment centres ship their region's orders -----------------------------------------
     dc = role == "fulfilment"
@@ -244,13 +245,13 @@ def simulate(
     )
     on_time = np.clip(rng.normal(0.965, 0.008, (n, t_all)) - 0.03 * (peak - 1.2).clip(0), 0.8, 1)
     dc_hc = np.round(units_exp / 650) + rng.integers(-2, 3, (n, t_all))
-    _put(v, "units_shipped", units_out, dc)
-    _put(v, "std_fulfilment_cost", std_cost, dc)
-    _put(v, "fulfilment_cost", fulfilment, dc)
-    _put(v, "fulfilment_on_time", on_time, dc)
-    _put(v, "order_accuracy", np.clip(rng.normal(0.992, 0.003, (n, t_all)), 0.95, 1), dc)
-    _put(e, "units_shipped", units_exp, dc)
-    _put(e, "fulfilment_cost", units_exp * std_cost / 1000 * overtime, dc)
+    put(v, "units_shipped", units_out, dc)
+    put(v, "std_fulfilment_cost", std_cost, dc)
+    put(v, "fulfilment_cost", fulfilment, dc)
+    put(v, "fulfilment_on_time", on_time, dc)
+    put(v, "order_accuracy", np.clip(rng.normal(0.992, 0.003, (n, t_all)), 0.95, 1), dc)
+    put(e, "units_shipped", units_exp, dc)
+    put(e, "fulfilment_cost", units_exp * std_cost / 1000 * overtime, dc)
 
     # --- regional offices and headquarters ---------------------------------------------------
     office = (role == "office") | (role == "hq")
@@ -261,31 +262,20 @@ def simulate(
     admin = (office_hc * 6.0 + fixed) * np.where(months == 12, 1.1, 1.0)[None, :]
     admin_exp = office_hc_base[:, None] * (1 + 0.03 * years[None, :]) * 6.0 + fixed
     admin_exp = admin_exp * np.where(months == 12, 1.1, 1.0)[None, :]
-    _put(v, "admin_expense", admin * noise(0.02), office)
-    _put(e, "admin_expense", admin_exp, office)
+    put(v, "admin_expense", admin * noise(0.02), office)
+    put(e, "admin_expense", admin_exp, office)
     brand = units["entity_id"].to_numpy() == "HQ-MKT"
     brand_exp = 150.0 * np.roll(season.mean(axis=0, keepdims=True), -1, axis=1) * trend
-    _put(v, "marketing_spend", brand_exp * noise(0.08), brand)
-    _put(e, "marketing_spend", brand_exp, brand)
+    put(v, "marketing_spend", brand_exp * noise(0.08), brand)
+    put(e, "marketing_spend", brand_exp, brand)
     score = np.repeat(rng.uniform(76, 94, (n, t_all // 3 + 2)), 3, axis=1)[:, :t_all]
-    _put(v, "service_score", np.round(score, 1), office)
+    put(v, "service_score", np.round(score, 1), office)
 
     # --- everyone ---------------------------------------------------------------------------
     headcount = np.where(cat[:, None], store_hc, np.where(dc[:, None], dc_hc, office_hc))
     everyone = np.ones(n, bool)
-    _put(v, "headcount", np.maximum(headcount, 3), everyone)
-    _put(v, "project_delivery_rate", np.clip(rng.normal(0.91, 0.04, (n, t_all)), 0.6, 1), everyone)
+    put(v, "headcount", np.maximum(headcount, 3), everyone)
+    put(v, "project_delivery_rate", np.clip(rng.normal(0.91, 0.04, (n, t_all)), 0.6, 1), everyone)
 
-    for store in (v, e):  # drop the lead-in month
-        for k in store:
-            store[k] = store[k][:, _LEAD:]
+    sim.drop_lead(_LEAD)
     return sim
-
-
-def _put(store: dict[str, np.ndarray], metric: str, values: np.ndarray, mask: np.ndarray) -> None:
-    """Set ``values`` for the units in ``mask`` (others NaN), merging with what is there."""
-    values = np.broadcast_to(np.asarray(values, dtype=float), (len(mask), values.shape[-1]))
-    current = store.get(metric)
-    if current is None:
-        current = np.full(values.shape, np.nan)
-    store[metric] = np.where(mask[:, None], values, current)

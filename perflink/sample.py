@@ -8,11 +8,6 @@ listing the planted problems (``clean=True`` leaves them out). The simulation is
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -20,9 +15,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from perflink._sample_common import (
+    adjustments_table,
+    bonus_table,
+    facts_table,
+    schemes_table,
+    targets_table,
+    write_folder,
+)
 from perflink._sample_entities import GROUP_ID, build_entities
 from perflink._sample_model import simulate
-from perflink._sample_plant import Choices, Planted, choose, plant
+from perflink._sample_plant import Choices, choose, plant
 from perflink._sample_raw import RAW_METRICS, write_raw
 from perflink.errors import PerflinkError
 
@@ -77,6 +80,21 @@ _BUDGET_FLOWS = [
     "rd_capitalised",
     "new_customers",
 ]
+_RATE_TARGETS = {  # metric -> fixed annual target (None: the unit's first-year average)
+    "yield_rate": None,
+    "on_time_delivery_rate": 0.95,
+    "mgmt_task_completion": 0.92,
+    "internal_satisfaction": 85.0,
+    "procurement_savings_rate": 0.02,
+}
+
+
+def _on_time(weight: float) -> tuple:
+    """The on-time delivery item, alike in the profit and cost schemes but for its weight."""
+    threshold = {"threshold": 0.98, "pass": 100, "fail": 60}
+    return ("on_time_delivery_rate", weight, "business", "threshold", 0.0, 1.0, threshold)
+
+
 # Assessment schemes per centre type: metric, weight, category, rule, floor, cap, rule params.
 _SCHEMES = {
     "profit": [
@@ -93,29 +111,13 @@ _SCHEMES = {
             1.2,
             {"steps": [[0.8, 60], [0.9, 80], [1.0, 100], [1.1, 110]]},
         ),
-        (
-            "on_time_delivery_rate",
-            0.10,
-            "business",
-            "threshold",
-            0.0,
-            1.0,
-            {"threshold": 0.98, "pass": 100, "fail": 60},
-        ),
+        _on_time(0.10),
         ("mgmt_task_completion", 0.10, "management", "linear", 0.6, 1.1, {}),
     ],
     "cost": [
         ("production_cost", 0.35, "financial", "linear", 0.6, 1.2, {}),
         ("yield_rate", 0.20, "business", "linear", 0.9, 1.05, {}),
-        (
-            "on_time_delivery_rate",
-            0.15,
-            "business",
-            "threshold",
-            0.0,
-            1.0,
-            {"threshold": 0.98, "pass": 100, "fail": 60},
-        ),
+        _on_time(0.15),
         ("procurement_savings_rate", 0.15, "business", "linear", 0.0, 1.5, {}),
         ("mgmt_task_completion", 0.15, "management", "linear", 0.6, 1.1, {}),
     ],
@@ -125,6 +127,15 @@ _SCHEMES = {
         ("internal_satisfaction", 0.30, "management", "linear", 0.6, 1.1, {}),
     ],
 }
+# P10: a profit-centre override that breaks the profit-centre constraints
+_BAD_SCHEME = [
+    ("net_profit", 0.25),
+    ("revenue", 0.15),
+    ("new_contract_amount", 0.25),
+    ("new_customers", 0.10),
+    ("on_time_delivery_rate", 0.10),
+    ("mgmt_task_completion", 0.15),
+]
 
 
 def generate(
@@ -201,11 +212,25 @@ def generate(
 
     tables = {
         "entities": org.drop(columns="role"),
-        "facts": _facts(sim),
-        "targets": _targets(sim, org, np.random.default_rng([seed, 3])),
-        "schemes": _schemes(org, None if clean else choices),
-        "adjustments": _adjustments(planted, org),
-        "bonus": _bonus(sim, org, None if clean else choices),
+        "facts": facts_table(sim, _SOURCE, _DECIMALS, numbered_refs=True),
+        "targets": targets_table(
+            sim, np.random.default_rng([seed, 3]), _BUDGET_FLOWS, _RATE_TARGETS, _DECIMALS
+        ),
+        "schemes": _schemes(None if clean else choices),
+        "adjustments": adjustments_table(
+            planted,
+            "revenue",
+            "台风红色预警停业三天（不可抗力） / typhoon red alert: closed for three days",
+            "集团总经理办公会 / Group executive meeting",
+        ),
+        "bonus": bonus_table(
+            sim,
+            sorted(set(sim.units["parent_id"])),
+            GROUP_ID,
+            per_head=0.9,
+            least=10,
+            short_pool=None if clean else choices.bonus_sub,
+        ),
     }
     quarter = str(end_p.asfreq("Q"))
     extra = None
@@ -217,253 +242,27 @@ def generate(
         def extra(folder: Path) -> None:
             write_raw(folder, values, ids, sim.periods, vat_units=vat, seed=seed)
 
-    return _write(out, tables, planted, seed=seed, clean=clean, quarter=quarter, extra=extra)
+    problems = [p.to_dict() for p in planted]
+    truth = {"seed": seed, "clean": clean, "quarter": quarter, "problems": problems}
+    catalog = resources.files("perflink") / "data" / "catalog"
+    return write_folder(out, tables, catalog, _params_text(quarter, tables), truth, extra=extra)
 
 
-def _facts(sim) -> pd.DataFrame:
-    parts = []
-    ids = sim.units["entity_id"].to_numpy()
-    ym = np.array([p.strftime("%Y%m") for p in sim.periods])
-    per = np.array([str(p) for p in sim.periods])
-    for metric, arr in sim.values.items():
-        ok = ~np.isnan(arr)
-        if not ok.any():
-            continue
-        r, c = np.nonzero(ok)
-        system = _SOURCE[metric]
-        vals = np.round(arr[r, c], _DECIMALS.get(metric, 2))
-        parts.append(
-            pd.DataFrame(
-                {
-                    "entity_id": ids[r],
-                    "period": per[c],
-                    "metric_id": metric,
-                    "value": vals,
-                    "source_system": system,
-                    "source_ref": pd.Series(system + "-" + ids[r] + "-" + ym[c] + "-")
-                    + f"{list(_SOURCE).index(metric):02d}",
-                }
-            )
-        )
-    facts = pd.concat(parts, ignore_index=True)
-    return facts.sort_values(["entity_id", "period", "metric_id"], kind="stable", ignore_index=True)
+def _schemes(choices: Choices | None) -> pd.DataFrame:
+    return schemes_table(
+        _SCHEMES,
+        override_unit=None if choices is None else choices.scheme_unit,
+        override=_BAD_SCHEME,
+    )
 
 
-def _targets(sim, org: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """Monthly budgets for flows, annual assessment targets for scheme metrics."""
-    ids = sim.units["entity_id"].to_numpy()
-    per = np.array([str(p) for p in sim.budget_periods])
-    year_of = np.array([p.year for p in sim.budget_periods])
-    full_years = [y for y in np.unique(year_of) if (year_of == y).sum() == 12]
-    bias = rng.normal(1.0, 0.012, len(ids))[:, None]
-    stretch = rng.uniform(1.0, 1.03, len(ids))
-    frames = []
-    for metric in _BUDGET_FLOWS:
-        exp = sim.expected.get(metric)
-        if exp is None:
-            continue
-        has = ~np.isnan(exp[:, 0])
-        budget = (exp * bias)[has]
-        r, c = np.nonzero(np.ones_like(budget, dtype=bool))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "entity_id": ids[has][r],
-                    "year": year_of[c],
-                    "period": per[c],
-                    "metric_id": metric,
-                    "target": np.round(budget[r, c], 2),
-                    "kind": "budget",
-                }
-            )
-        )
-        for y in full_years:
-            annual = budget[:, year_of == y].sum(axis=1) * stretch[has]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "entity_id": ids[has],
-                        "year": y,
-                        "period": "",
-                        "metric_id": metric,
-                        "target": np.round(annual, 2),
-                        "kind": "assessment",
-                    }
-                )
-            )
-    rates = {
-        "yield_rate": None,
-        "on_time_delivery_rate": 0.95,
-        "mgmt_task_completion": 0.92,
-        "internal_satisfaction": 85.0,
-        "procurement_savings_rate": 0.02,
+def _params_text(quarter: str, tables: dict[str, pd.DataFrame]) -> str:
+    params = {
+        "quarter": quarter,
+        "language": "zh",
+        "inputs": {name: f"{name}.csv" for name in tables},
+        "catalog": "catalog",
     }
-    for metric, fixed in rates.items():
-        arr = sim.values[metric]
-        has = ~np.isnan(arr[:, 0])
-        value = np.round(np.nanmean(arr[has, :12], axis=1), 4) if fixed is None else fixed
-        for y in np.unique(year_of):
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "entity_id": ids[has],
-                        "year": y,
-                        "period": "",
-                        "metric_id": metric,
-                        "target": value,
-                        "kind": "assessment",
-                    }
-                )
-            )
-    targets = pd.concat(frames, ignore_index=True)
-    return targets.sort_values(
-        ["entity_id", "year", "kind", "metric_id", "period"], kind="stable", ignore_index=True
+    return "# Review parameters for the generated sample group (perflink sample-data).\n" + (
+        yaml.safe_dump(params, allow_unicode=True, sort_keys=False)
     )
-
-
-def _schemes(org: pd.DataFrame, choices: Choices | None) -> pd.DataFrame:
-    rows = []
-    for center, items in _SCHEMES.items():
-        for metric, weight, category, rule, floor, cap, params in items:
-            rows.append(
-                (
-                    f"SCH-{center.upper()}",
-                    center,
-                    "",
-                    metric,
-                    weight,
-                    category,
-                    rule,
-                    floor,
-                    cap,
-                    json.dumps(params),
-                )
-            )
-    if choices is not None:  # P10: an override that breaks the profit-centre constraints
-        bad = [
-            ("net_profit", 0.25),
-            ("revenue", 0.15),
-            ("new_contract_amount", 0.25),
-            ("new_customers", 0.10),
-            ("on_time_delivery_rate", 0.10),
-            ("mgmt_task_completion", 0.15),
-        ]
-        spec = {m: s for m, *s in _SCHEMES["profit"]}
-        for metric, weight in bad:
-            _, category, rule, floor, cap, params = spec[metric]
-            rows.append(
-                (
-                    f"SCH-{choices.scheme_unit}",
-                    "profit",
-                    choices.scheme_unit,
-                    metric,
-                    weight,
-                    category,
-                    rule,
-                    floor,
-                    cap,
-                    json.dumps(params),
-                )
-            )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "scheme_id",
-            "center_type",
-            "entity_id",
-            "metric_id",
-            "weight",
-            "category",
-            "rule",
-            "floor",
-            "cap",
-            "rule_params",
-        ],
-    )
-
-
-def _adjustments(planted: list[Planted], org: pd.DataFrame) -> pd.DataFrame:
-    rows = [
-        (
-            p.entity_id,
-            p.periods[0],
-            "revenue",
-            p.extra["adjustment_amount"],
-            "台风红色预警停业三天（不可抗力） / typhoon red alert: closed for three days",
-            "集团总经理办公会 / Group executive meeting",
-        )
-        for p in planted
-        if p.kind == "known_event"
-    ]
-    return pd.DataFrame(
-        rows, columns=["entity_id", "period", "metric_id", "amount", "reason", "approved_by"]
-    )
-
-
-def _bonus(sim, org: pd.DataFrame, choices: Choices | None) -> pd.DataFrame:
-    units = sim.units
-    year = sim.periods[-1].year
-    hc = np.nanmean(sim.values["headcount"][:, -12:], axis=1)
-    base = np.round(np.clip(hc * 0.9, 10, None), 1)
-    rows = [(eid, year, float(b), np.nan) for eid, b in zip(units["entity_id"], base, strict=True)]
-    by_sub = pd.Series(base).groupby(units["parent_id"].to_numpy()).sum()
-    for sub, total in by_sub.items():
-        share = 0.7 if choices is not None and sub == choices.bonus_sub else 1.15
-        rows.append((sub, year, 0.0, round(float(total * share), 1)))
-    rows.append((GROUP_ID, year, 0.0, round(float(base.sum() * 1.12), 1)))
-    return pd.DataFrame(rows, columns=["entity_id", "year", "base_bonus", "pool_budget"])
-
-
-def _write(
-    out: Path,
-    tables: dict[str, pd.DataFrame],
-    planted: list[Planted],
-    *,
-    seed: int,
-    clean: bool,
-    quarter: str,
-    extra: Callable[[Path], None] | None = None,
-) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        for name, df in tables.items():
-            df.to_csv(tmp / f"{name}.csv", index=False, encoding="utf-8", lineterminator="\n")
-        catalog_src = resources.files("perflink") / "data" / "catalog"
-        (tmp / "catalog").mkdir()
-        for item in sorted(catalog_src.iterdir(), key=lambda p: p.name):
-            if item.name.endswith(".yaml"):
-                (tmp / "catalog" / item.name).write_bytes(item.read_bytes())
-        params = {
-            "quarter": quarter,
-            "language": "zh",
-            "inputs": {name: f"{name}.csv" for name in tables},
-            "catalog": "catalog",
-        }
-        (tmp / "params.yaml").write_text(
-            "# Review parameters for the generated sample group (perflink sample-data).\n"
-            + yaml.safe_dump(params, allow_unicode=True, sort_keys=False),
-            encoding="utf-8",
-        )
-        truth = {
-            "seed": seed,
-            "clean": clean,
-            "quarter": quarter,
-            "problems": [p.to_dict() for p in planted],
-        }
-        (tmp / "truth.yaml").write_text(
-            yaml.safe_dump(truth, allow_unicode=True, sort_keys=False), encoding="utf-8"
-        )
-        if extra is not None:
-            extra(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}-old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out / "params.yaml"

@@ -1,0 +1,269 @@
+"""What both built-in examples (the sample group and the retail example) build the same way.
+
+The two generators differ in their company (units, metrics, catalog, planted problems) but
+turn a simulation into the six input tables and write the folder alike: the facts, the
+budget and assessment targets, the scheme table, the approved adjustments, the bonus table,
+and the atomic write of the folder. Each generator passes its own metric lists and wording.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+__all__ = [
+    "adjustments_table",
+    "bonus_table",
+    "facts_table",
+    "put",
+    "schemes_table",
+    "targets_table",
+    "write_folder",
+]
+
+SchemeItem = tuple[str, float, str, str, float, float, dict]
+_SCHEME_COLUMNS = [
+    "scheme_id",
+    "center_type",
+    "entity_id",
+    "metric_id",
+    "weight",
+    "category",
+    "rule",
+    "floor",
+    "cap",
+    "rule_params",
+]
+
+
+def put(store: dict[str, np.ndarray], metric: str, values: np.ndarray, mask: np.ndarray) -> None:
+    """Set ``values`` for the units in ``mask`` (others NaN), merging with what is there."""
+    values = np.broadcast_to(np.asarray(values, dtype=float), (len(mask), values.shape[-1]))
+    current = store.get(metric)
+    if current is None:
+        current = np.full(values.shape, np.nan)
+    store[metric] = np.where(mask[:, None], values, current)
+
+
+def facts_table(
+    sim, source: Mapping[str, str], decimals: Mapping[str, int], *, numbered_refs: bool
+) -> pd.DataFrame:
+    """One fact row per reported (unit, month, metric) of ``sim``.
+
+    ``source`` maps each metric to its source system; ``numbered_refs`` appends the metric's
+    position in ``source`` to each source reference (the sample group's reference format).
+    """
+    parts = []
+    ids = sim.units["entity_id"].to_numpy()
+    ym = np.array([p.strftime("%Y%m") for p in sim.periods])
+    per = np.array([str(p) for p in sim.periods])
+    for number, (metric, system) in enumerate(source.items()):
+        arr = sim.values.get(metric)
+        if arr is None or np.isnan(arr).all():
+            continue
+        r, c = np.nonzero(~np.isnan(arr))
+        ref = pd.Series(system + "-" + ids[r] + "-" + ym[c])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "entity_id": ids[r],
+                    "period": per[c],
+                    "metric_id": metric,
+                    "value": np.round(arr[r, c], decimals.get(metric, 2)),
+                    "source_system": system,
+                    "source_ref": ref + f"-{number:02d}" if numbered_refs else ref,
+                }
+            )
+        )
+    facts = pd.concat(parts, ignore_index=True)
+    return facts.sort_values(["entity_id", "period", "metric_id"], kind="stable", ignore_index=True)
+
+
+def targets_table(
+    sim,
+    rng: np.random.Generator,
+    flows: Iterable[str],
+    rates: Mapping[str, float | None],
+    decimals: Mapping[str, int],
+) -> pd.DataFrame:
+    """Monthly budgets and annual assessment targets for ``flows``; annual targets for ``rates``.
+
+    A flow's budget is its expected value with a small bias per unit; its annual target is
+    the year's budget stretched by up to 3%. A rate's target is the fixed value in ``rates``
+    or, where that is None, the unit's average over its first twelve months.
+    """
+    ids = sim.units["entity_id"].to_numpy()
+    per = np.array([str(p) for p in sim.budget_periods])
+    year_of = np.array([p.year for p in sim.budget_periods])
+    full_years = [y for y in np.unique(year_of) if (year_of == y).sum() == 12]
+    bias = rng.normal(1.0, 0.012, len(ids))[:, None]
+    stretch = rng.uniform(1.0, 1.03, len(ids))
+    frames = []
+
+    def annual(unit_ids, year, metric, target):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "entity_id": unit_ids,
+                    "year": year,
+                    "period": "",
+                    "metric_id": metric,
+                    "target": target,
+                    "kind": "assessment",
+                }
+            )
+        )
+
+    for metric in flows:
+        exp = sim.expected.get(metric)
+        if exp is None:
+            continue
+        has = ~np.isnan(exp[:, 0])
+        places = decimals.get(metric, 2)
+        budget = (exp * bias)[has]
+        r, c = np.nonzero(np.ones_like(budget, dtype=bool))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "entity_id": ids[has][r],
+                    "year": year_of[c],
+                    "period": per[c],
+                    "metric_id": metric,
+                    "target": np.round(budget[r, c], places),
+                    "kind": "budget",
+                }
+            )
+        )
+        for y in full_years:
+            total = budget[:, year_of == y].sum(axis=1) * stretch[has]
+            annual(ids[has], y, metric, np.round(total, places))
+    for metric, fixed in rates.items():
+        arr = sim.values[metric]
+        has = ~np.isnan(arr[:, 0])
+        value = np.round(np.nanmean(arr[has, :12], axis=1), 4) if fixed is None else fixed
+        for y in np.unique(year_of):
+            annual(ids[has], y, metric, value)
+    targets = pd.concat(frames, ignore_index=True)
+    return targets.sort_values(
+        ["entity_id", "year", "kind", "metric_id", "period"], kind="stable", ignore_index=True
+    )
+
+
+def schemes_table(
+    schemes: Mapping[str, Sequence[SchemeItem]],
+    *,
+    override_unit: str | None = None,
+    override: Sequence[tuple[str, float]] = (),
+) -> pd.DataFrame:
+    """The scheme table: one scheme per centre type, plus a profit-centre override.
+
+    ``override`` gives (metric, weight) pairs for a unit-level profit scheme of
+    ``override_unit`` that takes everything else from the profit scheme (a planted problem).
+    """
+    rows = [
+        (f"SCH-{center.upper()}", center, "", metric, weight, category, rule, lo, hi, params)
+        for center, items in schemes.items()
+        for metric, weight, category, rule, lo, hi, params in items
+    ]
+    if override_unit is not None:
+        spec = {m: s for m, *s in schemes["profit"]}
+        for metric, weight in override:
+            _, category, rule, lo, hi, params = spec[metric]
+            unit = override_unit
+            rows.append(
+                (f"SCH-{unit}", "profit", unit, metric, weight, category, rule, lo, hi, params)
+            )
+    frame = pd.DataFrame(rows, columns=_SCHEME_COLUMNS)
+    frame["rule_params"] = frame["rule_params"].map(json.dumps)
+    return frame
+
+
+def adjustments_table(planted, metric: str, reason: str, approved_by: str) -> pd.DataFrame:
+    """One approved adjustment of ``metric`` per planted known event."""
+    rows = [
+        (p.entity_id, p.periods[0], metric, p.extra["adjustment_amount"], reason, approved_by)
+        for p in planted
+        if p.kind == "known_event"
+    ]
+    return pd.DataFrame(
+        rows, columns=["entity_id", "period", "metric_id", "amount", "reason", "approved_by"]
+    )
+
+
+def bonus_table(
+    sim,
+    pools: Iterable[str],
+    group_id: str,
+    *,
+    per_head: float,
+    least: float,
+    short_pool: str | None,
+) -> pd.DataFrame:
+    """Base bonus per unit (``per_head`` a head, at least ``least``) and pool budgets.
+
+    Each pool in ``pools`` (a parent of units) gets 115% of its units' base bonus, except
+    ``short_pool`` (a planted problem) with 70%; the group gets 112% of all base bonus.
+    """
+    units = sim.units
+    year = sim.periods[-1].year
+    hc = np.nanmean(sim.values["headcount"][:, -12:], axis=1)
+    base = np.round(np.clip(hc * per_head, least, None), 1)
+    rows = [(eid, year, float(b), np.nan) for eid, b in zip(units["entity_id"], base, strict=True)]
+    parent = units["parent_id"].to_numpy()
+    for pool in pools:
+        share = 0.7 if pool == short_pool else 1.15
+        rows.append((pool, year, 0.0, round(float(base[parent == pool].sum() * share), 1)))
+    rows.append((group_id, year, 0.0, round(float(base.sum() * 1.12), 1)))
+    return pd.DataFrame(rows, columns=["entity_id", "year", "base_bonus", "pool_budget"])
+
+
+def write_folder(
+    out: Path,
+    tables: Mapping[str, pd.DataFrame],
+    catalog: Traversable,
+    params_text: str,
+    truth: Mapping[str, Any],
+    *,
+    extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write the tables, the catalog's YAML files, params and truth into ``out`` atomically.
+
+    Everything goes to a temporary sibling folder first, which then replaces ``out``, so a
+    failed run leaves an existing folder untouched. ``extra`` may add files to the folder.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        for name, df in tables.items():
+            df.to_csv(tmp / f"{name}.csv", index=False, encoding="utf-8", lineterminator="\n")
+        (tmp / "catalog").mkdir()
+        for item in sorted(catalog.iterdir(), key=lambda p: p.name):
+            if item.name.endswith(".yaml"):
+                (tmp / "catalog" / item.name).write_bytes(item.read_bytes())
+        (tmp / "params.yaml").write_text(params_text, encoding="utf-8")
+        (tmp / "truth.yaml").write_text(
+            yaml.safe_dump(dict(truth), allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+        if extra is not None:
+            extra(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}-old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / "params.yaml"
