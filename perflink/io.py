@@ -148,7 +148,13 @@ def read_table(
         chk.check_targets(df, bad, problems)
     elif kind == "schemes":
         chk.check_schemes(df, bad, problems)
-    problems.raise_if_any()
+    try:
+        problems.raise_if_any()
+    except InputError as exc:
+        # What was read despite the problems: read_tables still checks the other tables'
+        # entity ids against the ids of a flawed entities table.
+        exc.partial = df  # type: ignore[attr-defined]
+        raise
     if kind == "entities":
         df = _fill_names(df)
     df.attrs.update(source=str(path), encoding=raw.encoding, extra_columns=extra)
@@ -247,8 +253,9 @@ def read_tables(
     """Read every given table, collecting problems instead of stopping at the first table.
 
     Entities are read first; their ids are then the known ``entity_id`` values of the other
-    tables. When the entities table itself cannot be loaded, the other tables are still
-    read and checked, without that cross-check (and a line says so).
+    tables, even when the entities table has problems (the ids it does hold). When it
+    cannot be read at all (missing file, missing columns), the other tables are still read
+    and checked without that cross-check, and a line says so.
 
     Parameters
     ----------
@@ -281,10 +288,13 @@ def read_tables(
             )  # fmt: skip
         except (InputError, ParamsError) as exc:
             errors[kind] = str(exc)
+            partial = getattr(exc, "partial", None)
+            if kind == "entities" and partial is not None:
+                known = set(partial["entity_id"].dropna())
             continue
         if kind == "entities":
             known = set(tables[kind]["entity_id"])
-    if "entities" in errors:
+    if "entities" in errors and known is None:
         others = [k for k in KINDS[1:] if k in resolved]
         skipped.append(
             f"entity ids in {', '.join(others)} were not checked against the entities table, "

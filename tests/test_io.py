@@ -451,10 +451,16 @@ def test_read_tables_collects_every_table_and_says_what_it_skipped(tmp_path):
         "targets": write(tmp_path, "targets.csv", TARGETS.replace("D1,", "DX,", 1)),
     }
     tables, errors, skipped = read_tables(paths)
-    assert set(errors) == {"entities", "facts"}
+    assert set(errors) == {"entities", "facts", "targets"}
     assert "row 5" in errors["entities"] and "'2026-13' is not a month" in errors["facts"]
-    assert "targets" in tables  # read, but its entity ids could not be checked
-    assert any("entity ids in facts, targets were not checked" in s for s in skipped)
+    # a flawed entities table still gives its ids to the other tables' checks
+    assert "'DX' is not in the entities table" in errors["targets"]
+    assert skipped == []
     with pytest.raises(InputError) as info:
         load_inputs(paths)
     assert "entities.csv" in str(info.value) and "facts.csv" in str(info.value)
+    # an entities table that cannot be read at all: the cross-check is skipped, and said so
+    paths["entities"] = write(tmp_path, "entities.csv", "entity_id,kind\nG,group\n")
+    tables, errors, skipped = read_tables(paths)
+    assert "missing required column(s)" in errors["entities"] and "targets" in tables
+    assert any("entity ids in facts, targets were not checked" in s for s in skipped)
