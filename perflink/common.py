@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,10 @@ __all__ = [
     "check_findings",
     "parse_quarter",
     "require_columns",
+    "review_keywords",
     "severities_from",
     "status_of",
+    "task_options",
     "window_months",
 ]
 
@@ -184,3 +187,38 @@ def status_of(completion: pd.Series, miss: float) -> pd.Series:
     c = completion.to_numpy(dtype=float)
     out = np.where(c >= 1.0, "green", np.where(c >= miss, "amber", "red"))
     return pd.Series(np.where(np.isnan(c), None, out), index=completion.index, dtype="str")
+
+
+def task_options(review: Any, block: str, options: Any = None) -> Any:
+    """The options a task's entry point runs with: ``options`` when given (not None), else
+    the review's ``block:`` params block (``review.params.<block>``).
+
+    Raises
+    ------
+    ParamsError
+        If ``options`` is None and ``review`` is not an open review with that block.
+    """
+    if options is not None:
+        return options
+    params = getattr(review, "params", None)
+    if not hasattr(params, block):
+        raise ParamsError(
+            f"{block}: expected a review from perflink.open_review(...) whose params have a "
+            f"'{block}:' block, got {type(review).__name__}; open the review first"
+        )
+    return getattr(params, block)
+
+
+def review_keywords(
+    review: Any, block: str, options: Any = None, *, executor: bool = True
+) -> dict[str, Any]:
+    """The keywords a task's entry point passes from an open review to its panel function.
+
+    ``quarter``, ``options`` (:func:`task_options`), ``language`` and, when ``executor``,
+    ``executor``; the task passes its input tables itself, since each reads different ones.
+    """
+    chosen = task_options(review, block, options)  # first: it says what a non-review lacks
+    keywords = {"quarter": review.quarter, "options": chosen, "language": review.language}
+    if executor:
+        keywords["executor"] = review.executor
+    return keywords

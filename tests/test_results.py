@@ -8,6 +8,7 @@ import inspect
 import json
 import pkgutil
 from dataclasses import FrozenInstanceError, dataclass
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -192,6 +193,24 @@ def test_require_columns_names_the_table_and_the_columns():
     assert "has: entity_id, period" in msg and "perflink.load_inputs" in msg
     with pytest.raises(InputError, match="entities table must be a pandas DataFrame, got list"):
         common.require_columns([], ["entity_id"], table="entities")
+
+
+def test_task_options_prefers_given_options_else_the_review_block():
+    review = SimpleNamespace(
+        params=SimpleNamespace(kpi="from-params"), quarter="2026Q3", language="en", executor="x"
+    )
+    assert common.task_options(review, "kpi") == "from-params"
+    assert common.task_options(review, "kpi", "given") == "given"
+    keywords = common.review_keywords(review, "kpi", executor=False)
+    assert keywords == {"quarter": "2026Q3", "options": "from-params", "language": "en"}
+    assert common.review_keywords(review, "kpi", "given")["executor"] == "x"
+
+
+def test_task_options_rejects_what_is_not_an_open_review():
+    with pytest.raises(ParamsError, match="forecast: expected a review from perflink.open_review"):
+        common.task_options(object(), "forecast")
+    with pytest.raises(ParamsError, match="'anomaly:' block"):
+        common.review_keywords(SimpleNamespace(params=SimpleNamespace()), "anomaly")
 
 
 def test_check_findings_contract_and_error_type():

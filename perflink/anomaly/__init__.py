@@ -51,6 +51,7 @@ from perflink.anomaly._results import (
     PeerComparison,
 )
 from perflink.anomaly._series import COLUMNS, detect_frame, detect_series
+from perflink.common import review_keywords
 from perflink.options import AnomalyOptions
 
 if TYPE_CHECKING:
@@ -98,13 +99,6 @@ def run(review: Review, *, options: AnomalyOptions | None = None) -> AnomalyResu
     InputError, ParamsError, RunError
         As :func:`detect_anomalies`.
     """
-    return detect_anomalies(
-        review.facts,
-        review.entities,
-        review.catalog,
-        quarter=review.quarter,
-        adjustments=review.adjustments,
-        options=options if options is not None else review.params.anomaly,
-        language=review.language,
-        executor=review.executor,
-    )
+    tables = (review.facts, review.entities, review.catalog)
+    keywords = review_keywords(review, "anomaly", options)
+    return detect_anomalies(*tables, adjustments=review.adjustments, **keywords)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from perflink.common import review_keywords
 from perflink.forecast._backtest import accuracy, backtest_series
 from perflink.forecast._backtest_panel import backtest_panel
 from perflink.forecast._results import BacktestResult, DeviationResult, ForecastResult
@@ -97,16 +98,8 @@ def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastRe
     InputError, ParamsError, RunError
         As :func:`forecast_panel`.
     """
-    return forecast_panel(
-        review.facts,
-        review.targets,
-        review.entities,
-        review.catalog,
-        quarter=review.quarter,
-        options=options if options is not None else review.params.forecast,
-        language=review.language,
-        executor=review.executor,
-    )
+    tables = (review.facts, review.targets, review.entities, review.catalog)
+    return forecast_panel(*tables, **review_keywords(review, "forecast", options))
 
 
 def backtest(review: Review, *, options: ForecastOptions | None = None) -> BacktestResult:
@@ -135,12 +128,5 @@ def backtest(review: Review, *, options: ForecastOptions | None = None) -> Backt
     InputError, ParamsError, RunError
         As :func:`backtest_panel`.
     """
-    return backtest_panel(
-        review.facts,
-        review.entities,
-        review.catalog,
-        quarter=review.quarter,
-        options=options if options is not None else review.params.forecast,
-        language=review.language,
-        executor=review.executor,
-    )
+    tables = (review.facts, review.entities, review.catalog)
+    return backtest_panel(*tables, **review_keywords(review, "forecast", options))

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from perflink.common import task_options
 from perflink.kpi._attribute import (
     MAX_EXACT,
     METHODS,
@@ -109,7 +110,7 @@ def run(review: Review, *, options: KpiOptions | None = None) -> DecompositionRe
         review.catalog,
         quarter=review.quarter,
         adjustments=review.adjustments,
-        options=options if options is not None else review.params.kpi,
+        options=task_options(review, "kpi", options),
         lang=review.language,
     )
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from perflink import kpi
 from perflink.catalog import Catalog, check_schemes
-from perflink.common import window_months
+from perflink.common import task_options, window_months
 from perflink.errors import InputError
 from perflink.kpi import DecompositionResult, completion
 from perflink.options import KpiOptions
@@ -172,7 +172,7 @@ def run(
     InputError, ParamsError
         As :func:`scorecard` and :func:`perflink.kpi.run`.
     """
-    opts = options if options is not None else review.params.kpi
+    opts = task_options(review, "kpi", options)
     if decomposition is None:
         decomposition = kpi.run(review, options=opts)
     return scorecard(
