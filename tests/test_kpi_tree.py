@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +220,21 @@ def test_decompose_result_presents(samples):
     dec.tree_chart("G00").to_dict()
     wf = dec.waterfall_frame("G00", scope="ytd")
     assert wf["end"].iloc[-2] == pytest.approx(wf["value"].iloc[-1], rel=1e-9)
+
+
+def test_waterfall_with_no_driver_steps_goes_from_target_to_actual(samples):
+    # A catalog whose tier-1 metric has no tree below it: the attribution holds the total only.
+    _, dec, _ = samples[0]
+    a = dec.attribution
+    metric = dec.lead_metric()
+    only_total = a[(a["method"] == "total") | (a["metric_id"] != metric)]
+    bare = dataclasses.replace(dec, attribution=only_total)
+    wf = bare.waterfall_frame("G00")
+    assert list(wf["kind"]) == ["total", "total"]
+    assert wf["start"].tolist() == [0.0, 0.0]
+    total = a[(a["method"] == "total") & (a["metric_id"] == metric) & (a["entity_id"] == "G00")]
+    total = total[(total["scope"] == "quarter") & (total["base"] == "target")]
+    assert wf["end"].tolist() == [total["driver_base"].iloc[0], total["driver_actual"].iloc[0]]
 
 
 def _edge_frame(part, index):

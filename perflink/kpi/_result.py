@@ -149,7 +149,8 @@ class DecompositionResult(QuarterResult):
             val.append(row.contribution)
         steps = np.array(val[1:])
         ends = base + np.cumsum(steps)
-        starts = np.r_[base, ends[:-1]]
+        # each step starts where the one before ended (no step: the chart is target -> actual)
+        starts = np.r_[base, ends[:-1]] if len(steps) else np.empty(0)
         actual = float(total["driver_actual"].iloc[0])
         return pd.DataFrame(
             {
