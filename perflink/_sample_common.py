@@ -25,9 +25,12 @@ __all__ = [
     "adjustments_table",
     "bonus_table",
     "facts_table",
+    "linear",
     "put",
     "schemes_table",
+    "step",
     "targets_table",
+    "threshold",
     "write_folder",
 ]
 
@@ -44,6 +47,26 @@ _SCHEME_COLUMNS = [
     "cap",
     "rule_params",
 ]
+
+
+def linear(
+    metric: str, weight: float, category: str, floor: float = 0.6, cap: float = 1.2
+) -> SchemeItem:
+    """A scheme item scored linearly on completion, clipped to [``floor``, ``cap``]."""
+    return (metric, weight, category, "linear", floor, cap, {})
+
+
+def step(metric: str, weight: float, category: str, steps: list[list[float]]) -> SchemeItem:
+    """A scheme item scored by completion steps ``[[completion, score], ...]`` (cap 1.2)."""
+    return (metric, weight, category, "step", 0.0, 1.2, {"steps": steps})
+
+
+def threshold(
+    metric: str, weight: float, category: str, limit: float, passed: int, failed: int
+) -> SchemeItem:
+    """A scheme item scoring ``passed`` when the value reaches ``limit``, else ``failed``."""
+    params = {"threshold": limit, "pass": passed, "fail": failed}
+    return (metric, weight, category, "threshold", 0.0, 1.0, params)
 
 
 def put(store: dict[str, np.ndarray], metric: str, values: np.ndarray, mask: np.ndarray) -> None:

@@ -13,7 +13,6 @@ so a review that runs on both is not tied to the sample's names.
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 from pathlib import Path
 
@@ -25,13 +24,15 @@ from perflink._sample_common import (
     adjustments_table,
     bonus_table,
     facts_table,
+    linear,
     schemes_table,
+    step,
     targets_table,
+    threshold,
     write_folder,
 )
 from perflink._sample_retail_model import GROUP_ID, REGIONS, build_entities, simulate
 from perflink._sample_retail_plant import choose, plant
-from perflink.errors import PerflinkError
 
 __all__ = ["generate"]
 
@@ -88,42 +89,26 @@ _RATE_TARGETS = {  # metric -> fixed annual target (None: the centre's first-yea
     "project_delivery_rate": 0.90,
     "service_score": 85.0,
 }
-# Assessment schemes per centre type: metric, weight, category, rule, floor, cap, rule params.
+# Assessment schemes per centre type (see perflink._sample_common.linear, step, threshold).
 _SCHEMES = {
     "profit": [
-        ("contribution", 0.30, "financial", "linear", 0.5, 1.3, {}),
-        ("net_sales", 0.25, "financial", "linear", 0.6, 1.2, {}),
-        ("conversion_rate", 0.15, "business", "linear", 0.8, 1.2, {}),
-        ("order_count", 0.10, "business", "linear", 0.6, 1.2, {}),
-        (
-            "store_traffic",
-            0.10,
-            "business",
-            "step",
-            0.0,
-            1.2,
-            {"steps": [[0.85, 60], [0.95, 80], [1.0, 100], [1.05, 110]]},
-        ),
-        ("project_delivery_rate", 0.10, "management", "linear", 0.6, 1.1, {}),
+        linear("contribution", 0.30, "financial", 0.5, 1.3),
+        linear("net_sales", 0.25, "financial"),
+        linear("conversion_rate", 0.15, "business", 0.8),
+        linear("order_count", 0.10, "business"),
+        step("store_traffic", 0.10, "business", [[0.85, 60], [0.95, 80], [1.0, 100], [1.05, 110]]),
+        linear("project_delivery_rate", 0.10, "management", cap=1.1),
     ],
     "cost": [
-        ("fulfilment_cost", 0.35, "financial", "linear", 0.6, 1.2, {}),
-        (
-            "fulfilment_on_time",
-            0.30,
-            "business",
-            "threshold",
-            0.0,
-            1.0,
-            {"threshold": 0.95, "pass": 100, "fail": 50},
-        ),
-        ("order_accuracy", 0.25, "business", "linear", 0.9, 1.05, {}),
-        ("project_delivery_rate", 0.10, "management", "linear", 0.6, 1.1, {}),
+        linear("fulfilment_cost", 0.35, "financial"),
+        threshold("fulfilment_on_time", 0.30, "business", 0.95, 100, 50),
+        linear("order_accuracy", 0.25, "business", 0.9, 1.05),
+        linear("project_delivery_rate", 0.10, "management", cap=1.1),
     ],
     "functional": [
-        ("admin_expense", 0.30, "financial", "linear", 0.6, 1.2, {}),
-        ("project_delivery_rate", 0.40, "management", "linear", 0.6, 1.1, {}),
-        ("service_score", 0.30, "management", "linear", 0.6, 1.1, {}),
+        linear("admin_expense", 0.30, "financial"),
+        linear("project_delivery_rate", 0.40, "management", cap=1.1),
+        linear("service_score", 0.30, "management", cap=1.1),
     ],
 }
 # P07: a profit-centre override with 45% financial weight (policy: at least 55%)
@@ -137,45 +122,22 @@ _BAD_SCHEME = [
 ]
 
 
-def generate(
-    out_dir: str | Path,
-    *,
-    months: int = 45,
-    seed: int = 0,
-    clean: bool = False,
-    end: str = "2026-09",
-) -> Path:
-    """Write the retail example's inputs, catalog, params and truth into ``out_dir``.
+def generate(out: Path, *, months: int, seed: int, clean: bool, end: pd.Period) -> Path:
+    """Write the retail example's inputs, catalog, params and truth into ``out``.
 
-    Parameters
-    ----------
-    out_dir : folder to create or refresh; written to a temporary folder first and moved
-        into place, so a failed run leaves an existing example untouched.
-    months : months of history ending at ``end``; between 15 and 240.
-    seed : random seed; the same seed gives byte-identical files.
-    clean : leave out the planted problems (``truth.yaml`` then lists none).
-    end : last month of data (``YYYY-MM``, default 2026-09: the 2026Q3 review); a later end
-        with ``months`` grown to match extends the same history.
-
-    Returns
-    -------
-    Path of the written ``params.yaml``.
+    :func:`perflink.sample.generate` (``example="retail"``) checks the arguments and
+    documents them; returns the path of the written ``params.yaml``.
     """
-    if not 15 <= months <= 240:
-        raise PerflinkError(f"sample-data: --months {months} must be between 15 and 240")
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(end)):
-        raise PerflinkError(f"sample-data: --end {end!r} is not a month written YYYY-MM")
-    end_p = pd.Period(end, "M")
     rng = np.random.default_rng([seed, 100])
     org = build_entities(rng)
-    start = end_p - months + 1
-    periods = pd.period_range(start, max(end_p, _SIM_END), freq="M")
+    start = end - months + 1
+    periods = pd.period_range(start, max(end, _SIM_END), freq="M")
     units = org[org["kind"] == "department"].reset_index(drop=True)
     sim = simulate(units, periods, rng, anchor=_ANCHOR)
     choices = choose(org, np.random.default_rng([seed, 101]))
-    anchor = min(_ANCHOR, end_p)
+    anchor = min(_ANCHOR, end)
     planted = [] if clean else plant(sim, choices, anchor=anchor)
-    sim.truncate(end_p)
+    sim.truncate(end)
     tables = {
         "entities": org.drop(columns="role"),
         "facts": facts_table(sim, _SOURCE, _DECIMALS, numbered_refs=False),
@@ -203,12 +165,12 @@ def generate(
             short_pool=None if clean else choices.bonus_region,
         ),
     }
-    quarter = str(end_p.asfreq("Q"))
+    quarter = str(end.asfreq("Q"))
     problems = [p.to_dict() for p in planted]
     truth = {"example": "retail", "seed": seed, "clean": clean, "quarter": quarter}
     catalog = resources.files("perflink") / "data" / "examples" / "retail" / "catalog"
     params = _params_text(quarter, tables)
-    return write_folder(Path(out_dir), tables, catalog, params, {**truth, "problems": problems})
+    return write_folder(out, tables, catalog, params, {**truth, "problems": problems})
 
 
 def _params_text(quarter: str, tables: dict[str, pd.DataFrame]) -> str:

@@ -8,6 +8,7 @@ listing the planted problems (``clean=True`` leaves them out). The simulation is
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -19,8 +20,11 @@ from perflink._sample_common import (
     adjustments_table,
     bonus_table,
     facts_table,
+    linear,
     schemes_table,
+    step,
     targets_table,
+    threshold,
     write_folder,
 )
 from perflink._sample_entities import GROUP_ID, build_entities
@@ -89,42 +93,28 @@ _RATE_TARGETS = {  # metric -> fixed annual target (None: the unit's first-year 
 }
 
 
-def _on_time(weight: float) -> tuple:
-    """The on-time delivery item, alike in the profit and cost schemes but for its weight."""
-    threshold = {"threshold": 0.98, "pass": 100, "fail": 60}
-    return ("on_time_delivery_rate", weight, "business", "threshold", 0.0, 1.0, threshold)
-
-
-# Assessment schemes per centre type: metric, weight, category, rule, floor, cap, rule params.
+# Assessment schemes per centre type (see perflink._sample_common.linear, step, threshold).
 _SCHEMES = {
     "profit": [
-        ("net_profit", 0.25, "financial", "linear", 0.6, 1.2, {}),
-        ("revenue", 0.20, "financial", "linear", 0.6, 1.2, {}),
-        ("cash_collected", 0.10, "financial", "linear", 0.6, 1.2, {}),
-        ("new_contract_amount", 0.15, "business", "linear", 0.6, 1.2, {}),
-        (
-            "new_customers",
-            0.10,
-            "business",
-            "step",
-            0.0,
-            1.2,
-            {"steps": [[0.8, 60], [0.9, 80], [1.0, 100], [1.1, 110]]},
-        ),
-        _on_time(0.10),
-        ("mgmt_task_completion", 0.10, "management", "linear", 0.6, 1.1, {}),
+        linear("net_profit", 0.25, "financial"),
+        linear("revenue", 0.20, "financial"),
+        linear("cash_collected", 0.10, "financial"),
+        linear("new_contract_amount", 0.15, "business"),
+        step("new_customers", 0.10, "business", [[0.8, 60], [0.9, 80], [1.0, 100], [1.1, 110]]),
+        threshold("on_time_delivery_rate", 0.10, "business", 0.98, 100, 60),
+        linear("mgmt_task_completion", 0.10, "management", cap=1.1),
     ],
     "cost": [
-        ("production_cost", 0.35, "financial", "linear", 0.6, 1.2, {}),
-        ("yield_rate", 0.20, "business", "linear", 0.9, 1.05, {}),
-        _on_time(0.15),
-        ("procurement_savings_rate", 0.15, "business", "linear", 0.0, 1.5, {}),
-        ("mgmt_task_completion", 0.15, "management", "linear", 0.6, 1.1, {}),
+        linear("production_cost", 0.35, "financial"),
+        linear("yield_rate", 0.20, "business", 0.9, 1.05),
+        threshold("on_time_delivery_rate", 0.15, "business", 0.98, 100, 60),
+        linear("procurement_savings_rate", 0.15, "business", 0.0, 1.5),
+        linear("mgmt_task_completion", 0.15, "management", cap=1.1),
     ],
     "functional": [
-        ("opex", 0.30, "financial", "linear", 0.6, 1.2, {}),
-        ("mgmt_task_completion", 0.40, "management", "linear", 0.6, 1.1, {}),
-        ("internal_satisfaction", 0.30, "management", "linear", 0.6, 1.1, {}),
+        linear("opex", 0.30, "financial"),
+        linear("mgmt_task_completion", 0.40, "management", cap=1.1),
+        linear("internal_satisfaction", 0.30, "management", cap=1.1),
     ],
 }
 # P10: a profit-centre override that breaks the profit-centre constraints
@@ -174,6 +164,13 @@ def generate(
     -------
     Path of the written ``params.yaml``.
     """
+    if example not in ("sample", "retail"):
+        raise PerflinkError(f"sample-data: --example {example!r} is not one of sample, retail")
+    if not 15 <= months <= 240:
+        raise PerflinkError(f"sample-data: --months {months} must be between 15 and 240")
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(end)):
+        raise PerflinkError(f"sample-data: --end {end!r} is not a month written YYYY-MM")
+    end_p = pd.Period(end, "M")
     if example == "retail":
         if entities != 42 or raw:
             raise PerflinkError(
@@ -182,20 +179,15 @@ def generate(
             )
         from perflink._sample_retail import generate as generate_retail
 
-        return generate_retail(out_dir, months=months, seed=seed, clean=clean, end=end)
-    if example != "sample":
-        raise PerflinkError(f"sample-data: --example {example!r} is not one of sample, retail")
+        return generate_retail(Path(out_dir), months=months, seed=seed, clean=clean, end=end_p)
     if entities < 28:
         raise PerflinkError(
             f"sample-data: --entities {entities} is too small; use at least 28 (four "
             "subsidiaries of seven units) so every kind of unit and planted problem has a place"
         )
-    if not 15 <= months <= 240:
-        raise PerflinkError(f"sample-data: --months {months} must be between 15 and 240")
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     org = build_entities(entities, rng)
-    end_p = pd.Period(end, "M")
     start = end_p - months + 1
     # Simulate to a fixed horizon so that a sample extended by a few months has the same history.
     periods = pd.period_range(start, max(end_p, _SIM_END), freq="M")
