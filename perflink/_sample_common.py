@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,15 @@ import pandas as pd
 import yaml
 
 __all__ = [
+    "Planted",
     "adjustments_table",
     "bonus_table",
     "facts_table",
     "linear",
+    "plant_closure",
+    "plant_missing",
+    "plant_spike",
+    "policy_problems",
     "put",
     "schemes_table",
     "step",
@@ -33,6 +39,34 @@ __all__ = [
     "threshold",
     "write_folder",
 ]
+
+
+@dataclass
+class Planted:
+    """One planted problem as written to ``truth.yaml``."""
+
+    id: str
+    kind: str
+    task: str
+    entity_id: str
+    metric_ids: list[str]
+    periods: list[str]
+    description: str
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = dict(
+            id=self.id,
+            kind=self.kind,
+            task=self.task,
+            entity_id=self.entity_id,
+            metric_ids=self.metric_ids,
+            periods=self.periods,
+            description=self.description,
+        )
+        out.update(self.extra)
+        return out
+
 
 SchemeItem = tuple[str, float, str, str, float, float, dict]
 _SCHEME_COLUMNS = [
@@ -290,3 +324,69 @@ def write_folder(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out / "params.yaml"
+
+
+def _cell(sim, unit: str, period: str) -> tuple[int, int]:
+    """Row of ``unit`` and column of ``period`` in ``sim``'s value arrays."""
+    return list(sim.units["entity_id"]).index(unit), [str(p) for p in sim.periods].index(period)
+
+
+def plant_spike(
+    sim, pid: str, unit: str, metric: str, period: str, size: float, description: str
+) -> Planted:
+    """Raise ``unit``'s ``metric`` in ``period`` by ``size`` (0.8: +80%): an expense spike."""
+    i, j = _cell(sim, unit, period)
+    sim.values[metric][i, j] *= 1 + size
+    extra = {"size": size}
+    return Planted(pid, "expense_spike", "anomaly", unit, [metric], [period], description, extra)
+
+
+def plant_missing(sim, pid: str, unit: str, metric: str, period: str, description: str) -> Planted:
+    """Remove ``unit``'s ``metric`` in ``period``: a monthly value that never arrived."""
+    i, j = _cell(sim, unit, period)
+    sim.values[metric][i, j] = np.nan
+    return Planted(pid, "missing_data", "mapping", unit, [metric], [period], description)
+
+
+def plant_closure(
+    sim,
+    pid: str,
+    unit: str,
+    period: str,
+    metric: str,
+    share: float,
+    scaled: Sequence[str],
+    description: str,
+    *,
+    counted: Sequence[str] = (),
+) -> Planted:
+    """Close ``unit`` for days in ``period``: a known event with an approved adjustment.
+
+    The ``scaled`` metrics (and the ``counted`` ones, rounded to whole numbers) lose
+    ``share``; the adjustment amount is what ``metric`` lost.
+    """
+    i, j = _cell(sim, unit, period)
+    v = sim.values
+    lost = v[metric][i, j] * share
+    for m in counted:
+        v[m][i, j] = np.round(v[m][i, j] * (1 - share))
+    for m in scaled:
+        v[m][i, j] *= 1 - share
+    extra = {"adjustment_amount": round(float(lost), 2)}
+    return Planted(pid, "known_event", "anomaly", unit, [metric], [period], description, extra)
+
+
+def policy_problems(
+    scheme: tuple[str, str, str], bonus: tuple[str, str, str], year: int
+) -> list[Planted]:
+    """The scheme violation and bonus overrun, each as (id, unit, description).
+
+    The writers apply them (:func:`schemes_table`, :func:`bonus_table`); here they are described.
+    """
+    (sid, sunit, stext), (bid, bunit, btext) = scheme, bonus
+    return [
+        Planted(
+            sid, "scheme_violation", "kpi", sunit, [], [], stext, {"scheme_id": f"SCH-{sunit}"}
+        ),
+        Planted(bid, "bonus_overrun", "kpi", bunit, [], [], btext, {"year": year}),
+    ]

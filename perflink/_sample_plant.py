@@ -7,40 +7,20 @@ tasks test their recall against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from perflink._sample_common import (
+    Planted,
+    plant_closure,
+    plant_missing,
+    plant_spike,
+    policy_problems,
+)
 from perflink._sample_entities import GROUP_ID
 from perflink._sample_model import Simulation
-
-
-@dataclass
-class Planted:
-    """One planted problem as written to ``truth.yaml``."""
-
-    id: str
-    kind: str
-    task: str
-    entity_id: str
-    metric_ids: list[str]
-    periods: list[str]
-    description: str
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        out = dict(
-            id=self.id,
-            kind=self.kind,
-            task=self.task,
-            entity_id=self.entity_id,
-            metric_ids=self.metric_ids,
-            periods=self.periods,
-            description=self.description,
-        )
-        out.update(self.extra)
-        return out
 
 
 @dataclass
@@ -174,20 +154,8 @@ def plant(
     )
 
     # 5. expense spike
-    i, p = row[c.spike_unit], q_months[1]
-    v["opex"][i, col[p]] *= 1.8
-    out.append(
-        Planted(
-            "P05",
-            "expense_spike",
-            "anomaly",
-            c.spike_unit,
-            ["opex"],
-            [p],
-            "期间费用异常激增约 80% / operating expenses spike by about 80%",
-            {"size": 0.8},
-        )
-    )
+    text = "期间费用异常激增约 80% / operating expenses spike by about 80%"
+    out.append(plant_spike(sim, "P05", c.spike_unit, "opex", q_months[1], 0.8, text))
 
     # 6. yield drop in a plant for the last two months, with its cost consequence
     i = row[c.yield_plant]
@@ -237,80 +205,28 @@ def plant(
     )
 
     # 8. a typhoon closes a unit for days: a known, approved event (explained, not an anomaly)
-    i, p = row[c.event_unit], q_months[0]
-    lost = v["revenue"][i, col[p]] * 0.35
-    for m in ("revenue", "cogs", "shipped_qty", "recognised_qty"):
-        v[m][i, col[p]] *= 0.65
-    out.append(
-        Planted(
-            "P08",
-            "known_event",
-            "anomaly",
-            c.event_unit,
-            ["revenue"],
-            [p],
-            "台风停业导致收入下降 35%，已列入不可抗力调整项 / typhoon closure cut revenue "
-            "by 35%; recorded as an approved adjustment",
-            {"adjustment_amount": round(float(lost), 2)},
-        )
+    text = (
+        "台风停业导致收入下降 35%，已列入不可抗力调整项 / typhoon closure cut revenue "
+        "by 35%; recorded as an approved adjustment"
     )
+    scaled = ("revenue", "cogs", "shipped_qty", "recognised_qty")
+    out.append(plant_closure(sim, "P08", c.event_unit, q_months[0], "revenue", 0.35, scaled, text))
 
     # 9. a monthly HR value never arrived
-    i = row[c.missing_unit]
-    v["headcount"][i, col[str(last)]] = np.nan
-    out.append(
-        Planted(
-            "P09",
-            "missing_data",
-            "mapping",
-            c.missing_unit,
-            ["headcount"],
-            [str(last)],
-            "人力资源系统本月在岗人数缺失 / headcount missing from HR",
-        )
-    )
+    text = "人力资源系统本月在岗人数缺失 / headcount missing from HR"
+    out.append(plant_missing(sim, "P09", c.missing_unit, "headcount", str(last), text))
 
     # 10/11. scheme and bonus problems are applied by the writers; described here
-    out.append(
-        Planted(
-            "P10",
-            "scheme_violation",
-            "kpi",
-            c.scheme_unit,
-            [],
-            [],
-            "利润中心考核方案财务类权重仅 40%（要求 ≥ 50%） / profit-centre scheme with "
-            "40% financial weight (policy requires at least 50%)",
-            {"scheme_id": f"SCH-{c.scheme_unit}"},
-        )
+    scheme = (
+        "利润中心考核方案财务类权重仅 40%（要求 ≥ 50%） / profit-centre scheme with "
+        "40% financial weight (policy requires at least 50%)"
     )
-    out.append(
-        Planted(
-            "P11",
-            "bonus_overrun",
-            "kpi",
-            c.bonus_sub,
-            [],
-            [],
-            "奖金池预算仅为基本奖金合计的 70%，按考核结果发放将超支 / bonus pool is 70% "
-            "of base bonuses, so payouts by score exceed it",
-            {"year": last.year},
-        )
+    bonus = (
+        "奖金池预算仅为基本奖金合计的 70%，按考核结果发放将超支 / bonus pool is 70% "
+        "of base bonuses, so payouts by score exceed it"
     )
-    late = [str(last + 2), str(last + 3)]  # the quarter after the anchor, if the sample has it
-    if end >= last + 3:
-        i, p = row[c.late_spike_unit], late[0]
-        v["opex"][i, col[p]] *= 1.9
-        out.append(
-            Planted(
-                "P12",
-                "expense_spike",
-                "anomaly",
-                c.late_spike_unit,
-                ["opex"],
-                [p],
-                "期间费用异常激增约 90% / operating expenses spike by about 90%",
-                {"size": 0.9},
-            )
-        )
+    out += policy_problems(("P10", c.scheme_unit, scheme), ("P11", c.bonus_sub, bonus), last.year)
+    if end >= last + 3:  # the quarter after the anchor, if the sample has it
+        text = "期间费用异常激增约 90% / operating expenses spike by about 90%"
+        out.append(plant_spike(sim, "P12", c.late_spike_unit, "opex", str(last + 2), 0.9, text))
     return out

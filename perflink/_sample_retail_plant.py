@@ -15,8 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from perflink._sample_common import (
+    Planted,
+    plant_closure,
+    plant_missing,
+    plant_spike,
+    policy_problems,
+)
 from perflink._sample_model import Simulation
-from perflink._sample_plant import Planted
 
 SALES_TAX = 1.07  # basket values reported with state sales tax in one region
 _HURRICANE_REGION = "SE"
@@ -157,82 +163,33 @@ def plant(sim: Simulation, c: Choices, *, anchor: pd.Period) -> list[Planted]:
     )
 
     # 5. a hurricane closes stores for days: a known, approved event
-    i, p = row[c.event_unit], q_months[2]
-    j = col[p]
-    lost = v["net_sales"][i, j] * 0.30
-    for m in ("store_traffic", "order_count"):
-        v[m][i, j] = np.round(v[m][i, j] * 0.7)
-    for m in ("returns_amount", "net_sales", "cost_of_sales"):
-        v[m][i, j] *= 0.7
+    text = "hurricane closure cut net sales by 30%; recorded as an approved adjustment"
+    scaled, counted = (
+        ("returns_amount", "net_sales", "cost_of_sales"),
+        ("store_traffic", "order_count"),
+    )
     out.append(
-        Planted(
-            "P05",
-            "known_event",
-            "anomaly",
-            c.event_unit,
-            ["net_sales"],
-            [p],
-            "hurricane closure cut net sales by 30%; recorded as an approved adjustment",
-            {"adjustment_amount": round(float(lost), 2)},
+        plant_closure(
+            sim, "P05", c.event_unit, q_months[2], "net_sales", 0.30, scaled, text, counted=counted
         )
     )
 
     # 6. the warehouse feed of on-time fulfilment never arrived for the last month
-    i = row[c.missing_dc]
-    v["fulfilment_on_time"][i, col[str(anchor)]] = np.nan
-    out.append(
-        Planted(
-            "P06",
-            "missing_data",
-            "mapping",
-            c.missing_dc,
-            ["fulfilment_on_time"],
-            [str(anchor)],
-            "on-time fulfilment missing from the warehouse system",
-        )
-    )
+    text = "on-time fulfilment missing from the warehouse system"
+    out.append(plant_missing(sim, "P06", c.missing_dc, "fulfilment_on_time", str(anchor), text))
 
     # 7. a one-off at a headquarters function (directly under the group, in no region):
     # e-commerce re-platforming consultants booked as admin expense in one month
-    i, p = row[HQ_SPIKE_UNIT], q_months[1]
-    v["admin_expense"][i, col[p]] *= 1.7
-    out.append(
-        Planted(
-            "P07",
-            "expense_spike",
-            "anomaly",
-            HQ_SPIKE_UNIT,
-            ["admin_expense"],
-            [p],
-            "admin expense of a headquarters function up about 70% in one month "
-            "(re-platforming consultants)",
-            {"size": 0.7},
-        )
+    text = (
+        "admin expense of a headquarters function up about 70% in one month "
+        "(re-platforming consultants)"
     )
+    out.append(plant_spike(sim, "P07", HQ_SPIKE_UNIT, "admin_expense", q_months[1], 0.7, text))
 
     # 8/9. scheme and bonus problems are applied by the writers; described here
-    out.append(
-        Planted(
-            "P08",
-            "scheme_violation",
-            "kpi",
-            c.scheme_unit,
-            [],
-            [],
-            "profit-centre scheme with 45% financial weight (policy requires at least 55%)",
-            {"scheme_id": f"SCH-{c.scheme_unit}"},
-        )
-    )
-    out.append(
-        Planted(
-            "P09",
-            "bonus_overrun",
-            "kpi",
-            c.bonus_region,
-            [],
-            [],
-            "bonus pool is 70% of its centres' base bonuses, so payouts by score exceed it",
-            {"year": anchor.year},
-        )
+    scheme = "profit-centre scheme with 45% financial weight (policy requires at least 55%)"
+    bonus = "bonus pool is 70% of its centres' base bonuses, so payouts by score exceed it"
+    out += policy_problems(
+        ("P08", c.scheme_unit, scheme), ("P09", c.bonus_region, bonus), anchor.year
     )
     return out
