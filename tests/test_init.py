@@ -121,3 +121,18 @@ def test_cli_init_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "README.md" in capsys.readouterr().out
     assert main(["init", str(tmp_path / "co")]) == 2
     assert "never overwrites" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.kernel
+def test_scaffold_filled_reviews_end_to_end(tmp_path: Path) -> None:
+    # The product's promise to a new user: init, fill, check, review -- every task page published.
+    from perflink.runner import run_review
+
+    out = scaffold(tmp_path / "acme")
+    _fill(out)
+    result = run_review(out / "params.yaml", out_dir=tmp_path / "reports")
+    assert result.status == "ok"
+    pages = {p.name for p in result.report_dir.glob("*.html")}
+    assert {"index.html", "mapping.html", "kpi.html", "forecast.html", "anomaly.html"} <= pages
+    assert "summary.html" in pages
