@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 __all__ = [
+    "budget_miss",
     "Planted",
     "adjustments_table",
     "bonus_table",
@@ -390,3 +391,29 @@ def policy_problems(
         ),
         Planted(bid, "bonus_overrun", "kpi", bunit, [], [], btext, {"year": year}),
     ]
+
+
+def budget_miss(
+    sim,
+    pid: str,
+    unit: str,
+    driver: str,
+    metrics: list[str],
+    anchor: pd.Period,
+    month: int,
+    description: str,
+) -> tuple[np.ndarray, Planted]:
+    """A budget miss of ``unit``: its ``driver`` down 20% from ``month`` of the anchor's year.
+
+    Returns the monthly factor (0.8 from that month on, 1 before; 0.8 throughout when the
+    data start later) for the caller to apply to the driver and its consequences, and the
+    problem over the months from ``month`` to the anchor.
+    """
+    start = {str(p): j for j, p in enumerate(sim.periods)}.get(f"{anchor.year}-{month:02d}", 0)
+    factor = np.ones(len(sim.periods))
+    factor[start:] = 0.8
+    periods = [f"{anchor.year}-{mm:02d}" for mm in range(month, anchor.month + 1)]
+    extra = {"year": anchor.year, "driver": driver}
+    return factor, Planted(
+        pid, "budget_miss", "forecast", unit, metrics, periods, description, extra
+    )

@@ -14,6 +14,7 @@ import pandas as pd
 
 from perflink._sample_common import (
     Planted,
+    budget_miss,
     plant_closure,
     plant_missing,
     plant_spike,
@@ -179,10 +180,13 @@ def plant(
     )
 
     # 7. a unit loses 20% of new contracts from February: revenue follows a month or two later
-    i = row[c.miss_unit]
-    start = col.get(f"{last.year}-02", 0)
-    factor = np.ones(len(periods))
-    factor[start:] = 0.8
+    i, driver = row[c.miss_unit], "new_contract_amount"
+    metrics = ["revenue", driver, "new_customers"]
+    text = (
+        "新签合同额自 2 月起下降 20%，全年收入预计低于预算 10% 以上 / new contracts "
+        "down 20% since February; full-year revenue on course to miss budget by >10%"
+    )
+    factor, miss = budget_miss(sim, "P07", c.miss_unit, driver, metrics, last, 2, text)
     rev_factor = 0.55 * np.r_[1.0, factor[:-1]] + 0.45 * np.r_[1.0, 1.0, factor[:-2]]
     v["new_contract_amount"][i] *= factor
     v["new_customers"][i] = np.round(v["new_customers"][i] * np.where(factor < 1, 0.6, 1.0))
@@ -190,19 +194,7 @@ def plant(
         v[m][i] = np.round(v[m][i] * rev_factor)
     for m in ("revenue", "cogs"):
         v[m][i] *= rev_factor
-    out.append(
-        Planted(
-            "P07",
-            "budget_miss",
-            "forecast",
-            c.miss_unit,
-            ["revenue", "new_contract_amount", "new_customers"],
-            [f"{last.year}-{mm:02d}" for mm in range(2, last.month + 1)],
-            "新签合同额自 2 月起下降 20%，全年收入预计低于预算 10% 以上 / new contracts "
-            "down 20% since February; full-year revenue on course to miss budget by >10%",
-            {"year": last.year, "driver": "new_contract_amount"},
-        )
-    )
+    out.append(miss)
 
     # 8. a typhoon closes a unit for days: a known, approved event (explained, not an anomaly)
     text = (

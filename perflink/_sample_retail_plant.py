@@ -17,6 +17,7 @@ import pandas as pd
 
 from perflink._sample_common import (
     Planted,
+    budget_miss,
     plant_closure,
     plant_missing,
     plant_spike,
@@ -121,29 +122,20 @@ def plant(sim: Simulation, c: Choices, *, anchor: pd.Period) -> list[Planted]:
     )
 
     # 3. a mall anchor store closes: traffic down 20% from March, sales follow, budget missed
-    i = row[c.traffic_unit]
-    start = col.get(f"{anchor.year}-03", 0)
-    factor = np.ones(len(periods))
-    factor[start:] = 0.8
+    i, driver = row[c.traffic_unit], "store_traffic"
+    metrics = ["net_sales", driver, "order_count"]
+    text = (
+        "store traffic down 20% since March (a mall anchor closed); full-year net sales "
+        "on course to miss budget by more than 10%"
+    )
+    factor, miss = budget_miss(sim, "P03", c.traffic_unit, driver, metrics, anchor, 3, text)
     v["store_traffic"][i] = np.round(v["store_traffic"][i] * factor)
     orders = np.round(v["store_traffic"][i] * v["conversion_rate"][i])
     scale = orders / v["order_count"][i]
     v["order_count"][i] = orders
     for m in ("returns_amount", "net_sales", "cost_of_sales"):
         v[m][i] *= scale
-    out.append(
-        Planted(
-            "P03",
-            "budget_miss",
-            "forecast",
-            c.traffic_unit,
-            ["net_sales", "store_traffic", "order_count"],
-            [f"{anchor.year}-{mm:02d}" for mm in range(3, anchor.month + 1)],
-            "store traffic down 20% since March (a mall anchor closed); full-year net sales "
-            "on course to miss budget by more than 10%",
-            {"year": anchor.year, "driver": "store_traffic"},
-        )
-    )
+    out.append(miss)
 
     # 4. a carrier surcharge: fulfilment cost 22% above standard for the quarter
     i = row[c.overrun_dc]
