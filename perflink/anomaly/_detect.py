@@ -91,13 +91,7 @@ def series_flags(
     q = cube.quarter
     rate = np.array([is_rate(catalog, m) for m in cube.metrics])[None, :, None]
     v, ex = cube.values[:, :, q], sc.expected[:, :, q]
-    keep = sc.flag[:, :, q] & material(
-        v,
-        ex,
-        np.broadcast_to(rate, v.shape),
-        rel=opts.min_change,
-        points=opts.min_change_points,
-    )
+    keep = sc.flag[:, :, q] & _material(v, ex, rate, opts)
     e, m, k = np.nonzero(keep)
     if e.size == 0:
         return _empty(), sc
@@ -374,13 +368,7 @@ def peer_flags(
         keep = (
             (np.abs(np.nan_to_num(z)) >= opts.peer_z)
             & (n >= opts.min_peers)
-            & material(
-                cur[ents],
-                expected,
-                np.broadcast_to(rate, gg.shape),
-                rel=opts.min_change,
-                points=opts.min_change_points,
-            )
+            & _material(cur[ents], expected, rate, opts)
         )
         ei, m, k = np.nonzero(keep)
         if ei.size == 0:
@@ -406,3 +394,9 @@ def peer_flags(
             )
         )
     return (pd.concat(frames, ignore_index=True) if frames else _empty()), g
+
+
+def _material(value: np.ndarray, expected: np.ndarray, rate: np.ndarray, opts) -> np.ndarray:
+    """:func:`material` with the options' thresholds; ``rate`` broadcasts to ``value``."""
+    is_rate = np.broadcast_to(rate, value.shape)
+    return material(value, expected, is_rate, rel=opts.min_change, points=opts.min_change_points)

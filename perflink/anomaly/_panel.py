@@ -149,20 +149,8 @@ def detect_anomalies(
 
     metric_names = {m: catalog.metrics[m].name(lang) for m in catalog.metrics}
     ent_names = dict(zip(ents["entity_id"], ents[f"name_{lang}"], strict=True))
-    table = _findings(
-        cand,
-        cube,
-        catalog,
-        sc,
-        facts,
-        adjustments,
-        opts,
-        lang,
-        info,
-        ent_names,
-        metric_names,
-        group_names,
-    )
+    names = {"entities": ent_names, "metrics": metric_names, "groups": group_names}
+    table = _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, names)
     n_points = int(np.isfinite(cube.values[:, :, cube.quarter]).sum())
     stats = {
         "quarter": str(q),
@@ -226,20 +214,8 @@ def _peer_groups(info: pd.DataFrame, lang: str) -> tuple[np.ndarray, dict[int, s
     return codes.astype(int), names
 
 
-def _findings(
-    cand,
-    cube,
-    catalog,
-    sc,
-    facts,
-    adjustments,
-    opts,
-    lang,
-    info,
-    ent_names,
-    metric_names,
-    group_names,
-) -> pd.DataFrame:
+def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, names) -> pd.DataFrame:
+    """The findings table; ``names`` maps entity, metric and peer-group ids to display names."""
     if cand is None or cand.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in TABLE_COLUMNS})
     for col in ("feature", "drivers"):
@@ -258,12 +234,7 @@ def _findings(
     count = np.char.startswith(method, "count_") & cand["kind"].isin(_SERIES_KINDS).to_numpy()
     cand.loc[count & (cand["severity"] == "critical").to_numpy(), "severity"] = "high"
     cand["rarity_years"] = rarity_years(cand, sc)
-    ctx = {
-        "entities": ent_names,
-        "metrics": metric_names,
-        "groups": group_names,
-        "flag_rate": opts.flag_rate,
-    }
+    ctx = {**names, "flag_rate": opts.flag_rate}
     cand["explanation"] = [message(r, cube, catalog, sc, ctx, lang) for _, r in cand.iterrows()]
     cand = _rank(cand)
     key = ["entity_id", "period", "metric_id"]
@@ -283,8 +254,8 @@ def _findings(
     }
     first["source_refs"] = source_refs(first, facts, inputs).to_numpy()
     first["message"] = first["explanation"]
-    first["entity"] = first["entity_id"].map(ent_names)
-    first["metric"] = first["metric_id"].map(metric_names)
+    first["entity"] = first["entity_id"].map(names["entities"])
+    first["metric"] = first["metric_id"].map(names["metrics"])
     first["parent_id"] = info["parent_id"].to_numpy()[first["e"].to_numpy(int)]
     first["source_system"] = first["metric_id"].map(
         lambda m: catalog.metrics[m].source_system if m in catalog.metrics else ""
