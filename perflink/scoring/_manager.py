@@ -25,6 +25,7 @@ import pandas as pd
 
 from perflink._report_format import fmt_figure
 from perflink.catalog import Policy
+from perflink.labels import t
 
 DIMENSIONS = ("business", "financial", "management")
 COLUMNS = [
@@ -44,13 +45,7 @@ COLUMNS = [
     "message",
 ]
 
-_DIM_ZH = {"business": "业务流程", "financial": "财务结果", "management": "管理效率"}
-_DIM_EN = {
-    "business": "business process",
-    "financial": "financial result",
-    "management": ("management efficiency"),
-}
-_CENTER_ZH = {"profit": "利润中心", "cost": "成本中心", "functional": "职能部门"}
+_CENTERS = ("profit", "cost", "functional")  # centre types with a name in the labels
 
 
 def manager_table(
@@ -134,32 +129,37 @@ def _fmt(x: float) -> str:
 
 
 def _message(r, breaches: list[tuple], names: dict, lang: str) -> str:
+    def label(kind: str, key: str) -> str:  # a dimension's or centre type's name; else the id
+        known = DIMENSIONS if kind == "dim" else _CENTERS
+        return t(f"scoring.msg.manager_{kind}.{key}", lang) if key in known else key
+
     name = names.get(r.entity_id, r.entity_id)
-    dims = [(d, getattr(r, f"{d}_score"), getattr(r, f"{d}_weight")) for d in DIMENSIONS]
-    if lang == "zh":
-        parts = "、".join(f"{_DIM_ZH[d]} {_fmt(s)} 分（权重 {w:.0%}）" for d, s, w in dims)
-        head = (
-            f"{name}（经理 {r.manager}，{_CENTER_ZH.get(r.center_type, r.center_type)}，"
-            f"方案 {r.scheme_id}）：{parts}，综合 {_fmt(r.manager_score)} 分"
-        )
-        if breaches:
-            why = "；".join(
-                f"{_DIM_ZH.get(d, d)}权重 {v:.0%}，政策要求 {'≥' if side == 'min' else '≤'} "
-                f"{lim:.0%}"
-                for d, side, v, lim in breaches
-            )
-            return f"{head}；权重不符合政策：{why}，须按政策调整方案后重新计分"
-        return f"{head}；权重符合政策"
-    parts = ", ".join(f"{_DIM_EN[d]} {_fmt(s)} (weight {w:.0%})" for d, s, w in dims)
-    head = (
-        f"{name} (manager {r.manager}, {r.center_type} centre, scheme {r.scheme_id}): "
-        f"{parts}; manager score {_fmt(r.manager_score)}"
+    parts = t("scoring.msg.manager_part_sep", lang).join(
+        t("scoring.msg.manager_part", lang, dim=label("dim", d), score=_fmt(s), weight=f"{w:.0%}")
+        for d in DIMENSIONS
+        for s, w in [(getattr(r, f"{d}_score"), getattr(r, f"{d}_weight"))]
     )
-    if breaches:
-        why = "; ".join(
-            f"{_DIM_EN.get(d, d)} weight {v:.0%}, policy requires "
-            f"{'≥' if side == 'min' else '≤'} {lim:.0%}"
-            for d, side, v, lim in breaches
+    head = t(
+        "scoring.msg.manager_head",
+        lang,
+        name=name,
+        manager=r.manager,
+        center=label("center", r.center_type),
+        scheme=r.scheme_id,
+        parts=parts,
+        score=_fmt(r.manager_score),
+    )
+    if not breaches:
+        return t("scoring.msg.manager_complies", lang, head=head)
+    why = t("scoring.msg.manager_breach_sep", lang).join(
+        t(
+            "scoring.msg.manager_breach",
+            lang,
+            dim=label("dim", d),
+            weight=f"{v:.0%}",
+            op="≥" if side == "min" else "≤",
+            limit=f"{lim:.0%}",
         )
-        return f"{head}; weights break the policy: {why}; fix the scheme and rescore"
-    return f"{head}; weights comply with the policy"
+        for d, side, v, lim in breaches
+    )
+    return t("scoring.msg.manager_breaks", lang, head=head, why=why)
