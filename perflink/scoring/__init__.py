@@ -323,8 +323,8 @@ def _totals(card: pd.DataFrame) -> pd.DataFrame:
 
 
 def _audit(card, adjustments, catalog: Catalog, lang: str) -> pd.DataFrame:
-    cols = ["entity_id", "period", "metric_id", "amount", "reason", "approved_by", "scope"]
-    cols += ["score_before", "score", "message"]
+    approved = ["entity_id", "period", "metric_id", "amount", "reason", "approved_by"]
+    cols = [*approved, "scope", "score_before", "score", "message"]
     if adjustments is None or adjustments.empty:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -342,18 +342,7 @@ def _audit(card, adjustments, catalog: Catalog, lang: str) -> pd.DataFrame:
                 f"{adj.approved_by}): weighted score of affected metrics {before:.1f} -> "
                 f"{after:.1f}"
             )
-            rows.append(
-                dict(
-                    entity_id=adj.entity_id,
-                    period=str(adj.period),
-                    metric_id=adj.metric_id,
-                    amount=adj.amount,
-                    reason=adj.reason,
-                    approved_by=adj.approved_by,
-                    scope=scope,
-                    score_before=before,
-                    score=after,
-                    message=msg,
-                )
-            )
+            row = {c: getattr(adj, c) for c in approved}  # the adjustment as approved
+            row.update(period=str(adj.period), scope=scope, score_before=before, score=after)
+            rows.append({**row, "message": msg})
     return pd.DataFrame(rows, columns=cols)
