@@ -376,16 +376,8 @@ def compile_node(node: ast.expr) -> Fn:
 
         return chain
     if isinstance(node, ast.BoolOp):
-        parts = [compile_node(x) for x in node.values]
         combine = _kleene_and if isinstance(node.op, ast.And) else _kleene_or
-
-        def boolop(env: Env) -> Any:
-            out = parts[0](env)
-            for part in parts[1:]:
-                out = combine(out, part(env))
-            return out
-
-        return boolop
+        return _fold([compile_node(x) for x in node.values], combine)
     if isinstance(node, ast.Call):
         name = node.func.id  # type: ignore[attr-defined]
         if name in ("lag", "sum"):
@@ -396,13 +388,17 @@ def compile_node(node: ast.expr) -> Fn:
         args = [compile_node(a) for a in node.args]
         if name == "abs":
             return lambda env: np.abs(args[0](env))
-        reduce = np.minimum if name == "min" else np.maximum
-
-        def minmax(env: Env) -> Any:
-            out = args[0](env)
-            for arg in args[1:]:
-                out = reduce(out, arg(env))
-            return out
-
-        return minmax
+        return _fold(args, np.minimum if name == "min" else np.maximum)
     raise AssertionError(f"unvalidated node {ast.dump(node)}")  # pragma: no cover
+
+
+def _fold(parts: list[Callable[[Env], Any]], combine: Callable[[Any, Any], Any]) -> Callable:
+    """The compiled ``a op b op c ...``: ``combine`` the parts' values left to right."""
+
+    def fold(env: Env) -> Any:
+        out = parts[0](env)
+        for part in parts[1:]:
+            out = combine(out, part(env))
+        return out
+
+    return fold

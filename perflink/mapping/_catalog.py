@@ -83,46 +83,29 @@ def run(catalog: Catalog, lang: str) -> list[dict]:
 
     # mappings point at existing metrics with compatible units
     for mp in catalog.mappings:
+        ids = {"mapping": mp.id, "driver": mp.driver, "target": mp.target}  # in every message
         bad = [mid for mid in (mp.driver, mp.target) if mid not in metrics]
         for mid in bad:
-            add(
-                mid,
-                mp.id,
-                "catalog_mapping",
-                "critical",
-                "mapping_unknown",
-                mapping=mp.id,
-                metric=mid,
-            )
+            add(mid, mp.id, "catalog_mapping", "critical", "mapping_unknown", **ids, metric=mid)
         if bad:
             continue
         du, tu = metrics[mp.driver].unit, metrics[mp.target].unit
         dd, td = _UNITS.get(du), _UNITS.get(tu)
         if dd and td and dd[0] == td[0] and dd[1] != td[1]:
+            factor = f"{dd[1] / td[1]:g}"
             add(
                 mp.target,
                 mp.id,
                 "catalog_unit",
                 "medium",
                 "unit_scale",
-                mapping=mp.id,
-                driver=mp.driver,
-                target=mp.target,
+                **ids,
                 du=du,
                 tu=tu,
-                factor=f"{dd[1] / td[1]:g}",
+                factor=factor,
             )
         if metrics[mp.driver].tier < metrics[mp.target].tier:
-            add(
-                mp.target,
-                mp.id,
-                "catalog_mapping",
-                "low",
-                "mapping_tier",
-                mapping=mp.id,
-                driver=mp.driver,
-                target=mp.target,
-            )
+            add(mp.target, mp.id, "catalog_mapping", "low", "mapping_tier", **ids)
 
     # tier coverage: tier 1 -> tier 2 -> tier-3 drivers
     covered = _tier2_coverage(catalog)
