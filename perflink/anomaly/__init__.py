@@ -75,18 +75,13 @@ __all__ = [
 def run(review: Review, *, options: AnomalyOptions | None = None) -> AnomalyResult:
     """Find the review quarter's anomalies and say why (notebook 04's entry point).
 
-    :func:`detect_anomalies` on the review's inputs, quarter and language, run where the
-    params' ``executor:`` block says (``review.executor``).
+    :func:`detect_anomalies` on the review's facts, entities, adjustments and catalog,
+    with the keywords every task takes from it (:func:`perflink.common.review_keywords`).
 
     Parameters
     ----------
-    review : perflink.review.Review
-        The open review (:func:`perflink.open_review`). Reads ``review.facts``,
-        ``review.entities``, ``review.adjustments``, ``review.catalog``,
-        ``review.quarter``, ``review.language``, ``review.executor`` and
-        ``review.params.anomaly``.
-    options : AnomalyOptions, optional
-        Overrides the review's ``anomaly:`` params block (None: use it).
+    review, options : perflink.review.Review, AnomalyOptions or None
+        The open review; ``options`` overrides its ``anomaly:`` block.
 
     Returns
     -------

@@ -73,25 +73,21 @@ __all__ = [
 def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastResult:
     """Forecast the rest of the fiscal year for a review and project it against budget.
 
-    Notebook 03's entry point: :func:`forecast_panel` on the review's inputs, quarter and
-    language, run where the params' ``executor:`` block says (``review.executor``). The
-    backtest of the method is a separate entry point, :func:`backtest`: it costs more than
-    the forecast and the summary does not need it.
+    Notebook 03's entry point: :func:`forecast_panel` on the review's facts, targets,
+    entities and catalog. The backtest of the method is a separate entry point,
+    :func:`backtest`: it costs more than the forecast and the summary does not need it.
 
     Parameters
     ----------
-    review : perflink.review.Review
-        The open review (:func:`perflink.open_review`). Reads ``review.facts``,
-        ``review.targets``, ``review.entities``, ``review.catalog``, ``review.quarter``,
-        ``review.language``, ``review.executor`` and ``review.params.forecast``.
-    options : ForecastOptions, optional
-        Overrides the review's ``forecast:`` params block (None: use it).
+    review, options : perflink.review.Review, ForecastOptions or None
+        The open review (:func:`perflink.open_review`) and what overrides its ``forecast:``
+        params block; quarter, language and executor come from the review, as for every
+        task (:func:`perflink.common.review_keywords`).
 
     Returns
     -------
     ForecastResult
-        ``.to_frame()`` is the ``forecast`` table; ``.deviation`` the findings table
-        ``forecast_deviation``. Money in 万元.
+        What :func:`forecast_panel` returns (the ``forecast`` table and its deviations).
 
     Raises
     ------
@@ -105,23 +101,18 @@ def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastRe
 def backtest(review: Review, *, options: ForecastOptions | None = None) -> BacktestResult:
     """Rolling-origin backtest of the forecast method on a review's units.
 
-    :func:`backtest_panel` on the review's inputs, quarter and language, run where the
-    params' ``executor:`` block says (``review.executor``).
+    :func:`backtest_panel` on the review's facts, entities and catalog.
 
     Parameters
     ----------
-    review : perflink.review.Review
-        The open review. Reads ``review.facts``, ``review.entities``, ``review.catalog``,
-        ``review.quarter``, ``review.language``, ``review.executor`` and
-        ``review.params.forecast`` (``backtest_origins``, ``backtest_horizon``,
-        ``backtest_max_units``).
-    options : ForecastOptions, optional
-        Overrides the review's ``forecast:`` params block (None: use it).
+    review, options : perflink.review.Review, ForecastOptions or None
+        As for :func:`run`; the backtest reads the ``forecast:`` block's
+        ``backtest_origins``, ``backtest_horizon`` and ``backtest_max_units``.
 
     Returns
     -------
     BacktestResult
-        ``.to_frame()`` is the ``forecast_backtest`` table (one row per metric).
+        What :func:`backtest_panel` returns (the ``forecast_backtest`` table).
 
     Raises
     ------

@@ -80,17 +80,14 @@ __all__ = [
 def run(review: Review, *, options: KpiOptions | None = None) -> DecompositionResult:
     """Decompose the review's tier-1 results down the three-tier tree (notebook 02's entry point).
 
-    :func:`decompose` on the review's inputs, quarter and language.
+    :func:`decompose` on the review's facts, targets, entities, adjustments and catalog.
 
     Parameters
     ----------
-    review : perflink.review.Review
-        The open review (:func:`perflink.open_review`). Reads ``review.facts``,
-        ``review.targets``, ``review.entities``, ``review.adjustments``,
-        ``review.catalog``, ``review.quarter``, ``review.language`` and
-        ``review.params.kpi``.
-    options : KpiOptions, optional
-        Overrides the review's ``kpi:`` params block (None: use it).
+    review, options : perflink.review.Review, KpiOptions or None
+        The open review (:func:`perflink.open_review`) and what overrides its ``kpi:``
+        params block (:func:`perflink.common.task_options`); quarter and language come
+        from the review.
 
     Returns
     -------
