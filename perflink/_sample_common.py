@@ -22,25 +22,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-__all__ = [
-    "budget_miss",
-    "Planted",
-    "adjustments_table",
-    "bonus_table",
-    "facts_table",
-    "linear",
-    "plant_closure",
-    "plant_missing",
-    "plant_spike",
-    "policy_problems",
-    "put",
-    "schemes_table",
-    "step",
-    "targets_table",
-    "threshold",
-    "write_folder",
-]
-
 
 @dataclass
 class Planted:
