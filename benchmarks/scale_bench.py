@@ -128,7 +128,10 @@ def _run_review(params: Path, out: Path, tasks: str | None) -> dict:
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-        raise SystemExit(f"scale_bench: the review failed (exit {proc.returncode}): {cmd}")
+        raise SystemExit(
+            f"scale_bench: the review failed (exit {proc.returncode}) after {wall:.0f} s, "
+            f"peak {mem.peak / 2**30:.2f} GiB so far: {cmd}"
+        )
     report = next(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
     manifest = json.loads((report / "manifest.json").read_text(encoding="utf-8"))
     pages = {p.name: p.stat().st_size for p in report.glob("*.html")}
