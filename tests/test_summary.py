@@ -466,3 +466,24 @@ def test_summary_page_reads_offline(browser, two_quarters, tmp_path):  # noqa: F
     assert_readable(
         check, min_charts=3, texts=["Top findings", "Review loop", "Persisting findings"]
     )
+
+
+def test_score_histogram_counts_bins_for_any_group_size():
+    # 12,000 units: altair refuses charts of more than 5,000 rows, so the bins are counted first.
+    rng = np.random.default_rng(3)
+    scores = pd.DataFrame(
+        {
+            "entity_id": [f"U{i}" for i in range(12_000)],
+            "parent_id": "G",
+            "score": rng.normal(95, 8, 12_000),
+        }
+    )
+    empty = pd.DataFrame()
+    headline = summary.HeadlineResult(empty, empty, scores, empty, language="en")
+    spec = headline.chart().to_dict()
+    rows = spec["datasets"][next(iter(spec["datasets"]))]
+    assert sum(r["units"] for r in rows) == 12_000
+    assert all(r["bin_end"] - r["bin_start"] == 5 for r in rows)
+    assert all(r["bin_start"] % 5 == 0 for r in rows)
+    none = summary.HeadlineResult(empty, empty, scores.iloc[:0], empty, language="zh")
+    assert none.chart().to_dict()  # the empty-chart note, no error

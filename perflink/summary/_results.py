@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from perflink import charts
@@ -52,6 +53,10 @@ def _tier1_view(tier1: pd.DataFrame, lang: str) -> pd.DataFrame:
     return view
 
 
+#: Width of a bin of the score histogram (points).
+_SCORE_BIN = 5.0
+
+
 @dataclass(frozen=True)
 class SummaryPart(TaskResult):
     """Base of the summary's results: rates shown as percent, "no data" when empty."""
@@ -85,15 +90,26 @@ class HeadlineResult(SummaryPart):
     _frame = "tier1"
 
     def chart(self) -> alt.Chart:
-        """Histogram of the units' YTD scores (bins of 5 points)."""
-        if self.scores.empty:
+        """Histogram of the units' YTD scores (bins of 5 points).
+
+        The bins are counted here, so the chart carries one row per bin whatever the number of
+        units (altair refuses more than 5,000 rows: a 10,000-unit group failed on this chart).
+        """
+        scores = self.scores["score"].dropna().to_numpy(dtype=float)
+        if not len(scores):
             return self._empty_chart()
+        start = np.floor(scores / _SCORE_BIN) * _SCORE_BIN
+        bins = pd.Series(start).value_counts().sort_index()
+        data = pd.DataFrame(
+            {"bin_start": bins.index, "bin_end": bins.index + _SCORE_BIN, "units": bins.values}
+        )
         return (
-            alt.Chart(charts.for_chart(self.scores), title=t("summary.chart.scores", self.language))
+            alt.Chart(data, title=t("summary.chart.scores", self.language))
             .mark_bar()
             .encode(
-                x=alt.X("score:Q", bin=alt.Bin(step=5), title=t("report.col.score", self.language)),
-                y=alt.Y("count():Q", title=t("summary.chart.units", self.language)),
+                x=alt.X("bin_start:Q", bin="binned", title=t("report.col.score", self.language)),
+                x2="bin_end:Q",
+                y=alt.Y("units:Q", title=t("summary.chart.units", self.language)),
             )
             .properties(width=420, height=180)
         )
