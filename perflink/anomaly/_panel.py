@@ -38,7 +38,7 @@ from perflink.anomaly._results import (
     counts_table,
 )
 from perflink.catalog import Catalog
-from perflink.common import parse_quarter, require_columns
+from perflink.common import parse_quarter, require_columns, severities_from
 from perflink.errors import ParamsError
 from perflink.execution import Executor, get_executor
 from perflink.options import AnomalyOptions, ExecutorOptions
@@ -157,7 +157,7 @@ def detect_anomalies(
         "points": n_points,
         "flags": len(table),
         "per_100": round(100.0 * len(table) / n_points, 2) if n_points else 0.0,
-        "high": int(table["severity"].isin(["critical", "high"]).sum()),
+        "high": int(table["severity"].isin(severities_from("high")).sum()),
         "explained": int((table["explained_by"] != "").sum()),
         "flag_rate": opts.flag_rate,
     }
