@@ -16,6 +16,7 @@ import pandas as pd
 from perflink.common import SEVERITY_RANK
 from perflink.errors import ReportError
 from perflink.labels import _check_lang, column_label, t, value_label
+from perflink.units import format_value, parse_unit
 
 MISSING = "—"
 """Shown for missing values (None, NaN, NaT, pd.NA)."""
@@ -34,16 +35,8 @@ TABLE_MAX_ROWS = 5000
 INTERACTIVE = "interactive"
 """Value of the ``data-pl-table`` attribute that marks a table for the report page's script."""
 _NUM_CLASS = ' class="num"'
-_UNIT_ALIASES = {
-    "%": "pct",
-    "percent": "pct",
-    "万元": "money",
-    "wan": "money",
-    "件": "pcs",
-    "元/件": "cny_per_pc",
-    "人": "persons",
-    "天": "days",
-}
+# Short names some callers use for catalog units (see perflink.units for the registry).
+_UNIT_ALIASES = {"pct": "ratio", "pcs": "件", "persons": "人", "days": "天"}
 
 
 def _is_missing(x: object) -> bool:
@@ -104,38 +97,20 @@ def fmt_significant(x: object) -> str:
     return _by_size(value, ((1000, ",.0f"), (10, ",.1f"))) if math.isfinite(value) else MISSING
 
 
-def fmt_money(x_wan: object, lang: str | None = None) -> str:
-    """Format an amount given in 万元 (10,000 CNY) for reading.
+def fmt_money(x: object, unit: str, lang: str | None = None) -> str:
+    """Format an amount of money given in the catalog unit ``unit`` (``万元``, ``kUSD``, ...).
 
-    zh: ``12345`` -> ``"1.23 亿元"``, ``523.4`` -> ``"523.4 万元"``;
-    en: ``12345`` -> ``"CNY 123.5 m"``, ``4.5`` -> ``"CNY 45.0 k"``. Missing -> ``"—"``.
+    zh: ``fmt_money(12345, "万元")`` -> ``"1.23 亿元"``, ``(208.2, "kUSD")`` -> ``"20.8 万美元"``;
+    en: ``"CNY 123.5 m"``, ``"USD 208.2 k"``. Missing -> ``"—"``. See :mod:`perflink.units`.
 
     Raises
     ------
     ReportError
-        If ``x_wan`` is not a number.
+        If ``x`` is not a number or ``unit`` is not a unit of money.
     """
-    return fmt_number(x_wan, "money", lang)
-
-
-def _money(x: float, lang: str) -> str:
-    a = abs(x)
-    if lang == "zh":
-        if a >= 10_000:
-            return f"{x / 10_000:,.2f} 亿元"
-        if a >= 1_000:
-            return f"{x:,.0f} 万元"
-        if a >= 1:
-            return f"{x:,.1f} 万元"
-        return f"{x:.2f} 万元"
-    cny = x * 10_000
-    if a * 10_000 >= 1e9:
-        return f"CNY {cny / 1e9:,.2f} bn"
-    if a * 10_000 >= 1e6:
-        return f"CNY {cny / 1e6:,.1f} m"
-    if a * 10_000 >= 1e3:
-        return f"CNY {cny / 1e3:,.1f} k"
-    return f"CNY {cny:,.0f}"
+    if not parse_unit(unit).is_money:
+        raise ReportError(f"fmt_money: {unit!r} is not a unit of money (see perflink.units).")
+    return fmt_number(x, unit, lang)
 
 
 def fmt_number(x: object, unit: str | None = None, lang: str | None = None) -> str:
@@ -144,12 +119,13 @@ def fmt_number(x: object, unit: str | None = None, lang: str | None = None) -> s
     Parameters
     ----------
     x
-        The number. Rates are fractions (0.952 -> ``"95.2%"``); money is in 万元.
+        The number, in ``unit``. Rates are fractions (0.952 -> ``"95.2%"``).
     unit
-        ``None`` (plain number with thousands separators), ``"pct"``/``"%"`` (fraction shown
-        as percent, 1 decimal), ``"money"``/``"万元"`` (see :func:`fmt_money`), ``"pcs"``/``"件"``,
-        ``"cny_per_pc"``/``"元/件"``, ``"persons"``/``"人"``, ``"days"``/``"天"``; any other
-        string is appended as is.
+        ``None`` (plain number with thousands separators) or a catalog unit read by
+        :func:`perflink.units.parse_unit`: money (``万元``, ``kUSD``: see :func:`fmt_money`),
+        rates (``ratio``, ``%``, ``pct``: fraction shown as percent, 1 decimal), money per
+        something (``元/件``), quantities (``件``, ``persons``, ``days``); a unit the registry
+        does not know is appended as written.
     lang
         ``"zh"`` or ``"en"``; default the current language.
 
@@ -162,16 +138,11 @@ def fmt_number(x: object, unit: str | None = None, lang: str | None = None) -> s
     if _is_missing(x):
         return MISSING
     value = _as_float(x, f"fmt_number value (unit {unit!r})")
-    unit = _UNIT_ALIASES.get(unit, unit) if unit is not None else None
     if unit is None:
         return _plain(value)
-    if unit == "pct":
-        return f"{value * 100:.1f}%"
-    if unit == "money":
-        return _money(value, lang)
-    if unit in ("pcs", "cny_per_pc", "persons", "days"):
-        return f"{_plain(value)} {t('report.unit.' + unit, lang)}"
-    return f"{_plain(value)} {unit}"
+    if not math.isfinite(value):
+        return _plain(value)
+    return format_value(value, parse_unit(_UNIT_ALIASES.get(unit, unit)), lang)
 
 
 def fmt_period(p: object, lang: str | None = None) -> str:

@@ -187,19 +187,5 @@ def _params_text(quarter: str, tables: dict[str, pd.DataFrame]) -> str:
         "language: en\n" + yaml.safe_dump(inputs, sort_keys=False) + "catalog: catalog\n"
         "# Company data: the region managers' tenure targets (2025-2027).\n"
         "kpi:\n"
-        "  tenure:\n" + tenure + _WORKAROUNDS
+        "  tenure:\n" + tenure
     )
-
-
-# Option blocks that only replace package defaults naming the bundled sample's metrics
-# (issue 14 item 4); drop each line once its default is derived from the catalog.
-_WORKAROUNDS = """\
-  environment_changes: []   # default: the sample's demand shock on 'revenue'
-forecast:
-  # defaults: revenue, cogs, opex and net_profit
-  metrics: [net_sales, cost_of_sales, store_opex, marketing_spend, fulfilment_cost, admin_expense]
-  # operating_income = contribution - ...: a nested formula the forecast cannot expand yet
-  profit_metric: gross_margin
-summary:
-  projection_metric: gross_margin   # default: net_profit; must be one the forecast projects
-"""

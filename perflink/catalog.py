@@ -27,13 +27,15 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from perflink import formula as _formula
 from perflink._raw_catalog import RawCatalog, load_raw
 from perflink.errors import CatalogError, FormulaError
+from perflink.units import Unit, parse_unit
 
 __all__ = [
+    "ROLES",
     "Catalog",
     "Metric",
     "MetricMapping",
@@ -49,6 +51,18 @@ CenterType = Literal["profit", "cost", "functional"]
 Severity = Literal["critical", "high", "medium", "low", "info"]
 _ID = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 _BASE_AGGREGATIONS = ("sum", "mean", "last", "formula")
+Role = Literal["profit", "sales", "cash_collection", "headcount"]
+#: What each metric role switches on (docs/catalog-reference.md); every role is optional and
+#: a section whose role no metric plays says so on its page.
+ROLES: dict[str, str] = {
+    "profit": "the headline profit: the forecast simulates the reported flows of its formula "
+    "and projects it to the year end; the KPI waterfall and the summary's chain end on it",
+    "sales": "the top line: the collections check compares it with cash collection, and "
+    "per-head ratios of the anomaly detector divide it by the headcount",
+    "cash_collection": "cash collected from customers: with sales, the summary suggests tying "
+    "incentives to collections when sales meet target and collections do not",
+    "headcount": "people employed (a stock): per-head ratios of the anomaly detector",
+}
 
 
 class _Model(BaseModel):
@@ -63,13 +77,17 @@ class Metric(_Model):
     id : the metric id: lower-case snake_case, at most 64 characters (``net_sales``); the
         ``metric_id`` of facts, targets, schemes and adjustments. ``abs``, ``min``, ``max``,
         ``lag`` and ``sum`` are formula functions and cannot be ids.
-    name_zh : the name on Chinese pages (中文名称).
-    name_en : the name on English pages.
+    name_zh : the name on Chinese pages (中文名称); optional when ``name_en`` is given.
+    name_en : the name on English pages; optional when ``name_zh`` is given.
     definition : what the metric measures, in one sentence (shown in the catalog table).
     caliber : the accounting caliber (口径): what is included and excluded, when it is
         recognised; the mapping task tests calibers between systems.
-    unit : the unit of every value of the metric in the tables (``千元``, ``kUSD``, ``%``,
-        ``ratio`` for fractions, ``persons``, ``orders``, ...).
+    unit : the unit of every value of the metric in the tables, read by the unit registry
+        (:mod:`perflink.units`): money as ``元``, ``千元``, ``万元``, ``亿元``, ``USD``,
+        ``kUSD``, ``MUSD``, ``kEUR``, ...; ``ratio`` (or ``%``) for fractions (0.95 = 95%);
+        money per something as ``元/件``, ``USD/order``; quantities as ``persons``/``人``,
+        ``units``/``件``, ``days``/``天``, ``orders``, ``visits``, ... All money metrics of a
+        catalog share one currency; every number on the pages is shown in its unit's words.
     owner : the department answerable for the figure.
     source_system : the system the facts come from (``ERP``, ``CRM``, ``MES``, ``HR``);
         ``derived`` for a metric computed by its formula.
@@ -87,11 +105,17 @@ class Metric(_Model):
         empty for a reported metric. A derived metric is never in facts.
     decomposition : optional identity used to attribute this metric to business drivers
         (e.g. ``order_count * average_order_value / 1000``); same grammar as formulas.
+    role : optional: what the review needs to know the metric plays (``profit``, ``sales``,
+        ``cash_collection``, ``headcount``; at most one metric per role, see
+        :data:`ROLES`). A role no metric plays switches its section off with a sentence.
+
+    ``name_zh`` and ``name_en`` are each optional as long as one is given; pages in the
+    other language fall back to it.
     """
 
     id: _ID
-    name_zh: str
-    name_en: str
+    name_zh: str = ""
+    name_en: str = ""
     definition: str = Field(min_length=1)
     caliber: str = Field(min_length=1)
     unit: str = Field(min_length=1)
@@ -104,6 +128,18 @@ class Metric(_Model):
     aggregation: str = "sum"
     formula: str | None = None
     decomposition: str | None = None
+    role: Role | None = None
+
+    @model_validator(mode="after")
+    def _one_name(self) -> Metric:
+        if not (self.name_zh or self.name_en):
+            raise ValueError("give the metric a name: name_zh, name_en or both")
+        return self
+
+    @property
+    def unit_info(self) -> Unit:
+        """The metric's unit read by the unit registry (:func:`perflink.units.parse_unit`)."""
+        return parse_unit(self.unit)
 
     @field_validator("aggregation")
     @classmethod
@@ -125,8 +161,11 @@ class Metric(_Model):
         return self.aggregation.split(":", 1)[1] if self.aggregation.startswith("wmean:") else None
 
     def name(self, lang: str = "zh") -> str:
-        """The metric's display name in ``lang`` (``zh`` or ``en``)."""
-        return self.name_zh if lang == "zh" else self.name_en
+        """The metric's display name in ``lang`` (``zh`` or ``en``), else the other one."""
+        first, other = (
+            (self.name_zh, self.name_en) if lang == "zh" else (self.name_en, self.name_zh)
+        )
+        return first or other
 
 
 class MetricMapping(_Model):
@@ -156,8 +195,8 @@ class Rule(_Model):
     Attributes
     ----------
     id : the rule id (letters, digits, ``_``), e.g. ``R01``.
-    name_zh : the rule's name on Chinese pages.
-    name_en : the rule's name on English pages.
+    name_zh : the rule's name on Chinese pages (optional when ``name_en`` is given).
+    name_en : the rule's name on English pages (optional when ``name_zh`` is given).
     lhs : left-hand side: a formula over metric ids.
     check : ``approx`` (``|lhs / rhs - 1| <= tolerance``), ``le`` (``lhs <= rhs * (1 +
         tolerance)``) or ``ge`` (``lhs >= rhs * (1 - tolerance)``).
@@ -172,8 +211,8 @@ class Rule(_Model):
     """
 
     id: str = Field(pattern=r"^[A-Za-z0-9_]+$")
-    name_zh: str
-    name_en: str
+    name_zh: str = ""
+    name_en: str = ""
     lhs: str
     check: Literal["approx", "le", "ge"]
     rhs: str
@@ -182,9 +221,18 @@ class Rule(_Model):
     scope: Literal["month", "quarter"] = "month"
     description: str = ""
 
+    @model_validator(mode="after")
+    def _one_name(self) -> Rule:
+        if not (self.name_zh or self.name_en):
+            raise ValueError("give the rule a name: name_zh, name_en or both")
+        return self
+
     def name(self, lang: str = "zh") -> str:
-        """The rule's display name in ``lang``."""
-        return self.name_zh if lang == "zh" else self.name_en
+        """The rule's display name in ``lang``, else the other one."""
+        first, other = (
+            (self.name_zh, self.name_en) if lang == "zh" else (self.name_en, self.name_zh)
+        )
+        return first or other
 
 
 class _Bound(_Model):
@@ -373,6 +421,51 @@ class Catalog(_Model):
             if m.formula
         }
 
+    def role(self, role: str) -> str | None:
+        """Id of the metric playing ``role`` (see :data:`ROLES`), or None when none does."""
+        if role not in ROLES:
+            raise CatalogError(f"unknown metric role {role!r}; roles are {', '.join(ROLES)}")
+        return next((m.id for m in self.metrics.values() if m.role == role), None)
+
+    @cached_property
+    def money_unit(self) -> str | None:
+        """The unit amounts of money at stake are stated in: the headline profit's unit, else
+        the commonest money unit of the catalog; None when no metric is money."""
+        profit = self.role("profit")
+        if profit is not None and self.metrics[profit].unit_info.is_money:
+            return self.metrics[profit].unit
+        units = [m.unit for m in self.metrics.values() if m.unit_info.is_money]
+        return max(units, key=units.count) if units else None
+
+    def in_money_unit(self, metric_id: str) -> float | None:
+        """Factor taking values of a money metric to :attr:`money_unit` (1.0 for the same
+        unit); None when the metric is not money."""
+        unit = self.metric(metric_id).unit_info
+        if not unit.is_money or self.money_unit is None:
+            return None
+        return unit.scale / parse_unit(self.money_unit).scale
+
+    def flows_of(self, metric_id: str) -> list[str] | None:
+        """The reported flows a derived metric is built from through its formula and the
+        formulas of the derived metrics it uses, in catalog order; None when one of them is
+        read at another month (a lag) or is not a flow (aggregation other than ``sum``)."""
+        seen: set[str] = set()
+        stack = [metric_id]
+        while stack:
+            mid = stack.pop()
+            if mid in seen:
+                continue
+            seen.add(mid)
+            spec = self.metrics[mid]
+            if spec.aggregation != "sum":
+                return None
+            if spec.derived:
+                f = self.formulas[mid]
+                if f.uses_time:
+                    return None
+                stack.extend(f.inputs)
+        return [m for m in self.reported if m in seen]
+
     def tier(self, tier: int) -> list[str]:
         """Ids of the metrics of one tier (1, 2 or 3), in catalog order."""
         return [m.id for m in self.metrics.values() if m.tier == tier]
@@ -542,6 +635,23 @@ def _check_references(
     folder: Path, metrics: dict[str, Metric], mappings: list[MetricMapping], rules: list[Rule]
 ) -> None:
     problems = []
+    for role in ROLES:
+        playing = [m.id for m in metrics.values() if m.role == role]
+        if len(playing) > 1:
+            problems.append(
+                f"{folder / 'metrics.yaml'}: metrics {', '.join(playing)} all have role "
+                f"'{role}'; at most one metric plays each role"
+            )
+    currencies: dict[str, list[str]] = {}
+    for m in metrics.values():
+        if m.unit_info.currency:
+            currencies.setdefault(m.unit_info.currency, []).append(m.id)
+    if len(currencies) > 1:
+        listed = "; ".join(f"{c}: {', '.join(ids[:3])}" for c, ids in currencies.items())
+        problems.append(
+            f"{folder / 'metrics.yaml'}: money metrics use more than one currency ({listed}); "
+            "a review reports in one currency: convert the tables and state one currency"
+        )
     for m in metrics.values():
         weight = m.weight_metric
         if weight is not None and weight not in metrics:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from perflink.errors import PerflinkError
 from perflink.labels import _check_lang, t, value_label
+from perflink.units import axis_label_expr
 
 __all__ = [
     "FONT",
@@ -118,11 +119,17 @@ def severity_scale(*, labelled: bool = False, lang: str | None = None) -> alt.Sc
     return alt.Scale(domain=list(SEVERITY_COLORS), range=list(SEVERITY_COLORS.values()))
 
 
-def fmt_axis_money(lang: str | None = None, *, title: str | None = None) -> alt.Axis:
-    """Axis for amounts in 万元: zh labels 万/亿 (``8,000万``, ``1.2亿``), en ``CNY 1.5m``.
+def fmt_axis_money(unit: str, lang: str | None = None, *, title: str | None = None) -> alt.Axis:
+    """Axis for amounts in the catalog money unit ``unit`` (``万元``, ``kUSD``, ...).
+
+    zh labels in 万/亿 of the currency (``8,000万``, ``1.2亿``), en ``CNY 1.5m``,
+    ``USD 250k`` (:func:`perflink.units.axis_label_expr`); the title should name the
+    currency in zh (:func:`perflink.units.unit_label`).
 
     Parameters
     ----------
+    unit
+        The catalog unit of the values on the axis; it must be a unit of money.
     lang
         ``"zh"`` or ``"en"`` (default: current language).
     title
@@ -130,21 +137,13 @@ def fmt_axis_money(lang: str | None = None, *, title: str | None = None) -> alt.
 
     Raises
     ------
-    ParamsError
-        If ``lang`` is not supported.
+    PerflinkError
+        If ``unit`` is not money, ``title`` is not a string or ``lang`` is not supported.
     """
     lang = _check_lang(lang)
-    if lang == "zh":
-        expr = (
-            "abs(datum.value) >= 10000 ? format(datum.value / 10000, ',.4~r') + '亿' "
-            ": format(datum.value, ',.4~r') + '万'"
-        )
-    else:
-        # 1 万元 = 10,000 CNY: value / 100 is CNY millions.
-        expr = (
-            "abs(datum.value) >= 100 ? 'CNY ' + format(datum.value / 100, ',.4~r') + 'm' "
-            ": 'CNY ' + format(datum.value * 10, ',.4~r') + 'k'"
-        )
+    expr = axis_label_expr(unit, lang)
+    if expr is None:
+        raise PerflinkError(f"fmt_axis_money: {unit!r} is not a unit of money (perflink.units).")
     kwargs = {"labelExpr": expr}
     if title is not None:
         if not isinstance(title, str):

@@ -8,8 +8,9 @@ adjustments and schemes against the entities; options naming metrics, mappings, 
 lines or entities against the catalog and the entities), the review quarter's coverage by
 the facts and the scope. A check whose table did not load is skipped, and the result says so.
 
-Options are checked as written in the params file: a value left at its default that the
-catalog does not have is a *warning* (the default suits the bundled sample), not a problem.
+Options are checked as written in the params file and, where a default comes from the
+catalog (the forecast's flows and profit metric), as resolved from it; a value the params file
+did not write that the company does not have is a *warning*, not a problem.
 """
 
 from __future__ import annotations
@@ -311,24 +312,28 @@ def check_options(
                          f"the catalog{_near(mid, mapping_ids)}.")
                     )  # fmt: skip
     if "forecast" in tasks:
-        for i, m in enumerate(params.forecast.metrics):
+        fopts = params.forecast.for_catalog(catalog) if catalog is not None else params.forecast
+        for i, m in enumerate(fopts.metrics):
             metric(f"forecast.metrics[{i}]", m, kind="flow")
-        pm = params.forecast.profit_metric
+        pm = fopts.profit_metric
         if pm:
             metric("forecast.profit_metric", pm, kind="derived")
-            f = catalog.formulas.get(pm) if catalog is not None else None
-            extra = sorted(set(f.inputs) - set(params.forecast.metrics)) if f is not None else []
-            if f is not None and (extra or f.uses_time):
-                found.append(
-                    ("forecast.profit_metric", f"forecast.profit_metric: {pm!r} = {f} needs "
-                     f"{extra or 'earlier months'}; name a derived metric computed in the same "
-                     f"month from forecast.metrics {list(params.forecast.metrics)} only, or add "
-                     "its inputs to forecast.metrics.")
-                )  # fmt: skip
+            spec = catalog.metrics.get(pm) if catalog is not None else None
+            if spec is not None and spec.derived:
+                flows = catalog.flows_of(pm)
+                missing = sorted(set(flows) - set(fopts.metrics)) if flows is not None else []
+                if flows is None or missing:
+                    found.append(
+                        ("forecast.profit_metric", f"forecast.profit_metric: {pm!r} = "
+                         f"{spec.formula} needs {missing or 'earlier months or non-flow metrics'}; "
+                         "name a derived metric built in the same month from reported flows "
+                         f"that forecast.metrics {list(fopts.metrics)} all include, or add "
+                         "its flows to forecast.metrics.")
+                    )  # fmt: skip
     if "anomaly" in tasks:
         for i, m in enumerate(params.anomaly.exclude_metrics):
             metric(f"anomaly.exclude_metrics[{i}]", m)
-    if "summary" in tasks:
+    if "summary" in tasks and params.summary.projection_metric:
         metric("summary.projection_metric", params.summary.projection_metric)
 
     problems, warnings = [], []
@@ -338,7 +343,7 @@ def check_options(
         else:
             block, name = key.split(".")[0], key.split(".")[1].split("[")[0]
             warnings.append(
-                f"{msg} This is the default, which suits the bundled sample; set "
+                f"{msg} This value comes from the catalog or a default; set "
                 f"{block}.{name} in the params file to your company's own."
             )
     return problems, warnings

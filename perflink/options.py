@@ -1,16 +1,20 @@
 """Per-task option blocks of a review params file (``mapping:``, ``kpi:``, ...).
 
 Each block is validated strictly (unknown keys are errors) when the params file is loaded,
-before any notebook starts. Every field has a default that suits the bundled sample, so a
-params file only lists what it changes. Each task module documents how it uses its block.
+before any notebook starts. Every field has a neutral default or one derived from the
+company's catalog (:meth:`_Options.for_catalog`: metric roles and formulas), never one naming
+a metric or entity of any company, so a params file only lists what it changes. Each task module documents how it uses its block.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from perflink.catalog import Catalog
 
 __all__ = [
     "AnomalyOptions",
@@ -27,6 +31,11 @@ _ADDRESS = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def for_catalog(self, catalog: Catalog) -> _Options:  # noqa: ARG002 - overridden
+        """These options with the defaults that come from the catalog filled in; blocks
+        whose defaults are all neutral return themselves."""
+        return self
 
 
 class ExecutorOptions(_Options):
@@ -192,20 +201,6 @@ class KpiEnvironmentChange(_Options):
     reason: str = ""
 
 
-def _default_tenure() -> tuple[KpiTenureTarget, ...]:
-    # subsidiary managers, tenure 2024-2026: net profit +6% and EVA +5% a year, ROE +0.5 point
-    goals = (
-        ("net_profit", {"annual_growth": 0.06}),
-        ("eva", {"annual_growth": 0.05}),
-        ("roe", {"annual_change": 0.005}),
-    )
-    return tuple(
-        KpiTenureTarget(entity_id=f"S0{i}", metric_id=m, start_year=2024, end_year=2026, **rule)
-        for i in range(1, 7)
-        for m, rule in goals
-    )
-
-
 class KpiOptions(_Options):
     """``kpi:`` block — three-tier decomposition, scorecards and bonus (notebook 02).
 
@@ -215,9 +210,12 @@ class KpiOptions(_Options):
         and is coloured red; between it and 100% amber.
     elasticities : mapping id -> elasticity used for statistical links instead of the one
         estimated from the data (e.g. from the mapping-validation task).
-    tenure : executives' multi-year targets (default: subsidiary managers, 2024-2026: net
-        profit +6% and EVA +5% a year, ROE +0.5 point a year).
-    environment_changes : declared environment changes and the stated target rule.
+    tenure : executives' multi-year targets (任期目标), company data: one entry per
+        entity and metric (none by default: the tenure table says that none are set).
+    environment_changes : declared environment changes and the stated target rule
+        (契约化动态调整; none by default). Each changes the budgets of one reported metric
+        for one business line from a month on; the KPI page shows the adjusted target with
+        the original beside it and the manifest records the change.
     manager_scope : window of the middle-manager assessment: ``ytd`` or ``quarter``.
     manager_fail_score : a manager score below this is a ``medium`` finding.
     manager_warn_score : below this (and at least the fail score) ``low``; policy breaches
@@ -231,16 +229,8 @@ class KpiOptions(_Options):
     manager_warn_score: float = Field(80.0, ge=0, le=200)
     manager_top_n: int = Field(20, ge=1, le=200)
     elasticities: dict[str, float] = {}
-    tenure: tuple[KpiTenureTarget, ...] = _default_tenure()
-    environment_changes: tuple[KpiEnvironmentChange, ...] = (
-        KpiEnvironmentChange(
-            business_line="retail",
-            metric_id="revenue",
-            from_period="2026-07",
-            factor=0.95,
-            reason="零售市场需求下滑（消费疲软） / retail demand shock",
-        ),
-    )
+    tenure: tuple[KpiTenureTarget, ...] = ()
+    environment_changes: tuple[KpiEnvironmentChange, ...] = ()
 
 
 class ForecastOptions(_Options):
@@ -251,16 +241,20 @@ class ForecastOptions(_Options):
 
     Attributes
     ----------
-    metrics : flow metrics forecast per entity (sums over months); profit is derived.
+    metrics : flow metrics forecast per entity (sums over months); empty (the default) =
+        the reported flows the catalog's profit metric (``role: profit``) is built from
+        through its formula, else the sales metric (``role: sales``).
     profit_metric : derived metric computed per path from the forecast flows by its
-        catalog formula ("" = none).
+        catalog formula (nested formulas are expanded); unset (the default) = the catalog's
+        profit metric when it is derived; ``""`` = none.
     next_quarters : 0 = forecast to the fiscal year end; 1-4 = at least that many quarters.
     n_paths : simulated paths per series (full-year intervals and probabilities).
     seed : random seed of the paths (same seed, same figures).
     miss_pct : a projected adverse deviation above this fraction of budget is a miss.
     severe_miss_pct : a miss above this fraction is ``high`` severity (else ``medium``).
     min_probability : flag only when the probability of missing exceeds this.
-    leading_months : months of leading indicators (contracts) quoted for revenue misses.
+    leading_months : months of a leading indicator (a business driver the catalog maps to
+        a forecast metric with a lag) quoted beside that metric's misses.
     backtest_origins : rolling origins (months) of the panel backtest.
     backtest_horizon : months forecast from each backtest origin.
     backtest_max_units : groups with more units than this backtest a fixed sample of this
@@ -271,8 +265,8 @@ class ForecastOptions(_Options):
     top_n : entities shown in the drill-down charts.
     """
 
-    metrics: tuple[str, ...] = ("revenue", "cogs", "opex")
-    profit_metric: str = "net_profit"
+    metrics: tuple[str, ...] = ()
+    profit_metric: str | None = None
     next_quarters: int = 0
     n_paths: int = 1000
     seed: int = 0
@@ -286,6 +280,25 @@ class ForecastOptions(_Options):
     pool_seasonality: bool = True
     use_drivers: bool = True
     top_n: int = 5
+
+    def for_catalog(self, catalog: Catalog) -> ForecastOptions:
+        """These options with the catalog-derived defaults filled in (idempotent)."""
+        profit = catalog.role("profit")
+        metrics, pm = self.metrics, self.profit_metric
+        if not metrics:
+            flows = catalog.flows_of(profit) if profit is not None else None
+            if flows:
+                metrics = tuple(flows)
+            elif profit is not None and not catalog.metrics[profit].derived:
+                metrics = (profit,)
+            sales = catalog.role("sales")
+            if sales is not None and sales not in metrics and not catalog.metrics[sales].derived:
+                metrics = (sales, *metrics)
+        if pm is None:
+            flows = catalog.flows_of(profit) if profit is not None else None
+            usable = profit is not None and catalog.metrics[profit].derived and flows
+            pm = profit if usable and set(flows) <= set(metrics) else ""
+        return self.model_copy(update={"metrics": tuple(metrics), "profit_metric": pm})
 
 
 class AnomalyOptions(_Options):
@@ -310,8 +323,9 @@ class AnomalyOptions(_Options):
         finds less. Each finding says how rarely a move like it comes at that rate's scale.
     min_score : linkage flags need at least this |robust z| (per-series flags are set by
         ``flag_rate``).
-    features : ratio features of the multivariate detector (names in
-        :data:`perflink.anomaly.FEATURES`).
+    features : features of the multivariate detector, by name; empty (the default) = every
+        feature the catalog gives (:func:`perflink.anomaly.features_of`: its ratio metrics,
+        per-head ratios of money flows, its averaged rates and prices).
     multivariate_alpha : tail probability (chi-square of the robust Mahalanobis distance)
         below which an entity-month is flagged.
     min_history : months of history a series, ratio or feature needs before it is scored.
@@ -320,8 +334,9 @@ class AnomalyOptions(_Options):
     peer_z : |robust z| of a unit's year-on-year change among its peers to be flagged.
     min_peers : smallest peer group (same centre type and business line) that is compared.
     z_medium, z_high, z_critical : |score| bands of severity medium / high / critical.
-    money_high : money at stake (万元) at or above which a flag is at least ``high``.
-    money_low : money at stake (万元) below which a flag is at most ``low``.
+    money_high : money at stake (in the catalog's money unit, :attr:`Catalog.money_unit`) at or
+        above which a flag is at least ``high``.
+    money_low : money at stake (the same unit) below which a flag is at most ``low``.
     top_n : flagged series drawn as timelines and peer comparisons.
     """
 
@@ -331,16 +346,7 @@ class AnomalyOptions(_Options):
     min_change_points: float = Field(0.01, ge=0, lt=1)
     flag_rate: float = Field(1.0, gt=0, le=20)
     min_score: float = Field(4.0, ge=0)
-    features: tuple[str, ...] = (
-        "cost_ratio",
-        "expense_ratio",
-        "revenue_per_head",
-        "dso",
-        "avg_unit_price",
-        "yield_rate",
-        "unit_cost",
-        "opex_per_head",
-    )
+    features: tuple[str, ...] = ()
     multivariate_alpha: float = Field(1e-5, gt=0, lt=0.5)
     min_history: int = Field(12, ge=6, le=120)
     min_level: float = Field(10.0, ge=0)
@@ -365,7 +371,7 @@ class SummaryOptions(_Options):
     previous_report : the previous quarter's report folder (or its ``tables`` folder);
         ``None`` = ``<tables_dir>/../../<previous quarter>/tables``.
     severity_points : rank points per severity (the ranking adds money and persistence).
-    money_points : rank points per tenfold of money at stake (``log10(1 + 万元)``).
+    money_points : rank points per tenfold of money at stake (``log10(1 + amount)``, in the catalog's money unit).
     persist_points : rank points per extra quarter a finding stays open.
     green, amber : completion (actual / target, 1 = 100%) at or above ``green`` is on
         track, at or above ``amber`` at risk, below off track; projected full-year
@@ -379,7 +385,8 @@ class SummaryOptions(_Options):
         per entity of each kind).
     min_severity : findings below this severity stay on the task pages only; they are not
         summary findings and do not count as open in the review loop.
-    projection_metric : metric whose projected full-year deviation ends the chain.
+    projection_metric : metric whose projected full-year deviation ends the chain; unset
+        (the default) = the catalog's profit metric, else its sales metric; ``""`` = none.
     escalate_quarters : suggest escalating findings open for at least this many quarters.
     dq_red : data-quality index below this: suggest fixing the source system first.
     actions : suggested-action rules that run (ids ``collections``, ``budget``,
@@ -405,7 +412,7 @@ class SummaryOptions(_Options):
     collections_completion: float = Field(0.97, gt=0, le=2)
     per_kind: int = Field(3, ge=1, le=100)
     min_severity: str = "medium"
-    projection_metric: str = "net_profit"
+    projection_metric: str | None = None
     escalate_quarters: int = Field(2, ge=2, le=20)
     dq_red: float = Field(0.95, gt=0, le=1)
     actions: tuple[str, ...] = (
@@ -418,3 +425,10 @@ class SummaryOptions(_Options):
         "data_quality",
         "escalate",
     )
+
+    def for_catalog(self, catalog: Catalog) -> SummaryOptions:
+        """These options with the catalog-derived defaults filled in (idempotent)."""
+        if self.projection_metric is not None:
+            return self
+        chosen = catalog.role("profit") or catalog.role("sales") or ""
+        return self.model_copy(update={"projection_metric": chosen})

@@ -255,6 +255,38 @@ def _params_text(quarter: str, tables: dict[str, pd.DataFrame]) -> str:
         "inputs": {name: f"{name}.csv" for name in tables},
         "catalog": "catalog",
     }
-    return "# Review parameters for the generated sample group (perflink sample-data).\n" + (
-        yaml.safe_dump(params, allow_unicode=True, sort_keys=False)
+    return (
+        "# Review parameters for the generated sample group (perflink sample-data).\n"
+        + yaml.safe_dump(params, allow_unicode=True, sort_keys=False)
+        + SCENARIO
     )
+
+
+#: The sample group's own scenario, written into its params (company data, not defaults):
+#: the subsidiary managers' tenure targets and the retail demand shock of 2026-07 with the
+#: re-estimated retail revenue budgets (契约化动态调整).
+SCENARIO = (
+    """\
+kpi:
+  # 任期目标: subsidiary managers, tenure 2024-2026
+  tenure:
+"""
+    + "".join(
+        f"    - {{entity_id: S0{i}, metric_id: {metric}, start_year: 2024, end_year: 2026, {rule}}}\n"
+        for i in range(1, 7)
+        for metric, rule in (
+            ("net_profit", "annual_growth: 0.06"),
+            ("eva", "annual_growth: 0.05"),
+            ("roe", "annual_change: 0.005"),
+        )
+    )
+    + """\
+  # 契约化动态调整: retail demand fell from 2026-07; retail revenue budgets re-estimated -5%
+  environment_changes:
+    - business_line: retail
+      metric_id: revenue
+      from_period: "2026-07"
+      factor: 0.95
+      reason: "零售市场需求下滑（消费疲软） / retail demand shock"
+"""
+)
