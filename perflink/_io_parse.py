@@ -222,8 +222,11 @@ def _parse_number_slow(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def number_hint(value: str) -> str:
     if "%" in value:
         return " Rates are fractions: write 0.95, not 95%."
-    if any(ch in value for ch in "万亿元件人"):
-        return " Write a plain number in the column's unit (money in 万元), without unit words."
+    if any(ch in value for ch in "万亿元件人$") or any(c.isalpha() for c in value):
+        return (
+            " Write a plain number in the metric's catalog unit (metrics.yaml 'unit'), without "
+            "unit words or currency signs."
+        )
     return ""
 
 

@@ -165,7 +165,7 @@ FORMULA_EXAMPLES: tuple[tuple[str, str], ...] = (
 def catalog_reference() -> str:
     """The text of ``docs/catalog-reference.md``."""
     from perflink import formula
-    from perflink.catalog import Metric, MetricMapping, Policy, Rule, _BonusStep, _Bound
+    from perflink.catalog import ROLES, Metric, MetricMapping, Policy, Rule, _BonusStep, _Bound
 
     known = set()
     for text, _ in FORMULA_EXAMPLES:
@@ -197,12 +197,39 @@ def catalog_reference() -> str:
         "    definition: Net sales to customers, excluding sales tax\n"
         "    caliber: Recognised at delivery; net of returns\n"
         "    unit: kUSD\n    owner: Finance\n    source_system: ERP\n"
-        "    direction: higher\n    tier: 2\n    category: financial\n"
+        "    direction: higher\n    tier: 2\n    category: financial\n    role: sales\n"
         "  - id: gross_margin\n    name_zh: 毛利率\n    name_en: Gross margin\n"
         "    definition: Gross profit / sales\n    caliber: From quarter totals\n"
         "    unit: ratio\n    owner: Finance\n    source_system: derived\n"
         "    direction: higher\n    tier: 1\n    category: financial\n"
         "    aggregation: formula\n    formula: (sales - cost_of_sales) / sales\n```",
+        "### Metric roles",
+        "A role tells the review what a metric plays in the company; each is optional, at "
+        "most one metric plays each role, and a section whose role no metric plays says so "
+        "on its page instead of drawing an empty chart.",
+        "| role | what it switches on |\n|---|---|\n"
+        + "\n".join(f"| `{name}` | {what} |" for name, what in ROLES.items()),
+        "Everything else is derived from the catalog: the flows the forecast simulates are "
+        "the reported flows of the profit metric's formula (through nested derived metrics); "
+        "leading indicators are the business drivers `mappings.yaml` maps to a forecast "
+        "metric with a lag; the anomaly detector's ratio features are the catalog's ratio "
+        "metrics and averaged rates and prices.",
+        "### Units",
+        "`unit` is read by the unit registry (`perflink.units`) and drives every formatted "
+        "number on the pages, charts and workbooks in both languages.",
+        "| kind | write | shown as (zh / en) |\n|---|---|---|\n"
+        "| money | `元`, `千元`, `万元`, `百万元`, `亿元`, `美元`, `千美元`; `CNY`, `kCNY`, "
+        "`USD`, `kUSD`, `MUSD`, `EUR`, `kEUR`, `GBP`, `JPY`, `HKD`, ... | `523.4 万元` / "
+        "`CNY 5.2 m`; `20.8 万美元` / `USD 208.2 k` |\n"
+        "| rate (values are fractions: 0.95) | `ratio`, `%`, `pct` | `95.0%` |\n"
+        "| money per something | `元/件`, `万元/人`, `USD/order`, `USD/unit` | `12.50 元/件` / "
+        "`12.50 CNY/unit` |\n"
+        "| quantity | `件`/`units`, `人`/`persons`, `天`/`days`, `次`/`times`, `分`/`points`, "
+        "`单`/`orders`, `人次`/`visits`, `个`, ... | `1,200 人` / `1,200 persons` |",
+        "All money metrics of a catalog share one currency (an error otherwise). Amounts of "
+        "money at stake and money thresholds of the options are in the catalog's money unit: "
+        "the profit metric's unit, else the commonest money unit. A unit the registry does "
+        "not know is shown as written, and the mapping task's catalog check notes it.",
         "## `mappings.yaml`",
         "A top-level `mappings:` list (may be empty: `mappings: []`).",
         _summary(MetricMapping),

@@ -74,10 +74,29 @@ class Review:
 
     @cached_property
     def catalog(self) -> Any:
-        """The metric catalog (:class:`perflink.catalog.Catalog`), loaded on first use."""
+        """The metric catalog (:class:`perflink.catalog.Catalog`), loaded on first use.
+
+        Opened without a run's snapshot (JupyterLab, a script), the options naming metrics
+        are checked against it here, as ``perflink review`` checks them before any notebook.
+
+        Raises
+        ------
+        ParamsError
+            If an option written in the params file names a metric the catalog lacks.
+        """
         from perflink.catalog import load_catalog
 
-        return load_catalog(self.params.catalog_dir)
+        catalog = load_catalog(self.params.catalog_dir)
+        if self.snapshot_dir is None:
+            from perflink.check import check_options
+
+            problems, _ = check_options(self.params, catalog, None)
+            if problems:
+                raise ParamsError(
+                    f"{self.params.source}: the options do not fit the catalog "
+                    f"{self.params.catalog_dir}:\n  " + "\n  ".join(problems)
+                )
+        return catalog
 
     @cached_property
     def inputs(self) -> Any:

@@ -187,3 +187,71 @@ def test_check_schemes_flags_centre_type_constraints():
     }
     assert found.loc[found["scheme_id"] == "P", "entity_id"].eq("U1").all()
     assert "财务类权重 40%" in " ".join(found["message"])
+
+
+# --- roles, units and names (any company's catalog) ---
+
+
+def _metric(folder: Path, metric_id: str) -> dict:
+    doc = yaml.safe_load((folder / "metrics.yaml").read_text(encoding="utf-8"))
+    return next(m for m in doc["metrics"] if m["id"] == metric_id)
+
+
+def _set(folder: Path, metric_id: str, **fields) -> None:
+    def change(doc):
+        for m in doc["metrics"]:
+            if m["id"] == metric_id:
+                m.update(fields)
+                for key in [k for k, v in fields.items() if v is None]:
+                    del m[key]
+
+    _edit(folder, "metrics", change)
+
+
+def test_roles_money_unit_and_flows_of_a_nested_profit_tree(catalog_dir: Path):
+    catalog = load_catalog(catalog_dir)
+    profit = catalog.role("profit")
+    assert profit is not None and catalog.metrics[profit].derived
+    flows = catalog.flows_of(profit)
+    assert flows and all(not catalog.metrics[f].derived for f in flows)
+    assert catalog.money_unit == catalog.metrics[profit].unit
+    assert catalog.in_money_unit(profit) == 1.0
+    assert catalog.in_money_unit(catalog.tier(3)[0]) in (None, 1.0)
+    # a metric read at an earlier month is not a same-month flow tree
+    growth = next(m for m, f in catalog.formulas.items() if f.uses_time)
+    assert catalog.flows_of(growth) is None
+    with pytest.raises(CatalogError, match="unknown metric role 'bogus'"):
+        catalog.role("bogus")
+
+
+def test_retail_example_profit_tree_is_expanded_through_derived_metrics():
+    folder = resources.files("perflink") / "data" / "examples" / "retail" / "catalog"
+    catalog = load_catalog(Path(str(folder)))
+    profit = catalog.role("profit")
+    flows = catalog.flows_of(profit)
+    # operating income <- contribution <- gross margin: the flows are three levels down
+    assert len(flows) > len(catalog.formulas[profit].inputs)
+    assert not any(catalog.metrics[f].derived for f in flows)
+    assert catalog.money_unit == "kUSD" and catalog.role("cash_collection") is None
+
+
+def test_two_metrics_with_one_role_and_two_currencies_are_refused(catalog_dir: Path):
+    catalog = load_catalog(catalog_dir)
+    profit, sales = catalog.role("profit"), catalog.role("sales")
+    _set(catalog_dir, sales, role="profit")
+    with pytest.raises(CatalogError, match=f"{profit}, {sales} all have role 'profit'"):
+        load_catalog(catalog_dir)
+    _set(catalog_dir, sales, role="sales", unit="kUSD")
+    with pytest.raises(CatalogError, match="more than one currency"):
+        load_catalog(catalog_dir)
+
+
+def test_one_name_is_enough_and_pages_fall_back_to_it(catalog_dir: Path):
+    catalog = load_catalog(catalog_dir)
+    mid = catalog.tier(2)[0]
+    english = _metric(catalog_dir, mid)["name_en"]
+    _set(catalog_dir, mid, name_zh=None)
+    assert load_catalog(catalog_dir).metrics[mid].name("zh") == english
+    _set(catalog_dir, mid, name_en=None)
+    with pytest.raises(CatalogError, match=f"entry {mid}.*name_zh, name_en or both"):
+        load_catalog(catalog_dir)

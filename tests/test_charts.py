@@ -43,13 +43,17 @@ def test_scales_bad_language():
 
 
 def test_fmt_axis_money():
-    zh = charts.fmt_axis_money("zh", title="营业收入").to_dict()
+    zh = charts.fmt_axis_money("万元", "zh", title="营业收入").to_dict()
     assert "亿" in zh["labelExpr"] and zh["title"] == "营业收入"
-    assert "CNY" in charts.fmt_axis_money("en").to_dict()["labelExpr"]
+    assert "CNY" in charts.fmt_axis_money("万元", "en").to_dict()["labelExpr"]
+    usd = charts.fmt_axis_money("kUSD", "en").to_dict()["labelExpr"]
+    assert "USD" in usd and "CNY" not in usd
     with pytest.raises(ParamsError):
-        charts.fmt_axis_money("jp")
+        charts.fmt_axis_money("万元", "jp")
     with pytest.raises(PerflinkError):
-        charts.fmt_axis_money("zh", title=3)
+        charts.fmt_axis_money("万元", "zh", title=3)
+    with pytest.raises(PerflinkError, match="not a unit of money"):
+        charts.fmt_axis_money("persons", "en")
 
 
 def test_for_chart_turns_periods_into_strings():

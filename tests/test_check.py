@@ -81,9 +81,9 @@ def test_cross_references_and_written_options_against_the_catalog(tmp_path: Path
     assert "facts.csv row 2, column 'metric_id': 'revenu' is not a metric in the catalog" in text
     assert "kpi.tenure[0].entity_id: 'S09' is not an entity_id" in text
     assert "forecast.metrics[0]: 'revenu' is not a metric of the catalog (did you mean" in text
-    # a default naming a metric this catalog lacks is a warning, not a problem
     assert len(result.problems) == 3
-    assert any("summary.projection_metric: 'net_profit'" in w for w in result.warnings)
+    # defaults come from the catalog's roles, never from another company's metric ids
+    assert not any("projection_metric" in w for w in result.warnings)
 
 
 def test_uncovered_quarter_and_unknown_scope_are_collected(tmp_path: Path) -> None:

@@ -67,30 +67,40 @@ def _frame() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    ("x", "lang", "expected"),
+    ("x", "unit", "lang", "expected"),
     [
-        (12345, "zh", "1.23 亿元"),  # 12,345 万元 = 1.2345 亿元
-        (523.4, "zh", "523.4 万元"),
-        (2500, "zh", "2,500 万元"),
-        (0.5, "zh", "0.50 万元"),
-        (-15000, "zh", "-1.50 亿元"),
-        (12345, "en", "CNY 123.5 m"),  # 12,345 × 10,000 = 123,450,000
-        (4.5, "en", "CNY 45.0 k"),
-        (200000, "en", "CNY 2.00 bn"),
-        (0.05, "en", "CNY 500"),
-        (float("nan"), "zh", "—"),
-        (None, "en", "—"),
+        (12345, "万元", "zh", "1.23 亿元"),  # 12,345 万元 = 1.2345 亿元
+        (523.4, "万元", "zh", "523.4 万元"),
+        (2500, "万元", "zh", "2,500 万元"),
+        (0.5, "万元", "zh", "0.50 万元"),
+        (-15000, "万元", "zh", "-1.50 亿元"),
+        (12345, "万元", "en", "CNY 123.5 m"),  # 12,345 × 10,000 = 123,450,000
+        (4.5, "万元", "en", "CNY 45.0 k"),
+        (200000, "万元", "en", "CNY 2.00 bn"),
+        (0.05, "万元", "en", "CNY 500"),
+        (2.69, "kUSD", "en", "USD 2.7 k"),  # 2,690 USD
+        (2.69, "kUSD", "zh", "2,690 美元"),
+        (208.2, "kUSD", "zh", "20.8 万美元"),  # 208,200 USD
+        (208.2, "千美元", "en", "USD 208.2 k"),
+        (3.2, "MUSD", "en", "USD 3.2 m"),
+        (523, "元", "zh", "523 元"),
+        (1.5, "亿元", "zh", "1.50 亿元"),
+        (12.0, "kEUR", "zh", "1.2 万欧元"),
+        (float("nan"), "万元", "zh", "—"),
+        (None, "kUSD", "en", "—"),
     ],
 )
-def test_fmt_money(x, lang, expected):
-    assert fmt_money(x, lang) == expected
+def test_fmt_money(x, unit, lang, expected):
+    assert fmt_money(x, unit, lang) == expected
 
 
 def test_fmt_money_bad_value():
     with pytest.raises(ReportError, match="'abc'"):
-        fmt_money("abc", "zh")
+        fmt_money("abc", "万元", "zh")
     with pytest.raises(ParamsError):
-        fmt_money(1.0, "fr")
+        fmt_money(1.0, "万元", "fr")
+    with pytest.raises(ReportError, match="not a unit of money"):
+        fmt_money(1.0, "persons", "en")
 
 
 @pytest.mark.parametrize(
@@ -103,9 +113,14 @@ def test_fmt_money_bad_value():
         (3.14159, None, "en", "3.14"),
         (0.012345, None, "en", "0.0123"),
         (1200, "pcs", "zh", "1,200 件"),
-        (1200, "件", "en", "1,200 pcs"),
-        (35.5, "cny_per_pc", "zh", "35.50 元/件"),
-        (12345, "money", "zh", "1.23 亿元"),
+        (1200, "件", "en", "1,200 units"),
+        (35.5, "元/件", "zh", "35.50 元/件"),
+        (35.5, "元/件", "en", "35.50 CNY/unit"),
+        (55.2, "USD/order", "zh", "55.20 美元/单"),
+        (1.08, "万元/人", "en", "CNY 10.8 k/person"),
+        (12345, "万元", "zh", "1.23 亿元"),
+        (1234, "visits", "zh", "1,234 人次"),
+        (12, "个", "en", "12"),
         (7, "kWh", "en", "7 kWh"),
         (pd.NA, "pct", "zh", "—"),
     ],
@@ -191,7 +206,7 @@ def test_configure_bad_input(tmp_path):
 
 def test_show_dataframe_localised_escaped(shown):
     report.configure(language="zh", tables_dir=None)
-    report.show(_frame(), units={"value": "money"})
+    report.show(_frame(), units={"value": "万元"})
     html = shown[0].data
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

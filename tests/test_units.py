@@ -1,0 +1,69 @@
+"""The unit registry: every catalog unit is read into kind, currency and scale."""
+
+from __future__ import annotations
+
+import pytest
+
+from perflink.units import axis_label_expr, convert, format_value, parse_unit, unit_label
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "currency", "scale"),
+    [
+        ("万元", "money", "CNY", 1e4),
+        ("千元", "money", "CNY", 1e3),
+        ("元", "money", "CNY", 1.0),
+        ("亿元", "money", "CNY", 1e8),
+        ("kUSD", "money", "USD", 1e3),
+        ("USD k", "money", "USD", 1e3),
+        ("MUSD", "money", "USD", 1e6),
+        ("EUR", "money", "EUR", 1.0),
+        ("千美元", "money", "USD", 1e3),
+        ("RMB", "money", "CNY", 1.0),
+        ("ratio", "rate", None, 1.0),
+        ("%", "rate", None, 1.0),
+        ("元/件", "money_per", "CNY", 1.0),
+        ("USD/order", "money_per", "USD", 1.0),
+        ("万元/人", "money_per", "CNY", 1e4),
+        ("persons", "quantity", None, 1.0),
+        ("件", "quantity", None, 1.0),
+    ],
+)
+def test_parse_unit(code, kind, currency, scale):
+    unit = parse_unit(code)
+    assert (unit.kind, unit.currency, unit.scale, unit.known) == (kind, currency, scale, True)
+
+
+def test_unknown_unit_is_a_quantity_shown_as_written():
+    unit = parse_unit("barrels of oil")
+    assert unit.kind == "quantity" and not unit.known
+    assert format_value(3.0, unit, "zh") == "3 barrels of oil"
+
+
+def test_convert_between_scales_of_one_currency_only():
+    assert convert(1.5, "万元", "元") == 15_000
+    assert convert(2_500, "USD", "kUSD") == 2.5
+    with pytest.raises(ValueError, match="not money of one currency"):
+        convert(1.0, "kUSD", "万元")
+    with pytest.raises(ValueError):
+        convert(1.0, "ratio", "万元")
+
+
+@pytest.mark.parametrize(
+    ("code", "zh", "en"),
+    [
+        ("万元", "万元", "CNY 10k"),
+        ("kUSD", "千美元", "USD k"),
+        ("USD/unit", "美元/件", "USD/unit"),
+        ("ratio", "%", "%"),
+        ("persons", "人", "persons"),
+    ],
+)
+def test_unit_label(code, zh, en):
+    assert (unit_label(code, "zh"), unit_label(code, "en")) == (zh, en)
+
+
+def test_axis_label_expr_names_the_currency_and_skips_non_money():
+    assert "'USD '" in axis_label_expr("kUSD", "en")
+    assert "亿" in axis_label_expr("kUSD", "zh")
+    assert axis_label_expr("ratio", "en") is None
