@@ -199,7 +199,7 @@ class Checker:
             if len(args) != 2 or not isinstance(args[0], ast.Name):
                 self.fail(
                     node,
-                    f"{name}() takes a metric id and a month count, e.g. {name}(revenue, 3):",
+                    f"{name}() takes a metric id and a month count, e.g. {name}(sales, 3):",
                     "",
                 )
             if k is None or k != int(k) or not lowest <= k <= _MAX_WINDOW:

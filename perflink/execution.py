@@ -93,7 +93,7 @@ class Executor:
         tasks : sequence of tuple
             Positional arguments of each call.
         desc : str, optional
-            What runs, for the progress bar and log lines (``"forecast revenue"``).
+            What runs, for the progress bar and log lines (``"forecast sales"``).
         items : int, optional
             Series (or other units of work) the tasks cover, default ``len(tasks)``; a
             progress bar is shown from :data:`PROGRESS_MIN_ITEMS` on.

@@ -1,6 +1,6 @@
 """A small, safe expression language for derived metrics and reconciliation rules.
 
-Formulas in the metric catalog (``net_profit / equity``, ``revenue / lag(revenue, 12) - 1``,
+Formulas in the metric catalog (``profit / equity_capital``, ``sales / lag(sales, 12) - 1``,
 ``recognised_qty <= shipped_qty``) are parsed with :mod:`ast` and checked by a whitelist walker,
 then turned into a tree of numpy closures. Nothing is ever passed to ``eval``, ``exec`` or
 ``compile``: an expression that is not in the grammar below is refused with a
@@ -153,7 +153,7 @@ def parse(
     Parameters
     ----------
     expr : str
-        The formula text, e.g. ``"net_profit / equity"``.
+        The formula text, e.g. ``"profit / equity_capital"``.
     context : str, optional
         Where the formula comes from, e.g. ``"metric roe"``; starts every error message.
     known : collection of str, optional
@@ -182,7 +182,7 @@ def parse(
     text = " ".join(expr.split())
     if not text:
         raise FormulaError(
-            f"{where}: the formula is empty; write an expression such as 'net_profit / equity'"
+            f"{where}: the formula is empty; write an expression such as 'profit / equity_capital'"
         )
     try:
         tree = ast.parse(text, mode="eval")
@@ -228,7 +228,7 @@ def dependency_order(formulas: Mapping[str, str], *, known: Collection[str]) -> 
     ------
     FormulaError
         A formula is invalid or names an unknown metric, or the formulas form a cycle (the
-        message shows the path, e.g. ``roe -> net_profit -> roe``). A metric reading its own
+        message shows the path, e.g. ``margin -> profit -> margin``). A metric reading its own
         earlier months (``lag(stock, 1)`` inside ``stock``) counts as a cycle too.
     """
     allowed = set(known) | set(formulas)

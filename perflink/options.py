@@ -371,14 +371,15 @@ class SummaryOptions(_Options):
     previous_report : the previous quarter's report folder (or its ``tables`` folder);
         ``None`` = ``<tables_dir>/../../<previous quarter>/tables``.
     severity_points : rank points per severity (the ranking adds money and persistence).
-    money_points : rank points per tenfold of money at stake (``log10(1 + amount)``, in the catalog's money unit).
+    money_points : rank points per tenfold of money at stake (``log10(1 + amount)``, the
+        amount in the catalog's money unit).
     persist_points : rank points per extra quarter a finding stays open.
     green, amber : completion (actual / target, 1 = 100%) at or above ``green`` is on
         track, at or above ``amber`` at risk, below off track; projected full-year
         deviation: within ``green - 1`` on track, within ``amber - 1`` at risk.
     miss_probability : suggest adjusting budget or plan when the probability of missing
         the full-year budget exceeds this.
-    sales_completion : suggest tying incentives to collections when the quarter's revenue
+    sales_completion : suggest tying incentives to collections when the quarter's sales
         completion is at least this ...
     collections_completion : ... while cash-collected completion is below this.
     per_kind : at most this many findings of one task and kind in the top list (and one

@@ -148,7 +148,7 @@ def window(
     Each metric follows its catalog aggregation: ``sum``, ``mean``, ``last`` (value of the last
     month), ``wmean:<w>``; derived metrics with ``aggregation: formula`` are recomputed from the
     window totals of their inputs, where ``lag(x, k)`` reads ``x`` over the same window shifted
-    back ``k`` months (so a quarter's ``revenue / lag(revenue, 12) - 1`` is growth over the same
+    back ``k`` months (so a quarter's ``sales / lag(sales, 12) - 1`` is growth over the same
     quarter last year). ``sum(x, k)`` has no window meaning and gives NaN there.
 
     Returns

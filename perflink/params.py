@@ -166,7 +166,7 @@ class ReviewParams(_StrictModel):
     def _check_scope(cls, v: str | None) -> str | None:
         if v is not None and not _SCOPE.match(v):
             raise ValueError(
-                "expected one entity id (e.g. 'S02') without spaces, slashes or a leading dot; "
+                "expected one entity id (e.g. 'EAST') without spaces, slashes or a leading dot; "
                 "it names the report folder reports/<quarter>-<scope>/"
             )
         return v
@@ -214,7 +214,7 @@ class ReviewParams(_StrictModel):
 
     @property
     def report_name(self) -> str:
-        """Report folder name: ``"2026Q3"``, or ``"2026Q3-S02"`` for a review scoped to S02."""
+        """Report folder name: ``"2026Q3"``, or ``"2026Q3-EAST"`` for a review scoped to EAST."""
         return report_name(self.quarter, self.scope)
 
     @property

@@ -1,6 +1,6 @@
 """The handle every task notebook opens first: ``review = perflink.open_review(params_path)``.
 
-A scoped review (``scope: S02`` in the params, or ``perflink review --scope S02``) filters
+A scoped review (``scope: EAST`` in the params, or ``perflink review --scope EAST``) filters
 the inputs once, here, so every task computes on that entity's subtree only and no other
 entity's id or name can reach the report: the scope entity becomes the root (``parent_id``
 empty), facts/targets/adjustments/bonus keep the subtree's rows, and entity-specific scheme
