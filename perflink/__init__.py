@@ -8,9 +8,18 @@ first attribute access, so ``import perflink`` stays fast.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from perflink._version import __version__
+
+# jsonschema (imported by altair) registers its "iri" format checks from rfc3987_syntax when
+# that is installed, and importing it compiles a Lark grammar: 0.9 s of CPU in every kernel
+# of a review (five, on a 2-core machine). The Vega-Lite schema altair validates against
+# uses no iri format, so the import is skipped: a None entry in sys.modules makes `import
+# rfc3987_syntax` raise ImportError, which jsonschema handles by leaving those checks out.
+# See benchmarks/review_bench.py for the effect on a review's wall time.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 _EXPORTS = {
     "open_review": "perflink.review",

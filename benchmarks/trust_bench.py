@@ -1,0 +1,171 @@
+"""Can leadership trust the figures? Interval coverage, probability calibration, clean groups.
+
+Prints, for groups generated with seeds the tests do not use (issue 15's benchmarks):
+
+``coverage``
+    The forecast made as of each origin quarter (default 2025Q1-Q3) against the realised full
+    year (the same forecast run as of 2025Q4, whose year-to-date actual *is* the full year,
+    so "realised" follows exactly the definitions the forecast projects). Per metric and
+    level (unit = department, subsidiary, group): how many rows, and the share whose 80% and
+    95% intervals held the realised figure (goals 75-85% and 92-97%). Then the calibration of
+    the probability of meeting budget: rows binned by the probability shown, and of each bin
+    the share that met budget.
+``clean``
+    Groups generated ``--clean`` (no planted problem): findings of every task by severity,
+    and high findings per 50 units (goal: no critical and at most one high per 50 units).
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/trust_bench.py                      # both parts, seeds 11-13
+    .venv/bin/python benchmarks/trust_bench.py --part coverage --seeds 11,12,13,14,15
+    .venv/bin/python benchmarks/trust_bench.py --part clean --sizes 42,120
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LEVELS = {"department": "unit", "subsidiary": "subsidiary", "group": "group"}
+BINS = [0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0001]
+
+
+def _review(params: Path, quarter: str):
+    import perflink
+
+    return perflink.open_review(params, quarter=quarter)
+
+
+def _deviation(params: Path, quarter: str) -> pd.DataFrame:
+    from perflink import forecast
+
+    review = _review(params, quarter)
+    table = forecast.run(review).to_frame()
+    kinds = review.entities.set_index("entity_id")["kind"]
+    table = table.assign(level=table["entity_id"].map(kinds).map(LEVELS).fillna("unit"))
+    return table
+
+
+def coverage(seeds: list[int], origins: list[str], realised_q: str, work: Path) -> None:
+    """Print interval coverage per metric x level and the calibration of p_meet_budget."""
+    from perflink import sample
+    from perflink.catalog import load_catalog
+
+    rows = []
+    for seed in seeds:
+        params = sample.generate(work / f"cov{seed}", seed=seed)
+        catalog = load_catalog(params.parent / "catalog")
+        real = _deviation(params, realised_q).set_index(["entity_id", "metric_id"])["ytd_actual"]
+        for origin in origins:
+            dev = _deviation(params, origin)
+            dev = dev.join(real.rename("realised"), on=["entity_id", "metric_id"])
+            lower = {m for m, spec in catalog.metrics.items() if spec.direction == "lower"}
+            lower_better = dev["metric_id"].isin(lower)
+            met = np.where(
+                lower_better, dev["realised"] <= dev["budget"], dev["realised"] >= dev["budget"]
+            )
+            rows.append(dev.assign(seed=seed, origin=origin, met=met))
+    df = pd.concat(rows, ignore_index=True).dropna(subset=["realised", "lo_80", "hi_80"])
+    df["in80"] = df["realised"].between(df["lo_80"], df["hi_80"])
+    df["in95"] = df["realised"].between(df["lo_95"], df["hi_95"])
+    print(
+        f"\n== Interval coverage of the realised full year ({len(seeds)} seeds x origins {origins})"
+    )
+    print("   goals: 80% interval 75-85%, 95% interval 92-97%")
+    table = (
+        df.groupby(["metric_id", "level"])
+        .agg(n=("in80", "size"), cover80=("in80", "mean"), cover95=("in95", "mean"))
+        .reset_index()
+    )
+    table["ok"] = table["cover80"].between(0.75, 0.85) & table["cover95"].between(0.92, 0.97)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.1%}"))
+    by_origin = df.groupby(["origin", "level"]).agg(
+        cover80=("in80", "mean"), cover95=("in95", "mean")
+    )
+    print("\nby origin and level:\n" + by_origin.to_string(float_format=lambda v: f"{v:.1%}"))
+    cal = df.dropna(subset=["p_meet_budget"]).copy()
+    cal["bin"] = pd.cut(cal["p_meet_budget"], BINS, right=False)
+    out = cal.groupby("bin", observed=True).agg(
+        n=("met", "size"), shown=("p_meet_budget", "mean"), met=("met", "mean")
+    )
+    print("\n== Calibration of the probability of meeting budget (rows binned by the p shown)")
+    print(out.to_string(float_format=lambda v: f"{v:.1%}"))
+
+
+def clean(seeds: list[int], sizes: list[int], work: Path) -> None:
+    """Print findings by severity per task on --clean groups."""
+    from perflink import anomaly, forecast, kpi, mapping, sample, scoring
+
+    tasks = {"mapping": mapping.run, "kpi": kpi.run, "scoring": scoring.run,
+             "forecast": forecast.run, "anomaly": anomaly.run}  # fmt: skip
+    counts = []
+    for size in sizes:
+        for seed in seeds:
+            params = sample.generate(
+                work / f"clean{size}_{seed}", seed=seed, entities=size, clean=True
+            )
+            review = _review(params, "")
+            units = int((review.entities["kind"] == "department").sum())
+            for name, run in tasks.items():
+                findings = run(review).findings_table()
+                if findings is None or findings.empty:
+                    continue
+                for sev, n in findings["severity"].value_counts().items():
+                    counts.append(
+                        dict(size=size, seed=seed, units=units, task=name, severity=sev, n=n)
+                    )
+    df = pd.DataFrame(counts)
+    print(f"\n== Clean groups (no planted problem): findings by severity, seeds {seeds}")
+    pivot = df.pivot_table(
+        index=["size", "task"], columns="severity", values="n", aggfunc="sum", fill_value=0
+    )
+    print(pivot.to_string())
+    per = df.groupby(["size", "seed"]).apply(
+        lambda g: pd.Series(
+            {
+                "units": g["units"].iloc[0],
+                "critical": g.loc[g["severity"] == "critical", "n"].sum(),
+                "high": g.loc[g["severity"] == "high", "n"].sum(),
+            }
+        ),
+        include_groups=False,
+    )
+    per["high_per_50_units"] = per["high"] / per["units"] * 50
+    print("\nper group (goal: critical 0, high per 50 units <= 1):")
+    print(per.to_string(float_format=lambda v: f"{v:.2f}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--part", choices=["coverage", "clean", "all"], default="all")
+    ap.add_argument("--seeds", default="11,12,13", help="sample seeds (tests use 0-2)")
+    ap.add_argument("--origins", default="2025Q1,2025Q2,2025Q3")
+    ap.add_argument(
+        "--realised", default="2025Q4", help="quarter whose YTD actual is the full year"
+    )
+    ap.add_argument("--sizes", default="42", help="units of the clean groups")
+    args = ap.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="trust_bench_") as tmp:
+        if args.part in ("coverage", "all"):
+            coverage(seeds, args.origins.split(","), args.realised, Path(tmp))
+        if args.part in ("clean", "all"):
+            clean(seeds, [int(s) for s in args.sizes.split(",")], Path(tmp))
+    print(f"\n(trust_bench: {time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
