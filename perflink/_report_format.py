@@ -194,6 +194,28 @@ def fmt_duration(seconds: object, lang: str | None = None) -> str:
     return t("report.duration.ms", lang, m=m, s=sec)
 
 
+def fmt_timestamp(value: object, lang: str | None = None) -> str:
+    """A run's time for a reader, in the run machine's local time with its UTC offset.
+
+    ``"2026-11-30T15:04:20+08:00"`` -> ``"2026年11月30日 15:04（UTC+08:00）"`` /
+    ``"30 Nov 2026, 15:04 (UTC+08:00)"``; missing or unreadable -> ``"—"``.
+    """
+    lang = _check_lang(lang)
+    if _is_missing(value) or not str(value).strip():
+        return MISSING
+    try:
+        stamp = pd.Timestamp(str(value))
+    except (ValueError, TypeError):
+        return MISSING
+    offset = stamp.strftime("%z") if stamp.tzinfo is not None else ""
+    zone = f"UTC{offset[:3]}:{offset[3:]}" if offset else ""
+    if lang == "zh":
+        text = f"{stamp.year}年{stamp.month}月{stamp.day}日 {stamp:%H:%M}"
+        return f"{text}（{zone}）" if zone else text
+    text = f"{stamp.day} {stamp:%b %Y, %H:%M}"
+    return f"{text} ({zone})" if zone else text
+
+
 def fmt_bytes(n: object) -> str:
     """Format a file size: ``2048`` -> ``"2.0 KB"``."""
     if _is_missing(n):

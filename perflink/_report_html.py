@@ -28,6 +28,7 @@ from perflink._report_format import (
     fmt_bytes,
     fmt_duration,
     fmt_period,
+    fmt_timestamp,
 )
 from perflink._report_tables import atomic_write
 from perflink._version import __version__
@@ -395,8 +396,10 @@ def render_index(run: dict, out_html: Path, *, language: str) -> None:
         "scope": run.get("scope") or "",
         "status": value_label("status", status, lang),
         "status_code": re.sub(r"[^a-z0-9_-]", "", status.lower()),
-        "created_at": run.get("created_at") or "—",
-        "finished_at": run.get("finished_at") or "—",
+        "created_at": fmt_timestamp(run.get("created_at"), lang),
+        "finished_at": fmt_timestamp(run.get("finished_at"), lang),
+        # notebooks run side by side: their times add up to more than the run's
+        "overlap": t("report.index.overlap", lang) if len(tasks) > 1 else "",
         "duration": fmt_duration(run.get("duration_s"), lang),
         "tasks": tasks,
         "lead": lead,

@@ -462,8 +462,11 @@ def test_render_index_content_and_escaping(tmp_path):
         "pandas",
         "3.1.0",
         "***",
+        "8 Oct 2026, 09:00 (UTC+08:00)",  # local time and zone, not ISO
+        "add up to more than the run's total",
     ):
         assert expected in text
+    assert "2026-10-08T09" not in text
     assert "Quarterly performance review" in soup.select_one("table.pl-tasks").get_text()
 
 
@@ -472,6 +475,7 @@ def test_render_index_zh(tmp_path):
     soup = BeautifulSoup((tmp_path / "index.html").read_text(encoding="utf-8"), "html.parser")
     assert soup.html["lang"] == "zh-CN"
     assert "2026年第3季度" in soup.get_text() and "失败" in soup.get_text()
+    assert "2026年10月8日 09:01（UTC+08:00）" in soup.get_text()
 
 
 def test_render_index_bad_input(tmp_path):
