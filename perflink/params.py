@@ -294,7 +294,11 @@ def load_params(path: str | Path, *, overrides: Mapping[str, Any] | None = None)
     """
     source = Path(path).expanduser().resolve()
     if not source.is_file():
-        raise ParamsError(f"params file {source} does not exist; pass --params <file.yaml>.")
+        raise ParamsError(
+            f"params file {source} does not exist (a relative path is read from the current "
+            f"folder {Path.cwd()}); pass --params <file.yaml>, or to papermill "
+            "-p params_path <file.yaml> (or run it with --cwd notebooks)."
+        )
     try:
         raw = yaml.load(source.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

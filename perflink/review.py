@@ -229,13 +229,27 @@ def open_review(
         overrides["scope"] = scope
     if quarter:
         overrides["quarter"] = quarter
-    params = load_params(params_path, overrides=overrides or None)
+    params = load_params(_params_file(params_path), overrides=overrides or None)
     tdir = Path(tables_dir).resolve() if tables_dir is not None else None
     if tdir is not None:
         tdir.mkdir(parents=True, exist_ok=True)
     _configure_report(language=params.language, tables_dir=tdir)
     snap = Path(snapshot_dir) if snapshot_dir else None
     return Review(params, language=params.language, tables_dir=tdir, snapshot_dir=snap)
+
+
+def _params_file(path: str | Path) -> Path:
+    """``path``, or the same relative path read from ``notebooks/`` when it is missing here.
+
+    A notebook's default ``params_path`` is relative to the notebooks folder, where
+    JupyterLab and ``perflink review`` run it; papermill run from the project root
+    (``papermill notebooks/01_....ipynb out.ipynb``) runs it from there instead.
+    """
+    given = Path(path).expanduser()
+    if given.is_absolute() or given.is_file():
+        return given
+    from_notebooks = Path.cwd() / "notebooks" / given
+    return from_notebooks if from_notebooks.is_file() else given
 
 
 def _configure_report(*, language: str, tables_dir: Path | None) -> None:

@@ -202,3 +202,15 @@ def test_messages_name_the_file_not_a_secret_folder(tmp_path: Path, secret_token
         _load(params)
     assert "facts.csv holds months 2026-07 to 2026-09" in str(info.value)
     assert secret_token not in str(info.value)
+
+
+def test_a_notebook_default_path_works_from_the_project_root(tmp_path: Path, monkeypatch) -> None:
+    """papermill run from the project root: the notebooks' ``../data/...`` default is read
+    from ``notebooks/``; a path that is nowhere says from which folder it was read."""
+    make_review_dir(tmp_path / "data")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path)
+    review = open_review("../data/params.yaml")
+    assert review.params.source == (tmp_path / "data" / "params.yaml").resolve()
+    with pytest.raises(ParamsError, match=r"read from the current folder .*-p params_path"):
+        open_review("../elsewhere/params.yaml")
