@@ -108,8 +108,7 @@ class Executor:
         RunError
             The cluster lost a worker or its scheduler while running.
         """
-        from tqdm.auto import tqdm
-
+        tqdm = _progress_bar()
         tasks = list(tasks)
         n = len(tasks)
         log.info("%s: %d block(s) on %d %s worker(s)", desc, n, self.workers, self.kind)
@@ -384,3 +383,19 @@ def _run_error(exc: Exception, shown: str) -> Exception:
             "check that the cluster is running, then run the review again."
         )
     return exc
+
+
+def _progress_bar() -> Any:
+    """tqdm's notebook widget bar when ipywidgets is installed, else its text bar.
+
+    ``tqdm.auto`` without ipywidgets warns ("IProgress not found") into every executed
+    notebook; the text bar writes to stderr, which a kernel shows under the cell in
+    JupyterLab and the report pages leave out.
+    """
+    try:
+        import ipywidgets  # noqa: F401 - only whether it is there
+    except ImportError:
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm

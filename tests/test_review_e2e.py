@@ -51,6 +51,18 @@ def test_report_is_published_with_every_page_and_table(reviewed_quarters, quarte
     assert (folder / "scorecard.xlsx").is_file() and (folder / "review.xlsx").is_file()
 
 
+@pytest.mark.parametrize("quarter", ["q3", "q4"])
+def test_executed_notebooks_carry_no_warning(reviewed_quarters, quarter):
+    """A cron log watcher greps for warnings: a successful run's notebooks have none."""
+    folder = getattr(reviewed_quarters, quarter).report_dir / "notebooks"
+    notebooks = sorted(folder.glob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        text = path.read_text(encoding="utf-8")
+        for word in ("Warning:", "ERROR", "Traceback"):
+            assert word not in text, f"{path.name}: {word!r} in an output"
+
+
 def test_secret_never_reaches_any_output_byte(reviewed_quarters):
     assert files_containing(reviewed_quarters.reports, reviewed_quarters.secret) == []
 
