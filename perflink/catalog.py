@@ -105,6 +105,11 @@ class Metric(_Model):
         empty for a reported metric. A derived metric is never in facts.
     decomposition : optional identity used to attribute this metric to business drivers
         (e.g. ``order_count * average_order_value / 1000``); same grammar as formulas.
+    scoring_basis : how an actual compares with its target: ``ratio`` (completion = actual /
+        target, for positive amounts) or ``points`` (actual - target, for rates, growth and
+        any figure whose target can be zero or negative); empty = ``points`` for rates
+        (unit ``ratio`` or ``%``), ``ratio`` otherwise. A ``ratio`` target at or below zero
+        is compared in points of the target's size.
     role : optional: what the review needs to know the metric plays (``profit``, ``sales``,
         ``cash_collection``, ``headcount``; at most one metric per role, see
         :data:`ROLES`). A role no metric plays switches its section off with a sentence.
@@ -129,6 +134,16 @@ class Metric(_Model):
     formula: str | None = None
     decomposition: str | None = None
     role: Role | None = None
+    scoring_basis: Literal["ratio", "points"] | None = None
+
+    @property
+    def in_points(self) -> bool:
+        """Whether actual and target compare in points (``actual - target``) rather than by
+        ratio: ``scoring_basis`` when given, else rates (unit ``ratio``, ``%``) are in
+        points and every other unit by ratio."""
+        if self.scoring_basis is not None:
+            return self.scoring_basis == "points"
+        return self.unit_info.is_rate
 
     @model_validator(mode="after")
     def _one_name(self) -> Metric:

@@ -19,6 +19,7 @@ __all__ = [
     "FONT",
     "SEVERITY_COLORS",
     "STATUS_COLORS",
+    "STATUS_WORD_COLORS",
     "THEME_NAME",
     "density",
     "fmt_axis_money",
@@ -38,6 +39,16 @@ FONT = (
 """Font list for chart text: CJK fonts first so Chinese labels never fall back to boxes."""
 
 STATUS_COLORS: dict[str, str] = {"green": "#2e7d32", "amber": "#f0a202", "red": "#c62828"}
+#: Colours of the status vocabulary (perflink.common.ACTUAL_STATUSES / OUTLOOK_STATUSES):
+#: the same three colours, so a status word and its colour always agree.
+STATUS_WORD_COLORS: dict[str, str] = {
+    "met": STATUS_COLORS["green"],
+    "near_miss": STATUS_COLORS["amber"],
+    "missed": STATUS_COLORS["red"],
+    "on_track": STATUS_COLORS["green"],
+    "at_risk": STATUS_COLORS["amber"],
+    "off_track": STATUS_COLORS["red"],
+}
 """Traffic-light colours for the ``status`` codes green (on track), amber (at risk), red."""
 
 SEVERITY_COLORS: dict[str, str] = {

@@ -189,6 +189,65 @@ def status_of(completion: pd.Series, miss: float) -> pd.Series:
     return pd.Series(np.where(np.isnan(c), None, out), index=completion.index, dtype="str")
 
 
+#: Status codes of actuals (against a target) and of outlooks (against a budget), in order
+#: from good to bad; labels ``report.value.status.<code>``, colours in ``perflink.charts``.
+ACTUAL_STATUSES = ("met", "near_miss", "missed")
+OUTLOOK_STATUSES = ("on_track", "at_risk", "off_track")
+
+
+def actual_status(
+    actual: Any, target: Any, *, points: Any, higher: Any, options: Any
+) -> np.ndarray:
+    """Status of actuals against targets: ``met``, ``near_miss`` or ``missed`` (None unknown).
+
+    Parameters
+    ----------
+    actual, target : array-likes of the figures.
+    points : bool or array of bool: scored in points (rates, growth: ``actual - target``
+        against ``options.near_miss_points``) rather than by ratio (``actual / target``
+        against ``options.near_miss``; a target at or below zero is compared in points of
+        the target's size: ``(actual - target) / |target|``).
+    higher : bool or array of bool: more is better (else less is, and the gap is mirrored).
+    options : :class:`perflink.options.StatusOptions`.
+    """
+    a = np.asarray(actual, dtype=float)
+    t = np.asarray(target, dtype=float)
+    sign = np.where(np.asarray(higher, dtype=bool), 1.0, -1.0)
+    with np.errstate(all="ignore"):
+        gap = sign * (a - t)  # >= 0: met
+        rel = np.where(np.abs(t) > 0, gap / np.abs(t), np.where(gap >= 0, 0.0, -np.inf))
+    near = np.where(
+        np.asarray(points, dtype=bool),
+        gap >= -options.near_miss_points,
+        rel >= options.near_miss - 1,
+    )
+    out = np.where(gap >= 0, "met", np.where(near, "near_miss", "missed")).astype(object)
+    out[~(np.isfinite(a) & np.isfinite(t))] = None
+    return out
+
+
+def outlook_status(p_meet: Any, deviation_pct: Any, *, options: Any) -> np.ndarray:
+    """Status of full-year outlooks: ``on_track``, ``at_risk`` or ``off_track`` (None unknown).
+
+    The probability of meeting budget decides where there is one (at least
+    ``options.on_track``: on track; below ``options.off_track``: off track); otherwise the
+    projected deviation from budget, as a signed fraction where positive is favourable
+    (at or above 0: on track; within ``1 - options.near_miss``: at risk). A status therefore
+    never contradicts the probability shown beside it.
+    """
+    p = np.asarray(p_meet, dtype=float)
+    d = np.asarray(deviation_pct, dtype=float)
+    by_p = np.where(
+        p >= options.on_track, "on_track", np.where(p < options.off_track, "off_track", "at_risk")
+    )
+    by_d = np.where(
+        d >= 0, "on_track", np.where(d >= options.near_miss - 1, "at_risk", "off_track")
+    )
+    out = np.where(np.isfinite(p), by_p, by_d).astype(object)
+    out[~(np.isfinite(p) | np.isfinite(d))] = None
+    return out
+
+
 def task_options(review: Any, block: str, options: Any = None) -> Any:
     """The options a task's entry point runs with: ``options`` when given (not None), else
     the review's ``block:`` params block (``review.params.<block>``).

@@ -38,6 +38,42 @@ class _Options(BaseModel):
         return self
 
 
+class StatusOptions(_Options):
+    """``status:`` block — the one status vocabulary of every page and workbook.
+
+    Used by :func:`perflink.common.actual_status` and :func:`perflink.common.outlook_status`;
+    every task shows the status these give, so the same figure has the same word and colour
+    everywhere.
+
+    Attributes
+    ----------
+    near_miss : an actual with completion (actual / target, direction taken into account)
+        at or above this but below 100% is *narrowly missed* (amber); below it *missed*
+        (red); at or above 100% *met* (green). For metrics scored in points (rates, growth;
+        see the catalog's ``scoring_basis``) ``near_miss_points`` applies instead.
+    near_miss_points : for metrics scored in points: an actual at most this far below target
+        (0.01 = 1 percentage point) is narrowly missed; further below, missed.
+    on_track : an outlook whose probability of meeting its budget is at least this is *on
+        track* (green).
+    off_track : below this probability it is *off track* (red); in between *at risk*
+        (amber). Without a probability, the projected deviation decides: at or above budget
+        on track, within ``1 - near_miss`` of it at risk, further off track.
+    """
+
+    near_miss: float = Field(0.97, gt=0, lt=1)
+    near_miss_points: float = Field(0.01, gt=0, lt=1)
+    on_track: float = Field(0.7, gt=0, le=1)
+    off_track: float = Field(0.3, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StatusOptions:
+        if self.off_track >= self.on_track:
+            raise ValueError(
+                f"off_track ({self.off_track}) must be below on_track ({self.on_track})"
+            )
+        return self
+
+
 class ExecutorOptions(_Options):
     """``executor:`` block — where per-series work runs (forecasts, backtests, anomaly scoring).
 

@@ -25,6 +25,7 @@ from perflink.options import (
     ForecastOptions,
     KpiOptions,
     MappingOptions,
+    StatusOptions,
     SummaryOptions,
 )
 
@@ -117,6 +118,8 @@ class ReviewParams(_StrictModel):
     executor : where per-series work runs: local processes (default) or a Dask cluster.
     thresholds : named numbers (name -> number), recorded in the run manifest; no task
         reads them (each task's thresholds are in its own block below).
+    status : the thresholds of the one status vocabulary (met / narrowly missed / missed
+        for actuals, on track / at risk / off track for outlooks) every page uses.
     mapping : options of the business-finance mapping task (notebook 01).
     kpi : options of the KPI decomposition and scoring task (notebook 02).
     forecast : options of the forecast task (notebook 03).
@@ -137,6 +140,7 @@ class ReviewParams(_StrictModel):
     jobs: int | None = Field(default=None, ge=1)
     executor: ExecutorOptions = Field(default_factory=ExecutorOptions)
     thresholds: dict[str, float] = Field(default_factory=dict)
+    status: StatusOptions = Field(default_factory=StatusOptions)
     mapping: MappingOptions = Field(default_factory=MappingOptions)
     kpi: KpiOptions = Field(default_factory=KpiOptions)
     forecast: ForecastOptions = Field(default_factory=ForecastOptions)

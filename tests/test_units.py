@@ -67,3 +67,41 @@ def test_axis_label_expr_names_the_currency_and_skips_non_money():
     assert "'USD '" in axis_label_expr("kUSD", "en")
     assert "亿" in axis_label_expr("kUSD", "zh")
     assert axis_label_expr("ratio", "en") is None
+
+
+# --- the status vocabulary (perflink.common) ---
+
+
+def test_actual_status_by_ratio_and_in_points():
+    from perflink.common import actual_status
+    from perflink.options import StatusOptions
+
+    opts = StatusOptions(near_miss=0.97, near_miss_points=0.01)
+    ratio = actual_status([100, 98, 90, 5, float("nan")], [100, 100, 100, -10, 1], points=False,
+                          higher=True, options=opts)  # fmt: skip
+    assert ratio.tolist() == ["met", "near_miss", "missed", "met", None]
+    costs = actual_status([96, 102, 110], [100, 100, 100], points=False, higher=False, options=opts)
+    assert costs.tolist() == ["met", "near_miss", "missed"]
+    rates = actual_status([0.05, 0.042, 0.02], [0.05, 0.05, 0.05], points=True, higher=True,
+                          options=opts)  # fmt: skip
+    assert rates.tolist() == ["met", "near_miss", "missed"]
+
+
+def test_outlook_status_follows_the_probability_beside_it():
+    from perflink.common import outlook_status
+    from perflink.options import StatusOptions
+
+    opts = StatusOptions(on_track=0.7, off_track=0.3)
+    # a projection 1.3% short with a 0% chance is off track, never "on track"
+    got = outlook_status([0.0, 0.5, 0.9, float("nan"), float("nan")], [-0.013, 0.0, -0.01, 0.01, -0.2],
+                         options=opts)  # fmt: skip
+    assert got.tolist() == ["off_track", "at_risk", "on_track", "on_track", "off_track"]
+
+
+def test_status_thresholds_are_checked():
+    from pydantic import ValidationError
+
+    from perflink.options import StatusOptions
+
+    with pytest.raises(ValidationError, match="off_track"):
+        StatusOptions(on_track=0.3, off_track=0.5)
