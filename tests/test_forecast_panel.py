@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perflink.catalog import load_catalog
+from perflink.catalog import Catalog, Metric, MetricMapping, load_catalog
 from perflink.errors import InputError, ParamsError, PerflinkError
 from perflink.forecast import (
     BacktestResult,
@@ -159,7 +159,11 @@ def test_short_and_intermittent_series_fall_back():
         (dict(quarter="2026-07"), ParamsError),
         (dict(options=ForecastOptions(miss_pct=2.0)), ParamsError),
         (dict(options=ForecastOptions(metrics=("cost_ratio",))), ParamsError),
-        (dict(options=ForecastOptions(metrics=("revenue",))), ParamsError),  # profit needs cogs
+        # the profit metric needs every flow of its formula
+        (
+            dict(options=ForecastOptions(metrics=("revenue",), profit_metric="net_profit")),
+            ParamsError,
+        ),
         (dict(facts=pd.DataFrame({"entity_id": []})), InputError),
     ],
 )
@@ -259,6 +263,252 @@ def test_pooled_indices_equal_group_by_group_anova(n, t, n_groups, seasonal, gap
     got, want = pooled_indices(y, groups, first), _pooled_reference(y, groups, first)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
+
+
+# ------------------------------------------------------------- another company's catalog
+def _metric(mid: str, unit: str = "kUSD", **kw) -> Metric:
+    base = dict(
+        id=mid,
+        name_en=mid.replace("_", " ").capitalize(),
+        definition="d",
+        caliber="c",
+        unit=unit,
+        owner="o",
+        source_system="derived" if "formula" in kw else "ERP",
+        direction="higher",
+        tier=1,
+        category="financial",
+    )
+    return Metric(**(base | kw))
+
+
+def _own_catalog(*, roles: bool = True, lag: int = 1) -> Catalog:
+    """A kUSD company: result = gross - overheads, gross = turnover - bought_in (nested);
+    bookings (orders) lead turnover by ``lag`` months."""
+    metrics = [
+        _metric("turnover", role="sales" if roles else None),
+        _metric("bought_in", direction="lower"),
+        _metric("overheads", direction="lower"),
+        _metric("gross", formula="turnover - bought_in"),
+        _metric("result", formula="gross - overheads", role="profit" if roles else None),
+        _metric("bookings", unit="orders"),
+    ]
+    mapping = MetricMapping(
+        id="M1", driver="bookings", target="turnover", sign=1, lag=lag, mechanism="m"
+    )
+    return Catalog(
+        metrics={m.id: m for m in metrics}, mappings=[mapping], rules=[], policy=CATALOG.policy
+    )
+
+
+_OWN_IDS = {
+    "revenue": "turnover",
+    "cogs": "bought_in",
+    "opex": "overheads",
+    "new_contract_amount": "bookings",
+}
+
+
+def _own_tiny(miss: float = 0.75):
+    facts, targets, entities = _tiny(miss=miss)
+    facts["metric_id"] = facts["metric_id"].map(_OWN_IDS)
+    targets["metric_id"] = targets["metric_id"].map(_OWN_IDS)
+    return facts, targets, entities
+
+
+def _own(lang: str = "en", *, miss: float = 0.75, **catalog_kw) -> ForecastResult:
+    facts, targets, entities = _own_tiny(miss)
+    return forecast_panel(
+        facts,
+        targets,
+        entities,
+        _own_catalog(**catalog_kw),
+        quarter="2026Q3",
+        options=FAST,
+        language=lang,
+        n_jobs=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def own_en() -> ForecastResult:
+    return _own("en")
+
+
+def test_options_come_from_the_catalog(own_en):
+    assert own_en.options.metrics == ("turnover", "bought_in", "overheads")
+    assert own_en.options.profit_metric == "result"
+    assert own_en.role_metric("sales") == "turnover" and own_en.role_metric("profit") == "result"
+    assert set(own_en.to_frame()["metric_id"]) == {"turnover", "bought_in", "overheads", "result"}
+
+
+def test_nested_profit_is_its_formula_of_the_flows(own_en):
+    dev = own_en.deviation.to_frame().set_index(["entity_id", "metric_id"])
+    dev = dev[["projected", "ytd_actual", "budget"]]
+    for ent in ("S1U1", "S1U2", "S1", "G"):
+        flows = {m: dev.loc[(ent, m)] for m in ("turnover", "bought_in", "overheads")}
+        gross = flows["turnover"] - flows["bought_in"]
+        for col in ("projected", "ytd_actual", "budget"):
+            np.testing.assert_allclose(
+                dev.loc[(ent, "result"), col], gross[col] - flows["overheads"][col], rtol=1e-9
+            )
+
+
+def test_derive_evaluates_intermediate_formulas_per_path():
+    from perflink.forecast._panel import derive
+
+    rng = np.random.default_rng(0)
+    paths = {m: rng.normal(100, 10, (3, 50, 4)) for m in ("turnover", "bought_in", "overheads")}
+    got = derive(_own_catalog(), "result", paths)
+    want = paths["turnover"] - paths["bought_in"] - paths["overheads"]
+    assert got.shape == (3, 50, 4)
+    np.testing.assert_allclose(got, want)
+
+
+def test_leading_indicator_of_another_metric_in_the_driver_unit(own_en):
+    dev = own_en.deviation.to_frame()
+    row = dev[(dev["entity_id"] == "S1U2") & (dev["metric_id"] == "turnover")].iloc[0]
+    assert row["severity"] == "high"
+    lead = row["message"].split("Leading indicator:")[1]
+    # bookings are orders: the quote is in orders, not in the metric's money unit
+    assert "Bookings" in lead and "orders" in lead and "USD" not in lead and "-25%" in lead
+    assert "Turnover follows it by 1–2 months" in lead
+    assert np.isfinite(row["lead_recent"])
+    others = dev[dev["metric_id"] != "turnover"]
+    assert others["lead_recent"].isna().all()
+    assert own_en.leads == {"turnover": ("bookings", 1)}
+    text = str(own_en.warning())
+    assert "Warnings on Turnover also quote its leading indicator, Bookings" in text
+
+
+def test_no_leading_indicator_is_said():
+    res = _own("en", lag=0)  # a same-month driver is no leading indicator
+    assert res.leads == {}
+    assert res.deviation.to_frame()["lead_recent"].isna().all()
+    assert "No leading indicator is mapped to Turnover, Bought in, Overheads" in str(res.warning())
+    assert "Leading indicator" not in " ".join(res.deviation.to_frame()["message"])
+
+
+@pytest.mark.parametrize(("lang", "currency"), [("en", "USD"), ("zh", "美元")])
+def test_amounts_in_the_catalog_currency(lang, currency):
+    res = _own(lang)
+    messages = " ".join(res.deviation.to_frame()["message"])
+    page = res.deviation._repr_html_()
+    for text in (messages, page):
+        assert currency in text
+        assert "万元" not in text and "CNY" not in text
+    fan = json_spec(res.chart(role="sales"))
+    at_stake = json_spec(res.deviation.chart())
+    for spec in (fan, at_stake):
+        assert "CNY" not in spec and "元" not in spec.replace("美元", "")
+    if lang == "en":
+        assert "'USD '" in fan and "'USD '" in at_stake  # axis labels: USD 250k
+    else:
+        assert "（美元）" in fan and "（美元）" in at_stake  # axis titles name the currency
+
+
+def json_spec(chart) -> str:
+    import json
+
+    return json.dumps(chart.to_dict(), ensure_ascii=False)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_catalog_without_roles_has_nothing_to_project(lang):
+    facts, targets, entities = _own_tiny()
+    catalog = _own_catalog(roles=False)
+    res = forecast_panel(
+        facts, targets, entities, catalog, quarter="2026Q3", options=FAST, language=lang
+    )
+    assert res.nothing and res.to_frame().empty and res.deviation.to_frame().empty
+    assert list(res.to_frame().columns)[:3] == ["entity_id", "metric_id", "period"]
+    intro = str(res.intro())
+    assert "role: profit" in intro and "forecast.metrics" in intro
+    assert ("Nothing to project" if lang == "en" else "没有可预测的指标") in intro
+    short = "Nothing to project" if lang == "en" else "没有可预测的指标"
+    for chart in (res.chart(role="sales"), res.chart(role="profit"), res.drilldown()):
+        assert short in json_spec(chart)
+    assert short in res.deviation._repr_html_() and short in str(res.warning())
+    bt = backtest_panel(facts, entities, catalog, quarter="2026Q3", options=FAST, language=lang)
+    assert bt.to_frame().empty and short in bt._repr_html_() and short in json_spec(bt.chart())
+    # the empty tables keep their columns, so the findings contract and the summary read them
+    from perflink.common import check_findings
+
+    check_findings(res.deviation.to_frame(), "forecast_deviation")
+
+
+def test_missing_role_or_flows_give_a_sentence_or_a_clear_error():
+    facts, targets, entities = _own_tiny()
+    catalog = _own_catalog()
+    # forecasting the costs only: no sales chart, a sentence saying why
+    opts = FAST.model_copy(update={"metrics": ("bought_in", "overheads"), "profit_metric": ""})
+    res = forecast_panel(
+        facts, targets, entities, catalog, quarter="2026Q3", options=opts, language="en"
+    )
+    assert "Turnover is not among the metrics forecast" in json_spec(res.chart(role="sales"))
+    assert "Result is not among the metrics forecast" in json_spec(res.chart(role="profit"))
+    assert "facet" in res.chart(metric="overheads").to_dict()
+    with pytest.raises(ParamsError, match="lacks \\['turnover'\\]"):
+        forecast_panel(
+            facts,
+            targets,
+            entities,
+            catalog,
+            quarter="2026Q3",
+            options=opts.model_copy(update={"profit_metric": "result"}),
+        )
+    with pytest.raises(ParamsError) as exc:
+        forecast_panel(
+            facts,
+            targets,
+            entities,
+            _own_catalog(roles=False),
+            quarter="2026Q3",
+            options=FAST.model_copy(update={"profit_metric": "result"}),
+        )
+    assert "forecast.metrics: empty" in str(exc.value) and "revenue" not in str(exc.value)
+    with pytest.raises(ParamsError, match="role 'cost'"):
+        res.chart(role="cost")
+
+
+def test_retail_example_forecasts_its_nested_profit(tmp_path):
+    import perflink
+    from perflink import sample
+
+    params = sample.generate(tmp_path / "retail", example="retail")
+    review = perflink.open_review(params, language="en")
+    res = forecast_panel(
+        review.facts,
+        review.targets,
+        review.entities,
+        review.catalog,
+        quarter=review.quarter,
+        options=ForecastOptions(n_paths=200),
+        n_jobs=1,
+        language="en",
+    )
+    flows = ["net_sales", "cost_of_sales", "store_opex", "marketing_spend"]
+    flows += ["fulfilment_cost", "admin_expense"]
+    assert list(res.options.metrics) == flows and res.options.profit_metric == "operating_income"
+    dev = res.deviation.to_frame().set_index(["entity_id", "metric_id"])["projected"]
+    entities = dev.xs("operating_income", level="metric_id").index
+    assert len(entities) >= 5
+    for ent in entities:
+        f = {m: dev.get((ent, m), 0.0) for m in flows}
+        gross_margin = f["net_sales"] - f["cost_of_sales"]
+        contribution = gross_margin - f["store_opex"] - f["marketing_spend"]
+        np.testing.assert_allclose(
+            dev.loc[(ent, "operating_income")],
+            contribution - f["fulfilment_cost"] - f["admin_expense"],
+            rtol=1e-9,
+        )
+    # the monthly profit table is the formula of the flows' paths: its mean too
+    fc = res.to_frame().set_index(["entity_id", "metric_id", "period"])["mean"]
+    group = review.root_id
+    oi = fc.xs((group, "operating_income"), level=("entity_id", "metric_id"))
+    assert len(oi) == 3 and oi.notna().all()
+    assert "No leading indicator is mapped to Net sales" in str(res.warning())
+    assert "USD" in res.deviation._repr_html_() and "CNY" not in res.deviation._repr_html_()
 
 
 # ----------------------------------------------------------------------------- sample runs

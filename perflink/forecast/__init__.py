@@ -22,7 +22,7 @@ Degenerate input never raises (``result.attrs["method"]`` says what was done):
 - 2-3 observations: naive with random-walk scale from the first differences;
 - NaN inside the series: linear interpolation; leading NaN dropped; trailing NaN:
   the model forecasts from the last observed value over the extra steps;
-- every observed value >= 0 (sales, headcount...): forecasts, bounds and paths are
+- every observed value >= 0 (sales, staff numbers...): forecasts, bounds and paths are
   clipped at 0.
 
 Per-series functions are pure, so panel code can run them under joblib.
@@ -47,7 +47,12 @@ from typing import TYPE_CHECKING
 from perflink.common import review_keywords
 from perflink.forecast._backtest import accuracy, backtest_series
 from perflink.forecast._backtest_panel import backtest_panel
-from perflink.forecast._results import BacktestResult, DeviationResult, ForecastResult
+from perflink.forecast._results import (
+    BacktestResult,
+    DeviationResult,
+    ForecastResult,
+    ForecastTextResult,
+)
 from perflink.forecast._run import forecast_panel
 from perflink.forecast._series import forecast_paths, forecast_series
 from perflink.options import ForecastOptions
@@ -59,6 +64,7 @@ __all__ = [
     "BacktestResult",
     "DeviationResult",
     "ForecastResult",
+    "ForecastTextResult",
     "accuracy",
     "backtest",
     "backtest_panel",
@@ -81,8 +87,9 @@ def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastRe
     ----------
     review, options : perflink.review.Review, ForecastOptions or None
         The open review (:func:`perflink.open_review`) and what overrides its ``forecast:``
-        params block; quarter, language and executor come from the review, as for every
-        task (:func:`perflink.common.review_keywords`).
+        params block (unset metrics and profit metric come from the catalog's roles);
+        quarter, language and executor come from the review, as for every task
+        (:func:`perflink.common.review_keywords`).
 
     Returns
     -------
@@ -95,7 +102,7 @@ def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastRe
         As :func:`forecast_panel`.
     """
     tables = (review.facts, review.targets, review.entities, review.catalog)
-    return forecast_panel(*tables, **review_keywords(review, "forecast", options))
+    return forecast_panel(*tables, **_keywords(review, options))
 
 
 def backtest(review: Review, *, options: ForecastOptions | None = None) -> BacktestResult:
@@ -120,4 +127,12 @@ def backtest(review: Review, *, options: ForecastOptions | None = None) -> Backt
         As :func:`backtest_panel`.
     """
     tables = (review.facts, review.entities, review.catalog)
-    return backtest_panel(*tables, **review_keywords(review, "forecast", options))
+    return backtest_panel(*tables, **_keywords(review, options))
+
+
+def _keywords(review: Review, options: ForecastOptions | None) -> dict:
+    """The review's keywords, with the catalog's defaults filled into the options (as the
+    panel functions do), so that a notebook and a direct call run the same metrics."""
+    keywords = review_keywords(review, "forecast", options)
+    keywords["options"] = keywords["options"].for_catalog(review.catalog)
+    return keywords

@@ -57,11 +57,19 @@ def backtest_panel(
         Bad quarter, options out of range, or a bad executor.
     RunError
         The Dask cluster has no workers, lacks perflink, or lost a worker.
+
+    Notes
+    -----
+    Unset ``metrics`` come from the catalog as in the forecast; with none (no profit or
+    sales role, no ``forecast.metrics``) the table is empty and its page says so.
     """
-    options = options or ForecastOptions()
+    options = (options or ForecastOptions()).for_catalog(catalog)
     lang = labels._check_lang(language)
     _fp.check_options(options)
     st = _fp.setup(quarter, options)
+    metric_names = {m: catalog.metrics[m].name(lang) for m in catalog.metrics}
+    if not options.metrics:  # nothing to project: an empty table, the page says why
+        return BacktestResult(_empty_table(), lang, metric_names=metric_names)
     _fp.check_inputs(facts, entities, catalog, options)
     metrics = list(options.metrics)
     drivers = (
@@ -129,7 +137,21 @@ def backtest_panel(
         )
     table = pd.DataFrame(rows)
     table["metric_id"] = table["metric_id"].astype("str")
-    return BacktestResult(table, lang)
+    return BacktestResult(table, lang, metric_names=metric_names)
+
+
+_COLUMNS = (
+    "metric_id", "n_series", "units_used", "units_total", "n_origins", "horizon", "smape",
+    "mase", "smape_snaive", "mase_snaive", "coverage_80", "coverage_95", "fy_origin",
+    "fy_abs_error_pct", "fy_coverage_80",
+)  # fmt: skip
+
+
+def _empty_table() -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype=float) for c in _COLUMNS})
+    for c in ("metric_id", "fy_origin"):
+        df[c] = df[c].astype("str")
+    return df
 
 
 def _sample_units(wide: pd.DataFrame, entities: pd.DataFrame, max_units: int) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import labels
-from perflink._report_format import fmt_money
+from perflink._report_format import fmt_number
 
 
 def monthly_budgets(targets, ids, members, metrics, year) -> tuple[dict, dict]:
@@ -106,7 +106,8 @@ def assessment_targets(targets, ids, members, metrics, year) -> dict:
 
 
 def leading(actual_drv, budget_drv, cutoff_pos: int, months: int) -> tuple[np.ndarray, ...]:
-    """Contracts of the last ``months`` months: total, ratio to budget, change vs last year."""
+    """A leading driver over the last ``months`` months: total, ratio to budget, change vs
+    last year."""
     t = actual_drv.shape[1]
     lo = cutoff_pos - months + 1
     recent = np.nansum(actual_drv[:, lo : cutoff_pos + 1], axis=1)
@@ -131,17 +132,50 @@ def classify(adverse_pct, p_miss, options) -> np.ndarray:
     return sev.astype(object)
 
 
-def messages(df: pd.DataFrame, names: dict, metric_names: dict, lang: str) -> list[str]:
-    """One message per deviation row, from the label templates, with its numbers."""
+def lead_lags(lag: int) -> str:
+    """Months a metric follows its leading driver, as quoted: ``"1–2"`` for lag 1.
+
+    The driver regression (:mod:`perflink.forecast._fit`) reads the driver ``lag`` and
+    ``lag + 1`` months back.
+    """
+    return f"{lag}–{lag + 1}"
+
+
+def _spaced(entity: str, metric: str, lang: str) -> str:
+    """The entity name to put right before the metric name in a zh template: with a space
+    when both are written in Latin letters at the join ("West Footwear Net sales")."""
+    if lang == "zh" and entity[-1:].isascii() and entity[-1:].isalnum() and metric[:1].isascii():
+        return entity + " "
+    return entity
+
+
+def messages(
+    df: pd.DataFrame,
+    names: dict,
+    metric_names: dict,
+    lang: str,
+    *,
+    units: dict,
+    leads: dict,
+) -> list[str]:
+    """One message per deviation row, from the label templates, with its numbers.
+
+    Amounts are formatted in the row metric's catalog unit (``units``: metric -> unit); a
+    flagged or watched row of a metric with a leading indicator (``leads``: metric ->
+    (driver, lag)) quotes the driver's recent months, in the driver's unit.
+    """
     out = []
     for row in df.itertuples(index=False):
+        unit = units.get(row.metric_id)
+        entity = names.get(row.entity_id, row.entity_id)
+        metric = metric_names.get(row.metric_id, row.metric_id)
         fmt = dict(
-            entity=names.get(row.entity_id, row.entity_id),
-            metric=metric_names.get(row.metric_id, row.metric_id),
+            entity=_spaced(entity, metric, lang),
+            metric=metric,
             year=row.year,
-            projected=fmt_money(row.projected, lang),
-            lo=fmt_money(row.lo_80, lang),
-            hi=fmt_money(row.hi_80, lang),
+            projected=fmt_number(row.projected, unit, lang),
+            lo=fmt_number(row.lo_80, unit, lang),
+            hi=fmt_number(row.hi_80, unit, lang),
         )
         if not np.isfinite(row.budget):
             out.append(labels.t("forecast.msg.no_budget", lang, **fmt))
@@ -154,19 +188,28 @@ def messages(df: pd.DataFrame, names: dict, metric_names: dict, lang: str) -> li
         text = labels.t(
             key,
             lang,
-            budget=fmt_money(row.budget, lang),
+            budget=fmt_number(row.budget, unit, lang),
             pct=f"{row.deviation_pct:+.1%}",
             p=f"{row.p_meet_budget:.0%}",
             **fmt,
         )
-        if row.severity in ("high", "medium", "low") and np.isfinite(row.lead_vs_budget):
-            trend = "forecast.msg.lead_down" if row.lead_vs_budget < 0 else "forecast.msg.lead_up"
+        lead = leads.get(row.metric_id)
+        if lead and row.severity in ("high", "medium", "low") and np.isfinite(row.lead_vs_budget):
+            driver, lag = lead
+            # the gap persists when the driver moved the adverse way (mappings have sign +1)
+            adverse = (
+                row.lead_vs_budget < 0 if row.direction == "higher" else row.lead_vs_budget > 0
+            )
+            trend = "forecast.msg.lead_persists" if adverse else "forecast.msg.lead_narrows"
             ly = "—" if not np.isfinite(row.lead_vs_last_year) else f"{row.lead_vs_last_year:+.0%}"
             text += " " + labels.t(
                 trend,
                 lang,
                 months=row.lead_months,
-                amount=fmt_money(row.lead_recent, lang),
+                driver=metric_names.get(driver, driver),
+                metric=fmt["metric"],
+                lags=lead_lags(lag),
+                amount=fmt_number(row.lead_recent, units.get(driver), lang),
                 vs_budget=f"{row.lead_vs_budget:+.0%}",
                 vs_ly=ly,
             )

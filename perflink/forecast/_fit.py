@@ -7,10 +7,10 @@ joblib workers. One job forecasts a block of series of one metric:
   pooled per business line (see :mod:`perflink.forecast._season`);
 - intermittent series (30% or more zeros) get the mean of the last 12 values, with
   independent steps of the last 12 values' sd (method ``intermittent_mean``);
-- where the catalog maps a leading driver with a lag ``L >= 1`` (signed contracts ->
-  revenue), a driver regression ``y_t = a + b1 x_{t-L} + b2 x_{t-L-1}`` whose future
-  driver values are the actuals already known (contracts signed before the cutoff
-  cover the first months) and the driver's own univariate forecast after that.
+- where the catalog maps a leading driver with a lag ``L >= 1`` (orders signed lead the
+  sales booked from them), a driver regression ``y_t = a + b1 x_{t-L} + b2 x_{t-L-1}``
+  whose future driver values are the actuals already known (orders signed before the
+  cutoff cover the first months) and the driver's own univariate forecast after that.
   The published mean is chosen among univariate, driver and their average by a
   rolling-origin backtest on the series' own last origins (mean absolute error);
   intervals keep the univariate model's calibrated scale (conservative when the

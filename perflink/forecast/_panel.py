@@ -12,7 +12,8 @@ Public entry points are re-exported by :mod:`perflink.forecast`. Steps:
    shocks units share, which a sum of independent unit paths would understate);
 5. paths (multivariate Student t as in :func:`perflink.forecast.forecast_paths`) with
    one set of random numbers per entity shared by its metrics (common random numbers:
-   revenue and its cost of goods move together), profit per path by its catalog formula.
+   sales and the costs that follow them move together), profit per path by its catalog
+   formula, through the formulas of the derived metrics it is built from (:func:`derive`).
 """
 
 from __future__ import annotations
@@ -80,8 +81,13 @@ def check_options(options) -> None:
                 f"forecast.{name}: {value!r} is out of range; use a value from {lo} to {hi} "
                 "in the forecast: block of the params file."
             )
-    if not options.metrics:
-        raise ParamsError("forecast.metrics: empty; list at least one flow metric (revenue).")
+    if not options.metrics and options.profit_metric:
+        raise ParamsError(
+            f"forecast.metrics: empty while forecast.profit_metric is "
+            f"{options.profit_metric!r}; list the reported flow metrics (aggregation: sum) "
+            "its formula is built from, or leave both unset to take them from the catalog "
+            "(role: profit)."
+        )
 
 
 def setup(quarter, options) -> Setup:
@@ -110,15 +116,56 @@ def check_inputs(facts, entities, catalog, options) -> None:
             )
     pm = options.profit_metric
     if pm:
-        if pm not in catalog.formulas:
+        spec = catalog.metrics.get(pm)
+        if spec is None or not spec.derived:
             raise ParamsError(f"forecast.profit_metric: {pm!r} is not a derived catalog metric.")
-        f = catalog.formulas[pm]
-        extra = set(f.inputs) - set(options.metrics)
-        if extra or f.uses_time:
+        flows = catalog.flows_of(pm)
+        if flows is None:
             raise ParamsError(
-                f"forecast.profit_metric: {pm!r} = {f} needs {sorted(extra) or 'lags'}; "
-                f"it must be a same-month formula of forecast.metrics {list(options.metrics)}."
+                f"forecast.profit_metric: {pm!r} = {spec.formula} reads earlier months (lag) or "
+                "metrics that are not flows (aggregation other than sum), directly or through "
+                "the derived metrics it uses; name a derived metric built in the same month "
+                "from reported flows."
             )
+        missing = [m for m in flows if m not in options.metrics]
+        if missing:
+            raise ParamsError(
+                f"forecast.profit_metric: {pm!r} = {spec.formula} is built from the flows "
+                f"{flows}; forecast.metrics {list(options.metrics)} lacks {missing}. Add them "
+                "to forecast.metrics, or leave forecast.metrics unset to take them from the "
+                "catalog."
+            )
+
+
+def derive(catalog, metric: str, values) -> np.ndarray:
+    """``metric`` from the flows in ``values`` by its catalog formula, nested formulas too.
+
+    The derived metrics ``metric`` is built from are evaluated first, in the catalog's
+    dependency order (:attr:`perflink.catalog.Catalog.derived_order`), on the same arrays:
+    per path for simulated paths, per month for actuals and budgets.
+
+    Parameters
+    ----------
+    catalog : perflink.catalog.Catalog
+        The catalog; ``metric`` must pass :func:`check_inputs` (same-month flows only).
+    metric : str
+        A derived metric id.
+    values : Mapping[str, numpy.ndarray]
+        One array per reported flow ``metric`` is built from (any shape, all the same).
+    """
+    needed, stack = set(), [metric]
+    while stack:
+        mid = stack.pop()
+        if mid in needed or mid not in catalog.formulas:
+            continue
+        needed.add(mid)
+        stack.extend(catalog.formulas[mid].inputs)
+    env = dict(values)
+    for mid in catalog.derived_order:
+        if mid in needed:
+            f = catalog.formulas[mid]
+            env[mid] = f.evaluate({m: env[m] for m in f.inputs})
+    return env[metric]
 
 
 def executor_of(executor, n_jobs) -> Executor:

@@ -6,14 +6,20 @@ Charts only present what the result holds (no computing); labels come from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import altair as alt
 import pandas as pd
 
 from perflink import charts, labels
+from perflink._report_format import fmt_number
 from perflink.common import severities_from
+from perflink.errors import ParamsError
+from perflink.options import ForecastOptions
 from perflink.results import TableResult, TaskResult
+from perflink.units import parse_unit, unit_label
 
 FORECAST_COLUMNS = [
     "entity_id",
@@ -49,6 +55,106 @@ DEVIATION_COLUMNS = [
 ]
 
 
+# Every column of the forecast_deviation table, in order (the empty result has them too).
+DEVIATION_TABLE_COLUMNS = [
+    "entity_id",
+    "period",
+    "metric_id",
+    "year",
+    "ytd_actual",
+    "forecast_rest",
+    "projected",
+    "lo_80",
+    "hi_80",
+    "lo_95",
+    "hi_95",
+    "budget",
+    "budget_basis",
+    "deviation",
+    "deviation_pct",
+    "p_meet_budget",
+    "assessment",
+    "deviation_assessment",
+    "deviation_assessment_pct",
+    "p_meet_assessment",
+    "at_stake",
+    "lead_months",
+    "lead_recent",
+    "lead_vs_budget",
+    "lead_vs_last_year",
+    "kind",
+    "severity",
+    "message",
+]
+_TEXT_COLUMNS = ("entity_id", "period", "metric_id", "budget_basis", "kind", "severity", "message")
+ROLES = ("sales", "profit")
+"""Metric roles the forecast page draws fan charts of (:meth:`ForecastResult.chart`)."""
+
+
+def empty_forecast() -> pd.DataFrame:
+    """The ``forecast`` table with no rows (a catalog with nothing to project)."""
+    df = pd.DataFrame({c: pd.Series(dtype=float) for c in FORECAST_COLUMNS})
+    for c in ("entity_id", "metric_id", "method"):
+        df[c] = df[c].astype("str")
+    df["period"] = pd.PeriodIndex([], freq="M")
+    return df
+
+
+def empty_deviation() -> pd.DataFrame:
+    """The ``forecast_deviation`` table with no rows (a catalog with nothing to project)."""
+    df = pd.DataFrame({c: pd.Series(dtype=float) for c in DEVIATION_TABLE_COLUMNS})
+    df["year"] = df["year"].astype("int64")
+    df["lead_months"] = df["lead_months"].astype("int64")
+    for c in _TEXT_COLUMNS:
+        df[c] = df[c].astype("str")
+    return df
+
+
+@dataclass(frozen=True)
+class ForecastTextResult(TaskResult):
+    """A paragraph of the forecast page in the report language (shows itself in HTML).
+
+    Attributes
+    ----------
+    text : str
+        The sentence(s), already localised; escaped when shown.
+    language : str
+        ``"zh"`` or ``"en"``.
+    """
+
+    text: str
+    language: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """The paragraph as a one-cell table (column ``text``)."""
+        return pd.DataFrame({"text": [self.text]})
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(self.text)}</p>"
+
+
+def _join(names: Sequence[str], lang: str) -> str:
+    return ("、" if lang == "zh" else ", ").join(names)
+
+
+def _money_title(title: str, unit: str, lang: str) -> str:
+    """Axis title naming the currency in zh (the axis labels say 万/亿 of the currency)."""
+    if lang != "zh":
+        return title  # en axis labels carry the currency (USD 250k)
+    return f"{title}（{unit_label(str(parse_unit(unit).currency), lang)}）"
+
+
+def _value_axis(title: str, unit: str | None, lang: str) -> alt.Axis:
+    """Axis of a metric's values: money in its currency's words, other units in the title."""
+    if unit and parse_unit(unit).is_money:
+        return charts.fmt_axis_money(unit, lang, title=_money_title(title, unit, lang))
+    label = unit_label(unit, lang) if unit else ""
+    return alt.Axis(title=f"{title} ({label})" if label else title)
+
+
 # Fan charts of the group and its subsidiaries: a 3 x 3 grid at most (each panel ~40 marks).
 _FAN_PANELS = 9
 
@@ -70,29 +176,38 @@ class DeviationResult(TaskResult):
         ``lo_80, hi_80, lo_95, hi_95`` (full-year interval from the paths), ``budget``,
         ``budget_basis``, ``deviation`` (= projected - budget), ``deviation_pct``,
         ``p_meet_budget`` (probability the year ends at or better than budget: at or
-        above for revenue/profit, at or below for costs), ``assessment``,
-        ``deviation_assessment``, ``deviation_assessment_pct``, ``p_meet_assessment``,
-        ``at_stake`` (expected shortfall against budget, 万元), ``lead_months``,
-        ``lead_recent``, ``lead_vs_budget``, ``lead_vs_last_year`` (leading driver of
-        revenue over the last months; NaN for other metrics), ``kind`` (entity kind),
-        ``severity``, ``message``. Money in 万元 (the metric's unit).
+        above for metrics whose direction is ``higher``, at or below for the others),
+        ``assessment``, ``deviation_assessment``, ``deviation_assessment_pct``,
+        ``p_meet_assessment``, ``at_stake`` (expected shortfall against budget in the
+        catalog's money unit; NaN for a metric that is not money), ``lead_months``,
+        ``lead_recent`` (the metric's leading driver over the last ``lead_months`` months,
+        in the driver's unit), ``lead_vs_budget``, ``lead_vs_last_year`` (NaN for a metric
+        without a leading driver), ``kind`` (entity kind), ``severity``, ``message``.
+        Amounts in the metric's catalog unit.
     names : dict
         entity_id -> display name in the report language.
     metric_names : dict
         metric_id -> display name in the report language.
     language : str
         ``"zh"`` or ``"en"``.
+    units : Mapping[str, str]
+        metric_id -> catalog unit of the metrics in the table and of their leading drivers.
+    money_unit : str or None
+        The catalog's money unit (:attr:`perflink.catalog.Catalog.money_unit`), the unit
+        of ``at_stake``.
+    empty_note : str
+        Label key of the sentence shown when no row is flagged.
     """
 
     table: pd.DataFrame
     names: dict
     metric_names: dict
     language: str
+    units: Mapping[str, str] = field(default_factory=dict)
+    money_unit: str | None = None
+    empty_note: str = "forecast.text.no_flags"
 
-    _empty = "forecast.text.no_flags"
-    _units = {"projected": "money", "budget": "money"} | dict.fromkeys(
-        ("deviation_pct", "p_meet_budget"), "pct"
-    )
+    _units = dict.fromkeys(("deviation_pct", "p_meet_budget"), "pct")
     _table_name = "forecast_deviation"
     _findings = "table"
 
@@ -117,20 +232,44 @@ class DeviationResult(TaskResult):
         df["metric"] = df["metric_id"].map(lambda m: self.metric_names.get(m, m))
         return df[[*cols, "severity", "message"]]
 
+    def _empty_chart(self) -> alt.Chart:
+        return charts.message(labels.t(self.empty_note, self.language))
+
+    def _repr_html_(self) -> str:
+        df = self.view()
+        if df.empty:
+            return self._note(self.empty_note)
+        # rows of several metrics: each amount in its own metric's unit, sorted by value
+        ids = self.flagged()["metric_id"].to_numpy()
+        shown = df.copy()
+        order = {}
+        for col in ("projected", "budget"):
+            values = df[col].to_numpy()
+            shown[col] = [
+                fmt_number(v, self.units.get(m), self.language)
+                for v, m in zip(values, ids, strict=True)
+            ]
+            order[col] = values
+        return self._table(shown, order=order)
+
     def chart(self) -> alt.Chart:
-        """Ranked bars of money at stake for the flagged rows (top 20)."""
+        """Ranked bars of money at stake for the flagged rows (top 20), in the money unit."""
         lang = self.language
-        df = self._display().head(20)
-        df["at_stake"] = self.flagged()["at_stake"].head(20).to_numpy()
+        df = self._display()
+        df["at_stake"] = self.flagged()["at_stake"].to_numpy()
+        df = df[df["at_stake"].notna()].head(20)
+        if df.empty or self.money_unit is None:
+            key = self.empty_note if self.flagged().empty else "forecast.text.no_money"
+            return charts.message(labels.t(key, lang))
         df["severity_label"] = df["severity"].map(lambda s: labels.value_label("severity", s, lang))
         df["label"] = df["entity"] + " · " + df["metric"]
+        title = _money_title(labels.t("forecast.col.at_stake", lang), self.money_unit, lang)
         return (
             alt.Chart(charts.for_chart(df[["label", "at_stake", "severity_label"]]))
             .mark_bar()
             .encode(
                 x=alt.X(
-                    "at_stake:Q",
-                    axis=charts.fmt_axis_money(lang, title=labels.t("forecast.col.at_stake", lang)),
+                    "at_stake:Q", axis=charts.fmt_axis_money(self.money_unit, lang, title=title)
                 ),
                 y=alt.Y("label:N", sort="-x", title=None),
                 color=alt.Color(
@@ -166,6 +305,16 @@ class ForecastResult(TaskResult):
         Display names in the report language.
     language : str
         ``"zh"`` or ``"en"``.
+    options : ForecastOptions or None
+        The options the forecast ran with, catalog defaults filled in
+        (:meth:`perflink.options.ForecastOptions.for_catalog`): its metrics, profit metric
+        and flag rule. Empty ``metrics`` = nothing to project (the page says why).
+    units : Mapping[str, str]
+        metric_id -> catalog unit of the metrics forecast and of their leading drivers.
+    roles : Mapping[str, str or None]
+        ``sales`` and ``profit`` -> the catalog's metric of that role (None: no metric has it).
+    leads : Mapping[str, tuple[str, int]]
+        metric_id -> (leading driver, lag in months) for the metrics whose misses quote one.
     """
 
     forecast: pd.DataFrame
@@ -176,8 +325,88 @@ class ForecastResult(TaskResult):
     names: dict
     metric_names: dict
     language: str
+    options: ForecastOptions | None = None
+    units: Mapping[str, str] = field(default_factory=dict)
+    roles: Mapping[str, str | None] = field(default_factory=dict)
+    leads: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     _frame = "forecast"
+
+    @property
+    def nothing(self) -> bool:
+        """True when the catalog and params gave no metric to project (the page says why)."""
+        return self.options is not None and not self.options.metrics
+
+    def metrics(self) -> list[str]:
+        """The metrics projected: the forecast flows, then the profit metric if any."""
+        if self.options is None:
+            return list(dict.fromkeys(self.forecast["metric_id"]))
+        pm = self.options.profit_metric
+        return [*self.options.metrics, *([pm] if pm else [])]
+
+    def role_metric(self, role: str) -> str | None:
+        """The projected metric of ``role`` (``sales`` or ``profit``), or None.
+
+        Raises
+        ------
+        ParamsError
+            If ``role`` is not one of :data:`ROLES`.
+        """
+        if role not in ROLES:
+            raise ParamsError(f"forecast chart: role {role!r} is not one of {', '.join(ROLES)}.")
+        metric = self.roles.get(role)
+        return metric if metric in self.metrics() else None
+
+    def _name(self, metric: str) -> str:
+        return self.metric_names.get(metric, metric)
+
+    def intro(self) -> ForecastTextResult:
+        """The page's opening paragraph: what is forecast and how, or why nothing is."""
+        lang = self.language
+        if self.nothing:
+            return ForecastTextResult(labels.t("forecast.text.nothing", lang), lang)
+        pm = self.options.profit_metric if self.options is not None else ""
+        flows = _join([self._name(m) for m in self.metrics() if m != pm], lang)
+        if pm:
+            text = labels.t("forecast.intro", lang, flows=flows, profit=self._name(pm))
+            return ForecastTextResult(text, lang)
+        return ForecastTextResult(labels.t("forecast.intro_flows", lang, flows=flows), lang)
+
+    def warning(self) -> ForecastTextResult:
+        """The flag rule and which leading indicators the warnings quote (or that none are)."""
+        lang = self.language
+        if self.nothing:
+            return ForecastTextResult(labels.t("forecast.text.nothing_short", lang), lang)
+        o = self.options or ForecastOptions()
+        parts = [
+            labels.t(
+                "forecast.text.warning",
+                lang,
+                miss=f"{o.miss_pct:.0%}",
+                prob=f"{o.min_probability:.0%}",
+                severe=f"{o.severe_miss_pct:.0%}",
+            )
+        ]
+        if not o.use_drivers:
+            parts.append(labels.t("forecast.text.drivers_off", lang))
+        elif self.leads:
+            for metric, (driver, lag) in self.leads.items():
+                name, drv = self._name(metric), self._name(driver)
+                lags = f"{lag}–{lag + 1}"
+                parts.append(
+                    labels.t("forecast.text.lead", lang, metric=name, driver=drv, lags=lags)
+                )
+        else:
+            flows = [self._name(m) for m in (o.metrics or self.metrics())]
+            parts.append(labels.t("forecast.text.no_lead", lang, metrics=_join(flows, lang)))
+        return ForecastTextResult(("" if lang == "zh" else " ").join(parts), lang)
+
+    def drilldown(self) -> alt.TopLevelMixin:
+        """Fan charts of the first ``options.top_n`` flagged units, of the sales metric (else
+        the profit metric, else the first one forecast); a sentence when none is flagged."""
+        top_n = (self.options or ForecastOptions()).top_n
+        metric = self.role_metric("sales") or self.role_metric("profit")
+        return self.chart(self.deviation.top(top_n), metric=metric)
 
     def to_frame(self) -> pd.DataFrame:
         """The ``forecast`` table (see ``forecast``)."""
@@ -216,15 +445,38 @@ class ForecastResult(TaskResult):
         shown = list(subs.head(max(_FAN_PANELS - len(groups), 1)))
         return [*groups, *shown], (len(shown), len(subs))
 
-    def chart(self, entities: list[str] | None = None, *, metric: str | None = None) -> alt.Chart:
+    def chart(
+        self,
+        entities: list[str] | None = None,
+        *,
+        metric: str | None = None,
+        role: str | None = None,
+    ) -> alt.TopLevelMixin:
         """Fan charts: actual, forecast with 80%/95% bands, and budget, one panel per entity.
 
         ``entities`` defaults to the group and its subsidiaries; in a group with more than
         eight subsidiaries, the group and the eight with the most money at stake on
-        ``metric`` (the subtitle says so). ``metric`` defaults to the first one forecast.
+        ``metric`` (the subtitle says so). ``metric`` defaults to the metric of ``role``
+        (``sales`` or ``profit``, see :meth:`role_metric`), else the first one forecast.
+        Where there is nothing to draw (no metric plays ``role``, it is not forecast, no
+        entity is given, nothing is projected) the chart is a sentence saying why. The
+        value axis is in the metric's unit.
+
+        Raises
+        ------
+        ParamsError
+            If ``role`` is not one of :data:`ROLES`.
         """
         lang = self.language
+        if role is not None and metric is None:
+            metric = self.role_metric(role)
+            if metric is None:
+                return self._role_missing(role)
+        if self.nothing or self.forecast.empty:
+            return charts.message(labels.t("forecast.text.nothing_short", lang))
         metric = metric or str(self.forecast["metric_id"].iloc[0])
+        if entities is not None and len(entities) == 0:
+            return charts.message(labels.t("forecast.text.no_flags", lang))
         ranked = None
         if entities is None:
             entities, ranked = self._fan_entities(metric)
@@ -234,11 +486,15 @@ class ForecastResult(TaskResult):
         fc = self.forecast[
             self.forecast["entity_id"].isin(entities) & (self.forecast["metric_id"] == metric)
         ].copy()
+        if hist.empty and fc.empty:
+            return charts.message(
+                labels.t("forecast.text.no_data", lang, metric=self._name(metric))
+            )
         for df in (hist, fc):
             df["entity"] = _name_col(df, self.names)
             df["month"] = df["period"].dt.to_timestamp()
         base_x = alt.X("month:T", title=None)
-        y_axis = charts.fmt_axis_money(lang, title=self.metric_names.get(metric, metric))
+        y_axis = _value_axis(self._name(metric), self.units.get(metric), lang)
         band95 = (
             alt.Chart()
             .mark_area(opacity=0.18, color="#0b5cad")
@@ -285,6 +541,18 @@ class ForecastResult(TaskResult):
             .properties(title=title)
         )
 
+    def _role_missing(self, role: str) -> alt.Chart:
+        lang = self.language
+        if self.nothing:
+            return charts.message(labels.t("forecast.text.nothing_short", lang))
+        metric = self.roles.get(role)
+        if metric is None:
+            word = labels.t(f"forecast.role.{role}", lang)
+            return charts.message(labels.t("forecast.text.no_role", lang, role=word, code=role))
+        return charts.message(
+            labels.t("forecast.text.not_forecast", lang, metric=self._name(metric))
+        )
+
     def _repr_html_(self) -> str:
         return self.deviation._repr_html_()
 
@@ -303,30 +571,48 @@ class BacktestResult(TableResult):
         the full-year check forecasts from, a year before the cutoff),
         ``fy_abs_error_pct`` (mean absolute % error of the projected full year),
         ``fy_coverage_80`` (share of full-year actuals inside the 80% path interval).
+        No rows when there is nothing to project.
     language : str
         ``"zh"`` or ``"en"``.
+    metric_names : Mapping[str, str]
+        metric_id -> display name in the report language (the page shows names).
     """
 
+    metric_names: Mapping[str, str] = field(default_factory=dict)
+
+    _empty = "forecast.text.nothing_short"
     _units = dict.fromkeys(
         ("coverage_80", "coverage_95", "fy_coverage_80", "fy_abs_error_pct"), "pct"
     )
     _table_name = "forecast_backtest"
 
+    def _name(self, metric: str) -> str:
+        return self.metric_names.get(metric, metric)
+
+    def view(self) -> pd.DataFrame:
+        """The table as people read it: metric names instead of ids."""
+        df = self.table.copy()
+        if "metric_id" in df:
+            df.insert(0, "metric", df.pop("metric_id").map(self._name))
+        return df
+
     def chart(self) -> alt.Chart:
         """MASE of the method and of seasonal naive per metric."""
         lang = self.language
+        if self.table.empty:
+            return self._empty_chart()
         rows = []
         for r in self.table.itertuples(index=False):
             rows.append(
                 {
-                    "metric": r.metric_id,
+                    "metric": self._name(r.metric_id),
                     "who": labels.t("forecast.method.panel", lang),
                     "mase": r.mase,
                 }
             )
             rows.append(
                 {
-                    "metric": r.metric_id,
+                    "metric": self._name(r.metric_id),
                     "who": labels.t("forecast.method.snaive", lang),
                     "mase": r.mase_snaive,
                 }
@@ -337,7 +623,7 @@ class BacktestResult(TableResult):
             .encode(
                 x=alt.X("mase:Q", title="MASE"),
                 y=alt.Y("who:N", title=None),
-                row=alt.Row("metric:N", title=None),
+                row=alt.Row("metric:N", title=None, sort=None),
                 color=alt.Color("who:N", title=None),
             )
             .properties(title=labels.t("forecast.chart.backtest", lang), height=50)

@@ -10,7 +10,12 @@ from perflink.common import SEVERITY_RANK
 from perflink.execution import Executor
 from perflink.forecast import _deviation as _dev
 from perflink.forecast import _panel as _fp
-from perflink.forecast._results import DeviationResult, ForecastResult
+from perflink.forecast._results import (
+    DeviationResult,
+    ForecastResult,
+    empty_deviation,
+    empty_forecast,
+)
 from perflink.options import ExecutorOptions, ForecastOptions
 
 
@@ -47,11 +52,15 @@ def forecast_panel(
         Entities table (reads ``entity_id, parent_id, kind, business_line,
         center_type, name_zh, name_en``); subsidiaries and the group are aggregated.
     catalog : perflink.catalog.Catalog
-        Metric catalog: aggregation of the metrics, the profit formula, driver mappings.
+        Metric catalog: aggregation and units of the metrics, the profit formula (nested
+        formulas of derived metrics are evaluated per path), driver mappings (a driver
+        mapped with a lag of a month or more is a regressor and the leading indicator
+        quoted beside its metric's misses), the roles that give the default options.
     quarter : str or pandas.Period
         Review quarter (``"2026Q3"``): the last actual month is its last month.
     options : ForecastOptions, optional
-        The ``forecast:`` block of the params (defaults suit the sample).
+        The ``forecast:`` block of the params; unset metrics and profit metric come from
+        the catalog (:meth:`perflink.options.ForecastOptions.for_catalog`).
     language : {"zh", "en"}, optional
         Language of names and messages (default: the current report language).
     executor : Executor, ExecutorOptions or int, optional
@@ -65,7 +74,10 @@ def forecast_panel(
     -------
     ForecastResult
         ``.to_frame()`` is the ``forecast`` table; ``.deviation`` the findings table
-        ``forecast_deviation``. Money in 万元.
+        ``forecast_deviation``. Values in each metric's catalog unit; money at stake in
+        the catalog's money unit. A catalog with neither a profit nor a sales metric
+        (``role:``) and no ``forecast.metrics`` gives an empty result whose page says
+        there is nothing to project and why.
 
     Raises
     ------
@@ -77,15 +89,17 @@ def forecast_panel(
     RunError
         The Dask cluster has no workers, lacks perflink, or lost a worker.
     """
-    options = options or ForecastOptions()
+    options = (options or ForecastOptions()).for_catalog(catalog)
     lang = labels._check_lang(language)
     _fp.check_options(options)
     st = _fp.setup(quarter, options)
+    if not options.metrics:  # no role, no metrics: the page says so instead of failing
+        return _nothing(catalog, quarter, st, options, lang)
     _fp.check_inputs(facts, entities, catalog, options)
     metrics = list(options.metrics)
     present = set(facts["metric_id"].unique())
+    # drivers with a lag >= 1: regressors of the forecast and the leading indicators quoted
     drivers = _fp.driver_map(catalog, metrics, present) if options.use_drivers else {}
-    lead_drv = drivers.get("revenue", (None, 0))[0]
     cols = metrics + sorted({d for d, _ in drivers.values()})
     wide = _fp.unit_panel(facts, st.cutoff, cols)
     ex = _fp.executor_of(executor, n_jobs)
@@ -94,11 +108,10 @@ def forecast_panel(
     ids = fc["entity_ids"]
     periods = fc["periods"]
     pm = options.profit_metric
-    profit = None
+    profit = profit_actual = None
     if pm:
-        formula = catalog.formulas[pm]
-        profit = formula.evaluate({m: paths[m] for m in formula.inputs})
-        profit_actual = formula.evaluate({m: fc["actual"][m] for m in formula.inputs})
+        profit = _fp.derive(catalog, pm, paths)
+        profit_actual = _fp.derive(catalog, pm, fc["actual"])
     table = _fp.monthly_table(fc, paths, profit, st, options)
 
     # full-year projection per entity and metric
@@ -111,28 +124,10 @@ def forecast_panel(
     flows = {m: (fc["actual"][m], paths[m]) for m in metrics}
     if pm:
         flows[pm] = (profit_actual, profit)
-        budgets[pm] = formula.evaluate({m: budgets[m] for m in formula.inputs})
+        budgets[pm] = _fp.derive(catalog, pm, budgets)
         basis[pm] = basis[metrics[0]]
-    lead = None
-    if lead_drv is not None and lead_drv in wide:
-        drv_actual = np.vstack(
-            [
-                wide[lead_drv].to_numpy().reshape(len(ids) - len(members), -1),
-                _fp._sum_rows(
-                    _agg(members, ids),
-                    wide[lead_drv].to_numpy().reshape(len(ids) - len(members), -1),
-                ),
-            ]
-        )
-        dbud, _ = _dev.monthly_budgets(targets, ids, members, [lead_drv], st.year)
-        lo = st.cutoff.month - options.leading_months
-        bsum = (
-            np.nansum(dbud[lead_drv][:, lo : st.cutoff.month], axis=1)
-            if lo >= 0
-            else np.full(len(ids), np.nan)
-        )
-        bsum[bsum == 0] = np.nan
-        lead = _dev.leading(drv_actual, bsum, len(periods) - 1, options.leading_months)
+    leads = _leads(wide, drivers, targets, ids, members, st, options, len(periods))
+    none = np.full(len(ids), np.nan)
     rows = []
     for metric, (act, pth) in flows.items():
         spec = catalog.metrics[metric]
@@ -152,10 +147,17 @@ def forecast_panel(
         meet = (fy >= bud[:, None]) if higher else (fy <= bud[:, None])
         p_meet = np.where(np.isfinite(bud), meet.mean(axis=1), np.nan)
         short = np.maximum(bud[:, None] - fy, 0) if higher else np.maximum(fy - bud[:, None], 0)
-        at_stake = np.where(np.isfinite(bud), np.nanmean(short, axis=1), np.nan)
-        ass = assess.get(metric, np.full(len(ids), np.nan))
+        # money at stake is money: in the catalog's money unit, none for other units
+        to_money = catalog.in_money_unit(metric)
+        at_stake = (
+            np.where(np.isfinite(bud), np.nanmean(short, axis=1), np.nan) * to_money
+            if to_money is not None
+            else none
+        )
+        ass = assess.get(metric, none)
         meet_a = (fy >= ass[:, None]) if higher else (fy <= ass[:, None])
         dev = proj - bud
+        lead = leads.get(metric, (none, none, none))
         frame = pd.DataFrame(
             {
                 "entity_id": ids,
@@ -180,11 +182,9 @@ def forecast_panel(
                 "p_meet_assessment": np.where(np.isfinite(ass), meet_a.mean(axis=1), np.nan),
                 "at_stake": at_stake,
                 "lead_months": options.leading_months,
-                "lead_recent": lead[0] if lead is not None and metric == "revenue" else np.nan,
-                "lead_vs_budget": lead[1] if lead is not None and metric == "revenue" else np.nan,
-                "lead_vs_last_year": lead[2]
-                if lead is not None and metric == "revenue"
-                else np.nan,
+                "lead_recent": lead[0],
+                "lead_vs_budget": lead[1],
+                "lead_vs_last_year": lead[2],
                 "kind": fc["kind"],
                 "direction": spec.direction,
             }
@@ -196,24 +196,92 @@ def forecast_panel(
     p_miss = (1 - dev_df["p_meet_budget"]).fillna(0).to_numpy()
     dev_df["severity"] = _dev.classify(adverse, p_miss, options)
     names, metric_names = _names(entities, catalog, lang)
-    dev_df["message"] = _dev.messages(dev_df, names, metric_names, lang)
+    units = {m: catalog.metrics[m].unit for m in [*flows, *(d for d, _ in drivers.values())]}
+    lead_of = {m: drivers[m] for m in leads}
+    dev_df["message"] = _dev.messages(dev_df, names, metric_names, lang, units=units, leads=lead_of)
     dev_df["_rank"] = dev_df["severity"].map(SEVERITY_RANK)
     dev_df = dev_df.sort_values(["_rank", "at_stake"], ascending=[True, False], kind="stable")
     dev_df = dev_df.drop(columns=["_rank", "direction"]).reset_index(drop=True)
     for c in ("entity_id", "metric_id", "period", "severity", "message", "budget_basis", "kind"):
         dev_df[c] = dev_df[c].astype("str")
 
-    history = _history(fc, profit_actual if pm else None, pm, budgets, ids, periods, st)
+    history = _history(fc, profit_actual, pm, budgets, ids, periods, st)
     return ForecastResult(
         forecast=table,
         history=history,
-        deviation=DeviationResult(dev_df, names, metric_names, lang),
+        deviation=DeviationResult(
+            dev_df, names, metric_names, lang, units=units, money_unit=catalog.money_unit
+        ),
         quarter=str(pd.Period(quarter, "Q")),
         year=st.year,
         names=names,
         metric_names=metric_names,
         language=lang,
+        options=options,
+        units=units,
+        roles=_roles(catalog),
+        leads=lead_of,
     )
+
+
+def _roles(catalog) -> dict[str, str | None]:
+    return {role: catalog.role(role) for role in ("sales", "profit")}
+
+
+def _nothing(catalog, quarter, st, options, lang) -> ForecastResult:
+    """The result of a catalog without profit or sales role and no forecast.metrics."""
+    names = {}
+    metric_names = {m: catalog.metrics[m].name(lang) for m in catalog.metrics}
+    return ForecastResult(
+        forecast=empty_forecast(),
+        history=pd.DataFrame(
+            {
+                "entity_id": pd.Series(dtype="str"),
+                "metric_id": pd.Series(dtype="str"),
+                "period": pd.PeriodIndex([], freq="M"),
+                "actual": pd.Series(dtype=float),
+                "budget": pd.Series(dtype=float),
+            }
+        ),
+        deviation=DeviationResult(
+            empty_deviation(),
+            names,
+            metric_names,
+            lang,
+            money_unit=catalog.money_unit,
+            empty_note="forecast.text.nothing_short",
+        ),
+        quarter=str(pd.Period(quarter, "Q")),
+        year=st.year,
+        names=names,
+        metric_names=metric_names,
+        language=lang,
+        options=options,
+        roles=_roles(catalog),
+    )
+
+
+def _leads(wide, drivers, targets, ids, members, st, options, n_periods) -> dict:
+    """metric -> (recent, vs budget, vs last year) of its leading driver, per entity."""
+    out, by_driver = {}, {}
+    n_units = len(ids) - len(members)
+    for metric, (drv, _lag) in drivers.items():
+        if drv not in wide:
+            continue
+        if drv not in by_driver:
+            unit_rows = wide[drv].to_numpy().reshape(n_units, -1)
+            drv_actual = np.vstack([unit_rows, _fp._sum_rows(_agg(members, ids), unit_rows)])
+            dbud, _ = _dev.monthly_budgets(targets, ids, members, [drv], st.year)
+            lo = st.cutoff.month - options.leading_months
+            bsum = (
+                np.nansum(dbud[drv][:, lo : st.cutoff.month], axis=1)
+                if lo >= 0
+                else np.full(len(ids), np.nan)
+            )
+            bsum[bsum == 0] = np.nan
+            by_driver[drv] = _dev.leading(drv_actual, bsum, n_periods - 1, options.leading_months)
+        out[metric] = by_driver[drv]
+    return out
 
 
 def _agg(members, ids):

@@ -3,8 +3,8 @@
 Why: the per-series test of :mod:`perflink.forecast._models` (90% test on the ACF at
 lag 12, the M3/M4 recipe) rarely passes on three years of monthly data, even when the
 yearly pattern is strong. Business units of one business line and centre type share
-their calendar (retail peaks in Nov-Jan, plants dip in February, December bonuses in
-opex), so the panel estimates one set of indices per group from all its members'
+their calendar (shops peak in Nov-Jan, plants dip in February, December bonuses raise
+expenses), so the panel estimates one set of indices per group from all its members'
 ratios to a centred 2x12 moving average, and tests it with a one-way ANOVA of those
 ratios on the calendar month. A group of one series (a subsidiary or the group total)
 is tested on its own ratios, which is still far more powerful than the ACF test with
