@@ -8,6 +8,7 @@ of truth.yaml and the new / persisting / resolved comparison.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import openpyxl
@@ -17,6 +18,7 @@ from browser_utils import assert_readable, open_offline
 
 import perflink
 from perflink import summary
+from perflink.catalog import Catalog, Metric, load_catalog
 from perflink.errors import InputError, ParamsError, PerflinkError
 from perflink.options import SummaryOptions
 from perflink.sample import generate
@@ -37,24 +39,7 @@ def _entities() -> pd.DataFrame:
     return df.astype({"parent_id": object})
 
 
-class _Metric:
-    def __init__(self, unit: str, direction: str = "higher", name: str = "") -> None:
-        self.unit, self.direction, self._name = unit, direction, name
-
-    def name(self, lang: str = "zh") -> str:
-        return self._name
-
-
-class _Catalog:
-    metrics = {
-        "revenue": _Metric("万元", name="Revenue"),
-        "net_profit": _Metric("万元", name="Net profit"),
-        "headcount": _Metric("人", name="Headcount"),
-        "opex": _Metric("万元", "lower", name="Opex"),
-    }
-
-    def tier(self, n: int) -> list[str]:
-        return ["net_profit"] if n == 1 else []
+CATALOG = load_catalog(Path(perflink.__file__).parent / "data" / "catalog")
 
 
 def _validation() -> pd.DataFrame:
@@ -130,7 +115,7 @@ def _inputs(previous: pd.DataFrame | None = None, **tables) -> summary.SummaryIn
 
 def _rank(inputs, **kw) -> summary.FindingsResult:
     return summary.rank_findings(
-        inputs, _entities(), _Catalog(), quarter="2026Q3", language="en", **kw
+        inputs, _entities(), CATALOG, quarter="2026Q3", language="en", **kw
     )
 
 
@@ -295,7 +280,7 @@ def test_forecast_error_against_hand_computed_numbers():
 def test_forecast_review_rejects_a_forecast_without_intervals():
     fc = pd.DataFrame({"entity_id": ["S01"], "metric_id": ["revenue"], "period": ["2026-10"]})
     with pytest.raises(InputError, match="lacks"):
-        summary.forecast_review(fc, pd.DataFrame(), _entities(), _Catalog(), quarter="2026Q4")
+        summary.forecast_review(fc, pd.DataFrame(), _entities(), CATALOG, quarter="2026Q4")
 
 
 # ----------------------------------------------------------------------------- sample based
@@ -487,3 +472,134 @@ def test_score_histogram_counts_bins_for_any_group_size():
     assert all(r["bin_start"] % 5 == 0 for r in rows)
     none = summary.HeadlineResult(empty, empty, scores.iloc[:0], empty, language="zh")
     assert none.chart().to_dict()  # the empty-chart note, no error
+
+
+# ----------------------------------------------------------------------------- any company
+def _tiny_catalog(metrics: list[dict]) -> Catalog:
+    """A catalog of a few metrics (every field but id/unit/role/tier filled the same way)."""
+    base = dict(definition="d", caliber="c", owner="Finance", source_system="ERP")
+    base |= dict(direction="higher", tier=2, category="financial")
+    built = {m["id"]: Metric(**(base | m)) for m in metrics}
+    return Catalog(metrics=built, mappings=[], rules=[], policy=CATALOG.policy)
+
+
+#: A company in kUSD whose sales and collections metrics have its own ids.
+_KUSD = [
+    dict(id="turnover", name_en="Turnover", unit="kUSD", role="sales"),
+    dict(id="cash_in", name_en="Cash received", unit="kUSD", role="cash_collection"),
+    dict(id="ebit", name_en="EBIT", unit="kUSD", role="profit", tier=1),
+    dict(id="staff", name_en="Staff", unit="persons"),
+]
+
+
+def _review(catalog: Catalog, lang: str = "en", options: SummaryOptions | None = None):
+    params = SimpleNamespace(summary=options or SummaryOptions(), scope=None)
+    return SimpleNamespace(
+        params=params, catalog=catalog, language=lang, quarter="2026Q3",
+        entities=_entities(), facts=pd.DataFrame(), tables_dir=None,
+    )  # fmt: skip
+
+
+def _scorecard(sales: str, cash: str, cash_done: float) -> pd.DataFrame:
+    rows = []
+    for scope in ("quarter", "ytd"):
+        for metric, done in ((sales, 1.04), (cash, cash_done)):
+            rows.append(("S01D01", scope, metric, "financial", 0.5, done, 50.0 * done))
+    cols = ["entity_id", "scope", "metric_id", "category", "weight", "completion"]
+    return pd.DataFrame(rows, columns=[*cols, "weighted_score"])
+
+
+def _renamed(validation: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    return validation.assign(metric_id=validation["metric_id"].replace(names))
+
+
+def test_summary_without_profit_or_sales_role_says_why_the_chain_stops():
+    roleless = _tiny_catalog([{k: v for k, v in m.items() if k != "role"} for m in _KUSD])
+    res = summary.summarize(_review(roleless), _inputs())
+    assert res.chain.why == "summary.chain.no_projection" and res.chain.metric == ""
+    page = res.chain._repr_html_()
+    assert "neither a profit metric" in page and "KeyError" not in page
+    steps = {r["step"] for r in next(iter(res.chain.chart().to_dict()["datasets"].values()))}
+    assert steps and not any("Projected" in s for s in steps)  # the chart ends at the score
+    assert "projection" not in " ".join(res.chain.view().columns)
+    # with a profit role the chain ends on its projection, named from the catalog
+    res = summary.summarize(_review(_tiny_catalog(_KUSD)), _inputs())
+    assert res.chain.metric == "EBIT" and res.chain.why == "summary.chain.not_forecast"
+
+
+def test_summary_rejects_a_projection_metric_the_catalog_lacks():
+    review = _review(_tiny_catalog(_KUSD), options=SummaryOptions(projection_metric="nope"))
+    with pytest.raises(ParamsError, match="summary.projection_metric.*'nope'"):
+        summary.summarize(review, _inputs())
+
+
+def test_collections_action_follows_the_catalog_roles():
+    cat = _tiny_catalog(_KUSD)
+    res = summary.summarize(_review(cat), _inputs(scorecard=_scorecard("turnover", "cash_in", 0.9)))
+    acts = res.actions.to_frame()
+    row = acts[acts["action_id"] == "collections"]
+    assert row["metric_id"].tolist() == ["cash_in"]
+    assert "Turnover" in row["message"].iloc[0] and "Cash received" in row["message"].iloc[0]
+    assert res.actions.skipped == ()
+    # collections on target: the rule runs and does not fire
+    ok = summary.summarize(_review(cat), _inputs(scorecard=_scorecard("turnover", "cash_in", 1.0)))
+    assert "collections" not in set(ok.actions.to_frame()["action_id"])
+    # no cash-collection role: the rule does not run, and the page says so once
+    no_cash = [m if m["id"] != "cash_in" else {**m, "role": None} for m in _KUSD]
+    res = summary.summarize(
+        _review(_tiny_catalog(no_cash), "zh"),
+        _inputs(scorecard=_scorecard("turnover", "cash_in", 0.9)),
+    )
+    assert "collections" not in set(res.actions.to_frame()["action_id"])
+    assert len(res.actions.skipped) == 1 and "回款指标" in res.actions.skipped[0]
+    assert res.actions._repr_html_().count("回款指标") == 1
+    # not listed in summary.actions: nothing to say
+    opts = SummaryOptions(actions=("budget",))
+    quiet = summary.summarize(_review(_tiny_catalog(no_cash), options=opts), _inputs())
+    assert quiet.actions.skipped == ()
+
+
+@pytest.mark.parametrize(
+    ("lang", "words", "header"),
+    [("en", "USD", "At stake (USD k)"), ("zh", "美元", "风险金额（千美元）")],
+)
+def test_money_at_stake_in_a_kusd_company(lang, words, header, tmp_path):
+    cat = _tiny_catalog(_KUSD)
+    names = {"revenue": "turnover", "net_profit": "ebit", "headcount": "staff", "opex": "ebit"}
+    inputs = _inputs(
+        validation_findings=_renamed(_validation(), names),
+        kpi_findings=_renamed(_kpi(), names),
+        forecast_deviation=_renamed(_deviation(), names),
+        anomalies=_renamed(_anomalies(), names),
+    )
+    res = summary.summarize(_review(cat, lang), inputs)
+    assert res.findings.money_unit == "kUSD" and res.money_unit == "kUSD"
+    page = res.findings._repr_html_()
+    assert words in page and "万元" not in page and "CNY" not in page
+    spec = res.findings.chart().to_dict()
+    assert words in str(spec) and "CNY" not in str(spec) and "万元" not in str(spec)
+    wb = openpyxl.load_workbook(summary.write_workbook(res, path=tmp_path / "r.xlsx"))
+    heads = [c.value for c in wb["findings"][1 if lang == "zh" else 2]]
+    assert header in heads and not any("万元" in str(h) or "CNY" in str(h) for h in heads)
+    fc = wb["forecast_deviation"]
+    assert [c.value for c in fc[2]][:4] == ["Entity", "Period", "Metric", "Unit"]
+    assert fc["D3"].value == "kUSD"
+
+
+def test_money_at_stake_is_converted_into_the_money_unit_and_rates_are_not_money():
+    cat = _tiny_catalog(
+        [
+            dict(id="profit", name_zh="利润", unit="万元", role="profit", tier=1),
+            dict(id="sales", name_zh="收入", unit="千元", role="sales"),
+            dict(id="margin", name_zh="利润率", unit="ratio"),
+        ]
+    )
+    val = _validation().iloc[:2].assign(metric_id="sales")  # gaps of 10 and 5 千元
+    kpi = _kpi().iloc[3:].assign(metric_id="margin", gap=-0.05)  # a missed rate target
+    inputs = _inputs(validation_findings=val, kpi_findings=kpi, anomalies=None)
+    inputs.tables["forecast_deviation"] = None
+    f = summary.rank_findings(inputs, _entities(), cat, quarter="2026Q3", language="zh").table
+    rule = f[f["finding_kind"] == "rule"]
+    assert rule["at_stake"].tolist() == [pytest.approx(1.5)]  # 15 千元 = 1.5 万元
+    missed = f[f["finding_kind"] == "tier1_missed"]
+    assert len(missed) == 1 and missed["at_stake"].isna().all()

@@ -98,8 +98,10 @@ def rank_findings(
     task, kind, entity and metric / rule / scheme) become one finding with a stable
     :func:`finding_id`; rule breaches explained by a caliber finding on the same rule above
     them are folded into it; findings below ``options.min_severity`` are left to the task
-    pages. ``priority`` = severity points + money points x log10(1 + 万元 at stake) +
-    persist points x (quarters open - 1).
+    pages. ``priority`` = severity points + money points x log10(1 + money at stake) +
+    persist points x (quarters open - 1). Money at stake is stated in the catalog's money
+    unit (:attr:`perflink.catalog.Catalog.money_unit`): gaps of money metrics are converted
+    into it, gaps of other metrics (rates, headcounts) put no money at stake.
 
     Parameters
     ----------
@@ -109,7 +111,7 @@ def rank_findings(
     entities : DataFrame
         ``entity_id, name_zh, name_en, parent_id``.
     catalog : Catalog
-        For the money metrics (unit 万元).
+        The metrics' units (which are money, and their factor to the money unit).
     quarter : the review quarter (``"2026Q3"``).
     language : ``"zh"`` or ``"en"``; default the report language the review was opened with.
     options : SummaryOptions, optional
@@ -128,12 +130,12 @@ def rank_findings(
     language = labels._check_lang(language)
     q = parse_quarter(quarter)
     names = _names(entities, language)
-    money = {m for m, v in catalog.metrics.items() if v.unit == "万元"}
+    factors = _money_factors(catalog)
     parts = []
     readers = {
-        "validation_findings": lambda d: _f.from_validation(d, money),
-        "kpi_findings": _f.from_kpi,
-        "forecast_deviation": _f.from_forecast,
+        "validation_findings": lambda d: _f.from_validation(d, factors),
+        "kpi_findings": lambda d: _f.from_kpi(d, factors),
+        "forecast_deviation": lambda d: _f.from_forecast(d, factors),
         "anomalies": _f.from_anomalies,
     }
     for name, read in readers.items():
@@ -158,7 +160,13 @@ def rank_findings(
     )
     open_ = ranked[ranked["loop_status"] != "resolved"]
     top = _f.top(open_, opts.top_n, per_kind=opts.per_kind)
-    return FindingsResult(ranked, top, language)
+    return FindingsResult(ranked, top, language, money_unit=catalog.money_unit)
+
+
+def _money_factors(catalog: Any) -> dict[str, float]:
+    """Money metric id -> factor taking its values to the catalog's money unit."""
+    factors = {m: catalog.in_money_unit(m) for m in catalog.metrics}
+    return {m: f for m, f in factors.items() if f is not None}
 
 
 def _check_columns(df: pd.DataFrame, name: str) -> None:
@@ -230,11 +238,15 @@ def summarize(
     Returns
     -------
     SummaryResult
+        The chain ends on ``summary.projection_metric`` (default: the catalog's profit
+        metric, else its sales metric); without one it ends at the score and says why.
+        Amounts at stake are in the catalog's money unit.
 
     Raises
     ------
     ParamsError
-        If ``summary.actions`` names an unknown rule or amber > green.
+        If ``summary.actions`` names an unknown rule, amber > green, or
+        ``summary.projection_metric`` is not a catalog metric.
     InputError
         If a task table is unreadable or lacks its columns.
     """
@@ -255,18 +267,23 @@ def summarize(
         _h.distribution(scores),
         lang,
     )
+    pm = opts.projection_metric or ""
     chain = ChainResult(
-        _h.chain(card, dev, entities, catalog, lang, metric_id=opts.projection_metric, **g), lang
-    )
+        _h.chain(card, dev, entities, catalog, lang, metric_id=pm, **g), lang,
+        metric=_h._metric_name(catalog, pm, lang) if pm else "", why=_h.chain_note(pm, dev),
+        **g,
+    )  # fmt: skip
     findings = rank_findings(inputs, entities, catalog, quarter=q, language=lang, options=opts)
     open_ = findings.table[findings.table["loop_status"] != "resolved"]
     quality = inputs.get("data_quality")
     acts = _h.actions(open_, card, dev, quality, names, catalog, lang, opts, str(q), findings.top)
+    skipped = tuple(_h.skipped_actions(opts.actions, catalog, lang))
     loop = _loop_result(inputs, findings.table, review, lang)
+    units = {m: v.unit for m, v in catalog.metrics.items()}
     return SummaryResult(
-        str(q), lang, headline, chain, findings, ActionsResult(acts, lang),
+        str(q), lang, headline, chain, findings, ActionsResult(acts, lang, skipped=skipped),
         QualityResult(quality if quality is not None else pd.DataFrame(), lang), loop,
-        tuple(inputs.missing_tasks), inputs,
+        tuple(inputs.missing_tasks), inputs, money_unit=catalog.money_unit, units=units,
     )  # fmt: skip
 
 

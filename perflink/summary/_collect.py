@@ -158,8 +158,12 @@ def _compute(review: Any) -> dict[str, pd.DataFrame]:
 
 
 def _options(review: Any, options: SummaryOptions | None = None) -> SummaryOptions:
-    """``options``, else the review's ``summary:`` block, checked."""
+    """``options``, else the review's ``summary:`` block, checked, with the defaults the
+    review's catalog gives (:meth:`SummaryOptions.for_catalog`: the projection metric)."""
     opts = options or getattr(review.params, "summary", None) or SummaryOptions()
+    catalog = getattr(review, "catalog", None)
+    if catalog is not None:
+        opts = for_catalog(opts, catalog)
     unknown = [a for a in opts.actions if a not in ACTIONS]
     if unknown:
         raise ParamsError(
@@ -174,5 +178,26 @@ def _options(review: Any, options: SummaryOptions | None = None) -> SummaryOptio
         raise ParamsError(
             f"summary.amber ({opts.amber}) is above summary.green ({opts.green}); "
             "amber must be the lower threshold."
+        )
+    return opts
+
+
+def for_catalog(opts: SummaryOptions, catalog: Any) -> SummaryOptions:
+    """``opts`` with the catalog-derived defaults filled in, its metric option checked.
+
+    ``projection_metric`` unset becomes the catalog's profit metric, else its sales metric,
+    else ``""`` (none: the chain ends at the score and says why).
+
+    Raises
+    ------
+    ParamsError
+        If ``summary.projection_metric`` names a metric the catalog does not have.
+    """
+    opts = opts.for_catalog(catalog)
+    pm = opts.projection_metric
+    if pm and pm not in catalog.metrics:
+        raise ParamsError(
+            f"summary.projection_metric: {pm!r} is not a metric of the catalog; name one of "
+            "its metrics, or leave it out to use the metric with role profit (else sales)."
         )
     return opts

@@ -113,22 +113,34 @@ def _num(df: pd.DataFrame, col: str) -> pd.Series:
     return pd.to_numeric(df[col], errors="coerce")
 
 
-def _money_gap(df: pd.DataFrame, money_metrics: set[str]) -> pd.Series:
-    gap = (_num(df, "value") - _num(df, "expected")).abs()
-    return gap.where(_col(df, "metric_id").isin(money_metrics))
+def _in_money(df: pd.DataFrame, amount: pd.Series, factors: Mapping[str, float]) -> pd.Series:
+    """``amount`` (in each row's metric unit) in the catalog's money unit; NaN for rows whose
+    metric is not money (a gap in a rate or a headcount is no money at stake)."""
+    factor = pd.to_numeric(_col(df, "metric_id").map(factors), errors="coerce")
+    return amount * factor
 
 
-def from_validation(df: pd.DataFrame, money_metrics: set[str]) -> pd.DataFrame:
-    """``validation_findings`` (mapping): one key per check, rule (else metric), entity."""
+def from_validation(df: pd.DataFrame, factors: Mapping[str, float]) -> pd.DataFrame:
+    """``validation_findings`` (mapping): one key per check, rule (else metric), entity.
+
+    ``factors``: metric id -> factor to the catalog's money unit, for the money metrics only
+    (:meth:`perflink.catalog.Catalog.in_money_unit`); a rule breach on one of them puts
+    ``|value - expected|`` at stake.
+    """
     check = df["check"] if "check" in df else pd.Series("rule", index=df.index)
     rule = _col(df, "rule_id")
     key = rule.where(rule.notna() & (rule != ""), _col(df, "metric_id"))
-    at_stake = _money_gap(df, money_metrics).where(check == "rule")
+    gap = (_num(df, "value") - _num(df, "expected")).abs()
+    at_stake = _in_money(df, gap, factors).where(check == "rule")
     return _rows(df, "mapping", check.astype(object), key, at_stake)
 
 
-def from_kpi(df: pd.DataFrame) -> pd.DataFrame:
-    """``kpi_findings``: scheme violations (per scheme), bonus overruns, missed tier-1 targets."""
+def from_kpi(df: pd.DataFrame, factors: Mapping[str, float]) -> pd.DataFrame:
+    """``kpi_findings``: scheme violations (per scheme), bonus overruns, missed tier-1 targets.
+
+    A bonus overrun puts the overrun at stake (bonus amounts are in the catalog's money
+    unit); a missed target its gap, converted by ``factors`` (money metrics only).
+    """
     rule = _col(df, "rule_id").fillna("").astype(str)
     scheme = rule.str.startswith("scheme_")
     kind = rule.where(~scheme, "scheme")
@@ -140,14 +152,16 @@ def from_kpi(df: pd.DataFrame) -> pd.DataFrame:
     over = kind == "bonus_overrun"
     money[over] = (_num(df, "value") - _num(df, "expected"))[over]
     missed = kind == "tier1_missed"
-    money[missed] = _num(df, "gap")[missed]
+    money[missed] = _in_money(df, _num(df, "gap"), factors)[missed]
     return _rows(df, "kpi", kind, key, money)
 
 
-def from_forecast(df: pd.DataFrame) -> pd.DataFrame:
-    """``forecast_deviation``: flagged projected misses (severity other than info)."""
+def from_forecast(df: pd.DataFrame, factors: Mapping[str, float]) -> pd.DataFrame:
+    """``forecast_deviation``: flagged projected misses (severity other than info); the
+    expected shortfall (in the metric's unit) is at stake for money metrics."""
     df = df[df["severity"].isin([s for s in SEVERITIES if s != "info"])]
-    return _rows(df, "forecast", "projected_miss", _col(df, "metric_id"), _num(df, "at_stake"))
+    at_stake = _in_money(df, _num(df, "at_stake"), factors)
+    return _rows(df, "forecast", "projected_miss", _col(df, "metric_id"), at_stake)
 
 
 def from_anomalies(df: pd.DataFrame) -> pd.DataFrame:
@@ -165,7 +179,7 @@ def from_anomalies(df: pd.DataFrame) -> pd.DataFrame:
 def fold_calibers(rows: pd.DataFrame, ancestors: Mapping[str, list[str]]) -> pd.DataFrame:
     """Drop rule breaches that a caliber finding on the same rule already explains.
 
-    A caliber problem at a subsidiary (e.g. contracts reported with VAT) breaks the rule at
+    A caliber problem at a subsidiary (e.g. one side reported with tax) breaks the rule at
     each of its units; leadership needs the cause once, not every symptom.
     """
     cal = rows[(rows["source_task"] == "mapping") & (rows["finding_kind"] == "caliber")]

@@ -81,14 +81,16 @@ def projection(
     green: float,
     amber: float,
 ) -> pd.DataFrame:
-    """Projected full year vs budget with its 80% interval for one entity (the group)."""
-    cols = ["metric_id", "metric", "ytd_actual", "projected", "lo_80", "hi_80", "budget"]
-    cols += ["deviation_pct", "p_meet_budget", "status"]
+    """Projected full year vs budget with its 80% interval for one entity (the group);
+    amounts in each metric's own ``unit``."""
+    cols = ["metric_id", "metric", "unit", "ytd_actual", "projected", "lo_80", "hi_80"]
+    cols += ["budget", "deviation_pct", "p_meet_budget", "status"]
     if deviation is None or deviation.empty:
         return pd.DataFrame(columns=cols)
     d = deviation[deviation["entity_id"] == entity_id].copy()
     d["status"] = _deviation_status(d, catalog, green, amber)
     d["metric"] = d["metric_id"].map(lambda m: _metric_name(catalog, m, lang))
+    d["unit"] = d["metric_id"].map(lambda m: m in catalog.metrics and catalog.metrics[m].unit or "")
     return d.reindex(columns=cols).reset_index(drop=True)
 
 
@@ -132,7 +134,10 @@ def chain(
     amber: float,
 ) -> pd.DataFrame:
     """Per subsidiary: business completion -> financial completion -> score -> projected
-    full-year deviation of ``metric_id``, each with a status, and the worst of them."""
+    full-year deviation of ``metric_id``, each with a status, and the worst of them.
+
+    ``metric_id`` ``""`` (no projection metric: the catalog has neither a profit nor a sales
+    role) or a metric the forecast did not project leaves the last step empty."""
     subs = entities[entities["kind"] == "subsidiary"][["entity_id", "name_zh", "name_en"]]
     out = pd.DataFrame({"entity_id": subs["entity_id"].to_numpy()})
     out["entity"] = subs[f"name_{lang}"].to_numpy()
@@ -156,7 +161,7 @@ def chain(
     out["status_business"] = status(out["business_completion"], green, amber)
     out["status_financial"] = status(out["financial_completion"], green, amber)
     out["status_score"] = status(out["score"] / 100.0, green, amber)
-    sign = 1.0 if _higher(pd.Series([metric_id]), catalog).iloc[0] else -1.0
+    sign = 1.0 if not metric_id or _higher(pd.Series([metric_id]), catalog).iloc[0] else -1.0
     out["status_projection"] = status(1.0 + sign * out["fy_deviation_pct"], green, amber)
     out["status"] = worst(
         out["status_business"],
@@ -165,6 +170,37 @@ def chain(
         out["status_projection"],
     )
     return out
+
+
+#: The catalog roles each suggested-action rule needs (a rule without them does not run).
+ACTION_ROLES: dict[str, tuple[str, ...]] = {"collections": ("sales", "cash_collection")}
+
+
+def skipped_actions(enabled: tuple[str, ...], catalog: Catalog, lang: str) -> list[str]:
+    """One sentence per enabled action rule that cannot run because the catalog lacks a
+    metric role it needs (the collections rule without a sales or cash-collection metric)."""
+    notes = []
+    for action, roles in ACTION_ROLES.items():
+        missing = [r for r in roles if action in enabled and catalog.role(r) is None]
+        if missing:
+            sep = "、" if lang == "zh" else " or "
+            notes.append(
+                labels.t(
+                    "summary.actions.skipped", lang,
+                    rule=labels.t(f"summary.action_name.{action}", lang),
+                    missing=sep.join(labels.t(f"summary.role.{r}", lang) for r in missing),
+                )
+            )  # fmt: skip
+    return notes
+
+
+def chain_note(metric_id: str, deviation: pd.DataFrame | None) -> str | None:
+    """Label key of the sentence saying why the chain has no projection step, else None."""
+    if not metric_id:
+        return "summary.chain.no_projection"
+    if deviation is None or deviation.empty or metric_id not in set(deviation["metric_id"]):
+        return "summary.chain.not_forecast"
+    return None
 
 
 def actions(
@@ -182,7 +218,9 @@ def actions(
     """Suggested actions from the rules in ``summary.actions`` (labelled as suggestions).
 
     ``escalate`` looks only at the findings of the top list (``top``), the others at every
-    open finding.
+    open finding. ``collections`` compares the quarter's completion of the catalog's sales
+    metric (``role: sales``) with its cash-collection metric (``role: cash_collection``);
+    without both roles it does not run (:func:`skipped_actions` says so).
 
     Each row: ``action_id, entity_id, period, metric_id, rule_id, severity, message, basis``
     (the numbers the rule fired on) and ``finding_id`` where the action answers a finding.
@@ -205,19 +243,20 @@ def actions(
             )
         )
 
-    if "collections" in enabled and scorecard is not None and not scorecard.empty:
+    sales, cash = catalog.role("sales"), catalog.role("cash_collection")
+    if "collections" in enabled and sales and cash and scorecard is not None and len(scorecard):
         q = scorecard[scorecard["scope"] == "quarter"]
         piv = q.pivot_table(index="entity_id", columns="metric_id", values="completion")
-        if {"revenue", "cash_collected"} <= set(piv.columns):
+        if {sales, cash} <= set(piv.columns):
             hit = piv[
-                (piv["revenue"] >= opts.sales_completion)
-                & (piv["cash_collected"] < opts.collections_completion)
+                (piv[sales] >= opts.sales_completion) & (piv[cash] < opts.collections_completion)
             ]
             for e, r in hit.iterrows():
                 add(
-                    "collections", e, metric="cash_collected", severity="medium",
-                    name=names.get(str(e), e), sales=f"{r['revenue']:.0%}",
-                    cash=f"{r['cash_collected']:.0%}",
+                    "collections", e, metric=cash, severity="medium",
+                    name=names.get(str(e), e), sales=f"{r[sales]:.0%}", cash=f"{r[cash]:.0%}",
+                    sales_name=_metric_name(catalog, sales, lang),
+                    cash_name=_metric_name(catalog, cash, lang),
                 )  # fmt: skip
     if "budget" in enabled and deviation is not None and not deviation.empty:
         d = deviation[

@@ -15,6 +15,7 @@ from perflink import charts
 from perflink._report_format import fmt_number
 from perflink.labels import t, value_label
 from perflink.results import QuarterResult, TableResult, TaskResult
+from perflink.units import parse_unit, unit_label
 
 if TYPE_CHECKING:
     from perflink.summary._collect import SummaryInputs
@@ -40,16 +41,29 @@ def _tier1_view(tier1: pd.DataFrame, lang: str) -> pd.DataFrame:
     view["scope"] = [t(f"summary.scope.{v}", lang) for v in view["scope"]]
     view["completion"] = view["completion"].astype(object)
     for i, unit in enumerate(tier1["unit"]):
-        if unit == "ratio":
+        if unit and parse_unit(unit).is_rate:
             gap = (tier1["actual"].iloc[i] - tier1["target"].iloc[i]) * 100
             view.iat[i, view.columns.get_loc("completion")] = t("summary.gap_pts", lang, gap=gap)
             for col in ("actual", "target"):
-                view.iat[i, view.columns.get_loc(col)] = fmt_number(tier1[col].iloc[i], "pct", lang)
+                view.iat[i, view.columns.get_loc(col)] = fmt_number(tier1[col].iloc[i], unit, lang)
         else:
             for col in ("actual", "target"):
-                view.iat[i, view.columns.get_loc(col)] = fmt_number(tier1[col].iloc[i], unit, lang)
+                value = tier1[col].iloc[i]
+                view.iat[i, view.columns.get_loc(col)] = fmt_number(value, unit or None, lang)
             done = tier1["completion"].iloc[i]
             view.iat[i, view.columns.get_loc("completion")] = fmt_number(done, "pct", lang)
+    return view
+
+
+def _projection_view(projection: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Projected full year as readers see it: every amount in its metric's own unit."""
+    view = projection.drop(columns=["metric_id", "ytd_actual", "unit"], errors="ignore")
+    units = projection["unit"] if "unit" in projection else pd.Series("", index=projection.index)
+    for col in ("projected", "lo_80", "hi_80", "budget"):
+        if col in view:
+            view[col] = [
+                fmt_number(v, u or None, lang) for v, u in zip(view[col], units, strict=True)
+            ]
     return view
 
 
@@ -73,8 +87,9 @@ class HeadlineResult(SummaryPart):
     ----------
     tier1 : ``metric_id, metric, scope`` (quarter / ytd), ``actual, target`` (metric unit),
         ``completion`` (fraction), ``status`` (green / amber / red).
-    projection : ``metric_id, metric, ytd_actual, projected, lo_80, hi_80, budget`` (full
-        year, metric unit), ``deviation_pct``, ``p_meet_budget``, ``status``.
+    projection : ``metric_id, metric, unit, ytd_actual, projected, lo_80, hi_80, budget``
+        (full year, in the metric's catalog ``unit``), ``deviation_pct``, ``p_meet_budget``,
+        ``status``.
     scores : units' YTD total scores: ``entity_id, parent_id, score`` (points, 100 = target).
     distribution : one row ``n_units, score_min, score_p25, score_median, score_p75,
         score_max, share_100``.
@@ -116,7 +131,7 @@ class HeadlineResult(SummaryPart):
 
     def _repr_html_(self) -> str:
         tier1 = _tier1_view(self.tier1, self.language)
-        proj = self.projection.drop(columns=["metric_id", "ytd_actual"])
+        proj = _projection_view(self.projection, self.language)
         parts = [
             ("summary.h.tier1", tier1, "summary.missing.kpi"),
             ("summary.h.projection", proj, "summary.missing.forecast"),
@@ -139,7 +154,16 @@ class ChainResult(SummaryPart, TableResult):
         ``fy_deviation_pct`` (projected full year vs budget), ``status_business,
         status_financial, status_score, status_projection`` and ``status`` (the worst).
     language : ``"zh"`` or ``"en"``.
+    metric : name of the projection metric in ``language`` (``""``: none).
+    why : label key of the sentence saying why the chain has no projection step (no
+        projection metric in the catalog, or the forecast did not project it), else None.
+    green, amber : the status thresholds the chain was coloured with (completion).
     """
+
+    metric: str = ""
+    why: str | None = None
+    green: float = 0.98
+    amber: float = 0.95
 
     def chart(self) -> alt.Chart:
         """One row per subsidiary, four coloured cells with the figures (the chain).
@@ -156,6 +180,8 @@ class ChainResult(SummaryPart, TableResult):
             ("score", "score", "status_score", None),
             ("projection", "fy_deviation_pct", "status_projection", "pct"),
         ]
+        if self.why is not None:  # no projection: the chain ends at the score (said above it)
+            steps = steps[:-1]
         table, title = self.table, t("summary.chart.chain", lang)
         if len(table) > _TOP_ROWS:  # a large group: the subsidiaries in the worst state
             steps_st = [st for _, _, st, _ in steps]
@@ -203,7 +229,17 @@ class ChainResult(SummaryPart, TableResult):
 
     def view(self) -> pd.DataFrame:
         cols = ["entity", "business_completion", "financial_completion", "score"]
-        return self.table[[*cols, "fy_deviation_pct", "status"]]
+        proj = [] if self.why is not None else ["fy_deviation_pct"]
+        return self.table[[*cols, *proj, "status"]]
+
+    def _repr_html_(self) -> str:
+        """What the chain's colours mean and which metric ends it, or why none does."""
+        th = dict(green=f"{self.green:.0%}", amber=f"{self.amber:.0%}")
+        if self.why is None:
+            return self._note("summary.text.chain", metric=self.metric, **th)
+        return self._note("summary.text.chain_score", **th) + self._note(
+            self.why, metric=self.metric
+        )
 
 
 @dataclass(frozen=True)
@@ -217,18 +253,21 @@ class RankedFindingsResult(SummaryPart):
     table : ranked findings (and last quarter's resolved ones, ``loop_status = resolved``):
         ``rank, finding_id, source_task, finding_kind, entity_id, entity, period`` (latest
         month or quarter with evidence), ``metric_id, rule_id, subject`` (the metric, rule, scheme or mapping the id is built
-        from), ``severity, at_stake`` (万元,
+        from), ``severity, at_stake`` (in ``money_unit``,
         NaN where not priced), ``n_periods, periods, message`` (one sentence with the
         numbers, report language), ``evidence_link`` (relative link to the task page),
         ``loop_status`` (new / persisting / resolved), ``first_seen`` (quarter),
         ``quarters_open``, ``priority``.
     top : the ranked top list (at most ``top_n``, ``per_kind`` per task and kind, no info).
     language : ``"zh"`` or ``"en"``.
+    money_unit : the catalog unit money at stake is stated in (``万元``, ``kUSD``; None when
+        the catalog has no money metric).
     """
 
     table: pd.DataFrame = field(repr=False)
     top: pd.DataFrame = field(repr=False)
     language: str
+    money_unit: str | None = None
 
     _table_name = "summary_findings"
     _findings = "table"
@@ -237,15 +276,24 @@ class RankedFindingsResult(SummaryPart):
         """Money at stake of the top findings, coloured by severity."""
         lang = self.language
         d = self.top.dropna(subset=["at_stake"])
-        if d.empty:
-            return self._empty_chart()
+        if d.empty or self.money_unit is None:
+            return charts.message(t("summary.chart.no_money", lang))
         d = charts.for_chart(d.assign(label=d["rank"].astype(str) + ". " + d["entity"].astype(str)))
         return (
             alt.Chart(d, title=t("summary.chart.findings", lang))
             .mark_bar()
             .encode(
                 y=alt.Y("label:N", sort=None, title=None),
-                x=alt.X("at_stake:Q", axis=charts.fmt_axis_money(lang)),
+                x=alt.X(
+                    "at_stake:Q",
+                    axis=charts.fmt_axis_money(
+                        self.money_unit,
+                        lang,
+                        title=t(
+                            "summary.findings.axis", lang, unit=unit_label(self.money_unit, lang)
+                        ),
+                    ),
+                ),
                 color=alt.Color("severity:N", scale=charts.severity_scale(), legend=None),
                 tooltip=["entity:N", "severity:N", "at_stake:Q"],
             )
@@ -261,7 +309,7 @@ class RankedFindingsResult(SummaryPart):
             sev = html.escape(value_label("severity", r.severity, lang))
             loop = html.escape(t(f"summary.loop.{r.loop_status}", lang, n=int(r.quarters_open)))
             money = "" if pd.isna(r.at_stake) else " · " + html.escape(
-                t("summary.findings.at_stake", lang, money=fmt_number(r.at_stake, "money", lang))
+                t("summary.findings.at_stake", lang, money=fmt_number(r.at_stake, self.money_unit, lang))
             )  # fmt: skip
             items.append(
                 f'<li><span class="pl-sev pl-sev-{html.escape(r.severity)}">[{sev}]</span> '
@@ -281,7 +329,11 @@ class ActionsResult(SummaryPart, TableResult):
     table : ``action_id, entity_id, entity, period, metric_id, rule_id, severity, message``
         (the suggestion with the numbers it rests on), ``finding_id`` (the finding answered).
     language : ``"zh"`` or ``"en"``.
+    skipped : one sentence per rule of ``summary.actions`` that could not run (the catalog
+        lacks a metric role it needs), shown once above the suggestions.
     """
+
+    skipped: tuple[str, ...] = ()
 
     _table_name = "summary_actions"
 
@@ -300,6 +352,7 @@ class ActionsResult(SummaryPart, TableResult):
 
     def _repr_html_(self) -> str:
         head = self._note("summary.actions.disclaimer")
+        head += "".join(f'<p class="pl-note">{html.escape(n)}</p>' for n in self.skipped)
         if self.table.empty:
             return head + self._note("summary.actions.none")
         items = "".join(f"<li>{html.escape(str(m))}</li>" for m in self.table["message"])
@@ -438,7 +491,7 @@ class GroupTotalsResult(SummaryPart, TableResult):
         view = self.table.assign(
             scope=[t(f"summary.scope.{v}", lang) for v in self.table["scope"]],
             value=[
-                fmt_number(v, "pct" if u == "ratio" else u, lang)
+                fmt_number(v, u or None, lang)
                 for v, u in zip(self.table["value"], self.table["unit"], strict=True)
             ],
         ).drop(columns=["metric_id", "unit"])
@@ -463,6 +516,8 @@ class SummaryResult(SummaryPart, QuarterResult):
     loop : :class:`LoopResult` (new / persisting / resolved; forecast vs actual).
     missing : tasks whose tables were not available.
     inputs : the :class:`SummaryInputs` used.
+    money_unit : the catalog unit of money at stake (the workbook's money columns).
+    units : metric id -> catalog unit (the workbook's unit column).
     """
 
     headline: HeadlineResult
@@ -473,6 +528,8 @@ class SummaryResult(SummaryPart, QuarterResult):
     loop: LoopResult = field(repr=False)
     missing: tuple[str, ...] = ()
     inputs: SummaryInputs | None = field(default=None, repr=False, compare=False)
+    money_unit: str | None = None
+    units: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def to_frame(self) -> pd.DataFrame:
         """The ``summary_findings`` table."""

@@ -8,6 +8,8 @@ cell is a string cell, whatever it starts with (``_report_tables.xlsx_row``).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from perflink import labels
 from perflink._report_format import ReportError
 from perflink._report_tables import atomic_write, xlsx_row
 from perflink.charts import SEVERITY_COLORS, STATUS_COLORS
+from perflink.units import parse_unit, unit_label
 
 #: Sheet order: (key, table source). ``findings``/``actions`` come from the summary result.
 SHEETS: tuple[str, ...] = (
@@ -29,11 +32,16 @@ _PCT = {
     "deviation_assessment_pct", "p_meet_assessment", "overrun_pct", "coefficient",
     "lead_vs_budget", "lead_vs_last_year", "dq_index", "fc_error_pct",
 }  # fmt: skip
-_MONEY = {
-    "at_stake", "base_bonus", "bonus", "pool_budget", "payout", "overrun", "ytd_actual",
-    "forecast_rest", "projected", "lo_80", "hi_80", "lo_95", "hi_95", "budget", "deviation",
-    "assessment", "deviation_assessment", "gap",
+#: Amounts of money in the catalog's money unit (their headers name it).
+_AT_STAKE = {"at_stake", "base_bonus", "bonus", "pool_budget", "payout", "overrun"}
+#: Amounts in each row's metric unit (the sheet gets a ``unit`` column after ``metric_id``).
+_METRIC_AMOUNTS = {
+    "ytd_actual", "forecast_rest", "projected", "lo_80", "hi_80", "lo_95", "hi_95", "budget",
+    "deviation", "assessment", "deviation_assessment", "gap",
 }  # fmt: skip
+_MONEY = _AT_STAKE | _METRIC_AMOUNTS
+# a unit in brackets at the end of a header: "奖金（万元）", "Bonus (CNY 10k)"
+_BRACKETED = re.compile(r"\s*[（(]([^（）()]+)[)）]\s*$")
 _SCORE = {"score", "score_before", "weighted_score", "priority"}
 _DROP = {"source_refs", "explanation"}
 _HEADER_PREFIXES = ("summary", "mapping", "forecast", "anomaly", "kpi", "scoring")
@@ -50,6 +58,32 @@ def header(col: str, lang: str) -> str:
         except labels.LabelError:
             continue
     return col
+
+
+def money_header(col: str, lang: str, unit: str | None) -> str:
+    """Header of a money column naming the catalog's money unit ``unit`` in ``lang``
+    (``奖金（千美元）``, ``Bonus (USD k)``), whatever unit its label was written with."""
+    text = header(col, lang)
+    if unit is None:
+        return text
+    words = unit_label(unit, lang)
+    if "{unit}" in text:
+        return text.replace("{unit}", words)
+    m = _BRACKETED.search(text)
+    if m and parse_unit(m[1].strip()).is_money:
+        text = text[: m.start()]
+    return f"{text}（{words}）" if lang == "zh" else f"{text} ({words})"
+
+
+def _with_units(df: pd.DataFrame, units: Mapping[str, str]) -> pd.DataFrame:
+    """``df`` with a ``unit`` column after ``metric_id`` when it holds amounts in each
+    metric's own unit (a forecast of sales in kUSD next to one of orders)."""
+    if "metric_id" not in df or "unit" in df or not (_METRIC_AMOUNTS & set(df.columns)):
+        return df
+    at = list(df.columns).index("metric_id") + 1
+    return df.assign(unit=df["metric_id"].map(lambda m: units.get(m, ""))).reindex(
+        columns=[*df.columns[:at], "unit", *df.columns[at:]]
+    )
 
 
 def _cells(df: pd.DataFrame) -> list[list[Any]]:
@@ -82,8 +116,12 @@ def _sheet_tables(result: Any) -> dict[str, pd.DataFrame]:
         "forecast_deviation": get("forecast_deviation"),
         "anomalies": get("anomalies"),
     }
-    return {k: v.drop(columns=[c for c in v.columns if c in _DROP]) for k, v in tables.items()
-            if v is not None}  # fmt: skip
+    units = getattr(result, "units", None) or {}
+    return {
+        k: _with_units(v.drop(columns=[c for c in v.columns if c in _DROP]), units)
+        for k, v in tables.items()
+        if v is not None
+    }
 
 
 def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | None:
@@ -100,7 +138,10 @@ def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | Non
     Sheets: ``findings`` (summary findings, ranked, with the review-loop columns),
     ``actions`` (suggestions), ``scorecard``, ``bonus``, ``forecast_deviation``,
     ``anomalies`` — each when its table exists. Row 1 holds Chinese headers, row 2 English
-    headers (both frozen, filters on row 2); money in 万元 ``#,##0.0``, rates ``0.0%``.
+    headers (both frozen, filters on row 2); amounts ``#,##0.0``, rates ``0.0%``. Money at
+    stake and bonus columns are in the catalog's money unit, which their headers name
+    (``涉及金额（千美元）`` / ``At stake (USD k)``); sheets with amounts in each metric's own
+    unit (the forecast) get a ``unit`` column after ``metric_id``.
 
     Raises
     ------
@@ -126,8 +167,13 @@ def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | Non
     for key, df in _sheet_tables(result).items():
         ws = wb.create_sheet(labels.t(f"summary.sheet.{key}", "en")[:31])
         cols = [str(c) for c in df.columns]
+        money = getattr(result, "money_unit", None)
         for lang in labels.LANGUAGES:  # bilingual header rows: HR and finance read either
-            ws.append(xlsx_row(ws, [header(c, lang) for c in cols]))
+            # with a unit column the amounts are in each row's unit, at stake included
+            per_row = "unit" in cols and "metric_id" in cols
+            heads = [money_header(c, lang, money) if c in _AT_STAKE and not per_row
+                     else header(c, lang) for c in cols]  # fmt: skip
+            ws.append(xlsx_row(ws, heads))
         for cell in (*ws[1], *ws[2]):
             cell.font = bold
         for row in _cells(df):  # text as string cells: a name starting '=' is no formula
