@@ -11,7 +11,7 @@ import yaml
 
 import perflink
 import perflink.mapping as pm
-from perflink.catalog import MetricMapping, load_catalog
+from perflink.catalog import Catalog, Metric, MetricMapping, load_catalog
 from perflink.errors import InputError, PerflinkError
 
 CATALOG = load_catalog(Path(perflink.__file__).parent / "data" / "catalog")
@@ -79,6 +79,31 @@ def test_check_catalog_finds_placeholders_units_and_unknown_metrics():
     assert "M01" in set(scale["rule_id"])  # 万元 contracts -> 元 revenue: ×10000 slip
     ghost_rows = f[f["rule_id"] == "MX"]
     assert list(ghost_rows["severity"]) == ["critical"] and "ghost" in ghost_rows["message"].iloc[0]
+
+
+def _tiny(metrics: dict[str, str], mappings: list[tuple[str, str]]) -> Catalog:
+    """A catalog of metrics id -> unit and mappings driver -> target."""
+    base = dict(definition="d", caliber="c", owner="Finance", source_system="ERP")
+    base |= dict(direction="higher", tier=2, category="financial")
+    built = {i: Metric(id=i, name_en=i, unit=u, **base) for i, u in metrics.items()}
+    links = [
+        MetricMapping(id=f"M{k}", driver=d, target=t, sign=1, lag=0, mechanism="x")
+        for k, (d, t) in enumerate(mappings)
+    ]
+    return Catalog(metrics=built, mappings=links, rules=[], policy=CATALOG.policy)
+
+
+def test_check_catalog_reads_units_with_the_registry():
+    units = {"sales": "kUSD", "aov": "USD/order", "rate": "ratio", "staff": "persons"}
+    units |= {"cash": "USD", "cost": "千元", "fee": "万元", "distance": "furlongs"}
+    mappings = [("cash", "sales"), ("rate", "sales"), ("staff", "sales"), ("cost", "fee")]
+    f = pm.check_catalog(_tiny(units, mappings), lang="en").to_frame()
+    unit = f[f["check"] == "catalog_unit"]
+    unknown = unit[unit["severity"] == "info"]
+    assert list(unknown["metric_id"]) == ["distance"] and "furlongs" in unknown["message"].iloc[0]
+    scale = unit[unit["severity"] == "medium"].set_index("rule_id")
+    assert sorted(scale.index) == ["M0", "M3"]  # USD vs kUSD, 千元 vs 万元; not rate or persons
+    assert "by 0.001" in scale.loc["M0", "message"] and "by 0.1" in scale.loc["M3", "message"]
 
 
 def test_check_catalog_rejects_non_catalog():
@@ -206,6 +231,59 @@ def test_check_calibers_unit_slip_factor():
     rows = [(*r[:3], r[3] * 10000) if r[2] == "revenue" else r for r in _sales("U1")]
     res = pm.check_calibers(_facts(rows), CATALOG, quarter=Q)
     assert set(res.ratios.loc[res.ratios["systematic"], "cause"]) == {"scale10000_rhs"}
+
+
+def _recaliber(text: dict[str, str]) -> Catalog:
+    """The bundled catalog with every metric's caliber and definition replaced by ``text``
+    (``caliber``, ``definition``): what its metrics say about taxes decides the tax causes."""
+    metrics = {k: m.model_copy(update=text) for k, m in CATALOG.metrics.items()}
+    return Catalog(
+        metrics=metrics, mappings=CATALOG.mappings, rules=CATALOG.rules, policy=CATALOG.policy
+    )
+
+
+def _contract_factor_facts(factor: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for k, u in enumerate(("U1", "U2")):
+        for r in _sales(u, seed=k):
+            rows.append((*r[:3], r[3] * factor) if r[2] == "new_contract_amount" else r)
+    return _facts(rows), _entities({"U1": "P1", "U2": "P1"})
+
+
+def test_check_calibers_gives_no_vat_cause_to_a_catalog_without_vat():
+    facts, ents = _caliber_facts()
+    no_vat = _recaliber({"caliber": "recognised at delivery", "definition": "an amount"})
+    res = pm.check_calibers(facts, no_vat, quarter=Q, entities=ents, lang="en")
+    cal = res.to_frame().query("check == 'caliber'")
+    assert list(cal["entity_id"]) == ["P1"] and list(cal["severity"]) == ["medium"]
+    assert "VAT" not in cal["message"].iloc[0] and "no known factor" in cal["message"].iloc[0]
+    assert not res.ratios["cause"].str.startswith("vat").any()
+    assert "VAT" not in res.factors and "CNY vs CNY 10k" in res.factors
+    # the bundled catalog says its amounts exclude VAT (不含增值税): 1.13 is a VAT cause
+    vat = pm.check_calibers(facts, CATALOG, quarter=Q, entities=ents, lang="en")
+    assert "13% VAT" in vat.to_frame().query("check == 'caliber'")["message"].iloc[0]
+    assert "VAT factors 1.13/1.09/1.06" in vat.factors
+
+
+def test_check_calibers_takes_the_tax_rate_a_caliber_states():
+    facts, ents = _contract_factor_facts(1.2)
+    stated = _recaliber({"caliber": "excluding 20% VAT", "definition": "an amount"})
+    res = pm.check_calibers(facts, stated, quarter=Q, entities=ents, lang="zh")
+    cal = res.to_frame().query("check == 'caliber'")
+    assert list(cal["severity"]) == ["high"] and "含 20% 增值税" in cal["message"].iloc[0]
+    assert set(res.ratios.loc[res.ratios["systematic"], "cause"]) == {"vat20"}
+    # a stated rate replaces the currency's standard rates: 1.13 is no longer a known factor
+    facts13, _ = _contract_factor_facts(1.13)
+    res13 = pm.check_calibers(facts13, stated, quarter=Q, entities=ents, lang="en")
+    assert not res13.ratios["cause"].str.startswith("vat").any()
+
+
+def test_check_calibers_names_the_slipped_units_from_the_registry():
+    rows = [(*r[:3], r[3] * 10000) if r[2] == "revenue" else r for r in _sales("U1")]
+    for lang, words in (("en", "reported in CNY instead of CNY 10k"), ("zh", "按元而非万元填报")):
+        res = pm.check_calibers(_facts(rows), CATALOG, quarter=Q, lang=lang)
+        assert words in res.to_frame()["message"].iloc[0]
+        assert words in " ".join(res.ratios["cause_text"])
 
 
 def test_check_calibers_bad_input():

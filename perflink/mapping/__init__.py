@@ -92,8 +92,10 @@ def check_catalog(catalog: Catalog, *, lang: str | None = None) -> CatalogCheckR
     -------
     CatalogCheckResult
         Findings for: a metric field (definition, caliber, unit, owner, source system) empty or
-        a placeholder; an unknown unit; a mapping naming an undefined metric, or whose driver
-        and target share a dimension but not a scale (元 vs 万元); a tier-1 metric that does
+        a placeholder; a unit the unit registry does not know (:func:`perflink.units.parse_unit`);
+        a mapping naming an undefined metric, or whose driver and target are money (or money
+        per the same thing) of one currency in different scales (元 vs 万元, USD vs kUSD); a
+        tier-1 metric that does
         not reach a tier-2 metric; a tier-2 metric without tier-3 drivers (mapping or
         decomposition, directly or through its formula inputs); a formula or rule that does
         not parse, names unknown metrics or forms a cycle.
@@ -230,9 +232,14 @@ def check_calibers(
     Ratio test: per unit and per parent (its units pooled), the ratio of the two sides'
     totals over the last ``months`` months (``sum(x, k)`` read as the monthly ``x``) with a
     95% jackknife interval over months. A ratio further from 1 than ``min_shift`` and the
-    rule's own tolerance, whose interval excludes 1, is systematic; a known factor (VAT 1.13/1.09/1.06 either way, unit
-    slips ×10…×10000) within ``factor_tolerance`` (or inside the interval) names the cause
-    (severity high; medium without a known cause). Units of a parent flagged for the same
+    rule's own tolerance, whose interval excludes 1, is systematic; a known factor within
+    ``factor_tolerance`` (or inside the interval) names the cause (severity high; medium
+    without a known cause). Known factors come from the catalog: a tax either way (``1 +
+    rate``) only when a metric of the rule names the tax in its caliber or definition (VAT,
+    GST, sales tax; the rates its text states, else for VAT the standard rates of the
+    catalog's currency, :data:`perflink.mapping._caliber.VAT_RATES`), and unit slips ×10 to
+    ×10000 either way, worded in the rule's money unit (元 instead of 万元, USD instead of
+    kUSD). Units of a parent flagged for the same
     cause are not repeated. Timing test (month-scope rules): in each half of the last
     ``timing_months`` months, the lag k in -2..2 maximising the correlation of month-on-month
     log changes of the two sides; the same non-zero k in both halves, with correlation >= 0.6
@@ -271,7 +278,8 @@ def check_calibers(
         timing_min_gain=timing_min_gain,
         lang=lang,
     )
-    return CaliberResult(findings_frame(rows), ratios, timing, lang)
+    factors = _caliber.factors_text(catalog, lang)
+    return CaliberResult(findings_frame(rows), ratios, timing, lang, factors=factors)
 
 
 def driver_strength(

@@ -6,6 +6,7 @@ Not API: see :func:`perflink.mapping.check_calibers`.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,27 +14,167 @@ from scipy import stats
 
 from perflink import formula as _formula
 from perflink import panel
-from perflink.catalog import Catalog
+from perflink.catalog import Catalog, Rule
 from perflink.labels import t
 from perflink.mapping._common import checked_metric, entity_names, parents, quarter_months
+from perflink.units import Unit, parse_unit, unit_label
 
-#: ratio -> cause code; a systematic ratio near one of these names its likely cause.
-KNOWN_FACTORS: dict[str, float] = {
-    "vat13": 1.13,
-    "vat9": 1.09,
-    "vat6": 1.06,
-    "vat13_rhs": 1 / 1.13,
-    "vat9_rhs": 1 / 1.09,
-    "vat6_rhs": 1 / 1.06,
-    "scale10": 10.0,
-    "scale100": 100.0,
-    "scale1000": 1000.0,
-    "scale10000": 10000.0,
-    "scale10_rhs": 0.1,
-    "scale100_rhs": 0.01,
-    "scale1000_rhs": 0.001,
-    "scale10000_rhs": 0.0001,
+#: Standard value-added-tax rates of a currency's country, used when a rule's metrics say in
+#: their caliber or definition that they include or exclude VAT without stating a rate:
+#: China's 13%, 9% and 6% (since April 2019). Other currencies have no default (a euro
+#: group's rate depends on the country): state the rate in the caliber ("excl. 20% VAT").
+VAT_RATES: dict[str, tuple[float, ...]] = {"CNY": (0.13, 0.09, 0.06)}
+#: Taxes a caliber or definition can name: code -> how it is written. A tax factor is a
+#: known cause of a rule only when a metric of the rule names the tax (sample: 不含增值税).
+_TAXES: dict[str, re.Pattern[str]] = {
+    "vat": re.compile(r"增值税|含税|\bVAT\b|value[- ]added tax", re.I),
+    "gst": re.compile(r"\bGST\b|goods and services tax|商品及服务税", re.I),
+    "sales_tax": re.compile(r"sales tax|销售税", re.I),
 }
+_RATE = re.compile(r"(\d{1,2}(?:\.\d+)?)\s*%")
+#: Powers of ten a unit slip multiplies a side by (元 for 万元 is ×10,000).
+_SLIPS = (10.0, 100.0, 1000.0, 10000.0)
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A ratio between a rule's two sides with a known cause.
+
+    ``code`` is kept in the ratios table (``vat13``, ``vat13_rhs``, ``scale10000``, ...);
+    ``key`` and ``fmt`` give its sentence (``mapping.value.cause.*``) in either language.
+    """
+
+    code: str
+    value: float
+    key: str
+    fmt: tuple[tuple[str, str], ...] = ()
+    units: tuple[tuple[str, Unit], ...] = ()
+
+    def text(self, lang: str) -> str:
+        """The likely cause in ``lang`` (units in the registry's words of ``lang``)."""
+        fmt = {k: (t(v, lang) if k == "tax" else v) for k, v in self.fmt}
+        fmt |= {k: unit_label(u, lang) for k, u in self.units}
+        return t(self.key, lang, **fmt)
+
+
+def _texts(catalog: Catalog, metric_ids: set[str]) -> list[str]:
+    return [
+        f"{m.caliber} {m.definition}" for mid, m in catalog.metrics.items() if mid in metric_ids
+    ]
+
+
+def tax_rates(catalog: Catalog, metric_ids: set[str]) -> dict[str, tuple[float, ...]]:
+    """Tax code -> rates a systematic ratio of a rule over these metrics may come from.
+
+    A tax counts only when the caliber or definition of one of the metrics names it; its
+    rates are the percentages those texts state, else (VAT only) :data:`VAT_RATES` of the
+    catalog's currency. A company whose metrics name no tax gets no tax cause.
+    """
+    texts = _texts(catalog, metric_ids)
+    money = catalog.money_unit
+    currency = parse_unit(money).currency if money else None
+    out: dict[str, tuple[float, ...]] = {}
+    for code, pattern in _TAXES.items():
+        named = [x for x in texts if pattern.search(x)]
+        if not named:
+            continue
+        stated = {float(r) / 100 for x in named for r in _RATE.findall(x) if 0 < float(r) <= 30}
+        rates = tuple(sorted(stated, reverse=True)) or (
+            VAT_RATES.get(currency or "", ()) if code == "vat" else ()
+        )
+        if rates:
+            out[code] = rates
+    return out
+
+
+def _rule_unit(catalog: Catalog, names: list[str]) -> Unit | None:
+    """The money unit both sides of an approx rule are stated in (its first money metric)."""
+    for mid in names:
+        m = catalog.metrics.get(mid)
+        if m is not None and m.unit_info.is_money:
+            return m.unit_info
+    return None
+
+
+def _named_scale(unit: Unit, scale: float) -> Unit | None:
+    """The unit of ``unit``'s currency at ``scale`` when both languages have a word for it."""
+    if scale < 1:
+        return None
+    other = Unit("", "money", unit.currency, scale)
+    names = [unit_label(other, lang) for lang in ("zh", "en")]
+    return None if any("×" in n for n in names) else other
+
+
+def rule_factors(rule: Rule, catalog: Catalog, names: list[str]) -> dict[str, Factor]:
+    """Known causes of a systematic ratio between the sides of ``rule``, by code.
+
+    Taxes named by the rule's metrics (:func:`tax_rates`), either side including them; unit
+    slips ×10 to ×10000 either way, worded with the rule's money unit where the slipped
+    unit has a name (元 instead of 万元, USD instead of kUSD).
+    """
+    out: dict[str, Factor] = {}
+    for tax, rates in tax_rates(catalog, set(names)).items():
+        for rate in rates:
+            f = 1 + rate
+            fmt = (
+                ("tax", f"mapping.value.tax.{tax}"),
+                ("rate", f"{rate * 100:g}%"),
+                ("factor", f"{f:g}"),
+            )
+            code = f"{tax}{rate * 100:g}"
+            out[code] = Factor(code, f, "mapping.value.cause.tax", fmt)
+            out[code + "_rhs"] = Factor(code + "_rhs", 1 / f, "mapping.value.cause.tax_rhs", fmt)
+    unit = _rule_unit(catalog, names)
+    for f in _SLIPS:
+        small = _named_scale(unit, unit.scale / f) if unit is not None else None
+        code = f"scale{f:g}"
+        for side, value in (("", f), ("_rhs", 1 / f)):
+            fmt = (("factor", f"{f:g}"),)
+            if small is not None:
+                named = (("unit", unit), ("small", small))
+                key = f"mapping.value.cause.slip{side}"
+                out[code + side] = Factor(code + side, value, key, fmt, named)
+            else:
+                key = f"mapping.value.cause.scale{side}"
+                out[code + side] = Factor(code + side, value, key, fmt)
+    return out
+
+
+def factors_text(catalog: Catalog, lang: str) -> str:
+    """The known factors the caliber test compares with, for the page text (catalog-wide)."""
+    taxes: dict[str, set[float]] = {}
+    for rule in catalog.rules:
+        if rule.check != "approx":
+            continue
+        names = sorted(_monthly(rule.lhs).names | _monthly(rule.rhs).names)
+        for tax, rates in tax_rates(catalog, set(names)).items():
+            taxes.setdefault(tax, set()).update(rates)
+    parts = [
+        t(
+            "mapping.text.factor_tax", lang,
+            tax=t(f"mapping.value.tax.{tax}", lang),
+            rates="/".join(f"{1 + r:g}" for r in sorted(rates, reverse=True)),
+        )
+        for tax, rates in taxes.items()
+    ]  # fmt: skip
+    money = parse_unit(catalog.money_unit) if catalog.money_unit else None
+    example = next(
+        (s for f in sorted(_SLIPS, reverse=True)
+         if money is not None and (s := _named_scale(money, money.scale / f)) is not None),
+        None,
+    )  # fmt: skip
+    if example is not None:
+        parts.append(
+            t(
+                "mapping.text.factor_slip_example", lang,
+                small=unit_label(example, lang), unit=unit_label(money, lang),
+            )
+        )  # fmt: skip
+    else:
+        parts.append(t("mapping.text.factor_slip", lang))
+    return ("；" if lang == "zh" else "; ").join(parts)
+
+
 _SUM = re.compile(r"\bsum\(\s*([a-z_][a-z0-9_]*)\s*,\s*\d+\s*\)")
 _MIN_MONTHS = 6
 _LAGS = (-2, -1, 0, 1, 2)
@@ -70,9 +211,10 @@ def _jackknife(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, ...]:
     )
 
 
-def _cause(ratio: float, lo: float, hi: float, tol: float) -> str:
+def _cause(ratio: float, lo: float, hi: float, tol: float, factors: dict[str, Factor]) -> str:
     best, dist = "", np.inf
-    for code, f in KNOWN_FACTORS.items():
+    for code, factor in factors.items():
+        f = factor.value
         d = abs(np.log(ratio / f))
         # the interval may name a factor only when it is narrow enough to tell them apart
         if (d <= np.log1p(tol) or (lo <= f <= hi and hi / lo <= 1.1)) and d < dist:
@@ -150,6 +292,7 @@ def run(
         if L.empty:
             continue
         metric = checked_metric(rule, catalog)
+        factors = rule_factors(rule, catalog, [metric, *used])
         last = L.columns > q1 - months
         Lm, Rm = L.loc[:, last].to_numpy(), R.loc[:, last].to_numpy()
         # unit level, then each parent pooled over its units (months where both sides exist)
@@ -172,9 +315,10 @@ def run(
                 shifted = abs(np.log(ratio[i])) > np.log1p(max(min_shift, rule.tolerance)) and not (
                     lo[i] <= 1 <= hi[i]
                 )
-                cause = _cause(ratio[i], lo[i], hi[i], factor_tolerance) if shifted else ""
+                cause = _cause(ratio[i], lo[i], hi[i], factor_tolerance, factors) if shifted else ""
                 inherited = flagged.get(par.get(eid, ""), "") if level == "entity" else ""
-                if shifted and inherited and lo[i] <= KNOWN_FACTORS.get(inherited, np.nan) <= hi[i]:
+                known = factors[inherited].value if inherited in factors else np.nan
+                if shifted and inherited and lo[i] <= known <= hi[i]:
                     cause = inherited  # consistent with its parent's known cause
                 covered = bool(inherited) and inherited == (cause or "?")
                 ratio_rows.append(
@@ -189,6 +333,7 @@ def run(
                         n_months=int(n[i]),
                         systematic=bool(shifted),
                         cause=cause,
+                        cause_text=factors[cause].text(lang) if cause else "",
                     )
                 )
                 if not shifted or covered:
@@ -222,7 +367,7 @@ def run(
                             hi=f"{hi[i]:.3f}",
                             months=int(n[i]),
                             units=n_units,
-                            cause=t(f"mapping.value.cause.{cause}", lang) if cause else "",
+                            cause=factors[cause].text(lang) if cause else "",
                         ),
                     )
                 )

@@ -11,30 +11,21 @@ from perflink import formula as _formula
 from perflink.catalog import Catalog
 from perflink.errors import FormulaError
 from perflink.labels import t
+from perflink.units import Unit
 
 _PLACEHOLDER = re.compile(r"^\s*(|-+|—+|\?+|todo|tbd|n/?a|none|null|待定|待补充|无)\s*$", re.I)
 _FIELDS = ("definition", "caliber", "unit", "owner", "source_system")
-# unit -> (dimension, scale to the dimension's base unit)
-_UNITS = {
-    "元": ("money", 1.0),
-    "千元": ("money", 1e3),
-    "万元": ("money", 1e4),
-    "百万元": ("money", 1e6),
-    "亿元": ("money", 1e8),
-    "件": ("count", 1.0),
-    "个": ("count", 1.0),
-    "台": ("count", 1.0),
-    "人": ("count", 1.0),
-    "次": ("count", 1.0),
-    "吨": ("mass", 1e3),
-    "千克": ("mass", 1.0),
-    "元/件": ("price", 1.0),
-    "万元/人": ("money_per_head", 1e4),
-    "ratio": ("ratio", 1.0),
-    "%": ("ratio", 0.01),
-    "times": ("ratio", 1.0),
-    "分": ("score", 1.0),
-}
+
+
+def _scale_mismatch(driver: Unit, target: Unit) -> float | None:
+    """Factor between two units of one kind and currency that differ only in scale (元 vs
+    万元, USD vs kUSD; money per the same thing), else None (different things, or the same
+    unit)."""
+    if driver.kind != target.kind or driver.kind not in ("money", "money_per"):
+        return None
+    if driver.currency != target.currency or (driver.zh, driver.en) != (target.zh, target.en):
+        return None
+    return driver.scale / target.scale if driver.scale != target.scale else None
 
 
 def run(catalog: Catalog, lang: str) -> list[dict]:
@@ -60,7 +51,7 @@ def run(catalog: Catalog, lang: str) -> list[dict]:
                 continue
             if _PLACEHOLDER.match(str(getattr(m, field) or "")):
                 add(m.id, "", "catalog_field", "medium", "field_missing", metric=m.id, field=field)
-        if m.unit not in _UNITS and not _PLACEHOLDER.match(m.unit):
+        if not m.unit_info.known and not _PLACEHOLDER.match(m.unit):
             add(m.id, "", "catalog_unit", "info", "unit_unknown", metric=m.id, unit=m.unit)
 
     # formulas parse, names exist, no cycles
@@ -90,9 +81,9 @@ def run(catalog: Catalog, lang: str) -> list[dict]:
         if bad:
             continue
         du, tu = metrics[mp.driver].unit, metrics[mp.target].unit
-        dd, td = _UNITS.get(du), _UNITS.get(tu)
-        if dd and td and dd[0] == td[0] and dd[1] != td[1]:
-            factor = f"{dd[1] / td[1]:g}"
+        ratio = _scale_mismatch(metrics[mp.driver].unit_info, metrics[mp.target].unit_info)
+        if ratio is not None:
+            factor = f"{ratio:g}"
             add(
                 mp.target,
                 mp.id,

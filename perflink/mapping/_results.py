@@ -253,17 +253,23 @@ class CaliberResult(MappingResult):
     ratios : DataFrame
         Per approx rule and entity (``level="entity"``) or parent pooled over its units
         (``level="parent"``): ``ratio, ci_low, ci_high`` (95%, jackknife over months),
-        ``n_months, systematic, cause`` (known-factor code or empty).
+        ``n_months, systematic, cause`` (known-factor code or empty: ``vat13``,
+        ``scale10000_rhs``, ...) and ``cause_text`` (the likely cause in ``language``).
     timing : DataFrame
         Per monthly approx rule and entity: best lag in each half of the window, the
         correlations and ``timing_shift``.
     language : str
+
+    factors : str
+        The known factors the ratios were compared with, in ``language`` (for the page's
+        text: the taxes the catalog's metrics name, the unit slips of its money unit).
     """
 
     findings: pd.DataFrame
     ratios: pd.DataFrame
     timing: pd.DataFrame
     language: str
+    factors: str = ""
 
     _section = "mapping.result.caliber"
 
@@ -293,7 +299,7 @@ class CaliberResult(MappingResult):
                 x=alt.X("ratio:Q", scale=scale),
                 y=y,
                 color=alt.Color("verdict:N", title=None),
-                tooltip=["entity_id", "rule_id", "ratio", "ci_low", "ci_high", "cause"],
+                tooltip=["entity_id", "rule_id", "ratio", "ci_low", "ci_high", "cause_text"],
             ),
             alt.Chart(pd.DataFrame({"one": [1.0]})).mark_rule(strokeDash=[4, 4]).encode(x="one:Q"),
         )
@@ -310,5 +316,9 @@ class CaliberResult(MappingResult):
             "n_months",
             "cause",
         ]
-        sys_ = self.ratios[self.ratios["systematic"]][cols] if len(self.ratios) else self.ratios
+        if len(self.ratios):
+            sys_ = self.ratios[self.ratios["systematic"]]
+            sys_ = sys_.assign(cause=sys_.get("cause_text", sys_["cause"]))[cols]
+        else:
+            sys_ = self.ratios
         return self._section_html(self._table(sys_)) + self._table(_shown(self.findings))
