@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import perflink
 import perflink.kpi as kpi
 import perflink.scoring as scoring
 from perflink.catalog import load_catalog
-from perflink.errors import InputError, PerflinkError
+from perflink.errors import InputError, ParamsError, PerflinkError
 from perflink.labels import column_label
 from perflink.options import KpiOptions
 from perflink.sample import generate
@@ -338,3 +339,131 @@ def test_tier1_view_shows_names_not_codes(samples):
     assert set(view["scope"]) == {"quarter", "year to date"}
     assert "G00" not in set(view["entity_name"])
     assert "net_profit" not in dec._repr_html_()
+
+
+# --- issue 14: company data, money in the catalog's unit, adjusted targets ----------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_no_tenure_targets_say_so_in_one_sentence(lang):
+    from html import escape
+
+    from perflink.labels import t
+
+    sc, entities = _tiny_scores(lang)
+    assert sc.tenure_declared == 0
+    res = scoring.assess_managers(sc, entities, CATALOG)
+    html = res._repr_html_()
+    sentence = t("scoring.managers.no_tenure", lang)
+    assert escape(sentence) in html and "kpi.tenure" in sentence and "params-reference" in sentence
+    after = html.split(escape(t("scoring.managers.executives", lang)))[1]
+    assert "<table" not in after  # no empty table under the heading
+    declared = dataclasses.replace(sc, tenure_declared=3)
+    html = scoring.assess_managers(declared, entities, CATALOG)._repr_html_()
+    assert escape(sentence) not in html
+    assert escape(t("scoring.managers.tenure_not_this_year", lang, n=3, year=2026)) in html
+
+
+def test_tenure_entry_the_data_lacks_raises(samples):
+    from perflink.options import KpiTenureTarget
+
+    _, review, _, _ = samples["s0"]
+    dec = samples["s0_dec"]
+    good = review.params.kpi.tenure[0]
+    for bad, match in (
+        (good.model_copy(update={"entity_id": "NOPE"}), r"kpi.tenure\[1\]: entity_id 'NOPE'"),
+        (good.model_copy(update={"metric_id": "nope"}), r"kpi.tenure\[1\]: metric_id 'nope'"),
+    ):
+        opts = KpiOptions(tenure=(good, bad))
+        with pytest.raises(ParamsError, match=match):
+            scoring.scorecard(dec, review.schemes, review.entities, review.catalog, options=opts)
+    assert isinstance(good, KpiTenureTarget)
+
+
+def test_scorecard_view_shows_original_target_and_reason_only_with_changes(samples):
+    _, review, sc, _ = samples["s0"]
+    changes = review.params.kpi.environment_changes
+    assert changes and len(sc.target_changes) == len(changes)
+    view = sc.scorecard_view()
+    cols = list(view.columns)
+    assert cols.index("target_original") == cols.index("target") + 1
+    assert cols.index("target_reason") == cols.index("target_original") + 1
+    moved = ~np.isclose(view["target"], view["target_original"], equal_nan=True)
+    assert moved.any()
+    assert (view.loc[moved, "target_reason"] == changes[0].reason).all()
+    assert (view.loc[~moved, "target_reason"] == "").all()
+    plain = dataclasses.replace(sc, target_changes=pd.DataFrame())
+    assert "target_original" not in plain.scorecard_view()
+    assert "target_reason" not in plain.scorecard_view()
+    assert "target_original" in sc.to_frame()  # the saved table keeps both versions
+
+
+def _usd_scores(lang: str) -> scoring.ScorecardResult:
+    sc, _ = _tiny_scores(lang)
+    bonus = pd.DataFrame(
+        {
+            "entity_id": ["D1", "S1"],
+            "year": [2026, 2026],
+            "kind": ["unit", "pool"],
+            "base_bonus": [2.69, np.nan],
+            "score": [100.0, np.nan],
+            "coefficient": [1.0, np.nan],
+            "bonus": [2.69, np.nan],
+            "pool_budget": [np.nan, 2.0],
+            "payout": [np.nan, 2.69],
+            "overrun": [np.nan, 0.69],
+            "overrun_pct": [np.nan, 0.345],
+        }
+    )
+    return dataclasses.replace(sc, bonus=bonus, money_unit="kUSD")
+
+
+@pytest.mark.parametrize(
+    ("lang", "word", "header"), [("zh", "美元", "奖金（千美元）"), ("en", "USD", "Bonus (USD k)")]
+)
+def test_bonus_money_in_the_catalog_currency(lang, word, header):
+    from types import SimpleNamespace
+
+    from perflink.scoring._tenure import findings_table
+
+    sc = _usd_scores(lang)
+    view = sc.bonus_view()
+    assert header in view.columns
+    assert not any("万元" in c or "CNY" in c for c in view.columns)
+    spec = json.dumps(sc.bonus_chart().to_dict(), ensure_ascii=False)
+    assert "CNY" not in spec and "万元" not in spec and word in spec
+    dec = SimpleNamespace(names={"S1": "Sub"}, findings=pd.DataFrame(columns=["completion"]))
+    checks = pd.DataFrame(columns=["entity_id", "rule_id", "severity", "message", "scheme_id"])
+    found = findings_table(
+        checks,
+        sc.bonus,
+        dec,
+        pd.DataFrame({"entity_id": ["S1"], "parent_id": [None]}),
+        pd.Period("2026Q3", "Q"),
+        lang,
+        "kUSD",
+    )
+    msg = found.loc[found["rule_id"] == "bonus_overrun", "message"].iloc[0]
+    assert word in msg and "万元" not in msg and "CNY" not in msg
+    assert ("2,690 美元" if lang == "zh" else "USD 2.7 k") in msg
+
+
+def test_bonus_headers_without_a_money_unit_stay_plain():
+    sc = dataclasses.replace(_usd_scores("en"), money_unit=None)
+    assert list(sc.bonus_view().columns) == list(sc.bonus.columns)
+    sc.bonus_chart().to_dict()
+
+
+def test_policy_text_comes_from_the_catalog_policy():
+    sc, entities = _tiny_scores("en")
+    res = scoring.assess_managers(sc, entities, CATALOG)
+    text = res.policy_text()
+    bound = CATALOG.policy.constraints["profit"]["financial"].min
+    assert f"financial ≥ {bound:.0%}" in text
+    constraints = {"profit": {"financial": {"min": 0.65}}}
+    strict = type(CATALOG.policy).model_validate(
+        {**CATALOG.policy.model_dump(), "constraints": constraints}
+    )
+    other = dataclasses.replace(res, policy=strict).policy_text()
+    assert other == "Profit centre: financial ≥ 65%"
+    assert dataclasses.replace(res, policy=None).policy_text() == ""

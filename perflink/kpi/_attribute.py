@@ -43,7 +43,7 @@ def attribute(
     ----------
     formula : str or Formula
         A catalog formula without ``lag``/``sum`` and not a comparison, e.g.
-        ``"net_profit / revenue"``.
+        ``"profit / sales"``.
     base, actual : Mapping[str, float]
         Value of every formula input (metric id -> value, in the metric's unit) for the
         reference (budget, prior period) and the actual state. Extra keys are ignored.

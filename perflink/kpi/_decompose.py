@@ -15,7 +15,7 @@ from perflink.common import parse_quarter, status_of, window_months
 from perflink.errors import InputError, ParamsError
 from perflink.kpi import _panels as _pn
 from perflink.kpi import _tree as _tree
-from perflink.kpi._result import DecompositionResult, KpiPanels, tree_layout
+from perflink.kpi._result import CHANGE_COLUMNS, DecompositionResult, KpiPanels, tree_layout
 from perflink.kpi._trace import missed_findings
 from perflink.options import KpiOptions
 
@@ -103,7 +103,7 @@ def decompose(
     ParamsError
         A bad quarter or an environment change that cannot be applied.
     """
-    options = options or KpiOptions()
+    options = (options or KpiOptions()).for_catalog(catalog)
     q = parse_quarter(quarter)
     lang = labels._check_lang(lang)  # ParamsError naming a language that is not supported
     if facts.empty:
@@ -134,6 +134,7 @@ def decompose(
     attribution = attribution[attribution["contribution"].notna()].reset_index(drop=True)
     attribution["unit"] = attribution["metric_id"].map(lambda m: catalog.metrics[m].unit)
     tier1 = _tier1(attribution, catalog, options)
+    tier1["target_original"] = _original_targets(tier1, panels, catalog, q)
     tree = _tree_nodes(attribution, catalog, options)
     findings = missed_findings(tier1, attribution, catalog, entities, options, lang)
     return DecompositionResult(
@@ -148,7 +149,34 @@ def decompose(
         panels=panels,
         metric_names={m: catalog.metrics[m].name(lang) for m in catalog.metrics},
         metric_units={m: catalog.metrics[m].unit for m in catalog.metrics},
+        default_metric=_profit_tier1(catalog),
+        target_changes=pd.DataFrame(
+            [ch.model_dump() for ch in options.environment_changes], columns=CHANGE_COLUMNS
+        ),
     )
+
+
+def _profit_tier1(catalog: Catalog) -> str | None:
+    """The catalog's profit metric when it is a tier-1 metric (the charts' default)."""
+    profit = catalog.role("profit")
+    return profit if profit is not None and profit in catalog.tier(1) else None
+
+
+def _original_targets(tier1: pd.DataFrame, panels: KpiPanels, catalog: Catalog, q) -> np.ndarray:
+    """``target`` of each tier-1 row before the environment changes (against-target rows;
+    prior-year rows keep their base). Without changes the panels are shared: a copy."""
+    out = tier1["target"].to_numpy(dtype=float, copy=True)
+    for scope in SCOPES:
+        if panels.target_original[scope] is panels.target[scope]:
+            continue
+        start, end = window_months(q, scope)
+        win = panels.window(panels.target_original[scope], catalog, start, end)
+        rows = (tier1["scope"] == scope) & (tier1["base"] == "target")
+        sub = tier1[rows]
+        stacked = win.stack(future_stack=True)
+        keys = pd.MultiIndex.from_arrays([sub["entity_id"], sub["metric_id"]])
+        out[rows.to_numpy()] = stacked.reindex(keys).to_numpy(dtype=float)
+    return out
 
 
 def build_panels(

@@ -11,7 +11,7 @@ Target rule (docs of :func:`perflink.kpi.decompose`):
 * every other reported metric (balances, prices without a budget) is held at its actual value,
   so it contributes nothing to a variance against target;
 * derived metrics are recomputed by their catalog formula from these inputs, month by month
-  (net profit target from the revenue, cogs and opex budgets), after the roll-up to
+  (a profit target from the budgets of the flows its formula adds up), after the roll-up to
   subsidiaries and group.
 
 Declared environment changes multiply the budgets of one metric for one business line from a
@@ -56,7 +56,7 @@ def check_changes(changes: Iterable, catalog: Catalog, entities: pd.DataFrame) -
         if ch.metric_id not in catalog.metrics or catalog.metrics[ch.metric_id].derived:
             raise ParamsError(
                 f"{where}: metric_id {ch.metric_id!r} is not a reported catalog metric; "
-                "name a metric with monthly budgets (e.g. revenue)"
+                "name a reported metric with monthly budgets (kind: budget in the targets table)"
             )
         if ch.business_line not in lines:
             raise ParamsError(

@@ -10,8 +10,13 @@ import pandas as pd
 
 from perflink import charts, panel
 from perflink._report_format import fmt_number
+from perflink.errors import ParamsError
 from perflink.labels import t
-from perflink.results import QuarterResult
+from perflink.results import QuarterResult, note_html
+from perflink.units import parse_unit, unit_label
+
+#: Columns of :attr:`DecompositionResult.target_changes` (one row per declared change).
+CHANGE_COLUMNS = ["business_line", "metric_id", "from_period", "factor", "reason"]
 
 
 @dataclass(frozen=True)
@@ -66,14 +71,20 @@ class DecompositionResult(QuarterResult):
         (total/formula/identity/mapping), ``method`` (total/shapley/remainder/elasticity/
         unexplained), ``contribution`` (tier-1 unit, column ``unit``), ``driver_actual``,
         ``driver_base`` (the driver's own unit, window values).
-    tier1 : per entity x scope x base x tier-1 metric: ``actual, target`` (the base value),
-        ``change, completion, status``.
+    tier1 : per entity x scope x base x tier-1 metric: ``actual, target`` (the base value,
+        after the declared environment changes), ``target_original`` (the same before them;
+        equal to ``target`` when nothing changed it), ``change, completion, status``.
     tree : driver-tree nodes (base target) with completion, status and layout ``x, y``.
     findings : missed tier-1 targets with their traced cause (findings contract).
     elasticities : the mapping elasticities used for statistical links.
     names : entity id -> display name.
     panels : the monthly panels, reused by :func:`perflink.scoring.scorecard`.
-    metric_names, metric_units : metric id -> catalog name in the report language / unit.
+    metric_names, metric_units : metric id -> catalog name in the report language / unit
+        (every catalog metric: the charts name tier-2 and tier-3 drivers too).
+    default_metric : the tier-1 metric the charts show unless told: the catalog's profit
+        metric (``role: profit``) when it is tier 1, else None (the first tier-1 metric).
+    target_changes : the declared environment changes applied to the targets
+        (``business_line, metric_id, from_period, factor, reason``); empty when none.
     """
 
     attribution: pd.DataFrame = field(repr=False)
@@ -85,6 +96,10 @@ class DecompositionResult(QuarterResult):
     panels: KpiPanels | None = field(default=None, repr=False, compare=False)
     metric_names: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     metric_units: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    default_metric: str | None = field(default=None, compare=False)
+    target_changes: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=CHANGE_COLUMNS), repr=False, compare=False
+    )
 
     _title = "kpi.result.title"
     _table_name = "attribution"
@@ -99,8 +114,24 @@ class DecompositionResult(QuarterResult):
         return self.attribution[cols]
 
     def lead_metric(self) -> str:
-        """The first tier-1 metric (catalog order): what the charts show unless told."""
-        return str(self.tier1["metric_id"].iloc[0])
+        """What the charts show unless told: the catalog's profit metric when it is tier 1
+        (:attr:`default_metric`), else the first tier-1 metric in catalog order."""
+        present = self.tier1["metric_id"]
+        if self.default_metric is not None and (present == self.default_metric).any():
+            return self.default_metric
+        return str(present.iloc[0])
+
+    def _tier1_metric(self, metric_id: str | None) -> str:
+        """``metric_id`` checked against the tier-1 metrics (default :meth:`lead_metric`)."""
+        if metric_id is None:
+            return self.lead_metric()
+        known = list(dict.fromkeys(self.tier1["metric_id"]))
+        if metric_id not in known:
+            raise ParamsError(
+                f"metric_id {metric_id!r} is not a tier-1 metric of the catalog; the charts "
+                f"draw one of {known} (tier: 1 in the catalog's metrics.yaml)"
+            )
+        return metric_id
 
     def top_level(self, kinds: list[str] | None = None) -> list[str]:
         """Ids of the group and subsidiaries (entities whose name has no department suffix)."""
@@ -113,9 +144,10 @@ class DecompositionResult(QuarterResult):
         """Rows of the target-to-actual waterfall of one entity (formula, then identity /
         mapping links), with their running ``start`` and ``end``.
 
-        ``metric_id`` defaults to the first tier-1 metric of the catalog (:meth:`lead_metric`).
+        ``metric_id`` defaults to the catalog's profit metric, else the first tier-1 metric
+        (:meth:`lead_metric`); another id raises :class:`ParamsError`.
         """
-        metric_id = metric_id or self.lead_metric()
+        metric_id = self._tier1_metric(metric_id)
         a = self.attribution
         part = a[
             (a["entity_id"] == entity_id)
@@ -171,11 +203,73 @@ class DecompositionResult(QuarterResult):
         return t("kpi.node.lagged", self.language, name=name, lag=lag) if lag else name
 
     def _name(self, metric: str) -> str:
-        key = f"kpi.metric.{metric}"
-        try:
-            return t(key, self.language)
-        except Exception:  # noqa: BLE001 - a metric without a label shows its id
-            return metric
+        """The catalog's name of ``metric`` in the report language (its id if unknown)."""
+        return self.metric_names.get(metric) or metric
+
+    def _value_axis(self, metric_id: str) -> alt.Axis:
+        """Value axis in the metric's own unit: money labelled in its currency (zh titles
+        name the currency, the labels say 万/亿 of it; en labels carry it: USD 250k), rates
+        as percent, other units named in the title."""
+        unit = self.metric_units.get(metric_id)
+        name = self._name(metric_id)
+        if unit and parse_unit(unit).is_money:
+            money = parse_unit(unit)
+            title = name
+            if self.language == "zh":
+                words = unit_label(str(money.currency), self.language)
+                title = t("kpi.chart.axis", self.language, metric=name, unit=words)
+            return charts.fmt_axis_money(unit, self.language, title=title)
+        words = unit_label(unit, self.language) if unit else ""
+        title = t("kpi.chart.axis", self.language, metric=name, unit=words) if words else name
+        if unit and parse_unit(unit).is_rate:
+            return alt.Axis(format="%", title=title)
+        return alt.Axis(title=title)
+
+    def _fmt(self, value: float, metric_id: str) -> str:
+        return fmt_number(value, self.metric_units.get(metric_id), self.language)
+
+    def _adjusted_note(self, entity_id: str, metric_id: str, scope: str) -> str | None:
+        """Subtitle of a chart whose target was adjusted: the original target and why."""
+        t1 = self.tier1
+        row = t1[
+            (t1["entity_id"] == entity_id)
+            & (t1["scope"] == scope)
+            & (t1["base"] == "target")
+            & (t1["metric_id"] == metric_id)
+        ]
+        if row.empty or "target_original" not in row or not _changed(row).any():
+            return None
+        return t(
+            "kpi.chart.adjusted",
+            self.language,
+            original=self._fmt(float(row["target_original"].iloc[0]), metric_id),
+            reason=self._reasons(),
+        )
+
+    def _reasons(self) -> str:
+        sep = t("kpi.changes.sep", self.language)
+        reasons = [str(r) for r in self.target_changes["reason"] if isinstance(r, str) and r]
+        return sep.join(dict.fromkeys(reasons)) or t("kpi.changes.no_reason", self.language)
+
+    def changes_note(self) -> str:
+        """HTML note naming the declared environment changes behind adjusted targets, or
+        ``""`` when none were declared (then nothing is said)."""
+        if self.target_changes.empty:
+            return ""
+        lang = self.language
+        items = [
+            t(
+                "kpi.changes.item",
+                lang,
+                line=r.business_line,
+                metric=self._name(r.metric_id),
+                start=r.from_period,
+                factor=f"{r.factor:g}",
+                reason=r.reason or t("kpi.changes.no_reason", lang),
+            )
+            for r in self.target_changes.itertuples()
+        ]
+        return note_html("kpi.changes.note", lang, changes=t("kpi.changes.sep", lang).join(items))
 
     def chart(
         self,
@@ -186,24 +280,29 @@ class DecompositionResult(QuarterResult):
     ) -> alt.Chart:
         """Waterfall from target to actual through tier-2 and tier-3 contributions.
 
-        ``metric_id`` defaults to the first tier-1 metric of the catalog (:meth:`lead_metric`).
+        ``metric_id`` defaults to the catalog's profit metric, else the first tier-1 metric
+        (:meth:`lead_metric`). Amounts are on an axis in the metric's own unit; a target
+        adjusted for declared environment changes says so in the subtitle, with the
+        original target and the reason.
         """
         entity_id = entity_id or self.tier1["entity_id"].iloc[0]
-        metric_id = metric_id or self.lead_metric()
+        metric_id = self._tier1_metric(metric_id)
         data = charts.for_chart(self.waterfall_frame(entity_id, metric_id=metric_id, scope=scope))
-        title = t(
+        text = t(
             "kpi.chart.waterfall",
             self.language,
             entity=self.names.get(entity_id, entity_id),
             metric=self._name(metric_id),
             scope=t(f"kpi.scope.{scope}", self.language),
         )
+        note = self._adjusted_note(entity_id, metric_id, scope)
+        title = alt.Title(text, subtitle=note) if note else text
         return (
             alt.Chart(data, title=title)
             .mark_bar()
             .encode(
                 x=alt.X("label:N", sort=alt.SortField("order"), title=None),
-                y=alt.Y("start:Q", title=t("kpi.chart.amount", self.language)),
+                y=alt.Y("start:Q", axis=self._value_axis(metric_id)),
                 y2="end:Q",
                 color=alt.Color(
                     "kind:N",
@@ -221,8 +320,9 @@ class DecompositionResult(QuarterResult):
         self, entity_id: str, *, metric_id: str | None = None, scope: str = "quarter"
     ) -> alt.LayerChart:
         """Driver tree of one entity, nodes coloured by completion status (``metric_id``:
-        default the first tier-1 metric, :meth:`lead_metric`)."""
-        metric_id = metric_id or self.lead_metric()
+        default the catalog's profit metric, else the first tier-1 metric, :meth:`lead_metric`;
+        another id raises :class:`ParamsError`)."""
+        metric_id = self._tier1_metric(metric_id)
         tr = self.tree
         part = tr[(tr["entity_id"] == entity_id) & (tr["scope"] == scope)]
         part = part[part["metric_id"] == metric_id].copy()
@@ -232,12 +332,14 @@ class DecompositionResult(QuarterResult):
             for s in part["status"]
         ]
         data = charts.for_chart(part)
-        title = t(
+        text = t(
             "kpi.chart.tree",
             self.language,
             entity=self.names.get(entity_id, entity_id),
             metric=self._name(metric_id),
         )
+        note = self._adjusted_note(entity_id, metric_id, scope)
+        title = alt.Title(text, subtitle=note) if note else text
         base = alt.Chart(data, title=title).encode(
             x=alt.X("x:O", title=t("kpi.chart.depth", self.language)),
             y=alt.Y("y:O", axis=None),
@@ -256,21 +358,22 @@ class DecompositionResult(QuarterResult):
     def tier1_view(self, base: str = "target") -> pd.DataFrame:
         """Tier-1 results as people read them: entity and metric names, labelled windows.
 
-        Amounts are formatted in the metric's unit (万元, percent for ratios); the saved
-        tables keep the ids (:attr:`tier1`).
+        Amounts are formatted in the metric's own catalog unit (its currency and scale,
+        percent for rates); the saved tables keep the ids (:attr:`tier1`). With declared
+        environment changes, ``target_original`` and ``target_reason`` stand beside the
+        target (filled on the rows whose target they changed); without, neither is shown.
         """
         lang = self.language
         t1 = self.tier1[self.tier1["base"] == base]
         metric = t1["metric_id"]
-        unit = metric.map(lambda m: "pct" if self.metric_units.get(m) == "ratio" else "money")
 
         def fmt(col: str) -> list[str]:
-            return [fmt_number(v, u, lang) for v, u in zip(t1[col], unit, strict=True)]
+            return [self._fmt(v, m) for v, m in zip(t1[col], metric, strict=True)]
 
-        return pd.DataFrame(
+        out = pd.DataFrame(
             {
                 "entity_name": t1["entity_id"].map(lambda e: self.names.get(e, e)),
-                "metric_name": metric.map(lambda m: self.metric_names.get(m) or self._name(m)),
+                "metric_name": metric.map(self._name),
                 "scope": t1["scope"].map(lambda s: t(f"kpi.scope.{s}", lang)),
                 "base": t(f"kpi.base.{base}", lang),
                 "actual": fmt("actual"),
@@ -280,6 +383,12 @@ class DecompositionResult(QuarterResult):
                 "status": t1["status"],
             }
         )
+        if not self.target_changes.empty and "target_original" in t1:
+            changed = _changed(t1).to_numpy()
+            original = fmt("target_original")
+            out.insert(6, "target_original", np.where(changed, original, ""))
+            out.insert(7, "target_reason", np.where(changed, self._reasons(), ""))
+        return out
 
     def view(self) -> pd.DataFrame:
         """The tier-1 results against target as people read them (:meth:`tier1_view`)."""
@@ -287,8 +396,18 @@ class DecompositionResult(QuarterResult):
 
     def _repr_html_(self) -> str:
         t1 = self.tier1[self.tier1["base"] == "target"]
-        order = {c: t1[c].to_numpy() for c in ("actual", "target", "change")}  # not the text
-        return self._heading() + self._table(self.view(), order=order)
+        cols = ["actual", "target", "change"]
+        if not self.target_changes.empty and "target_original" in t1:
+            cols.append("target_original")
+        order = {c: t1[c].to_numpy() for c in cols}  # sort by the numbers, not the text
+        return self._heading() + self.changes_note() + self._table(self.view(), order=order)
+
+
+def _changed(t1: pd.DataFrame) -> pd.Series:
+    """Rows whose target the environment changes moved (beyond float noise)."""
+    a, b = t1["target"].astype(float), t1["target_original"].astype(float)
+    same = np.isclose(a, b, rtol=1e-9, atol=1e-9, equal_nan=True)
+    return pd.Series(~same, index=t1.index)
 
 
 def _pick_link(links: pd.Series) -> str:

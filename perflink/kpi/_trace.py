@@ -3,8 +3,8 @@
 For a tier-1 metric below ``miss_threshold`` of its target, the trace takes the tier-2 driver
 with the most adverse contribution, then among that driver's statistical (mapping) drivers the
 most adverse one and, one step further, that driver's own most adverse mapping driver
-(revenue <- new_contract_amount <- new_customers); without an adverse mapping driver it falls
-back to the identity drivers (shipped quantity, price).
+(sales <- orders <- new customers, as the catalog maps them); without an adverse mapping
+driver it falls back to the identity drivers (quantity, price).
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 Links, from the catalog:
 
-``formula``  a derived metric's formula (net_profit <- revenue, cogs, opex): exact Shapley
+``formula``  a derived metric's formula (profit <- sales, cost, expenses): exact Shapley
              attribution; sum-aggregated metrics are attributed month by month and summed.
-``identity`` a metric's ``decomposition`` (revenue ~ shipped_qty * avg_unit_price / 10000):
+``identity`` a metric's ``decomposition`` (sales ~ quantity * unit price / scale):
              the identity's change is attributed exactly, the gap between identity and reported
              value is the explicit ``remainder`` row.
-``mapping``  statistical links (new_contract_amount -> revenue, lag 1): elasticity x the
+``mapping``  statistical links (orders -> sales, lag 1): elasticity x the
              driver's relative deviation x the parent's base value; what is left is the explicit
              ``unexplained`` row.
 

@@ -68,7 +68,8 @@ def scorecard(
     catalog : the metric catalog (directions, policy).
     adjustments : approved adjustments (``entity_id, period, metric_id, amount, reason,
         approved_by``), added to actual; each gets an audit line.
-    bonus : bonus table (``entity_id, year, base_bonus, pool_budget``, 万元).
+    bonus : bonus table (``entity_id, year, base_bonus, pool_budget``, in the catalog's
+        money unit :attr:`perflink.catalog.Catalog.money_unit`).
     options : the ``kpi:`` params block (tenure targets, miss threshold).
     lang : message language; default the decomposition's (the review's language).
 
@@ -81,8 +82,11 @@ def scorecard(
     InputError
         The decomposition has no panels, or a scheme row has an unknown rule or bad
         ``rule_params``.
+    ParamsError
+        A tenure target (``options.tenure``) names a metric the catalog lacks or an entity
+        without data in this review.
     """
-    options = options or KpiOptions()
+    options = (options or KpiOptions()).for_catalog(catalog)
     lang = decomposition.language if lang is None else lang  # language flows from the review
     panels = decomposition.panels
     if panels is None:
@@ -119,7 +123,9 @@ def scorecard(
     checks = check_schemes(schemes, catalog.policy, lang=lang)
     bonus_df = bonus_table(totals, bonus, entities, catalog, q.year)
     tenure = tenure_table(options, decomposition, entities, catalog, q, lang)
-    findings = findings_table(checks, bonus_df, decomposition, entities, q, lang)
+    findings = findings_table(
+        checks, bonus_df, decomposition, entities, q, lang, catalog.money_unit
+    )
     return ScorecardResult(
         quarter=str(q),
         language=lang,
@@ -132,6 +138,9 @@ def scorecard(
         findings=findings,
         names=decomposition.names,
         parents=dict(zip(entities["entity_id"], entities["parent_id"], strict=True)),
+        money_unit=catalog.money_unit,
+        target_changes=decomposition.target_changes,
+        tenure_declared=len(options.tenure),
     )
 
 
@@ -228,7 +237,7 @@ def assess_managers(
         The entities table lacks a column the assessment reads, or the scorecard has no rows
         of the requested scope.
     """
-    options = options or KpiOptions()
+    options = (options or KpiOptions()).for_catalog(catalog)
     missing = [c for c in ("entity_id", "kind", "center_type", "manager") if c not in entities]
     if missing:
         raise InputError(
@@ -265,6 +274,8 @@ def assess_managers(
         metric_names={m: catalog.metrics[m].name(lang) for m in catalog.metrics},
         metric_units={m: catalog.metrics[m].unit for m in catalog.metrics},
         top_n=options.manager_top_n,
+        tenure_declared=scores.tenure_declared,
+        policy=catalog.policy,
     )
 
 

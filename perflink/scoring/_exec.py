@@ -6,14 +6,15 @@ manager is broken into annual targets, either
 * ``annual_targets`` given year by year,
 * ``total_target`` split evenly over the tenure years (additive metrics),
 * ``annual_growth`` a year from the actual of the year before the tenure (``base + |base| x
-  ((1 + g)^k - 1)`` in year k, so a loss must shrink to count as growth, e.g. EVA), or
-* ``annual_change`` (absolute, e.g. +0.005 = half a point of ROE a year) from that actual.
+  ((1 + g)^k - 1)`` in year k, so a loss must shrink to count as growth), or
+* ``annual_change`` (absolute, e.g. +0.005 = half a point of a return ratio a year) from that
+  actual.
 
 A metric is *pro rata* when its window value grows with the number of months: catalog
-aggregation ``sum`` (net profit, EVA), or a formula whose numerator is such a flow over a
-balance (ROE = net profit / equity, not annualised). For those the current, unfinished year's
-target is the annual target x elapsed months / 12; rates (margins, yield) keep the annual
-target. Progress against the tenure: ``tenure_completion`` = sum of actuals / sum of targets
+aggregation ``sum`` (a profit), or a formula whose numerator is such a flow over a
+balance (a return ratio: a profit over a capital balance, not annualised). For those the
+current, unfinished year's target is the annual target x elapsed months / 12; rates
+(margins, yields) keep the annual target. Progress against the tenure: ``tenure_completion`` = sum of actuals / sum of targets
 of the years to date; ``tenure_progress`` = sum of actuals / whole-tenure sum (pro-rata
 metrics only). Progress against the annual plan: the year's actual over the plan (the
 target panel of the decomposition: budgets scaled to the annual assessment target) over the
@@ -27,9 +28,10 @@ import ast
 import numpy as np
 import pandas as pd
 
-from perflink._report_format import fmt_figure
+from perflink._report_format import fmt_number
 from perflink.catalog import Catalog
 from perflink.common import status_of
+from perflink.errors import ParamsError
 from perflink.kpi import completion
 
 COLUMNS = [
@@ -96,13 +98,36 @@ def annual_targets(item, base: float, n_years: int) -> list[float]:
     return [base + abs(base) * ((1 + g) ** (k + 1) - 1) for k in range(n_years)]
 
 
+def check_tenure(tenure, catalog: Catalog, present: set) -> None:
+    """Raise :class:`ParamsError` for tenure entries naming a metric the catalog lacks or an
+    entity the data lacks: a written target never vanishes from the table without a word."""
+    problems = []
+    for i, it in enumerate(tenure):
+        where = f"params kpi.tenure[{i}]"
+        if it.metric_id not in catalog.metrics:
+            problems.append(
+                f"{where}: metric_id {it.metric_id!r} is not a catalog metric; name one of the "
+                "catalog's metrics (metrics.yaml) or remove the entry"
+            )
+        if it.entity_id not in present:
+            problems.append(
+                f"{where}: entity_id {it.entity_id!r} has no data in this review (not in the "
+                "entities table, or outside its scope); correct the id or remove the entry"
+            )
+    if problems:
+        raise ParamsError("tenure targets cannot be assessed:\n  - " + "\n  - ".join(problems))
+
+
 def tenure_table(options, decomposition, entities, catalog, q, lang) -> pd.DataFrame:
-    """One row per tenure target x year to date: annual target, actual, plan, progress."""
+    """One row per tenure target x year to date: annual target, actual, plan, progress.
+
+    Raises :class:`ParamsError` (:func:`check_tenure`) for an entry naming a metric or an
+    entity this review has no data for.
+    """
     panels = decomposition.panels
     present = set(panels.actual.index.get_level_values("entity_id").unique())
-    items = [
-        it for it in options.tenure if it.metric_id in catalog.metrics and it.entity_id in present
-    ]
+    check_tenure(options.tenure, catalog, present)
+    items = list(options.tenure)
     if not items:
         return pd.DataFrame(columns=COLUMNS)
     ents = sorted({it.entity_id for it in items})
@@ -188,16 +213,13 @@ def _ratio(a: float, b: float, higher: bool) -> float:
     return float(completion(pd.Series([a]), pd.Series([b]), higher).iloc[0])
 
 
-def _num(x: float, unit: str) -> str:
-    return fmt_figure(x, ".1%" if unit == "ratio" else ",.1f")
-
-
 def _message(r, names: dict, catalog: Catalog, lang: str) -> str:
     m = catalog.metrics[r.metric_id]
     unit = m.unit
     name = names.get(r.entity_id, r.entity_id)
     zh = lang == "zh"
-    if unit == "ratio":  # rates compare in points, not in percent of a rate
+
+    if m.unit_info.is_rate:  # rates compare in points, not in percent of a rate
         pt = "个百分点" if zh else " pt"
         plan_gap = (r.actual - r.plan) * 100
         ten_gap = (r.cumulative_actual - r.cumulative_target) * 100
@@ -214,13 +236,13 @@ def _message(r, names: dict, catalog: Catalog, lang: str) -> str:
     if zh:
         msg = (
             f"{name}（{r.manager}）任期 {r.start_year}–{r.end_year} {m.name('zh')}："
-            f"{r.year} 年（{r.months} 个月）实际 {_num(r.actual, unit)}，任期分解目标 "
-            f"{_num(r.annual_target, unit)}，{plan_txt}；{ten_txt}"
+            f"{r.year} 年（{r.months} 个月）实际 {fmt_number(r.actual, unit, lang)}，任期分解目标 "
+            f"{fmt_number(r.annual_target, unit, lang)}，{plan_txt}；{ten_txt}"
         )
         return msg + (f"，占任期总目标 {prog}" if prog else "")
     msg = (
         f"{name} ({r.manager}), tenure {r.start_year}-{r.end_year}, {m.name('en')}: "
-        f"{r.year} ({r.months} months) actual {_num(r.actual, unit)} vs tenure target "
-        f"{_num(r.annual_target, unit)}, {plan_txt}; {ten_txt}"
+        f"{r.year} ({r.months} months) actual {fmt_number(r.actual, unit, lang)} vs tenure target "
+        f"{fmt_number(r.annual_target, unit, lang)}, {plan_txt}; {ten_txt}"
     )
     return msg + (f", {prog} of the whole-tenure target" if prog else "")

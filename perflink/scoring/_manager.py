@@ -12,8 +12,8 @@ score, e.g. missing data, leaves its weight to the others of the same dimension,
 dimension keeps the weight the scheme gives it). The dimension weight is the sum of the
 scheme's weights in that category: the scheme of the unit's centre type, or its own scheme.
 The manager score is the weight-averaged dimension score over the scored dimensions. The
-weights are checked against the policy of the centre type (profit: financial >= 50%, business
-30-40%; cost: business >= 50%, financial 30-40%; functional: management >= 40%) and a breach is
+weights are checked against the catalog policy's bounds for the centre type (``policy.yaml``
+``constraints``: a minimum and/or maximum summed weight per category) and a breach is
 a ``high`` finding; otherwise the severity follows the score (below ``manager_fail_score``:
 medium, below ``manager_warn_score``: low, else info).
 """

@@ -14,8 +14,13 @@ from openpyxl.utils import get_column_letter
 from perflink import charts
 from perflink._report_format import fmt_number
 from perflink._report_tables import atomic_write, xlsx_row
-from perflink.labels import column_label, t
+from perflink.catalog import Policy
+from perflink.labels import column_label, t, value_label
 from perflink.results import QuarterResult
+from perflink.units import parse_unit, unit_label
+
+#: Money columns of the bonus table (amounts in the catalog's money unit).
+BONUS_MONEY = ("base_bonus", "bonus", "pool_budget", "payout", "overrun")
 
 # Large groups: above this many units the score chain shows them as a distribution, and
 # charts name only this many subsidiaries / bonus pools (the tables list them all).
@@ -36,11 +41,17 @@ class ScorecardResult(QuarterResult):
     totals : per entity x scope: ``score, score_before`` and completion by category
         (business -> financial -> score: the chain leadership reads).
     audit : one line per adjustment: what, why, who approved, score before and after.
-    bonus : unit bonuses and pool payouts vs budget (万元).
+    bonus : unit bonuses and pool payouts vs budget, in the catalog's money unit
+        (:attr:`money_unit`).
     tenure : executives' tenure targets and progress.
     scheme_checks : :func:`perflink.catalog.check_schemes` output.
     findings : kpi_findings (scheme violations, bonus overruns, missed tier-1 targets).
     names, parents : entity id -> display name / parent id.
+    money_unit : the catalog's money unit (``万元``, ``kUSD``, ...; None without money
+        metrics): the unit of the bonus amounts.
+    target_changes : the declared environment changes behind adjusted targets
+        (:attr:`perflink.kpi.DecompositionResult.target_changes`); empty when none.
+    tenure_declared : number of tenure targets in the params (``kpi.tenure``).
     """
 
     scorecard: pd.DataFrame = field(repr=False)
@@ -52,6 +63,9 @@ class ScorecardResult(QuarterResult):
     findings: pd.DataFrame = field(repr=False)
     names: dict = field(repr=False, compare=False)
     parents: dict = field(repr=False, compare=False)
+    money_unit: str | None = field(default=None, compare=False)
+    target_changes: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+    tenure_declared: int = field(default=0, compare=False)
 
     _frame = "scorecard"
     _title = "scoring.result.title"
@@ -70,6 +84,41 @@ class ScorecardResult(QuarterResult):
     def view(self) -> pd.DataFrame:
         """The score chain (:meth:`chain`)."""
         return self.chain()
+
+    def scorecard_view(self) -> pd.DataFrame:
+        """The scorecard as the page shows it: ``target_original`` (and ``target_reason``
+        on the rows whose target a declared environment change moved) stand beside the
+        target only when changes were declared; without, the column is left out."""
+        card = self.scorecard
+        if self.target_changes.empty:
+            return card.drop(columns=["target_original"])
+        a = card["target"].astype(float)
+        b = card["target_original"].astype(float)
+        changed = ~np.isclose(a, b, rtol=1e-9, atol=1e-9, equal_nan=True)
+        reasons = [r for r in self.target_changes["reason"] if isinstance(r, str) and r]
+        sep = t("kpi.changes.sep", self.language)
+        why = sep.join(dict.fromkeys(reasons)) or t("kpi.changes.no_reason", self.language)
+        out = card.copy()
+        pos = out.columns.get_loc("target_original") + 1
+        out.insert(pos, "target_reason", np.where(changed, why, ""))
+        return out
+
+    def bonus_view(self) -> pd.DataFrame:
+        """The bonus table with its money columns headed in the catalog's money unit
+        (``奖金（万元）``, ``Bonus (USD k)``: :func:`perflink.units.unit_label`)."""
+        if self.money_unit is None:
+            return self.bonus
+        words = unit_label(self.money_unit, self.language)
+        heads = {
+            c: t(
+                "scoring.header.with_unit",
+                self.language,
+                label=column_label(c, self.language),
+                unit=words,
+            )
+            for c in BONUS_MONEY
+        }
+        return self.bonus.rename(columns=heads)
 
     def chain(self) -> pd.DataFrame:
         """Business completion -> financial completion -> score, per entity (YTD)."""
@@ -192,11 +241,21 @@ class ScorecardResult(QuarterResult):
             .mark_bar()
             .encode(
                 y=alt.Y("name:N", title=None, sort=y_sort),
-                x=alt.X("value:Q", axis=charts.fmt_axis_money(self.language), title=None),
+                x=alt.X("value:Q", axis=self._money_axis(), title=None),
                 yOffset="what:N",
                 color=alt.Color("what:N", title=None),
             )
         )
+
+    def _money_axis(self) -> alt.Axis:
+        """Axis of bonus amounts in the catalog's money unit (plain without one): zh labels
+        say 万/亿 of the currency its title names, en labels carry it (USD 250k)."""
+        if self.money_unit is None:
+            return alt.Axis()
+        title = ""
+        if self.language == "zh":
+            title = unit_label(str(parse_unit(self.money_unit).currency), self.language)
+        return charts.fmt_axis_money(self.money_unit, self.language, title=title)
 
 
 def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None) -> Path | None:
@@ -286,6 +345,9 @@ class ManagerAssessmentResult(QuarterResult):
     names : entity id -> display name.
     metric_names, metric_units : metric id -> display name / catalog unit.
     top_n : managers drawn in :meth:`chart` (the lowest scores).
+    tenure_declared : number of tenure targets in the params (``kpi.tenure``); with none the
+        executives' section says so in one sentence instead of an empty table.
+    policy : the catalog's assessment policy (the weight bounds :meth:`policy_text` states).
     """
 
     scope: str
@@ -295,6 +357,8 @@ class ManagerAssessmentResult(QuarterResult):
     metric_names: dict = field(repr=False, compare=False)
     metric_units: dict = field(repr=False, compare=False)
     top_n: int = 20
+    tenure_declared: int = 0
+    policy: Policy | None = field(default=None, repr=False, compare=False)
 
     _frame = "managers"
     _table_name = "manager_assessment"
@@ -319,13 +383,31 @@ class ManagerAssessmentResult(QuarterResult):
             }
         )
         out["year"] = e["year"]
-        for col in ("annual_target", "actual"):  # money in 万元, ratios (ROE) as percent
+        for col in ("annual_target", "actual"):  # each in its metric's own catalog unit
             out[col] = [
-                fmt_number(v, "pct" if self.metric_units.get(m) == "ratio" else "money", lang)
+                fmt_number(v, self.metric_units.get(m), lang)
                 for v, m in zip(e[col], e["metric_id"], strict=True)
             ]
         cols = ["completion", "plan_completion", "tenure_completion", "tenure_progress"]
         return out.join(e[[*cols, "status", "message"]])
+
+    def policy_text(self) -> str:
+        """The policy's weight bounds per centre type in words, from the catalog's policy
+        (``利润中心：财务类 ≥ 50%、经营类 30%–40%``); empty without a policy."""
+        if self.policy is None:
+            return ""
+        lang = self.language
+        centres = []
+        for centre, bounds in self.policy.constraints.items():
+            parts = [_bound_text(cat, b, lang) for cat, b in bounds.items()]
+            parts = [p for p in parts if p]
+            if parts:
+                name = value_label("center_type", centre, lang)
+                joined = t("scoring.policy.part_sep", lang).join(parts)
+                centres.append(t("scoring.policy.centre", lang, centre=name, bounds=joined))
+        if not centres:
+            return t("scoring.policy.none", lang)
+        return t("scoring.policy.centre_sep", lang).join(centres)
 
     def chart(self) -> alt.Chart:
         """Lowest-scoring managers: weighted points of each dimension, stacked to the score."""
@@ -369,11 +451,35 @@ class ManagerAssessmentResult(QuarterResult):
         scope = t(f"kpi.scope.{self.scope}", self.language)
         html = self._heading("scoring.managers.title")[: -len("</h4>")] + f" ({scope})</h4>"
         html += self._table(self.view())
+        html += self._heading("scoring.managers.executives")
         if len(self.executives):
-            html += self._heading("scoring.managers.executives")
             pct = ("plan_completion", "tenure_completion", "tenure_progress")
-            html += self._table(self.executives_view(), units=dict.fromkeys(pct, "pct"))
-        return html
+            return html + self._table(self.executives_view(), units=dict.fromkeys(pct, "pct"))
+        if self.tenure_declared == 0:
+            return html + self._note("scoring.managers.no_tenure")
+        year = pd.Period(self.quarter, "Q").year
+        return html + self._note(
+            "scoring.managers.tenure_not_this_year", n=self.tenure_declared, year=year
+        )
 
 
 DIMS = ("business", "financial", "management")
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def _bound_text(category: str, bound, lang: str) -> str:
+    """One category's bound in words: ``财务类 ≥ 50%``, ``business 30%–40%``."""
+    name = value_label("category", category, lang)
+    name = name if lang == "zh" else name.lower()
+    if bound.min is not None and bound.max is not None:
+        return t(
+            "scoring.policy.range", lang, category=name, min=_pct(bound.min), max=_pct(bound.max)
+        )
+    if bound.min is not None:
+        return t("scoring.policy.min", lang, category=name, min=_pct(bound.min))
+    if bound.max is not None:
+        return t("scoring.policy.max", lang, category=name, max=_pct(bound.max))
+    return ""

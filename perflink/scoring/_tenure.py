@@ -9,6 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from perflink import panel
+from perflink._report_format import fmt_number
+from perflink.labels import t
 from perflink.scoring._rules import coefficient
 
 FINDING_COLUMNS = ["entity_id", "period", "metric_id", "rule_id", "severity", "message"]
@@ -45,8 +47,14 @@ def bonus_table(totals, bonus, entities, catalog, year: int) -> pd.DataFrame:
     return pd.concat([units, pools], ignore_index=True).reindex(columns=cols)
 
 
-def findings_table(checks, bonus_df, decomposition, entities, q, lang) -> pd.DataFrame:
-    """kpi_findings: scheme violations, bonus overruns and missed tier-1 targets."""
+def findings_table(
+    checks, bonus_df, decomposition, entities, q, lang, money_unit: str | None
+) -> pd.DataFrame:
+    """kpi_findings: scheme violations, bonus overruns and missed tier-1 targets.
+
+    Bonus amounts are in the catalog's money unit (``money_unit``; plain numbers if the
+    catalog has no money metric).
+    """
     root = entities.loc[entities["parent_id"].isna(), "entity_id"]
     root_id = str(root.iloc[0]) if len(root) else ""
     rows = []
@@ -66,14 +74,14 @@ def findings_table(checks, bonus_df, decomposition, entities, q, lang) -> pd.Dat
         )
     over = bonus_df[(bonus_df["kind"] == "pool") & (bonus_df["overrun"] > 0)]
     for r in over.itertuples():
-        msg = (
-            f"{decomposition.names.get(r.entity_id, r.entity_id)} 按考核结果应发奖金 "
-            f"{r.payout:,.1f} 万元，超出奖金池预算 {r.pool_budget:,.1f} 万元 "
-            f"{r.overrun:,.1f} 万元（{r.overrun_pct:.0%}），发放前需调整"
-            if lang == "zh"
-            else f"{decomposition.names.get(r.entity_id, r.entity_id)}: bonuses by score "
-            f"come to {r.payout:,.1f} (CNY 10k), {r.overrun:,.1f} ({r.overrun_pct:.0%}) over the "
-            f"pool budget of {r.pool_budget:,.1f}; resolve before paying"
+        msg = t(
+            "scoring.msg.bonus_overrun",
+            lang,
+            name=decomposition.names.get(r.entity_id, r.entity_id),
+            payout=fmt_number(r.payout, money_unit, lang),
+            budget=fmt_number(r.pool_budget, money_unit, lang),
+            overrun=fmt_number(r.overrun, money_unit, lang),
+            pct=f"{r.overrun_pct:.0%}",
         )
         rows.append(
             dict(
