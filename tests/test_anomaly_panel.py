@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from perflink import catalog as catalog_mod
-from perflink.anomaly import TABLE_COLUMNS, AnomalyResult, detect_anomalies
+from perflink.anomaly import TABLE_COLUMNS, AnomalyResult, detect_anomalies, features_of
 from perflink.errors import InputError, ParamsError, PerflinkError
 from perflink.options import AnomalyOptions
 from perflink.review import open_review
@@ -358,3 +358,250 @@ def test_empty_result_still_presents(catalog):
         chart.to_dict()  # a note instead of marks
     assert "No anomalies found" in res._repr_html_()  # a note, not an empty table
     assert "<table" not in res._repr_html_()
+
+
+# ------------------------------------------------------------------ features from the catalog
+RETAIL_DIR = CATALOG_DIR.rsplit("/", 1)[0] + "/examples/retail/catalog"
+
+
+def _catalog_variant(tmp_path, *, rename=None, units=None):
+    """The sample catalog with metric ids renamed and/or units replaced (every YAML file)."""
+    import re
+    import shutil
+
+    folder = tmp_path / "catalog"
+    shutil.copytree(CATALOG_DIR, folder)
+    for path in folder.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        for old, new in (rename or {}).items():
+            text = re.sub(rf"(?<!role: )\b{old}\b", new, text)  # role names stay
+        for old, new in (units or {}).items():
+            text = re.sub(rf"(?m)^(\s+unit:) {re.escape(old)}$", rf"\1 {new}", text)
+        path.write_text(text, encoding="utf-8")
+    return catalog_mod.load_catalog(folder)
+
+
+def test_features_of_the_sample_catalog(catalog):
+    feats = features_of(catalog)
+    # ratio metrics a / b of same-month metrics, by their catalog id
+    assert (feats["cost_ratio"].numerator, feats["cost_ratio"].denominator) == ("cogs", "revenue")
+    assert feats["cost_ratio"].factor == 1.0 and feats["cost_ratio"].unit == "ratio"
+    # a derived numerator is recomputed from its reported flows
+    assert feats["roe"].inputs == ("revenue", "cogs", "opex", "equity")
+    # per head: the sales role and the money flows headcount drives; not twice what
+    # profit_per_head already divides by headcount
+    assert feats["revenue_per_head"].denominator == "headcount"
+    assert feats["opex_per_head"].metric is None and feats["opex_per_head"].unit == "万元/人"
+    assert "net_profit_per_head" not in feats
+    # reported averages: rates, prices, scores
+    assert {"yield_rate", "avg_unit_price", "internal_satisfaction"} <= set(feats)
+    # not features: growth (another month), flows, stocks, counts
+    assert not {
+        "revenue_growth",
+        "net_profit_growth",
+        "revenue",
+        "headcount",
+        "new_customers",
+    } & set(feats)
+    assert feats["revenue_per_head"].label(catalog, "en") == "Revenue per head"
+    assert feats["opex_per_head"].label(catalog, "zh") == "人均期间费用"
+    assert feats["cost_ratio"].label(catalog, "en") == "Cost ratio"
+
+
+def test_features_of_the_retail_catalog():
+    retail = catalog_mod.load_catalog(RETAIL_DIR)
+    feats = features_of(retail)
+    per_unit = feats["fulfilment_cost_per_unit"]  # fulfilment_cost * 1000 / units_shipped
+    assert (per_unit.numerator, per_unit.denominator, per_unit.factor) == (
+        "fulfilment_cost",
+        "units_shipped",
+        1000.0,
+    )
+    assert feats["gross_margin_rate"].inputs == ("net_sales", "cost_of_sales")
+    assert {"net_sales_per_head", "store_opex_per_head", "admin_expense_per_head"} <= set(feats)
+    assert {"conversion_rate", "average_order_value", "service_score"} <= set(feats)
+    # a ratio over a sum and a growth rate are not one flow over another
+    assert "returns_rate" not in feats and "sales_growth" not in feats
+    assert not {"cost_ratio", "revenue_per_head", "yield_rate"} & set(feats)
+
+
+def test_renamed_catalog_gives_renamed_features_and_the_same_findings(catalog, tmp_path):
+    rename = {
+        "revenue": "turnover",
+        "cogs": "cost_of_goods",
+        "opex": "overheads",
+        "headcount": "staff",
+        "cost_ratio": "cogs_share",
+        "avg_unit_price": "mean_price",
+        "shipped_qty": "units_out",
+    }
+    renamed = _catalog_variant(tmp_path, rename=rename)
+    old, new = features_of(catalog), features_of(renamed)
+    names = {rename.get(n, n) for n in old}
+    names = {n.replace("revenue_per_head", "turnover_per_head") for n in names}
+    names = {n.replace("opex_per_head", "overheads_per_head") for n in names}
+    assert set(new) == names
+    assert (new["cogs_share"].numerator, new["cogs_share"].denominator) == (
+        "cost_of_goods",
+        "turnover",
+    )
+
+    def edit(d):  # an odd mix of ratios at one unit
+        d["U04"]["revenue"][-1] *= 1.10
+        d["U04"]["opex"][-1] *= 1.25
+
+    facts = _facts(edit=edit)
+    opts = AnomalyOptions(detectors=("multivariate",))
+    a = _run(facts, catalog, options=opts).table
+    b = _run(
+        facts.assign(metric_id=facts["metric_id"].replace(rename)), renamed, options=opts
+    ).table
+    assert len(a) == len(b) >= 1
+    assert list(b["metric_id"]) == [rename.get(m, m) for m in a["metric_id"]]
+    assert list(b["feature"]) == [
+        {"opex_per_head": "overheads_per_head", "revenue_per_head": "turnover_per_head"}.get(
+            f, rename.get(f, f)
+        )
+        for f in a["feature"]
+    ]
+    np.testing.assert_allclose(b["score"], a["score"])
+    np.testing.assert_allclose(b["at_stake"], a["at_stake"])
+
+
+def test_features_option_chooses_features_and_unknown_names_are_a_params_error(catalog):
+    res = _run(
+        _facts(),
+        catalog,
+        options=AnomalyOptions(
+            detectors=("multivariate",), features=("expense_ratio", "yield_rate")
+        ),
+    )
+    # yield_rate has no facts in this fixture: one feature left, nothing to compare
+    assert "could not run" in res.notes[0] and "Expense ratio" in res.notes[0]
+    res = _run(
+        _facts(), catalog, options=AnomalyOptions(features=("expense_ratio", "opex_per_head"))
+    )
+    assert "compared 2 ratios" in res.notes[0] and "Operating expenses per head" in res.notes[0]
+    with pytest.raises(ParamsError, match="dso") as err:
+        _run(_facts(), catalog, options=AnomalyOptions(features=("dso", "cost_ratio")))
+    assert "cost_ratio" in str(err.value) and "revenue_per_head" in str(err.value)
+
+
+def test_every_feature_the_catalog_gives_is_named_on_the_page(catalog):
+    res = _run(_facts(), catalog)
+    note = res.notes[0]
+    for name in ("Expense ratio", "Revenue per head", "Operating expenses per head"):
+        assert name in note
+    assert "Average selling price" in note  # a reported price
+    assert "Cost ratio" not in note and "Yield" not in note  # no unit reports their inputs
+    assert note in res._repr_html_()
+
+
+# ------------------------------------------------------------------ money in the catalog's unit
+def test_money_at_stake_in_a_kusd_catalog(tmp_path):
+    kusd = _catalog_variant(
+        tmp_path, units={"万元": "kUSD", "万元/人": "kUSD/persons", "元/件": "USD/unit"}
+    )
+    assert kusd.money_unit == "kUSD"
+
+    def edit(d):
+        d["U03"]["opex"][-2] *= 1.8
+
+    res = _run(_facts(edit=edit), kusd)
+    row = res.table.iloc[0]
+    assert row["metric_id"] == "opex"
+    assert row["at_stake"] == pytest.approx(row["value"] - row["expected"])
+    assert "USD" in row["message"] and "CNY" not in row["message"]
+    assert res.stats["money_high"] == "USD 200.0 k" and res.stats["money_low"] == "USD 2.0 k"
+    assert "USD" in res.view()["at_stake"].iloc[0]
+    zh = detect_anomalies(_facts(edit=edit), _entities(), kusd, quarter=QUARTER, language="zh")
+    assert "美元" in zh.table["message"].iloc[0] and "万元" not in zh.table["message"].iloc[0]
+    assert zh.stats["money_high"] == "20.0 万美元"
+
+
+def test_money_at_stake_converts_other_scales_to_the_money_unit(tmp_path):
+    # the profit metric (money unit) in kUSD, operating expenses booked in USD
+    mixed = _catalog_variant(
+        tmp_path, units={"万元": "kUSD", "万元/人": "kUSD/persons", "元/件": "USD/unit"}
+    )
+    mixed_opex = mixed.model_copy(
+        update={
+            "metrics": {
+                **mixed.metrics,
+                "opex": mixed.metrics["opex"].model_copy(update={"unit": "USD"}),
+            }
+        }
+    )
+    assert mixed_opex.money_unit == "kUSD" and mixed_opex.in_money_unit("opex") == 0.001
+
+    def edit(d):
+        d["U03"]["opex"][-2] *= 1.8
+
+    row = _run(_facts(edit=edit), mixed_opex).table.iloc[0]
+    assert row["metric_id"] == "opex"
+    assert row["at_stake"] == pytest.approx((row["value"] - row["expected"]) / 1000)
+
+
+def test_a_non_money_driver_is_priced_at_its_mapped_money_target(catalog):
+    def edit(d):
+        d["U05"]["avg_unit_price"][-3] *= 1.3  # price spikes; the mapping says it drives revenue
+
+    res = _run(_facts(edit=edit), catalog, options=AnomalyOptions(detectors=("series",)))
+    hit = res.table[res.table["metric_id"] == "avg_unit_price"].iloc[0]
+    rel = min(abs(hit["value"] / hit["expected"] - 1), 1.0)
+    facts = _facts(edit=edit)
+    revenue = facts[
+        (facts["entity_id"] == "U05")
+        & (facts["metric_id"] == "revenue")
+        & (facts["period"] == hit["period"])
+    ]["value"].iloc[0]
+    assert hit["at_stake"] == pytest.approx(rel * revenue)
+
+
+# ------------------------------------------------------------------ peers and linkage on the page
+def test_peer_detector_silent_below_min_peers_says_so(catalog):
+    def edit(d):
+        d["U02"]["headcount"][-3:] *= 1.5
+
+    res = _run(_facts(edit=edit), catalog, options=AnomalyOptions(min_peers=10))
+    assert not (res.table["kind"] == "peer").any()
+    note = res.peers.note
+    assert note.startswith("No peer group has 10 units")
+    assert "largest group of one centre type and business line has 8" in note
+    assert "at least 10 units of one centre type and business line" in note
+    assert res.peers.table.empty and note in res.peers._repr_html_()
+    assert note in str(res.peers.chart().to_dict())
+    zh = detect_anomalies(
+        _facts(),
+        _entities(),
+        catalog,
+        quarter=QUARTER,
+        options=AnomalyOptions(min_peers=10),
+        language="zh",
+    )
+    assert "没有任何同业组达到 10 家单位" in zh.peers.note
+    # with a group of 8 >= 6 units the detector compares and says nothing
+    assert _run(_facts(edit=edit), catalog).peers.note == ""
+    off = _run(_facts(), catalog, options=AnomalyOptions(detectors=("series",)))
+    assert "switched off" in off.peers.note
+
+
+def test_linkage_message_prints_the_driver_in_the_drivers_unit(catalog):
+    def edit(d):
+        d["U03"]["opex"][-2] *= 1.8  # headcount unchanged: opex off what headcount implies
+
+    res = _run(_facts(edit=edit), catalog, options=AnomalyOptions(detectors=("linkage",)))
+    row = res.table[res.table["metric_id"] == "opex"].iloc[0]
+    assert row["kind"] == "linkage"
+    # U03 has 23 persons; the implied value is theirs, not 23 (CNY 10k)
+    assert "Headcount gives 23 persons" in row["message"]
+    assert "Headcount gives CNY" not in row["message"]
+    zh = detect_anomalies(
+        _facts(edit=edit),
+        _entities(),
+        catalog,
+        quarter=QUARTER,
+        options=AnomalyOptions(detectors=("linkage",)),
+        language="zh",
+    )
+    assert "按 在岗人数 推算为 23 人" in zh.table["message"].iloc[0]

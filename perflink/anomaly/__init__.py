@@ -6,7 +6,8 @@ detection over the facts table builds on.  Both are pure functions of their
 input: same input, same output.
 
 :func:`run` detects the anomalies of an open review (notebook 04) with
-:func:`detect_anomalies`, the panel detection over the facts table.
+:func:`detect_anomalies`, the panel detection over the facts table; :func:`features_of`
+says which features of a catalog its multivariate detector compares.
 
 Methods (``attrs["method"]`` of the result):
 
@@ -43,7 +44,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from perflink.anomaly._panel import DETECTORS, FEATURES, detect_anomalies
+from perflink.anomaly._features import Feature, features_of
+from perflink.anomaly._panel import DETECTORS, detect_anomalies
 from perflink.anomaly._results import (
     TABLE_COLUMNS,
     AnomalyCounts,
@@ -60,14 +62,15 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "DETECTORS",
-    "FEATURES",
     "TABLE_COLUMNS",
     "AnomalyCounts",
     "AnomalyResult",
+    "Feature",
     "PeerComparison",
     "detect_anomalies",
     "detect_frame",
     "detect_series",
+    "features_of",
     "run",
 ]
 

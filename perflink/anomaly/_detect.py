@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from perflink.anomaly._cube import Cube, Scored, material, nanmedian, score_series
+from perflink.anomaly._features import Feature, feature_cube
 from perflink.catalog import Catalog
 from perflink.execution import Executor
 from perflink.formula import parse
@@ -24,18 +25,6 @@ from perflink.options import AnomalyOptions
 _MAD = 1.4826
 _BAND = 3.2  # |z| of the expected range drawn in timelines
 _LINK_HISTORY = 24  # months before the quarter that set the usual driver ratio
-#: Ratio features of the multivariate detector: name -> (numerator, denominator, factor,
-#: metric the finding is filed under). value = numerator / denominator * factor.
-FEATURES: dict[str, tuple[str, str | None, float, str]] = {
-    "cost_ratio": ("cogs", "revenue", 1.0, "cogs"),
-    "expense_ratio": ("opex", "revenue", 1.0, "opex"),
-    "revenue_per_head": ("revenue", "headcount", 1.0, "revenue"),
-    "dso": ("receivables", "revenue", 30.0 / 1.13, "receivables"),  # days of VAT-incl. sales
-    "avg_unit_price": ("avg_unit_price", None, 1.0, "avg_unit_price"),
-    "yield_rate": ("yield_rate", None, 1.0, "yield_rate"),
-    "unit_cost": ("production_cost", "production_qty", 10_000.0, "production_cost"),
-    "opex_per_head": ("opex", "headcount", 1.0, "opex"),
-}
 #: Smallest number of series (entity x metric) per block of the per-series scoring run on
 #: the executor: a block of 4,000 series of 48 months takes about 1.5 s on one core, well
 #: above the cost of sending it to a worker (see benchmarks/anomaly_panel_bench.py).
@@ -44,8 +33,8 @@ _COLUMNS = ["e", "t", "metric_id", "kind", "value", "expected", "lower", "upper"
 
 
 def is_rate(catalog: Catalog, metric: str) -> bool:
-    """Metrics in unit ``ratio`` are compared in points, not in per cent of their value."""
-    return metric in catalog.metrics and catalog.metrics[metric].unit == "ratio"
+    """Rates (fractions shown as percent) are compared in points, not in per cent of their value."""
+    return metric in catalog.metrics and catalog.metrics[metric].unit_info.is_rate
 
 
 def small_counts(cube: Cube, catalog: Catalog, min_level: float) -> np.ndarray:
@@ -54,7 +43,7 @@ def small_counts(cube: Cube, catalog: Catalog, min_level: float) -> np.ndarray:
     percentage changes (3 new customers -> 1 is -67%)."""
     counted = np.array(
         [
-            m in catalog.metrics and catalog.metrics[m].unit not in ("万元", "ratio", "元/件")
+            m in catalog.metrics and catalog.metrics[m].unit_info.kind == "quantity"
             for m in cube.metrics
         ]
     )
@@ -131,15 +120,17 @@ def _score_block(y: np.ndarray, periods: pd.PeriodIndex, season: int, flag_rate:
 
 def linkage_models(
     cube: Cube, catalog: Catalog, min_level: float = 10.0
-) -> dict[str, tuple[np.ndarray, str]]:
-    """Target metric -> (driver-implied value (E, T), description of the drivers).
+) -> dict[str, tuple[np.ndarray, str, str]]:
+    """Target metric -> (driver-implied value (E, T), drivers, unit of the implied value).
 
-    A target with a catalog ``decomposition`` (revenue = shipped_qty * avg_unit_price / 10000)
-    is implied by it; otherwise by its first mapped driver with a positive sign that is not a
-    rate, shifted by the mapping's lag (opex ~ headcount), for entities where that driver
-    is not a small count (see :func:`small_counts`).
+    A target with a catalog ``decomposition`` (a sales amount = quantity x price / scale) is
+    implied by it, in the target's unit; otherwise by its first mapped driver with a positive
+    sign that is not a rate, shifted by the mapping's lag (a cost ~ headcount), for entities
+    where that driver is not a small count (see :func:`small_counts`): the implied value is
+    then the driver's own value, in the driver's unit, and the usual ratio turns it into the
+    target's.
     """
-    out: dict[str, tuple[np.ndarray, str]] = {}
+    out: dict[str, tuple[np.ndarray, str, str]] = {}
     targets = sorted({mp.target for mp in catalog.mappings})
     for target in targets:
         if cube.m(target) is None or target not in catalog.metrics:
@@ -151,7 +142,7 @@ def linkage_models(
                 continue
             with np.errstate(all="ignore"):
                 implied = np.asarray(f.evaluate({n: cube.get(n) for n in f.inputs}), dtype=float)
-            out[target] = (implied, deco)
+            out[target] = (implied, deco, catalog.metrics[target].unit)
             continue
         for mp in catalog.mappings_to(target):
             if mp.sign > 0 and cube.m(mp.driver) is not None and not is_rate(catalog, mp.driver):
@@ -159,7 +150,7 @@ def linkage_models(
                 d[small_counts(cube, catalog, min_level)[:, cube.m(mp.driver)]] = np.nan
                 implied = np.full_like(d, np.nan)
                 implied[:, mp.lag :] = d[:, : d.shape[1] - mp.lag] if mp.lag else d
-                out[target] = (implied, mp.driver)
+                out[target] = (implied, mp.driver, catalog.metrics[mp.driver].unit)
                 break
     return out
 
@@ -177,7 +168,7 @@ def linkage_flags(
     frames, bands = [], {}
     q = cube.quarter
     hist = slice(max(0, q[0] - _LINK_HISTORY), q[0])
-    for target, (implied, drivers) in linkage_models(cube, catalog, opts.min_level).items():
+    for target, (implied, drivers, unit) in linkage_models(cube, catalog, opts.min_level).items():
         y = cube.get(target)
         with np.errstate(all="ignore"):
             logr = np.where((y > 0) & (implied > 0), np.log(y / implied), np.nan)
@@ -209,6 +200,7 @@ def linkage_flags(
                     hi[e, t],
                     z[e, t],
                     implied=implied[e, t],
+                    implied_unit=unit,
                     drivers=drivers,
                     ratio=np.exp(logr[e, t]),
                     ratio_usual=np.exp(centre[e]),
@@ -217,47 +209,37 @@ def linkage_flags(
     return (pd.concat(frames, ignore_index=True) if frames else _empty()), bands
 
 
-def feature_cube(cube: Cube, names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
-    """(E, K, T) values of the ratio features whose inputs are reported."""
-    keep, arrays = [], []
-    for name in names:
-        num, den, factor, _ = FEATURES[name]
-        if cube.m(num) is None or (den is not None and cube.m(den) is None):
-            continue
-        with np.errstate(all="ignore"):
-            x = cube.get(num) * factor
-            if den is not None:
-                d = cube.get(den)
-                x = np.where(d > 0, x / d, np.nan)
-        keep.append(name)
-        arrays.append(x)
-    if not arrays:
-        return [], np.empty((len(cube.entities), 0, len(cube.periods)))
-    return keep, np.stack(arrays, axis=1)
+def multivariate_flags(
+    cube: Cube, catalog: Catalog, sc: Scored, opts: AnomalyOptions, features: dict[str, Feature]
+) -> tuple[pd.DataFrame, list[Feature], int]:
+    """Entity-months of the quarter whose mix of features is unusual for the entity.
 
+    ``features`` are the catalog's (:func:`perflink.anomaly.features_of`, as chosen by
+    ``opts.features``). Each feature is a robust z against the entity's own 24 months before
+    the quarter (median, 1.4826 x MAD, at least 0.5% of the median); entities with the same set
+    of features share one correlation of those z (winsorised at +-4), and the squared
+    Mahalanobis distance of a quarter month is compared with chi-square(p). The finding is
+    filed under the reported input of the feature that contributes most which is furthest
+    from its own expected value (e.g. the denominator when a cost ratio moved because sales
+    did). ``feature_denominator`` holds the ratio's denominator in that month (NaN for a
+    reported average), to price the change.
 
-def multivariate_flags(cube: Cube, sc: Scored, opts: AnomalyOptions) -> pd.DataFrame:
-    """Entity-months of the quarter whose mix of ratio features is unusual for the entity.
-
-    Each feature is a robust z against the entity's own 24 months before the quarter (median,
-    1.4826 x MAD, at least 0.5% of the median); entities with the same set of features share
-    one correlation of those z (winsorised at +-4), and the squared Mahalanobis distance of
-    a quarter month is compared with chi-square(p). The finding is filed under the input of
-    the feature that contributes most (numerator or denominator, whichever is further from
-    its own expected value, e.g. revenue when the cost ratio moved because revenue did).
+    Returns the candidate rows, the features the facts could fill and the number of entities
+    with at least two of them scored (``opts.min_history`` months of history each).
     """
-    names, feats = feature_cube(cube, opts.features)
+    feats, values, dens = feature_cube(cube, catalog, features)
     q = cube.quarter
-    if not names:
-        return _empty()
-    hist = feats[:, :, max(0, q[0] - _LINK_HISTORY) : q[0]]
+    if not feats:
+        return _empty(), [], 0
+    hist = values[:, :, max(0, q[0] - _LINK_HISTORY) : q[0]]
     with np.errstate(all="ignore"):
         med = nanmedian(hist, axis=-1)
         mad = nanmedian(np.abs(hist - med[..., None]), axis=-1)
     scale = np.maximum(_MAD * mad, 0.005 * np.abs(med))
     with np.errstate(all="ignore"):
-        z = (feats - med[..., None]) / scale[..., None]
+        z = (values - med[..., None]) / scale[..., None]
     avail = (np.sum(np.isfinite(hist), axis=-1) >= opts.min_history) & (scale > 0)
+    n_units = int((avail.sum(axis=1) >= 2).sum())
     with np.errstate(all="ignore"):
         rel_dev = np.abs(cube.values / sc.expected - 1)
     frames = []
@@ -290,8 +272,9 @@ def multivariate_flags(cube: Cube, sc: Scored, opts: AnomalyOptions) -> pd.DataF
         kk = k[top]
         e, t = ents[ei], q[qi]
         zscore = np.where(pval[ei, qi] > 0, stats.norm.isf(pval[ei, qi] / 2), np.sqrt(d2[ei, qi]))
-        fname = np.asarray(names, dtype=object)[kk]
-        filed = [_file_under(cube, rel_dev, n, a, b) for n, a, b in zip(fname, e, t, strict=True)]
+        filed = [
+            _file_under(cube, rel_dev, feats[f], a, b) for f, a, b in zip(kk, e, t, strict=True)
+        ]
         mi = np.array([cube.m(x) for x in filed])
         frames.append(
             _rows(
@@ -304,23 +287,23 @@ def multivariate_flags(cube: Cube, sc: Scored, opts: AnomalyOptions) -> pd.DataF
                 sc.lower[e, mi, t],
                 sc.upper[e, mi, t],
                 zscore,
-                feature=fname,
-                feature_value=feats[e, kk, t],
+                feature=np.asarray([feats[f].name for f in kk], dtype=object),
+                feature_value=values[e, kk, t],
                 feature_usual=med[e, kk],
                 feature_z=z[e, kk, t],
+                feature_denominator=dens[e, kk, t],
                 distance=np.sqrt(d2[ei, qi]),
                 n_features=k.size,
             )
         )
-    return pd.concat(frames, ignore_index=True) if frames else _empty()
+    return (pd.concat(frames, ignore_index=True) if frames else _empty()), feats, n_units
 
 
-def _file_under(cube: Cube, rel_dev: np.ndarray, feature: str, e: int, t: int) -> str:
-    num, den, _, default = FEATURES[feature]
-    if den is None:
-        return default
-    dn, dd = rel_dev[e, cube.m(num), t], rel_dev[e, cube.m(den), t]
-    return den if np.nan_to_num(dd) > np.nan_to_num(dn) else num
+def _file_under(cube: Cube, rel_dev: np.ndarray, feature: Feature, e: int, t: int) -> str:
+    """The reported input of ``feature`` furthest from its expected value (the first on ties)."""
+    inputs = [m for m in feature.inputs if cube.m(m) is not None]
+    dev = [np.nan_to_num(rel_dev[e, cube.m(m), t]) for m in inputs]
+    return inputs[int(np.argmax(dev))]
 
 
 def peer_flags(

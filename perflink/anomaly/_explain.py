@@ -2,62 +2,72 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
 from perflink._report_format import fmt_number, fmt_period
 from perflink.anomaly._cube import Cube, Scored
-from perflink.anomaly._detect import FEATURES
+from perflink.anomaly._features import Feature
 from perflink.anomaly._rates import tail_rate
 from perflink.catalog import Catalog
 from perflink.common import SEVERITY_RANK as SEVERITY_ORDER
 from perflink.labels import t
 from perflink.options import AnomalyOptions
+from perflink.units import parse_unit
 
-_UNITS = {"万元": "money", "ratio": "pct", "件": "pcs", "元/件": "cny_per_pc", "人": "persons"}
 _SPIKE_Z = 3.2  # a driver more than this many noise sd off its expected value is "unusual"
 
 
-def unit_of(catalog: Catalog, metric: str, feature: object = None) -> str | None:
-    """fmt_number unit of a metric (or of a multivariate feature)."""
-    if isinstance(feature, str):
-        if feature in ("cost_ratio", "expense_ratio", "yield_rate"):
-            return "pct"
-        if feature == "dso":
-            return "days"  # labelled by fmt_number in the finding's language, not the page's
-        if feature in ("revenue_per_head", "opex_per_head"):
-            return "money"
-        if feature in ("unit_cost", "avg_unit_price"):
-            return "cny_per_pc"
-    unit = catalog.metrics[metric].unit if metric in catalog.metrics else None
-    return _UNITS.get(unit, unit) if unit else None
+def unit_of(catalog: Catalog, metric: str) -> str | None:
+    """The catalog unit of ``metric`` (for :func:`perflink._report_format.fmt_number`), or
+    None for a metric the catalog does not know."""
+    return catalog.metrics[metric].unit if metric in catalog.metrics else None
 
 
-def at_stake(rows: pd.DataFrame, cube: Cube, catalog: Catalog) -> np.ndarray:
-    """Money at stake (万元) per candidate row: |value - expected| for money metrics;
-    for a ratio feature the change times its denominator; otherwise the relative change
-    times the money metric the catalog maps the metric to (yield -> production cost).
+def _rate(unit: str | None) -> bool:
+    return unit is not None and parse_unit(unit).is_rate
+
+
+def at_stake(
+    rows: pd.DataFrame, cube: Cube, catalog: Catalog, features: dict[str, Feature]
+) -> np.ndarray:
+    """Money at stake per candidate row, in the catalog's money unit (NaN when it cannot be
+    priced).
+
+    - A ratio feature whose numerator is money (a cost ratio, sales per head): the feature's
+      change times its denominator, which is the numerator's change at the usual ratio.
+    - A money metric: ``|value - expected|``.
+    - Anything else (a count, a rate, a price): its relative change, capped at 100%, times the
+      money metric the catalog maps it to as a driver (yield -> production cost).
     """
     out = np.full(len(rows), np.nan)
+    if catalog.money_unit is None:
+        return out
     e, tt = rows["e"].to_numpy(int), rows["t"].to_numpy(int)
     dev = np.abs(rows["value"].to_numpy(float) - rows["expected"].to_numpy(float))
     with np.errstate(all="ignore"):
         rel = dev / np.abs(rows["expected"].to_numpy(float))
     feature = rows["feature"] if "feature" in rows else pd.Series([None] * len(rows))
     for i, (metric, feat) in enumerate(zip(rows["metric_id"], feature, strict=True)):
-        if isinstance(feat, str) and FEATURES[feat][1] is not None:
-            _, den, factor, _ = FEATURES[feat]
+        spec = features.get(feat) if isinstance(feat, str) else None
+        num_money = catalog.in_money_unit(spec.numerator) if spec is not None else None
+        money = catalog.in_money_unit(metric) if metric in catalog.metrics else None
+        if spec is not None and spec.denominator is not None and num_money is not None:
             fdev = abs(rows["feature_value"].iloc[i] - rows["feature_usual"].iloc[i])
-            out[i] = fdev * cube.get(den)[e[i], tt[i]] / factor
-        elif metric in catalog.metrics and catalog.metrics[metric].unit == "万元":
-            out[i] = dev[i]
+            out[i] = fdev * rows["feature_denominator"].iloc[i] / spec.factor * num_money
+        elif money is not None:
+            out[i] = dev[i] * money
         else:
             for mp in catalog.mappings:
-                if mp.driver == metric and catalog.metric(mp.target).unit == "万元":
-                    # a driver's relative change, capped at 100%, priced at the target
-                    out[i] = min(rel[i], 1.0) * cube.get(mp.target)[e[i], tt[i]]
-                    if np.isfinite(out[i]):
-                        break
+                factor = catalog.in_money_unit(mp.target)
+                if mp.driver != metric or factor is None or cube.m(mp.target) is None:
+                    continue
+                # a driver's relative change, capped at 100%, priced at the target
+                out[i] = min(rel[i], 1.0) * cube.get(mp.target)[e[i], tt[i]] * factor
+                if np.isfinite(out[i]):
+                    break
     return out
 
 
@@ -124,7 +134,7 @@ def _fmt(x: float, unit: str | None, lang: str) -> str:
 
 
 def _change(value: float, expected: float, unit: str | None, lang: str) -> str:
-    if unit == "pct":
+    if _rate(unit):
         return t("anomaly.msg.points", lang, x=f"{(value - expected) * 100:+.1f}")
     if not expected:
         return "—"
@@ -164,7 +174,8 @@ def drivers_text(
 def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict, lang: str) -> str:
     """The explanation of one candidate row in ``lang``, with its numbers and how rare it is.
 
-    ``ctx`` holds the names (``entities``, ``metrics``, ``groups``) and ``flag_rate``.
+    ``ctx`` holds the names (``entities``, ``metrics``, ``groups``), ``flag_rate`` and the
+    ``features`` (name -> :class:`~perflink.anomaly._features.Feature`).
     """
     metric, kind = row["metric_id"], row["kind"]
     feat = row.get("feature")
@@ -183,9 +194,10 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
         kind=t(f"report.value.kind.{kind}", lang),
     )
     if kind == "multivariate":
-        funit = unit_of(catalog, metric, feat)
+        spec = ctx["features"][feat]
+        funit = spec.unit
         fmt.update(
-            feature=t(f"anomaly.feature.{feat}", lang),
+            feature=spec.label(catalog, lang),
             fvalue=_fmt(row["feature_value"], funit, lang),
             fusual=_fmt(row["feature_usual"], funit, lang),
             fz=f"{row['feature_z']:+.1f}",
@@ -195,11 +207,11 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
     elif kind == "peer":
         fmt.update(
             growth=_change(row["value"], row["value"] / (1 + row["change"]), unit, lang)
-            if unit != "pct"
+            if not _rate(unit)
             else t("anomaly.msg.points", lang, x=f"{row['change'] * 100:+.1f}"),
             peer=(
                 f"{row['peer_median']:+.1%}"
-                if unit != "pct"
+                if not _rate(unit)
                 else t("anomaly.msg.points", lang, x=f"{row['peer_median'] * 100:+.1f}")
             ),
             n=int(row["peer_n"]),
@@ -207,7 +219,7 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
         )
     elif kind == "linkage":
         fmt.update(
-            implied=_fmt(row["implied"], unit, lang),
+            implied=_fmt(row["implied"], row["implied_unit"], lang),
             formula=_formula_text(row["drivers"], ctx["metrics"]),
             ratio=f"{row['ratio']:.3f}",
             usual=f"{row['ratio_usual']:.3f}",
@@ -220,10 +232,8 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
 
 
 def _formula_text(expr: str, names: dict) -> str:
-    out = str(expr)
-    for metric in sorted(names, key=len, reverse=True):
-        out = out.replace(metric, names[metric])
-    return out
+    """``expr`` with every metric id replaced by its name (whole ids only)."""
+    return re.sub(r"[A-Za-z_]\w*", lambda m: names.get(m.group(0), m.group(0)), str(expr))
 
 
 def explained_by(
@@ -258,8 +268,11 @@ def explained_by(
     return out
 
 
-def source_refs(rows: pd.DataFrame, facts: pd.DataFrame, linkage_inputs: dict) -> pd.Series:
-    """``source_ref`` of the facts behind each row, joined with ``;``."""
+def source_refs(
+    rows: pd.DataFrame, facts: pd.DataFrame, linkage_inputs: dict, features: dict[str, Feature]
+) -> pd.Series:
+    """``source_ref`` of the facts behind each row, joined with ``;``: the row's metric, the
+    drivers of a linkage finding, the reported inputs of a multivariate finding's feature."""
     if rows.empty or "source_ref" not in facts.columns:
         return pd.Series([""] * len(rows), index=rows.index, dtype=object)
     need = []
@@ -267,8 +280,8 @@ def source_refs(rows: pd.DataFrame, facts: pd.DataFrame, linkage_inputs: dict) -
         ms = [metric]
         if kind == "linkage":
             ms += list(linkage_inputs.get(metric, ()))
-        if isinstance(feat, str):
-            ms += [m for m in FEATURES[feat][:2] if m and m not in ms]
+        if isinstance(feat, str) and feat in features:
+            ms += [m for m in features[feat].inputs if m not in ms]
         need.append(ms)
     keys = set(zip(rows["entity_id"], rows["period"], strict=True))
     f = facts[pd.MultiIndex.from_frame(facts[["entity_id", "period"]]).isin(keys)]

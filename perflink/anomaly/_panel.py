@@ -13,7 +13,6 @@ from perflink import labels
 from perflink._report_format import fmt_number
 from perflink.anomaly._cube import Cube, build_cube
 from perflink.anomaly._detect import (
-    FEATURES,
     linkage_flags,
     linkage_models,
     multivariate_flags,
@@ -30,6 +29,7 @@ from perflink.anomaly._explain import (
     source_refs,
     unit_of,
 )
+from perflink.anomaly._features import Feature, features_of
 from perflink.anomaly._results import (
     TABLE_COLUMNS,
     AnomalyCounts,
@@ -43,7 +43,7 @@ from perflink.errors import ParamsError
 from perflink.execution import Executor, get_executor
 from perflink.options import AnomalyOptions, ExecutorOptions
 
-__all__ = ["DETECTORS", "FEATURES", "detect_anomalies"]
+__all__ = ["DETECTORS", "detect_anomalies"]
 
 #: Detector names accepted in ``AnomalyOptions.detectors``.
 DETECTORS = ("series", "multivariate", "peer", "linkage")
@@ -69,11 +69,12 @@ def detect_anomalies(
     - ``series``: spikes, level shifts and trend breaks of each series
       (:func:`perflink.anomaly.detect_frame`, seasonal, robust);
     - ``linkage``: a finance metric off the value its mapped business drivers imply
-      (catalog ``decomposition`` such as revenue = shipped_qty x avg_unit_price / 10000, or
-      the mapped driver times the usual ratio), scored on the log ratio's own history;
-    - ``multivariate``: an entity-month whose mix of ratio features (cost ratio, expense
-      ratio, revenue per head, DSO, price, yield, unit cost, opex per head) is unusual for
-      the entity, by robust Mahalanobis distance, filed under the top feature's metric;
+      (its catalog ``decomposition``, such as quantity x price / scale, or the mapped driver
+      times the usual ratio), scored on the log ratio's own history;
+    - ``multivariate``: an entity-month whose mix of features is unusual for the entity, by
+      robust Mahalanobis distance, filed under the top feature's input that moved most; the
+      features come from the catalog (:func:`perflink.anomaly.features_of`: its ratio
+      metrics, per-head ratios of money flows, its reported rates, prices and scores);
     - ``peer``: a year-on-year change unlike the units of the same centre type and
       business line in that month.
 
@@ -91,14 +92,16 @@ def detect_anomalies(
         The entities table (reads ``entity_id, name_zh, name_en, parent_id, center_type,
         business_line``).
     catalog : perflink.catalog.Catalog
-        Metric units and names, mappings (drivers) and decompositions.
+        Metric units and names, formulas (ratio features), roles (sales, headcount), mappings
+        (drivers) and decompositions.
     quarter : pandas.Period or str
         Review quarter (``"2026Q3"``); only its months are flagged, earlier months are history.
     adjustments : pandas.DataFrame, optional
         Approved adjustments (reads ``entity_id, period, metric_id, amount, reason,
         approved_by``): known events that explain an anomaly.
     options : AnomalyOptions, optional
-        Thresholds (default: ``AnomalyOptions()``).
+        Thresholds and features (default: ``AnomalyOptions()``: every feature the catalog
+        gives; money thresholds in the catalog's money unit).
     language : {"zh", "en"}, optional
         Language of messages and charts (default: the current report language).
     executor : Executor, ExecutorOptions or int, optional
@@ -110,20 +113,23 @@ def detect_anomalies(
     Returns
     -------
     AnomalyResult
-        Ranked findings of the quarter (severity, then money at stake in 万元, then |score|),
-        timelines of the top series, peer comparisons and counts.
+        Ranked findings of the quarter (severity, then money at stake in the catalog's money
+        unit, then |score|), timelines of the top series, peer comparisons and counts; its
+        ``notes`` say what the multivariate and peer detectors could compare.
 
     Raises
     ------
     InputError
         Facts or entities lack columns, have the wrong dtypes, or miss the quarter.
     ParamsError
-        Bad ``quarter``, ``language`` or an unknown detector / feature name in ``options``;
-        a bad executor (unreachable Dask scheduler).
+        Bad ``quarter``, ``language`` or an unknown detector / feature name in ``options``
+        (the message lists the catalog's features); a bad executor (unreachable Dask
+        scheduler).
     RunError
         The Dask cluster has no workers, lacks perflink, or lost a worker.
     """
-    opts = _check_options(options)
+    opts = _check_options(options).for_catalog(catalog)
+    features = _chosen_features(catalog, opts)
     lang = labels._check_lang(language)
     q = parse_quarter(quarter)
     ents = _check_entities(entities)
@@ -137,8 +143,10 @@ def detect_anomalies(
     if "linkage" in opts.detectors:
         link, bands = linkage_flags(cube, catalog, opts)
         parts.append(link)
+    used, n_units = None, 0
     if "multivariate" in opts.detectors:
-        parts.append(multivariate_flags(cube, sc, opts))
+        multi, used, n_units = multivariate_flags(cube, catalog, sc, opts, features)
+        parts.append(multi)
     changes = None
     if "peer" in opts.detectors:
         peer, changes = peer_flags(cube, catalog, groups, opts)
@@ -149,7 +157,12 @@ def detect_anomalies(
 
     metric_names = {m: catalog.metrics[m].name(lang) for m in catalog.metrics}
     ent_names = dict(zip(ents["entity_id"], ents[f"name_{lang}"], strict=True))
-    names = {"entities": ent_names, "metrics": metric_names, "groups": group_names}
+    names = {
+        "entities": ent_names,
+        "metrics": metric_names,
+        "groups": group_names,
+        "features": features,
+    }
     table = _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, names)
     n_points = int(np.isfinite(cube.values[:, :, cube.quarter]).sum())
     stats = {
@@ -160,16 +173,25 @@ def detect_anomalies(
         "high": int(table["severity"].isin(severities_from("high")).sum()),
         "explained": int((table["explained_by"] != "").sum()),
         "flag_rate": opts.flag_rate,
+        "money_high": fmt_number(opts.money_high, catalog.money_unit, lang),
+        "money_low": fmt_number(opts.money_low, catalog.money_unit, lang),
     }
     top = _top_series(table, opts.top_n)
+    peer_note = _peer_note(groups, opts, lang)
     return AnomalyResult(
         table=table,
         timelines=_timelines(top, cube, sc, bands, ent_names, metric_names),
-        peers=PeerComparison(_peer_data(top, cube, changes, groups, ent_names, metric_names), lang),
+        peers=PeerComparison(
+            _peer_data(top, cube, changes, groups, opts.min_peers, ent_names, metric_names),
+            lang,
+            peer_note,
+        ),
         counts=AnomalyCounts(counts_table(table, ents, lang), lang),
         formatted=_formatted(table, catalog, lang),
         stats=stats,
         language=lang,
+        notes=(_features_note(used, n_units, catalog, table, opts, lang),),
+        money_unit=catalog.money_unit,
     )
 
 
@@ -183,15 +205,71 @@ def _check_options(options: AnomalyOptions | None) -> AnomalyOptions:
     bad = [d for d in options.detectors if d not in DETECTORS]
     if bad:
         raise ParamsError(f"anomaly.detectors: unknown {bad}; use some of {list(DETECTORS)}.")
-    bad = [f for f in options.features if f not in FEATURES]
-    if bad:
-        raise ParamsError(f"anomaly.features: unknown {bad}; use some of {list(FEATURES)}.")
     if not options.z_medium <= options.z_high <= options.z_critical:
         raise ParamsError(
             f"anomaly: severity bands must rise, got z_medium={options.z_medium}, "
             f"z_high={options.z_high}, z_critical={options.z_critical}."
         )
     return options
+
+
+def _chosen_features(catalog: Catalog, opts: AnomalyOptions) -> dict[str, Feature]:
+    """The features of ``opts.features`` (empty: every feature the catalog gives)."""
+    available = features_of(catalog)
+    if not opts.features:
+        return available
+    bad = [f for f in opts.features if f not in available]
+    if bad:
+        known = ", ".join(available) or "none: the catalog has no ratio metrics, rates or prices"
+        raise ParamsError(
+            f"anomaly.features: {bad} are not features of this catalog; the catalog gives "
+            f"{known}. Name some of them, or leave anomaly.features empty for all."
+        )
+    return {f: available[f] for f in dict.fromkeys(opts.features)}
+
+
+def _peer_note(groups: np.ndarray, opts: AnomalyOptions, lang: str) -> str:
+    """Why the peer detector compared nothing, or "" when it could compare."""
+    if "peer" not in opts.detectors:
+        return labels.t("anomaly.text.peers_off", lang)
+    sizes = np.bincount(groups[groups >= 0]) if (groups >= 0).any() else np.zeros(1, int)
+    if sizes.max() >= opts.min_peers:
+        return ""
+    return labels.t(
+        "anomaly.text.peers_silent", lang, largest=int(sizes.max()), min_peers=opts.min_peers
+    )
+
+
+def _features_note(
+    used: list[Feature] | None,
+    n_units: int,
+    catalog: Catalog,
+    table: pd.DataFrame,
+    opts: AnomalyOptions,
+    lang: str,
+) -> str:
+    """What the multivariate detector compared (by the catalog's names), or why it could not.
+
+    ``used`` = the features the facts could fill (None: the detector is off), ``n_units`` =
+    entities with two of them scored; ``table`` = the findings (those it flagged, first or
+    among ``also``, are counted).
+    """
+    kinds = table["kind"].astype(str) + "," + table["also"].fillna("").astype(str)
+    n_found = int(kinds.str.split(",").map(lambda k: "multivariate" in k).sum())
+    if used is None:
+        return labels.t("anomaly.text.multivariate_off", lang)
+    if not used:
+        return labels.t("anomaly.text.no_features", lang)
+    sep = "、" if lang == "zh" else ", "
+    return labels.t(
+        "anomaly.text.features" if n_units else "anomaly.text.few_features",
+        lang,
+        k=len(used),
+        features=sep.join(f.label(catalog, lang) for f in used),
+        units=n_units,
+        min_history=opts.min_history,
+        n=n_found,
+    )
 
 
 def _check_entities(entities: pd.DataFrame) -> pd.DataFrame:
@@ -225,7 +303,7 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
     cand["period"] = pd.PeriodIndex(cube.periods[cand["t"].to_numpy(int)])
     for c in ("value", "expected", "lower", "upper", "score"):
         cand[c] = cand[c].astype(float)
-    cand["at_stake"] = at_stake(cand, cube, catalog)
+    cand["at_stake"] = at_stake(cand, cube, catalog, names["features"])
     cand["severity"] = severity(cand["score"].to_numpy(), cand["at_stake"].to_numpy(), opts)
     cand["m"] = [cube.m(m) for m in cand["metric_id"]]
     # a small count's relative change, priced at the money metric it drives, overstates
@@ -250,9 +328,9 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
     first["explanation"] = first["explanation"] + note
     inputs = {
         target: [m for m in re.findall(r"[A-Za-z_]\w*", drivers) if m in catalog.metrics]
-        for target, (_, drivers) in linkage_models(cube, catalog, opts.min_level).items()
+        for target, (_, drivers, _) in linkage_models(cube, catalog, opts.min_level).items()
     }
-    first["source_refs"] = source_refs(first, facts, inputs).to_numpy()
+    first["source_refs"] = source_refs(first, facts, inputs, names["features"]).to_numpy()
     first["message"] = first["explanation"]
     first["entity"] = first["entity_id"].map(names["entities"])
     first["metric"] = first["metric_id"].map(names["metrics"])
@@ -313,7 +391,9 @@ def _timelines(top, cube: Cube, sc, bands, ent_names, metric_names) -> pd.DataFr
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
-def _peer_data(top, cube: Cube, changes, groups, ent_names, metric_names) -> pd.DataFrame:
+def _peer_data(top, cube: Cube, changes, groups, min_peers, ent_names, metric_names):
+    """Year-on-year changes of the top series' peers, for series whose peer group has at
+    least ``min_peers`` units (the groups the peer detector compares)."""
     cols = ["label", "entity_id", "peer_id", "change", "is_self"]
     if changes is None or top.empty:
         return pd.DataFrame(columns=cols)
@@ -326,6 +406,8 @@ def _peer_data(top, cube: Cube, changes, groups, ent_names, metric_names) -> pd.
         if m is None or k is None or groups[e] < 0:
             continue
         peers = np.flatnonzero(groups == groups[e])
+        if peers.size < min_peers:
+            continue
         g = changes[peers, m, k]
         ok = np.isfinite(g)
         if ok.sum() < 3 or not np.isfinite(changes[e, m, k]):

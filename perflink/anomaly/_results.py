@@ -5,6 +5,7 @@ Charts only present what the result holds; labels come from ``perflink/data/labe
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import altair as alt
@@ -133,10 +134,24 @@ class PeerComparison(TableResult):
         ``change`` (year-on-year change: fraction, or points for rates), ``is_self``.
     language : str
         ``"zh"`` or ``"en"``.
+    note : str
+        Why the peer detector compared nothing (no peer group of ``min_peers`` units, or the
+        detector is off), in ``language``; shown instead of an empty chart and table. "" when
+        it could compare.
     """
+
+    note: str = ""
 
     _empty = "anomaly.text.no_peers"
     _units = {"self_change": "pct", "peer_median": "pct"}
+
+    def _empty_chart(self) -> alt.Chart:
+        return charts.message(self.note) if self.note else super()._empty_chart()
+
+    def _repr_html_(self) -> str:
+        if self.table.empty and self.note:
+            return f'<p class="pl-note">{html.escape(self.note)}</p>'
+        return super()._repr_html_()
 
     def chart(self) -> alt.Chart:
         """One row per flagged series: peers as grey ticks, the flagged unit in red.
@@ -198,9 +213,10 @@ class AnomalyResult(TaskResult):
         quarter (columns :data:`TABLE_COLUMNS`): ``rank``; ``entity_id``, ``entity`` (name),
         ``period`` (Period[M]), ``metric_id``, ``metric`` (name); ``kind`` (spike,
         level_shift, trend_break, multivariate, peer, linkage); ``severity``; ``value``,
-        ``expected``, ``lower``, ``upper`` (the metric's unit; for ``multivariate`` the
-        feature's, named in ``feature``); ``score`` (robust z, normal-equivalent for
-        multivariate); ``at_stake`` (万元, NaN when it cannot be priced); ``also`` (other
+        ``expected``, ``lower``, ``upper`` (the metric's unit; a multivariate finding is filed
+        under the input of its top ``feature`` that moved most, see
+        :func:`perflink.anomaly.features_of`); ``score`` (robust z, normal-equivalent for
+        multivariate); ``at_stake`` (in ``money_unit``, NaN when it cannot be priced); ``also`` (other
         detectors that flagged the same number); ``explanation`` = ``message``;
         ``explained_by`` (approved adjustment, "" if none); ``source_refs`` (``;``-joined);
         ``source_system``; ``parent_id`` (subsidiary).
@@ -216,9 +232,16 @@ class AnomalyResult(TaskResult):
         the report language (for display).
     stats : dict
         ``quarter``, ``points`` (entity-metric-months scored in the quarter), ``flags``,
-        ``per_100`` (flags per 100 points), ``high`` (high + critical), ``explained``.
+        ``per_100`` (flags per 100 points), ``high`` (high + critical), ``explained``,
+        ``flag_rate``; ``money_high`` and ``money_low``: the severity's money thresholds as
+        text in ``money_unit`` (for the page's summary sentence).
     language : str
         ``"zh"`` or ``"en"``.
+    notes : tuple of str
+        Sentences in ``language`` on what the multivariate and peer detectors compared (the
+        catalog's features by name) or why they could not; shown above the ranked list.
+    money_unit : str or None
+        The catalog unit of ``at_stake`` (:attr:`perflink.catalog.Catalog.money_unit`).
     """
 
     table: pd.DataFrame
@@ -228,6 +251,8 @@ class AnomalyResult(TaskResult):
     formatted: pd.DataFrame
     stats: dict
     language: str
+    notes: tuple[str, ...] = ()
+    money_unit: str | None = None
 
     _empty = "anomaly.text.none"
     _table_name = "anomalies"
@@ -280,7 +305,7 @@ class AnomalyResult(TaskResult):
     def _display(self, n: int = 30) -> pd.DataFrame:
         lang = self.language
         df = self.table.head(n).copy()
-        df["at_stake"] = [fmt_number(v, "money", lang) for v in df["at_stake"]]
+        df["at_stake"] = [fmt_number(v, self.money_unit, lang) for v in df["at_stake"]]
         for col in ("value", "expected", "range"):
             df[col] = self.formatted[col].head(n).to_numpy()
         df["explained_by"] = df["explained_by"].replace("", None)
@@ -291,8 +316,9 @@ class AnomalyResult(TaskResult):
         return self._display(TABLE_MAX_ROWS)
 
     def _repr_html_(self) -> str:
+        notes = "".join(f'<p class="pl-note">{html.escape(n)}</p>' for n in self.notes if n)
         if self.table.empty:
-            return self._note(self._empty)
+            return notes + self._note(self._empty)
         top = self.table.head(TABLE_MAX_ROWS)
         order = {c: top[c].to_numpy() for c in ("value", "expected", "at_stake")}  # not the text
-        return self._table(self.view(), order=order)
+        return notes + self._table(self.view(), order=order)
