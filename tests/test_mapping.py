@@ -338,6 +338,27 @@ def test_driver_strength_confirmed_weak_and_insufficient():
     assert "insufficient data" in t.loc["M01", "message"]
 
 
+def test_driver_strength_estimates_a_derived_target_from_its_formula():
+    # opex per head is in no fact: computed per unit-month from opex / headcount, its
+    # elasticity to headcount is opex's minus one (opex = 0.5 headcount^0.8)
+    per_head = Metric(
+        id="opex_per_head", name_en="Opex per head", definition="d", caliber="c",
+        unit="万元/人", owner="Finance", source_system="derived", direction="lower", tier=3,
+        category="financial", aggregation="formula", formula="opex / headcount",
+    )  # fmt: skip
+    link = MetricMapping(
+        id="MX", driver="headcount", target="opex_per_head", sign=-1, lag=0, mechanism="x"
+    )
+    cat = Catalog(
+        metrics={**CATALOG.metrics, "opex_per_head": per_head},
+        mappings=[*CATALOG.mappings, link], rules=CATALOG.rules, policy=CATALOG.policy,
+    )  # fmt: skip
+    facts = _driver_facts()
+    row = pm.driver_strength(facts, cat, quarter=Q, lang="en").to_frame().set_index("mapping_id")
+    assert row.loc["MX", "strength"] == "confirmed"
+    np.testing.assert_allclose(row.loc["MX", "elasticity"], _within_ols(facts) - 1, rtol=1e-9)
+
+
 def test_driver_strength_wrong_sign():
     t = pm.driver_strength(_driver_facts(sign=-1.0), CATALOG, quarter=Q).to_frame()
     row = t.set_index("mapping_id").loc["M10"]

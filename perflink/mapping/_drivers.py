@@ -102,6 +102,26 @@ def _design(wide: pd.DataFrame, mp: MetricMapping, controls: list[MetricMapping]
     return pd.DataFrame(cols)
 
 
+def _unit_panel(facts: pd.DataFrame, catalog: Catalog, needed: list[str]) -> pd.DataFrame:
+    """Units' monthly values of the ``needed`` metrics; a derived one (a mapping to gross
+    margin, or from a conversion rate) computed per unit-month from its formula over the
+    reported metrics it is built from, as the facts never hold it."""
+    closure, todo = set(), [m for m in needed if catalog.metrics[m].derived]
+    while todo:
+        mid = todo.pop()
+        if mid in closure:
+            continue
+        closure.add(mid)
+        if catalog.metrics[mid].derived:
+            todo.extend(n for n in catalog.formulas[mid].inputs if n in catalog.metrics)
+    reported = sorted((set(needed) | closure) - set(catalog.formulas))
+    wide = panel.to_wide(facts, metrics=reported)
+    for mid in catalog.derived_order:
+        if mid in closure:
+            wide[mid] = catalog.formulas[mid].evaluate_frame(wide)
+    return wide
+
+
 def run(
     facts: pd.DataFrame,
     entities: pd.DataFrame | None,
@@ -119,7 +139,7 @@ def run(
     q1 = quarter_months(quarter)[-1]
     mappings = [mp for mp in catalog.mappings if {mp.driver, mp.target} <= set(catalog.metrics)]
     needed = sorted({m for mp in mappings for m in (mp.driver, mp.target)})
-    wide = panel.to_wide(facts[facts["period"] <= q1], metrics=needed)
+    wide = _unit_panel(facts[facts["period"] <= q1], catalog, needed)
     periods = wide.index.get_level_values("period")
     last = np.asarray(periods > q1 - months // 2) & np.asarray(periods <= q1)
     prev = np.asarray(periods > q1 - months) & ~last & np.asarray(periods <= q1)
