@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 import yaml
@@ -245,3 +248,125 @@ def test_command_line_writes_the_example(tmp_path: Path, planted: Path, capsys):
     assert _digest(tmp_path / "r") == _digest(planted)
     assert main(["sample-data", "--example", "retail", "--raw", str(tmp_path / "x")]) == 2
     assert "fixed shape" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the review, end to end
+# Issue 14, "done when": the retail example reviews with nothing set beyond its generated
+# params, every task page has content and amounts show in US dollars in both languages.
+
+TASK_PAGES = ("mapping", "kpi", "forecast", "anomaly", "summary")
+#: What a page of a kUSD company says about money, per report language; and what it never says.
+USD_WORD = {"en": "USD", "zh": "美元"}
+FOREIGN_UNITS = ("万元", "CNY")
+
+
+@pytest.fixture(scope="module", params=["en", "zh"])
+def retail_review(request, tmp_path_factory):
+    """The retail example, generated and reviewed by ``perflink review`` as written (en: its
+    params' language; zh: ``--language zh``)."""
+    from perflink.runner import run_review
+
+    root = tmp_path_factory.mktemp(f"retail_review_{request.param}")
+    params = generate(root / "r", example="retail")
+    result = run_review(params, out_dir=root / "reports", jobs=2, language=request.param)
+    return request.param, params, result
+
+
+def _svg_charts(page: str) -> list[str]:
+    return re.findall(r"<svg\b.*?</svg>", page, flags=re.S)
+
+
+def _drawn(svg: str) -> bool:
+    """An SVG chart draws something: a mark group (vega's ``role-mark``) with an element."""
+    root = ElementTree.fromstring(svg)
+    return any("role-mark" in (el.get("class") or "") and len(el) > 0 for el in root.iter())
+
+
+def _chart_texts(svg: str) -> list[str]:
+    return [t.strip() for t in ElementTree.fromstring(svg).itertext() if t.strip()]
+
+
+def _empty_tables(page: str) -> list[str]:
+    """Headers of every HTML table without a row (a heading promising what is not there)."""
+    out = []
+    for table in re.findall(r'<table class="pl-table">.*?</table>', page, flags=re.S):
+        body = re.search(r"<tbody>(.*?)</tbody>", table, flags=re.S)
+        if body is None or "<tr" not in body.group(1):
+            out.append(re.sub(r"<[^>]+>", " ", table)[:150])
+    return out
+
+
+def test_retail_params_set_no_option_block(tmp_path: Path):
+    # the review must run on the catalog-derived defaults, not on workaround blocks
+    params = yaml.safe_load(generate(tmp_path / "r", example="retail").read_text(encoding="utf-8"))
+    assert not {"forecast", "summary", "anomaly"} & set(params), sorted(params)
+
+
+@pytest.mark.slow
+@pytest.mark.kernel
+def test_retail_review_publishes_every_task(retail_review):
+    lang, _, result = retail_review
+    assert result.status == "ok"
+    assert [t.status for t in result.tasks] == ["ok"] * len(TASK_PAGES)
+    pages = {p.stem for p in result.report_dir.glob("*.html")}
+    assert set(TASK_PAGES) <= pages, sorted(pages)
+    assert f'lang="{"zh-CN" if lang == "zh" else "en"}"' in (
+        result.report_dir / "index.html"
+    ).read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+@pytest.mark.kernel
+@pytest.mark.parametrize("task", TASK_PAGES)
+def test_retail_task_page_has_content(retail_review, task):
+    lang, _, result = retail_review
+    page = (result.report_dir / f"{task}.html").read_text(encoding="utf-8")
+    charts = _svg_charts(page)
+    empty_label = {"en": "No data", "zh": "无数据"}[lang]
+    problems = [
+        f"chart {i + 1} draws nothing (texts: {_chart_texts(svg)[:4]})"
+        for i, svg in enumerate(charts)
+        if not _drawn(svg)
+    ] + [
+        f"chart {i + 1} says only {empty_label!r}, not why there is nothing to draw"
+        for i, svg in enumerate(charts)
+        if _chart_texts(svg) == [empty_label]
+    ]
+    problems += [f"table without a row: {head!r}" for head in _empty_tables(page)]
+    assert charts, f"{task}.html ({lang}) shows no chart"
+    assert "<table" in page, f"{task}.html ({lang}) shows no table"
+    assert not problems, f"{task}.html ({lang}):\n" + "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.kernel
+def test_retail_amounts_are_in_usd(retail_review):
+    lang, _, result = retail_review
+    folder = result.report_dir
+    found, without_usd = [], []
+    for task in TASK_PAGES:
+        page = (folder / f"{task}.html").read_text(encoding="utf-8")
+        for word in FOREIGN_UNITS:
+            for m in re.finditer(re.escape(word), page):
+                context = re.sub(r"<[^>]+>", " ", page[max(0, m.start() - 80) : m.end() + 40])
+                found.append(f"{task}.html: {word!r} in {' '.join(context.split())!r}")
+        if USD_WORD[lang] not in page:
+            without_usd.append(task)
+    for book in sorted(folder.glob("*.xlsx")):
+        wb = openpyxl.load_workbook(book, read_only=True)
+        for ws in wb.worksheets:
+            for row in ws.iter_rows():
+                for cell in row:
+                    text = f"{cell.value} {getattr(cell, 'number_format', '')}"
+                    found += [
+                        f"{book.name}!{ws.title}!{cell.coordinate}: {word!r} in {text[:80]!r}"
+                        for word in FOREIGN_UNITS
+                        if word in text
+                    ]
+    assert not found, f"{len(found)} amounts in another currency ({lang}):\n" + "\n".join(
+        found[:40]
+    )
+    # every task page states an amount somewhere (money at stake, budgets, bonuses, slips)
+    assert not without_usd, (
+        f"no {USD_WORD[lang]!r} on the {', '.join(without_usd)} page(s) ({lang})"
+    )
