@@ -180,7 +180,9 @@ def test_forecast_panel_bad_input(change, error):
 
 def test_backtest_panel_works_and_rejects_bad_input():
     facts, _, entities = _tiny()
-    bt = backtest_panel(facts, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1)
+    bt = backtest_panel(
+        facts, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1, language="en"
+    )
     assert isinstance(bt, BacktestResult)
     t = bt.to_frame().set_index("metric_id")
     assert list(t.index) == ["revenue", "cogs", "opex"]
@@ -188,6 +190,9 @@ def test_backtest_panel_works_and_rejects_bad_input():
     assert t.loc["revenue", "mase"] < t.loc["revenue", "mase_snaive"]
     assert 0 <= t.loc["revenue", "coverage_80"] <= t.loc["revenue", "coverage_95"] <= 1
     assert "<table" in bt._repr_html_() and bt.chart().to_dict()
+    page, chart = bt._repr_html_(), json_spec(bt.chart())
+    assert ">Revenue<" in page and ">revenue<" not in page  # names on the page, not ids
+    assert "Revenue" in chart and '"revenue"' not in chart
     with pytest.raises(ParamsError):
         backtest_panel(
             facts, entities, CATALOG, quarter="2026Q3", options=ForecastOptions(n_paths=5)
@@ -379,6 +384,17 @@ def test_leading_indicator_of_another_metric_in_the_driver_unit(own_en):
     assert own_en.leads == {"turnover": ("bookings", 1)}
     text = str(own_en.warning())
     assert "Warnings on Turnover also quote its leading indicator, Bookings" in text
+
+
+def test_drilldown_shows_each_flagged_unit_on_its_flagged_metric(own_en):
+    spec = own_en.drilldown().to_dict()
+    (rows,) = spec["datasets"].values()
+    assert {r["entity"] for r in rows} == {"Unit 2 · Turnover"}
+    assert spec["facet"]["sort"] == ["Unit 2 · Turnover"]
+    calm = _own("en", miss=1.0)
+    assert calm.deviation.flagged().empty
+    assert "No entity is flagged." in json_spec(calm.drilldown())
+    assert "No entity is flagged." in json_spec(calm.deviation.chart())
 
 
 def test_no_leading_indicator_is_said():

@@ -144,7 +144,8 @@ def _money_title(title: str, unit: str, lang: str) -> str:
     """Axis title naming the currency in zh (the axis labels say 万/亿 of the currency)."""
     if lang != "zh":
         return title  # en axis labels carry the currency (USD 250k)
-    return f"{title}（{unit_label(str(parse_unit(unit).currency), lang)}）"
+    currency = unit_label(str(parse_unit(unit).currency), lang)
+    return f"{title}（{currency}）" if title else currency
 
 
 def _value_axis(title: str, unit: str | None, lang: str) -> alt.Axis:
@@ -152,7 +153,50 @@ def _value_axis(title: str, unit: str | None, lang: str) -> alt.Axis:
     if unit and parse_unit(unit).is_money:
         return charts.fmt_axis_money(unit, lang, title=_money_title(title, unit, lang))
     label = unit_label(unit, lang) if unit else ""
-    return alt.Axis(title=f"{title} ({label})" if label else title)
+    if title and label:
+        return alt.Axis(title=f"{title} ({label})")
+    return alt.Axis(title=title or label)
+
+
+def _fans(
+    hist: pd.DataFrame, fc: pd.DataFrame, y_axis: alt.Axis, title, sort: list[str] | None
+) -> alt.FacetChart:
+    """Fan chart panels, one per ``entity`` label: actual and budget (``hist``), forecast
+    mean and 80%/95% bands (``fc``); panels in ``sort`` order (else alphabetical)."""
+    for df in (hist, fc):
+        df["month"] = df["period"].dt.to_timestamp()
+    base_x = alt.X("month:T", title=None)
+    band95 = (
+        alt.Chart()
+        .mark_area(opacity=0.18, color="#0b5cad")
+        .encode(x=base_x, y=alt.Y("lo_95:Q", axis=y_axis), y2="hi_95:Q")
+    )
+    band80 = (
+        alt.Chart()
+        .mark_area(opacity=0.3, color="#0b5cad")
+        .encode(x=base_x, y="lo_80:Q", y2="hi_80:Q")
+    )
+    mean = alt.Chart().mark_line(strokeDash=[4, 2], color="#0b5cad").encode(x=base_x, y="mean:Q")
+    actual = alt.Chart().mark_line(color="#222").encode(x=base_x, y=alt.Y("actual:Q"))
+    budget = (
+        alt.Chart().mark_line(color="#c62828", strokeDash=[2, 2]).encode(x=base_x, y="budget:Q")
+    )
+    data = pd.concat(
+        [
+            charts.for_chart(hist[["entity", "month", "actual", "budget"]]),
+            charts.for_chart(fc[["entity", "month", "mean", "lo_80", "hi_80", "lo_95", "hi_95"]]),
+        ],
+        ignore_index=True,
+    )
+    layer = alt.layer(band95, band80, mean, actual, budget, data=data).properties(
+        width=240, height=150
+    )
+    facet = alt.Facet("entity:N", title=None)
+    if sort is not None:
+        facet = alt.Facet("entity:N", title=None, sort=sort)
+    return (
+        layer.facet(facet=facet, columns=3).resolve_scale(y="independent").properties(title=title)
+    )
 
 
 # Fan charts of the group and its subsidiaries: a 3 x 3 grid at most (each panel ~40 marks).
@@ -401,13 +445,6 @@ class ForecastResult(TaskResult):
             parts.append(labels.t("forecast.text.no_lead", lang, metrics=_join(flows, lang)))
         return ForecastTextResult(("" if lang == "zh" else " ").join(parts), lang)
 
-    def drilldown(self) -> alt.TopLevelMixin:
-        """Fan charts of the first ``options.top_n`` flagged units, of the sales metric (else
-        the profit metric, else the first one forecast); a sentence when none is flagged."""
-        top_n = (self.options or ForecastOptions()).top_n
-        metric = self.role_metric("sales") or self.role_metric("profit")
-        return self.chart(self.deviation.top(top_n), metric=metric)
-
     def to_frame(self) -> pd.DataFrame:
         """The ``forecast`` table (see ``forecast``)."""
         return self.forecast[FORECAST_COLUMNS].copy()
@@ -492,42 +529,11 @@ class ForecastResult(TaskResult):
             )
         for df in (hist, fc):
             df["entity"] = _name_col(df, self.names)
-            df["month"] = df["period"].dt.to_timestamp()
-        base_x = alt.X("month:T", title=None)
         y_axis = _value_axis(self._name(metric), self.units.get(metric), lang)
-        band95 = (
-            alt.Chart()
-            .mark_area(opacity=0.18, color="#0b5cad")
-            .encode(x=base_x, y=alt.Y("lo_95:Q", axis=y_axis), y2="hi_95:Q")
-        )
-        band80 = (
-            alt.Chart()
-            .mark_area(opacity=0.3, color="#0b5cad")
-            .encode(x=base_x, y="lo_80:Q", y2="hi_80:Q")
-        )
-        mean = (
-            alt.Chart().mark_line(strokeDash=[4, 2], color="#0b5cad").encode(x=base_x, y="mean:Q")
-        )
-        actual = alt.Chart().mark_line(color="#222").encode(x=base_x, y=alt.Y("actual:Q"))
-        budget = (
-            alt.Chart().mark_line(color="#c62828", strokeDash=[2, 2]).encode(x=base_x, y="budget:Q")
-        )
-        data = pd.concat(
-            [
-                charts.for_chart(hist[["entity", "month", "actual", "budget"]]),
-                charts.for_chart(
-                    fc[["entity", "month", "mean", "lo_80", "hi_80", "lo_95", "hi_95"]]
-                ),
-            ],
-            ignore_index=True,
-        )
-        layer = alt.layer(band95, band80, mean, actual, budget, data=data).properties(
-            width=240, height=150
-        )
         title = labels.t("forecast.chart.fan", lang, metric=self.metric_names.get(metric, metric))
-        facet = alt.Facet("entity:N", title=None)
+        sort = None
         if ranked is not None:  # keep the ranking (group first) instead of alphabetical panels
-            facet = alt.Facet("entity:N", title=None, sort=[self.names.get(e, e) for e in entities])
+            sort = [self.names.get(e, e) for e in entities]
             title = charts.ranked_title(
                 title,
                 shown=ranked[0],
@@ -535,11 +541,33 @@ class ForecastResult(TaskResult):
                 by=labels.t("forecast.col.at_stake", lang),
                 lang=lang,
             )
-        return (
-            layer.facet(facet=facet, columns=3)
-            .resolve_scale(y="independent")
-            .properties(title=title)
+        return _fans(hist, fc, y_axis, title, sort)
+
+    def drilldown(self) -> alt.TopLevelMixin:
+        """Fan charts of the first ``options.top_n`` flagged units, each of the metric it is
+        flagged on with the most money at stake; a sentence when none is flagged."""
+        lang = self.language
+        if self.nothing:
+            return charts.message(labels.t("forecast.text.nothing_short", lang))
+        top_n = (self.options or ForecastOptions()).top_n
+        f = self.deviation.flagged()
+        f = f[f["kind"] == "department"].drop_duplicates("entity_id").head(top_n)
+        if f.empty:
+            return charts.message(labels.t("forecast.text.no_flags", lang))
+        pairs = f[["entity_id", "metric_id"]].assign(
+            entity=lambda d: [
+                f"{self.names.get(e, e)} · {self._name(m)}"
+                for e, m in zip(d["entity_id"], d["metric_id"], strict=True)
+            ]
         )
+        keys = ["entity_id", "metric_id"]
+        hist = self.history.merge(pairs, on=keys)
+        fc = self.forecast.merge(pairs, on=keys)
+        units = {self.units.get(m) for m in pairs["metric_id"]}
+        unit = units.pop() if len(units) == 1 else None
+        y_axis = _value_axis("", unit, lang) if unit else alt.Axis(title=None)
+        title = labels.t("forecast.chart.drilldown", lang)
+        return _fans(hist, fc, y_axis, title, list(pairs["entity"]))
 
     def _role_missing(self, role: str) -> alt.Chart:
         lang = self.language
