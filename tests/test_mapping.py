@@ -11,7 +11,7 @@ import yaml
 
 import perflink
 import perflink.mapping as pm
-from perflink.catalog import Catalog, Metric, MetricMapping, load_catalog
+from perflink.catalog import Catalog, Metric, MetricMapping, Rule, load_catalog
 from perflink.errors import InputError, PerflinkError
 
 CATALOG = load_catalog(Path(perflink.__file__).parent / "data" / "catalog")
@@ -159,12 +159,32 @@ def test_check_rules_breach_not_applicable_and_zero_denominator():
     np.testing.assert_allclose(breach["deviation"].iloc[0], 1 / 1.1 - 1)
     assert breach["severity"].iloc[0] == "high" and breach["metric_id"].iloc[0] == "revenue"
     assert "A-2026-08-revenue" in breach["source_refs"].iloc[0]
+    # both sides in revenue's unit (万元): 1,950 shipped × 2,000 = 390 万元 vs 429 万元
+    assert "left CNY 3.9 m vs right CNY 4.3 m" in breach["message"].iloc[0]
     # B reports none of the rules' metrics: not applicable, so no evaluation and no finding
     assert "B" not in set(res.evaluations["entity_id"]) and "B" not in set(f["entity_id"])
     # C: revenue 0 -> R01 cannot be evaluated (info, no deviation made up)
     zero = f[(f["entity_id"] == "C") & (f["rule_id"] == "R01")]
     assert list(zero["check"]) == ["rule_cannot_evaluate"] and list(zero["severity"]) == ["info"]
     assert np.isnan(zero["deviation"].iloc[0])
+
+
+def test_check_rules_states_both_sides_in_the_rule_unit_of_any_company():
+    # orders × average order value (USD/order) / 1000 ≈ net sales + returns (kUSD): the sides
+    # are in the unit the right side's metrics share
+    units = {"orders": "orders", "aov": "USD/order", "net": "kUSD", "ret": "kUSD"}
+    rule = Rule(
+        id="R1", name_en="Orders x AOV = gross sales", lhs="orders * aov / 1000",
+        check="approx", rhs="net + ret", tolerance=0.03, severity="high", scope="month",
+    )  # fmt: skip
+    cat = _tiny(units, []).model_copy(update={"rules": [rule]})
+    rows = [("U1", str(p), m, v) for p in MONTHS for m, v in
+            (("orders", 1000.0), ("aov", 50.0), ("net", 45.0), ("ret", 2.0))]  # fmt: skip
+    facts = pd.DataFrame(rows, columns=["entity_id", "period", "metric_id", "value"])
+    facts["period"] = pd.PeriodIndex(facts["period"], freq="M")
+    for lang, words in (("en", "left USD 50.0 k vs right USD 47.0 k"), ("zh", "左侧 5.0 万美元")):
+        f = pm.check_rules(facts, cat, quarter=Q, lang=lang).to_frame()
+        assert words in f.loc[f["period"] == "2026-09", "message"].iloc[0]
 
 
 def test_check_rules_history_breaches_are_one_level_lower():

@@ -5,12 +5,13 @@ Not API: import from :mod:`perflink.mapping`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
 from perflink import labels
-from perflink._report_format import fmt_figure, fmt_significant
+from perflink._report_format import fmt_figure, fmt_number, fmt_significant
 from perflink.catalog import Catalog, Rule
 from perflink.common import SEVERITY_RANK, parse_quarter, require_columns
 from perflink.errors import InputError, PerflinkError
@@ -116,6 +117,26 @@ def checked_metric(rule: Rule, catalog: Catalog) -> str:
     if len(rhs.inputs) == 1:
         return rhs.inputs[0]
     return (lhs.inputs or rhs.inputs or ("",))[0]
+
+
+def rule_unit(rule: Rule, catalog: Catalog) -> str | None:
+    """The catalog unit both sides of ``rule`` are stated in, or None when it cannot be told.
+
+    A side that is one metric (``revenue``, ``sum(returns_amount, 6)``) gives its unit; else
+    the unit the right side's metrics share (``net_sales + returns_amount``): a rule compares
+    like with like, so the other side is in the same unit.
+    """
+    sides = [catalog_parse(rule.lhs).inputs, catalog_parse(rule.rhs).inputs]
+    for names in (*[s for s in sides if len(s) == 1], sides[1], sides[0]):
+        units = {catalog.metrics[n].unit for n in names if n in catalog.metrics}
+        if len(units) == 1 and len(names) == len([n for n in names if n in catalog.metrics]):
+            return units.pop()
+    return None
+
+
+def fmt_amount(x: float, unit: str | None, lang: str) -> str:
+    """A rule side's value in message text: with its unit's words when the unit is known."""
+    return fmt_number(x, unit, lang) if unit is not None and math.isfinite(x) else fmt_num(x)
 
 
 def catalog_parse(text: str):

@@ -13,9 +13,11 @@ from perflink.mapping._common import (
     checked_metric,
     downgrade,
     entity_names,
+    fmt_amount,
     fmt_num,
     fmt_pct,
     quarter_months,
+    rule_unit,
 )
 
 _MIN_HISTORY = 3  # months of history before the quarter needed to infer an entity's own set
@@ -291,6 +293,7 @@ def rules(
             continue
         refs = _refs(facts, bad, used)
         metric = checked_metric(rule, catalog)
+        unit = rule_unit(rule, catalog)
         for row, ref in zip(bad.itertuples(index=False), refs, strict=True):
             label = str(row.period.asfreq("Q")) if rule.scope == "quarter" else str(row.period)
             fmt = dict(
@@ -299,8 +302,8 @@ def rules(
                 period=label,
                 rule=rule.name(lang),
                 rid=rule.id,
-                lhs=fmt_num(row.lhs),
-                rhs=fmt_num(row.rhs),
+                lhs=fmt_amount(row.lhs, unit, lang),
+                rhs=fmt_amount(row.rhs, unit, lang),
                 dev=fmt_pct(row.deviation),
                 tol=f"{tol:.0%}",
             )
