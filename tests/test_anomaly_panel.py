@@ -605,3 +605,16 @@ def test_linkage_message_prints_the_driver_in_the_drivers_unit(catalog):
         language="zh",
     )
     assert "按 在岗人数 推算为 23 人" in zh.table["message"].iloc[0]
+
+
+def test_top_series_of_a_small_peer_group_are_not_drawn_and_the_page_says_why(catalog):
+    def edit(d):
+        d["U07"]["opex"][-2] *= 1.8  # a unit of a group of two
+
+    ents = _entities()
+    ents.loc[ents["entity_id"].isin(["U06", "U07"]), "business_line"] = "other"
+    res = detect_anomalies(_facts(edit=edit), ents, catalog, quarter=QUARTER, language="en")
+    assert "U07" in set(res.top(6)["entity_id"])
+    assert "U07" not in set(res.peers.table["entity_id"])
+    assert "of fewer than 6 units and are not compared" in res.peers.note
+    assert res.peers.note in res.peers._repr_html_()

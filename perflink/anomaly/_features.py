@@ -6,15 +6,16 @@ of its flows or stocks, an amount per head, or an average it reports (a rate, a 
 score). Three kinds come from the catalog, in this order:
 
 1. **Ratio metrics**: every derived metric whose formula is a same-month ratio ``a / b`` of two
-   catalog metrics, optionally times or divided by constants (``cogs / revenue``,
-   ``fulfilment_cost * 1000 / units_shipped``). ``a`` and ``b`` may themselves be derived,
+   catalog metrics, optionally times or divided by constants (``direct_cost / turnover``,
+   ``freight * 1000 / units``). ``a`` and ``b`` may themselves be derived,
    as long as their formulas, down to the reported metrics, read no other month (no ``lag``
    or ``sum``): the detector recomputes them per entity and month from the facts (a gross
    margin, a net profit). Ratios over a sum (``x / (y + z)``) or over another month are left
    out: they are not one flow over another.
-2. **Per-head ratios**, when a metric has the ``headcount`` role: the ``sales`` role's metric
-   and every money flow the catalog maps headcount to (the costs people drive) per head,
-   unless a ratio metric already divides it by headcount.
+2. **Per-head ratios**, when a reported metric has the ``headcount`` role: the ``sales``
+   role's metric and every money flow the catalog maps headcount to (the costs people drive)
+   per head (a derived flow recomputed as above), unless a ratio metric already divides it
+   by headcount.
 3. **Reported averages**: reported monthly metrics aggregated by ``mean`` or ``wmean:<m>``
    whose unit is a rate, a price (money per something) or a score (points).
 
@@ -86,8 +87,9 @@ def features_of(catalog: Catalog) -> dict[str, Feature]:
 
     Examples
     --------
-    The bundled sample gives, among others, ``cost_ratio`` (``cogs / revenue``),
-    ``revenue_per_head`` and ``yield_rate``.
+    A catalog with ``margin_rate: formula margin / turnover``, ``turnover`` in the ``sales``
+    role, ``staff`` in the ``headcount`` role and a reported ``fill_rate`` (unit ``ratio``,
+    aggregation ``mean``) gives ``margin_rate``, ``turnover_per_head`` and ``fill_rate``.
     """
     out: dict[str, Feature] = {}
     leaves: dict[str, tuple[str, ...] | None] = {}
@@ -111,7 +113,8 @@ def features_of(catalog: Catalog) -> dict[str, Feature]:
         done = {(f.numerator, f.denominator) for f in out.values()}
         for flow in dict.fromkeys(f for f in flows if f is not None):
             spec = catalog.metrics[flow]
-            if spec.derived or spec.aggregation != "sum" or not spec.unit_info.is_money:
+            inputs = _leaves(catalog, flow, leaves)
+            if spec.aggregation != "sum" or not spec.unit_info.is_money or inputs is None:
                 continue
             if (flow, head) in done:
                 continue
@@ -119,7 +122,7 @@ def features_of(catalog: Catalog) -> dict[str, Feature]:
             if name in catalog.metrics:  # a metric of that id means something else
                 name = f"{flow}_per_{head}"
             unit = f"{spec.unit}/{catalog.metrics[head].unit}"
-            out[name] = Feature(name, flow, head, 1.0, unit, None, (flow, head))
+            out[name] = Feature(name, flow, head, 1.0, unit, None, (*inputs, head))
     for spec in catalog.metrics.values():
         if spec.derived or spec.frequency != "monthly" or spec.id in out:
             continue

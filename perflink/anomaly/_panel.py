@@ -177,15 +177,18 @@ def detect_anomalies(
         "money_low": fmt_number(opts.money_low, catalog.money_unit, lang),
     }
     top = _top_series(table, opts.top_n)
-    peer_note = _peer_note(groups, opts, lang)
+    peer_table, n_small = _peer_data(
+        top, cube, changes, groups, opts.min_peers, ent_names, metric_names
+    )
+    peer_note = _peer_note(groups, opts, lang) or (
+        labels.t("anomaly.text.peers_partial", lang, n=n_small, min_peers=opts.min_peers)
+        if n_small
+        else ""
+    )
     return AnomalyResult(
         table=table,
         timelines=_timelines(top, cube, sc, bands, ent_names, metric_names),
-        peers=PeerComparison(
-            _peer_data(top, cube, changes, groups, opts.min_peers, ent_names, metric_names),
-            lang,
-            peer_note,
-        ),
+        peers=PeerComparison(peer_table, lang, peer_note),
         counts=AnomalyCounts(counts_table(table, ents, lang), lang),
         formatted=_formatted(table, catalog, lang),
         stats=stats,
@@ -391,13 +394,16 @@ def _timelines(top, cube: Cube, sc, bands, ent_names, metric_names) -> pd.DataFr
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
-def _peer_data(top, cube: Cube, changes, groups, min_peers, ent_names, metric_names):
+def _peer_data(
+    top, cube: Cube, changes, groups, min_peers, ent_names, metric_names
+) -> tuple[pd.DataFrame, int]:
     """Year-on-year changes of the top series' peers, for series whose peer group has at
-    least ``min_peers`` units (the groups the peer detector compares)."""
+    least ``min_peers`` units (the groups the peer detector compares), and how many top
+    series were left out for a smaller group."""
     cols = ["label", "entity_id", "peer_id", "change", "is_self"]
     if changes is None or top.empty:
-        return pd.DataFrame(columns=cols)
-    frames = []
+        return pd.DataFrame(columns=cols), 0
+    frames, small = [], 0
     e_index = {e: i for i, e in enumerate(cube.entities)}
     q_pos = {int(t): k for k, t in enumerate(cube.quarter)}
     for r in top.itertuples(index=False):
@@ -407,6 +413,7 @@ def _peer_data(top, cube: Cube, changes, groups, min_peers, ent_names, metric_na
             continue
         peers = np.flatnonzero(groups == groups[e])
         if peers.size < min_peers:
+            small += 1
             continue
         g = changes[peers, m, k]
         ok = np.isfinite(g)
@@ -423,7 +430,8 @@ def _peer_data(top, cube: Cube, changes, groups, min_peers, ent_names, metric_na
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    return data, small
 
 
 def _formatted(table: pd.DataFrame, catalog: Catalog, lang: str) -> pd.DataFrame:

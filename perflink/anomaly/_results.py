@@ -136,8 +136,9 @@ class PeerComparison(TableResult):
         ``"zh"`` or ``"en"``.
     note : str
         Why the peer detector compared nothing (no peer group of ``min_peers`` units, or the
-        detector is off), in ``language``; shown instead of an empty chart and table. "" when
-        it could compare.
+        detector is off) or why some top series are not drawn (their group is smaller), in
+        ``language``; shown above the table, and instead of an empty chart. "" when every
+        top series could be compared.
     """
 
     note: str = ""
@@ -149,9 +150,10 @@ class PeerComparison(TableResult):
         return charts.message(self.note) if self.note else super()._empty_chart()
 
     def _repr_html_(self) -> str:
+        note = f'<p class="pl-note">{html.escape(self.note)}</p>' if self.note else ""
         if self.table.empty and self.note:
-            return f'<p class="pl-note">{html.escape(self.note)}</p>'
-        return super()._repr_html_()
+            return note
+        return note + super()._repr_html_()
 
     def chart(self) -> alt.Chart:
         """One row per flagged series: peers as grey ticks, the flagged unit in red.
