@@ -240,8 +240,8 @@ class AnomalyResult(TaskResult):
     language : str
         ``"zh"`` or ``"en"``.
     notes : tuple of str
-        Sentences in ``language`` on what the multivariate and peer detectors compared (the
-        catalog's features by name) or why they could not; shown above the ranked list.
+        Sentences in ``language`` shown above the ranked list: what the multivariate detector
+        compared (the catalog's features by name) or why it could not run.
     money_unit : str or None
         The catalog unit of ``at_stake`` (:attr:`perflink.catalog.Catalog.money_unit`).
     """
