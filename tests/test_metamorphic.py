@@ -130,6 +130,19 @@ def test_same_figures_after_renaming(runs, table):
     assert difference is None, difference
 
 
+def test_the_tables_are_those_the_notebooks_save():
+    # run_tasks repeats the notebooks' calls: a table a notebook starts saving must be
+    # compared too (and one it stops saving must go from TABLES).
+    import json
+
+    saved = set()
+    for path in sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text("utf-8"))["cells"]:
+            source = "".join(cell["source"]) if cell["cell_type"] == "code" else ""
+            saved |= set(re.findall(r'save_table\((?:[^()]|\([^()]*\))*?,\s*"(\w+)"', source))
+    assert saved == set(TABLES), (sorted(saved - set(TABLES)), sorted(set(TABLES) - saved))
+
+
 def test_no_other_tables_appear(runs):
     # A table saved by a notebook but not listed here would escape the comparison.
     for got in (runs.original, runs.renamed):
