@@ -187,6 +187,20 @@ def test_check_rules_states_both_sides_in_the_rule_unit_of_any_company():
         assert words in f.loc[f["period"] == "2026-09", "message"].iloc[0]
 
 
+def test_rule_unit_of_the_bundled_rules_and_bad_input():
+    assert [pm.rule_unit(r, CATALOG) for r in ("R01", "R02", "R03")] == ["万元", "件", "万元"]
+    assert pm.rule_unit(CATALOG.rule("R05"), CATALOG) == "万元"
+    mixed = Rule(
+        id="RX", name_en="x", lhs="shipped_qty * avg_unit_price", check="approx", rhs="revenue + headcount",
+        tolerance=0.1, severity="low",
+    )  # fmt: skip
+    assert pm.rule_unit(mixed, CATALOG) is None  # 万元 + 人: no unit can be told
+    with pytest.raises(PerflinkError, match="R99"):
+        pm.rule_unit("R99", CATALOG)
+    with pytest.raises(PerflinkError, match="catalog must be"):
+        pm.rule_unit("R01", {"rules": []})
+
+
 def test_check_rules_history_breaches_are_one_level_lower():
     facts = _facts(_sales("A", rev_factor={"2026-02": 1.2}))
     f = pm.check_rules(facts, CATALOG, quarter=Q, history=9).to_frame()

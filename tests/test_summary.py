@@ -18,7 +18,7 @@ from browser_utils import assert_readable, open_offline
 
 import perflink
 from perflink import summary
-from perflink.catalog import Catalog, Metric, load_catalog
+from perflink.catalog import Catalog, Metric, Rule, load_catalog
 from perflink.errors import InputError, ParamsError, PerflinkError
 from perflink.options import SummaryOptions
 from perflink.sample import generate
@@ -603,3 +603,24 @@ def test_money_at_stake_is_converted_into_the_money_unit_and_rates_are_not_money
     assert rule["at_stake"].tolist() == [pytest.approx(1.5)]  # 15 千元 = 1.5 万元
     missed = f[f["finding_kind"] == "tier1_missed"]
     assert len(missed) == 1 and missed["at_stake"].isna().all()
+
+
+def test_rule_breach_priced_in_the_rule_unit_when_the_checked_metric_is_a_count():
+    # orders × order value vs sales: the breach is a money gap though the rule checks orders
+    cat = _tiny_catalog(
+        [
+            *_KUSD,
+            dict(id="orders", name_en="Orders", unit="orders", tier=3),
+            dict(id="aov", name_en="Order value", unit="USD/order", tier=3),
+        ]
+    )
+    rule = Rule(
+        id="R01", name_en="x", lhs="orders * aov / 1000", check="approx", rhs="turnover",
+        tolerance=0.03, severity="high",
+    )  # fmt: skip
+    cat = Catalog(metrics=cat.metrics, mappings=[], rules=[rule], policy=cat.policy)
+    val = _validation().iloc[:2].assign(metric_id="orders")  # gaps 10 and 5 (kUSD)
+    inputs = _inputs(validation_findings=val, kpi_findings=None, anomalies=None)
+    inputs.tables["forecast_deviation"] = None
+    f = summary.rank_findings(inputs, _entities(), cat, quarter="2026Q3", language="en").table
+    assert f["at_stake"].tolist() == [pytest.approx(15.0)]

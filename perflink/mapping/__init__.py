@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from perflink.catalog import Catalog
+from perflink.catalog import Catalog, Rule
 from perflink.errors import PerflinkError
 from perflink.mapping import _caliber, _catalog, _data, _drivers
 from perflink.mapping._common import (
@@ -35,6 +35,7 @@ from perflink.mapping._common import (
     lang_of,
     quarter_of,
 )
+from perflink.mapping._common import rule_unit as _rule_unit
 from perflink.mapping._results import (
     CaliberResult,
     CatalogCheckResult,
@@ -73,6 +74,7 @@ __all__ = [
     "check_rules",
     "data_quality",
     "driver_strength",
+    "rule_unit",
     "run",
     "validate",
 ]
@@ -103,6 +105,37 @@ def check_catalog(catalog: Catalog, *, lang: str | None = None) -> CatalogCheckR
     catalog = check_catalog_arg(catalog, "check_catalog")
     lang = lang_of(lang)
     return CatalogCheckResult(findings_frame(_catalog.run(catalog, lang)), lang)
+
+
+def rule_unit(rule: str | Rule, catalog: Catalog) -> str | None:
+    """The catalog unit a reconciliation rule's two sides are stated in.
+
+    A side that is one metric (``revenue``, ``sum(returns_amount, 6)``) gives its unit;
+    else the unit every metric of the right side shares (``net_sales + returns_amount``):
+    a rule compares like with like. Rule breach messages state both sides in it, and the
+    summary prices a breach (``|value - expected|``) in money when it is a money unit.
+
+    Parameters
+    ----------
+    rule : a rule of the catalog, or its id (``R01``).
+    catalog : the metric catalog.
+
+    Returns
+    -------
+    str or None
+        A catalog unit text (``万元``, ``kUSD``, ``orders``), or None when the sides' unit
+        cannot be told from the catalog.
+
+    Raises
+    ------
+    PerflinkError
+        If ``catalog`` is not a Catalog or the rule id is not one of its rules
+        (:class:`~perflink.errors.CatalogError`).
+    """
+    catalog = check_catalog_arg(catalog, "rule_unit")
+    if not isinstance(rule, Rule):
+        rule = catalog.rule(str(rule))
+    return _rule_unit(rule, catalog)
 
 
 def check_completeness(

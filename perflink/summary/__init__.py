@@ -54,6 +54,7 @@ from perflink.summary._results import (
     SummaryResult,
 )
 from perflink.summary._workbook import write_workbook
+from perflink.units import convert, parse_unit
 
 if TYPE_CHECKING:
     from perflink.review import Review
@@ -100,8 +101,9 @@ def rank_findings(
     them are folded into it; findings below ``options.min_severity`` are left to the task
     pages. ``priority`` = severity points + money points x log10(1 + money at stake) +
     persist points x (quarters open - 1). Money at stake is stated in the catalog's money
-    unit (:attr:`perflink.catalog.Catalog.money_unit`): gaps of money metrics are converted
-    into it, gaps of other metrics (rates, headcounts) put no money at stake.
+    unit (:attr:`perflink.catalog.Catalog.money_unit`): gaps of money metrics (and of rules
+    whose sides are money, :func:`perflink.mapping.rule_unit`) are converted into it, gaps
+    of other metrics (rates, headcounts) put no money at stake.
 
     Parameters
     ----------
@@ -131,9 +133,10 @@ def rank_findings(
     q = parse_quarter(quarter)
     names = _names(entities, language)
     factors = _money_factors(catalog)
+    rule_factors = _rule_money_factors(catalog)
     parts = []
     readers = {
-        "validation_findings": lambda d: _f.from_validation(d, factors),
+        "validation_findings": lambda d: _f.from_validation(d, factors, rule_factors),
         "kpi_findings": lambda d: _f.from_kpi(d, factors),
         "forecast_deviation": lambda d: _f.from_forecast(d, factors),
         "anomalies": _f.from_anomalies,
@@ -167,6 +170,21 @@ def _money_factors(catalog: Any) -> dict[str, float]:
     """Money metric id -> factor taking its values to the catalog's money unit."""
     factors = {m: catalog.in_money_unit(m) for m in catalog.metrics}
     return {m: f for m, f in factors.items() if f is not None}
+
+
+def _rule_money_factors(catalog: Any) -> dict[str, float]:
+    """Rule id -> factor taking its sides to the money unit, for rules stated in money
+    (:func:`perflink.mapping.rule_unit`: orders × order value vs sales is money although
+    the metric it checks is a count)."""
+    from perflink.mapping import rule_unit
+
+    money = catalog.money_unit
+    out = {}
+    for rule in catalog.rules:
+        unit = rule_unit(rule, catalog)
+        if money is not None and unit is not None and parse_unit(unit).is_money:
+            out[rule.id] = convert(1.0, unit, money)
+    return out
 
 
 def _check_columns(df: pd.DataFrame, name: str) -> None:

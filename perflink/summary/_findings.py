@@ -120,18 +120,22 @@ def _in_money(df: pd.DataFrame, amount: pd.Series, factors: Mapping[str, float])
     return amount * factor
 
 
-def from_validation(df: pd.DataFrame, factors: Mapping[str, float]) -> pd.DataFrame:
+def from_validation(
+    df: pd.DataFrame, factors: Mapping[str, float], rule_factors: Mapping[str, float] | None = None
+) -> pd.DataFrame:
     """``validation_findings`` (mapping): one key per check, rule (else metric), entity.
 
-    ``factors``: metric id -> factor to the catalog's money unit, for the money metrics only
-    (:meth:`perflink.catalog.Catalog.in_money_unit`); a rule breach on one of them puts
-    ``|value - expected|`` at stake.
+    A rule breach puts ``|value - expected|`` at stake when the rule's sides are money
+    (``rule_factors``: rule id -> factor to the catalog's money unit), else when the metric
+    it checks is (``factors``: metric id -> factor, money metrics only,
+    :meth:`perflink.catalog.Catalog.in_money_unit`).
     """
     check = df["check"] if "check" in df else pd.Series("rule", index=df.index)
     rule = _col(df, "rule_id")
     key = rule.where(rule.notna() & (rule != ""), _col(df, "metric_id"))
     gap = (_num(df, "value") - _num(df, "expected")).abs()
-    at_stake = _in_money(df, gap, factors).where(check == "rule")
+    by_rule = gap * pd.to_numeric(rule.map(rule_factors or {}), errors="coerce")
+    at_stake = by_rule.fillna(_in_money(df, gap, factors)).where(check == "rule")
     return _rows(df, "mapping", check.astype(object), key, at_stake)
 
 
