@@ -140,6 +140,11 @@ def test_scorecard_uses_override_and_adjustment_audit(samples):
     assert len(audit) and (audit["score"] >= audit["score_before"]).all()
     rows = card[(card["entity_id"] == event["entity_id"]) & (card["metric_id"] == "revenue")]
     np.testing.assert_allclose(rows["adjustment"], event["adjustment_amount"], rtol=1e-9)
+    # the message names the unit (not its id) and states the amount in the metric's unit
+    unit = review.catalog.metrics[audit["metric_id"].iloc[0]].unit_info
+    assert unit.is_money and (audit["message"].str.contains(unit.currency)).all()
+    assert not audit["message"].str.startswith(event["entity_id"]).any()
+    assert audit["message"].str.startswith(sc.names[event["entity_id"]]).all()
     assert (
         (card["score"] >= 0) & (card["score"] <= card["cap"] * 100 + 1e-9) | card["score"].isna()
     ).all()

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import kpi
+from perflink._report_format import fmt_number
 from perflink.catalog import Catalog, check_schemes
 from perflink.common import task_options, window_months
 from perflink.errors import InputError
@@ -119,7 +120,7 @@ def scorecard(
     card["weighted_score"] = card["weight"] * card["score"]
     card = card.drop(columns=["params"])
     totals = _totals(card)
-    audit = _audit(card, adjustments, catalog, lang)
+    audit = _audit(card, adjustments, catalog, lang, decomposition.names)
     checks = check_schemes(schemes, catalog.policy, lang=lang)
     bonus_df = bonus_table(totals, bonus, entities, catalog, q.year)
     tenure = tenure_table(options, decomposition, entities, catalog, q, lang)
@@ -333,7 +334,7 @@ def _totals(card: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _audit(card, adjustments, catalog: Catalog, lang: str) -> pd.DataFrame:
+def _audit(card, adjustments, catalog: Catalog, lang: str, names: dict) -> pd.DataFrame:
     approved = ["entity_id", "period", "metric_id", "amount", "reason", "approved_by"]
     cols = [*approved, "scope", "score_before", "score", "message"]
     if adjustments is None or adjustments.empty:
@@ -345,11 +346,14 @@ def _audit(card, adjustments, catalog: Catalog, lang: str) -> pd.DataFrame:
         for scope, part in affected.groupby("scope"):
             before = float((part["weight"] * part["score_before"]).sum())
             after = float((part["weight"] * part["score"]).sum())
-            msg = f"{adj.entity_id} {adj.period} {catalog.metrics[adj.metric_id].name(lang)} " + (
-                f"调整 {adj.amount:+,.1f}（{adj.reason}；审批：{adj.approved_by}），"
+            metric = catalog.metrics[adj.metric_id]
+            amount = fmt_number(adj.amount, metric.unit, lang)  # the metric's own unit
+            amount = f"+{amount}" if adj.amount > 0 else amount
+            msg = f"{names.get(adj.entity_id, adj.entity_id)} {adj.period} {metric.name(lang)} " + (
+                f"调整 {amount}（{adj.reason}；审批：{adj.approved_by}），"
                 f"受影响指标加权得分 {before:.1f} → {after:.1f}"
                 if lang == "zh"
-                else f"adjusted by {adj.amount:+,.1f} ({adj.reason}; approved by "
+                else f"adjusted by {amount} ({adj.reason}; approved by "
                 f"{adj.approved_by}): weighted score of affected metrics {before:.1f} -> "
                 f"{after:.1f}"
             )
