@@ -35,6 +35,7 @@ from typing import Literal
 
 __all__ = [
     "CURRENCIES",
+    "VAT_RATES",
     "Unit",
     "axis_label_expr",
     "convert",
@@ -58,6 +59,10 @@ CURRENCIES: dict[str, str] = {
     "AUD": "澳元",
     "CAD": "加元",
 }
+#: Standard value-added-tax rates of a currency's country (China: 13%, 9%, 6% since April
+#: 2019), for a caliber that names VAT without stating its rate (the mapping task's caliber
+#: causes). A currency of several VAT countries (EUR) has none: the caliber states the rate.
+VAT_RATES: dict[str, tuple[float, ...]] = {"CNY": (0.13, 0.09, 0.06)}
 _ZH_CURRENCY = {v: k for k, v in CURRENCIES.items()} | {"人民币": "CNY", "人民币元": "CNY"}
 _ZH_SCALE = {"": 1.0, "千": 1e3, "万": 1e4, "十万": 1e5, "百万": 1e6, "千万": 1e7, "亿": 1e8}
 _EN_SCALE = {

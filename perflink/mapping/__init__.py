@@ -110,7 +110,7 @@ def check_catalog(catalog: Catalog, *, lang: str | None = None) -> CatalogCheckR
 def rule_unit(rule: str | Rule, catalog: Catalog) -> str | None:
     """The catalog unit a reconciliation rule's two sides are stated in.
 
-    A side that is one metric (``revenue``, ``sum(returns_amount, 6)``) gives its unit;
+    A side that is one metric (``net_sales``, ``sum(returns_amount, 6)``) gives its unit;
     else the unit every metric of the right side shares (``net_sales + returns_amount``):
     a rule compares like with like. Rule breach messages state both sides in it, and the
     summary prices a breach (``|value - expected|``) in money when it is a money unit.
@@ -270,7 +270,7 @@ def check_calibers(
     without a known cause). Known factors come from the catalog: a tax either way (``1 +
     rate``) only when a metric of the rule names the tax in its caliber or definition (VAT,
     GST, sales tax; the rates its text states, else for VAT the standard rates of the
-    catalog's currency, :data:`perflink.mapping._caliber.VAT_RATES`), and unit slips ×10 to
+    catalog's currency, :data:`perflink.units.VAT_RATES`), and unit slips ×10 to
     ×10000 either way, worded in the rule's money unit (元 instead of 万元, USD instead of
     kUSD). Units of a parent flagged for the same
     cause are not repeated. Timing test (month-scope rules): in each half of the last

@@ -17,13 +17,8 @@ from perflink import panel
 from perflink.catalog import Catalog, Rule
 from perflink.labels import t
 from perflink.mapping._common import checked_metric, entity_names, parents, quarter_months
-from perflink.units import Unit, parse_unit, unit_label
+from perflink.units import VAT_RATES, Unit, parse_unit, unit_label
 
-#: Standard value-added-tax rates of a currency's country, used when a rule's metrics say in
-#: their caliber or definition that they include or exclude VAT without stating a rate:
-#: China's 13%, 9% and 6% (since April 2019). Other currencies have no default (a euro
-#: group's rate depends on the country): state the rate in the caliber ("excl. 20% VAT").
-VAT_RATES: dict[str, tuple[float, ...]] = {"CNY": (0.13, 0.09, 0.06)}
 #: Taxes a caliber or definition can name: code -> how it is written. A tax factor is a
 #: known cause of a rule only when a metric of the rule names the tax (sample: 不含增值税).
 _TAXES: dict[str, re.Pattern[str]] = {
@@ -67,8 +62,9 @@ def tax_rates(catalog: Catalog, metric_ids: set[str]) -> dict[str, tuple[float, 
     """Tax code -> rates a systematic ratio of a rule over these metrics may come from.
 
     A tax counts only when the caliber or definition of one of the metrics names it; its
-    rates are the percentages those texts state, else (VAT only) :data:`VAT_RATES` of the
-    catalog's currency. A company whose metrics name no tax gets no tax cause.
+    rates are the percentages those texts state, else (VAT only) the standard rates of the
+    catalog's currency (:data:`perflink.units.VAT_RATES`). A company whose metrics name no
+    tax gets no tax cause.
     """
     texts = _texts(catalog, metric_ids)
     money = catalog.money_unit

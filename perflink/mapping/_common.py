@@ -122,7 +122,7 @@ def checked_metric(rule: Rule, catalog: Catalog) -> str:
 def rule_unit(rule: Rule, catalog: Catalog) -> str | None:
     """The catalog unit both sides of ``rule`` are stated in, or None when it cannot be told.
 
-    A side that is one metric (``revenue``, ``sum(returns_amount, 6)``) gives its unit; else
+    A side that is one metric (``net_sales``, ``sum(returns_amount, 6)``) gives its unit; else
     the unit the right side's metrics share (``net_sales + returns_amount``): a rule compares
     like with like, so the other side is in the same unit.
     """
