@@ -618,3 +618,49 @@ def test_top_series_of_a_small_peer_group_are_not_drawn_and_the_page_says_why(ca
     assert "U07" not in set(res.peers.table["entity_id"])
     assert "of fewer than 6 units and are not compared" in res.peers.note
     assert res.peers.note in res.peers._repr_html_()
+
+
+# ------------------------------------------------------------------ a second company
+@pytest.fixture(scope="module")
+def retail(tmp_path_factory):
+    params = generate(tmp_path_factory.mktemp("anomaly_retail"), example="retail")
+    truth = yaml.safe_load((params.parent / "truth.yaml").read_text(encoding="utf-8"))
+    out = {}
+    for lang in ("en", "zh"):
+        review = open_review(params, language=lang)
+        out[lang] = detect_anomalies(
+            review.facts,
+            review.entities,
+            review.catalog,
+            quarter=review.quarter,
+            adjustments=review.adjustments,
+            options=review.params.anomaly,
+            language=lang,
+        )
+    return out, truth
+
+
+def test_retail_planted_problems_are_found_with_usd_at_stake(retail):
+    (results, truth) = retail
+    res, zh = results["en"], results["zh"]
+    top = res.top(TOP)
+    for p in truth["problems"]:
+        if p["task"] != "anomaly":
+            continue
+        hit = top[
+            (top["entity_id"] == p["entity_id"])
+            & top["metric_id"].isin(p["metric_ids"])
+            & top["period"].astype(str).isin(p["periods"])
+        ]
+        assert not hit.empty, f"{p['kind']} at {p['entity_id']} not in the top {TOP}"
+    # the multivariate detector ran on the retail catalog's own ratios and found something
+    assert "Gross margin rate" in res.notes[0] and "Net sales per head" in res.notes[0]
+    kinds = set(res.table["kind"]) | {k for a in res.table["also"] for k in a.split(",") if k}
+    assert "multivariate" in kinds
+    # money at stake in kUSD, shown in USD words in both languages
+    money = res.table["metric_id"].map(lambda m: m in ("returns_amount", "admin_expense"))
+    assert res.table.loc[money, "at_stake"].notna().all()
+    assert res.view()["at_stake"].str.startswith("USD").any()
+    assert not res.table["message"].str.contains("CNY|万元|kUSD").any()
+    assert zh.table.loc[money, "message"].str.contains("美元").all()
+    assert not zh.table["message"].str.contains("万元|CNY").any()
