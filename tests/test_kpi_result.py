@@ -295,3 +295,38 @@ def test_manifest_records_the_environment_changes(tmp_path, monkeypatch):
     assert recorded[0]["reason"] == written[0]["reason"]
     assert recorded[1]["reason"] == "${PERFLINK_KPI_TEST_REASON}"
     assert "board-confidential-reason" not in json.dumps(manifest, ensure_ascii=False)
+
+
+# --- names instead of identifiers on the page ----------------------------------------------
+
+
+def test_named_view_replaces_ids_with_names():
+    df = pd.DataFrame(
+        {
+            "entity_id": ["U", "X"],
+            "metric_id": ["m1", "m2"],
+            "driver_id": ["m2", np.nan],
+            "value": [1.0, 2.0],
+        }
+    )
+    out = kpi.named_view(df, names={"U": "Sales"}, metric_names={"m1": "Margin", "m2": "Sales"})
+    assert list(out.columns) == ["entity_name", "metric_name", "driver_id", "value"]
+    assert list(out["entity_name"]) == ["Sales", "X"]  # an unknown id stays as it is
+    assert list(out["metric_name"]) == ["Margin", "Sales"]
+    assert out["driver_id"].iloc[0] == "Sales" and pd.isna(out["driver_id"].iloc[1])
+    assert list(df.columns)[0] == "entity_id"  # the input is not modified
+
+
+def test_named_view_bad_input_raises():
+    with pytest.raises(ParamsError, match="DataFrame"):
+        kpi.named_view([1, 2], names={}, metric_names={})
+
+
+def test_retail_findings_page_shows_names(retail):
+    review, dec = retail["en"]
+    view = dec.named(dec.findings)
+    assert len(view) and "entity_id" not in view and "metric_id" not in view
+    shown = set(view["entity_name"]) | set(view["metric_name"])
+    assert not shown & (set(review.catalog.metrics) | set(review.entities["entity_id"]))
+    el = dec.named(dec.elasticities)
+    assert not set(el["driver_id"]) & set(review.catalog.metrics)

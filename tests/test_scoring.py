@@ -472,3 +472,14 @@ def test_policy_text_comes_from_the_catalog_policy():
     other = dataclasses.replace(res, policy=strict).policy_text()
     assert other == "Profit centre: financial ≥ 65%"
     assert dataclasses.replace(res, policy=None).policy_text() == ""
+
+
+def test_page_tables_show_names_not_ids(samples):
+    _, review, sc, _ = samples["s0"]
+    ids = set(review.entities["entity_id"])
+    for table in (sc.scorecard_view(), sc.audit, sc.bonus_view(), sc.findings, sc.chain()):
+        view = sc.named(table)
+        assert "entity_id" not in view and "metric_id" not in view
+        assert not set(view["entity_name"]) & ids
+    assert not set(sc.view()["entity_name"]) & ids
+    assert "G00" not in sc._repr_html_()

@@ -55,7 +55,7 @@ from perflink.kpi._decompose import (
     decompose,
     estimate_elasticities,
 )
-from perflink.kpi._result import DecompositionResult
+from perflink.kpi._result import DecompositionResult, named_view
 from perflink.options import KpiOptions
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ __all__ = [
     "decompose",
     "decompose_review",
     "estimate_elasticities",
+    "named_view",
     "run",
 ]
 

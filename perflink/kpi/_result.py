@@ -49,6 +49,57 @@ class KpiPanels:
         return self._windows[key]
 
 
+#: Columns whose values are metric ids, shown by the metric's catalog name on a page.
+_METRIC_COLUMNS = ("driver_id", "cause_id", "sub_cause_id", "target_id")
+
+
+def named_view(
+    df: pd.DataFrame, *, names: dict[str, str], metric_names: dict[str, str]
+) -> pd.DataFrame:
+    """A table as a page shows it: names instead of identifiers.
+
+    ``entity_id`` becomes ``entity_name`` (``names``), ``metric_id`` becomes
+    ``metric_name`` (``metric_names``, the catalog's names in the report language), in
+    place; metric-valued columns (``driver_id``, ``cause_id``, ``sub_cause_id``,
+    ``target_id``) show the metric's name. Values without a name are kept as they are;
+    the saved tables keep the ids.
+
+    Parameters
+    ----------
+    df : any result table (not modified).
+    names : entity id -> display name.
+    metric_names : metric id -> display name.
+
+    Returns
+    -------
+    DataFrame
+        A copy with the same rows and column order.
+
+    Raises
+    ------
+    ParamsError
+        If ``df`` is not a DataFrame.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ParamsError(f"named_view: expected a pandas DataFrame, got {type(df).__name__}")
+    out = df.copy()
+
+    def _name(mapping: dict[str, str]):
+        return lambda v: mapping.get(v, v) if isinstance(v, str) else v
+
+    for col, new, mapping in (
+        ("entity_id", "entity_name", names),
+        ("metric_id", "metric_name", metric_names),
+    ):
+        if col in out and new not in out:
+            out[col] = out[col].map(_name(mapping))
+            out = out.rename(columns={col: new})
+    for col in _METRIC_COLUMNS:
+        if col in out:
+            out[col] = out[col].map(_name(metric_names))
+    return out
+
+
 def tree_layout(edges: pd.DataFrame) -> pd.DataFrame:
     """Static positions of the tree nodes: x = depth, y = order within a depth of one tree."""
     u = edges.drop_duplicates(["metric_id", "parent_id", "driver_id", "link"]).copy()
@@ -112,6 +163,11 @@ class DecompositionResult(QuarterResult):
         cols += ["lag", "tier", "link", "method", "contribution", "unit"]
         cols += ["driver_actual", "driver_base"]
         return self.attribution[cols]
+
+    def named(self, table: pd.DataFrame) -> pd.DataFrame:
+        """``table`` (e.g. :attr:`findings`, :attr:`elasticities`) with entity and metric
+        names instead of ids, for a page (:func:`named_view`)."""
+        return named_view(table, names=self.names, metric_names=self.metric_names)
 
     def lead_metric(self) -> str:
         """What the charts show unless told: the catalog's profit metric when it is tier 1

@@ -142,6 +142,7 @@ def scorecard(
         money_unit=catalog.money_unit,
         target_changes=decomposition.target_changes,
         tenure_declared=len(options.tenure),
+        metric_names=decomposition.metric_names,
     )
 
 

@@ -15,6 +15,7 @@ from perflink import charts
 from perflink._report_format import fmt_number
 from perflink._report_tables import atomic_write, xlsx_row
 from perflink.catalog import Policy
+from perflink.kpi import named_view
 from perflink.labels import column_label, t, value_label
 from perflink.results import QuarterResult
 from perflink.units import parse_unit, unit_label
@@ -52,6 +53,7 @@ class ScorecardResult(QuarterResult):
     target_changes : the declared environment changes behind adjusted targets
         (:attr:`perflink.kpi.DecompositionResult.target_changes`); empty when none.
     tenure_declared : number of tenure targets in the params (``kpi.tenure``).
+    metric_names : metric id -> catalog name in the report language.
     """
 
     scorecard: pd.DataFrame = field(repr=False)
@@ -66,6 +68,7 @@ class ScorecardResult(QuarterResult):
     money_unit: str | None = field(default=None, compare=False)
     target_changes: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
     tenure_declared: int = field(default=0, compare=False)
+    metric_names: dict = field(default_factory=dict, repr=False, compare=False)
 
     _frame = "scorecard"
     _title = "scoring.result.title"
@@ -82,8 +85,14 @@ class ScorecardResult(QuarterResult):
         }
 
     def view(self) -> pd.DataFrame:
-        """The score chain (:meth:`chain`)."""
-        return self.chain()
+        """The score chain (:meth:`chain`) with unit names instead of ids."""
+        return self.named(self.chain())
+
+    def named(self, table: pd.DataFrame) -> pd.DataFrame:
+        """``table`` (e.g. :meth:`scorecard_view`, :attr:`audit`, :attr:`findings`) with
+        entity and metric names instead of ids, for a page
+        (:func:`perflink.kpi.named_view`)."""
+        return named_view(table, names=self.names, metric_names=self.metric_names)
 
     def scorecard_view(self) -> pd.DataFrame:
         """The scorecard as the page shows it: ``target_original`` (and ``target_reason``
