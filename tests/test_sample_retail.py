@@ -289,7 +289,7 @@ def _chart_texts(svg: str) -> list[str]:
 def _empty_tables(page: str) -> list[str]:
     """Headers of every HTML table without a row (a heading promising what is not there)."""
     out = []
-    for table in re.findall(r'<table class="pl-table">.*?</table>', page, flags=re.S):
+    for table in re.findall(r'<table class="pl-table[^"]*"[^>]*>.*?</table>', page, flags=re.S):
         body = re.search(r"<tbody>(.*?)</tbody>", table, flags=re.S)
         if body is None or "<tr" not in body.group(1):
             out.append(re.sub(r"<[^>]+>", " ", table)[:150])
