@@ -87,7 +87,8 @@ def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastRe
     ----------
     review, options : perflink.review.Review, ForecastOptions or None
         The open review (:func:`perflink.open_review`) and what overrides its ``forecast:``
-        params block (unset metrics and profit metric come from the catalog's roles);
+        params block, passed on as given (:func:`forecast_panel` fills unset metrics and
+        profit metric from the catalog's roles, so the notebook and a direct call agree);
         quarter, language and executor come from the review, as for every task
         (:func:`perflink.common.review_keywords`).
 
@@ -102,7 +103,7 @@ def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastRe
         As :func:`forecast_panel`.
     """
     tables = (review.facts, review.targets, review.entities, review.catalog)
-    return forecast_panel(*tables, **_keywords(review, options))
+    return forecast_panel(*tables, **review_keywords(review, "forecast", options))
 
 
 def backtest(review: Review, *, options: ForecastOptions | None = None) -> BacktestResult:
@@ -127,12 +128,4 @@ def backtest(review: Review, *, options: ForecastOptions | None = None) -> Backt
         As :func:`backtest_panel`.
     """
     tables = (review.facts, review.entities, review.catalog)
-    return backtest_panel(*tables, **_keywords(review, options))
-
-
-def _keywords(review: Review, options: ForecastOptions | None) -> dict:
-    """The review's keywords, with the catalog's defaults filled into the options (as the
-    panel functions do), so that a notebook and a direct call run the same metrics."""
-    keywords = review_keywords(review, "forecast", options)
-    keywords["options"] = keywords["options"].for_catalog(review.catalog)
-    return keywords
+    return backtest_panel(*tables, **review_keywords(review, "forecast", options))
