@@ -330,3 +330,41 @@ def test_retail_findings_page_shows_names(retail):
     assert not shown & (set(review.catalog.metrics) | set(review.entities["entity_id"]))
     el = dec.named(dec.elasticities)
     assert not set(el["driver_id"]) & set(review.catalog.metrics)
+
+
+@pytest.mark.slow
+def test_renaming_every_metric_id_gives_the_same_kpi_and_scoring_tables(tmp_path):
+    """Metamorphic: the sample with every metric id renamed (catalog, params, inputs; same
+    data) gives the same attribution, scorecard, bonus, tenure and findings tables."""
+    import perflink.scoring as scoring
+
+    tables = {}
+    for variant in ("plain", "renamed"):
+        folder = tmp_path / variant
+        params = generate(folder, months=24)
+        ren: dict[str, str] = {}
+        if variant == "renamed":
+            catalog = load_catalog(folder / "catalog")
+            ren = {m: f"k_{i:02d}" for i, m in enumerate(sorted(catalog.metrics))}
+            ids = sorted(ren, key=len, reverse=True)
+            rx = re.compile(r"\b(" + "|".join(map(re.escape, ids)) + r")\b")
+            files = [*(folder / "catalog").glob("*.yaml"), folder / "params.yaml"]
+            files += [folder / f"{n}.csv" for n in ("facts", "targets", "schemes", "adjustments")]
+            for f in files:
+                lines = f.read_text(encoding="utf-8").splitlines(keepends=True)
+                out = [  # a role is a keyword, not a metric id
+                    ln if re.match(r"\s*role:", ln) else rx.sub(lambda m, r=ren: r[m.group(1)], ln)
+                    for ln in lines
+                ]
+                f.write_text("".join(out), encoding="utf-8")
+        review = perflink.open_review(params, language="zh")
+        dec = kpi.run(review)
+        sc = scoring.run(review, decomposition=dec)
+        back = {v: k for k, v in ren.items()}
+        cols = ["metric_id", "driver_id", "parent_id", "cause_id", "sub_cause_id"]
+        tables[variant] = {
+            name: df.replace({c: back for c in cols if c in df})
+            for name, df in {"attribution": dec.to_frame(), **sc.tables()}.items()
+        }
+    for name, df in tables["plain"].items():
+        pd.testing.assert_frame_equal(tables["renamed"][name], df, obj=name)
