@@ -29,6 +29,8 @@ exit codes:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from perflink.sample import EXAMPLES as sample_examples
+
     parser = argparse.ArgumentParser(
         prog="perflink",
         description="Quarterly review workbench: business data, financial results, performance.",
@@ -93,10 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     smp.add_argument("--raw", action="store_true", help="also write raw source-system extracts")
     smp.add_argument(
         "--example",
-        choices=("sample", "retail"),
-        default="sample",
-        help="which company: sample (the bundled group, default) or retail (a US specialty "
-        "retailer in kUSD with its own catalog; fixed shape, no --entities or --raw)",
+        choices=tuple(sample_examples),
+        default=next(iter(sample_examples)),
+        help="which company: "
+        + "; ".join(f"{name} ({what})" for name, what in sample_examples.items()),
     )
     return parser
 
@@ -181,7 +183,7 @@ def _sample_data(args: argparse.Namespace) -> int:
     }
     if args.raw:
         kwargs["raw"] = True
-    if args.example != "sample":
+    if args.example != "sample":  # the default: the bundled group
         kwargs["example"] = args.example
     out = _generate(args.dir, **kwargs)
     print(f"perflink: sample data written to {out}")

@@ -166,6 +166,7 @@ def catalog_reference() -> str:
     """The text of ``docs/catalog-reference.md``."""
     from perflink import formula
     from perflink.catalog import ROLES, Metric, MetricMapping, Policy, Rule, _BonusStep, _Bound
+    from perflink.units import reference_table
 
     known = set()
     for text, _ in FORMULA_EXAMPLES:
@@ -217,15 +218,7 @@ def catalog_reference() -> str:
         "### Units",
         "`unit` is read by the unit registry (`perflink.units`) and drives every formatted "
         "number on the pages, charts and workbooks in both languages.",
-        "| kind | write | shown as (zh / en) |\n|---|---|---|\n"
-        "| money | `元`, `千元`, `万元`, `百万元`, `亿元`, `美元`, `千美元`; `CNY`, `kCNY`, "
-        "`USD`, `kUSD`, `MUSD`, `EUR`, `kEUR`, `GBP`, `JPY`, `HKD`, ... | `523.4 万元` / "
-        "`CNY 5.2 m`; `20.8 万美元` / `USD 208.2 k` |\n"
-        "| rate (values are fractions: 0.95) | `ratio`, `%`, `pct` | `95.0%` |\n"
-        "| money per something | `元/件`, `万元/人`, `USD/order`, `USD/unit` | `12.50 元/件` / "
-        "`12.50 CNY/unit` |\n"
-        "| quantity | `件`/`units`, `人`/`persons`, `天`/`days`, `次`/`times`, `分`/`points`, "
-        "`单`/`orders`, `人次`/`visits`, `个`, ... | `1,200 人` / `1,200 persons` |",
+        reference_table(),
         "All money metrics of a catalog share one currency (an error otherwise). Amounts of "
         "money at stake and money thresholds of the options are in the catalog's money unit: "
         "the profit metric's unit, else the commonest money unit. A unit the registry does "

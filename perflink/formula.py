@@ -1,7 +1,7 @@
 """A small, safe expression language for derived metrics and reconciliation rules.
 
 Formulas in the metric catalog (``profit / equity_capital``, ``sales / lag(sales, 12) - 1``,
-``recognised_qty <= shipped_qty``) are parsed with :mod:`ast` and checked by a whitelist walker,
+``booked_units <= shipped_units``) are parsed with :mod:`ast` and checked by a whitelist walker,
 then turned into a tree of numpy closures. Nothing is ever passed to ``eval``, ``exec`` or
 ``compile``: an expression that is not in the grammar below is refused with a
 :class:`~perflink.errors.FormulaError` naming the offending text and its column.
@@ -155,7 +155,7 @@ def parse(
     expr : str
         The formula text, e.g. ``"profit / equity_capital"``.
     context : str, optional
-        Where the formula comes from, e.g. ``"metric roe"``; starts every error message.
+        Where the formula comes from, e.g. ``"metric margin"``; starts every error message.
     known : collection of str, optional
         Metric ids the formula may use; other names are refused with close-match suggestions.
 

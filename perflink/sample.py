@@ -128,6 +128,14 @@ _BAD_SCHEME = [
 ]
 
 
+#: The built-in example companies of ``perflink sample-data --example``: name -> description.
+EXAMPLES: dict[str, str] = {
+    "sample": "the bundled group (default)",
+    "retail": "a US specialty retailer in kUSD with its own catalog; fixed shape, no "
+    "--entities or --raw",
+}
+
+
 def generate(
     out_dir: str | Path,
     *,
@@ -164,8 +172,10 @@ def generate(
     -------
     Path of the written ``params.yaml``.
     """
-    if example not in ("sample", "retail"):
-        raise PerflinkError(f"sample-data: --example {example!r} is not one of sample, retail")
+    if example not in EXAMPLES:
+        raise PerflinkError(
+            f"sample-data: --example {example!r} is not one of {', '.join(EXAMPLES)}"
+        )
     if not 15 <= months <= 240:
         raise PerflinkError(f"sample-data: --months {months} must be between 15 and 240")
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(end)):
@@ -255,38 +265,42 @@ def _params_text(quarter: str, tables: dict[str, pd.DataFrame]) -> str:
         "inputs": {name: f"{name}.csv" for name in tables},
         "catalog": "catalog",
     }
+    entities = tables["entities"]
+    subsidiaries = entities.loc[entities["kind"] == "subsidiary", "entity_id"].tolist()
     return (
         "# Review parameters for the generated sample group (perflink sample-data).\n"
         + yaml.safe_dump(params, allow_unicode=True, sort_keys=False)
-        + SCENARIO
+        + scenario(subsidiaries)
     )
 
 
-#: The sample group's own scenario, written into its params (company data, not defaults):
-#: the subsidiary managers' tenure targets and the retail demand shock of 2026-07 with the
-#: re-estimated retail revenue budgets (契约化动态调整).
-SCENARIO = (
-    """\
-kpi:
-  # 任期目标: subsidiary managers, tenure 2024-2026
-  tenure:
-"""
-    + "".join(
-        f"    - {{entity_id: S0{i}, metric_id: {metric}, start_year: 2024, end_year: 2026, {rule}}}\n"
-        for i in range(1, 7)
-        for metric, rule in (
-            ("net_profit", "annual_growth: 0.06"),
-            ("eva", "annual_growth: 0.05"),
-            ("roe", "annual_change: 0.005"),
-        )
+def scenario(subsidiaries: list[str]) -> str:
+    """The sample group's own scenario as a ``kpi:`` params block (company data, not defaults).
+
+    The managers of ``subsidiaries`` have tenure targets for 2024-2026 (任期目标), and the
+    retail demand shock of 2026-07 re-estimates the retail revenue budgets by -5%
+    (契约化动态调整). ``perflink sample-data`` writes it into the sample's params;
+    ``params/2026Q3.yaml`` carries the same block for the default sample.
+    """
+    goals = (
+        ("net_profit", "annual_growth: 0.06"),
+        ("eva", "annual_growth: 0.05"),
+        ("roe", "annual_change: 0.005"),
     )
-    + """\
-  # 契约化动态调整: retail demand fell from 2026-07; retail revenue budgets re-estimated -5%
-  environment_changes:
-    - business_line: retail
-      metric_id: revenue
-      from_period: "2026-07"
-      factor: 0.95
-      reason: "零售市场需求下滑（消费疲软） / retail demand shock"
-"""
-)
+    tenure = "".join(
+        f"    - {{entity_id: {sub}, metric_id: {metric}, start_year: 2024, end_year: 2026, {rule}}}\n"
+        for sub in subsidiaries
+        for metric, rule in goals
+    )
+    return (
+        "kpi:\n"
+        "  # 任期目标: subsidiary managers, tenure 2024-2026\n"
+        "  tenure:\n" + tenure + "  # 契约化动态调整: retail demand fell from 2026-07; retail "
+        "revenue budgets re-estimated -5%\n"
+        "  environment_changes:\n"
+        "    - business_line: retail\n"
+        "      metric_id: revenue\n"
+        '      from_period: "2026-07"\n'
+        "      factor: 0.95\n"
+        '      reason: "零售市场需求下滑（消费疲软） / retail demand shock"\n'
+    )

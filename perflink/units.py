@@ -35,6 +35,7 @@ from typing import Literal
 
 __all__ = [
     "CURRENCIES",
+    "reference_table",
     "VAT_RATES",
     "Unit",
     "axis_label_expr",
@@ -319,3 +320,26 @@ def axis_label_expr(unit: str | Unit, lang: str) -> str | None:
         f": abs(datum.value * {s:g}) >= 1e6 ? '{c} ' + format(datum.value * {s:g} / 1e6, ',.4~r') + 'm' "
         f": '{c} ' + format(datum.value * {s:g} / 1e3, ',.4~r') + 'k'"
     )
+
+
+#: Kinds of unit with example spellings and one example value (docs/catalog-reference.md).
+_REFERENCE = (
+    ("money", ("元", "千元", "万元", "百万元", "亿元", "美元", "千美元", "CNY", "kCNY", "USD",
+               "kUSD", "MUSD", "EUR", "kEUR", "GBP", "JPY", "HKD"), (("万元", 523.4), ("kUSD", 208.2))),
+    ("rate (values are fractions: 0.95)", ("ratio", "%", "pct"), (("ratio", 0.95),)),
+    ("money per something", ("元/件", "万元/人", "USD/order", "USD/unit"), (("元/件", 12.5),)),
+    ("quantity", ("件", "units", "人", "persons", "天", "days", "次", "times", "分", "points", "单",
+                  "orders", "人次", "visits", "个"), (("persons", 1200),)),
+)  # fmt: skip
+
+
+def reference_table() -> str:
+    """The Markdown table of unit kinds, spellings and how a value shows in zh and en."""
+    rows = ["| kind | write | shown as (zh / en) |", "|---|---|---|"]
+    for kind, codes, examples in _REFERENCE:
+        written = ", ".join(f"`{c}`" for c in codes)
+        shown = "; ".join(
+            f"`{format_value(v, u, 'zh')}` / `{format_value(v, u, 'en')}`" for u, v in examples
+        )
+        rows.append(f"| {kind} | {written} | {shown} |")
+    return "\n".join(rows)

@@ -107,7 +107,8 @@ def test_review_without_params_generates_sample(
         return types.SimpleNamespace(quarter="2026Q3", report_dir=Path("reports/2026Q3"))
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(sys.modules, "perflink.sample", types.SimpleNamespace(generate=generate))
+    fake = types.SimpleNamespace(generate=generate, EXAMPLES={"sample": "the bundled group"})
+    monkeypatch.setitem(sys.modules, "perflink.sample", fake)
     monkeypatch.setattr("perflink.runner.run_review", fake_run)
     assert main(["review", "--jobs", "3", "--language", "zh"]) == 0
     assert generated == [(cli.SAMPLE_DIR, {})]
@@ -127,7 +128,8 @@ def test_sample_data_calls_generate(
         calls.append((out_dir, entities, months, seed, clean, end, raw))
         return Path(out_dir) / "params.yaml"
 
-    monkeypatch.setitem(sys.modules, "perflink.sample", types.SimpleNamespace(generate=generate))
+    fake = types.SimpleNamespace(generate=generate, EXAMPLES={"sample": "the bundled group"})
+    monkeypatch.setitem(sys.modules, "perflink.sample", fake)
     argv = [
         "sample-data",
         str(tmp_path / "s"),

@@ -201,3 +201,20 @@ def test_budgets_cover_the_whole_review_year(planted: Path):
     revenue = targets[(targets["metric_id"] == "revenue") & (targets["year"] == 2026)]
     assert set(revenue["period"].dropna()) == {f"2026-{m:02d}" for m in range(1, 13)}
     assert (revenue["kind"] == "assessment").sum() == revenue["entity_id"].nunique()
+
+
+def test_the_sample_scenario_is_its_params_and_fits_its_size(tmp_path):
+    """The sample's tenure targets and demand shock are company data in its params (no
+    option default names them), written for the subsidiaries it generated; params/2026Q3.yaml
+    carries the same block for the default sample."""
+    import yaml
+
+    from perflink import sample
+
+    small = yaml.safe_load(sample.generate(tmp_path / "s", entities=28).read_text("utf-8"))
+    entities = pd.read_csv(tmp_path / "s" / "entities.csv")
+    subsidiaries = set(entities.loc[entities["kind"] == "subsidiary", "entity_id"])
+    assert {t["entity_id"] for t in small["kpi"]["tenure"]} == subsidiaries
+    default = yaml.safe_load(sample.generate(tmp_path / "d").read_text("utf-8"))
+    project = Path(__file__).resolve().parents[1] / "params" / "2026Q3.yaml"
+    assert default["kpi"] == yaml.safe_load(project.read_text("utf-8"))["kpi"]

@@ -102,7 +102,9 @@ def test_inputs_and_params_load(planted: Path):
     assert {t.entity_id for t in params.kpi.tenure} == set(
         entities.loc[entities["kind"] == "subsidiary", "entity_id"]
     )
-    assert params.forecast.profit_metric in catalog.formulas
+    # no forecast block: the profit metric comes from the catalog's role
+    assert params.forecast.for_catalog(catalog).profit_metric == catalog.role("profit")
+    assert catalog.role("profit") in catalog.formulas
 
 
 def test_reconciliation_rules_hold_on_clean_data(clean: Path):
