@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import warnings
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -312,13 +311,18 @@ def driver_map(catalog, metrics, present) -> dict[str, tuple[str, int]]:
 
 
 def draw_paths(fc: dict, options, horizon: int) -> dict[str, np.ndarray]:
-    """Paths per metric, shape (E, P, h), common random numbers per entity across metrics."""
+    """Paths per metric, shape (E, P, h), common random numbers per entity across metrics.
+
+    Each entity's random numbers come from the seed and its place in the panel (units in id
+    order, then their parents), never from its id's characters: a company that renames its
+    ids gets the same figures.
+    """
     n_p = options.n_paths
     ids = fc["entity_ids"]
     eps = np.empty((len(ids), n_p, horizon))
     mix = np.empty((len(ids), n_p, 1))
-    for e, eid in enumerate(ids):
-        rng = np.random.default_rng([options.seed, zlib.crc32(str(eid).encode())])
+    for e in range(len(ids)):
+        rng = np.random.default_rng([options.seed, e])
         eps[e] = rng.standard_normal((n_p, horizon))
         mix[e] = np.sqrt(rng.chisquare(_fm.T_DF, size=(n_p, 1)) / _fm.T_DF)
     paths = {}
