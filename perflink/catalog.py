@@ -408,6 +408,14 @@ class Catalog(_Model):
     raw: RawCatalog | None = None
     source: Path | None = None
 
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Catalog:
+        """A copy with ``update`` applied; what is computed from the fields (formulas, their
+        order, the money unit) is computed again for the copy, not carried over."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in [k for k, v in type(self).__dict__.items() if isinstance(v, cached_property)]:
+            copy.__dict__.pop(name, None)
+        return copy
+
     def metric(self, metric_id: str) -> Metric:
         """Look a metric up by id; unknown ids raise :class:`CatalogError` with suggestions."""
         try:

@@ -88,7 +88,7 @@ class Review:
 
         catalog = load_catalog(self.params.catalog_dir)
         if self.snapshot_dir is None:
-            from perflink.check import check_options
+            from perflink._options_check import check_options
 
             problems, _ = check_options(self.params, catalog, None)
             if problems:

@@ -255,3 +255,16 @@ def test_one_name_is_enough_and_pages_fall_back_to_it(catalog_dir: Path):
     _set(catalog_dir, mid, name_en=None)
     with pytest.raises(CatalogError, match=f"entry {mid}.*name_zh, name_en or both"):
         load_catalog(catalog_dir)
+
+
+def test_a_copy_recomputes_what_is_derived_from_its_fields(catalog_dir: Path):
+    catalog = load_catalog(catalog_dir)
+    assert catalog.money_unit is not None and catalog.formulas  # cached on the original
+    profit = catalog.role("profit")
+    metrics = {
+        m: (spec.model_copy(update={"unit": "kUSD"}) if spec.unit_info.currency else spec)
+        for m, spec in catalog.metrics.items()
+    }
+    copy = catalog.model_copy(update={"metrics": metrics})
+    assert copy.money_unit == "kUSD" and catalog.money_unit != "kUSD"
+    assert set(copy.formulas) == set(catalog.formulas) and profit in copy.formulas
