@@ -17,6 +17,7 @@ from perflink import charts, labels
 from perflink._report_format import fmt_number
 from perflink.common import severities_from
 from perflink.errors import ParamsError
+from perflink.forecast._deviation import lead_lags
 from perflink.options import ForecastOptions
 from perflink.results import TableResult, TaskResult
 from perflink.units import parse_unit, unit_label
@@ -436,7 +437,7 @@ class ForecastResult(TaskResult):
         elif self.leads:
             for metric, (driver, lag) in self.leads.items():
                 name, drv = self._name(metric), self._name(driver)
-                lags = f"{lag}–{lag + 1}"
+                lags = lead_lags(lag)
                 parts.append(
                     labels.t("forecast.text.lead", lang, metric=name, driver=drv, lags=lags)
                 )
