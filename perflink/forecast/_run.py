@@ -11,6 +11,7 @@ from perflink.execution import Executor
 from perflink.forecast import _deviation as _dev
 from perflink.forecast import _panel as _fp
 from perflink.forecast._results import (
+    ROLES,
     DeviationResult,
     ForecastResult,
     empty_deviation,
@@ -225,7 +226,7 @@ def forecast_panel(
 
 
 def _roles(catalog) -> dict[str, str | None]:
-    return {role: catalog.role(role) for role in ("sales", "profit")}
+    return {role: catalog.role(role) for role in ROLES}
 
 
 def _nothing(catalog, quarter, st, options, lang) -> ForecastResult:
