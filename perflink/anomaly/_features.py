@@ -67,6 +67,8 @@ class Feature:
         if self.metric is not None:
             return catalog.metrics[self.metric].name(lang)
         name = catalog.metrics[self.numerator].name(lang)
+        if lang == "zh" and name[:1].isascii():  # 人均 Net sales: a space before Latin text
+            name = f" {name}"
         return t("anomaly.feature.per_head", lang, metric=name)
 
 

@@ -280,19 +280,32 @@ class AnomalyResult(TaskResult):
         df["flag"] = df["flag"].fillna(False).astype(bool)
         data = charts.for_chart(df.drop(columns="period"))
         x = alt.X("month:T", title=None)
+        # plain digits (30,000; 0.95), not 3e+4, on every layer's y (their axes merge); the
+        # facets mix units, so the axis names none
+        axis = alt.Axis(format=",.4~r")
         band = (
             alt.Chart()
             .mark_area(opacity=0.22, color="#0b5cad")
-            .encode(x=x, y=alt.Y("lower:Q", title=None, scale=alt.Scale(zero=False)), y2="upper:Q")
+            .encode(
+                x=x,
+                y=alt.Y("lower:Q", title=None, scale=alt.Scale(zero=False), axis=axis),
+                y2="upper:Q",
+            )
         )
         expected = (
-            alt.Chart().mark_line(strokeDash=[4, 2], color="#0b5cad").encode(x=x, y="expected:Q")
+            alt.Chart()
+            .mark_line(strokeDash=[4, 2], color="#0b5cad")
+            .encode(x=x, y=alt.Y("expected:Q", axis=axis))
         )
-        actual = alt.Chart().mark_line(color="#222", point=False).encode(x=x, y="value:Q")
+        actual = (
+            alt.Chart()
+            .mark_line(color="#222", point=False)
+            .encode(x=x, y=alt.Y("value:Q", axis=axis))
+        )
         points = (
             alt.Chart()
             .mark_point(color="#c62828", size=70, filled=True)
-            .encode(x=x, y="value:Q")
+            .encode(x=x, y=alt.Y("value:Q", axis=axis))
             .transform_filter(alt.datum.flag)
         )
         layer = alt.layer(band, expected, actual, points, data=data).properties(
