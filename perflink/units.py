@@ -222,6 +222,12 @@ def _plain(x: float) -> str:
     return format(x, ",.1f" if a >= 100 else ",.2f" if a >= 1 else ".3g")
 
 
+def _significant(x: float) -> str:
+    """About three significant digits: 2.97, 29.7, 297, 2,970."""
+    a = abs(x)
+    return format(x, ",.0f" if a >= 100 else ",.1f" if a >= 10 else ",.2f" if a >= 1 else ".3g")
+
+
 def _money_zh(base: float, currency: str, wan_floor: bool) -> str:
     word = CURRENCIES[currency]
     a = abs(base)
@@ -259,9 +265,11 @@ def format_value(x: float, unit: str | Unit, lang: str) -> str:
             if lang == "zh"
             else _money_en(base, u.currency)
         )
-    if u.kind == "money_per" and u.scale > 1:  # 1.08 万元/人, CNY 10.8 k/person
-        per = u.zh if lang == "zh" else _PER_EN.get(u.en, u.en)
-        return f"{format_value(x, Unit(u.code, 'money', u.currency, u.scale), lang)}/{per}"
+    if u.kind == "money_per" and u.scale > 1 and lang == "en":  # CNY 2.97 k/person
+        base, per = x * u.scale, _PER_EN.get(u.en, u.en)
+        for bound, suffix in ((1e9, " bn"), (1e6, " m"), (1e3, " k"), (0, "")):
+            if abs(base) >= bound:
+                return f"{u.currency} {_significant(base / (bound or 1))}{suffix}/{per}"
     label = unit_label(u, lang)
     return f"{_plain(x)} {label}" if label else _plain(x)
 
