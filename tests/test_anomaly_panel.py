@@ -664,3 +664,11 @@ def test_retail_planted_problems_are_found_with_usd_at_stake(retail):
     assert not res.table["message"].str.contains("CNY|万元|kUSD").any()
     assert zh.table.loc[money, "message"].str.contains("美元").all()
     assert not zh.table["message"].str.contains("万元|CNY").any()
+
+
+def test_zh_messages_keep_english_names_apart_from_chinese_text(retail):
+    (results, _) = retail
+    msg = results["zh"].table["message"]
+    assert msg.str.contains(r"Central Apparel 2026年8月 Returns 为").any()
+    assert not msg.str.contains(r"[A-Za-z]20\d\d年|月[A-Za-z]|  ").any()
+    assert not msg.str.contains(r" [，。；：）]|（ ").any()

@@ -129,6 +129,17 @@ def rarity_text(years: float, flag_rate: float, lang: str) -> str:
     return f"{text}{sep}{t('anomaly.msg.flag_rate', lang, rate=f'{flag_rate:g}')}"
 
 
+def _spaced(name: str, lang: str) -> str:
+    """``name`` with a space on each side that touches Latin text, on zh pages: the zh
+    templates glue names to Chinese text (华东工厂2026年8月), which runs English names of a
+    company into it (Central Apparel2026年8月Returns为); :func:`message` collapses doubles."""
+    if lang != "zh" or not name:
+        return name
+    left = " " if name[0].isascii() and name[0].isalnum() else ""
+    right = " " if name[-1].isascii() and name[-1].isalnum() else ""
+    return f"{left}{name}{right}"
+
+
 def _fmt(x: float, unit: str | None, lang: str) -> str:
     return fmt_number(float(x), unit, lang)
 
@@ -161,14 +172,15 @@ def drivers_text(
             t(
                 "anomaly.msg.driver",
                 lang,
-                driver=names.get(mp.driver, mp.driver),
+                driver=_spaced(names.get(mp.driver, mp.driver), lang),
                 value=_fmt(v, unit, lang),
                 change=_change(v, ex, unit, lang),
                 lag=mp.lag,
                 status=t("anomaly.msg.unusual" if unusual else "anomaly.msg.normal", lang),
             )
         )
-    return t("anomaly.msg.drivers", lang, drivers="; ".join(parts)) if parts else ""
+    sep = "；" if lang == "zh" else "; "
+    return t("anomaly.msg.drivers", lang, drivers=sep.join(parts)) if parts else ""
 
 
 def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict, lang: str) -> str:
@@ -182,8 +194,8 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
     feat = feat if isinstance(feat, str) else None
     unit = unit_of(catalog, metric)
     fmt = dict(
-        entity=ctx["entities"].get(row["entity_id"], row["entity_id"]),
-        metric=ctx["metrics"].get(metric, metric),
+        entity=_spaced(ctx["entities"].get(row["entity_id"], row["entity_id"]), lang),
+        metric=_spaced(ctx["metrics"].get(metric, metric), lang),
         period=fmt_period(row["period"], lang),
         value=_fmt(row["value"], unit, lang),
         expected=_fmt(row["expected"], unit, lang),
@@ -197,7 +209,7 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
         spec = ctx["features"][feat]
         funit = spec.unit
         fmt.update(
-            feature=spec.label(catalog, lang),
+            feature=_spaced(spec.label(catalog, lang), lang),
             fvalue=_fmt(row["feature_value"], funit, lang),
             fusual=_fmt(row["feature_usual"], funit, lang),
             fz=f"{row['feature_z']:+.1f}",
@@ -227,8 +239,12 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
     text = t(f"anomaly.msg.{kind}", lang, **fmt)
     rare = rarity_text(float(row["rarity_years"]), ctx["flag_rate"], lang)
     drivers = drivers_text(row, cube, catalog, sc, ctx["metrics"], lang)
-    sep = "" if lang == "zh" else " "
-    return sep.join(p for p in (text, rare, drivers) if p)
+    if lang != "zh":
+        return " ".join(p for p in (text, rare, drivers) if p)
+    out = "".join(p for p in (text, rare, drivers) if p)
+    # the spaces _spaced put around Latin names: one at most, none at full-width punctuation
+    out = re.sub(r" {2,}", " ", out)
+    return re.sub(r" ?([，。；：、（）“”]) ?", r"\1", out).strip()
 
 
 def _formula_text(expr: str, names: dict) -> str:
