@@ -485,6 +485,19 @@ def test_missing_role_or_flows_give_a_sentence_or_a_clear_error():
     assert "forecast.metrics: empty" in str(exc.value) and "revenue" not in str(exc.value)
     with pytest.raises(ParamsError, match="role 'cost'"):
         res.chart(role="cost")
+    # a profit read at another month cannot be simulated path by path
+    lagged = _own_catalog()
+    growth = _metric("growth", formula="result - lag(turnover, 12)")
+    lagged = lagged.model_copy(update={"metrics": {**lagged.metrics, "growth": growth}})
+    with pytest.raises(ParamsError, match="reads earlier months"):
+        forecast_panel(
+            facts,
+            targets,
+            entities,
+            lagged,
+            quarter="2026Q3",
+            options=FAST.model_copy(update={"profit_metric": "growth"}),
+        )
 
 
 def test_retail_example_forecasts_its_nested_profit(tmp_path):
