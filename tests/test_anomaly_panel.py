@@ -672,3 +672,18 @@ def test_zh_messages_keep_english_names_apart_from_chinese_text(retail):
     assert msg.str.contains(r"Central Apparel 2026年8月 Returns 为").any()
     assert not msg.str.contains(r"[A-Za-z]20\d\d年|月[A-Za-z]|  ").any()
     assert not msg.str.contains(r" [，。；：）]|（ ").any()
+
+
+def test_linkage_without_any_driver_relation_says_so(catalog):
+    bare = catalog.model_copy(
+        update={
+            "mappings": [],
+            "metrics": {
+                m: spec.model_copy(update={"decomposition": None})
+                for m, spec in catalog.metrics.items()
+            },
+        }
+    )
+    res = _run(_facts(), bare, options=AnomalyOptions(detectors=("series", "linkage")))
+    assert any("linkage detector could not run" in n for n in res.notes)
+    assert not any("linkage" in n for n in _run(_facts(), catalog).notes)

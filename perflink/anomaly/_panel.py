@@ -39,6 +39,7 @@ from perflink.anomaly._results import (
 from perflink.anomaly._views import (
     features_note,
     formatted,
+    linkage_note,
     peer_data,
     peer_note,
     timelines,
@@ -196,7 +197,14 @@ def detect_anomalies(
         formatted=formatted(table, catalog, lang),
         stats=stats,
         language=lang,
-        notes=(features_note(used, n_units, catalog, table, opts, lang),),
+        notes=tuple(
+            n
+            for n in (
+                features_note(used, n_units, catalog, table, opts, lang),
+                linkage_note(bands, opts, lang),
+            )
+            if n
+        ),
         money_unit=catalog.money_unit,
     )
 

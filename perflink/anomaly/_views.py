@@ -34,6 +34,14 @@ def peer_note(groups: np.ndarray, opts: AnomalyOptions, n_small: int, lang: str)
     return ""
 
 
+def linkage_note(bands: dict, opts: AnomalyOptions, lang: str) -> str:
+    """Why the linkage detector compared nothing ("" when it had a driver relation to test):
+    ``bands`` holds one entry per finance metric with a usable decomposition or driver."""
+    if "linkage" not in opts.detectors or bands:
+        return ""
+    return labels.t("anomaly.text.no_linkage", lang)
+
+
 def features_note(
     used: list[Feature] | None,
     n_units: int,
