@@ -687,3 +687,44 @@ def test_linkage_without_any_driver_relation_says_so(catalog):
     res = _run(_facts(), bare, options=AnomalyOptions(detectors=("series", "linkage")))
     assert any("linkage detector could not run" in n for n in res.notes)
     assert not any("linkage" in n for n in _run(_facts(), catalog).notes)
+
+
+def _derived(mid: str, formula: str, *, aggregation: str = "formula", unit: str = "ratio") -> str:
+    return f"""
+  - id: {mid}
+    name_en: {mid}
+    definition: d
+    caliber: c
+    unit: {unit}
+    owner: o
+    source_system: derived
+    direction: higher
+    tier: 2
+    category: financial
+    aggregation: {aggregation}
+    formula: {formula}
+"""
+
+
+def test_features_of_reads_ratio_formulas_and_leaves_out_the_rest(tmp_path):
+    extra = {
+        "scaled": _derived("scaled", "opex / revenue * 100"),  # constants either side
+        "nested": _derived("nested", "opex / (headcount / 12)"),
+        "over_sum": _derived("over_sum", "opex / (revenue + cogs)"),
+        "product": _derived("product", "opex * cogs / revenue"),
+        "lagged": _derived("lagged", "opex / lag(revenue, 1)"),
+        "same": _derived("same", "opex / opex"),
+        "flow": _derived("flow", "revenue / headcount", aggregation="sum", unit="万元"),
+    }
+    folder = tmp_path / "cat"
+    import shutil
+
+    shutil.copytree(CATALOG_DIR, folder)
+    with open(folder / "metrics.yaml", "a", encoding="utf-8") as fh:
+        fh.write("".join(extra.values()))
+    feats = features_of(catalog_mod.load_catalog(folder))
+    assert (feats["scaled"].numerator, feats["scaled"].denominator) == ("opex", "revenue")
+    assert feats["scaled"].factor == 100.0
+    assert (feats["nested"].denominator, feats["nested"].factor) == ("headcount", 12.0)
+    for name in ("over_sum", "product", "lagged", "same", "flow"):
+        assert name not in feats, name

@@ -5,8 +5,9 @@ A feature is one number per entity and month that should be steady for a unit: a
 of its flows or stocks, an amount per head, or an average it reports (a rate, a price, a
 score). Three kinds come from the catalog, in this order:
 
-1. **Ratio metrics**: every derived metric whose formula is a same-month ratio ``a / b`` of two
-   catalog metrics, optionally times or divided by constants (``direct_cost / turnover``,
+1. **Ratio metrics**: every derived metric aggregated by ``formula`` (recomputed on totals)
+   whose formula is a same-month ratio ``a / b`` of two catalog metrics, optionally times or
+   divided by constants (``direct_cost / turnover``,
    ``freight * 1000 / units``). ``a`` and ``b`` may themselves be derived,
    as long as their formulas, down to the reported metrics, read no other month (no ``lag``
    or ``sum``): the detector recomputes them per entity and month from the facts (a gross
@@ -89,14 +90,17 @@ def features_of(catalog: Catalog) -> dict[str, Feature]:
 
     Examples
     --------
-    A catalog with ``margin_rate: formula margin / turnover``, ``turnover`` in the ``sales``
-    role, ``staff`` in the ``headcount`` role and a reported ``fill_rate`` (unit ``ratio``,
-    aggregation ``mean``) gives ``margin_rate``, ``turnover_per_head`` and ``fill_rate``.
+    A catalog with ``margin_rate`` (formula ``margin / turnover``, aggregation ``formula``),
+    ``turnover`` in the ``sales`` role, ``staff`` in the ``headcount`` role and a reported
+    ``fill_rate`` (unit ``ratio``, aggregation ``mean``) gives ``margin_rate``,
+    ``turnover_per_head`` and ``fill_rate``.
     """
     out: dict[str, Feature] = {}
     leaves: dict[str, tuple[str, ...] | None] = {}
     for spec in catalog.metrics.values():
-        if not spec.derived:
+        # a ratio metric is recomputed on totals (aggregation: formula); a derived flow such
+        # as an amount over an exchange rate adds up (sum) and is no steady ratio
+        if not spec.derived or spec.aggregation != "formula":
             continue
         ratio = _ratio(catalog.formulas[spec.id].text)
         if ratio is None:
