@@ -728,3 +728,8 @@ def test_features_of_reads_ratio_formulas_and_leaves_out_the_rest(tmp_path):
     assert (feats["nested"].denominator, feats["nested"].factor) == ("headcount", 12.0)
     for name in ("over_sum", "product", "lagged", "same", "flow"):
         assert name not in feats, name
+
+
+def test_features_of_needs_a_catalog():
+    with pytest.raises(ParamsError, match="expects a Catalog"):
+        features_of(CATALOG_DIR)

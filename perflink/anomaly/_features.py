@@ -33,6 +33,7 @@ import numpy as np
 
 from perflink.anomaly._cube import Cube
 from perflink.catalog import Catalog
+from perflink.errors import ParamsError
 from perflink.labels import t
 
 __all__ = ["Feature", "features_of"]
@@ -88,6 +89,12 @@ def features_of(catalog: Catalog) -> dict[str, Feature]:
         docstring), in catalog order; empty when the catalog gives none. Whether the facts
         hold a feature's inputs is decided per run (units without them skip the feature).
 
+    Raises
+    ------
+    ParamsError
+        ``catalog`` is not a :class:`~perflink.catalog.Catalog` (load one with
+        :func:`perflink.catalog.load_catalog`).
+
     Examples
     --------
     A catalog with ``margin_rate`` (formula ``margin / turnover``, aggregation ``formula``),
@@ -95,6 +102,11 @@ def features_of(catalog: Catalog) -> dict[str, Feature]:
     ``fill_rate`` (unit ``ratio``, aggregation ``mean``) gives ``margin_rate``,
     ``turnover_per_head`` and ``fill_rate``.
     """
+    if not isinstance(catalog, Catalog):
+        raise ParamsError(
+            f"features_of expects a Catalog (perflink.catalog.load_catalog or review.catalog), "
+            f"got {type(catalog).__name__}."
+        )
     out: dict[str, Feature] = {}
     leaves: dict[str, tuple[str, ...] | None] = {}
     for spec in catalog.metrics.values():
