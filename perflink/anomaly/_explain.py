@@ -40,7 +40,9 @@ def at_stake(
       change times its denominator, which is the numerator's change at the usual ratio.
     - A money metric: ``|value - expected|``.
     - Anything else (a count, a rate, a price): its relative change, capped at 100%, times the
-      money metric the catalog maps it to as a driver (yield -> production cost).
+      money metric the catalog maps it to as a driver (a quality rate -> the cost it drives).
+    - A money metric in another scale than the money unit is converted into it
+      (:meth:`~perflink.catalog.Catalog.in_money_unit`); NaN when the catalog has no money.
     """
     out = np.full(len(rows), np.nan)
     if catalog.money_unit is None:
