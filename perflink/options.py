@@ -403,23 +403,18 @@ class SummaryOptions(_Options):
 
     Attributes
     ----------
-    top_n : findings shown in the ranked list (all are saved in ``summary_findings``).
+    top_n : items shown in the ranked list (all are saved in ``summary_findings``; critical
+        items are always shown). The list is ranked by severity, then money at stake, then
+        quarters open, then entity and metric order; statuses follow the ``status:`` block.
     previous_report : the previous quarter's report folder (or its ``tables`` folder);
         ``None`` = ``<tables_dir>/../../<previous quarter>/tables``.
-    severity_points : rank points per severity (the ranking adds money and persistence).
-    money_points : rank points per tenfold of money at stake (``log10(1 + amount)``, the
-        amount in the catalog's money unit).
-    persist_points : rank points per extra quarter a finding stays open.
-    green, amber : completion (actual / target, 1 = 100%) at or above ``green`` is on
-        track, at or above ``amber`` at risk, below off track; projected full-year
-        deviation: within ``green - 1`` on track, within ``amber - 1`` at risk.
     miss_probability : suggest adjusting budget or plan when the probability of missing
         the full-year budget exceeds this.
     sales_completion : suggest tying incentives to collections when the quarter's sales
         completion is at least this ...
     collections_completion : ... while cash-collected completion is below this.
-    per_kind : at most this many findings of one task and kind in the top list (and one
-        per entity of each kind).
+    per_kind : at most this many items of one task and kind in the top list (and one per
+        entity of each kind); critical items are not capped.
     min_severity : findings below this severity stay on the task pages only; they are not
         summary findings and do not count as open in the review loop.
     projection_metric : metric whose projected full-year deviation ends the chain; unset
@@ -433,17 +428,6 @@ class SummaryOptions(_Options):
 
     top_n: int = Field(20, ge=1, le=200)
     previous_report: str | None = None
-    severity_points: dict[str, float] = {
-        "critical": 5.0,
-        "high": 4.0,
-        "medium": 3.0,
-        "low": 2.0,
-        "info": 1.0,
-    }
-    money_points: float = Field(1.0, ge=0)
-    persist_points: float = Field(1.0, ge=0)
-    green: float = Field(0.98, gt=0, le=2)
-    amber: float = Field(0.95, gt=0, le=2)
     miss_probability: float = Field(0.70, ge=0, le=1)
     sales_completion: float = Field(1.0, gt=0, le=2)
     collections_completion: float = Field(0.97, gt=0, le=2)

@@ -19,8 +19,10 @@ from browser_utils import assert_readable, open_offline
 import perflink
 from perflink import summary
 from perflink.catalog import Catalog, Metric, Rule, load_catalog
+from perflink.charts import STATUS_WORD_COLORS
+from perflink.common import SEVERITY_RANK
 from perflink.errors import InputError, ParamsError, PerflinkError
-from perflink.options import SummaryOptions
+from perflink.options import StatusOptions, SummaryOptions
 from perflink.sample import generate
 from perflink.summary._loop import forecast_error
 
@@ -126,10 +128,12 @@ def test_finding_id_is_stable_and_ignores_the_period():
     assert a.startswith("F-") and len(a) == 12
     assert a != summary.finding_id("mapping", "rule", "S01D02", "R01")
     assert a != summary.finding_id("anomaly", "rule", "S01D01", "R01")
-    # the same problem in two quarters (different periods) keeps its id
+    # a summary item is one problem of one entity, whatever task reported it, in any quarter
+    item = summary.problem_id("S01D01", "revenue")
+    assert item.startswith("F-") and item != summary.problem_id("S01D02", "revenue")
     f = _rank(_inputs()).table
-    rows = f[(f["entity_id"] == "S01D01") & (f["finding_kind"] == "rule")]
-    assert rows["finding_id"].tolist() == [a]
+    rows = f[(f["entity_id"] == "S01D01") & f["evidence"].str.contains("mapping:rule")]
+    assert rows["finding_id"].tolist() == [item]
 
 
 def test_finding_id_rejects_empty_task():
@@ -141,11 +145,18 @@ def test_finding_id_rejects_empty_task():
 def test_rank_findings_merges_folds_and_ranks():
     res = _rank(_inputs())
     f = res.table
-    # two months of the same rule breach: one finding, worst severity, money summed (15)
-    r01 = f[(f["entity_id"] == "S01D01") & (f["rule_id"] == "R01")].iloc[0]
-    assert r01["severity"] == "high" and r01["n_periods"] == 2
-    assert r01["at_stake"] == pytest.approx(10.0 + 5.0)
-    assert "2026-08" in r01["message"] and "gap Jul" in r01["message"]
+    # the unit's revenue: a rule breach in two months (one piece of evidence, 10 + 5 at
+    # stake) and a projected miss (100 at stake) are one item; the tasks' amounts price the
+    # same problem, so the item takes the largest, not the sum
+    r01 = f[(f["entity_id"] == "S01D01") & (f["subject"] == "revenue")]
+    assert len(r01) == 1
+    r01 = r01.iloc[0]
+    assert r01["evidence"] == "forecast:projected_miss, mapping:rule"
+    assert r01["tasks"] == "forecast, mapping"
+    assert r01["severity"] == "high" and r01["n_periods"] == 3
+    assert r01["at_stake"] == pytest.approx(100.0)
+    assert r01["message"] == "unit miss"
+    assert "gap Jul" in r01["other_messages"] and "2026-08" in r01["other_messages"]
     # the history row (2025-11) is not open this quarter
     assert "2025-11" not in r01["periods"]
     # the R03 breach at the unit is explained by the subsidiary's caliber finding
@@ -159,13 +170,21 @@ def test_rank_findings_merges_folds_and_ranks():
     # (below summary.min_severity = medium: left to the task page)
     assert not ((f["source_task"] == "anomaly") & (f["entity_id"] == "S01D01")).any()
     everything = _rank(_inputs(), options=SummaryOptions(min_severity="info")).table
-    typhoon = everything[(everything["source_task"] == "anomaly")]
-    typhoon = typhoon[typhoon["entity_id"] == "S01D01"]
-    assert typhoon["severity"].tolist() == ["info"]
-    # ranked: the critical bonus overrun (money 30) first; ranks are 1..n
+    # ... shown as evidence of the unit's revenue item, at info and without money
+    item = everything[(everything["entity_id"] == "S01D01") & (everything["subject"] == "revenue")]
+    assert "anomaly:anomaly" in item["evidence"].iloc[0]
+    assert "revenue -35%" in item["other_messages"].iloc[0]
+    assert item["at_stake"].iloc[0] == pytest.approx(100.0)  # not the explained 300
+    # ranked: the critical bonus overrun (money 30) first; ranks are 1..n; severity first,
+    # then money at stake within a severity (unpriced last)
     assert f["rank"].tolist() == list(range(1, len(f) + 1))
     assert f.iloc[0]["finding_kind"] == "bonus_overrun"
-    assert f["priority"].is_monotonic_decreasing
+    sev = f["severity"].map(SEVERITY_RANK)
+    assert sev.is_monotonic_increasing
+    for _, same in f.groupby("severity"):
+        money = same["at_stake"].fillna(-1.0)
+        assert money.is_monotonic_decreasing
+    assert "priority" not in f
     assert (f["loop_status"] == "new").all() and (f["quarters_open"] == 1).all()
     assert f["evidence_link"].str.match(r"^(mapping|kpi|forecast|anomaly)\.html").all()
 
@@ -561,7 +580,7 @@ def test_collections_action_follows_the_catalog_roles():
 
 @pytest.mark.parametrize(
     ("lang", "words", "header"),
-    [("en", "USD", "At stake (USD k)"), ("zh", "美元", "风险金额（千美元）")],
+    [("en", "USD", "At stake (USD k; "), ("zh", "美元", "风险金额（千美元；")],
 )
 def test_money_at_stake_in_a_kusd_company(lang, words, header, tmp_path):
     cat = _tiny_catalog(_KUSD)
@@ -580,7 +599,8 @@ def test_money_at_stake_in_a_kusd_company(lang, words, header, tmp_path):
     assert words in str(spec) and "CNY" not in str(spec) and "万元" not in str(spec)
     wb = openpyxl.load_workbook(summary.write_workbook(res, path=tmp_path / "r.xlsx"))
     heads = [c.value for c in wb["findings"][1 if lang == "zh" else 2]]
-    assert header in heads and not any("万元" in str(h) or "CNY" in str(h) for h in heads)
+    assert any(str(h).startswith(header) for h in heads)
+    assert not any("万元" in str(h) or "CNY" in str(h) for h in heads)
     fc = wb["forecast_deviation"]
     assert [c.value for c in fc[2]][:4] == ["Entity", "Period", "Metric", "Unit"]
     assert fc["D3"].value == "kUSD"
@@ -624,3 +644,208 @@ def test_rule_breach_priced_in_the_rule_unit_when_the_checked_metric_is_a_count(
     inputs.tables["forecast_deviation"] = None
     f = summary.rank_findings(inputs, _entities(), cat, quarter="2026Q3", language="en").table
     assert f["at_stake"].tolist() == [pytest.approx(15.0)]
+
+
+# ----------------------------------------------------------------------------- issue 15
+#: A company whose costs are lower-is-better and whose growth is scored in points.
+_TRUST = [
+    dict(id="sales", name_en="Sales", unit="kUSD", role="sales", tier=1),
+    dict(id="ebit", name_en="EBIT", unit="kUSD", role="profit", tier=1),
+    dict(id="costs", name_en="Costs", unit="kUSD", direction="lower", tier=1),
+    dict(id="growth", name_en="Growth", unit="%", tier=1),
+    dict(id="saving", name_en="Saving rate", unit="%"),
+]
+
+
+def _status_review(lang: str = "en", **summary_options):
+    review = _review(_tiny_catalog(_TRUST), lang, SummaryOptions(**summary_options))
+    review.params.status = StatusOptions()
+    return review
+
+
+def _projection_rows() -> pd.DataFrame:
+    cols = ["entity_id", "period", "metric_id", "projected", "lo_80", "hi_80", "budget"]
+    cols += ["ytd_actual", "deviation_pct", "p_meet_budget", "at_stake", "kind", "severity"]
+    cols += ["message"]
+    rows = [
+        ("G00", "2026Q3", "sales", 987.0, 980.0, 995.0, 1000.0, 700.0, -0.013, 0.0, 13.0,
+         "group", "medium", "sales -1.3%, 0%"),
+        ("G00", "2026Q3", "costs", 1016.0, 1010.0, 1020.0, 1000.0, 700.0, 0.016, 0.0, 16.0,
+         "group", "medium", "costs +1.6% over budget, 0%"),
+        ("G00", "2026Q3", "ebit", 1020.0, 990.0, 1050.0, 1000.0, 700.0, 0.02, 0.004, 0.0,
+         "group", "info", "ebit"),
+        ("S01", "2026Q3", "ebit", 990.0, 950.0, 1030.0, 1000.0, 700.0, -0.01, 0.5, 10.0,
+         "subsidiary", "medium", "S01 ebit"),
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_outlook_status_never_contradicts_the_probability_beside_it():
+    res = summary.summarize(_status_review(), _inputs(forecast_deviation=_projection_rows()))
+    proj = res.headline.projection.set_index("metric_id")
+    # p = 0% and -1.3%: off track, never on track; +1.6% over budget on a cost at 0%: off
+    # track (a cost above budget is unfavourable); +2% but 0.4%: the probability decides
+    assert proj.loc["sales", "status"] == "off_track"
+    assert proj.loc["costs", "status"] == "off_track"
+    assert proj.loc["ebit", "status"] == "off_track"
+    page = summary.summarize(
+        _status_review("zh"), _inputs(forecast_deviation=_projection_rows())
+    ).headline._repr_html_()
+    assert "难以达成" in page and "达标" not in page and "有望达成" not in page
+    # rounded as the forecast's messages round: whole percent, deviation to one decimal
+    assert "0.4%" not in page and "+2.0%" in page and "-1.3%" in page
+
+
+def test_actual_status_follows_the_scoring_basis():
+    attribution = pd.DataFrame(
+        [
+            ("ebit", "quarter", 99.5, 100.0),  # 99.5%: narrowly missed (>= 97%)
+            ("ebit", "ytd", -590.9, -505.6),  # a planned loss missed: no ratio shown
+            ("growth", "quarter", -0.214, 0.004),  # -21.8 points: missed
+            ("growth", "ytd", 0.031, 0.04),  # -0.9 points: narrowly missed
+            ("costs", "quarter", 95.0, 100.0),  # below a cost budget: met
+        ],
+        columns=["metric_id", "scope", "driver_actual", "driver_base"],
+    ).assign(entity_id="G00", link="total", base="target")
+    res = summary.summarize(_status_review(), _inputs(attribution=attribution))
+    t1 = res.headline.tier1
+    assert t1["status"].tolist() == ["near_miss", "missed", "missed", "near_miss", "met"]
+    assert t1["basis"].tolist() == ["ratio", "ratio", "points", "points", "ratio"]
+    assert t1["completion"].isna().tolist() == [False, True, True, True, False]
+    page = res.headline._repr_html_()
+    assert "-21.8 pts" in page and "-5878" not in page and "116.9%" not in page
+    assert "gap USD -85.3 k" in page  # the planned loss's gap in its unit, not 116.9%
+
+
+def test_chain_statuses_are_met_or_missed_for_actuals_and_outlooks_for_projections():
+    card = pd.DataFrame(
+        [
+            ("S01", "ytd", "sales", "business", 0.5, 1.02, 51.0),
+            ("S01", "ytd", "ebit", "financial", 0.5, 0.975, 45.0),
+        ],
+        columns=["entity_id", "scope", "metric_id", "category", "weight", "completion",
+                 "weighted_score"],
+    )  # fmt: skip
+    res = summary.summarize(
+        _status_review(), _inputs(scorecard=card, forecast_deviation=_projection_rows())
+    )
+    row = res.chain.table.set_index("entity_id").loc["S01"]
+    assert row["status_business"] == "met" and row["status_financial"] == "near_miss"
+    assert row["status_score"] == "missed"  # 96 points: below 97% of 100
+    assert row["status_projection"] == "at_risk" and row["p_meet_budget"] == 0.5
+    assert row["status"] == "missed"
+    data = next(iter(res.chain.chart().to_dict()["datasets"].values()))
+    proj = [d for d in data if d["step"].startswith("4.")]
+    assert proj[0]["text"] == "-1.0% (50%)" and proj[0]["code"] == "at_risk"
+    spec = str(res.chain.chart().to_dict())
+    assert STATUS_WORD_COLORS["at_risk"] in spec and "'green'" not in spec
+    note = res.chain._repr_html_()
+    assert "97%" in note and "70%" in note and "30%" in note
+
+
+def _anomaly(entity: str, metric: str, stake: float, severity: str = "high", **kw):
+    row = dict(entity_id=entity, period="2026-08", metric_id=metric, kind="spike",
+               severity=severity, at_stake=stake, explained_by="", value=0.0, expected=0.0,
+               message=f"{entity} {metric}")  # fmt: skip
+    return row | kw
+
+
+def _only(**tables) -> summary.SummaryInputs:
+    empty = {n: None for n in ("validation_findings", "kpi_findings", "forecast_deviation")}
+    return _inputs(**(empty | {"anomalies": None} | tables))
+
+
+def test_ranking_ties_follow_entity_and_catalog_order_not_ids():
+    cat = _tiny_catalog(_TRUST)
+    anomalies = pd.DataFrame(
+        [_anomaly("S01D02", "sales", 50.0), _anomaly("S01D01", "ebit", 50.0),
+         _anomaly("S01D01", "sales", 50.0)]
+    )  # fmt: skip
+    inputs = _only(anomalies=anomalies)
+    ents = _entities()
+    order = summary.rank_findings(inputs, ents, cat, quarter="2026Q3", language="en").table
+    assert order["message"].tolist() == ["S01D01 sales", "S01D01 ebit", "S01D02 sales"]
+    # the entities table's order decides, whatever the ids (or their hashes) say
+    flipped = ents.iloc[[0, 1, 3, 2]].reset_index(drop=True)
+    order = summary.rank_findings(inputs, flipped, cat, quarter="2026Q3", language="en").table
+    assert order["message"].tolist() == ["S01D02 sales", "S01D01 sales", "S01D01 ebit"]
+
+
+def test_one_item_per_problem_carries_every_task_evidence():
+    cat = _tiny_catalog(_TRUST)
+    validation = pd.DataFrame(
+        [("S01D02", "2026-08", "sales", "R01", "rule", "high", 1000.0, 1100.0, -0.09, "R01 gap")],
+        columns=["entity_id", "period", "metric_id", "rule_id", "check", "severity", "value",
+                 "expected", "deviation", "message"],
+    )  # fmt: skip
+    anomalies = pd.DataFrame(
+        [_anomaly("S01D02", "sales", 110.0, "critical", kind="linkage", value=1100.0,
+                  expected=1000.0, message="linkage gap")]
+    )  # fmt: skip
+    res = summary.rank_findings(
+        _only(validation_findings=validation, anomalies=anomalies), _entities(), cat,
+        quarter="2026Q3", language="en",
+    )  # fmt: skip
+    f = res.table
+    assert len(f) == 1
+    item = f.iloc[0]
+    assert item["severity"] == "critical" and item["message"] == "linkage gap"
+    assert item["at_stake"] == pytest.approx(110.0)  # the larger amount, not 100 + 110
+    assert item["evidence"] == "anomaly:anomaly, mapping:rule"
+    page = res._repr_html_()
+    assert "R01 gap" in page and 'href="mapping.html' in page and 'href="anomaly.html' in page
+
+
+def test_no_critical_item_is_dropped_by_the_caps():
+    anomalies = pd.DataFrame(
+        [_anomaly(e, m, 10.0, "critical") for e, m in
+         (("S01D01", "sales"), ("S01D01", "ebit"), ("S01D02", "sales"), ("S01", "ebit"))]
+        + [_anomaly("S01D02", "ebit", 500.0, "high")]
+    )  # fmt: skip
+    res = summary.rank_findings(
+        _only(anomalies=anomalies), _entities(), _tiny_catalog(_TRUST), quarter="2026Q3",
+        language="en", options=SummaryOptions(per_kind=1, top_n=2),
+    )  # fmt: skip
+    assert (res.top["severity"] == "critical").sum() == 4
+    assert "high" not in set(res.top["severity"])  # the cap still applies below critical
+
+
+def test_missed_target_is_priced_by_its_ytd_gap_not_quarter_plus_ytd():
+    kpi_rows = pd.DataFrame(
+        [
+            ("S01D01", "2026Q3", "ebit", "tier1_missed", "high", "quarter", -30.0, "q miss"),
+            ("S01D01", "2026Q3", "ebit", "tier1_missed", "high", "ytd", -80.0, "ytd miss"),
+            ("S01D02", "2026Q3", "ebit", "tier1_missed", "high", "quarter", -20.0, "q only"),
+        ],
+        columns=["entity_id", "period", "metric_id", "rule_id", "severity", "scope", "gap",
+                 "message"],
+    )  # fmt: skip
+    f = summary.rank_findings(
+        _only(kpi_findings=kpi_rows), _entities(), _tiny_catalog(_TRUST), quarter="2026Q3",
+        language="en",
+    ).table.set_index("entity_id")  # fmt: skip
+    assert f.loc["S01D01", "at_stake"] == pytest.approx(80.0)  # not 110
+    assert f.loc["S01D02", "at_stake"] == pytest.approx(20.0)  # YTD met: the quarter's gap
+
+
+def test_favourable_deviations_are_never_money_at_risk():
+    anomalies = pd.DataFrame(
+        [
+            _anomaly("S01D01", "costs", 40.0, value=80.0, expected=100.0),  # cost below: good
+            _anomaly("S01D02", "saving", 4735.5, value=0.038, expected=0.015),  # saving up
+            _anomaly("S01", "costs", 40.0, value=120.0, expected=100.0),  # cost above: risk
+            _anomaly("G00", "sales", 60.0, kind="linkage", value=110.0, expected=100.0),
+        ]
+    )
+    deviation = _projection_rows().assign(severity="medium")  # ebit +2%: favourable
+    f = summary.rank_findings(
+        _only(anomalies=anomalies, forecast_deviation=deviation), _entities(),
+        _tiny_catalog(_TRUST), quarter="2026Q3", language="en",
+    ).table  # fmt: skip
+    stake = f.set_index(["entity_id", "subject"])["at_stake"]
+    assert np.isnan(stake[("S01D01", "costs")]) and np.isnan(stake[("S01D02", "saving")])
+    assert stake[("S01", "costs")] == pytest.approx(40.0)
+    assert stake[("G00", "sales")] == pytest.approx(60.0)  # a mismatch is risk either way
+    assert np.isnan(stake[("G00", "ebit")])
+    # unpriced items rank after priced ones of the same severity
+    assert f["message"].iloc[-1] in {"S01D01 costs", "S01D02 saving", "ebit"}

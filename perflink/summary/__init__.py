@@ -14,8 +14,8 @@ Typical use (what notebook 05 does)::
     perflink.report.show(result.findings)
     perflink.summary.write_workbook(result)
 
-Review loop: findings carry a stable ``finding_id`` (:func:`finding_id`, a hash of task,
-kind, entity and metric / rule, without the period). The ranked list is saved as
+Review loop: items carry a stable ``finding_id`` (:func:`problem_id`, a hash of the entity
+and the metric / rule, without the period or the task). The ranked list is saved as
 ``summary_findings`` with ``first_seen`` and ``quarters_open``; next quarter's summary reads
 it from ``reports/<previous quarter>/tables/`` and marks findings new, persisting or resolved,
 and compares last quarter's ``forecast`` of this quarter with what happened.
@@ -30,7 +30,7 @@ import pandas as pd
 from perflink import labels, panel
 from perflink.common import check_findings, parse_quarter
 from perflink.errors import InputError
-from perflink.options import SummaryOptions
+from perflink.options import StatusOptions, SummaryOptions
 from perflink.summary import _findings as _f
 from perflink.summary import _headline as _h
 from perflink.summary import _loop as _loop
@@ -41,7 +41,7 @@ from perflink.summary._collect import (
     _options,
     collect,
 )
-from perflink.summary._findings import finding_id
+from perflink.summary._findings import finding_id, problem_id
 from perflink.summary._results import (
     ActionsResult,
     ChainResult,
@@ -77,6 +77,7 @@ __all__ = [
     "finding_id",
     "forecast_review",
     "group_totals",
+    "problem_id",
     "rank_findings",
     "run",
     "summarize",
@@ -93,17 +94,26 @@ def rank_findings(
     language: str | None = None,
     options: SummaryOptions | None = None,
 ) -> FindingsResult:
-    """Merge every task's findings into one list ranked by severity, money and persistence.
+    """Merge every task's findings into one list of problems, ranked by one rule.
 
-    Rows dated before the review quarter are history and left out; rows of one problem (same
-    task, kind, entity and metric / rule / scheme) become one finding with a stable
-    :func:`finding_id`; rule breaches explained by a caliber finding on the same rule above
-    them are folded into it; findings below ``options.min_severity`` are left to the task
-    pages. ``priority`` = severity points + money points x log10(1 + money at stake) +
-    persist points x (quarters open - 1). Money at stake is stated in the catalog's money
-    unit (:attr:`perflink.catalog.Catalog.money_unit`): gaps of money metrics (and of rules
-    whose sides are money, :func:`perflink.mapping.rule_unit`) are converted into it, gaps
-    of other metrics (rates, headcounts) put no money at stake.
+    Rows dated before the review quarter are history and left out. Rows about one problem
+    -- the same entity and metric (else the same rule, scheme or mapping) in the quarter --
+    become one item with a stable :func:`problem_id` in ``finding_id``, whichever tasks
+    reported it (a recognition gap found by a mapping rule and by the anomaly detector is one
+    item; ``evidence`` and ``tasks`` list what each task found). Rule breaches explained by
+    a caliber finding on the same rule above them are folded into it; items below
+    ``options.min_severity`` are left to the task pages.
+
+    The ranking rule: severity first; then money at stake, most first (unpriced items last);
+    then quarters open, most first; then the entity's place in the entities table and the
+    metric's place in the catalog. Money at stake is in the catalog's money unit
+    (:attr:`perflink.catalog.Catalog.money_unit`) and is never a favourable deviation: a
+    missed target puts its year-to-date gap at stake (which includes the quarter's; the two
+    are not added); a projected miss the expected full-year shortfall; a rule breach the gap
+    between its sides when they are money (:func:`perflink.mapping.rule_unit`); an anomaly
+    the amount the anomaly task priced, unless the move is favourable (a cost below what was
+    expected). Gaps of non-money metrics (rates, headcounts) put no money at stake. An item
+    reported by several tasks takes the largest of their amounts, not their sum.
 
     Parameters
     ----------
@@ -111,9 +121,10 @@ def rank_findings(
         The tables (``validation_findings``, ``kpi_findings``, ``forecast_deviation``,
         ``anomalies``) and last quarter's ``summary_findings``.
     entities : DataFrame
-        ``entity_id, name_zh, name_en, parent_id``.
+        ``entity_id, name_zh, name_en, parent_id`` (its row order breaks ranking ties).
     catalog : Catalog
-        The metrics' units (which are money, and their factor to the money unit).
+        The metrics' units (which are money, and their factor to the money unit), their
+        direction and their order (which breaks ranking ties).
     quarter : the review quarter (``"2026Q3"``).
     language : ``"zh"`` or ``"en"``; default the report language the review was opened with.
     options : SummaryOptions, optional
@@ -121,7 +132,8 @@ def rank_findings(
     Returns
     -------
     FindingsResult
-        ``table`` is the ``summary_findings`` table (see the class), ``top`` the top list.
+        ``table`` is the ``summary_findings`` table (see the class), ``top`` the top list
+        (critical items are never cut by ``top_n`` or ``per_kind``).
 
     Raises
     ------
@@ -135,11 +147,12 @@ def rank_findings(
     factors = _money_factors(catalog)
     rule_factors = _rule_money_factors(catalog)
     parts = []
+    higher = {m: spec.direction == "higher" for m, spec in catalog.metrics.items()}
     readers = {
         "validation_findings": lambda d: _f.from_validation(d, factors, rule_factors),
         "kpi_findings": lambda d: _f.from_kpi(d, factors),
-        "forecast_deviation": lambda d: _f.from_forecast(d, factors),
-        "anomalies": _f.from_anomalies,
+        "forecast_deviation": lambda d: _f.from_forecast(d, factors, higher),
+        "anomalies": lambda d: _f.from_anomalies(d, higher),
     }
     for name, read in readers.items():
         df = inputs.get(name)
@@ -148,22 +161,35 @@ def rank_findings(
         _check_columns(df, name)
         parts.append(read(df))
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["period"])
+    keep = _f.SEVERITY_RANK.get(opts.min_severity, len(_f.SEVERITY_RANK))
     if not rows.empty:
         rows = rows[_f.in_quarter(rows["period"], q).to_numpy()]
         rows = _f.fold_calibers(rows, panel.ancestors(entities))
+        # evidence below min_severity stays on its task page: it neither makes an item nor
+        # adds money to one
+        rows = rows[(rows["severity"].map(_f.SEVERITY_RANK).fillna(99) <= keep).to_numpy()]
     merged = _f.merge(rows, names, language)
-    keep = _f.SEVERITY_RANK.get(opts.min_severity, len(_f.SEVERITY_RANK))
-    merged = merged[merged["severity"].map(_f.SEVERITY_RANK).fillna(99) <= keep]
     looped = _loop.compare(merged, inputs.previous.get("summary_findings"), q)
     ranked = _f.rank(
-        looped,
-        severity_points=opts.severity_points,
-        money_points=opts.money_points,
-        persist_points=opts.persist_points,
+        looped, entity_order=_positions(entities["entity_id"]), subject_order=_subjects(catalog)
     )
     open_ = ranked[ranked["loop_status"] != "resolved"]
     top = _f.top(open_, opts.top_n, per_kind=opts.per_kind)
     return FindingsResult(ranked, top, language, money_unit=catalog.money_unit)
+
+
+def _positions(values: Any) -> dict[Any, int]:
+    """Value -> its first position (the entities table's row order)."""
+    out: dict[Any, int] = {}
+    for i, v in enumerate(values):
+        out.setdefault(v, i)
+    return out
+
+
+def _subjects(catalog: Any) -> dict[str, int]:
+    """Subject -> position: the catalog's metrics in order, then its rules, then mappings."""
+    ids = [*catalog.metrics, *(r.id for r in catalog.rules), *(m.id for m in catalog.mappings)]
+    return _positions(ids)
 
 
 def _money_factors(catalog: Any) -> dict[str, float]:
@@ -263,8 +289,8 @@ def summarize(
     Raises
     ------
     ParamsError
-        If ``summary.actions`` names an unknown rule, amber > green, or
-        ``summary.projection_metric`` is not a catalog metric.
+        If ``summary.actions`` names an unknown rule or ``summary.projection_metric`` is not
+        a catalog metric.
     InputError
         If a task table is unreadable or lacks its columns.
     """
@@ -274,7 +300,7 @@ def summarize(
     entities, catalog = review.entities, review.catalog
     root = _root(entities)
     names = _names(entities, lang)
-    g = dict(green=opts.green, amber=opts.amber)
+    g = dict(status=_status_options(review))
     dev = inputs.get("forecast_deviation")
     card = inputs.get("scorecard")
     scores = _h.unit_scores(card, entities)
@@ -286,10 +312,11 @@ def summarize(
         lang,
     )
     pm = opts.projection_metric or ""
+    st = g["status"]
     chain = ChainResult(
         _h.chain(card, dev, entities, catalog, lang, metric_id=pm, **g), lang,
         metric=_h._metric_name(catalog, pm, lang) if pm else "", why=_h.chain_note(pm, dev),
-        **g,
+        near_miss=st.near_miss, on_track=st.on_track, off_track=st.off_track,
     )  # fmt: skip
     findings = rank_findings(inputs, entities, catalog, quarter=q, language=lang, options=opts)
     open_ = findings.table[findings.table["loop_status"] != "resolved"]
@@ -332,12 +359,18 @@ def run(review: Review, *, options: SummaryOptions | None = None) -> SummaryResu
     Raises
     ------
     ParamsError
-        If the summary options name an unknown rule or severity, or amber > green.
+        If the summary options name an unknown rule or severity.
     InputError
         If a task table is unreadable or lacks its columns.
     """
     opts = _options(review, options)
     return summarize(review, collect(review, options=opts), options=opts)
+
+
+def _status_options(review: Any) -> StatusOptions:
+    """The review's ``status:`` block (one threshold set for every status of the report)."""
+    found = getattr(getattr(review, "params", None), "status", None)
+    return found if isinstance(found, StatusOptions) else StatusOptions()
 
 
 def _loop_result(inputs: SummaryInputs, table: pd.DataFrame, review: Any, lang: str) -> LoopResult:

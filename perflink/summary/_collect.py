@@ -174,11 +174,6 @@ def _options(review: Any, options: SummaryOptions | None = None) -> SummaryOptio
         raise ParamsError(
             f"summary.min_severity: {opts.min_severity!r} is not one of {', '.join(SEVERITIES)}."
         )
-    if opts.amber > opts.green:
-        raise ParamsError(
-            f"summary.amber ({opts.amber}) is above summary.green ({opts.green}); "
-            "amber must be the lower threshold."
-        )
     return opts
 
 

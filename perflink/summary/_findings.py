@@ -1,8 +1,11 @@
 """One ranked findings list from the task tables, with stable ids (not API; see perflink.summary).
 
 Every task writes its own findings table; here each row becomes a row of one common frame
-(:data:`FINDING_COLUMNS`), rows of the same problem are merged under one ``finding_id`` and the
-merged findings are ranked by severity, money at stake and how long they have stayed open.
+(:data:`FINDING_COLUMNS`). Rows of one problem -- one entity and one metric (else the rule,
+scheme or mapping the finding is about) in the review quarter -- become one item under one
+``finding_id``, carrying the evidence of every task that reported it. Items are ranked by one
+rule (:func:`rank`): severity, then money at stake, then how long they have stayed open, then
+the entity's place in the entities table and the metric's place in the catalog.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ FINDING_COLUMNS: tuple[str, ...] = (
     "periods",
     "message",
     "evidence_link",
+    "evidence",
+    "tasks",
+    "other_messages",
 )
 """Columns of the merged findings (before the review-loop columns are added)."""
 
@@ -68,6 +74,17 @@ def finding_id(task: str, kind: str, entity_id: object, key: object) -> str:
     return f"F-{digest}"
 
 
+def problem_id(entity_id: object, subject: object) -> str:
+    """Stable id of a summary item: one problem of one entity, whatever task reported it.
+
+    ``subject`` is the metric the problem is about (else the rule, scheme or mapping). The
+    same problem in consecutive quarters keeps its id, so the review loop can tell new from
+    persisting items; a problem reported by two tasks (a recognition gap found by the mapping
+    rules and by the anomaly detector) is one item.
+    """
+    return finding_id("summary", "problem", entity_id, subject)
+
+
 def _text(x: object) -> str:
     if x is None or x is pd.NA or (isinstance(x, float) and np.isnan(x)):
         return ""
@@ -81,6 +98,7 @@ def _blank(s: pd.Series) -> pd.Series:
 def _rows(
     df: pd.DataFrame, task: str, kind: pd.Series | str, key: pd.Series, at_stake: pd.Series
 ) -> pd.DataFrame:
+    """The common frame; ``at_stake`` is money at risk (>= 0) or NaN where not priced."""
     out = pd.DataFrame(
         {
             "source_task": task,
@@ -120,6 +138,11 @@ def _in_money(df: pd.DataFrame, amount: pd.Series, factors: Mapping[str, float])
     return amount * factor
 
 
+def _higher(df: pd.DataFrame, higher: Mapping[str, bool] | None) -> pd.Series:
+    """Per row: more of its metric is better (metrics the catalog lacks: True)."""
+    return _col(df, "metric_id").map(lambda m: bool((higher or {}).get(m, True)))
+
+
 def from_validation(
     df: pd.DataFrame, factors: Mapping[str, float], rule_factors: Mapping[str, float] | None = None
 ) -> pd.DataFrame:
@@ -128,7 +151,8 @@ def from_validation(
     A rule breach puts ``|value - expected|`` at stake when the rule's sides are money
     (``rule_factors``: rule id -> factor to the catalog's money unit), else when the metric
     it checks is (``factors``: metric id -> factor, money metrics only,
-    :meth:`perflink.catalog.Catalog.in_money_unit`).
+    :meth:`perflink.catalog.Catalog.in_money_unit`). A breach is a mismatch of two records
+    of the same figure, so either direction is at risk.
     """
     check = df["check"] if "check" in df else pd.Series("rule", index=df.index)
     rule = _col(df, "rule_id")
@@ -143,7 +167,10 @@ def from_kpi(df: pd.DataFrame, factors: Mapping[str, float]) -> pd.DataFrame:
     """``kpi_findings``: scheme violations (per scheme), bonus overruns, missed tier-1 targets.
 
     A bonus overrun puts the overrun at stake (bonus amounts are in the catalog's money
-    unit); a missed target its gap, converted by ``factors`` (money metrics only).
+    unit). A missed target puts its year-to-date gap at stake (converted by ``factors``,
+    money metrics only); the quarter's gap is part of it and is not added, so where a
+    target is missed both in the quarter and year to date only the year-to-date row is
+    priced (a quarter-only miss, the year to date being met, is priced by its quarter gap).
     """
     rule = _col(df, "rule_id").fillna("").astype(str)
     scheme = rule.str.startswith("scheme_")
@@ -156,28 +183,54 @@ def from_kpi(df: pd.DataFrame, factors: Mapping[str, float]) -> pd.DataFrame:
     over = kind == "bonus_overrun"
     money[over] = (_num(df, "value") - _num(df, "expected"))[over]
     missed = kind == "tier1_missed"
-    money[missed] = _in_money(df, _num(df, "gap"), factors)[missed]
+    scope = _col(df, "scope").astype(object)
+    ytd = missed & (scope == "ytd")
+    pairs = set(zip(df.loc[ytd, "entity_id"], metric[ytd], strict=True)) if ytd.any() else set()
+    shadowed = pd.Series(
+        [(e, m) in pairs for e, m in zip(_col(df, "entity_id"), metric, strict=True)],
+        index=df.index,
+    )
+    priced = missed & (ytd | ~shadowed)
+    money[priced] = _in_money(df, _num(df, "gap"), factors)[priced]
     return _rows(df, "kpi", kind, key, money)
 
 
-def from_forecast(df: pd.DataFrame, factors: Mapping[str, float]) -> pd.DataFrame:
+def from_forecast(
+    df: pd.DataFrame, factors: Mapping[str, float], higher: Mapping[str, bool] | None = None
+) -> pd.DataFrame:
     """``forecast_deviation``: flagged projected misses (severity other than info); the
-    expected shortfall (in the metric's unit) is at stake for money metrics."""
+    expected shortfall (in the metric's unit) is at stake for money metrics. A projection on
+    the favourable side of budget (``higher``: metric id -> more is better) puts nothing at
+    stake: it is no risk, whatever its severity."""
     df = df[df["severity"].isin([s for s in SEVERITIES if s != "info"])]
-    at_stake = _in_money(df, _num(df, "at_stake"), factors)
+    sign = np.where(_higher(df, higher), 1.0, -1.0)
+    favourable = (sign * _num(df, "deviation_pct")) >= 0
+    at_stake = _in_money(df, _num(df, "at_stake"), factors).where(~favourable)
     return _rows(df, "forecast", "projected_miss", _col(df, "metric_id"), at_stake)
 
 
-def from_anomalies(df: pd.DataFrame) -> pd.DataFrame:
+def from_anomalies(df: pd.DataFrame, higher: Mapping[str, bool] | None = None) -> pd.DataFrame:
     """``anomalies``: one finding per entity and metric, whichever detector flagged it.
 
-    Anomalies explained by an approved adjustment are kept at ``info`` severity.
+    Anomalies explained by an approved adjustment are kept at ``info`` severity. A move on
+    the favourable side of what was expected (a cost below, a saving above; ``higher``:
+    metric id -> more is better), or one the table marks ``favourable``, puts nothing at
+    stake; a ``linkage`` anomaly (a figure that does not match its drivers) is a mismatch of
+    records and is at risk either way.
     """
     df = df.copy()
     if "explained_by" in df:
         explained = df["explained_by"].fillna("").astype(str) != ""
         df["severity"] = df["severity"].astype(object).where(~explained, "info")
-    return _rows(df, "anomaly", "anomaly", _col(df, "metric_id"), _num(df, "at_stake"))
+    if "favourable" in df:
+        favourable = df["favourable"].fillna(False).astype(bool)
+    else:
+        sign = np.where(_higher(df, higher), 1.0, -1.0)
+        move = sign * (_num(df, "value") - _num(df, "expected"))
+        kind = _col(df, "kind").astype(object)
+        favourable = (move > 0) & (kind != "linkage")
+    at_stake = _num(df, "at_stake").where(~favourable)
+    return _rows(df, "anomaly", "anomaly", _col(df, "metric_id"), at_stake)
 
 
 def fold_calibers(rows: pd.DataFrame, ancestors: Mapping[str, list[str]]) -> pd.DataFrame:
@@ -218,44 +271,75 @@ def in_quarter(period: pd.Series, quarter: pd.Period) -> pd.Series:
     return period.map(ok).astype(bool)
 
 
+#: Order of the tasks when two report one problem with equal severity and money.
+TASK_ORDER: tuple[str, ...] = ("kpi", "forecast", "mapping", "anomaly")
+
+
 def merge(rows: pd.DataFrame, names: Mapping[str, str], lang: str) -> pd.DataFrame:
-    """One row per ``finding_id``: worst severity, summed money, the leading row's message."""
+    """One item per problem (entity and metric, else rule / scheme / mapping), with the
+    evidence of every task that reported it.
+
+    Evidence is first merged per task, kind and key (a rule breach in two months is one
+    piece of evidence; its money is the months' sum). The item then takes the worst
+    severity of its evidence, the largest money at stake of any one piece (the tasks price
+    the same problem; their amounts are not added), the leading piece's message (worst
+    severity, then most money, then :data:`TASK_ORDER`) and the other pieces' messages in
+    ``other_messages``; ``evidence`` lists ``task:kind`` of every piece, ``tasks`` the tasks.
+    """
     if rows.empty:
         return pd.DataFrame(columns=list(FINDING_COLUMNS))
     rows = rows.copy()
-    rows["finding_id"] = [
+    # an info row (an anomaly an approved adjustment explains) is evidence, not money at risk
+    rows["at_stake"] = rows["at_stake"].where(rows["severity"] != "info")
+    rows["evidence_id"] = [
         finding_id(t, k, e, key)
         for t, k, e, key in zip(
             rows["source_task"], rows["finding_kind"], rows["entity_id"], rows["key"], strict=True
         )
     ]
+    rows["subject"] = rows["metric_id"].where(rows["metric_id"].notna(), rows["key"]).map(_text)
+    rows["finding_id"] = [
+        problem_id(e, s) for e, s in zip(rows["entity_id"], rows["subject"], strict=True)
+    ]
     rows["_sev"] = rows["severity"].map(SEVERITY_RANK).fillna(len(SEVERITIES))
     rows["_money"] = rows["at_stake"].fillna(-1.0)
     rows["_per"] = rows["period"].map(_text)
-    rows = rows.sort_values(["finding_id", "_sev", "_money", "_per"], ascending=[1, 1, 0, 0])
-    g = rows.groupby("finding_id", sort=False)
-    lead = g.head(1).set_index("finding_id")
+    rows["_task"] = rows["source_task"].map({t: i for i, t in enumerate(TASK_ORDER)}).fillna(9)
+    rows = rows.sort_values(
+        ["evidence_id", "_sev", "_money", "_per"], ascending=[1, 1, 0, 0], kind="stable"
+    )
+    g = rows.groupby("evidence_id", sort=False)
+    ev = g.head(1).set_index("evidence_id").copy()
+    ev["at_stake"] = g["at_stake"].sum(min_count=1)
+    ev["_money"] = ev["at_stake"].fillna(-1.0)
+    ev["_pers"] = g["_per"].agg(lambda s: sorted({p for p in s if p}))
+    more = [
+        labels.t("summary.msg.more", lang, n=len(o), periods=", ".join(o[-4:])) if o else ""
+        for o in ([x for x in ps if x != p] for ps, p in zip(ev["_pers"], ev["_per"], strict=True))
+    ]
+    ev["message"] = [f"{m}{x}" for m, x in zip(ev["message"].map(_text), more, strict=True)]
+    ev = ev.reset_index().sort_values(
+        ["finding_id", "_sev", "_money", "_task"], ascending=[1, 1, 0, 1], kind="stable"
+    )
+    ev["_ev"] = ev["source_task"].astype(str) + ":" + ev["finding_kind"].astype(str)
+    gi = ev.groupby("finding_id", sort=False)
+    lead = gi.head(1).set_index("finding_id")
     out = lead[["source_task", "finding_kind", "entity_id", "metric_id", "rule_id"]].copy()
-    out["subject"] = lead["key"].map(_text)
+    out["subject"] = lead["subject"]
     out["severity"] = lead["severity"]
-    out["at_stake"] = g["at_stake"].sum(min_count=1)
-    periods = g["_per"].agg(lambda s: sorted({p for p in s if p}))
+    out["at_stake"] = gi["at_stake"].max()
+    periods = gi["_pers"].agg(lambda s: sorted({p for ps in s for p in ps}))
     out["n_periods"] = periods.map(len).astype(int)
     out["periods"] = periods.map(", ".join)
     out["period"] = lead["_per"].where(lead["_per"] != "", None)
     out["entity"] = [names.get(str(e), _text(e)) for e in out["entity_id"]]
-    others = [
-        [x for x in p if x != lead_p]
-        for p, lead_p in zip(periods.reindex(out.index), lead["_per"], strict=True)
-    ]
-    more = [
-        labels.t("summary.msg.more", lang, n=len(o), periods=", ".join(o[-4:])) if o else ""
-        for o in others
-    ]
-    out["message"] = [f"{m}{x}" for m, x in zip(lead["message"].map(_text), more, strict=True)]
+    out["message"] = lead["message"]
     out["evidence_link"] = [
         link(t, k, lang) for t, k in zip(out["source_task"], out["finding_kind"], strict=True)
     ]
+    out["evidence"] = gi["_ev"].agg(", ".join)
+    out["tasks"] = gi["source_task"].agg(lambda s: ", ".join(dict.fromkeys(s)))
+    out["other_messages"] = gi["message"].agg(lambda s: " | ".join(list(s)[1:]))
     return out.reset_index()[list(FINDING_COLUMNS)]
 
 
@@ -281,33 +365,50 @@ def link(task: str, kind: str, lang: str) -> str:
 def rank(
     findings: pd.DataFrame,
     *,
-    severity_points: Mapping[str, float],
-    money_points: float,
-    persist_points: float,
+    entity_order: Mapping[str, int] | None = None,
+    subject_order: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
-    """Sort by ``priority`` = severity points + money points x log10(1 + at_stake) +
-    persist points x (quarters_open - 1); ties by money then id. Adds ``priority``, ``rank``.
+    """Rank items by one rule and add ``rank`` (1 = first).
+
+    Severity first (critical before high ...); within a severity, more money at stake first
+    (unpriced items after priced ones); then items open for more quarters; then the entity's
+    place in the entities table (``entity_order``: entity id -> position; items without an
+    entity last) and the subject's place in the catalog (``subject_order``: metric, then
+    rule / mapping id -> position); then task, kind and subject text. Nothing depends on a
+    hash of ids, so renaming every id ranks the same problems the same way.
     """
     f = findings.copy()
-    sev = f["severity"].map(lambda s: float(severity_points.get(s, 0.0)))
-    money = np.log10(1.0 + f["at_stake"].astype(float).fillna(0.0).clip(lower=0))
-    open_q = f["quarters_open"] if "quarters_open" in f else pd.Series(1, index=f.index)
-    f["priority"] = sev + money_points * money + persist_points * (open_q.astype(float) - 1)
-    f = f.sort_values(
-        ["priority", "at_stake", "finding_id"], ascending=[False, False, True], na_position="last"
+    big = 10**9  # after every real position
+    keys = pd.DataFrame(
+        {
+            "sev": f["severity"].map(SEVERITY_RANK).fillna(len(SEVERITIES)).astype(float),
+            "money": -f["at_stake"].astype(float).fillna(-np.inf).clip(lower=-1e300),
+            "open": -pd.to_numeric(f.get("quarters_open", 1), errors="coerce"),
+            "entity": f["entity_id"].map(lambda e: (entity_order or {}).get(e, big)),
+            "subject": f["subject"].map(lambda s: (subject_order or {}).get(s, big)),
+            "task": f["source_task"].map({t: i for i, t in enumerate(TASK_ORDER)}).fillna(9),
+            "kind": f["finding_kind"].map(_text),
+            "text": f["subject"].map(_text),
+        },
+        index=f.index,
     )
+    order = keys.sort_values(list(keys.columns), kind="stable").index
+    f = f.loc[order]
     f["rank"] = np.arange(1, len(f) + 1)
     return f.reset_index(drop=True)
 
 
 def top(findings: pd.DataFrame, n: int, *, per_kind: int) -> pd.DataFrame:
-    """The first ``n`` ranked findings: per task and kind at most ``per_kind``, and only the
-    first of each entity; info left out.
-
-    The caps keep one kind (e.g. dozens of missed unit targets, or one plant's several
-    anomalies) from crowding out the others.
+    """The first ``n`` ranked items: per task and kind at most ``per_kind``, and only the
+    first of each entity; info left out. Critical items are never dropped by these caps
+    (nor by ``n``): the caps only keep one kind of lesser problem (dozens of missed unit
+    targets) from crowding out the others.
     """
     f = findings[findings["severity"] != "info"]
-    f = f[f.groupby(["source_task", "finding_kind", "entity_id"], dropna=False).cumcount() == 0]
-    kept = f[f.groupby(["source_task", "finding_kind"]).cumcount() < per_kind]
-    return kept.head(n).reset_index(drop=True)
+    critical = f["severity"] == "critical"
+    first = f.groupby(["source_task", "finding_kind", "entity_id"], dropna=False).cumcount() == 0
+    capped = f[~critical & first]
+    kept_idx = capped[capped.groupby(["source_task", "finding_kind"]).cumcount() < per_kind].index
+    crit = f.index[critical]
+    rest = [i for i in kept_idx if i not in set(crit)][: max(n - len(crit), 0)]
+    return f.loc[sorted(set(crit) | set(rest), key=f.index.get_loc)].reset_index(drop=True)

@@ -13,25 +13,36 @@ import pandas as pd
 
 from perflink import labels
 from perflink.catalog import Catalog
-from perflink.common import severities_from
+from perflink.common import (
+    ACTUAL_STATUSES,
+    OUTLOOK_STATUSES,
+    actual_status,
+    outlook_status,
+    severities_from,
+)
 from perflink.kpi import completion
+from perflink.options import StatusOptions
 
-STATUS_ORDER = ("green", "amber", "red")
-
-
-def status(ratio: pd.Series | float, green: float, amber: float) -> pd.Series:
-    """``green`` at or above ``green``, ``amber`` at or above ``amber``, else ``red`` (NaN: NA)."""
-    r = pd.Series(ratio, dtype=float)
-    out = pd.Series(np.where(r >= green, "green", np.where(r >= amber, "amber", "red")), r.index)
-    return out.astype(object).where(r.notna(), None)
+#: Colour rank of every status word (0 green, 1 amber, 2 red): the worst of a chain's steps.
+STATUS_RANK: dict[str, int] = {
+    **{s: i for i, s in enumerate(ACTUAL_STATUSES)},
+    **{s: i for i, s in enumerate(OUTLOOK_STATUSES)},
+}
 
 
 def worst(*cols: pd.Series) -> pd.Series:
-    """Row-wise worst status of several status columns (missing ignored)."""
-    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
-    frame = pd.concat([c.map(rank) for c in cols], axis=1)
-    best = frame.max(axis=1)
-    return best.map(lambda i: STATUS_ORDER[int(i)] if pd.notna(i) else None)
+    """Row-wise the status of the worst step (by colour: red before amber before green;
+    the first such step on ties); missing ignored."""
+    frame = pd.concat([c.astype(object) for c in cols], axis=1)
+    ranks = frame.apply(lambda c: c.map(STATUS_RANK)).astype(float)
+
+    def pick(i: int) -> object:
+        r = ranks.iloc[i]
+        if r.isna().all():
+            return None
+        return frame.iloc[i, int(np.nanargmax(r.to_numpy()))]
+
+    return pd.Series([pick(i) for i in range(len(frame))], index=frame.index, dtype=object)
 
 
 def _higher(metric_ids: pd.Series, catalog: Catalog) -> pd.Series:
@@ -40,17 +51,36 @@ def _higher(metric_ids: pd.Series, catalog: Catalog) -> pd.Series:
     )
 
 
+def _points(metric_ids: pd.Series, catalog: Catalog) -> pd.Series:
+    """Per metric: compared with its target in points (:attr:`Metric.in_points`)."""
+    return metric_ids.map(lambda m: m in catalog.metrics and catalog.metrics[m].in_points)
+
+
+def outlook(deviation: pd.DataFrame, catalog: Catalog, status: StatusOptions) -> np.ndarray:
+    """Outlook status of forecast rows: from ``p_meet_budget`` and the deviation signed so
+    that positive is favourable (:func:`perflink.common.outlook_status`)."""
+    sign = np.where(_higher(deviation["metric_id"], catalog), 1.0, -1.0)
+    dev = sign * pd.to_numeric(deviation["deviation_pct"], errors="coerce").to_numpy(float)
+    p = pd.to_numeric(deviation["p_meet_budget"], errors="coerce").to_numpy(float)
+    return outlook_status(p, dev, options=status)
+
+
 def tier1(
     attribution: pd.DataFrame | None,
     root: str,
     catalog: Catalog,
     lang: str,
     *,
-    green: float,
-    amber: float,
+    status: StatusOptions,
 ) -> pd.DataFrame:
-    """The group's tier-1 results vs target for the quarter and year to date."""
-    cols = ["metric_id", "metric", "unit", "scope", "actual", "target", "completion", "status"]
+    """The group's tier-1 results vs target for the quarter and year to date.
+
+    ``status`` is :func:`perflink.common.actual_status` (met / near_miss / missed) on the
+    metric's scoring basis: ``basis`` ``points`` (rates, growth: the gap in points) or
+    ``ratio`` (completion = actual / target; NaN where the target is at or below zero,
+    whose gap is then shown instead)."""
+    cols = ["metric_id", "metric", "unit", "scope", "actual", "target", "basis", "completion"]
+    cols += ["status"]
     if attribution is None or attribution.empty:
         return pd.DataFrame(columns=cols)
     a = attribution
@@ -60,8 +90,14 @@ def tier1(
         sel &= a["metric_id"].isin(tier1_ids)
     d = a[sel].rename(columns={"driver_actual": "actual", "driver_base": "target"})
     d = d[["metric_id", "scope", "actual", "target"]].reset_index(drop=True)
-    d["completion"] = completion(d["actual"], d["target"], _higher(d["metric_id"], catalog))
-    d["status"] = status(d["completion"], green, amber)
+    higher, points = _higher(d["metric_id"], catalog), _points(d["metric_id"], catalog)
+    d["basis"] = np.where(points, "points", "ratio")
+    done = completion(d["actual"], d["target"], higher)
+    d["completion"] = done.where(~points.to_numpy() & (d["target"].astype(float) > 0).to_numpy())
+    d["status"] = actual_status(
+        d["actual"], d["target"], points=points.to_numpy(bool), higher=higher.to_numpy(bool),
+        options=status,
+    )  # fmt: skip
     d["metric"] = d["metric_id"].map(lambda m: _metric_name(catalog, m, lang))
     d["unit"] = d["metric_id"].map(lambda m: m in catalog.metrics and catalog.metrics[m].unit or "")
     return d[cols]
@@ -78,25 +114,20 @@ def projection(
     catalog: Catalog,
     lang: str,
     *,
-    green: float,
-    amber: float,
+    status: StatusOptions,
 ) -> pd.DataFrame:
     """Projected full year vs budget with its 80% interval for one entity (the group);
-    amounts in each metric's own ``unit``."""
+    amounts in each metric's own ``unit``; ``status`` the outlook (:func:`outlook`: on track
+    / at risk / off track from the probability of meeting budget shown beside it)."""
     cols = ["metric_id", "metric", "unit", "ytd_actual", "projected", "lo_80", "hi_80"]
     cols += ["budget", "deviation_pct", "p_meet_budget", "status"]
     if deviation is None or deviation.empty:
         return pd.DataFrame(columns=cols)
     d = deviation[deviation["entity_id"] == entity_id].copy()
-    d["status"] = _deviation_status(d, catalog, green, amber)
+    d["status"] = outlook(d, catalog, status) if len(d) else pd.Series(dtype=object)
     d["metric"] = d["metric_id"].map(lambda m: _metric_name(catalog, m, lang))
     d["unit"] = d["metric_id"].map(lambda m: m in catalog.metrics and catalog.metrics[m].unit or "")
     return d.reindex(columns=cols).reset_index(drop=True)
-
-
-def _deviation_status(d: pd.DataFrame, catalog: Catalog, green: float, amber: float) -> pd.Series:
-    sign = np.where(_higher(d["metric_id"], catalog), 1.0, -1.0)
-    return status(1.0 + sign * d["deviation_pct"].astype(float), green, amber)
 
 
 def unit_scores(scorecard: pd.DataFrame | None, entities: pd.DataFrame) -> pd.DataFrame:
@@ -130,11 +161,14 @@ def chain(
     lang: str,
     *,
     metric_id: str,
-    green: float,
-    amber: float,
+    status: StatusOptions,
 ) -> pd.DataFrame:
     """Per subsidiary: business completion -> financial completion -> score -> projected
     full-year deviation of ``metric_id``, each with a status, and the worst of them.
+
+    The first three are actuals against target (:func:`perflink.common.actual_status` of
+    the completion against 100%, the score against 100 points: met / near_miss / missed);
+    the projection is an outlook (:func:`outlook` from ``p_meet_budget``, shown beside it).
 
     ``metric_id`` ``""`` (no projection metric: the catalog has neither a profit nor a sales
     role) or a metric the forecast did not project leaves the last step empty."""
@@ -155,14 +189,20 @@ def chain(
         out["score"] = out["entity_id"].map(y.groupby("entity_id")["weighted_score"].sum())
     out["projection_metric"] = metric_id
     out["fy_deviation_pct"] = np.nan
+    out["p_meet_budget"] = np.nan
     if deviation is not None and not deviation.empty:
         d = deviation[deviation["metric_id"] == metric_id].set_index("entity_id")
         out["fy_deviation_pct"] = out["entity_id"].map(d["deviation_pct"])
-    out["status_business"] = status(out["business_completion"], green, amber)
-    out["status_financial"] = status(out["financial_completion"], green, amber)
-    out["status_score"] = status(out["score"] / 100.0, green, amber)
-    sign = 1.0 if not metric_id or _higher(pd.Series([metric_id]), catalog).iloc[0] else -1.0
-    out["status_projection"] = status(1.0 + sign * out["fy_deviation_pct"], green, amber)
+        out["p_meet_budget"] = out["entity_id"].map(d["p_meet_budget"])
+
+    def met(values: pd.Series, target: float) -> np.ndarray:
+        return actual_status(values, target, points=False, higher=True, options=status)
+
+    out["status_business"] = met(out["business_completion"], 1.0)
+    out["status_financial"] = met(out["financial_completion"], 1.0)
+    out["status_score"] = met(out["score"], 100.0)
+    proj = out.assign(metric_id=metric_id, deviation_pct=out["fy_deviation_pct"])
+    out["status_projection"] = outlook(proj, catalog, status) if len(out) else None
     out["status"] = worst(
         out["status_business"],
         out["status_financial"],

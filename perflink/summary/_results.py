@@ -15,6 +15,7 @@ from perflink import charts
 from perflink._report_format import fmt_number
 from perflink.labels import t, value_label
 from perflink.results import QuarterResult, TableResult, TaskResult
+from perflink.summary._headline import STATUS_RANK
 from perflink.units import parse_unit, unit_label
 
 if TYPE_CHECKING:
@@ -30,33 +31,49 @@ _PCT_COLS = (
 # Large groups: the chain chart shows this many subsidiaries, worst status first, then most
 # red and amber steps (the table below it lists them all).
 _TOP_ROWS = 20
-_STATUS_RANK = {"red": 0, "amber": 1, "green": 2}
+_WORST_FIRST = {code: -rank for code, rank in STATUS_RANK.items()}  # red, amber, green
+
+
+def _signed(value: float, unit: str | None, lang: str) -> str:
+    """A difference with its sign (``+85.3 万元``, ``-1.2 万元``)."""
+    text = fmt_number(value, unit, lang)
+    return f"+{text}" if pd.notna(value) and value > 0 else text
 
 
 def _tier1_view(tier1: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """Tier-1 rows as readers see them: each value in its metric's unit; for rates (growth,
-    ROE) the gap to target in percentage points, since a ratio of two rates near zero (or of
-    opposite signs) is not a meaningful completion."""
-    view = tier1.drop(columns=["metric_id", "unit"]).astype({"actual": object, "target": object})
+    """Tier-1 rows as readers see them: each value in its metric's unit; the completion
+    (actual / target) where the metric is scored by ratio and a ratio means something
+    (:func:`perflink.kpi.completion` gives one), else the gap to target: in percentage
+    points for rates and growth, in the metric's unit otherwise (a target at or below zero,
+    or a ratio far out of range such as a target near zero)."""
+    view = tier1.drop(columns=["metric_id", "unit", "basis"], errors="ignore")
+    view = view.astype({"actual": object, "target": object, "completion": object})
     view["scope"] = [t(f"summary.scope.{v}", lang) for v in view["scope"]]
-    view["completion"] = view["completion"].astype(object)
+    basis = tier1["basis"] if "basis" in tier1 else pd.Series("ratio", index=tier1.index)
     for i, unit in enumerate(tier1["unit"]):
-        if unit and parse_unit(unit).is_rate:
-            gap = (tier1["actual"].iloc[i] - tier1["target"].iloc[i]) * 100
-            view.iat[i, view.columns.get_loc("completion")] = t("summary.gap_pts", lang, gap=gap)
-            for col in ("actual", "target"):
-                view.iat[i, view.columns.get_loc(col)] = fmt_number(tier1[col].iloc[i], unit, lang)
-        else:
-            for col in ("actual", "target"):
-                value = tier1[col].iloc[i]
-                view.iat[i, view.columns.get_loc(col)] = fmt_number(value, unit or None, lang)
-            done = tier1["completion"].iloc[i]
-            view.iat[i, view.columns.get_loc("completion")] = fmt_number(done, "pct", lang)
+        actual, target = tier1["actual"].iloc[i], tier1["target"].iloc[i]
+        for col, value in (("actual", actual), ("target", target)):
+            view.iat[i, view.columns.get_loc(col)] = fmt_number(value, unit or None, lang)
+        where = view.columns.get_loc("completion")
+        done = tier1["completion"].iloc[i]
+        if basis.iloc[i] == "ratio" and pd.notna(done):
+            view.iat[i, where] = fmt_number(done, "pct", lang)
+        elif unit and parse_unit(unit).is_rate:
+            view.iat[i, where] = t("summary.gap_pts", lang, gap=(actual - target) * 100)
+        else:  # no meaningful ratio (target at or below zero, or far out of range)
+            gap = _signed(actual - target, unit or None, lang)
+            view.iat[i, where] = t("summary.gap_amount", lang, gap=gap)
     return view
 
 
+def fmt_probability(p: object) -> str:
+    """A probability as the forecast's messages round it: whole percent (``0%``, ``73%``)."""
+    return "—" if p is None or pd.isna(p) else f"{float(p):.0%}"
+
+
 def _projection_view(projection: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """Projected full year as readers see it: every amount in its metric's own unit."""
+    """Projected full year as readers see it: every amount in its metric's own unit; the
+    deviation to one decimal and the probability to whole percent, as in the messages."""
     view = projection.drop(columns=["metric_id", "ytd_actual", "unit"], errors="ignore")
     units = projection["unit"] if "unit" in projection else pd.Series("", index=projection.index)
     for col in ("projected", "lo_80", "hi_80", "budget"):
@@ -64,6 +81,12 @@ def _projection_view(projection: pd.DataFrame, lang: str) -> pd.DataFrame:
             view[col] = [
                 fmt_number(v, u or None, lang) for v, u in zip(view[col], units, strict=True)
             ]
+    if "deviation_pct" in view:
+        view["deviation_pct"] = [
+            "—" if pd.isna(v) else f"{float(v):+.1%}" for v in view["deviation_pct"]
+        ]
+    if "p_meet_budget" in view:
+        view["p_meet_budget"] = [fmt_probability(v) for v in view["p_meet_budget"]]
     return view
 
 
@@ -85,11 +108,14 @@ class HeadlineResult(SummaryPart):
 
     Attributes
     ----------
-    tier1 : ``metric_id, metric, scope`` (quarter / ytd), ``actual, target`` (metric unit),
-        ``completion`` (fraction), ``status`` (green / amber / red).
+    tier1 : ``metric_id, metric, unit, scope`` (quarter / ytd), ``actual, target`` (metric
+        unit), ``basis`` (``ratio`` or ``points``, the catalog's scoring basis),
+        ``completion`` (actual / target; NaN for points and for targets at or below zero),
+        ``status`` (met / near_miss / missed, :func:`perflink.common.actual_status`).
     projection : ``metric_id, metric, unit, ytd_actual, projected, lo_80, hi_80, budget``
         (full year, in the metric's catalog ``unit``), ``deviation_pct``, ``p_meet_budget``,
-        ``status``.
+        ``status`` (on_track / at_risk / off_track from the probability beside it,
+        :func:`perflink.common.outlook_status`).
     scores : units' YTD total scores: ``entity_id, parent_id, score`` (points, 100 = target).
     distribution : one row ``n_units, score_min, score_p25, score_median, score_p75,
         score_max, share_100``.
@@ -151,19 +177,23 @@ class ChainResult(SummaryPart, TableResult):
     ----------
     table : ``entity_id, entity, business_completion, financial_completion`` (YTD,
         weighted by scheme weights), ``score`` (YTD points), ``projection_metric``,
-        ``fy_deviation_pct`` (projected full year vs budget), ``status_business,
-        status_financial, status_score, status_projection`` and ``status`` (the worst).
+        ``fy_deviation_pct`` (projected full year vs budget), ``p_meet_budget``,
+        ``status_business, status_financial, status_score`` (met / near_miss / missed),
+        ``status_projection`` (on_track / at_risk / off_track) and ``status`` (the worst
+        step's, by colour).
     language : ``"zh"`` or ``"en"``.
     metric : name of the projection metric in ``language`` (``""``: none).
     why : label key of the sentence saying why the chain has no projection step (no
         projection metric in the catalog, or the forecast did not project it), else None.
-    green, amber : the status thresholds the chain was coloured with (completion).
+    near_miss, on_track, off_track : the thresholds of the ``status:`` params block the
+        chain's statuses come from (said in the note above the chart).
     """
 
     metric: str = ""
     why: str | None = None
-    green: float = 0.98
-    amber: float = 0.95
+    near_miss: float = 0.97
+    on_track: float = 0.7
+    off_track: float = 0.3
 
     def chart(self) -> alt.Chart:
         """One row per subsidiary, four coloured cells with the figures (the chain).
@@ -185,11 +215,12 @@ class ChainResult(SummaryPart, TableResult):
         table, title = self.table, t("summary.chart.chain", lang)
         if len(table) > _TOP_ROWS:  # a large group: the subsidiaries in the worst state
             steps_st = [st for _, _, st, _ in steps]
+            colour = table[steps_st].apply(lambda c: c.map(STATUS_RANK))
             rank = pd.DataFrame(
                 {
-                    "worst": table["status"].map(_STATUS_RANK).fillna(len(_STATUS_RANK)),
-                    "reds": -(table[steps_st] == "red").sum(axis=1),
-                    "ambers": -(table[steps_st] == "amber").sum(axis=1),
+                    "worst": table["status"].map(_WORST_FIRST).fillna(1),
+                    "reds": -(colour == 2).sum(axis=1),
+                    "ambers": -(colour == 1).sum(axis=1),
                 }
             )
             order = rank.sort_values(["worst", "reds", "ambers"], kind="stable").index
@@ -205,17 +236,22 @@ class ChainResult(SummaryPart, TableResult):
         for i, (step, col, st, unit) in enumerate(steps):
             for r in table.itertuples():
                 v = getattr(r, col)
+                if unit or pd.isna(v):
+                    text = fmt_number(v, unit, lang)
+                else:
+                    text = fmt_number(round(v, 1), None, lang)
+                if step == "projection":  # the probability the status comes from, beside it
+                    text = f"{text} ({fmt_probability(getattr(r, 'p_meet_budget', None))})"
                 rows.append(
                     dict(
                         entity=r.entity, step=f"{i + 1}. {t(f'summary.chain.{step}', lang)}",
                         status=value_label("status", getattr(r, st) or "", lang),
-                        code=getattr(r, st) or "none",
-                        text=fmt_number(v, unit, lang) if unit else fmt_number(round(v, 1)
-                        if pd.notna(v) else v, None, lang),
+                        code=getattr(r, st) or "none", text=text,
                     )
                 )  # fmt: skip
         data = pd.DataFrame(rows)
-        scale = charts.status_scale()
+        words = charts.STATUS_WORD_COLORS
+        scale = alt.Scale(domain=[*words, "none"], range=[*words.values(), "#9e9e9e"])
         base = alt.Chart(data, title=title).encode(
             x=alt.X("step:N", title=None, sort=None, axis=alt.Axis(orient="top", labelAngle=0)),
             y=alt.Y("entity:N", title=None, sort=None),
@@ -229,12 +265,15 @@ class ChainResult(SummaryPart, TableResult):
 
     def view(self) -> pd.DataFrame:
         cols = ["entity", "business_completion", "financial_completion", "score"]
-        proj = [] if self.why is not None else ["fy_deviation_pct"]
+        proj = [] if self.why is not None else ["fy_deviation_pct", "p_meet_budget"]
         return self.table[[*cols, *proj, "status"]]
 
     def _repr_html_(self) -> str:
         """What the chain's colours mean and which metric ends it, or why none does."""
-        th = dict(green=f"{self.green:.0%}", amber=f"{self.amber:.0%}")
+        th = dict(
+            near_miss=f"{self.near_miss:.0%}", on_track=f"{self.on_track:.0%}",
+            off_track=f"{self.off_track:.0%}",
+        )  # fmt: skip
         if self.why is None:
             return self._note("summary.text.chain", metric=self.metric, **th)
         return self._note("summary.text.chain_score", **th) + self._note(
@@ -244,20 +283,26 @@ class ChainResult(SummaryPart, TableResult):
 
 @dataclass(frozen=True)
 class RankedFindingsResult(SummaryPart):
-    """All findings of the quarter, merged per ``finding_id`` and ranked (``summary_findings``).
+    """All findings of the quarter, one item per problem, ranked (``summary_findings``).
 
     Also importable as ``perflink.summary.FindingsResult`` (its former name).
 
     Attributes
     ----------
     table : ranked findings (and last quarter's resolved ones, ``loop_status = resolved``):
-        ``rank, finding_id, source_task, finding_kind, entity_id, entity, period`` (latest
-        month or quarter with evidence), ``metric_id, rule_id, subject`` (the metric, rule, scheme or mapping the id is built
-        from), ``severity, at_stake`` (in ``money_unit``,
-        NaN where not priced), ``n_periods, periods, message`` (one sentence with the
-        numbers, report language), ``evidence_link`` (relative link to the task page),
+        ``rank`` (the ranking rule of :func:`perflink.summary.rank_findings`: severity,
+        money at stake, quarters open, entity order, metric order), ``finding_id``
+        (:func:`perflink.summary.problem_id`), ``source_task, finding_kind`` (of the leading
+        evidence), ``entity_id, entity, period`` (latest month or quarter with evidence),
+        ``metric_id, rule_id, subject`` (the metric, else rule, scheme or mapping the item is
+        about), ``severity`` (the worst of its evidence), ``at_stake`` (money at risk in
+        ``money_unit``, never a favourable deviation, NaN where not priced; a missed target
+        its year-to-date gap), ``n_periods, periods, message`` (the leading evidence's
+        sentence, report language), ``evidence_link`` (relative link to its task page),
+        ``evidence`` (``task:kind`` of every piece of evidence), ``tasks``,
+        ``other_messages`` (the other pieces' sentences, `` | ``-separated),
         ``loop_status`` (new / persisting / resolved), ``first_seen`` (quarter),
-        ``quarters_open``, ``priority``.
+        ``quarters_open``.
     top : the ranked top list (at most ``top_n``, ``per_kind`` per task and kind, no info).
     language : ``"zh"`` or ``"en"``.
     money_unit : the catalog unit money at stake is stated in (``万元``, ``kUSD``; None when
@@ -271,6 +316,11 @@ class RankedFindingsResult(SummaryPart):
 
     _table_name = "summary_findings"
     _findings = "table"
+
+    @property
+    def money_words(self) -> str:
+        """The money unit in words of the page's language (``万元``, ``USD k``; ``—`` none)."""
+        return unit_label(self.money_unit, self.language) if self.money_unit else "—"
 
     def chart(self) -> alt.Chart:
         """Money at stake of the top findings, coloured by severity."""
@@ -311,13 +361,35 @@ class RankedFindingsResult(SummaryPart):
             money = "" if pd.isna(r.at_stake) else " · " + html.escape(
                 t("summary.findings.at_stake", lang, money=fmt_number(r.at_stake, self.money_unit, lang))
             )  # fmt: skip
+            others = str(getattr(r, "other_messages", "") or "")
+            also = "".join(
+                f"<br><small>{html.escape(t('summary.findings.also', lang, message=m))}</small>"
+                for m in others.split(" | ")
+                if m
+            )
             items.append(
                 f'<li><span class="pl-sev pl-sev-{html.escape(r.severity)}">[{sev}]</span> '
-                f"{html.escape(str(r.message))} <small>({loop}{money} · "
-                f'<a href="{html.escape(r.evidence_link)}">{html.escape(t("summary.findings.evidence", lang))}'
-                f"</a>)</small></li>"
+                f"{html.escape(str(r.message))}{also} <small>({loop}{money} · "
+                f"{html.escape(t('summary.findings.evidence', lang))}: {self._links(r)})</small></li>"
             )
         return '<ol class="pl-findings">' + "".join(items) + "</ol>"
+
+    def _links(self, r: object) -> str:
+        """One link per task that reported the item, to its evidence on that task's page."""
+        from perflink.summary._findings import link
+
+        pieces = str(getattr(r, "evidence", "") or "").split(", ")
+        seen: dict[str, str] = {}
+        for piece in pieces:
+            task, _, kind = piece.partition(":")
+            if task and task not in seen:
+                seen[task] = link(task, kind, self.language)
+        if not seen:
+            seen = {str(r.source_task): str(r.evidence_link)}
+        return " · ".join(
+            f'<a href="{html.escape(href)}">{html.escape(t(f"report.task.{task}", self.language))}</a>'
+            for task, href in seen.items()
+        )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pandas as pd
 from perflink import labels
 from perflink._report_format import ReportError
 from perflink._report_tables import atomic_write, xlsx_row
-from perflink.charts import SEVERITY_COLORS, STATUS_COLORS
+from perflink.charts import SEVERITY_COLORS, STATUS_COLORS, STATUS_WORD_COLORS
 from perflink.units import parse_unit, unit_label
 
 #: Sheet order: (key, table source). ``findings``/``actions`` come from the summary result.
@@ -33,7 +33,9 @@ _PCT = {
     "lead_vs_budget", "lead_vs_last_year", "dq_index", "fc_error_pct",
 }  # fmt: skip
 #: Amounts of money in the catalog's money unit (their headers name it).
-_AT_STAKE = {"at_stake", "base_bonus", "bonus", "pool_budget", "payout", "overrun"}
+_AT_STAKE = {
+    "at_stake", "at_stake_risk", "base_bonus", "bonus", "pool_budget", "payout", "overrun",
+}  # fmt: skip
 #: Amounts in each row's metric unit (the sheet gets a ``unit`` column after ``metric_id``).
 _METRIC_AMOUNTS = {
     "ytd_actual", "forecast_rest", "projected", "lo_80", "hi_80", "lo_95", "hi_95", "budget",
@@ -42,7 +44,10 @@ _METRIC_AMOUNTS = {
 _MONEY = _AT_STAKE | _METRIC_AMOUNTS
 # a unit in brackets at the end of a header: "奖金（万元）", "Bonus (CNY 10k)"
 _BRACKETED = re.compile(r"\s*[（(]([^（）()]+)[)）]\s*$")
-_SCORE = {"score", "score_before", "weighted_score", "priority"}
+_SCORE = {"score", "score_before", "weighted_score"}
+#: Colours of every status code a sheet may hold: the status words (met ... off track) and,
+#: while a task table still has them, the older green / amber / red codes.
+_STATUS_FILLS = {**STATUS_COLORS, **STATUS_WORD_COLORS}
 _DROP = {"source_refs", "explanation"}
 _HEADER_PREFIXES = ("summary", "mapping", "forecast", "anomaly", "kpi", "scoring")
 
@@ -107,7 +112,9 @@ def _plain(v: Any) -> Any:
 def _sheet_tables(result: Any) -> dict[str, pd.DataFrame]:
     inputs = result.inputs
     get = inputs.get if inputs is not None else (lambda name: None)
-    findings = result.findings.to_frame()
+    # the summary's money at stake is risk only, a missed target priced by its YTD gap: the
+    # header says so (a task sheet's at_stake keeps the task's own meaning)
+    findings = result.findings.to_frame().rename(columns={"at_stake": "at_stake_risk"})
     tables = {
         "findings": findings,
         "actions": result.actions.to_frame(),
@@ -191,7 +198,7 @@ def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | Non
             width = max(len(header(c, "en")), len(header(c, "zh")) * 2, 8)
             ws.column_dimensions[letter].width = min(width + 2, 60 if c == "message" else 24)
             colors = (
-                SEVERITY_COLORS if c == "severity" else STATUS_COLORS if c.startswith("status")
+                SEVERITY_COLORS if c == "severity" else _STATUS_FILLS if c.startswith("status")
                 else None
             )  # fmt: skip
             if colors and last > 2:
