@@ -140,8 +140,8 @@ class MappingOptions(_Options):
         mapping is unstable.
     min_elasticity : the smallest effect that matters (below it a link is weak or
         inconclusive).
-    dq_green : data-quality index at or above this: green.
-    dq_amber : at or above this: amber; below: red.
+    dq_green : the data-quality index's target: at or above it a source system has met it.
+    dq_amber : at or above this (below ``dq_green``) narrowly missed; below it missed.
     """
 
     expected_share: float = Field(0.5, gt=0, le=1)  # reported in >= this share of months = expected
@@ -163,8 +163,8 @@ class MappingOptions(_Options):
     alpha: float = Field(0.05, gt=0, lt=0.5)  # significance level of the driver tests
     stability_z: float = Field(2.58, gt=0)  # |z| of this year vs last year beyond this = unstable
     min_elasticity: float = Field(0.5, gt=0)  # smallest effect that matters (weak/inconclusive)
-    dq_green: float = Field(0.98, gt=0, le=1)  # data-quality index at or above: green
-    dq_amber: float = Field(0.95, gt=0, le=1)  # at or above: amber; below: red
+    dq_green: float = Field(0.98, gt=0, le=1)  # data-quality index at or above: met
+    dq_amber: float = Field(0.95, gt=0, le=1)  # at or above: narrowly missed; below: missed
 
 
 class KpiTenureTarget(_Options):
@@ -242,8 +242,10 @@ class KpiOptions(_Options):
 
     Attributes
     ----------
-    miss_threshold : a tier-1 completion below this (0.97 = 97%) is a missed target finding
-        and is coloured red; between it and 100% amber.
+    miss_threshold : no longer read: the ``status:`` block's ``near_miss`` /
+        ``near_miss_points`` decide met / narrowly missed / missed for the KPI page, the
+        scorecard and the tenure table, and a missed tier-1 target is a finding (issue 15:
+        one threshold set). Kept so older params files still load.
     elasticities : mapping id -> elasticity used for statistical links instead of the one
         estimated from the data (e.g. from the mapping-validation task).
     tenure : executives' multi-year targets (任期目标), company data: one entry per

@@ -5,6 +5,12 @@ Every review task starts here, so that a figure means the same thing on every pa
 
 >>> wide = panel.build(review.facts, review.entities, review.catalog)   # monthly, all levels
 >>> q3 = panel.window(wide, review.catalog, "2026-07", "2026-09")        # one row per entity
+
+Roll-ups follow the catalog (issue 15 item 7): a derived metric whose ``aggregation`` adds up
+(``sum``, ``last``, ``mean``, ``wmean``: a profit after a tax on positive profit only, an EVA)
+is computed per unit from its formula and rolled up like a reported metric, so the group's
+figure is the sum of its subsidiaries' and of its units'; a derived metric with
+``aggregation: formula`` (ratios, growth) is recomputed at every parent from its totals.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import pandas as pd
 from perflink.catalog import Catalog
 from perflink.errors import PerflinkError
 
-__all__ = ["build", "derive", "rollup", "to_wide", "window", "ancestors"]
+__all__ = ["ancestors", "assemble", "build", "derive", "recomputed", "rollup", "to_wide", "window"]
 
 
 def to_wide(facts: pd.DataFrame, *, metrics: Iterable[str] | None = None) -> pd.DataFrame:
@@ -58,15 +64,41 @@ def to_wide(facts: pd.DataFrame, *, metrics: Iterable[str] | None = None) -> pd.
     return pd.DataFrame(cube.reshape(len(ents) * n_t, n_m), index=grid, columns=columns)
 
 
-def derive(wide: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
-    """Add every derived metric of the catalog, computed month by month from its formula."""
+def derive(
+    wide: pd.DataFrame, catalog: Catalog, *, only: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Add every derived metric of the catalog, computed month by month from its formula.
+
+    Parameters
+    ----------
+    wide : monthly panel (``entity_id`` x ``period``) of reported metrics; not modified.
+    catalog : the metric catalog (formulas, in dependency order).
+    only : derived metric ids to (re)compute; the others are kept as they are in ``wide``
+        (default: every derived metric). :func:`assemble` recomputes only the
+        formula-aggregated ones at the parents, so the rolled-up sums stay sums.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``wide`` with a column per derived metric (and NaN columns for reported
+        metrics it lacked).
+    """
+    keep = None if only is None else set(only)
     out = wide.copy()
     for metric in catalog.reported:
         if metric not in out:
             out[metric] = np.nan
     for metric in catalog.derived_order:
-        out[metric] = catalog.formulas[metric].evaluate_frame(out)
+        if keep is None or metric in keep or metric not in out:
+            out[metric] = catalog.formulas[metric].evaluate_frame(out)
     return out
+
+
+def recomputed(catalog: Catalog) -> list[str]:
+    """Derived metrics recomputed from their formula at every level (``aggregation:
+    formula``: ratios, growth rates), in dependency order; every other derived metric is
+    computed per unit and rolled up by its aggregation rule (see :func:`assemble`)."""
+    return [m for m in catalog.derived_order if catalog.metrics[m].aggregation == "formula"]
 
 
 def ancestors(entities: pd.DataFrame) -> dict[str, list[str]]:
@@ -85,11 +117,14 @@ def ancestors(entities: pd.DataFrame) -> dict[str, list[str]]:
 def rollup(wide: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     """Add rows for every parent entity (subsidiaries, group) aggregated from its units.
 
-    Reported metrics roll up by their aggregation rule across entities: ``sum`` and ``last``
-    (balances) add up, ``mean`` averages over the units that report it, ``wmean:<w>`` is the
-    ``w``-weighted mean. Derived metrics are not rolled up: call :func:`derive` afterwards
-    so ratios are recomputed from rolled-up totals. One grouped pass: each unit row is
-    repeated once per ancestor and grouped by (ancestor, period).
+    Every metric of ``wide`` whose catalog aggregation is not ``formula`` rolls up by its
+    rule across entities: ``sum`` and ``last`` (balances) add up, ``mean`` averages over the
+    units that report it, ``wmean:<w>`` is the ``w``-weighted mean. That includes derived
+    metrics computed per unit (:func:`assemble` derives them first), so a sum-aggregated
+    profit is the sum of its units' profits. Formula-aggregated derived metrics are not
+    rolled up (NaN at the parents): :func:`assemble` recomputes them from the rolled-up
+    totals. One grouped pass: each unit row is repeated once per ancestor and grouped by
+    (ancestor, period).
     """
     units = wide.index.get_level_values("entity_id")
     chains = ancestors(entities)
@@ -103,7 +138,11 @@ def rollup(wide: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.D
     if not pairs:
         return wide
     link = pd.DataFrame(pairs, columns=["entity_id", "_parent"])
-    base_cols = [m for m in wide.columns if m in catalog.metrics and not catalog.metrics[m].derived]
+    base_cols = [
+        m
+        for m in wide.columns
+        if m in catalog.metrics and catalog.metrics[m].aggregation != "formula"
+    ]
     big = wide[base_cols].reset_index().merge(link, on="entity_id", how="inner")
     # One GroupBy for every metric: grouping a Series per metric factorized the millions of
     # (parent, period) keys once per metric, which dominated the roll-up at thousands of units.
@@ -134,10 +173,68 @@ def rollup(wide: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.D
     return pd.concat([wide, frame]).sort_index()
 
 
+def assemble(unit_wide: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    """Every level of a unit-level panel, each metric aggregated as the catalog declares.
+
+    Derive every derived metric per unit (:func:`derive`), roll reported and additive derived
+    metrics up to every parent (:func:`rollup`), then recompute the formula-aggregated ones
+    (:func:`recomputed`) at every row from the totals. A parent's sum-aggregated derived
+    metric is then the sum of its units' (a tax on positive profit only is charged unit by
+    unit, as the catalog's formula says), not the formula applied to consolidated inputs.
+
+    Parameters
+    ----------
+    unit_wide : complete monthly grid of reported metrics, one row per unit x month
+        (:func:`to_wide`); not modified.
+    entities : the entities table (``entity_id, parent_id``).
+    catalog : the metric catalog (aggregation rules and formulas).
+
+    Returns
+    -------
+    DataFrame indexed by (``entity_id``, ``period``): units and every ancestor, one column
+    per catalog metric.
+
+    Raises
+    ------
+    PerflinkError
+        ``unit_wide`` names entities the entities table lacks (:func:`rollup`).
+    """
+    units = _derive_units(unit_wide, catalog)
+    return derive(rollup(units, entities, catalog), catalog, only=recomputed(catalog))
+
+
+def _derive_units(unit_wide: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    """Derived metrics per unit: additive ones count a missing additive input as zero.
+
+    The roll-up sums what units report, so a unit that books costs but no sales (a cost
+    centre) lowers its parent's profit by its costs. Computed per unit, its profit must do
+    the same: where a unit-month reports any input of an additive derived metric, its missing
+    additive inputs (``sum``/``last``) are zero, as in the parent's sum; a unit-month with no
+    input at all stays missing. Formula-aggregated metrics (ratios) keep NaN for a missing
+    input (a ratio of nothing is not zero).
+    """
+    out = unit_wide.copy()
+    for metric in catalog.reported:
+        if metric not in out:
+            out[metric] = np.nan
+    additive = {m for m, info in catalog.metrics.items() if info.aggregation in ("sum", "last")}
+    for metric in catalog.derived_order:
+        formula = catalog.formulas[metric]
+        if catalog.metrics[metric].aggregation == "formula" or formula.uses_time:
+            out[metric] = formula.evaluate_frame(out)
+            continue
+        names = [n for n in formula.inputs if n in out]
+        inputs = out[names]
+        present = inputs.notna().any(axis=1)
+        filled = inputs.fillna({n: 0.0 for n in names if n in additive})
+        out[metric] = formula.evaluate_frame(filled).where(present)
+    return out
+
+
 def build(facts: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
-    """Monthly panel for every entity and every catalog metric: pivot, roll up, derive."""
-    wide = to_wide(facts, metrics=catalog.reported)
-    return derive(rollup(wide, entities, catalog), catalog)
+    """Monthly panel for every entity and every catalog metric: pivot, then
+    :func:`assemble` (derive per unit, roll up, recompute formula-aggregated metrics)."""
+    return assemble(to_wide(facts, metrics=catalog.reported), entities, catalog)
 
 
 def window(

@@ -186,7 +186,9 @@ def test_estimate_elasticities_works():
 def test_completion_inverts_lower_is_better():
     s = pd.Series
     c = kpi.completion(s([90.0, 110.0, -5.0]), s([100.0, 100.0, -10.0]), s([True, False, True]))
-    np.testing.assert_allclose(c, [0.9, 100 / 110, 1.5])
+    np.testing.assert_allclose(c, [0.9, 100 / 110, np.nan])  # a planned loss: no ratio
+    a = kpi.attainment(s([90.0, 110.0, -5.0]), s([100.0, 100.0, -10.0]), s([True, False, True]))
+    np.testing.assert_allclose(a, [0.9, 100 / 110, 1.5])  # scored in points of |target|
 
 
 @pytest.mark.parametrize("seed", SEEDS)

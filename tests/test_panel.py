@@ -198,3 +198,66 @@ def test_to_wide_refuses_empty_facts():
     empty = pd.DataFrame(columns=["entity_id", "period", "metric_id", "value"])
     with pytest.raises(PerflinkError, match="empty"):
         panel.to_wide(empty)
+
+
+def _two_units() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A profitable unit and a cost centre (costs, no sales) under one subsidiary of ``G``."""
+    ents = pd.DataFrame({"entity_id": ["G", "S", "P", "C"], "parent_id": [np.nan, "G", "S", "S"]})
+    rows = []
+    for p in pd.period_range("2026-01", "2026-03", freq="M"):
+        for m, v in {"revenue": 100.0, "cogs": 60.0, "opex": 10.0, "equity": 500.0}.items():
+            rows.append(("P", p, m, v))
+        for m, v in {"opex": 20.0, "equity": 100.0}.items():  # no revenue, no cogs
+            rows.append(("C", p, m, v))
+    return pd.DataFrame(rows, columns=["entity_id", "period", "metric_id", "value"]), ents
+
+
+def test_build_sums_additive_derived_metrics_over_units():
+    facts, ents = _two_units()
+    sum_metric = next(m for m in CATALOG.derived_order if CATALOG.metrics[m].aggregation == "sum")
+    wide = panel.build(facts, ents, CATALOG)
+    month = wide.xs(pd.Period("2026-01", "M"), level="period")
+    unit = CATALOG.formulas[sum_metric]
+    # per unit from its formula; the cost centre's missing sales and cost count as zero
+    p = float(unit.evaluate({"revenue": 100.0, "cogs": 60.0, "opex": 10.0}))
+    c = float(unit.evaluate({"revenue": 0.0, "cogs": 0.0, "opex": 20.0}))
+    assert month.at["P", sum_metric] == pytest.approx(p)
+    assert month.at["C", sum_metric] == pytest.approx(c)
+    for parent in ("S", "G"):  # the sum of the units, not the formula on the totals
+        assert month.at[parent, sum_metric] == pytest.approx(p + c)
+    consolidated = float(unit.evaluate({"revenue": 100.0, "cogs": 60.0, "opex": 30.0}))
+    assert consolidated != pytest.approx(p + c)  # the fixture tells the two rules apart
+
+
+def test_build_recomputes_formula_metrics_from_the_totals():
+    facts, ents = _two_units()
+    ratio = next(
+        m
+        for m in panel.recomputed(CATALOG)
+        if not CATALOG.formulas[m].uses_time and CATALOG.formulas[m].names <= {"cogs", "revenue"}
+    )
+    wide = panel.build(facts, ents, CATALOG)
+    month = wide.xs(pd.Period("2026-02", "M"), level="period")
+    assert month.at["G", ratio] == pytest.approx(
+        float(CATALOG.formulas[ratio].evaluate({"cogs": 60.0, "revenue": 100.0}))
+    )
+    assert np.isnan(month.at["C", ratio])  # a ratio of nothing is not zero
+    q = panel.window(wide, CATALOG, "2026-01", "2026-03")
+    sum_metric = next(m for m in CATALOG.derived_order if CATALOG.metrics[m].aggregation == "sum")
+    assert q.at["G", sum_metric] == pytest.approx(q.at["P", sum_metric] + q.at["C", sum_metric])
+
+
+def test_derive_only_recomputes_the_named_metrics():
+    facts, ents = _two_units()
+    wide = panel.build(facts, ents, CATALOG)
+    sum_metric = next(m for m in CATALOG.derived_order if CATALOG.metrics[m].aggregation == "sum")
+    stale = wide.assign(**{sum_metric: 1.0})
+    kept = panel.derive(stale, CATALOG, only=panel.recomputed(CATALOG))
+    assert (kept[sum_metric] == 1.0).all()
+    assert not (panel.derive(stale, CATALOG)[sum_metric] == 1.0).all()
+
+
+def test_assemble_refuses_unknown_entities():
+    facts, ents = _two_units()
+    with pytest.raises(PerflinkError, match="missing from the entities table"):
+        panel.assemble(panel.to_wide(facts), ents[ents["entity_id"] != "C"], CATALOG)

@@ -9,6 +9,18 @@ in the tier-1 metric's own unit (see :mod:`perflink.kpi._tree` for the three kin
 :mod:`perflink.kpi._panels` for how targets are resolved). Missed tier-1 targets become findings
 traced to their business cause.
 
+Scoring basis and status
+------------------------
+
+Each tier-1 row (and each scorecard row of :mod:`perflink.scoring`) compares actual with
+target on the metric's catalog basis (``scoring_basis``; :attr:`perflink.catalog.Metric.in_points`):
+:func:`completion` is shown only where a ratio means something (ratio basis, a target above
+zero, within :data:`COMPLETION_RANGE`); :func:`attainment` is what the scheme rules score
+(ratio, points scaled to the ``status:`` block, or points of ``|target|`` for a target at or
+below zero); the status (met / narrowly missed / missed) is
+:func:`perflink.common.actual_status` with the review's ``status:`` block, and a tier-1 row
+whose status is ``missed`` is a finding. See :mod:`perflink.kpi._basis` for the exact rule.
+
 Formula attribution
 -------------------
 
@@ -49,9 +61,9 @@ from perflink.kpi._attribute import (
     attribute,
     attribute_frame,
 )
+from perflink.kpi._basis import COMPLETION_RANGE, attainment, compare, completion, format_gap
 from perflink.kpi._decompose import (
     build_panels,
-    completion,
     decompose,
     estimate_elasticities,
 )
@@ -62,17 +74,21 @@ if TYPE_CHECKING:
     from perflink.review import Review
 
 __all__ = [
+    "COMPLETION_RANGE",
     "MAX_EXACT",
     "METHODS",
     "AttributionWarning",
     "DecompositionResult",
+    "attainment",
     "attribute",
     "attribute_frame",
     "build_panels",
+    "compare",
     "completion",
     "decompose",
     "decompose_review",
     "estimate_elasticities",
+    "format_gap",
     "named_view",
     "run",
 ]
@@ -110,6 +126,7 @@ def run(review: Review, *, options: KpiOptions | None = None) -> DecompositionRe
         adjustments=review.adjustments,
         options=task_options(review, "kpi", options),
         lang=review.language,
+        status=review.params.status,
     )
 
 

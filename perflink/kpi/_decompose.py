@@ -9,15 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from perflink import labels
+from perflink import labels, panel
 from perflink.catalog import Catalog
-from perflink.common import parse_quarter, status_of, window_months
+from perflink.common import parse_quarter, window_months
 from perflink.errors import InputError, ParamsError
 from perflink.kpi import _panels as _pn
 from perflink.kpi import _tree as _tree
+from perflink.kpi._basis import compare
 from perflink.kpi._result import CHANGE_COLUMNS, DecompositionResult, KpiPanels, tree_layout
 from perflink.kpi._trace import missed_findings
-from perflink.options import KpiOptions
+from perflink.options import KpiOptions, StatusOptions
 
 SCOPES = ("quarter", "ytd")
 BASES = ("target", "prior_year")
@@ -71,6 +72,7 @@ def decompose(
     options: KpiOptions | None = None,
     elasticities: pd.DataFrame | None = None,
     lang: str | None = None,
+    status: StatusOptions | None = None,
 ) -> DecompositionResult:
     """Attribute each tier-1 metric's variance down the three-tier tree, for every entity.
 
@@ -87,12 +89,16 @@ def decompose(
     elasticities : table from :func:`estimate_elasticities`; default: estimated here.
     lang : language of messages (``zh`` / ``en``); default the report language the review was
         opened with (:func:`perflink.open_review` sets it). The result carries it.
+    status : the ``status:`` params block (met / narrowly missed / missed thresholds; the
+        points basis is scaled to it); default :class:`perflink.options.StatusOptions`.
 
     Returns
     -------
     DecompositionResult
         ``attribution`` (one row per entity x window x base x tier-1 metric x tree edge),
-        ``tier1``, ``tree``, ``findings`` (missed tier-1 targets with traced cause),
+        ``tier1`` (with ``basis, gap, completion, attainment, status``: see
+        :mod:`perflink.kpi._basis`), ``tree``, ``findings`` (tier-1 targets whose status is
+        ``missed``, with traced cause),
         ``elasticities``. Contributions are in the tier-1 metric's unit and, for every
         (parent, link), sum to the parent's contribution.
 
@@ -104,6 +110,7 @@ def decompose(
         A bad quarter or an environment change that cannot be applied.
     """
     options = (options or KpiOptions()).for_catalog(catalog)
+    status = status or StatusOptions()
     q = parse_quarter(quarter)
     lang = labels._check_lang(lang)  # ParamsError naming a language that is not supported
     if facts.empty:
@@ -114,6 +121,7 @@ def decompose(
     panels = build_panels(
         facts, targets, entities, catalog, adjustments=adjustments, options=options
     )
+    units_of = _units_of(facts, entities)
     ok = elasticities.dropna(subset=["elasticity"])
     links = _tree.build_links(catalog, dict(zip(ok["mapping_id"], ok["elasticity"], strict=True)))
     frames, tier1 = [], []
@@ -121,7 +129,9 @@ def decompose(
         start, end = window_months(q, scope)
         for base in BASES:
             target = panels.target[scope]
-            w = _tree.Windows(panels.actual, target, catalog, start, end, base, panels.window)
+            w = _tree.Windows(
+                panels.actual, target, catalog, start, end, base, panels.window, units_of
+            )
             cache: dict = {}
             for root in catalog.tier(1):
                 rows = _tree.attribute_tree(root, links, w, catalog, cache)
@@ -133,10 +143,10 @@ def decompose(
     attribution = pd.concat(frames, ignore_index=True)
     attribution = attribution[attribution["contribution"].notna()].reset_index(drop=True)
     attribution["unit"] = attribution["metric_id"].map(lambda m: catalog.metrics[m].unit)
-    tier1 = _tier1(attribution, catalog, options)
+    tier1 = _tier1(attribution, catalog, status)
     tier1["target_original"] = _original_targets(tier1, panels, catalog, q)
-    tree = _tree_nodes(attribution, catalog, options)
-    findings = missed_findings(tier1, attribution, catalog, entities, options, lang)
+    tree = _tree_nodes(attribution, catalog, status)
+    findings = missed_findings(tier1, attribution, catalog, entities, status, lang)
     return DecompositionResult(
         quarter=str(q),
         language=lang,
@@ -154,6 +164,16 @@ def decompose(
             [ch.model_dump() for ch in options.environment_changes], columns=CHANGE_COLUMNS
         ),
     )
+
+
+def _units_of(facts: pd.DataFrame, entities: pd.DataFrame) -> dict[str, list[str]]:
+    """Parent id -> the units (entities with facts) that roll up into it."""
+    chains = panel.ancestors(entities)
+    out: dict[str, list[str]] = {}
+    for unit in pd.unique(facts["entity_id"]):
+        for parent in chains.get(unit, []):
+            out.setdefault(parent, []).append(unit)
+    return out
 
 
 def _profit_tier1(catalog: Catalog) -> str | None:
@@ -213,36 +233,18 @@ def build_panels(
     return KpiPanels(actual=actual, adjusted=adjusted, target=target, target_original=original)
 
 
-def _tier1(attribution: pd.DataFrame, catalog: Catalog, options: KpiOptions) -> pd.DataFrame:
+def _tier1(attribution: pd.DataFrame, catalog: Catalog, status: StatusOptions) -> pd.DataFrame:
     tot = attribution[attribution["method"] == "total"]
     out = tot[["entity_id", "period", "scope", "base", "metric_id"]].copy()
     out["actual"] = tot["driver_actual"].to_numpy()
     out["target"] = tot["driver_base"].to_numpy()
     out["change"] = tot["contribution"].to_numpy()
-    higher = out["metric_id"].map(lambda m: catalog.metrics[m].direction == "higher")
-    out["completion"] = completion(out["actual"], out["target"], higher)
-    out["status"] = status_of(out["completion"], options.miss_threshold)
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    cmp = compare(out["actual"], out["target"], out["metric_id"], catalog, status=status)
+    return pd.concat([out, cmp], axis=1)
 
 
-def completion(actual: pd.Series, target: pd.Series, higher: pd.Series | bool) -> pd.Series:
-    """Completion rate: actual / target, inverted (target / actual) for lower-is-better.
-
-    With a non-positive target (a planned loss) completion is ``1 + (actual - target) /
-    |target|`` (``1 - ...`` for lower-is-better), so beating the plan still scores above 100%.
-    """
-    a = actual.astype(float).to_numpy()
-    t = target.astype(float).to_numpy()
-    up = np.broadcast_to(np.asarray(higher, dtype=bool), a.shape)
-    with np.errstate(all="ignore"):
-        ratio = np.where(up, a / t, t / a)
-        shifted = np.where(up, 1 + (a - t) / np.abs(t), 1 - (a - t) / np.abs(t))
-        out = np.where((t > 0) & (up | (a > 0)), ratio, shifted)
-    out = np.where(np.isfinite(out), out, np.nan)
-    return pd.Series(out, index=actual.index, dtype=float)
-
-
-def _tree_nodes(attribution: pd.DataFrame, catalog: Catalog, options: KpiOptions) -> pd.DataFrame:
+def _tree_nodes(attribution: pd.DataFrame, catalog: Catalog, status: StatusOptions) -> pd.DataFrame:
     """Driver-tree nodes of each entity (base target), with completion and layout."""
     part = attribution[
         (attribution["base"] == "target")
@@ -251,11 +253,13 @@ def _tree_nodes(attribution: pd.DataFrame, catalog: Catalog, options: KpiOptions
     ]
     layout = tree_layout(part[["metric_id", "parent_id", "driver_id", "link", "depth"]])
     nodes = part.merge(layout, on=["metric_id", "parent_id", "driver_id", "link"], how="inner")
-    higher = nodes["driver_id"].map(lambda m: catalog.metrics[m].direction == "higher")
-    nodes["completion"] = completion(nodes["driver_actual"], nodes["driver_base"], higher)
-    nodes["status"] = status_of(nodes["completion"], options.miss_threshold)
+    cmp = compare(
+        nodes["driver_actual"], nodes["driver_base"], nodes["driver_id"], catalog, status=status
+    )
+    nodes = pd.concat([nodes, cmp[["basis", "gap", "completion", "status"]]], axis=1)
     cols = ["entity_id", "scope", "metric_id", "parent_id", "driver_id", "tier", "link"]
-    cols += ["contribution", "driver_actual", "driver_base", "completion", "status", "x", "y"]
+    cols += ["contribution", "driver_actual", "driver_base", "basis", "gap", "completion"]
+    cols += ["status", "x", "y"]
     return nodes[cols].reset_index(drop=True)
 
 

@@ -31,8 +31,8 @@ from perflink.errors import ParamsError
 
 
 def build_panel(unit_wide: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
-    """Roll a unit-level monthly panel up to every parent and add the derived metrics."""
-    return panel.derive(panel.rollup(unit_wide, entities, catalog), catalog)
+    """Every level of a unit-level panel by the catalog's roll-up rules (:func:`perflink.panel.assemble`)."""
+    return panel.assemble(unit_wide, entities, catalog)
 
 
 def unit_wide(facts: pd.DataFrame, catalog: Catalog, adjustments: pd.DataFrame | None = None):

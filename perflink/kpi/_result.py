@@ -10,7 +10,9 @@ import pandas as pd
 
 from perflink import charts, panel
 from perflink._report_format import fmt_number
+from perflink.common import ACTUAL_STATUSES
 from perflink.errors import ParamsError
+from perflink.kpi._basis import format_gap
 from perflink.labels import t
 from perflink.results import QuarterResult, note_html
 from perflink.units import parse_unit, unit_label
@@ -403,7 +405,7 @@ class DecompositionResult(QuarterResult):
         points = base.mark_circle(size=320).encode(
             color=alt.Color(
                 "status_label:N",
-                scale=charts.status_scale(labelled=True, lang=self.language),
+                scale=status_word_scale(self.language),
                 title=t("report.col.status", self.language),
             ),
             tooltip=["name:N", alt.Tooltip("completion:Q", format=".1%"), "link:N"],
@@ -415,7 +417,9 @@ class DecompositionResult(QuarterResult):
         """Tier-1 results as people read them: entity and metric names, labelled windows.
 
         Amounts are formatted in the metric's own catalog unit (its currency and scale,
-        percent for rates); the saved tables keep the ids (:attr:`tier1`). With declared
+        percent for rates); ``completion`` only where a ratio means something and ``gap``
+        (actual - target; percentage points for rates) always (:mod:`perflink.kpi._basis`);
+        the saved tables keep the ids (:attr:`tier1`). With declared
         environment changes, ``target_original`` and ``target_reason`` stand beside the
         target (filled on the rows whose target they changed); without, neither is shown.
         """
@@ -436,6 +440,10 @@ class DecompositionResult(QuarterResult):
                 "target": fmt("target"),
                 "change": fmt("change"),
                 "completion": t1["completion"],
+                "gap": [
+                    format_gap(v, self.metric_units.get(m), lang)
+                    for v, m in zip(t1["gap"], metric, strict=True)
+                ],
                 "status": t1["status"],
             }
         )
@@ -457,6 +465,16 @@ class DecompositionResult(QuarterResult):
             cols.append("target_original")
         order = {c: t1[c].to_numpy() for c in cols}  # sort by the numbers, not the text
         return self._heading() + self.changes_note() + self._table(self.view(), order=order)
+
+
+def status_word_scale(lang: str) -> alt.Scale:
+    """Colours of met / narrowly missed / missed by their labels in ``lang``
+    (:data:`perflink.charts.STATUS_WORD_COLORS`), for charts whose data holds the labels."""
+    codes = ACTUAL_STATUSES
+    return alt.Scale(
+        domain=[t(f"report.value.status.{c}", lang) for c in codes],
+        range=[charts.STATUS_WORD_COLORS[c] for c in codes],
+    )
 
 
 def _changed(t1: pd.DataFrame) -> pd.Series:

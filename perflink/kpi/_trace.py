@@ -1,6 +1,8 @@
 """Missed tier-1 targets traced down to their business cause (not API).
 
-For a tier-1 metric below ``miss_threshold`` of its target, the trace takes the tier-2 driver
+For a tier-1 metric whose status is ``missed`` (:func:`perflink.common.actual_status` with the
+review's ``status:`` block: below ``near_miss`` of its target by ratio, or more than
+``near_miss_points`` below it in points), the trace takes the tier-2 driver
 with the most adverse contribution, then among that driver's statistical (mapping) drivers the
 most adverse one and, one step further, that driver's own most adverse mapping driver
 (sales <- orders <- new customers, as the catalog maps them); without an adverse mapping
@@ -14,6 +16,7 @@ import pandas as pd
 
 from perflink._report_format import fmt_number
 from perflink.catalog import Catalog
+from perflink.kpi._basis import compare, format_gap
 from perflink.labels import t
 
 COLUMNS = [
@@ -31,7 +34,18 @@ COLUMNS = [
     "cause_completion",
     "cause_contribution",
     "sub_cause_id",
+    "basis",
+    "cause_gap",
 ]
+
+#: A missed tier-1 target is ``high`` when its shortfall is material to the whole group: a
+#: money metric missed by at least this share of the group's profit target of the same
+#: window (the catalog's ``role: profit`` metric; without one, the metric's own group target)
+#: -- 5% of profit, the usual overall materiality of an audit. Every other missed target
+#: (a rate, a growth, a per-head figure, or a money shortfall below that) is ``medium``:
+#: a unit's noise around its budget is not a group-level problem, and a rate's money is in
+#: the profit finding of the same entity.
+MATERIALITY = 0.05
 
 
 def _worst(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -41,9 +55,9 @@ def _worst(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return rows.loc[rows.groupby(keys)["adverse"].idxmin()]
 
 
-def missed_findings(tier1, attribution, catalog: Catalog, entities, options, lang) -> pd.DataFrame:
-    """Findings for red tier-1 completions (base target), with the traced cause."""
-    miss = tier1[(tier1["base"] == "target") & (tier1["status"] == "red")]
+def missed_findings(tier1, attribution, catalog: Catalog, entities, status, lang) -> pd.DataFrame:
+    """Findings for missed tier-1 targets (base target), with the traced cause."""
+    miss = tier1[(tier1["base"] == "target") & (tier1["status"] == "missed")]
     if miss.empty:
         return pd.DataFrame(columns=COLUMNS)
     keys = ["entity_id", "scope", "metric_id"]
@@ -75,15 +89,41 @@ def missed_findings(tier1, attribution, catalog: Catalog, entities, options, lan
     sub = sub.rename(columns={"driver_id": "sub_cause_id"})
     out = miss.merge(tier2, on=keys, how="left").merge(cause, on=keys, how="left")
     out = out.merge(sub, on=keys, how="left")
-    out["cause_completion"] = out["cause_actual"] / out["cause_base"]
-    out["gap"] = out["actual"] - out["target"]
+    has_cause = out["cause_id"].notna()
+    cause_ids = out["cause_id"].where(has_cause, out["metric_id"])
+    cause = compare(out["cause_actual"], out["cause_base"], cause_ids, catalog, status=status)
+    out["cause_completion"] = cause["completion"].where(has_cause)
+    out["cause_gap"] = cause["gap"].where(has_cause)
     out["rule_id"] = "tier1_missed"
-    low = out["completion"] < options.miss_threshold - 0.10
-    out["severity"] = np.where(low, "high", "medium")
+    out["severity"] = severity(out, tier1, catalog, entities)
     col = "name_zh" if lang == "zh" else "name_en"
     names = dict(zip(entities["entity_id"], entities[col], strict=False))
     out["message"] = [_message(r, catalog, names, lang) for r in out.itertuples()]
     return out[COLUMNS].reset_index(drop=True)
+
+
+def severity(
+    out: pd.DataFrame, tier1: pd.DataFrame, catalog: Catalog, entities: pd.DataFrame
+) -> np.ndarray:
+    """``high`` for a money shortfall material to the group (:data:`MATERIALITY`), else
+    ``medium``, for missed tier-1 rows of ``out``."""
+    roots = entities.loc[entities["parent_id"].isna(), "entity_id"]
+    if out.empty or roots.empty:
+        return np.full(len(out), "medium", dtype=object)
+    rows = tier1[(tier1["entity_id"] == roots.iloc[0]) & (tier1["base"] == "target")]
+    group = rows.set_index(["scope", "metric_id"])["target"].abs()
+    profit = catalog.role("profit")
+    money = out["metric_id"].map(lambda m: catalog.metrics[m].unit_info.is_money)
+    profit_money = profit is not None and catalog.metrics[profit].unit_info.is_money
+
+    def scale(scope: str, metric: str) -> float:
+        key = (scope, profit if profit_money else metric)
+        return float(group.get(key, np.nan))
+
+    bases = np.array([scale(sc, m) for sc, m in zip(out["scope"], out["metric_id"], strict=True)])
+    with np.errstate(invalid="ignore"):
+        material = money.to_numpy(dtype=bool) & (out["gap"].abs().to_numpy() >= MATERIALITY * bases)
+    return np.where(material, "high", "medium")
 
 
 def _message(r, catalog: Catalog, names: dict, lang: str) -> str:
@@ -92,26 +132,41 @@ def _message(r, catalog: Catalog, names: dict, lang: str) -> str:
 
     unit = catalog.metrics[r.metric_id].unit
     fmt = "pct" if unit == "ratio" else unit
-    text = t(
-        "kpi.finding.missed",
-        lang,
+    common = dict(
         entity=names.get(r.entity_id, r.entity_id),
         scope=t(f"kpi.scope.{r.scope}", lang),
         metric=name(r.metric_id),
-        completion=fmt_number(r.completion, "pct", lang),
         actual=fmt_number(r.actual, fmt, lang),
         target=fmt_number(r.target, fmt, lang),
     )
+    if np.isfinite(r.completion):
+        text = t(
+            "kpi.finding.missed", lang, completion=fmt_number(r.completion, "pct", lang), **common
+        )
+    else:  # a rate, a growth or a target at or near zero: the gap, not a ratio
+        text = t("kpi.finding.missed_gap", lang, gap=format_gap(r.gap, unit, lang), **common)
     if isinstance(r.driver_id, str):
         text += t("kpi.finding.driver", lang, driver=name(r.driver_id))
     if isinstance(r.cause_id, str):
-        text += t(
-            "kpi.finding.cause",
-            lang,
-            cause=name(r.cause_id),
-            completion=fmt_number(r.cause_completion, "pct", lang),
-            contribution=fmt_number(r.cause_contribution, fmt, lang),
-        )
+        contribution = fmt_number(r.cause_contribution, fmt, lang)
+        if np.isfinite(r.cause_completion):
+            done = fmt_number(r.cause_completion, "pct", lang)
+            text += t(
+                "kpi.finding.cause",
+                lang,
+                cause=name(r.cause_id),
+                completion=done,
+                contribution=contribution,
+            )
+        else:
+            gap = format_gap(r.cause_gap, catalog.metrics[r.cause_id].unit, lang)
+            text += t(
+                "kpi.finding.cause_gap",
+                lang,
+                cause=name(r.cause_id),
+                gap=gap,
+                contribution=contribution,
+            )
     if isinstance(r.sub_cause_id, str):
         text += t("kpi.finding.sub_cause", lang, cause=name(r.sub_cause_id))
     return text

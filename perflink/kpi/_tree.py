@@ -3,7 +3,10 @@
 Links, from the catalog:
 
 ``formula``  a derived metric's formula (profit <- sales, cost, expenses): exact Shapley
-             attribution; sum-aggregated metrics are attributed month by month and summed.
+             attribution; sum-aggregated metrics are attributed month by month and summed,
+             and at a parent (subsidiary, group) as the sum of its units' attributions: the
+             parent's figure is the sum of its units' (the catalog's roll-up,
+             :func:`perflink.panel.assemble`), not its formula on consolidated inputs.
 ``identity`` a metric's ``decomposition`` (sales ~ quantity * unit price / scale):
              the identity's change is attributed exactly, the gap between identity and reported
              value is the explicit ``remainder`` row.
@@ -90,9 +93,13 @@ def build_links(catalog: Catalog, elasticities: dict[str, float]) -> dict[str, l
 class Windows:
     """Window aggregates of the actual and base panels, cached by (side, shift)."""
 
-    def __init__(self, actual, target, catalog, start, end, base: str, window_fn) -> None:
+    def __init__(
+        self, actual, target, catalog, start, end, base: str, window_fn, units_of=None
+    ) -> None:
         self.actual, self.target, self.catalog = actual, target, catalog
         self.start, self.end, self.base, self._fn = start, end, base, window_fn
+        #: parent id -> its units (the leaves whose figures roll up into it)
+        self.units_of: dict[str, list[str]] = dict(units_of or {})
         self._cache: dict = {}
 
     def get(self, side: str, shift: int = 0) -> pd.DataFrame:
@@ -141,10 +148,11 @@ def own_split(link: Link, w: Windows, catalog: Catalog) -> tuple[pd.DataFrame, p
     delta = a0[parent] - b0.reindex(a0.index)[parent]
     cols = [f"{c}__lag{k}" if k else c for c, k in link.children]
     if link.kind == "formula" and catalog.metrics[parent].aggregation == "sum":
-        am = w.monthly("actual")
-        bm = w.monthly("base").reindex(am.index)
+        am = _zero_missing(w.monthly("actual"), link, catalog)
+        bm = _zero_missing(w.monthly("base").reindex(am.index), link, catalog)
         phi = attribute_frame(link.text, bm, am)
-        phi = phi.groupby(level="entity_id").sum(min_count=1).reindex(a0.index)
+        phi = _sum_over_units(phi.groupby(level="entity_id").sum(min_count=1), w.units_of)
+        phi = phi.reindex(a0.index)
     elif link.kind in ("formula", "identity"):
         A = pd.DataFrame(index=a0.index)
         B = pd.DataFrame(index=a0.index)
@@ -166,6 +174,46 @@ def own_split(link: Link, w: Windows, catalog: Catalog) -> tuple[pd.DataFrame, p
         phi[UNEXPLAINED] = delta - phi.sum(axis=1, min_count=1)
     phi.columns = [*cols, *phi.columns[len(cols) :]]
     return phi, delta
+
+
+def _zero_missing(monthly: pd.DataFrame, link: Link, catalog: Catalog) -> pd.DataFrame:
+    """A unit-month's missing additive inputs as zero where the metric itself has a value:
+    the panel computes an additive derived metric that way (a cost centre's profit is minus
+    its costs, :func:`perflink.panel.assemble`), so its attribution must read them so too."""
+    cols = [
+        c
+        for c, _ in link.children
+        if c in monthly and catalog.metrics[c].aggregation in ("sum", "last")
+    ]
+    if not cols or link.parent not in monthly:
+        return monthly
+    has = monthly[link.parent].notna()
+    out = monthly.copy()
+    for c in cols:
+        out[c] = out[c].where(out[c].notna() | ~has, 0.0)
+    return out
+
+
+def _sum_over_units(phi: pd.DataFrame, units_of: dict[str, list[str]]) -> pd.DataFrame:
+    """Per-entity contributions with every parent's row replaced by the sum of its units'.
+
+    A sum-aggregated derived metric rolls up as the sum of its units' values, so its change
+    at a parent is the sum of their changes and so are its contributions (exact: each unit's
+    Shapley values sum to its own change). Its formula on the parent's consolidated inputs
+    would attribute a different change (a tax on positive profit only, netted across units).
+    """
+    parents = [p for p in units_of if p in phi.index]
+    if not parents:
+        return phi
+    pairs = [(u, p) for p in parents for u in units_of[p] if u in phi.index]
+    if not pairs:
+        return phi
+    units, owners = zip(*pairs, strict=True)
+    summed = phi.loc[list(units)].set_axis(pd.Index(owners, name=phi.index.name))
+    summed = summed.groupby(level=0).sum(min_count=1)
+    out = phi.copy()
+    out.loc[summed.index] = summed
+    return out
 
 
 def attribute_tree(

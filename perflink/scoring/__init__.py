@@ -6,8 +6,13 @@ entity-specific scheme overrides the default; subsidiaries and the group use the
 profit-centre scheme) for the review quarter and year-to-date, applies approved adjustments with an audit line, checks the
 schemes against the policy (:func:`perflink.catalog.check_schemes`: a broken scheme is a
 finding, not a crash), links scores to bonuses (base x coefficient of the YTD score) and
-compares payouts with the bonus pools. Completion: actual / target, inverted for
-lower-is-better metrics (:func:`perflink.kpi.completion`). Scoring rules: see
+compares payouts with the bonus pools. Scoring basis (issue 15 item 4): each metric is
+compared with its target on its catalog basis (``scoring_basis``): by ratio for positive
+amounts, in points for rates and growth, in points of ``|target|`` for a target at or below
+zero; the completion shown is :func:`perflink.kpi.completion` (only where a ratio means
+something, 0-200%), the scheme rules score :func:`perflink.kpi.attainment` and every score
+stays within 0 .. 100 x the scheme's cap; status (met / narrowly missed / missed) is
+:func:`perflink.common.actual_status` with the review's ``status:`` block. Scoring rules: see
 :mod:`perflink.scoring._rules`.
 """
 
@@ -23,8 +28,8 @@ from perflink._report_format import fmt_number
 from perflink.catalog import Catalog, check_schemes
 from perflink.common import task_options, window_months
 from perflink.errors import InputError
-from perflink.kpi import DecompositionResult, completion
-from perflink.options import KpiOptions
+from perflink.kpi import DecompositionResult, compare
+from perflink.options import KpiOptions, StatusOptions
 from perflink.scoring._exec import tenure_table
 from perflink.scoring._manager import manager_table
 from perflink.scoring._result import ManagerAssessmentResult, ScorecardResult, write_scorecard_xlsx
@@ -57,6 +62,7 @@ def scorecard(
     bonus: pd.DataFrame | None = None,
     options: KpiOptions | None = None,
     lang: str | None = None,
+    status: StatusOptions | None = None,
 ) -> ScorecardResult:
     """Score every entity on its scheme, link the scores to bonuses and check the pools.
 
@@ -71,12 +77,18 @@ def scorecard(
         approved_by``), added to actual; each gets an audit line.
     bonus : bonus table (``entity_id, year, base_bonus, pool_budget``, in the catalog's
         money unit :attr:`perflink.catalog.Catalog.money_unit`).
-    options : the ``kpi:`` params block (tenure targets, miss threshold).
+    options : the ``kpi:`` params block (tenure targets).
     lang : message language; default the decomposition's (the review's language).
+    status : the ``status:`` params block (met / narrowly missed / missed; the points basis
+        is scaled to it); default :class:`perflink.options.StatusOptions`.
 
     Returns
     -------
     ScorecardResult
+        ``scorecard`` rows carry ``basis`` (ratio / points), ``gap`` (actual - target, metric
+        unit), ``completion_before`` / ``completion`` (shown only where a ratio means
+        something), ``attainment_before`` / ``attainment`` (what the rules score),
+        ``score_before`` / ``score`` and ``status``.
 
     Raises
     ------
@@ -88,6 +100,7 @@ def scorecard(
         without data in this review.
     """
     options = (options or KpiOptions()).for_catalog(catalog)
+    status = status or StatusOptions()
     lang = decomposition.language if lang is None else lang  # language flows from the review
     panels = decomposition.panels
     if panels is None:
@@ -112,18 +125,26 @@ def scorecard(
     card = pd.concat(rows, ignore_index=True)
     card.insert(1, "period", str(q))
     card["adjustment"] = card["actual"] - card["actual_before"]
-    higher = card["metric_id"].map(lambda m: catalog.metrics[m].direction == "higher")
-    card["completion_before"] = completion(card["actual_before"], card["target"], higher)
-    card["completion"] = completion(card["actual"], card["target"], higher)
-    card["score_before"] = score_frame(card.assign(completion=card["completion_before"]))
-    card["score"] = score_frame(card)
+    before = compare(
+        card["actual_before"], card["target"], card["metric_id"], catalog, status=status
+    )
+    after = compare(card["actual"], card["target"], card["metric_id"], catalog, status=status)
+    card["basis"] = after["basis"]
+    card["gap"] = after["gap"]
+    card["completion_before"] = before["completion"]
+    card["completion"] = after["completion"]
+    card["attainment_before"] = before["attainment"]
+    card["attainment"] = after["attainment"]
+    card["score_before"] = score_frame(card.assign(completion=card["attainment_before"]))
+    card["score"] = score_frame(card.assign(completion=card["attainment"]))
+    card["status"] = after["status"]
     card["weighted_score"] = card["weight"] * card["score"]
     card = card.drop(columns=["params"])
     totals = _totals(card)
     audit = _audit(card, adjustments, catalog, lang, decomposition.names)
     checks = check_schemes(schemes, catalog.policy, lang=lang)
     bonus_df = bonus_table(totals, bonus, entities, catalog, q.year)
-    tenure = tenure_table(options, decomposition, entities, catalog, q, lang)
+    tenure = tenure_table(options, decomposition, entities, catalog, q, lang, status)
     findings = findings_table(
         checks, bonus_df, decomposition, entities, q, lang, catalog.money_unit
     )
@@ -195,6 +216,7 @@ def run(
         bonus=review.bonus,
         options=opts,
         lang=review.language,
+        status=review.params.status,
     )
 
 
@@ -313,11 +335,17 @@ def _assign(schemes: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFrame:
 
 
 def _totals(card: pd.DataFrame) -> pd.DataFrame:
-    """Per entity x scope: total score before/after adjustment and completion by category."""
+    """Per entity x scope: total score before/after adjustment and completion by category.
+
+    A category's completion is the weight-averaged attainment of its metrics, each clipped to
+    [0, its scheme cap] as its score is, so a rate scored in points or a target near zero
+    counts as its score does (never as an unbounded ratio).
+    """
     keys = ["entity_id", "period", "scope", "scheme_id"]
+    capped = card["attainment"].clip(lower=0.0, upper=card["cap"].astype(float))
     c = card.assign(
         w_ok=card["weight"].where(card["score"].notna()),
-        wc=card["weight"] * card["completion"],
+        wc=card["weight"] * capped,
         wsb=card["weight"] * card["score_before"],
     )
     g = c.groupby(keys, sort=True)

@@ -16,7 +16,11 @@ balance (a return ratio: a profit over a capital balance, not annualised). For t
 current, unfinished year's target is the annual target x elapsed months / 12; rates
 (margins, yields) keep the annual target. Progress against the tenure: ``tenure_completion`` = sum of actuals / sum of targets
 of the years to date; ``tenure_progress`` = sum of actuals / whole-tenure sum (pro-rata
-metrics only). Progress against the annual plan: the year's actual over the plan (the
+metrics only). Completions follow the scoring basis of :mod:`perflink.kpi` (shown only for
+ratio-basis metrics with a positive target, within 0-200%; rates compare in points and a
+target at or below zero by its gap: ``tenure_gap`` = cumulative actual - cumulative target);
+``status`` is the met / narrowly missed / missed of the tenure to date
+(:func:`perflink.common.actual_status` with the review's ``status:`` block). Progress against the annual plan: the year's actual over the plan (the
 target panel of the decomposition: budgets scaled to the annual assessment target) over the
 same months.
 """
@@ -30,9 +34,8 @@ import pandas as pd
 
 from perflink._report_format import fmt_number
 from perflink.catalog import Catalog
-from perflink.common import status_of
 from perflink.errors import ParamsError
-from perflink.kpi import completion
+from perflink.kpi import compare, format_gap
 
 COLUMNS = [
     "entity_id",
@@ -53,6 +56,7 @@ COLUMNS = [
     "cumulative_actual",
     "tenure_completion",
     "tenure_progress",
+    "tenure_gap",
     "status",
     "severity",
     "message",
@@ -118,7 +122,7 @@ def check_tenure(tenure, catalog: Catalog, present: set) -> None:
         raise ParamsError("tenure targets cannot be assessed:\n  - " + "\n  - ".join(problems))
 
 
-def tenure_table(options, decomposition, entities, catalog, q, lang) -> pd.DataFrame:
+def tenure_table(options, decomposition, entities, catalog, q, lang, status=None) -> pd.DataFrame:
     """One row per tenure target x year to date: annual target, actual, plan, progress.
 
     Raises :class:`ParamsError` (:func:`check_tenure`) for an entry naming a metric or an
@@ -151,7 +155,6 @@ def tenure_table(options, decomposition, entities, catalog, q, lang) -> pd.DataF
     rows = []
     for item in items:
         pro_rata = flow_degree(item.metric_id, catalog) >= 1
-        higher = catalog.metrics[item.metric_id].direction == "higher"
         years = list(range(item.start_year, item.end_year + 1))
         prev = item.start_year - 1
         base = np.nan
@@ -182,35 +185,41 @@ def tenure_table(options, decomposition, entities, catalog, q, lang) -> pd.DataF
                     months=months,
                     annual_target=t_y,
                     actual=a_y,
-                    completion=_ratio(a_y, t_y, higher),
                     plan=p_y,
-                    plan_completion=_ratio(a_y, p_y, higher),
                     cumulative_target=cum_t,
                     cumulative_actual=cum_a,
-                    tenure_completion=_ratio(cum_a, cum_t, higher),
-                    tenure_progress=_ratio(cum_a, total, higher) if pro_rata else np.nan,
+                    total=total,
+                    pro_rata=pro_rata,
                 )
             )
-    out = pd.DataFrame(rows, columns=COLUMNS)
+    out = pd.DataFrame(rows)
     if out.empty:
-        return out
-    out["status"] = status_of(out["tenure_completion"], options.miss_threshold).to_numpy()
+        return pd.DataFrame(columns=COLUMNS)
+    ids = out["metric_id"]
+
+    def cmp(actual: str, target: str) -> pd.DataFrame:
+        return compare(out[actual], out[target], ids, catalog, status=status)
+
+    out["completion"] = cmp("actual", "annual_target")["completion"]
+    out["plan_completion"] = cmp("actual", "plan")["completion"]
+    tenure = cmp("cumulative_actual", "cumulative_target")
+    out["tenure_completion"] = tenure["completion"]
+    out["tenure_gap"] = tenure["gap"]
+    out["status"] = tenure["status"]
+    progress = cmp("cumulative_actual", "total")["completion"]
+    out["tenure_progress"] = progress.where(out["pro_rata"].astype(bool))
     out["severity"] = np.select(
-        [out["status"].eq("red") & (out["year"] == q.year), out["status"].eq("amber")],
+        [out["status"].eq("missed") & (out["year"] == q.year), out["status"].eq("near_miss")],
         ["medium", "low"],
         default="info",
     )
+    out = out.reindex(columns=COLUMNS)
     out["message"] = [_message(r, names, catalog, lang) for r in out.itertuples()]
     return out
 
 
 def _rows(frame: pd.DataFrame, ents: list[str]) -> pd.DataFrame:
     return frame[frame.index.get_level_values("entity_id").isin(ents)]
-
-
-def _ratio(a: float, b: float, higher: bool) -> float:
-    """Completion as :func:`perflink.kpi.completion` (a loss plan: 1 + (a - b) / |b|)."""
-    return float(completion(pd.Series([a]), pd.Series([b]), higher).iloc[0])
 
 
 def _message(r, names: dict, catalog: Catalog, lang: str) -> str:
@@ -227,12 +236,20 @@ def _message(r, names: dict, catalog: Catalog, lang: str) -> str:
         pct = "—" if not np.isfinite(ten_gap) else f"{ten_gap:+.1f}{pt}"
         plan_txt = f"较年度计划 {plan}" if zh else f"{plan} vs the annual plan"
         ten_txt = f"任期至今较目标 {pct}" if zh else f"tenure to date {pct} vs target"
-    else:
-        plan = "—" if not np.isfinite(r.plan_completion) else f"{r.plan_completion:.0%}"
-        pct = "—" if not np.isfinite(r.tenure_completion) else f"{r.tenure_completion:.0%}"
-        plan_txt = f"年度计划完成 {plan}" if zh else f"annual plan at {plan}"
-        ten_txt = f"任期至今完成 {pct}" if zh else f"tenure to date at {pct}"
-    prog = "" if not np.isfinite(r.tenure_progress) else f"{r.tenure_progress:.0%}"
+    else:  # a completion only where it is shown in the table; else the gap in the unit
+        if np.isfinite(r.plan_completion):
+            plan = fmt_number(r.plan_completion, "pct", lang)
+            plan_txt = f"年度计划完成 {plan}" if zh else f"annual plan at {plan}"
+        else:
+            plan = format_gap(r.actual - r.plan, unit, lang)
+            plan_txt = f"较年度计划 {plan}" if zh else f"{plan} vs the annual plan"
+        if np.isfinite(r.tenure_completion):
+            pct = fmt_number(r.tenure_completion, "pct", lang)
+            ten_txt = f"任期至今完成 {pct}" if zh else f"tenure to date at {pct}"
+        else:
+            pct = format_gap(r.tenure_gap, unit, lang)
+            ten_txt = f"任期至今较目标 {pct}" if zh else f"tenure to date {pct} vs target"
+    prog = "" if not np.isfinite(r.tenure_progress) else fmt_number(r.tenure_progress, "pct", lang)
     if zh:
         msg = (
             f"{name}（{r.manager}）任期 {r.start_year}–{r.end_year} {m.name('zh')}："

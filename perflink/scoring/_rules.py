@@ -1,6 +1,9 @@
 """Scheme scoring rules and the bonus coefficient (not API; see :mod:`perflink.scoring`).
 
-Reading of schemes.csv:
+Reading of schemes.csv. Each rule scores the row's *attainment*
+(:func:`perflink.kpi.attainment`: the completion ratio for ratio-basis metrics with a positive
+target, the points gap scaled to the ``status:`` block for rates and growth, points of
+``|target|`` for a target at or below zero), called completion below:
 
 ``linear``     score = 100 x min(completion, cap); 0 when completion < floor.
 ``step``       ``{"steps": [[c1, s1], [c2, s2], ...]}``: the score of the highest step whose
