@@ -30,8 +30,11 @@ _ID_INTS = ("year", "tier", "rank")
 # Interactive tables (see frame_html): rows per page, and the most rows a page carries.
 PAGE_ROWS = 25
 """A table with more rows than this is searchable, sortable and paginated in the HTML report."""
-TABLE_MAX_ROWS = 5000
-"""Default row cap of :func:`frame_html`; the full table is in ``tables/`` and review.xlsx."""
+TABLE_MAX_ROWS = 1000
+"""Default row cap of :func:`frame_html`; the full table is in ``tables/`` and review.xlsx.
+
+A page carries what a reader can search and sort (tables come sorted worst first); at 2,000
+units six tables of 2,000-5,000 rows made the KPI page 13 MB (benchmarks/scale_bench.py)."""
 INTERACTIVE = "interactive"
 """Value of the ``data-pl-table`` attribute that marks a table for the report page's script."""
 _NUM_CLASS = ' class="num"'

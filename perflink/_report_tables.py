@@ -6,6 +6,7 @@ Not API: import :func:`perflink.report.save_table`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -17,7 +18,10 @@ import pandas as pd
 from perflink.common import SEVERITIES, check_findings
 from perflink.errors import ReportError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "CSV_MAX_ROWS",
     "SEVERITIES",
     "atomic_write",
     "check_findings",
@@ -135,8 +139,16 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
             tmp.unlink()
 
 
+#: A table with more rows than this is written as Parquet only: a CSV of hundreds of
+#: thousands of rows is more than a spreadsheet reader uses (and was 48 MB of a 110 MB report
+#: at 2,000 units, benchmarks/scale_bench.py); pandas, DuckDB or Excel's Power Query open the
+#: Parquet file.
+CSV_MAX_ROWS = 200_000
+
+
 def write_table(df: pd.DataFrame, name: str, tables_dir: Path, *, findings: bool) -> None:
-    """Validate and write ``tables_dir/<name>.csv`` (UTF-8 with BOM) and ``.parquet``.
+    """Validate and write ``tables_dir/<name>.parquet`` and, up to :data:`CSV_MAX_ROWS` rows,
+    ``tables_dir/<name>.csv`` (UTF-8 with BOM).
 
     CSV text cells go through :func:`csv_safe` (no formula when opened in a spreadsheet);
     the Parquet file keeps the text as it is.
@@ -156,11 +168,19 @@ def write_table(df: pd.DataFrame, name: str, tables_dir: Path, *, findings: bool
     tables_dir.mkdir(parents=True, exist_ok=True)
     # Finance opens the CSV in Excel: text cells are neutralised there; the Parquet copy is
     # typed data that the summary reads back, so it keeps the raw text.
-    csv_out = csv_safe_frame(out)
-    atomic_write(
-        tables_dir / f"{name}.csv",
-        lambda p: csv_out.to_csv(p, index=False, encoding="utf-8-sig", lineterminator="\n"),
-    )
+    csv_path = tables_dir / f"{name}.csv"
+    if len(out) <= CSV_MAX_ROWS:
+        csv_out = csv_safe_frame(out)
+        atomic_write(
+            csv_path,
+            lambda p: csv_out.to_csv(p, index=False, encoding="utf-8-sig", lineterminator="\n"),
+        )
+    else:
+        csv_path.unlink(missing_ok=True)  # an older, smaller run's CSV would be stale
+        log.info(
+            "%s: %s rows, written as Parquet only (CSV up to %s rows)",
+            name, f"{len(out):,}", f"{CSV_MAX_ROWS:,}",
+        )  # fmt: skip
     atomic_write(
         tables_dir / f"{name}.parquet",
         lambda p: out.to_parquet(p, index=False, engine="pyarrow"),

@@ -43,7 +43,7 @@ def test_long_table_is_marked_with_sort_keys():
     df = _units(PAGE_ROWS + 1)
     df.loc[3, "value"] = np.nan
     df.loc[4, "value"] = float("inf")
-    table = _table(frame_html(df, lang="zh", units={"value": "money"}))
+    table = _table(frame_html(df, lang="zh", units={"value": "万元"}))
     assert table["data-pl-table"] == "interactive"
     assert "pl-interactive" in table["class"]
     sorts = [th.get("data-pl-sort") for th in table.select("thead th")]
@@ -68,7 +68,7 @@ def test_interactive_can_be_forced_either_way():
 
 
 def test_row_cap_default_and_note():
-    assert TABLE_MAX_ROWS == 5000
+    assert TABLE_MAX_ROWS == 1000
     df = pd.DataFrame({"x": range(TABLE_MAX_ROWS + 7)})
     html = frame_html(df, lang="en")
     assert len(_table(html).select("tbody tr")) == TABLE_MAX_ROWS
@@ -80,9 +80,9 @@ def test_row_cap_default_and_note():
 def test_show_uses_the_higher_cap(monkeypatch):
     out: list = []
     monkeypatch.setattr(report, "_display", out.append)
-    report.show(pd.DataFrame({"x": range(3000)}), lang="en")
+    report.show(pd.DataFrame({"x": range(TABLE_MAX_ROWS - 1)}), lang="en")
     table = _table(out[0].data)
-    assert len(table.select("tbody tr")) == 3000
+    assert len(table.select("tbody tr")) == TABLE_MAX_ROWS - 1
     assert table["data-pl-table"] == "interactive"
 
 
@@ -187,3 +187,15 @@ def test_text_amounts_sort_by_the_values_given_in_order():
         frame_html(df, lang="zh", order={"actual": amounts[:-1]})
     with pytest.raises(ReportError, match="not in the table"):
         frame_html(df, lang="zh", order={"target": amounts})
+
+
+def test_a_table_too_long_for_a_spreadsheet_is_written_as_parquet_only(tmp_path, monkeypatch):
+    from perflink import _report_tables
+
+    monkeypatch.setattr(_report_tables, "CSV_MAX_ROWS", 3)
+    small, big = pd.DataFrame({"x": [1, 2, 3]}), pd.DataFrame({"x": [1, 2, 3, 4]})
+    _report_tables.write_table(small, "t", tmp_path, findings=False)
+    assert (tmp_path / "t.csv").is_file() and (tmp_path / "t.parquet").is_file()
+    _report_tables.write_table(big, "t", tmp_path, findings=False)  # the stale CSV goes
+    assert not (tmp_path / "t.csv").exists()
+    assert pd.read_parquet(tmp_path / "t.parquet")["x"].tolist() == [1, 2, 3, 4]
