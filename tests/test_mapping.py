@@ -399,6 +399,37 @@ def test_driver_strength_wrong_sign():
     assert row["strength"] == "wrong_sign" and row["severity"] == "high" and row["elasticity"] < 0
 
 
+def test_driver_strength_names_the_kpi_quarterly_elasticity_beside_its_own():
+    # the figure the KPI decomposition prices deviations with, by the same definition
+    from perflink import kpi
+
+    facts = _driver_facts()
+    res = pm.driver_strength(facts, CATALOG, quarter=Q, lang="en")
+    t = res.to_frame().set_index("mapping_id")
+    k = kpi.estimate_elasticities(facts, CATALOG).set_index("mapping_id")["elasticity"]
+    np.testing.assert_allclose(
+        t["elasticity_quarter"].astype(float), k.reindex(t.index), rtol=1e-12, equal_nan=True
+    )
+    assert 0.6 < t.loc["M10", "elasticity_quarter"] < 1.0  # opex = 0.5 headcount^0.8
+    page = res._repr_html_()
+    assert "Monthly elasticity" in page and "used by the KPI decomposition" in page
+
+
+def test_an_effect_spread_over_two_months_is_smaller_monthly_than_quarterly():
+    # opex follows half this month's and half last month's headcount: the monthly elasticity
+    # at lag 0 sees half the effect, the quarterly one nearly all of it (the page says why)
+    rng = np.random.default_rng(3)
+    rows = []
+    for e in range(8):
+        hc = 30.0 * np.exp(rng.normal(0, 0.1, len(MONTHS) + 1))
+        opex = 0.5 * hc[1:] + 0.5 * hc[:-1]
+        for i, p in enumerate(MONTHS):
+            rows += [(f"E{e}", str(p), "headcount", hc[i + 1]), (f"E{e}", str(p), "opex", opex[i])]
+    row = pm.driver_strength(_facts(rows), CATALOG, quarter=Q).to_frame()
+    row = row.set_index("mapping_id").loc["M10"]
+    assert row["elasticity"] < 0.7 < row["elasticity_quarter"]
+
+
 def test_driver_strength_bad_input():
     with pytest.raises(PerflinkError, match="min_obs"):
         pm.driver_strength(_driver_facts(), CATALOG, quarter=Q, min_obs=2)
@@ -417,7 +448,7 @@ def test_data_quality_index_counts_missing_and_failing_values():
     t = pm.data_quality(comp, rules, CATALOG).to_frame().set_index("source_system")
     # CRM: 6 expected (price, contracts × 3 months), 1 missing, 1 read by the R01 breach
     np.testing.assert_allclose(t.loc["CRM", "dq_index"], 4 / 6)
-    assert t.loc["CRM", "status"] == "red" and t.loc["WMS", "failing"] == 1
+    assert t.loc["CRM", "status"] == "missed" and t.loc["WMS", "failing"] == 1
 
 
 def test_data_quality_bad_input():
@@ -496,8 +527,8 @@ def test_clean_sample_raises_no_critical_and_few_high(samples):
     assert truth["problems"] == []
     assert (f["severity"] == "critical").sum() == 0
     assert (f["severity"] == "high").sum() <= 2  # 0 with the default seed
-    assert set(result.status.to_frame()["status"]) == {"green"}
-    assert set(result.quality.to_frame()["status"]) == {"green"}
+    assert set(result.status.to_frame()["severity"]) <= {"none", "low"}
+    assert set(result.quality.to_frame()["status"]) == {"met"}
 
 
 def test_validate_rejects_non_review():

@@ -345,6 +345,14 @@ def driver_strength(
     ``insufficient_data`` with fewer than ``min_obs`` usable observations or
     ``min_entities`` entities (no estimate is made up).
 
+    Beside this monthly elasticity the table carries ``elasticity_quarter``, the figure the
+    KPI decomposition prices a driver's deviation with (:func:`perflink.kpi.estimate_elasticities`:
+    year-over-year log changes of 3-month totals, pooled over all history up to the quarter,
+    slope through the origin, no controls), so both pages name the same two numbers. They
+    differ by design: an effect spread over several months makes the monthly elasticity at
+    one lag the smaller; a driver that barely moves year over year beside other drivers of
+    the same target makes the uncontrolled quarterly slope unreliable.
+
     Parameters
     ----------
     facts : facts table (``entity_id, period, metric_id, value``).
@@ -400,7 +408,8 @@ def data_quality(
     Returns
     -------
     DataQualityResult
-        ``status`` green when ``dq_index >= green``, amber when ``>= amber``, else red.
+        ``status`` ``met`` when ``dq_index >= green`` (its target), ``near_miss`` when
+        ``>= amber``, else ``missed`` (the report's status words).
     """
     if not isinstance(completeness, CompletenessResult) or not isinstance(rules, RuleCheckResult):
         raise PerflinkError(

@@ -1,6 +1,22 @@
 """Driver strength: within-entity panel regressions of each mapping. Not API.
 
-See :func:`perflink.mapping.driver_strength`.
+See :func:`perflink.mapping.driver_strength`. Two elasticities per mapping, named apart:
+
+``elasticity`` (monthly)
+    What this task tests the mapping with: month by month, within each unit (unit fixed
+    effects), over the last ``driver_months`` months, at the catalog's lag, controlling for
+    the target's other drivers where the partial model is chosen.
+``elasticity_quarter`` (year over year, 3-month windows)
+    What the KPI decomposition prices a driver's deviation with
+    (:func:`perflink.kpi.estimate_elasticities`): the change of a 3-month total on the same
+    window a year earlier, pooled over units and all history up to the quarter, slope through
+    the origin, no controls. :func:`quarter_elasticities` computes it by the same definition
+    (tests/test_mapping.py checks the two agree), so the mapping page can show the figure
+    the KPI page uses beside its own and say why they differ: a driver whose effect is spread
+    over several months (contracts turn into revenue over one to two months) has a monthly
+    elasticity at one lag below its quarterly one; a driver that barely moves year over year
+    while the target's other drivers do (yield beside production volume) gets a quarterly
+    slope without controls that can be far off.
 """
 
 from __future__ import annotations
@@ -36,6 +52,7 @@ COLUMNS = [
     "n_entities",
     "elasticity_prev",
     "elasticity_last",
+    "elasticity_quarter",
     "stability_z",
     "strength",
     "severity",
@@ -122,6 +139,53 @@ def _unit_panel(facts: pd.DataFrame, catalog: Catalog, needed: list[str]) -> pd.
     return wide
 
 
+def quarter_elasticities(
+    facts: pd.DataFrame, catalog: Catalog, quarter: pd.Period
+) -> dict[str, float]:
+    """Mapping id -> its year-over-year 3-month-window elasticity (NaN: too few data).
+
+    The KPI decomposition's definition (:func:`perflink.kpi.estimate_elasticities`): for
+    every unit-month, ``x`` = log of the driver's total over months t-L-2..t-L minus the
+    same a year earlier (L the mapping's lag), ``y`` the same for the target over t-2..t
+    (non-positive totals left out); the elasticity is the least-squares slope through the
+    origin over at least 12 unit-months. Reported metrics only, facts up to the quarter's
+    last month.
+    """
+    q1 = quarter_months(quarter)[-1]
+    wide = panel.to_wide(facts[facts["period"] <= q1], metrics=catalog.reported)
+    n_ent = wide.index.get_level_values("entity_id").nunique()
+    n_t = len(wide) // max(n_ent, 1)
+    out: dict[str, float] = {}
+    for mp in catalog.mappings:
+        if mp.driver not in wide or mp.target not in wide or n_ent * n_t != len(wide):
+            out[mp.id] = np.nan
+            continue
+        x = _yoy(wide[mp.driver].to_numpy(float).reshape(n_ent, n_t), mp.lag)
+        y = _yoy(wide[mp.target].to_numpy(float).reshape(n_ent, n_t), 0)
+        ok = np.isfinite(x) & np.isfinite(y)
+        sxx = float((x[ok] ** 2).sum())
+        out[mp.id] = float((x[ok] * y[ok]).sum() / sxx) if ok.sum() >= 12 and sxx > 0 else np.nan
+    return out
+
+
+def _yoy(arr: np.ndarray, lag: int) -> np.ndarray:
+    """Log change of each unit's 3-month total on the same window a year earlier, shifted
+    by ``lag`` months (NaN where a window is incomplete or not positive)."""
+    arr = np.where(arr > 0, arr, np.nan)
+    c = np.nancumsum(np.nan_to_num(arr), axis=1)
+    cnt = np.cumsum(np.isfinite(arr), axis=1)
+    s3 = np.full(arr.shape, np.nan)
+    s3[:, 2:] = c[:, 2:] - np.c_[np.zeros((arr.shape[0], 1)), c[:, :-3]]
+    n3 = np.zeros(arr.shape)
+    n3[:, 2:] = cnt[:, 2:] - np.c_[np.zeros((arr.shape[0], 1)), cnt[:, :-3]]
+    s3 = np.where(n3 == 3, s3, np.nan)
+    out = np.full(arr.shape, np.nan)
+    if lag + 12 < arr.shape[1]:
+        lg = np.log(s3)
+        out[:, lag + 12 :] = lg[:, 12 : arr.shape[1] - lag] - lg[:, : arr.shape[1] - lag - 12]
+    return out
+
+
 def run(
     facts: pd.DataFrame,
     entities: pd.DataFrame | None,
@@ -144,6 +208,7 @@ def run(
     last = np.asarray(periods > q1 - months // 2) & np.asarray(periods <= q1)
     prev = np.asarray(periods > q1 - months) & ~last & np.asarray(periods <= q1)
     window = last | prev
+    quarterly = quarter_elasticities(facts, catalog, quarter)
     rows = []
     for mp in mappings:
         others = [c for c in mappings if c.target == mp.target and c.id != mp.id]
@@ -163,6 +228,7 @@ def run(
             target=mp.target,
             sign=mp.sign,
             lag=mp.lag,
+            elasticity_quarter=quarterly.get(mp.id, np.nan),
         )
         if not fits:
             n = int((y[window].notna() & specs["simple"].iloc[:, 0][window].notna()).sum())

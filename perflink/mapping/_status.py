@@ -56,8 +56,10 @@ def quality_table(
         out["present"] > 0, (out["present"] - out["failing"]) / out["present"].clip(lower=1), np.nan
     )
     out["dq_index"] = (out["present"] - out["failing"]) / out["expected_values"]
+    # the report's status words (perflink.common.ACTUAL_STATUSES): the index against its
+    # target dq_green, narrowly missed down to dq_amber
     out["status"] = np.where(
-        out["dq_index"] >= green, "green", np.where(out["dq_index"] >= amber, "amber", "red")
+        out["dq_index"] >= green, "met", np.where(out["dq_index"] >= amber, "near_miss", "missed")
     )
     return out[cols].sort_values("dq_index", kind="stable", ignore_index=True)
 
@@ -65,10 +67,11 @@ def quality_table(
 def status_table(
     parts: list[pd.DataFrame], entities: pd.DataFrame | None, quarter: pd.Period, lang: str
 ) -> StatusResult:
-    """Green / amber / red per subsidiary from the quarter's findings of its units."""
+    """Per subsidiary: its units' findings of the quarter and the worst severity among them
+    (``severity``: critical ... low, ``none`` without findings)."""
     group = root_entity(entities)
     cols = ["entity_id", "name", "units", "findings", "critical", "high", "medium", "low",
-            "status", "worst"]  # fmt: skip
+            "severity", "worst"]  # fmt: skip
     if entities is None or entities.empty or "kind" not in entities:
         return StatusResult(pd.DataFrame(columns=cols), lang, group)
     kind = dict(zip(entities["entity_id"], entities["kind"], strict=True))
@@ -102,7 +105,7 @@ def status_table(
                 units=int(n_units.get(sub, 1)) - 1,
                 findings=len(part),
                 **{s: int(counts.get(s, 0)) for s in SEVERITIES[:-1]},
-                status="red" if worst <= 1 else "amber" if worst == 2 else "green",
+                severity=SEVERITIES[worst] if worst < len(SEVERITIES) else "none",
                 worst=part["message"].iloc[0] if len(part) else "",
             )
         )

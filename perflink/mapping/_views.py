@@ -32,19 +32,25 @@ class _TableResult(MappingResult, TableResult):
     _frame = "table"
     _summarise = False
 
-    def _status_bars(self, title_key: str, x: alt.X, y: alt.Y, tooltip: list[str]) -> alt.Chart:
-        """Bars of ``x`` per ``y``, coloured by the ``status`` column, titled ``title_key``."""
+    def _status_bars(
+        self, title_key: str, x: alt.X, y: alt.Y, tooltip: list[str], *, col: str = "status"
+    ) -> alt.Chart:
+        """Bars of ``x`` per ``y``, coloured by ``col`` (``status``: the report's status words,
+        :data:`perflink.charts.STATUS_WORD_COLORS`; ``severity``: the severity colours),
+        titled ``title_key``."""
         lang = self.language
         if self.table.empty:
             return self._empty_chart()
-        d = self.table.assign(
-            status_label=[value_label("status", s, lang) for s in self.table["status"]]
+        colors = (
+            charts.STATUS_WORD_COLORS
+            if col == "status"
+            else {**charts.SEVERITY_COLORS, "none": charts.STATUS_WORD_COLORS["met"]}
         )
-        color = alt.Color(
-            "status_label:N",
-            scale=charts.status_scale(labelled=True, lang=lang),
-            title=t("report.col.status", lang),
+        d = self.table.assign(status_label=[value_label(col, s, lang) for s in self.table[col]])
+        scale = alt.Scale(
+            domain=[value_label(col, c, lang) for c in colors], range=list(colors.values())
         )
+        color = alt.Color("status_label:N", scale=scale, title=t(f"report.col.{col}", lang))
         return (
             alt.Chart(d, title=t(title_key, lang))
             .mark_bar()
@@ -60,9 +66,12 @@ class DriverStrengthResult(_TableResult):
     ----------
     table : DataFrame
         One row per mapping: ``mapping_id, mapping, driver, target, sign, lag, model
-        (simple|partial), transform (log-log, level-log, ...), elasticity, ci_low, ci_high
-        (95%), p_value, within_r2, n_obs, n_entities, elasticity_prev, elasticity_last
-        (previous / last 12 months), stability_z, strength (confirmed|weak|wrong_sign|
+        (simple|partial), transform (log-log, level-log, ...), elasticity (monthly, within
+        unit: what tests the mapping), ci_low, ci_high (95%), p_value, within_r2, n_obs,
+        n_entities, elasticity_prev, elasticity_last (previous / last 12 months),
+        elasticity_quarter (year over year on 3-month windows, no controls: the figure the
+        KPI decomposition uses, :func:`perflink.kpi.estimate_elasticities`), stability_z,
+        strength (confirmed|weak|wrong_sign|
         unstable|insufficient_data), severity, message``. Estimates are NaN for
         ``insufficient_data``.
     language : str
@@ -103,8 +112,9 @@ class DriverStrengthResult(_TableResult):
 
     def view(self) -> pd.DataFrame:
         cols = [
-            "mapping_id", "mapping", "lag", "elasticity", "ci_low", "ci_high", "p_value",
-            "within_r2", "n_obs", "n_entities", "elasticity_prev", "elasticity_last", "strength",
+            "mapping_id", "mapping", "lag", "elasticity", "ci_low", "ci_high",
+            "elasticity_quarter", "p_value", "within_r2", "n_obs", "n_entities",
+            "elasticity_prev", "elasticity_last", "strength",
         ]  # fmt: skip
         return self.table[cols]
 
@@ -120,7 +130,8 @@ class DataQualityResult(_TableResult):
         ``expected_values, present, missing, failing`` (present values read by a breached
         rule), ``completeness = present / expected_values``, ``pass_rate = (present -
         failing) / present``, ``dq_index = (present - failing) / expected_values``,
-        ``status`` (green / amber / red by the thresholds).
+        ``status`` (``met`` at or above ``dq_green``, ``near_miss`` at or above ``dq_amber``,
+        else ``missed``: the report's status words).
     language : str
     """
 
@@ -141,14 +152,14 @@ class DataQualityResult(_TableResult):
 
 @dataclass(frozen=True)
 class StatusResult(_TableResult):
-    """Green / amber / red per subsidiary for the review quarter.
+    """Per subsidiary, the worst severity of its units' findings in the review quarter.
 
     Attributes
     ----------
     table : DataFrame
         ``entity_id`` (subsidiary), ``name``, ``units``, ``findings`` (excluding info),
-        counts ``critical, high, medium, low``, ``status`` (red: a critical or high finding;
-        amber: a medium one; green otherwise) and ``worst`` (message of its top finding).
+        counts ``critical, high, medium, low``, ``severity`` (the worst of them; ``none``
+        without findings) and ``worst`` (message of its top finding).
     language : str
     group : str
         The group entity (no parent), where group-wide findings such as driver strength sit.
@@ -159,12 +170,13 @@ class StatusResult(_TableResult):
     _section = "mapping.result.status"
 
     def chart(self) -> alt.Chart:
-        """Findings per subsidiary, coloured by status."""
+        """Findings per subsidiary, coloured by the worst severity among them."""
         return self._status_bars(
             "mapping.result.status",
             alt.X("findings:Q", title=t("mapping.col.findings", self.language)),
-            alt.Y("entity_id:N", title=None),
-            ["entity_id", "name", "findings", "status_label"],
+            alt.Y("name:N", title=None),
+            ["name", "findings", "status_label"],
+            col="severity",
         )
 
 

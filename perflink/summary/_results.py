@@ -34,6 +34,12 @@ _TOP_ROWS = 20
 _WORST_FIRST = {code: -rank for code, rank in STATUS_RANK.items()}  # red, amber, green
 
 
+def _word_scale() -> alt.Scale:
+    """Colours of the status words (met ... off track), grey for a missing status."""
+    words = charts.STATUS_WORD_COLORS
+    return alt.Scale(domain=[*words, "none"], range=[*words.values(), "#9e9e9e"])
+
+
 def _signed(value: float, unit: str | None, lang: str) -> str:
     """A difference with its sign (``+85.3 万元``, ``-1.2 万元``)."""
     text = fmt_number(value, unit, lang)
@@ -250,8 +256,7 @@ class ChainResult(SummaryPart, TableResult):
                     )
                 )  # fmt: skip
         data = pd.DataFrame(rows)
-        words = charts.STATUS_WORD_COLORS
-        scale = alt.Scale(domain=[*words, "none"], range=[*words.values(), "#9e9e9e"])
+        scale = _word_scale()
         base = alt.Chart(data, title=title).encode(
             x=alt.X("step:N", title=None, sort=None, axis=alt.Axis(orient="top", labelAngle=0)),
             y=alt.Y("entity:N", title=None, sort=None),
@@ -521,7 +526,7 @@ class QualityResult(SummaryPart, TableResult):
             .encode(
                 y=alt.Y("source_system:N", sort="x", title=None),
                 x=alt.X("dq_index:Q", axis=alt.Axis(format="%"), title=None),
-                color=alt.Color("status:N", scale=charts.status_scale(), legend=None),
+                color=alt.Color("status:N", scale=_word_scale(), legend=None),
             )
             .properties(width=420, height=20 * len(self.table))
         )
