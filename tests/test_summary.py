@@ -796,6 +796,25 @@ def test_one_item_per_problem_carries_every_task_evidence():
     assert "R01 gap" in page and 'href="mapping.html' in page and 'href="anomaly.html' in page
 
 
+def test_a_weak_mapping_is_not_merged_with_a_miss_of_its_target():
+    validation = pd.DataFrame(
+        [("G00", "2026Q3", "ebit", "M9", "driver", "medium", None, None, None, "weak M9")],
+        columns=["entity_id", "period", "metric_id", "rule_id", "check", "severity", "value",
+                 "expected", "deviation", "message"],
+    )  # fmt: skip
+    f = summary.rank_findings(
+        _only(
+            validation_findings=validation,
+            forecast_deviation=_projection_rows().assign(severity="medium"),  # G00 ebit too
+        ),
+        _entities(), _tiny_catalog(_TRUST), quarter="2026Q3", language="en",
+    ).table  # fmt: skip
+    assert ((f["entity_id"] == "G00") & (f["subject"] == "ebit")).sum() == 1
+    weak = f[f["message"] == "weak M9"]
+    assert len(weak) == 1 and weak["subject"].iloc[0] == "M9"
+    assert weak["evidence"].iloc[0] == "mapping:driver"
+
+
 def test_no_critical_item_is_dropped_by_the_caps():
     anomalies = pd.DataFrame(
         [_anomaly(e, m, 10.0, "critical") for e, m in

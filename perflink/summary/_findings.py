@@ -276,8 +276,8 @@ TASK_ORDER: tuple[str, ...] = ("kpi", "forecast", "mapping", "anomaly")
 
 
 def merge(rows: pd.DataFrame, names: Mapping[str, str], lang: str) -> pd.DataFrame:
-    """One item per problem (entity and metric, else rule / scheme / mapping), with the
-    evidence of every task that reported it.
+    """One item per problem (entity and metric, else rule / scheme / mapping; a weak mapping
+    is about its mapping), with the evidence of every task that reported it.
 
     Evidence is first merged per task, kind and key (a rule breach in two months is one
     piece of evidence; its money is the months' sum). The item then takes the worst
@@ -297,7 +297,11 @@ def merge(rows: pd.DataFrame, names: Mapping[str, str], lang: str) -> pd.DataFra
             rows["source_task"], rows["finding_kind"], rows["entity_id"], rows["key"], strict=True
         )
     ]
-    rows["subject"] = rows["metric_id"].where(rows["metric_id"].notna(), rows["key"]).map(_text)
+    # the problem is about the metric; a weak mapping is about the mapping, not its target
+    by_metric = rows["metric_id"].notna() & ~(
+        (rows["source_task"] == "mapping") & (rows["finding_kind"] == "driver")
+    )
+    rows["subject"] = rows["metric_id"].where(by_metric, rows["key"]).map(_text)
     rows["finding_id"] = [
         problem_id(e, s) for e, s in zip(rows["entity_id"], rows["subject"], strict=True)
     ]

@@ -381,13 +381,14 @@ class RankedFindingsResult(SummaryPart):
 
     def _links(self, r: object) -> str:
         """One link per task that reported the item, to its evidence on that task's page."""
-        from perflink.summary._findings import link
+        from perflink.summary._findings import TASK_ORDER, link
 
-        pieces = str(getattr(r, "evidence", "") or "").split(", ")
+        evidence = getattr(r, "evidence", "")
+        pieces = evidence.split(", ") if isinstance(evidence, str) else []
         seen: dict[str, str] = {}
         for piece in pieces:
             task, _, kind = piece.partition(":")
-            if task and task not in seen:
+            if task in TASK_ORDER and task not in seen:
                 seen[task] = link(task, kind, self.language)
         if not seen:
             seen = {str(r.source_task): str(r.evidence_link)}
