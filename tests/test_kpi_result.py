@@ -361,7 +361,7 @@ def test_renaming_every_metric_id_gives_the_same_kpi_and_scoring_tables(tmp_path
         dec = kpi.run(review)
         sc = scoring.run(review, decomposition=dec)
         back = {v: k for k, v in ren.items()}
-        cols = ["metric_id", "driver_id", "parent_id", "cause_id", "sub_cause_id"]
+        cols = ["metric_id", "driver_id", "parent_id", "cause_id", "sub_cause_id", "moved_id"]
         tables[variant] = {
             name: df.replace({c: back for c in cols if c in df})
             for name, df in {"attribution": dec.to_frame(), **sc.tables()}.items()

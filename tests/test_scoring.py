@@ -137,7 +137,12 @@ def test_scorecard_uses_override_and_adjustment_audit(samples):
     }
     event = next(p for p in problems if p["kind"] == "known_event")
     audit = sc.audit[sc.audit["entity_id"] == event["entity_id"]]
-    assert len(audit) and (audit["score"] >= audit["score_before"]).all()
+    assert len(audit) and (audit["weighted_after"] >= audit["weighted_before"]).all()
+    scored = audit.dropna(subset=["score"])
+    assert len(scored) and (scored["score"] >= scored["score_before"]).all()
+    # through the formula: profit moves by the margin after tax, not by the whole amount
+    profit = audit[audit["moved_id"] == review.catalog.role("profit")]
+    assert len(profit) and (profit["change"] < 0.5 * event["adjustment_amount"]).all()
     rows = card[(card["entity_id"] == event["entity_id"]) & (card["metric_id"] == "revenue")]
     np.testing.assert_allclose(rows["adjustment"], event["adjustment_amount"], rtol=1e-9)
     # the message names the unit (not its id) and states the amount in the metric's unit

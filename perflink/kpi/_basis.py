@@ -37,6 +37,7 @@ import pandas as pd
 
 from perflink._report_format import fmt_number
 from perflink.common import actual_status
+from perflink.errors import ParamsError
 from perflink.labels import t
 from perflink.options import StatusOptions
 from perflink.units import parse_unit
@@ -49,10 +50,18 @@ _ATTAINMENT_CLIP = (-10.0, 10.0)
 
 
 def _arrays(actual: Any, target: Any, higher: Any, points: Any):
-    a = np.asarray(actual, dtype=float)
-    t = np.asarray(target, dtype=float)
-    up = np.broadcast_to(np.asarray(higher, dtype=bool), a.shape)
-    pts = np.broadcast_to(np.asarray(points, dtype=bool), a.shape)
+    try:
+        a = np.asarray(actual, dtype=float)
+        t = np.asarray(target, dtype=float)
+        if a.shape != t.shape:
+            raise ValueError(f"{a.shape} actual vs {t.shape} target values")
+        up = np.broadcast_to(np.asarray(higher, dtype=bool), a.shape)
+        pts = np.broadcast_to(np.asarray(points, dtype=bool), a.shape)
+    except (TypeError, ValueError) as exc:
+        raise ParamsError(
+            f"completion/attainment: actual and target must be numbers of the same length, "
+            f"higher and points booleans (one, or one per row): {exc}"
+        ) from None
     return a, t, up, pts
 
 
@@ -148,6 +157,11 @@ def compare(
     catalog : :class:`perflink.catalog.Catalog`.
     status : the ``status:`` block; default :class:`perflink.options.StatusOptions`.
 
+    Raises
+    ------
+    ParamsError
+        A metric id is not in the catalog.
+
     Returns
     -------
     DataFrame on ``actual``'s index with ``basis`` (``ratio`` / ``points``), ``gap``
@@ -155,6 +169,12 @@ def compare(
     (``met`` / ``near_miss`` / ``missed``, None where a figure is missing).
     """
     opts = status or StatusOptions()
+    unknown = sorted({str(m) for m in pd.unique(metric_ids)} - set(catalog.metrics))
+    if unknown:
+        raise ParamsError(
+            f"compare: metric ids {unknown[:5]} are not in the catalog; name metrics of the "
+            "catalog's metrics.yaml"
+        )
     info = {m: catalog.metrics[m] for m in pd.unique(metric_ids)}
     higher = metric_ids.map(lambda m: info[m].direction == "higher").to_numpy(dtype=bool)
     points = metric_ids.map(lambda m: info[m].in_points).to_numpy(dtype=bool)

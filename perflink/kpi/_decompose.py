@@ -210,6 +210,10 @@ def build_panels(
 ) -> KpiPanels:
     """Monthly actual, adjusted-actual and target panels for every entity (all levels).
 
+    The adjusted panel adds each approved adjustment to the metric it names and the costs it
+    carries along at the unit's own ratio (``carried``, see :mod:`perflink.kpi._panels`);
+    derived metrics follow through their formulas.
+
     Targets per window scope: ``quarter`` takes the monthly budgets, ``ytd`` the budgets
     scaled to the annual assessment target where it exists (the YTD share of the annual
     target). ``target`` applies the declared environment changes, ``target_original`` not.
@@ -218,8 +222,10 @@ def build_panels(
     unit = _pn.unit_wide(facts, catalog)
     actual = _pn.build_panel(unit, entities, catalog)
     adjusted = actual
+    carried = _pn.carried_costs(unit, adjustments, catalog)
     if adjustments is not None and len(adjustments):
-        adjusted = _pn.build_panel(_pn.unit_wide(facts, catalog, adjustments), entities, catalog)
+        moves = _pn.adjusted_moves(adjustments, carried)
+        adjusted = _pn.build_panel(_pn.unit_wide(facts, catalog, moves), entities, catalog)
     target, original = {}, {}
     for scope, stretch in (("quarter", False), ("ytd", True)):
         for store, changes in ((target, options.environment_changes), (original, ())):
@@ -230,7 +236,13 @@ def build_panels(
                 unit, targets, entities, catalog, changes=changes, stretch=stretch
             )
             store[scope] = _pn.build_panel(tw, entities, catalog)
-    return KpiPanels(actual=actual, adjusted=adjusted, target=target, target_original=original)
+    return KpiPanels(
+        actual=actual,
+        adjusted=adjusted,
+        target=target,
+        target_original=original,
+        carried=carried,
+    )
 
 
 def _tier1(attribution: pd.DataFrame, catalog: Catalog, status: StatusOptions) -> pd.DataFrame:

@@ -14,6 +14,14 @@ Target rule (docs of :func:`perflink.kpi.decompose`):
   (a profit target from the budgets of the flows its formula adds up), after the roll-up to
   subsidiaries and group.
 
+Approved adjustments change the metric they name and, through the catalog's formulas, every
+metric derived from it (:func:`variable_costs`, :func:`carried_costs`): an adjustment of a
+flow that a derived metric adds up (sales in ``sales - cost - expenses``) carries the flows
+subtracted beside it that no catalog mapping ties to a driver of their own (the cost of
+sales, not the expenses a headcount drives) at the unit's own ratio to it over the 12 months
+before the adjustment month, so a recovered sale adds its margin, not its whole amount, to
+profit (and the profit's tax follows from its formula).
+
 Declared environment changes multiply the budgets of one metric for one business line from a
 month on (:class:`perflink.options.KpiEnvironmentChange`).
 """
@@ -46,6 +54,103 @@ def unit_wide(facts: pd.DataFrame, catalog: Catalog, adjustments: pd.DataFrame |
             min_count=1
         )
     return panel.to_wide(facts, metrics=catalog.reported)
+
+
+#: Columns of :func:`carried_costs` (one row per adjustment x cost carried along).
+CARRIED_COLUMNS = [
+    "entity_id",
+    "period",
+    "metric_id",
+    "amount",
+    "cost_id",
+    "ratio",
+    "carried",
+    "ratio_from",
+    "ratio_to",
+]
+
+
+def variable_costs(metric: str, catalog: Catalog) -> list[str]:
+    """Reported flows that move with ``metric`` when an adjustment changes it.
+
+    A flow ``y`` is carried when a derived formula adds ``metric`` and subtracts ``y`` as
+    terms of one sum (``metric - y - ...``), ``y`` adds up over months (aggregation
+    ``sum``) and no catalog mapping names a driver of ``y`` (a cost the catalog ties to
+    another driver, such as expenses driven by headcount, does not move with sales).
+    """
+    out: list[str] = []
+    for derived in catalog.derived_order:
+        formula = catalog.formulas[derived]
+        if formula.uses_time or formula.is_boolean:
+            continue
+        terms = formula.additive_terms()
+        if not any(c > 0 and term.inputs == (metric,) for c, term in terms):
+            continue
+        for c, term in terms:
+            if c >= 0 or len(term.inputs) != 1:
+                continue
+            y = term.inputs[0]
+            info = catalog.metrics.get(y)
+            if (
+                info is not None
+                and not info.derived
+                and info.aggregation == "sum"
+                and not catalog.mappings_to(y)
+                and y != metric
+                and y not in out
+            ):
+                out.append(y)
+    return out
+
+
+def carried_costs(
+    unit_wide: pd.DataFrame, adjustments: pd.DataFrame | None, catalog: Catalog
+) -> pd.DataFrame:
+    """The costs each adjustment carries along (:func:`variable_costs`), at the unit's ratio.
+
+    ``ratio`` = the unit's reported ``cost_id`` / ``metric_id`` over the 12 months before the
+    adjustment month (``ratio_from`` .. ``ratio_to``), before any adjustment: the event month
+    itself is left out, its figures being what the adjustment corrects. ``carried`` =
+    ``amount x ratio``; NaN (nothing carried) when the unit has no such history.
+    """
+    rows = []
+    if adjustments is None or adjustments.empty:
+        return pd.DataFrame(columns=CARRIED_COLUMNS)
+    ents = unit_wide.index.get_level_values("entity_id")
+    pers = unit_wide.index.get_level_values("period")
+    for adj in adjustments.itertuples():
+        costs = variable_costs(adj.metric_id, catalog)
+        if not costs:
+            continue
+        month = pd.Period(adj.period, "M")
+        start, end = month - 12, month - 1
+        part = unit_wide[(ents == adj.entity_id) & (pers >= start) & (pers <= end)]
+        base = part[adj.metric_id].sum(min_count=1) if adj.metric_id in part else np.nan
+        for cost in costs:
+            total = part[cost].sum(min_count=1) if cost in part else np.nan
+            ratio = total / base if np.isfinite(base) and base > 0 else np.nan
+            rows.append(
+                dict(
+                    entity_id=adj.entity_id,
+                    period=adj.period,
+                    metric_id=adj.metric_id,
+                    amount=float(adj.amount),
+                    cost_id=cost,
+                    ratio=float(ratio),
+                    carried=float(adj.amount) * float(ratio),
+                    ratio_from=str(start),
+                    ratio_to=str(end),
+                )
+            )
+    return pd.DataFrame(rows, columns=CARRIED_COLUMNS)
+
+
+def adjusted_moves(adjustments: pd.DataFrame, carried: pd.DataFrame) -> pd.DataFrame:
+    """Adjustments plus the costs they carry, as ``entity_id, period, metric_id, amount``."""
+    cols = ["entity_id", "period", "metric_id", "amount"]
+    more = carried[carried["carried"].notna()]
+    more = more[["entity_id", "period", "cost_id", "carried"]].set_axis(cols, axis=1)
+    return pd.concat([adjustments[cols], more], ignore_index=True) if len(more) else adjustments
 
 
 def check_changes(changes: Iterable, catalog: Catalog, entities: pd.DataFrame) -> None:

@@ -28,15 +28,19 @@ class KpiPanels:
     Attributes
     ----------
     actual : reported actuals.
-    adjusted : actuals plus approved adjustments (the scorecard's "after" view).
+    adjusted : actuals plus approved adjustments and the costs they carry (the scorecard's
+        "after" view); derived metrics follow through their formulas.
     target : per scope (``quarter`` / ``ytd``) the target panel with environment changes.
     target_original : the same without environment changes.
+    carried : the costs each adjustment carries along (``entity_id, period, metric_id,
+        amount, cost_id, ratio, carried, ratio_from, ratio_to``; empty when none).
     """
 
     actual: pd.DataFrame
     adjusted: pd.DataFrame
     target: dict[str, pd.DataFrame]
     target_original: dict[str, pd.DataFrame]
+    carried: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
     _windows: dict = field(default_factory=dict, repr=False, compare=False)
 
     def window(self, frame: pd.DataFrame, catalog, start: pd.Period, end: pd.Period):

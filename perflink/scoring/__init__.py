@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 
 from perflink import kpi
-from perflink._report_format import fmt_number
 from perflink.catalog import Catalog, check_schemes
 from perflink.common import task_options, window_months
 from perflink.errors import InputError
 from perflink.kpi import DecompositionResult, compare
 from perflink.options import KpiOptions, StatusOptions
+from perflink.scoring._audit import audit_table
 from perflink.scoring._exec import tenure_table
 from perflink.scoring._manager import manager_table
 from perflink.scoring._result import ManagerAssessmentResult, ScorecardResult, write_scorecard_xlsx
@@ -74,7 +74,10 @@ def scorecard(
     entities : entities table (``entity_id, parent_id, kind, center_type, manager``, names).
     catalog : the metric catalog (directions, policy).
     adjustments : approved adjustments (``entity_id, period, metric_id, amount, reason,
-        approved_by``), added to actual; each gets an audit line.
+        approved_by``): each changes the metric it names, the costs it carries at the unit's
+        own ratio and, through the formulas, every derived metric (the decomposition's
+        adjusted panel); the audit lists before, change and after of every metric and score
+        it moves (:mod:`perflink.scoring._audit`).
     bonus : bonus table (``entity_id, year, base_bonus, pool_budget``, in the catalog's
         money unit :attr:`perflink.catalog.Catalog.money_unit`).
     options : the ``kpi:`` params block (tenure targets).
@@ -141,7 +144,7 @@ def scorecard(
     card["weighted_score"] = card["weight"] * card["score"]
     card = card.drop(columns=["params"])
     totals = _totals(card)
-    audit = _audit(card, adjustments, catalog, lang, decomposition.names)
+    audit = audit_table(card, adjustments, decomposition, catalog, lang)
     checks = check_schemes(schemes, catalog.policy, lang=lang)
     bonus_df = bonus_table(totals, bonus, entities, catalog, q.year)
     tenure = tenure_table(options, decomposition, entities, catalog, q, lang, status)
@@ -361,32 +364,3 @@ def _totals(card: pd.DataFrame) -> pd.DataFrame:
     for cat in ("business", "financial", "management"):
         out[f"{cat}_completion"] = comp.get(cat, np.nan)
     return out.reset_index()
-
-
-def _audit(card, adjustments, catalog: Catalog, lang: str, names: dict) -> pd.DataFrame:
-    approved = ["entity_id", "period", "metric_id", "amount", "reason", "approved_by"]
-    cols = [*approved, "scope", "score_before", "score", "message"]
-    if adjustments is None or adjustments.empty:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for adj in adjustments.itertuples():
-        hit = card[(card["entity_id"] == adj.entity_id)]
-        affected = hit[hit["adjustment"].abs() > 0]
-        for scope, part in affected.groupby("scope"):
-            before = float((part["weight"] * part["score_before"]).sum())
-            after = float((part["weight"] * part["score"]).sum())
-            metric = catalog.metrics[adj.metric_id]
-            amount = fmt_number(adj.amount, metric.unit, lang)  # the metric's own unit
-            amount = f"+{amount}" if adj.amount > 0 else amount
-            msg = f"{names.get(adj.entity_id, adj.entity_id)} {adj.period} {metric.name(lang)} " + (
-                f"调整 {amount}（{adj.reason}；审批：{adj.approved_by}），"
-                f"受影响指标加权得分 {before:.1f} → {after:.1f}"
-                if lang == "zh"
-                else f"adjusted by {amount} ({adj.reason}; approved by "
-                f"{adj.approved_by}): weighted score of affected metrics {before:.1f} -> "
-                f"{after:.1f}"
-            )
-            row = {c: getattr(adj, c) for c in approved}  # the adjustment as approved
-            row.update(period=str(adj.period), scope=scope, score_before=before, score=after)
-            rows.append({**row, "message": msg})
-    return pd.DataFrame(rows, columns=cols)
