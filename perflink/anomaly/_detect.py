@@ -177,8 +177,9 @@ def linkage_flags(
         with np.errstate(all="ignore"):
             centre = nanmedian(np.where(enough[:, None], h, np.nan), axis=1)
             scale = np.maximum(_MAD * nanmedian(np.abs(h - centre[:, None]), axis=1), 0.005)
-            z = (logr - centre[:, None]) / scale[:, None]
-        band = _BAND * scale[:, None]
+            scale = _count_noise(scale, implied, hist, catalog, drivers)
+            z = (logr - centre[:, None]) / scale
+        band = _BAND * scale
         exp_ = implied * np.exp(centre[:, None])
         lo, hi = exp_ * np.exp(-band), exp_ * np.exp(band)
         bands[target] = (exp_, lo, hi)
@@ -207,6 +208,27 @@ def linkage_flags(
                 )
             )
     return (pd.concat(frames, ignore_index=True) if frames else _empty()), bands
+
+
+def _count_noise(
+    scale: np.ndarray, implied: np.ndarray, hist: slice, catalog: Catalog, driver: str
+) -> np.ndarray:
+    """(E, T) scale of the log ratio, widened in months when a count driver is below its
+    usual level.
+
+    The log of a count ``n`` carries Poisson noise of variance about ``1 / n``; the history's
+    scale already holds it at the usual count, so a month with fewer (3 new customers where
+    12 are usual) adds ``1 / n - 1 / n_usual``: a small count implies little about the
+    amount it drives. Other drivers (and decompositions) keep their history's scale.
+    """
+    out = np.broadcast_to(scale[:, None], implied.shape)
+    info = catalog.metrics.get(driver)
+    if info is None or info.unit_info.kind != "quantity":
+        return out
+    with np.errstate(all="ignore"):
+        usual = nanmedian(np.where(implied[:, hist] > 0, implied[:, hist], np.nan), axis=1)
+        extra = np.maximum(1.0 / implied - 1.0 / usual[:, None], 0.0)
+    return np.sqrt(out**2 + np.where(np.isfinite(extra) & (implied > 0), extra, 0.0))
 
 
 def multivariate_flags(

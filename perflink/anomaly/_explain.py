@@ -1,4 +1,4 @@
-"""Money at stake, severity, explanations, known events and source references (not API)."""
+"""Severity, explanations, known events and source references (not API)."""
 
 from __future__ import annotations
 
@@ -30,56 +30,19 @@ def _rate(unit: str | None) -> bool:
     return unit is not None and parse_unit(unit).is_rate
 
 
-def at_stake(
-    rows: pd.DataFrame, cube: Cube, catalog: Catalog, features: dict[str, Feature]
-) -> np.ndarray:
-    """Money at stake per candidate row, in the catalog's money unit (NaN when it cannot be
-    priced).
-
-    - A ratio feature whose numerator is money (a cost ratio, sales per head): the feature's
-      change times its denominator, which is the numerator's change at the usual ratio.
-    - A money metric: ``|value - expected|``.
-    - Anything else (a count, a rate, a price): its relative change, capped at 100%, times the
-      money metric the catalog maps it to as a driver (a quality rate -> the cost it drives).
-    - A money metric in another scale than the money unit is converted into it
-      (:meth:`~perflink.catalog.Catalog.in_money_unit`); NaN when the catalog has no money.
-    """
-    out = np.full(len(rows), np.nan)
-    if catalog.money_unit is None:
-        return out
-    e, tt = rows["e"].to_numpy(int), rows["t"].to_numpy(int)
-    dev = np.abs(rows["value"].to_numpy(float) - rows["expected"].to_numpy(float))
-    with np.errstate(all="ignore"):
-        rel = dev / np.abs(rows["expected"].to_numpy(float))
-    feature = rows["feature"] if "feature" in rows else pd.Series([None] * len(rows))
-    for i, (metric, feat) in enumerate(zip(rows["metric_id"], feature, strict=True)):
-        spec = features.get(feat) if isinstance(feat, str) else None
-        num_money = catalog.in_money_unit(spec.numerator) if spec is not None else None
-        money = catalog.in_money_unit(metric) if metric in catalog.metrics else None
-        if spec is not None and spec.denominator is not None and num_money is not None:
-            fdev = abs(rows["feature_value"].iloc[i] - rows["feature_usual"].iloc[i])
-            out[i] = fdev * rows["feature_denominator"].iloc[i] / spec.factor * num_money
-        elif money is not None:
-            out[i] = dev[i] * money
-        else:
-            for mp in catalog.mappings:
-                factor = catalog.in_money_unit(mp.target)
-                if mp.driver != metric or factor is None or cube.m(mp.target) is None:
-                    continue
-                # a driver's relative change, capped at 100%, priced at the target
-                out[i] = min(rel[i], 1.0) * cube.get(mp.target)[e[i], tt[i]] * factor
-                if np.isfinite(out[i]):
-                    break
-    return out
-
-
 def severity(score: np.ndarray, stake: np.ndarray, opts: AnomalyOptions) -> np.ndarray:
-    """Severity from |score| bands, raised by large and capped by tiny money at stake."""
+    """Severity from |score| bands, raised by large and capped by tiny money at stake.
+
+    Large money at stake (``money_high``) raises a finding one band, to ``high`` at most: it
+    makes a clear anomaly (``medium`` on its score) high, not a borderline one. On groups
+    with no problem at all the flags below ``z_medium`` are the detector's chance findings
+    (about one per 100 points), and a large unit's ordinary wobble is a large amount.
+    """
     z = np.abs(np.nan_to_num(score))
     level = np.select([z >= opts.z_critical, z >= opts.z_high, z >= opts.z_medium], [0, 1, 2], 3)
     big = np.nan_to_num(stake, nan=-1.0) >= opts.money_high
     small = np.nan_to_num(stake, nan=np.inf) < opts.money_low
-    level = np.where(big, np.minimum(level, 1), level)
+    level = np.where(big & (level >= 2), level - 1, level)
     level = np.where(small, 3, level)
     return np.array(list(SEVERITY_ORDER))[level]
 

@@ -21,7 +21,6 @@ from perflink.anomaly._detect import (
 )
 from perflink.anomaly._explain import (
     SEVERITY_ORDER,
-    at_stake,
     explained_by,
     message,
     rarity_years,
@@ -35,6 +34,15 @@ from perflink.anomaly._results import (
     AnomalyResult,
     PeerComparison,
     counts_table,
+)
+from perflink.anomaly._stake import (
+    at_stake,
+    elasticities,
+    elasticity_table,
+    favourable,
+    money_effect,
+    stake_note,
+    stake_text,
 )
 from perflink.anomaly._views import (
     features_note,
@@ -171,7 +179,10 @@ def detect_anomalies(
         "groups": group_names,
         "features": features,
     }
-    table = _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, names)
+    elastic = elasticities(cube, catalog)
+    table = _findings(
+        cand, cube, catalog, sc, facts, adjustments, opts, lang, info, {**names, "elastic": elastic}
+    )
     n_points = int(np.isfinite(cube.values[:, :, cube.quarter]).sum())
     stats = {
         "quarter": str(q),
@@ -202,10 +213,12 @@ def detect_anomalies(
             for n in (
                 features_note(used, n_units, catalog, table, opts, lang),
                 linkage_note(bands, opts, lang),
+                stake_note(elastic, catalog, metric_names, lang),
             )
             if n
         ),
         money_unit=catalog.money_unit,
+        elasticities=elasticity_table(elastic, catalog),
     )
 
 
@@ -273,8 +286,21 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
     cand["period"] = pd.PeriodIndex(cube.periods[cand["t"].to_numpy(int)])
     for c in ("value", "expected", "lower", "upper", "score"):
         cand[c] = cand[c].astype(float)
-    cand["at_stake"] = at_stake(cand, cube, catalog, names["features"])
-    cand["severity"] = severity(cand["score"].to_numpy(), cand["at_stake"].to_numpy(), opts)
+    priced = money_effect(cand, cube, sc, catalog, names["features"], names["elastic"])
+    good = favourable(cand, catalog)
+    cand["effect"], cand["favourable"] = priced["effect"].to_numpy(float), good
+    cand["at_stake"] = at_stake(cand["effect"].to_numpy(float), good)
+    # the multivariate distance's tail probability assumes normal features, which business
+    # ratios are not (on groups with no problem it reaches z 6-8): on its own it makes a
+    # finding at most medium, high only with large money at stake
+    score = cand["score"].abs().to_numpy(float)
+    multi = (cand["kind"] == "multivariate").to_numpy()
+    evidence = np.where(multi, np.minimum(score, opts.z_medium), score)
+    cand["severity"] = severity(evidence, cand["at_stake"].to_numpy(), opts)
+    # a move to the good side of the metric's direction is reported, never ranked as a risk
+    cand.loc[
+        good & (cand["severity"].map(SEVERITY_ORDER) < SEVERITY_ORDER["low"]).to_numpy(), "severity"
+    ] = "low"
     cand["m"] = [cube.m(m) for m in cand["metric_id"]]
     # a small count's relative change, priced at the money metric it drives, overstates
     # what is at stake (3 new customers where 1 is usual is +200%): never critical
@@ -284,6 +310,7 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
     cand["rarity_years"] = rarity_years(cand, sc)
     ctx = {**names, "flag_rate": opts.flag_rate}
     cand["explanation"] = [message(r, cube, catalog, sc, ctx, lang) for _, r in cand.iterrows()]
+    cand["explanation"] = cand["explanation"] + stake_text(priced, catalog, names["metrics"], lang)
     cand = _rank(cand)
     key = ["entity_id", "period", "metric_id"]
     first = cand.drop_duplicates(key).copy()

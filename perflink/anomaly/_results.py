@@ -15,6 +15,7 @@ from perflink import charts, labels
 from perflink._report_format import TABLE_MAX_ROWS, fmt_number
 from perflink.common import severities_from
 from perflink.results import TableResult, TaskResult
+from perflink.units import unit_label
 
 #: Columns of the ``anomalies`` findings table, in order.
 TABLE_COLUMNS = [
@@ -32,6 +33,8 @@ TABLE_COLUMNS = [
     "upper",
     "score",
     "at_stake",
+    "effect",
+    "favourable",
     "feature",
     "also",
     "explanation",
@@ -218,7 +221,12 @@ class AnomalyResult(TaskResult):
         ``expected``, ``lower``, ``upper`` (the metric's unit; a multivariate finding is filed
         under the input of its top ``feature`` that moved most, see
         :func:`perflink.anomaly.features_of`); ``score`` (robust z, normal-equivalent for
-        multivariate); ``at_stake`` (in ``money_unit``, NaN when it cannot be priced); ``also`` (other
+        multivariate); ``effect`` (the move's signed effect in money, in ``money_unit``: a money
+        metric's deviation, a ratio feature's change times its denominator, a non-money
+        driver's mapped effect on its finance metric = elasticity x relative deviation x the
+        finance figure; NaN when it cannot be priced); ``favourable`` (the metric moved to the
+        good side of its catalog direction; never for linkage); ``at_stake`` (money at risk,
+        ``|effect|`` of an adverse move, 0 for a favourable one, NaN unpriced); ``also`` (other
         detectors that flagged the same number); ``explanation`` = ``message``;
         ``explained_by`` (approved adjustment, "" if none); ``source_refs`` (``;``-joined);
         ``source_system``; ``parent_id`` (subsidiary).
@@ -244,6 +252,10 @@ class AnomalyResult(TaskResult):
         compared (the catalog's features by name) or why it could not run.
     money_unit : str or None
         The catalog unit of ``at_stake`` (:attr:`perflink.catalog.Catalog.money_unit`).
+    elasticities : pandas.DataFrame or None
+        ``mapping_id, driver, target, lag, elasticity`` of every catalog mapping: the
+        elasticities a non-money driver's money at stake is priced with (NaN: not estimated,
+        the driver's findings are not priced); see the notes for how they are estimated.
     """
 
     table: pd.DataFrame
@@ -255,6 +267,7 @@ class AnomalyResult(TaskResult):
     language: str
     notes: tuple[str, ...] = ()
     money_unit: str | None = None
+    elasticities: pd.DataFrame | None = None
 
     _empty = "anomaly.text.none"
     _table_name = "anomalies"
@@ -329,6 +342,13 @@ class AnomalyResult(TaskResult):
     def view(self) -> pd.DataFrame:
         """The ranked list as people read it: names, values with units, explanation."""
         return self._display(TABLE_MAX_ROWS)
+
+    def _labelled(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+        """The money column's header states its unit and that it counts adverse moves only."""
+        if "at_stake" not in df or self.money_unit is None:
+            return df, {}
+        unit = unit_label(self.money_unit, self.language)
+        return df, {"at_stake": labels.t("anomaly.col.at_stake", self.language, unit=unit)}
 
     def _repr_html_(self) -> str:
         notes = "".join(f'<p class="pl-note">{html.escape(n)}</p>' for n in self.notes if n)
