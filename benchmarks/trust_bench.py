@@ -13,12 +13,20 @@ Prints, for groups generated with seeds the tests do not use (issue 15's benchma
 ``clean``
     Groups generated ``--clean`` (no planted problem): findings of every task by severity,
     and high findings per 50 units (goal: no critical and at most one high per 50 units).
+``recall``
+    Groups generated with their planted problems (``truth.yaml``), reviewed in-process
+    (``perflink.summary.run`` without a tables folder runs every task): per planted problem,
+    the tasks whose findings match it (same entity; one of its metrics, or its rule, mapping
+    or scheme; one of its months or their quarter) at their worst severity, and whether it is
+    in the summary's ranked top list (goal: every problem found and ranked on every seed; an
+    approved known event is found explained and rightly stays out of the list).
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/trust_bench.py                      # both parts, seeds 11-13
+    .venv/bin/python benchmarks/trust_bench.py                      # every part, seeds 11-13
     .venv/bin/python benchmarks/trust_bench.py --part coverage --seeds 11,12,13,14,15
     .venv/bin/python benchmarks/trust_bench.py --part clean --sizes 42,120
+    .venv/bin/python benchmarks/trust_bench.py --part recall --seeds 11,12,13,14,15
 """
 
 from __future__ import annotations
@@ -145,11 +153,108 @@ def clean(seeds: list[int], sizes: list[int], work: Path) -> None:
     print(per.to_string(float_format=lambda v: f"{v:.2f}"))
 
 
+# task -> the tables of its findings in SummaryInputs (scoring's are kpi_findings)
+RECALL_TABLES = {
+    "mapping": ("validation_findings", "driver_strength"),
+    "kpi": ("kpi_findings",),
+    "forecast": ("forecast_deviation",),
+    "anomaly": ("anomalies",),
+}
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+
+
+def _matches(df: pd.DataFrame, problem: dict) -> pd.Series:
+    """Rows of a findings table (or the ranked list) about ``problem`` of truth.yaml."""
+    if df is None or df.empty or "entity_id" not in df:
+        return pd.Series(False, index=getattr(df, "index", None), dtype=bool)
+
+    def col(name: str) -> pd.Series:
+        return df[name].astype(object).where(df[name].notna(), "").astype(str) if name in df \
+            else pd.Series("", index=df.index)  # fmt: skip
+
+    subjects = set(problem["metric_ids"]) | {
+        str(problem[k]) for k in ("rule_id", "mapping_id", "scheme_id") if problem.get(k)
+    }
+    subjects.add(problem["kind"])  # bonus_overrun, a rule of its own name
+    about = pd.Series(False, index=df.index)
+    for name in ("metric_id", "rule_id", "mapping_id", "scheme_id", "subject", "finding_kind"):
+        about |= col(name).isin(subjects)
+    if not problem["metric_ids"] and "metric_id" in df:
+        about |= col("metric_id") == ""  # a scheme or bonus problem names no metric
+    months = [str(m) for m in problem["periods"]]
+    if months:
+        quarters = {str(pd.Period(m, "M").asfreq("Q")) for m in months}
+        when = col("period").isin(set(months) | quarters)
+        if "periods" in df:
+            when |= col("periods").map(lambda s: bool(set(s.split(", ")) & set(months)))
+    else:
+        when = pd.Series(True, index=df.index)
+    return (col("entity_id") == problem["entity_id"]) & about & when
+
+
+def recall(seeds: list[int], work: Path) -> None:
+    """Print, per planted problem, which tasks found it and whether the summary ranks it."""
+    import yaml
+
+    from perflink import sample, summary
+
+    rows = []
+    for seed in seeds:
+        params = sample.generate(work / f"recall{seed}", seed=seed)
+        truth = yaml.safe_load((params.parent / "truth.yaml").read_text(encoding="utf-8"))
+        result = summary.run(_review(params, ""))
+        tables = result.inputs.tables
+        ranked, top = result.findings.table, result.findings.top
+        for p in truth["problems"]:
+            found, explained = [], False
+            for task, names in RECALL_TABLES.items():
+                sev = []
+                for name in names:
+                    df = tables.get(name)
+                    if df is None or "severity" not in df:
+                        continue
+                    df = df[df["severity"].isin(SEVERITY_ORDER)]
+                    hit = df[_matches(df, p).to_numpy()]
+                    if "explained_by" in hit:
+                        explained |= bool((hit["explained_by"].fillna("") != "").any())
+                    sev += list(hit["severity"])
+                if sev:
+                    found.append(f"{task}:{min(sev, key=SEVERITY_ORDER.index)}")
+            in_top = _matches(top, p)
+            if "loop_status" in ranked:
+                ranked = ranked[ranked["loop_status"] != "resolved"]
+            in_list = _matches(ranked, p)
+            rank = ranked.loc[in_list[in_list].index, "rank"].min() if in_list.any() else None
+            rows.append(
+                dict(
+                    seed=seed,
+                    id=p["id"],
+                    kind=p["kind"],
+                    entity=p["entity_id"],
+                    expected=p["task"],
+                    found_by=", ".join(found) or "-",
+                    explained=explained,
+                    rank=rank,
+                    in_top=bool(in_top.any()),
+                )
+            )
+    df = pd.DataFrame(rows)
+    event = df["kind"] == "known_event"
+    df["ok"] = np.where(
+        event, df["explained"] & ~df["in_top"], (df["found_by"] != "-") & df["in_top"]
+    )
+    print(f"\n== Planted-problem recall, seeds {seeds} (ranked list: summary top list)")
+    print(df.to_string(index=False))
+    print("\nper seed: found / in the top list / ok (of the problems planted)")
+    per = df.assign(found=df["found_by"] != "-").groupby("seed")[["found", "in_top", "ok"]]
+    print(per.sum().astype(int).assign(planted=df.groupby("seed").size()).to_string())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--part", choices=["coverage", "clean", "all"], default="all")
+    ap.add_argument("--part", choices=["coverage", "clean", "recall", "all"], default="all")
     ap.add_argument("--seeds", default="11,12,13", help="sample seeds (tests use 0-2)")
     ap.add_argument("--origins", default="2025Q1,2025Q2,2025Q3")
     ap.add_argument(
@@ -164,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             coverage(seeds, args.origins.split(","), args.realised, Path(tmp))
         if args.part in ("clean", "all"):
             clean(seeds, [int(s) for s in args.sizes.split(",")], Path(tmp))
+        if args.part in ("recall", "all"):
+            recall(seeds, Path(tmp))
     print(f"\n(trust_bench: {time.perf_counter() - start:.0f} s)")
     return 0
 
