@@ -179,13 +179,26 @@ def test_forecast_panel_bad_input(change, error):
 
 
 def test_backtest_panel_works_and_rejects_bad_input():
-    facts, _, entities = _tiny()
+    facts, targets, entities = _tiny()
     bt = backtest_panel(
-        facts, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1, language="en"
-    )
+        facts, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1, language="en",
+        targets=targets,
+    )  # fmt: skip
     assert isinstance(bt, BacktestResult)
-    t = bt.to_frame().set_index("metric_id")
-    assert list(t.index) == ["revenue", "cogs", "opex"]
+    full = bt.to_frame()
+    # every forecast metric, the profit metric too, at every level
+    assert set(zip(full["metric_id"], full["level"], strict=True)) == {
+        (m, lv)
+        for m in ("revenue", "cogs", "opex", "net_profit")
+        for lv in ("unit", "subsidiary", "group")
+    }
+    assert (full["n_rows"] > 0).all() and full["fy_coverage_95"].between(0, 1).all()
+    assert (full["fy_coverage_80"] <= full["fy_coverage_95"]).all()
+    assert full.loc[full["level"] != "unit", "mase"].isna().all()
+    cal = bt.calibration
+    assert cal["n_rows"].sum() > 0 and cal["share_met"].dropna().between(0, 1).all()
+    assert "forecast_backtest_calibration" in bt.tables()
+    t = full[full["level"] == "unit"].set_index("metric_id")
     assert t.loc["revenue", "n_series"] == 2 and t.loc["revenue", "n_origins"] == 2
     assert t.loc["revenue", "mase"] < t.loc["revenue", "mase_snaive"]
     assert 0 <= t.loc["revenue", "coverage_80"] <= t.loc["revenue", "coverage_95"] <= 1
@@ -643,3 +656,171 @@ def test_nanquantile_equals_numpy(shape, axis, gaps, seed):
         got, want = nanquantile(x, q, axis=axis), np.nanquantile(x, q, axis=axis)
     assert got.shape == want.shape
     np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+
+
+# ------------------------------------------------------------- issue 15: joint uncertainty
+def _independent(months: int = 45, seed: int = 3):
+    """Two units whose revenue, cogs and opex errors are independent of each other; unit
+    S1U2 makes a loss (cogs above revenue), so the tax term max(profit, 0) bites unit by
+    unit but not on the subsidiary's consolidated flows."""
+    rng = np.random.default_rng(seed)
+    periods = pd.period_range(end="2026-09", periods=months, freq="M")
+    rows, targets = [], []
+    for unit, level, cost in (("S1U1", 500.0, 0.6), ("S1U2", 300.0, 1.1)):
+        walk = {m: np.cumsum(rng.normal(0, 0.03, months)) for m in ("revenue", "cogs", "opex")}
+        for i, p in enumerate(periods):
+            rev = level * np.exp(walk["revenue"][i])
+            values = {
+                "revenue": rev,
+                "cogs": cost * level * np.exp(walk["cogs"][i]),
+                "opex": 0.2 * level * np.exp(walk["opex"][i]),
+            }
+            rows += [(unit, p, m, v) for m, v in values.items()]
+        for p in pd.period_range("2026-01", "2026-12", freq="M"):
+            for m, v in (("revenue", level), ("cogs", cost * level), ("opex", 0.2 * level)):
+                targets.append((unit, p.year, p, m, v, "budget"))
+    facts = pd.DataFrame(rows, columns=["entity_id", "period", "metric_id", "value"])
+    facts["period"] = facts["period"].astype("period[M]")
+    tg = pd.DataFrame(
+        targets, columns=["entity_id", "year", "period", "metric_id", "target", "kind"]
+    )
+    tg["period"] = pd.PeriodIndex(tg["period"], freq="M")
+    _, _, entities = _tiny()
+    return facts, tg, entities
+
+
+def _fy_width(paths, steps):
+    fy = paths[:, :, :steps].sum(axis=2)
+    q = np.quantile(fy, [0.1, 0.9], axis=1)
+    return q[1] - q[0]
+
+
+def test_profit_interval_wider_than_shared_noise_when_errors_are_independent():
+    """With one set of random numbers for every metric, profit = revenue - cogs - opex
+    cancels most of the spread; independent errors must give a wider profit interval."""
+    from perflink.forecast import _joint
+    from perflink.forecast import _panel as _fp
+
+    facts, _, entities = _independent()
+    opts = ForecastOptions(n_paths=2000).for_catalog(CATALOG)
+    wide = _fp.unit_panel(facts, pd.Period("2026-09", "M"), list(opts.metrics))
+    fc = _fp.forecast_arrays(wide, entities, CATALOG, opts, 12, _fp.executor_of(None, 1))
+    joint = _fp.draw_paths(fc, CATALOG, opts, 12)
+    shared = dict(fc)  # the old scheme: every metric of a unit draws the same numbers
+    shared["innov"] = {m: fc["innov"]["revenue"] for m in fc["innov"]}
+    shared["innov_ok"] = {m: fc["innov_ok"]["revenue"] for m in fc["innov_ok"]}
+    same = _joint.simulate(shared, CATALOG, opts, 12, derive=_fp.derive)
+    unit = 0  # S1U1: profitable, so its profit is 0.75 * (revenue - cogs - opex) per path
+    w_joint, w_same = _fy_width(joint["net_profit"], 12), _fy_width(same["net_profit"], 12)
+    assert w_joint[unit] > 1.5 * w_same[unit]
+    # the flows themselves keep their spread: only how they move together changed
+    np.testing.assert_allclose(
+        _fy_width(joint["revenue"], 12)[unit], _fy_width(same["revenue"], 12)[unit], rtol=0.1
+    )
+    # same seed, same paths; the draws do not depend on the ids
+    again = _fp.draw_paths(fc, CATALOG, opts, 12)
+    np.testing.assert_array_equal(again["net_profit"], joint["net_profit"])
+
+
+@pytest.fixture(scope="module")
+def loss_result() -> ForecastResult:
+    facts, targets, entities = _independent()
+    return forecast_panel(
+        facts, targets, entities, CATALOG, quarter="2026Q3", options=FAST, language="en", n_jobs=1
+    )
+
+
+def test_parent_profit_is_the_sum_of_its_units(loss_result):
+    """net_profit is aggregation: sum: a parent's figure is its units' sum (the tax is
+    charged unit by unit), not the formula on the consolidated flows."""
+    dev = loss_result.deviation.to_frame().set_index(["entity_id", "metric_id"])
+    for col in ("ytd_actual", "projected", "budget"):
+        units = dev.loc[("S1U1", "net_profit"), col] + dev.loc[("S1U2", "net_profit"), col]
+        np.testing.assert_allclose(dev.loc[("S1", "net_profit"), col], units, rtol=1e-9)
+        np.testing.assert_allclose(dev.loc[("G", "net_profit"), col], units, rtol=1e-9)
+    rev, cogs, opex = (dev.loc[("S1", m), "ytd_actual"] for m in ("revenue", "cogs", "opex"))
+    pre_tax = rev - cogs - opex
+    consolidated = pre_tax - max(pre_tax, 0) * 0.25
+    assert abs(dev.loc[("S1", "net_profit"), "ytd_actual"] - consolidated) > 1.0
+    hist = loss_result.history
+    np_hist = hist[hist["metric_id"] == "net_profit"].pivot(
+        index="period", columns="entity_id", values="actual"
+    )
+    np.testing.assert_allclose(np_hist["S1"], np_hist["S1U1"] + np_hist["S1U2"], rtol=1e-9)
+
+
+def test_outlook_status_never_contradicts_the_probability(loss_result, tiny_result):
+    from perflink.options import StatusOptions
+
+    st_ = StatusOptions()
+    for result in (loss_result, tiny_result):
+        dev = result.deviation.to_frame()
+        p = dev["p_meet_budget"]
+        assert (p[dev["status"] == "on_track"] >= st_.on_track).all()
+        assert (p[dev["status"] == "off_track"] < st_.off_track).all()
+        at_risk = p[dev["status"] == "at_risk"]
+        assert at_risk.between(st_.off_track, st_.on_track).all()
+        # a flag is off track; the message quotes p as the table rounds it
+        assert (dev.loc[dev["severity"].isin(["high", "medium"]), "status"] == "off_track").all()
+        for row in dev[dev["p_meet_budget"].notna()].itertuples():
+            assert f"{row.p_meet_budget:.1%}" in row.message
+    # the thresholds come from the status: block
+    facts, targets, entities = _tiny(miss=0.75)
+    strict = forecast_panel(
+        facts, targets, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1,
+        status=StatusOptions(on_track=0.999, off_track=0.998),
+    )  # fmt: skip
+    dev = strict.deviation.to_frame()
+    assert (dev.loc[dev["p_meet_budget"] < 0.998, "status"] == "off_track").all()
+    with pytest.raises(ParamsError, match="status"):
+        forecast_panel(
+            facts, targets, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1,
+            status={"on_track": 0.5},
+        )  # fmt: skip
+
+
+def test_favourable_deviation_has_no_money_at_stake(loss_result, tiny_result):
+    for result in (loss_result, tiny_result):
+        dev = result.deviation.to_frame()
+        higher = dev["metric_id"].isin(["revenue", "net_profit"])
+        adverse = np.where(higher, -dev["deviation"], dev["deviation"])
+        favourable = adverse <= 0
+        assert (dev.loc[favourable, "at_stake"] == 0).all()
+        np.testing.assert_allclose(
+            dev.loc[~favourable, "at_stake"], adverse[~favourable], rtol=1e-9
+        )
+    page = tiny_result.deviation._repr_html_()
+    assert "At stake (CNY 10k)" in page  # the column says its unit
+
+
+def test_backtest_sample_does_not_depend_on_id_characters():
+    from perflink.forecast._backtest_panel import _sample_units
+
+    units = [f"U{i:03d}" for i in range(40)]
+    renamed = [f"Z{i:03d}x" for i in range(40)]
+    picked = []
+    for ids in (units, renamed):
+        wide = pd.DataFrame(
+            {"revenue": 1.0},
+            index=pd.MultiIndex.from_product(
+                [ids, pd.period_range("2026-01", periods=2, freq="M")],
+                names=["entity_id", "period"],
+            ),
+        )
+        ent = pd.DataFrame(
+            {"entity_id": ids, "business_line": ["a", "b"] * 20, "center_type": "profit"}
+        )
+        kept = _sample_units(wide, ent, 10).index.get_level_values("entity_id").unique()
+        picked.append([ids.index(u) for u in kept])
+    assert picked[0] == picked[1] and len(picked[0]) == 10
+    # each stratum (even / odd positions here) keeps its share, spread evenly over it
+    assert sorted(picked[0]) == [4, 5, 12, 13, 20, 21, 28, 29, 36, 37]
+
+
+def test_backtest_panel_rejects_bad_targets():
+    facts, targets, entities = _tiny()
+    with pytest.raises(InputError, match="targets"):
+        backtest_panel(
+            facts, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1,
+            targets=targets.drop(columns=["kind"]),
+        )  # fmt: skip

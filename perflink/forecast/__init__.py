@@ -103,19 +103,21 @@ def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastRe
         As :func:`forecast_panel`.
     """
     tables = (review.facts, review.targets, review.entities, review.catalog)
-    return forecast_panel(*tables, **review_keywords(review, "forecast", options))
+    keywords = review_keywords(review, "forecast", options)
+    return forecast_panel(*tables, status=review.params.status, **keywords)
 
 
 def backtest(review: Review, *, options: ForecastOptions | None = None) -> BacktestResult:
     """Rolling-origin backtest of the forecast method on a review's units.
 
-    :func:`backtest_panel` on the review's facts, entities and catalog.
+    :func:`backtest_panel` on the review's facts, entities, catalog and targets.
 
     Parameters
     ----------
     review, options : perflink.review.Review, ForecastOptions or None
         As for :func:`run`; the backtest reads the ``forecast:`` block's
-        ``backtest_origins``, ``backtest_horizon`` and ``backtest_max_units``.
+        ``backtest_origins``, ``backtest_horizon`` and ``backtest_max_units``, and the
+        review's targets for the calibration of the probability of meeting budget.
 
     Returns
     -------
@@ -128,4 +130,5 @@ def backtest(review: Review, *, options: ForecastOptions | None = None) -> Backt
         As :func:`backtest_panel`.
     """
     tables = (review.facts, review.entities, review.catalog)
-    return backtest_panel(*tables, **review_keywords(review, "forecast", options))
+    keywords = review_keywords(review, "forecast", options)
+    return backtest_panel(*tables, targets=review.targets, **keywords)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import pandas as pd
 
 from perflink import labels
+from perflink.common import require_columns
 from perflink.execution import Executor
+from perflink.forecast import _deviation as _dev
 from perflink.forecast import _models as _fm
 from perflink.forecast import _panel as _fp
 from perflink.forecast._results import BacktestResult
@@ -28,26 +28,38 @@ def backtest_panel(
     language: str | None = None,
     executor: Executor | ExecutorOptions | int | None = None,
     n_jobs: int | None = None,
+    targets: pd.DataFrame | None = None,
 ) -> BacktestResult:
-    """Rolling-origin backtest of the panel method on every unit series, per metric.
+    """Rolling-origin backtest of the panel method: every metric, the profit metric too, at
+    unit, subsidiary and group level.
 
-    From each of the last ``options.backtest_origins`` months that leave
-    ``options.backtest_horizon`` actuals before the end of the review quarter, the
-    history up to that month (seasonal indices re-estimated from it) is forecast and
-    compared with the actuals and with seasonal naive. Groups with more than
-    ``options.backtest_max_units`` units use a fixed stratified sample of that many units
-    (columns ``units_used`` and ``units_total`` say so). The full-year check forecasts
-    from the same month one year earlier and projects that year, as the review does.
+    Full year (what the review shows): from the review's month one year earlier and the two
+    months before it, the method projects that year's full year (its calibration factors
+    measured only on the years before that origin, as the review does) and the projection is
+    compared with the realised year: coverage of the 80% and 95% intervals per metric and
+    level, the weighted absolute error against a seasonal naive projection (year to date
+    plus the same months of the year before), and, with ``targets``, the calibration of the
+    probability of meeting budget (rows binned by the probability shown: how many met).
+    Monthly (unit series of the flows): from each of the last ``options.backtest_origins``
+    months that leave ``options.backtest_horizon`` actuals, sMAPE, MASE and interval coverage
+    against seasonal naive. Groups with more than ``options.backtest_max_units`` units use a
+    fixed sample of that many units, stratified by business line and centre type and spread
+    evenly over each stratum (``units_used`` / ``units_total``; parents are then the sums of
+    the sampled units).
 
     Parameters
     ----------
     facts, entities, catalog, quarter, options, language, executor, n_jobs
-        As in :func:`perflink.forecast.forecast_panel` (targets are not needed).
+        As in :func:`perflink.forecast.forecast_panel`.
+    targets : pandas.DataFrame, optional
+        Targets table as in :func:`perflink.forecast.forecast_panel`; without it the
+        calibration of the probability of meeting budget is not computed.
 
     Returns
     -------
     BacktestResult
-        ``.to_frame()`` is the ``forecast_backtest`` table (one row per metric).
+        ``.to_frame()`` is the ``forecast_backtest`` table (one row per metric and level);
+        ``.calibration`` the probability calibration.
 
     Raises
     ------
@@ -71,6 +83,11 @@ def backtest_panel(
     if not options.metrics:  # nothing to project: an empty table, the page says why
         return BacktestResult(_empty_table(), lang, metric_names=metric_names)
     _fp.check_inputs(facts, entities, catalog, options)
+    if targets is not None:
+        require_columns(
+            targets, ("entity_id", "year", "period", "metric_id", "target", "kind"),
+            table="forecast backtest: targets",
+        )  # fmt: skip
     metrics = list(options.metrics)
     drivers = (
         _fp.driver_map(catalog, metrics, set(facts["metric_id"].unique()))
@@ -89,7 +106,7 @@ def backtest_panel(
     cuts = [t_all - horizon - j for j in range(options.backtest_origins)]
     cuts = [c for c in cuts if c >= 13]
     z = {lv: _fm.interval_z(lv) for lv in (80, 95)}
-    rows = []
+    monthly = {}
     for metric in metrics:
         acc = {k: [] for k in ("smape", "mase", "smape_sn", "mase_sn", "in80", "in95")}
         n_series = 0
@@ -114,42 +131,169 @@ def backtest_panel(
             for lv in (80, 95):
                 lo, hi = f - z[lv] * sd[ok], f + z[lv] * sd[ok]
                 acc[f"in{lv}"].append(((a >= lo) & (a <= hi)).ravel())
-        fy_err, fy_cov, fy_origin = _full_year(wide, entities, catalog, options, metric, st, ex)
         cat = {k: np.concatenate(v) if v else np.array([np.nan]) for k, v in acc.items()}
+        monthly[metric] = {
+            "n_series": n_series,
+            "n_origins": len(cuts),
+            "horizon": horizon,
+            "smape": float(np.nanmean(cat["smape"])),
+            "mase": float(np.nanmean(cat["mase"])),
+            "smape_snaive": float(np.nanmean(cat["smape_sn"])),
+            "mase_snaive": float(np.nanmean(cat["mase_sn"])),
+            "coverage_80": float(np.nanmean(cat["in80"])),
+            "coverage_95": float(np.nanmean(cat["in95"])),
+        }
+    full, calibration = _full_year(wide, entities, catalog, options, st, ex, targets)
+    rows = []
+    for r in full:
+        m = monthly.get(r["metric_id"]) if r["level"] == "unit" else None
         rows.append(
             {
-                "metric_id": metric,
-                "n_series": n_series,
+                "metric_id": r["metric_id"],
+                "level": r["level"],
                 "units_used": units_used,
                 "units_total": units_total,
-                "n_origins": len(cuts),
-                "horizon": horizon,
-                "smape": float(np.nanmean(cat["smape"])),
-                "mase": float(np.nanmean(cat["mase"])),
-                "smape_snaive": float(np.nanmean(cat["smape_sn"])),
-                "mase_snaive": float(np.nanmean(cat["mase_sn"])),
-                "coverage_80": float(np.nanmean(cat["in80"])),
-                "coverage_95": float(np.nanmean(cat["in95"])),
-                "fy_origin": fy_origin,
-                "fy_abs_error_pct": fy_err,
-                "fy_coverage_80": fy_cov,
+                **{k: r[k] for k in _FY_COLUMNS},
+                **{k: (m or {}).get(k, np.nan) for k in _MONTH_COLUMNS},
             }
         )
-    table = pd.DataFrame(rows)
-    table["metric_id"] = table["metric_id"].astype("str")
-    return BacktestResult(table, lang, metric_names=metric_names)
+    table = pd.DataFrame(rows, columns=list(_COLUMNS)) if rows else _empty_table()
+    for c in ("metric_id", "level", "fy_origins"):
+        table[c] = table[c].astype("str")
+    return BacktestResult(table, lang, metric_names=metric_names, calibration=calibration)
 
 
-_COLUMNS = (
-    "metric_id", "n_series", "units_used", "units_total", "n_origins", "horizon", "smape",
-    "mase", "smape_snaive", "mase_snaive", "coverage_80", "coverage_95", "fy_origin",
-    "fy_abs_error_pct", "fy_coverage_80",
-)  # fmt: skip
+_FY_COLUMNS = ("n_rows", "fy_origins", "fy_coverage_80", "fy_coverage_95", "fy_wape",
+               "fy_wape_snaive")  # fmt: skip
+_MONTH_COLUMNS = ("n_series", "n_origins", "horizon", "smape", "mase", "smape_snaive",
+                  "mase_snaive", "coverage_80", "coverage_95")  # fmt: skip
+#: Levels of the full-year backtest, from the entities' ``kind`` (other kinds are units).
+LEVEL_OF_KIND = {"group": "group", "subsidiary": "subsidiary"}
+LEVEL_ORDER = ("unit", "subsidiary", "group")
+#: Bins of the probability of meeting budget in the calibration table.
+P_BINS = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0)
+
+
+def _full_year(wide, entities, catalog, options, st, ex, targets):
+    """Rows per metric x level and the calibration table of the full-year backtest."""
+    periods = wide.index.get_level_values("period").unique()
+    origins = [o for o in _fp.calibration_origins(periods, st.cutoff) if o.year == st.year - 1]
+    runs = _fp.past_runs(wide, entities, catalog, options, origins, ex)
+    per = wide.index.get_level_values("period")
+    pm = options.profit_metric
+    units = list(wide.index.get_level_values("entity_id").unique())
+    members = _fp.membership(entities, units)
+    records, cal = [], []
+    for fc, learner, origin in runs:
+        # out of sample: the factors the review would have had at that origin
+        sub = wide[per <= origin]
+        cal_runs = _fp.past_runs(
+            sub, entities, catalog, options, _fp.calibration_origins(periods, origin), ex
+        )
+        factors = _fp.calibrate(cal_runs, catalog, options)
+        paths = _fp.draw_paths(fc, catalog, options, learner.steps, factors=factors)
+        level = np.array([LEVEL_OF_KIND.get(k, "unit") for k in fc["kind"]], dtype=object)
+        budgets = {}
+        if targets is not None:
+            budgets, _basis = _dev.monthly_budgets(
+                targets, fc["entity_ids"], members, list(options.metrics), origin.year
+            )
+            if pm:
+                budgets[pm] = _fp.profit_budget(catalog, pm, budgets, fc)
+        for metric, p in paths.items():
+            fy = learner.ytd[metric][:, None] + np.sum(p[:, :, : learner.steps], axis=2)
+            real = learner.realised[metric]
+            ok = np.isfinite(real) & np.isfinite(fy).all(axis=1)
+            q = _fp.nanquantile(fy, [0.025, 0.1, 0.9, 0.975], axis=1)
+            records.append(
+                pd.DataFrame(
+                    {
+                        "metric_id": metric,
+                        "level": level,
+                        "origin": str(origin),
+                        "real": real,
+                        "proj": np.nanmean(fy, axis=1),
+                        "naive": learner.naive[metric],
+                        "in80": (real >= q[1]) & (real <= q[2]),
+                        "in95": (real >= q[0]) & (real <= q[3]),
+                    }
+                )[ok]
+            )
+            if metric in budgets:
+                bud = np.nansum(budgets[metric], axis=1)
+                bud[~np.isfinite(budgets[metric]).all(axis=1)] = np.nan
+                higher = catalog.metrics[metric].direction == "higher"
+                meet = (fy >= bud[:, None]) if higher else (fy <= bud[:, None])
+                met = (real >= bud) if higher else (real <= bud)
+                good = ok & np.isfinite(bud)
+                cal.append(pd.DataFrame({"p": meet.mean(axis=1)[good], "met": met[good]}))
+    return _summarise(records, origins), _calibration(cal)
+
+
+def _summarise(records, origins) -> list[dict]:
+    if not records:
+        return []
+    df = pd.concat(records, ignore_index=True)
+    out = []
+    for (metric, level), g in df.groupby(["metric_id", "level"], sort=False):
+        real = g["real"].to_numpy()
+        denom = np.sum(np.abs(real))
+        naive = g["naive"].to_numpy()
+        has_naive = np.isfinite(naive)
+        out.append(
+            {
+                "metric_id": metric,
+                "level": level,
+                "n_rows": len(g),
+                "fy_origins": ", ".join(str(o) for o in origins),
+                "fy_coverage_80": float(g["in80"].mean()),
+                "fy_coverage_95": float(g["in95"].mean()),
+                "fy_wape": float(np.sum(np.abs(g["proj"] - real)) / denom) if denom else np.nan,
+                "fy_wape_snaive": (
+                    float(
+                        np.sum(np.abs(naive[has_naive] - real[has_naive]))
+                        / np.sum(np.abs(real[has_naive]))
+                    )
+                    if has_naive.any() and np.sum(np.abs(real[has_naive]))
+                    else np.nan
+                ),
+            }
+        )
+    order = {lv: i for i, lv in enumerate(LEVEL_ORDER)}
+    metrics = list(dict.fromkeys(r["metric_id"] for r in out))
+    return sorted(out, key=lambda r: (metrics.index(r["metric_id"]), order[r["level"]]))
+
+
+def _calibration(parts) -> pd.DataFrame:
+    """Rows binned by the probability of meeting budget shown: how many, the mean
+    probability shown, and the share that met budget."""
+    cols = {"p_from": float, "p_to": float, "n_rows": int, "p_shown": float, "share_met": float}
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
+    df = pd.concat(parts, ignore_index=True)
+    edges = np.array(P_BINS)
+    idx = np.clip(np.searchsorted(edges, df["p"].to_numpy(), side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for b in range(len(edges) - 1):
+        g = df[idx == b]
+        rows.append(
+            {
+                "p_from": edges[b],
+                "p_to": edges[b + 1],
+                "n_rows": len(g),
+                "p_shown": float(g["p"].mean()) if len(g) else np.nan,
+                "share_met": float(g["met"].mean()) if len(g) else np.nan,
+            }
+        )
+    return pd.DataFrame(rows).astype(cols)
+
+
+_COLUMNS = ("metric_id", "level", "units_used", "units_total", *_FY_COLUMNS, *_MONTH_COLUMNS)
 
 
 def _empty_table() -> pd.DataFrame:
     df = pd.DataFrame({c: pd.Series(dtype=float) for c in _COLUMNS})
-    for c in ("metric_id", "fy_origin"):
+    for c in ("metric_id", "level", "fy_origins"):
         df[c] = df[c].astype("str")
     return df
 
@@ -158,9 +302,10 @@ def _sample_units(wide: pd.DataFrame, entities: pd.DataFrame, max_units: int) ->
     """Rows of at most ``max_units`` units, stratified by business line and centre type.
 
     Accuracy on thousands of units is estimated from a sample, which costs a fixed time
-    instead of six more panel forecasts. Each stratum keeps its share of the units (at least
-    one); within it the units are picked by a hash of their id, so the same units are used
-    in every run and every quarter while they exist.
+    instead of many more panel forecasts. Each stratum keeps its share of the units (at least
+    one), spread evenly over its units in panel order; the choice depends on positions only,
+    never on the characters of an id, so a company that renames its ids backtests the same
+    units.
     """
     units = list(wide.index.get_level_values("entity_id").unique())
     if not max_units or len(units) <= max_units:
@@ -168,11 +313,10 @@ def _sample_units(wide: pd.DataFrame, entities: pd.DataFrame, max_units: int) ->
     strata = _fp._groups(entities, units)
     keep: list[str] = []
     for key in sorted(set(strata)):
-        members = sorted(
-            (u for u, g in zip(units, strata, strict=True) if g == key),
-            key=lambda u: zlib.crc32(u.encode("utf-8")),
-        )
-        keep += members[: max(1, round(len(members) * max_units / len(units)))]
+        members = [u for u, g in zip(units, strata, strict=True) if g == key]
+        k = max(1, round(len(members) * max_units / len(units)))
+        picks = ((np.arange(k) + 0.5) * len(members) / k).astype(int)
+        keep += [members[i] for i in picks]
     chosen = wide.index.get_level_values("entity_id").isin(keep)
     return wide[chosen]
 
@@ -185,36 +329,3 @@ def _smape(a: np.ndarray, f: np.ndarray) -> np.ndarray:
     denom = np.abs(a) + np.abs(f)
     terms = np.divide(200.0 * np.abs(a - f), denom, out=np.zeros_like(a), where=denom > 0)
     return np.mean(terms, axis=1)
-
-
-def _full_year(wide, entities, catalog, options, metric, st, ex):
-    """Project last year's full year from last year's cutoff month; (error, coverage, origin)."""
-    periods = wide.index.get_level_values("period").unique()
-    origin = st.cutoff - 12
-    if (
-        st.fy_steps == 0
-        or origin not in periods
-        or periods[0] > pd.Period(f"{origin.year}-01", "M")
-    ):
-        return np.nan, np.nan, str(origin)
-    per = wide.index.get_level_values("period")
-    sub = wide[per <= origin]
-    opts = _one(options, metric)
-    fc = _fp.forecast_arrays(sub, entities, catalog, opts, st.fy_steps, ex)
-    n_u = len(sub.index.get_level_values("entity_id").unique())
-    for key in ("mean", "sd", "psi", "nonneg"):
-        fc[key] = {metric: fc[key][metric][:n_u]}
-    fc["entity_ids"] = fc["entity_ids"][:n_u]
-    paths = _fp.draw_paths(fc, opts, st.fy_steps)[metric]
-    values = wide[metric].to_numpy().reshape(n_u, len(periods))
-    year = np.array([p.year == origin.year for p in periods])
-    ytd = np.nansum(values[:, year & (periods <= origin)], axis=1)
-    actual = np.nansum(values[:, year], axis=1)
-    full = np.isfinite(values[:, year]).all(axis=1) & (actual != 0)
-    fy = ytd[:, None] + paths.sum(axis=2)
-    lo, hi = np.quantile(fy, [0.1, 0.9], axis=1)
-    err = np.abs(fy.mean(axis=1) / actual - 1)
-    inside = (actual >= lo) & (actual <= hi)
-    if not full.any():
-        return np.nan, np.nan, str(origin)
-    return float(np.mean(err[full])), float(np.mean(inside[full])), str(origin)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import labels
-from perflink._report_format import fmt_number
+from perflink._report_format import fmt_figure, fmt_number
 
 
 def monthly_budgets(targets, ids, members, metrics, year) -> tuple[dict, dict]:
@@ -121,13 +121,21 @@ def leading(actual_drv, budget_drv, cutoff_pos: int, months: int) -> tuple[np.nd
     return recent, vs_budget, vs_ly
 
 
-def classify(adverse_pct, p_miss, options) -> np.ndarray:
-    """Severity per row: high/medium = flagged miss, low = watch, info = on course."""
-    flagged = (adverse_pct > options.miss_pct) & (p_miss > options.min_probability)
+def classify(adverse_pct, p_miss, status, options) -> np.ndarray:
+    """Severity per row, never against the outlook ``status`` shown beside it.
+
+    high/medium (a flagged miss): off track, more than ``miss_pct`` adverse and a chance of
+    missing above ``min_probability`` (high from ``severe_miss_pct``); low (watch): off
+    track or at risk otherwise; info: on track or unknown.
+    """
+    status = np.asarray(status, dtype=object)
+    off = status == "off_track"
+    flagged = off & (adverse_pct > options.miss_pct) & (p_miss > options.min_probability)
+    watch = (off | (status == "at_risk")) & ~flagged
     sev = np.where(
         flagged,
         np.where(adverse_pct >= options.severe_miss_pct, "high", "medium"),
-        np.where((adverse_pct > options.miss_pct) & (p_miss > 0.5), "low", "info"),
+        np.where(watch, "low", "info"),
     )
     return sev.astype(object)
 
@@ -180,17 +188,17 @@ def messages(
         if not np.isfinite(row.budget):
             out.append(labels.t("forecast.msg.no_budget", lang, **fmt))
             continue
-        key = (
-            "forecast.msg.miss" if row.severity in ("high", "medium") else "forecast.msg.on_course"
+        # the template follows the status shown beside the message
+        key = {"off_track": "forecast.msg.miss", "at_risk": "forecast.msg.watch"}.get(
+            getattr(row, "status", None), "forecast.msg.on_course"
         )
-        if row.severity == "low":
-            key = "forecast.msg.watch"
         text = labels.t(
             key,
             lang,
             budget=fmt_number(row.budget, unit, lang),
-            pct=f"{row.deviation_pct:+.1%}",
-            p=f"{row.p_meet_budget:.0%}",
+            # rounded as the table shows them (rates: percent with one decimal)
+            pct=fmt_figure(row.deviation_pct, "+.1%"),
+            p=fmt_number(row.p_meet_budget, "pct", lang),
             **fmt,
         )
         lead = leads.get(row.metric_id)

@@ -7,13 +7,15 @@ Public entry points are re-exported by :mod:`perflink.forecast`. Steps:
 3. per-series forecasts in blocks of whole series, run by the review's executor
    (:mod:`perflink.execution`: local processes or a Dask cluster; the blocks do not change
    the figures) with :func:`perflink.forecast._fit.forecast_block`;
-4. subsidiaries and group: point forecast = sum of their units' forecasts (coherent),
-   spread = a direct model of the aggregate series (its own history carries the
-   shocks units share, which a sum of independent unit paths would understate);
-5. paths (multivariate Student t as in :func:`perflink.forecast.forecast_paths`) with
-   one set of random numbers per entity shared by its metrics (common random numbers:
-   sales and the costs that follow them move together), profit per path by its catalog
-   formula, through the formulas of the derived metrics it is built from (:func:`derive`).
+4. subsidiaries and group: point forecast = sum of their units' forecasts (coherent);
+5. joint paths (:mod:`perflink.forecast._joint`): every future month of a path takes the
+   innovations of one historical month for every unit and metric at once, so costs move
+   with sales and units with each other as they did; the profit metric per path by the
+   unit's catalog formula (:func:`derive`); a parent's paths are the sums of its units'
+   (a profit declared ``aggregation: formula`` is recomputed from the parent's flows);
+6. calibration (:func:`calibrate`): the same projection made one and two years earlier
+   against the realised years sets, per metric and level, the factor applied to the
+   paths' spread (out of sample: only years before the review year).
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from perflink import panel
 from perflink.common import parse_quarter, require_columns
 from perflink.errors import InputError, ParamsError
 from perflink.execution import Executor, LocalExecutor, get_executor
-from perflink.forecast import _models as _fm
+from perflink.forecast import _joint
 from perflink.forecast._fit import forecast_block
 from perflink.forecast._season import pooled_indices
 
 M = 12
 LEVELS = (80, 95)
+#: Calibration origins per year: the review month one year earlier and this many months
+#: before it (one year of errors is a small sample: its months share one history).
+CALIBRATION_NEIGHBOURS = 2
 
 
 @dataclass(frozen=True)
@@ -241,7 +246,7 @@ def forecast_arrays(
     drivers = driver_map(catalog, metrics, present) if options.use_drivers else {}
     chunk = max(8, -(-len(units) // (executor.workers * 4)))
     out = {"entity_ids": units + parents, "periods": periods, "actual": {}, "mean": {}}
-    for key in ("sd", "psi", "nonneg", "method"):
+    for key in ("sd", "psi", "nonneg", "method", "innov", "innov_ok", "absent"):
         out[key] = {}
     values_of = {m: wide[m].to_numpy().reshape(len(units), t) for m in wide.columns}
     for metric in metrics:
@@ -264,23 +269,27 @@ def forecast_arrays(
         ]
         blocks = executor.map(forecast_block, tasks, desc=f"forecast {metric}", items=len(units))
         res = [r for block in blocks for r in block]
-        # aggregates: direct model for the spread, bottom-up mean
+        # parents: bottom-up mean; their spread comes from the sums of their units' joint
+        # paths (perflink.forecast._joint), which keep how the units move together
         ya = _sum_rows(agg, y)
-        sa = _seasons(ya, np.array(parents, dtype=object), first_month)
-        direct = forecast_block(ya, horizon, first_month, sa if options.pool_seasonality else None)
         has = ~np.isnan(y).all(axis=1)
         mean_u = np.array([r["mean"] for r in res])
         mean_a = _sum_rows(agg[:, has], np.nan_to_num(mean_u[has]))
         mean_a[~np.isfinite(ya).any(axis=1)] = np.nan
+        n_a = len(parents)
         out["actual"][metric] = np.vstack([y, ya])
         out["mean"][metric] = np.vstack([mean_u, mean_a])
-        out["sd"][metric] = np.vstack([[r["sd"] for r in res], [d["sd"] for d in direct]])
-        out["psi"][metric] = np.vstack([[r["psi"] for r in res], [d["psi"] for d in direct]])
-        out["nonneg"][metric] = np.array([r["nonneg"] for r in res + direct])
+        out["sd"][metric] = np.vstack([[r["sd"] for r in res], np.full((n_a, horizon), np.nan)])
+        out["psi"][metric] = np.vstack([[r["psi"] for r in res], np.ones((n_a, horizon))])
+        with np.errstate(invalid="ignore"):
+            nonneg_a = ~(ya < 0).any(axis=1)
+        out["nonneg"][metric] = np.r_[np.array([r["nonneg"] for r in res], dtype=bool), nonneg_a]
         out["method"][metric] = np.array(
-            [r["method"] for r in res] + ["bottom_up+direct:" + d["method"] for d in direct],
-            dtype=object,
+            [r["method"] for r in res] + ["bottom_up"] * n_a, dtype=object
         )
+        out["innov"][metric], out["innov_ok"][metric] = _joint.innovations(y, seasons, first_month)
+        out["absent"][metric] = ~has
+    out["agg"], out["n_units"] = agg, len(units)
     kind = entities.set_index("entity_id")["kind"] if "kind" in entities else pd.Series(dtype=str)
     out["kind"] = np.array([kind.get(e, "department") for e in out["entity_ids"]], dtype=object)
     return out
@@ -310,35 +319,137 @@ def driver_map(catalog, metrics, present) -> dict[str, tuple[str, int]]:
     return out
 
 
-def draw_paths(fc: dict, options, horizon: int) -> dict[str, np.ndarray]:
-    """Paths per metric, shape (E, P, h), common random numbers per entity across metrics.
+def draw_paths(
+    fc: dict,
+    catalog,
+    options,
+    horizon: int,
+    *,
+    factors: dict | None = None,
+    learner=None,
+) -> dict[str, np.ndarray]:
+    """Joint paths ``(E, n_paths, horizon)`` of every flow and the profit metric, units then
+    parents (:func:`perflink.forecast._joint.simulate`).
 
-    Each entity's random numbers come from the seed and its place in the panel (units in id
-    order, then their parents), never from its id's characters: a company that renames its
-    ids gets the same figures.
+    The months drawn and the mixing factors come from the seed only, never from an entity's
+    id: a company that renames its ids gets the same figures.
     """
-    n_p = options.n_paths
-    ids = fc["entity_ids"]
-    eps = np.empty((len(ids), n_p, horizon))
-    mix = np.empty((len(ids), n_p, 1))
-    for e in range(len(ids)):
-        rng = np.random.default_rng([options.seed, e])
-        eps[e] = rng.standard_normal((n_p, horizon))
-        mix[e] = np.sqrt(rng.chisquare(_fm.T_DF, size=(n_p, 1)) / _fm.T_DF)
-    paths = {}
-    k = np.arange(horizon)
-    for metric, mean in fc["mean"].items():
-        psi = fc["psi"][metric]  # (E, h)
-        # lower-triangular L[e, k, j] = psi[e, k - j], rows normalised to unit variance
-        lag = k[:, None] - k[None, :]
-        low = np.where(lag >= 0, psi[:, np.clip(lag, 0, None)], 0.0)
-        norm = np.sqrt(np.sum(low**2, axis=2, keepdims=True))
-        low = np.divide(low, norm, out=np.zeros_like(low), where=norm > 0)
-        shock = np.einsum("eph,ekh->epk", eps, low) / mix
-        p = mean[:, None, :] + shock * fc["sd"][metric][:, None, :]
-        nonneg = fc["nonneg"][metric][:, None, None]
-        paths[metric] = np.where(nonneg, np.maximum(p, 0.0), p)
-    return paths
+    return _joint.simulate(
+        fc, catalog, options, horizon, derive=derive, factors=factors, learner=learner
+    )
+
+
+def full_actuals(fc: dict, catalog, profit_metric: str | None) -> dict[str, np.ndarray]:
+    """Monthly actuals of every flow and the profit metric, units then parents, rolled up as
+    the catalog declares (a sum-aggregated profit is the sum of the units' profits)."""
+    n_u = fc["n_units"]
+    units = {m: a[:n_u] for m, a in fc["actual"].items()}
+    return _joint.expand(catalog, profit_metric, units, fc["agg"], fc["absent"], derive)
+
+
+def profit_budget(catalog, pm: str, budgets: dict, fc: dict) -> np.ndarray:
+    """Monthly budget ``(E, 12)`` of the profit metric, rolled up as its actuals are.
+
+    Units: the catalog formula on their flow budgets (flows a unit never reports count 0).
+    Parents: the sum of their units' profit budgets when every unit with a profit budget has
+    all twelve months (``aggregation: formula``: the formula on the parent's flow budgets).
+    """
+    n_u = fc["n_units"]
+    unit = {m: b[:n_u] for m, b in budgets.items() if m in fc["absent"]}
+    unit_p = _joint.profit_of(catalog, pm, unit, fc["absent"], derive)
+    if catalog.metrics[pm].aggregation == "formula":
+        parent = derive(catalog, pm, {m: b[n_u:] for m, b in budgets.items()})
+    else:
+        agg = fc["agg"]
+        has = np.isfinite(unit_p).any(axis=1)
+        full = np.isfinite(unit_p).all(axis=1)
+        parent = _joint.sum_rows(agg, unit_p)
+        parent[(agg @ (has & ~full).astype(float)) > 0] = np.nan
+    return np.vstack([unit_p, parent])
+
+
+#: Calibration stages in the order paths are built: each stage's factor is measured on paths
+#: whose earlier stages are already calibrated.
+def _stages(metrics, pm):
+    flows = [(m, "unit") for m in metrics]
+    parents = ("parent", "group")
+    second = [(m, lv) for m in metrics for lv in parents] + ([(pm, "unit")] if pm else [])
+    return [flows, second, [(pm, lv) for lv in parents] if pm else []]
+
+
+def calibration_origins(periods: pd.PeriodIndex, cutoff: pd.Period) -> list[pd.Period]:
+    """The same month one and two years before ``cutoff`` that leave at least 13 months of
+    history from January of their year on (the calibration and backtest origins)."""
+    out = []
+    for years in (1, 2):
+        for back in range(CALIBRATION_NEIGHBOURS + 1):
+            origin = cutoff - 12 * years - back
+            jan = pd.Period(f"{origin.year}-01", "M")
+            if (
+                origin.year == (cutoff - 12 * years).year
+                and origin.month < M
+                and origin in periods
+                and periods[0] <= jan
+                and (origin - periods[0]).n >= 12
+            ):
+                out.append(origin)
+    return out
+
+
+def past_runs(wide, entities, catalog, options, origins, ex) -> list[tuple]:
+    """(forecast arrays, Learner) as of each origin: the projection of that year's rest and
+    what was realised."""
+    per = wide.index.get_level_values("period")
+    periods = per.unique()
+    metrics = list(options.metrics)
+    n_u = wide.index.get_level_values("entity_id").nunique()
+    full = {m: wide[m].to_numpy().reshape(n_u, len(periods)) for m in metrics}
+    runs = []
+    for origin in origins:
+        steps = M - origin.month
+        fc = forecast_arrays(wide[per <= origin], entities, catalog, options, steps, ex)
+        pm = options.profit_metric
+        real_all = _joint.expand(catalog, pm, full, fc["agg"], fc["absent"], derive)
+        act = full_actuals(fc, catalog, pm)
+        year = np.array([p.year == origin.year for p in periods])
+        seen = np.array([p.year == origin.year for p in fc["periods"]])
+        # seasonal naive baseline: the same months of the year before
+        before = np.array([p.year == origin.year - 1 and p.month > origin.month for p in periods])
+        realised, ytd, naive = {}, {}, {}
+        for m, v in real_all.items():
+            months = v[:, year]
+            realised[m] = np.where(np.isfinite(months).all(axis=1), months.sum(axis=1), np.nan)
+            part = act[m][:, seen]
+            ytd[m] = np.where(np.isfinite(part).any(axis=1), np.nansum(part, axis=1), np.nan)
+            last = v[:, before]
+            rest = np.where(np.isfinite(last).all(axis=1), last.sum(axis=1), np.nan)
+            naive[m] = ytd[m] + (rest if before.sum() == steps else np.nan)
+        learner = _joint.Learner(ytd, realised, steps)
+        learner.naive = naive
+        runs.append((fc, learner, origin))
+    return runs
+
+
+def calibrate(runs, catalog, options) -> dict:
+    """Factors per (metric, level) from past runs (:func:`past_runs`), stage by stage."""
+    factors: dict = {}
+    for k, stage in enumerate(_stages(list(options.metrics), options.profit_metric), start=1):
+        if not stage:
+            continue
+        learners = []
+        for fc, learner, _origin in runs:
+            fresh = _joint.Learner(learner.ytd, learner.realised, learner.steps)
+            _joint.simulate(
+                fc, catalog, options, learner.steps, derive=derive, factors=factors,
+                learner=fresh, stages=k,
+            )  # fmt: skip
+            learners.append(fresh)
+        pooled = _joint.Learner({}, {}, 0)
+        for lr in learners:
+            pooled.merge(lr)
+        learned = _joint.factors_from(pooled)
+        factors.update({k: v for k, v in learned.items() if k in stage})
+    return factors
 
 
 def nanquantile(x: np.ndarray, q: list[float], axis: int) -> np.ndarray:
@@ -359,35 +470,24 @@ def nanquantile(x: np.ndarray, q: list[float], axis: int) -> np.ndarray:
     return out.reshape(len(q), *moved.shape[:-1])
 
 
-def monthly_table(fc: dict, paths: dict, profit: np.ndarray | None, setup_: Setup, options):
-    """The ``forecast`` table: entity_id, metric_id, period, mean, lo/hi 80/95, method."""
-    from perflink.forecast._models import interval_z
+def monthly_table(fc: dict, paths: dict, setup_: Setup, options):
+    """The ``forecast`` table: entity_id, metric_id, period, mean, lo/hi 80/95, method.
 
+    Intervals are the quantiles of the joint paths (calibrated, parents as sums of units);
+    the mean of a flow is its point forecast, of the profit metric the mean of its paths.
+    """
     future = pd.period_range(setup_.cutoff + 1, periods=setup_.horizon, freq="M")
     ids = np.array(fc["entity_ids"], dtype=object)
     e_n, h = len(ids), setup_.horizon
     frames = []
-    for metric, mean in fc["mean"].items():
-        cols = {"mean": mean}
-        for lv in LEVELS:
-            z = interval_z(lv)
-            lo, hi = mean - z * fc["sd"][metric], mean + z * fc["sd"][metric]
-            nonneg = fc["nonneg"][metric][:, None]
-            cols[f"lo_{lv}"] = np.where(nonneg, np.maximum(lo, 0.0), lo)
-            cols[f"hi_{lv}"] = np.where(nonneg, np.maximum(hi, 0.0), hi)
-        frames.append(_long(ids, metric, future, cols, np.repeat(fc["method"][metric], h)))
-    if profit is not None:
-        q = nanquantile(profit, [0.025, 0.1, 0.9, 0.975], axis=1)
-        cols = {
-            "mean": np.nanmean(profit, axis=1),
-            "lo_80": q[1],
-            "hi_80": q[2],
-            "lo_95": q[0],
-            "hi_95": q[3],
-        }
-        frames.append(
-            _long(ids, options.profit_metric, future, cols, np.repeat("derived_paths", e_n * h))
-        )
+    for metric, pth in paths.items():
+        q = nanquantile(pth, [0.025, 0.1, 0.9, 0.975], axis=1)
+        if metric in fc["mean"]:
+            mean, method = fc["mean"][metric], np.repeat(fc["method"][metric], h)
+        else:
+            mean, method = np.nanmean(pth, axis=1), np.repeat("derived_paths", e_n * h)
+        cols = {"mean": mean, "lo_80": q[1], "hi_80": q[2], "lo_95": q[0], "hi_95": q[3]}
+        frames.append(_long(ids, metric, future, cols, method))
     out = pd.concat(frames, ignore_index=True)
     return out[np.isfinite(out["mean"].to_numpy(dtype=float))].reset_index(drop=True)
 

@@ -84,10 +84,13 @@ DEVIATION_TABLE_COLUMNS = [
     "lead_vs_budget",
     "lead_vs_last_year",
     "kind",
+    "status",
     "severity",
     "message",
 ]
-_TEXT_COLUMNS = ("entity_id", "period", "metric_id", "budget_basis", "kind", "severity", "message")
+_TEXT_COLUMNS = (
+    "entity_id", "period", "metric_id", "budget_basis", "kind", "status", "severity", "message"
+)  # fmt: skip
 ROLES = ("sales", "profit")
 """Metric roles the forecast page draws fan charts of (:meth:`ForecastResult.chart`)."""
 
@@ -223,11 +226,15 @@ class DeviationResult(TaskResult):
         ``p_meet_budget`` (probability the year ends at or better than budget: at or
         above for metrics whose direction is ``higher``, at or below for the others),
         ``assessment``, ``deviation_assessment``, ``deviation_assessment_pct``,
-        ``p_meet_assessment``, ``at_stake`` (expected shortfall against budget in the
-        catalog's money unit; NaN for a metric that is not money), ``lead_months``,
+        ``p_meet_assessment``, ``at_stake`` (projected shortfall against budget in the
+        catalog's money unit, 0 when the projection meets budget; NaN for a metric that is
+        not money), ``lead_months``,
         ``lead_recent`` (the metric's leading driver over the last ``lead_months`` months,
         in the driver's unit), ``lead_vs_budget``, ``lead_vs_last_year`` (NaN for a metric
-        without a leading driver), ``kind`` (entity kind), ``severity``, ``message``.
+        without a leading driver), ``kind`` (entity kind), ``status`` (outlook status from
+        the probability of meeting budget, :func:`perflink.common.outlook_status`:
+        ``on_track``, ``at_risk``, ``off_track``; empty without budget), ``severity``
+        (never against the status: a flag is off track), ``message``.
         Amounts in the metric's catalog unit.
     names : dict
         entity_id -> display name in the report language.
@@ -272,10 +279,14 @@ class DeviationResult(TaskResult):
 
     def _display(self) -> pd.DataFrame:
         cols = ["entity", "metric", "projected", "budget", "deviation_pct", "p_meet_budget"]
+        if self.money_unit:
+            cols.append("at_stake")
         df = self.flagged()
         df["entity"] = _name_col(df, self.names)
         df["metric"] = df["metric_id"].map(lambda m: self.metric_names.get(m, m))
-        return df[[*cols, "severity", "message"]]
+        # the outlook status word (perflink.common.outlook_status) beside the probability
+        df["status"] = df["status"].map(lambda s: labels.value_label("status", s, self.language))
+        return df[[*cols, "status", "severity", "message"]]
 
     def _empty_chart(self) -> alt.Chart:
         return charts.message(labels.t(self.empty_note, self.language))
@@ -295,7 +306,17 @@ class DeviationResult(TaskResult):
                 for v, m in zip(values, ids, strict=True)
             ]
             order[col] = values
-        return self._table(shown, order=order)
+        headers, units = {}, {}
+        if "at_stake" in shown:
+            # the column says its unit: the catalog's money unit (0 where the projection
+            # meets budget: a favourable deviation is never at stake)
+            lang = self.language
+            title = labels.t("forecast.col.at_stake", lang)
+            headers["at_stake"] = f"{title} ({unit_label(self.money_unit, lang)})"
+            if lang == "zh":
+                headers["at_stake"] = f"{title}（{unit_label(self.money_unit, lang)}）"
+            units["at_stake"] = self.money_unit
+        return self._table(shown, order=order, headers=headers, units=units)
 
     def chart(self) -> alt.Chart:
         """Ranked bars of money at stake for the flagged rows (top 20), in the money unit."""
@@ -588,42 +609,89 @@ class ForecastResult(TaskResult):
 
 @dataclass(frozen=True)
 class BacktestResult(TableResult):
-    """Rolling-origin backtest of the panel method, per metric.
+    """Backtest of the panel method: full year per metric and level, monthly accuracy.
 
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per metric: ``metric_id``, ``n_series``, ``n_origins``, ``horizon``,
-        ``smape``, ``mase`` (chosen method, means over series and origins),
-        ``smape_snaive``, ``mase_snaive`` (seasonal naive), ``coverage_80``,
-        ``coverage_95`` (share of actuals inside the intervals), ``fy_origin`` (month
-        the full-year check forecasts from, a year before the cutoff),
-        ``fy_abs_error_pct`` (mean absolute % error of the projected full year),
-        ``fy_coverage_80`` (share of full-year actuals inside the 80% path interval).
+        One row per metric (the profit metric too) and level (``unit``, ``subsidiary``,
+        ``group``): ``metric_id``, ``level``, ``units_used``, ``units_total`` (a large group
+        backtests a sample of units; its parents are then the sums of the sampled units),
+        ``n_rows`` (full years compared: entities x origins), ``fy_origins`` (the months the
+        full years were projected from, a year before the review's), ``fy_coverage_80``,
+        ``fy_coverage_95`` (share of realised full years inside the 80% / 95% interval),
+        ``fy_wape`` (sum of absolute full-year errors over the sum of absolute realised
+        years), ``fy_wape_snaive`` (the same for seasonal naive: year to date plus the same
+        months of the year before); for the flows at unit level the monthly rolling-origin
+        accuracy: ``n_series``, ``n_origins``, ``horizon``, ``smape``, ``mase``,
+        ``smape_snaive``, ``mase_snaive``, ``coverage_80``, ``coverage_95`` (NaN elsewhere).
         No rows when there is nothing to project.
     language : str
         ``"zh"`` or ``"en"``.
     metric_names : Mapping[str, str]
         metric_id -> display name in the report language (the page shows names).
+    calibration : pandas.DataFrame
+        Calibration of the probability of meeting budget over the same full-year backtest
+        (every metric and level): one row per bin of the probability shown (``p_from``,
+        ``p_to``), ``n_rows``, ``p_shown`` (mean probability shown), ``share_met`` (share of
+        those rows whose realised year met budget). Empty without targets.
     """
 
     metric_names: Mapping[str, str] = field(default_factory=dict)
+    calibration: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     _empty = "forecast.text.nothing_short"
     _units = dict.fromkeys(
-        ("coverage_80", "coverage_95", "fy_coverage_80", "fy_abs_error_pct"), "pct"
-    )
+        (
+            "coverage_80", "coverage_95", "fy_coverage_80", "fy_coverage_95", "fy_wape",
+            "fy_wape_snaive", "p_shown", "share_met",
+        ),
+        "pct",
+    )  # fmt: skip
     _table_name = "forecast_backtest"
 
     def _name(self, metric: str) -> str:
         return self.metric_names.get(metric, metric)
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``forecast_backtest`` and ``forecast_backtest_calibration``."""
+        return {
+            "forecast_backtest": self.to_frame(),
+            "forecast_backtest_calibration": self.calibration.copy(),
+        }
+
     def view(self) -> pd.DataFrame:
-        """The table as people read it: metric names instead of ids."""
+        """The table as people read it: metric names and level words instead of ids."""
         df = self.table.copy()
         if "metric_id" in df:
             df.insert(0, "metric", df.pop("metric_id").map(self._name))
+        if "level" in df:
+            df["level"] = df["level"].map(lambda v: labels.t(f"forecast.level.{v}", self.language))
         return df
+
+    def calibration_view(self) -> pd.DataFrame:
+        """The calibration table as people read it: the bin as a range of percentages."""
+        df = self.calibration.copy()
+        if df.empty:
+            return df
+        df.insert(
+            0,
+            "p_range",
+            [f"{a:.0%}–{b:.0%}" for a, b in zip(df.pop("p_from"), df.pop("p_to"), strict=True)],
+        )
+        return df
+
+    def _repr_html_(self) -> str:
+        df = self.view()
+        if df.empty:
+            return self._note(self._empty)
+        out = self._table(df)
+        cal = self.calibration_view()
+        if not cal.empty:
+            out += self._heading("forecast.heading.calibration")
+            out += self._note("forecast.text.calibration")
+            out += self._table(cal)
+        return out
 
     def chart(self) -> alt.Chart:
         """MASE of the method and of seasonal naive per metric."""
@@ -632,6 +700,8 @@ class BacktestResult(TableResult):
             return self._empty_chart()
         rows = []
         for r in self.table.itertuples(index=False):
+            if r.level != "unit" or pd.isna(r.mase):
+                continue
             rows.append(
                 {
                     "metric": self._name(r.metric_id),

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from perflink import labels
-from perflink.common import SEVERITY_RANK
+from perflink.common import SEVERITY_RANK, outlook_status
+from perflink.errors import ParamsError
 from perflink.execution import Executor
 from perflink.forecast import _deviation as _dev
 from perflink.forecast import _panel as _fp
@@ -17,7 +18,7 @@ from perflink.forecast._results import (
     empty_deviation,
     empty_forecast,
 )
-from perflink.options import ExecutorOptions, ForecastOptions
+from perflink.options import ExecutorOptions, ForecastOptions, StatusOptions
 
 
 def _names(entities, catalog, lang):
@@ -38,6 +39,7 @@ def forecast_panel(
     language: str | None = None,
     executor: Executor | ExecutorOptions | int | None = None,
     n_jobs: int | None = None,
+    status: StatusOptions | None = None,
 ) -> ForecastResult:
     """Forecast the rest of the fiscal year for every entity and project it against budget.
 
@@ -70,6 +72,10 @@ def forecast_panel(
         (cores, at most 8); see :mod:`perflink.execution`. The figures do not depend on it.
     n_jobs : int, optional
         Local worker processes (the same as ``executor=n_jobs``; give one of the two).
+    status : StatusOptions, optional
+        The ``status:`` block of the params (``review.params.status``; default
+        ``StatusOptions()``): the thresholds of the outlook status of every row
+        (:func:`perflink.common.outlook_status`).
 
     Returns
     -------
@@ -91,6 +97,12 @@ def forecast_panel(
         The Dask cluster has no workers, lacks perflink, or lost a worker.
     """
     options = (options or ForecastOptions()).for_catalog(catalog)
+    status = status if status is not None else StatusOptions()
+    if not isinstance(status, StatusOptions):
+        raise ParamsError(
+            f"forecast: status must be the params' status: block (StatusOptions, e.g. "
+            f"review.params.status), got {type(status).__name__}."
+        )
     lang = labels._check_lang(language)
     _fp.check_options(options)
     st = _fp.setup(quarter, options)
@@ -105,15 +117,17 @@ def forecast_panel(
     wide = _fp.unit_panel(facts, st.cutoff, cols)
     ex = _fp.executor_of(executor, n_jobs)
     fc = _fp.forecast_arrays(wide, entities, catalog, options, st.horizon, ex)
-    paths = _fp.draw_paths(fc, options, st.horizon)
+    pm = options.profit_metric
+    # the spread's calibration factors, measured on the same projection one and two years
+    # earlier (out of sample: only data before the review year's realised months)
+    origins = _fp.calibration_origins(fc["periods"], st.cutoff) if st.fy_steps else []
+    runs = _fp.past_runs(wide, entities, catalog, options, origins, ex)
+    factors = _fp.calibrate(runs, catalog, options)
+    paths = _fp.draw_paths(fc, catalog, options, st.horizon, factors=factors)
+    actual = _fp.full_actuals(fc, catalog, pm)
     ids = fc["entity_ids"]
     periods = fc["periods"]
-    pm = options.profit_metric
-    profit = profit_actual = None
-    if pm:
-        profit = _fp.derive(catalog, pm, paths)
-        profit_actual = _fp.derive(catalog, pm, fc["actual"])
-    table = _fp.monthly_table(fc, paths, profit, st, options)
+    table = _fp.monthly_table(fc, paths, st, options)
 
     # full-year projection per entity and metric
     in_year = np.array([p.year == st.year for p in periods])
@@ -122,10 +136,9 @@ def forecast_panel(
     assess = _dev.assessment_targets(
         targets, ids, members, [*metrics, pm] if pm else metrics, st.year
     )
-    flows = {m: (fc["actual"][m], paths[m]) for m in metrics}
+    flows = {m: (actual[m], paths[m]) for m in [*metrics, pm] if m}
     if pm:
-        flows[pm] = (profit_actual, profit)
-        budgets[pm] = _fp.derive(catalog, pm, budgets)
+        budgets[pm] = _fp.profit_budget(catalog, pm, budgets, fc)
         basis[pm] = basis[metrics[0]]
     leads = _leads(wide, drivers, targets, ids, members, st, options, len(periods))
     none = np.full(len(ids), np.nan)
@@ -147,14 +160,12 @@ def forecast_panel(
         bud[~np.isfinite(budgets[metric]).all(axis=1)] = np.nan
         meet = (fy >= bud[:, None]) if higher else (fy <= bud[:, None])
         p_meet = np.where(np.isfinite(bud), meet.mean(axis=1), np.nan)
-        short = np.maximum(bud[:, None] - fy, 0) if higher else np.maximum(fy - bud[:, None], 0)
-        # money at stake is money: in the catalog's money unit, none for other units
+        # money at stake: the projected shortfall against budget in the catalog's money unit;
+        # 0 when the projection is at or better than budget (a favourable deviation is no
+        # risk), none for a metric that is not money
+        short = np.maximum(bud - proj, 0.0) if higher else np.maximum(proj - bud, 0.0)
         to_money = catalog.in_money_unit(metric)
-        at_stake = (
-            np.where(np.isfinite(bud), np.nanmean(short, axis=1), np.nan) * to_money
-            if to_money is not None
-            else none
-        )
+        at_stake = short * to_money if to_money is not None else none
         ass = assess.get(metric, none)
         meet_a = (fy >= ass[:, None]) if higher else (fy <= ass[:, None])
         dev = proj - bud
@@ -195,7 +206,13 @@ def forecast_panel(
     sign = np.where(dev_df["direction"] == "higher", -1.0, 1.0)
     adverse = (sign * dev_df["deviation_pct"]).fillna(-np.inf).to_numpy()
     p_miss = (1 - dev_df["p_meet_budget"]).fillna(0).to_numpy()
-    dev_df["severity"] = _dev.classify(adverse, p_miss, options)
+    # one status vocabulary (perflink.common.outlook_status): the probability shown decides
+    with np.errstate(invalid="ignore"):
+        favourable = np.where(np.isfinite(adverse), -adverse, np.nan)
+    dev_df["status"] = outlook_status(
+        dev_df["p_meet_budget"].to_numpy(dtype=float), favourable, options=status
+    )
+    dev_df["severity"] = _dev.classify(adverse, p_miss, dev_df["status"].to_numpy(), options)
     names, metric_names = _names(entities, catalog, lang)
     units = {m: catalog.metrics[m].unit for m in [*flows, *(d for d, _ in drivers.values())]}
     lead_of = {m: drivers[m] for m in leads}
@@ -203,10 +220,20 @@ def forecast_panel(
     dev_df["_rank"] = dev_df["severity"].map(SEVERITY_RANK)
     dev_df = dev_df.sort_values(["_rank", "at_stake"], ascending=[True, False], kind="stable")
     dev_df = dev_df.drop(columns=["_rank", "direction"]).reset_index(drop=True)
-    for c in ("entity_id", "metric_id", "period", "severity", "message", "budget_basis", "kind"):
+    dev_df["status"] = dev_df["status"].fillna("")
+    for c in (
+        "entity_id",
+        "metric_id",
+        "period",
+        "severity",
+        "status",
+        "message",
+        "budget_basis",
+        "kind",
+    ):
         dev_df[c] = dev_df[c].astype("str")
 
-    history = _history(fc, profit_actual, pm, budgets, ids, periods, st)
+    history = _history(actual, budgets, ids, periods, st)
     return ForecastResult(
         forecast=table,
         history=history,
@@ -293,13 +320,11 @@ def _agg(members, ids):
     return agg
 
 
-def _history(fc, profit_actual, pm, budgets, ids, periods, st) -> pd.DataFrame:
+def _history(actual, budgets, ids, periods, st) -> pd.DataFrame:
     keep = np.array([p.year >= st.year - 1 for p in periods])
     per = periods[keep]
     frames = []
-    series = dict(fc["actual"])
-    if pm:
-        series[pm] = profit_actual
+    series = actual
     for metric, act in series.items():
         a = act[:, keep]
         bud = np.full(a.shape, np.nan)

@@ -1,0 +1,290 @@
+"""Joint paths of every flow, the derived profit and every parent sum; their calibration (not API).
+
+Why joint: a derived profit is revenue less costs; its spread depends on how the errors of
+its flows move together (costs follow sales), and a subsidiary's sum on how its units move
+together. One set of random numbers per entity shared by every metric makes the flows move
+in lockstep, so profit = revenue - costs cancels most of the spread (profit intervals held
+the realised year for a third of the units); independent numbers per entity make parent
+sums falsely certain. Here the dependence is taken from the data:
+
+1. each unit's series is seasonally adjusted with its (pooled) indices and differenced; the
+   month-to-month changes, standardised per unit and metric, are the innovation vectors;
+2. every path draws, for each future month, one *historical month* and takes the innovations
+   of that month for every unit and every metric at once (a joint bootstrap of residual
+   vectors): the cross-metric and cross-unit correlation of the history carries over;
+3. a unit's path = point forecast + its model's impulse weights over the drawn innovations,
+   times the model's h-step scale and a Student-t mixing factor per path (heavy tails, shared
+   by all series of the path);
+4. the profit metric is evaluated per path with the unit's formula; a parent's flow and its
+   profit (``aggregation: sum``) are the sums of its units' paths, a profit declared
+   ``aggregation: formula`` is the formula on the parent's summed flows.
+
+Calibration (conformal, out of sample): :func:`learn_factors` runs the same simulation from
+the same month one year (and two years, when the history allows) earlier, compares the
+projected full years with the realised ones, and sets per metric and level (units, parents)
+the factor that makes the median of ``|realised - median| / MAD`` equal 1 (the value it has
+when the realised year is a draw from the paths). The deviations of the paths from their
+mean are multiplied by it, stage by stage (unit flows, unit profit, parent flows, parent
+profit), so each stage is calibrated on top of the stages it is built from.
+
+The month draws and mixing factors depend on the seed only; nothing depends on an entity's
+id, so renaming every id gives the same figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from perflink.forecast import _models as _fm
+
+#: A unit series with fewer standardised changes than this draws independent normal
+#: innovations instead (too short to estimate how it moves with the others).
+MIN_MONTHS = 6
+#: Innovations are changes over this many months: slower moves (a price round, a pay rise)
+#: are what units share; month-to-month noise is mostly their own.
+CHANGE_MONTHS = 1
+#: Factors are kept within these bounds (a year of bad luck must not zero the spread).
+FACTOR_RANGE = (1.0, 20.0)
+#: The factor makes this share of the calibration years fall inside the 80% interval.
+COVER = 0.8
+COVER_95 = 0.95
+#: Fewer realised rows than this at a level: the level takes the unit factor of its metric.
+MIN_ROWS = 3
+LEVELS = ("unit", "parent", "group")
+
+
+def innovations(y: np.ndarray, season: np.ndarray | None, first_month: int):
+    """Standardised month-to-month changes of the seasonally adjusted rows of ``y``.
+
+    Returns ``(z, ok)``: ``z`` shape ``(U, T - 1)`` with mean square 1 per row (0 where a
+    change is unknown), ``ok`` whether a row has at least :data:`MIN_MONTHS` changes.
+    """
+    u, t = y.shape
+    if t < 2:
+        return np.zeros((u, 0)), np.zeros(u, dtype=bool)
+    cal = (first_month - 1 + np.arange(t)) % 12
+    s = (np.ones((u, 12)) if season is None else np.asarray(season, dtype=float))[:, cal]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        positive = np.nanmin(np.where(np.isfinite(y), y, np.inf), axis=1) > 0
+        level = np.nanmean(np.abs(y), axis=1, keepdims=True)
+        adj = np.where(positive[:, None], y / s, y - (s - 1.0) * level)
+        d = adj[:, CHANGE_MONTHS:] - adj[:, :-CHANGE_MONTHS]
+        d = d - np.nanmean(d, axis=1, keepdims=True)
+    finite = np.isfinite(d)
+    d = np.where(finite, d, 0.0)
+    ms = np.mean(d**2, axis=1, keepdims=True)
+    z = np.divide(d, np.sqrt(ms), out=np.zeros_like(d), where=ms > 0)
+    return z, (finite.sum(axis=1) >= MIN_MONTHS) & (ms[:, 0] > 0)
+
+
+def sum_rows(agg: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Parent sums ``agg @ x`` over the first axis of ``x`` (any shape); NaN where no member
+    has a value."""
+    flat = x.reshape(x.shape[0], -1)
+    ok = np.isfinite(flat)
+    total = agg @ np.where(ok, flat, 0.0)
+    count = agg @ ok.astype(float)
+    out = np.where(count > 0, total, np.nan)
+    return out.reshape((agg.shape[0], *x.shape[1:]))
+
+
+def _filled(values: dict, absent: dict) -> dict:
+    """Flows a unit never reports count 0 in its profit (a cost centre has no revenue): its
+    profit is then its costs, not NaN, and a parent's sum of profits carries every unit's
+    costs."""
+    out = {}
+    for m, v in values.items():
+        miss = absent.get(m)
+        if miss is None or not miss.any():
+            out[m] = v
+            continue
+        shape = (len(miss),) + (1,) * (v.ndim - 1)
+        out[m] = np.where(miss.reshape(shape) & ~np.isfinite(v), 0.0, v)
+    return out
+
+
+def _reporting(values: dict, absent: dict) -> np.ndarray:
+    """Units reporting at least one of the flows (the others have no profit)."""
+    return ~np.logical_and.reduce([absent[m] for m in values])
+
+
+def profit_of(catalog, pm: str, unit_values: dict, absent: dict, derive) -> np.ndarray:
+    """Unit profit (any trailing shape) by the catalog formula, absent flows as 0."""
+    out = derive(catalog, pm, _filled(unit_values, absent))
+    keep = _reporting(unit_values, absent)
+    out[~keep] = np.nan
+    return out
+
+
+def expand(catalog, pm, unit_values: dict, agg, absent: dict, derive) -> dict:
+    """Every flow and the profit metric for units then parents, as the catalog rolls them up.
+
+    Flows add up. The profit metric: per unit by its formula; at a parent the sum of its
+    units' profits, unless the catalog declares it ``aggregation: formula`` (then the formula
+    on the parent's summed flows).
+    """
+    out = {m: np.concatenate([v, sum_rows(agg, v)]) for m, v in unit_values.items()}
+    if pm:
+        unit_p = profit_of(catalog, pm, unit_values, absent, derive)
+        if catalog.metrics[pm].aggregation == "formula":
+            parent_p = derive(catalog, pm, {m: v[len(unit_p) :] for m, v in out.items()})
+        else:
+            parent_p = sum_rows(agg, unit_p)
+        out[pm] = np.concatenate([unit_p, parent_p])
+    return out
+
+
+class Learner:
+    """What :func:`simulate` needs to record the scores of each stage: year-to-date actual and
+    realised full year per metric (units then parents), the months of the year left at the
+    origin; ``scores[(metric, level)]`` collects, per realised year, its distance from the
+    median in half-widths of the 80% and of the 95% interval."""
+
+    def __init__(self, ytd: dict, realised: dict, steps: int):
+        self.ytd, self.realised, self.steps = ytd, realised, steps
+        self.scores: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.naive: dict = {}
+
+    def record(self, metric: str, level: str, rows, paths: np.ndarray) -> None:
+        fy = self.ytd[metric][rows, None] + np.sum(paths[:, :, : self.steps], axis=2)
+        real = self.realised[metric][rows]
+        ok = np.isfinite(real) & np.isfinite(fy).all(axis=1)
+        fy, real = fy[ok], real[ok]
+        if not len(fy):
+            return
+        q = np.quantile(fy, [0.025, 0.1, 0.5, 0.9, 0.975], axis=1)
+        err = np.abs(real - q[2])
+        new = []
+        for lo, hi in ((q[1], q[3]), (q[0], q[4])):
+            half = (hi - lo) / 2
+            new.append(np.divide(err, half, out=np.full_like(err, np.inf), where=half > 0))
+        old = self.scores.get((metric, level), (np.array([]), np.array([])))
+        self.scores[(metric, level)] = (np.r_[old[0], new[0]], np.r_[old[1], new[1]])
+
+    def merge(self, other: Learner) -> None:
+        for key, (s80, s95) in other.scores.items():
+            old = self.scores.get(key, (np.array([]), np.array([])))
+            self.scores[key] = (np.r_[old[0], s80], np.r_[old[1], s95])
+
+
+def _scale(paths: np.ndarray, f: float | None) -> np.ndarray:
+    if f is None or f == 1.0:
+        return paths
+    mean = np.nanmean(paths, axis=1, keepdims=True)
+    return mean + f * (paths - mean)
+
+
+def simulate(
+    fc: dict,
+    catalog,
+    options,
+    horizon: int,
+    *,
+    derive,
+    factors: dict | None = None,
+    learner: Learner | None = None,
+    stages: int = 3,
+) -> dict[str, np.ndarray]:
+    """Paths ``(E, n_paths, horizon)`` of every flow and the profit metric, units then parents.
+
+    ``fc`` is :func:`perflink.forecast._panel.forecast_arrays`' result (unit rows first,
+    ``innov``/``innov_ok`` per metric, ``agg`` the parent x unit membership matrix).
+    ``factors`` maps ``(metric, "unit" | "parent")`` to the calibration factor (missing: 1);
+    with a ``learner`` the scores of each stage are recorded before its factor is applied.
+    ``stages`` < 3 stops early (calibration): 1 after the unit flows, 2 before the parents'
+    profit.
+    """
+    factors = factors or {}
+    n_p = options.n_paths
+    n_u = fc["n_units"]
+    agg = fc["agg"]
+    metrics = list(fc["mean"])
+    rng = np.random.default_rng([options.seed, 15])
+    n_months = min((fc["innov"][m].shape[1] for m in metrics), default=0)
+    months = rng.integers(0, max(n_months, 1), size=(n_p, horizon))
+    mix = np.sqrt(rng.chisquare(_fm.T_DF, size=(n_p, 1)) / _fm.T_DF)
+    k = np.arange(horizon)
+    lag = k[:, None] - k[None, :]
+    unit_rows = slice(0, n_u)
+    # parents: the top of the hierarchy (kind "group") is calibrated apart from the others:
+    # the more units a sum holds, the more its error is what they share
+    top = np.asarray(fc["kind"][n_u:]) == "group"
+    par_levels = {"parent": np.flatnonzero(~top), "group": np.flatnonzero(top)}
+
+    def parents(metric, par):
+        for level, sel in par_levels.items():
+            if len(sel):
+                if learner is not None:
+                    learner.record(metric, level, n_u + sel, par[sel])
+                par[sel] = _scale(par[sel], level_factor(factors, metric, level))
+        return par
+
+    unit_paths = {}
+    for j, metric in enumerate(metrics):
+        z, ok = fc["innov"][metric], fc["innov_ok"][metric]
+        eps = np.empty((n_u, n_p, horizon))
+        if n_months:
+            eps[ok] = z[ok][:, months]
+        bad = ~ok if n_months else np.ones(n_u, dtype=bool)
+        if bad.any():
+            eps[bad] = np.random.default_rng([options.seed, 16, j]).standard_normal(
+                (int(bad.sum()), n_p, horizon)
+            )
+        psi = fc["psi"][metric][:n_u]
+        # lower-triangular L[e, k, j] = psi[e, k - j], rows normalised to unit variance
+        low = np.where(lag >= 0, psi[:, np.clip(lag, 0, None)], 0.0)
+        norm = np.sqrt(np.sum(low**2, axis=2, keepdims=True))
+        low = np.divide(low, norm, out=np.zeros_like(low), where=norm > 0)
+        shock = np.einsum("eph,ekh->epk", eps, low) / mix
+        mean = fc["mean"][metric][:n_u]
+        p = mean[:, None, :] + shock * fc["sd"][metric][:n_u, None, :]
+        if learner is not None:
+            learner.record(metric, "unit", unit_rows, p)
+        p = _scale(p, factors.get((metric, "unit")))
+        nonneg = fc["nonneg"][metric][:n_u, None, None]
+        unit_paths[metric] = np.where(nonneg, np.maximum(p, 0.0), p)
+    if stages < 2:
+        return unit_paths
+    out = {}
+    for metric, p in unit_paths.items():
+        par = parents(metric, sum_rows(agg, p))
+        par = np.where(fc["nonneg"][metric][n_u:, None, None], np.maximum(par, 0.0), par)
+        out[metric] = np.concatenate([p, par])
+    pm = options.profit_metric
+    if pm:
+        absent = fc["absent"]
+        unit_p = profit_of(catalog, pm, unit_paths, absent, derive)
+        if learner is not None:
+            learner.record(pm, "unit", unit_rows, unit_p)
+        unit_p = _scale(unit_p, factors.get((pm, "unit")))
+        if stages < 3:
+            return out
+        if catalog.metrics[pm].aggregation == "formula":
+            par = derive(catalog, pm, {m: out[m][n_u:] for m in metrics})
+        else:
+            par = sum_rows(agg, unit_p)
+        out[pm] = np.concatenate([unit_p, parents(pm, par)])
+    return out
+
+
+def level_factor(factors: dict, metric: str, level: str):
+    """The factor of ``metric`` at ``level``; a level without one takes the next lower's
+    (group -> other parents -> units)."""
+    chain = {"unit": ("unit",), "parent": ("parent", "unit"), "group": ("group", "parent", "unit")}
+    for lv in chain[level]:
+        if (metric, lv) in factors:
+            return factors[(metric, lv)]
+    return None
+
+
+def factors_from(learner: Learner) -> dict:
+    """Factor per (metric, level): the smallest that puts :data:`COVER` of the recorded years
+    inside the 80% interval and :data:`COVER_95` inside the 95% interval, within
+    :data:`FACTOR_RANGE`; levels with fewer than :data:`MIN_ROWS` years are left out (they
+    take the next lower level's, see :func:`level_factor`)."""
+    out = {}
+    for key, (s80, s95) in learner.scores.items():
+        if len(s80) >= MIN_ROWS:
+            need = max(np.quantile(s80, COVER), np.quantile(s95, COVER_95))
+            out[key] = float(np.clip(need, *FACTOR_RANGE))
+    return out
