@@ -116,8 +116,9 @@ def decompose(
     if facts.empty:
         raise InputError("facts table is empty: nothing to decompose; check the facts input file")
     _pn.check_changes(options.environment_changes, catalog, entities)
-    if elasticities is None:
-        elasticities = estimate_elasticities(facts, catalog, overrides=dict(options.elasticities))
+    if elasticities is None:  # facts up to the quarter's end, as the mapping page's figure
+        upto = facts[pd.PeriodIndex(facts["period"], freq="M") <= q.asfreq("M", "end")]
+        elasticities = estimate_elasticities(upto, catalog, overrides=dict(options.elasticities))
     panels = build_panels(
         facts, targets, entities, catalog, adjustments=adjustments, options=options
     )
@@ -162,6 +163,16 @@ def decompose(
         default_metric=_profit_tier1(catalog),
         target_changes=pd.DataFrame(
             [ch.model_dump() for ch in options.environment_changes], columns=CHANGE_COLUMNS
+        ),
+        summed_metrics=tuple(
+            m
+            for m in catalog.tier(1)
+            if catalog.metrics[m].derived and catalog.metrics[m].aggregation != "formula"
+        ),
+        recomputed_metrics=tuple(
+            m
+            for m in catalog.tier(1)
+            if catalog.metrics[m].derived and catalog.metrics[m].aggregation == "formula"
         ),
     )
 

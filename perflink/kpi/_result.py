@@ -56,7 +56,7 @@ class KpiPanels:
 
 
 #: Columns whose values are metric ids, shown by the metric's catalog name on a page.
-_METRIC_COLUMNS = ("driver_id", "cause_id", "sub_cause_id", "target_id")
+_METRIC_COLUMNS = ("driver_id", "cause_id", "sub_cause_id", "target_id", "moved_id")
 
 
 def named_view(
@@ -67,7 +67,7 @@ def named_view(
     ``entity_id`` becomes ``entity_name`` (``names``), ``metric_id`` becomes
     ``metric_name`` (``metric_names``, the catalog's names in the report language), in
     place; metric-valued columns (``driver_id``, ``cause_id``, ``sub_cause_id``,
-    ``target_id``) show the metric's name. Values without a name are kept as they are;
+    ``target_id``, ``moved_id``) show the metric's name. Values without a name are kept as they are;
     the saved tables keep the ids.
 
     Parameters
@@ -142,6 +142,10 @@ class DecompositionResult(QuarterResult):
         metric (``role: profit``) when it is tier 1, else None (the first tier-1 metric).
     target_changes : the declared environment changes applied to the targets
         (``business_line, metric_id, from_period, factor, reason``); empty when none.
+    summed_metrics, recomputed_metrics : tier-1 derived metrics a parent sums over its units
+        (catalog aggregation other than ``formula``) and those it recomputes from its totals
+        (``aggregation: formula``: ratios, growth), as :func:`perflink.panel.assemble` rolls
+        them up; the page says which is which (:meth:`basis_note`).
     """
 
     attribution: pd.DataFrame = field(repr=False)
@@ -157,6 +161,8 @@ class DecompositionResult(QuarterResult):
     target_changes: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=CHANGE_COLUMNS), repr=False, compare=False
     )
+    summed_metrics: tuple[str, ...] = field(default=(), compare=False)
+    recomputed_metrics: tuple[str, ...] = field(default=(), compare=False)
 
     _title = "kpi.result.title"
     _table_name = "attribution"
@@ -462,13 +468,36 @@ class DecompositionResult(QuarterResult):
         """The tier-1 results against target as people read them (:meth:`tier1_view`)."""
         return self.tier1_view()
 
+    def basis_note(self) -> str:
+        """HTML notes under the tier-1 table: how actual meets target (completion only where
+        a ratio means something, rates in points, the status words) and how parents roll up
+        (which tier-1 metrics are sums of their units, which are recomputed from totals)."""
+        html = self._note("kpi.note.basis")
+        sep = t("kpi.changes.sep", self.language)
+        names = {
+            k: sep.join(self._name(m) for m in v)
+            for k, v in (("summed", self.summed_metrics), ("recomputed", self.recomputed_metrics))
+        }
+        if names["summed"]:
+            html += self._note("kpi.note.summed", metrics=names["summed"])
+        if names["recomputed"]:
+            html += self._note("kpi.note.recomputed", metrics=names["recomputed"])
+        return html
+
+    def elasticities_view(self) -> pd.DataFrame:
+        """The elasticities table as the page shows it: names instead of ids, the estimate
+        under the name the mapping page gives the same figure (``elasticity_quarter``: year
+        over year, 3-month totals, pooled over units, slope through the origin)."""
+        return self.named(self.elasticities.rename(columns={"elasticity": "elasticity_quarter"}))
+
     def _repr_html_(self) -> str:
         t1 = self.tier1[self.tier1["base"] == "target"]
         cols = ["actual", "target", "change"]
         if not self.target_changes.empty and "target_original" in t1:
             cols.append("target_original")
         order = {c: t1[c].to_numpy() for c in cols}  # sort by the numbers, not the text
-        return self._heading() + self.changes_note() + self._table(self.view(), order=order)
+        html = self._heading() + self.changes_note() + self.basis_note()
+        return html + self._table(self.view(), order=order)
 
 
 def status_word_scale(lang: str) -> alt.Scale:

@@ -34,8 +34,6 @@ COLUMNS = [
     "cause_completion",
     "cause_contribution",
     "sub_cause_id",
-    "basis",
-    "cause_gap",
 ]
 
 #: A missed tier-1 target is ``high`` when its shortfall is material to the whole group: a

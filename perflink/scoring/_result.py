@@ -15,7 +15,7 @@ from perflink import charts
 from perflink._report_format import fmt_number
 from perflink._report_tables import atomic_write, xlsx_row
 from perflink.catalog import Policy
-from perflink.kpi import named_view
+from perflink.kpi import format_gap, named_view
 from perflink.labels import column_label, t, value_label
 from perflink.results import QuarterResult
 from perflink.units import parse_unit, unit_label
@@ -95,10 +95,18 @@ class ScorecardResult(QuarterResult):
         return named_view(table, names=self.names, metric_names=self.metric_names)
 
     def scorecard_view(self) -> pd.DataFrame:
-        """The scorecard as the page shows it: ``target_original`` (and ``target_reason``
+        """The scorecard as the page shows it (basis in words, without the attainment columns
+        the rules score; completion where a ratio means something, the gap always):
+        ``target_original`` (and ``target_reason``
         on the rows whose target a declared environment change moved) stand beside the
         target only when changes were declared; without, the column is left out."""
-        card = self.scorecard
+        # the attainment scored is the rules' input; the page shows completion (or the gap)
+        card = self.scorecard.drop(columns=["attainment_before", "attainment"], errors="ignore")
+        if "basis" in card:  # the basis in words (完成率 / 百分点差额), as the page explains it
+            card["basis"] = [
+                t(f"report.value.basis.{b}", self.language) if isinstance(b, str) else b
+                for b in card["basis"]
+            ]
         if self.target_changes.empty:
             return card.drop(columns=["target_original"])
         a = card["target"].astype(float)
@@ -293,6 +301,15 @@ def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None
     lang = result.language
     card = result.scorecard.copy()
     card.insert(1, "name", card["entity_id"].map(result.names))
+    # status and basis in words (达成 / 略低于目标 / 未达成), as the page shows them
+    if "status" in card:
+        card["status"] = [
+            value_label("status", v, lang) if isinstance(v, str) else v for v in card["status"]
+        ]
+    if "basis" in card:
+        card["basis"] = [
+            t(f"report.value.basis.{v}", lang) if isinstance(v, str) else v for v in card["basis"]
+        ]
     card["sheet"] = [_sheet(e, result.parents) for e in card["entity_id"]]
     # openpyxl's write-only workbook streams each sheet: pandas' ExcelWriter looks every
     # sheet up again per sheet written, quadratic in the ~700 subsidiaries of a large group.
@@ -398,7 +415,13 @@ class ManagerAssessmentResult(QuarterResult):
                 for v, m in zip(e[col], e["metric_id"], strict=True)
             ]
         cols = ["completion", "plan_completion", "tenure_completion", "tenure_progress"]
-        return out.join(e[[*cols, "status", "message"]])
+        out = out.join(e[cols])
+        if "tenure_gap" in e:  # where no completion is shown, the gap in the metric's unit
+            out["tenure_gap"] = [
+                format_gap(v, self.metric_units.get(m), lang)
+                for v, m in zip(e["tenure_gap"], e["metric_id"], strict=True)
+            ]
+        return out.join(e[["status", "message"]])
 
     def policy_text(self) -> str:
         """The policy's weight bounds per centre type in words, from the catalog's policy
