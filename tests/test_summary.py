@@ -692,8 +692,8 @@ def test_outlook_status_never_contradicts_the_probability_beside_it():
         _status_review("zh"), _inputs(forecast_deviation=_projection_rows())
     ).headline._repr_html_()
     assert "难以达成" in page and "达标" not in page and "有望达成" not in page
-    # rounded as the forecast's messages round: whole percent, deviation to one decimal
-    assert "0.4%" not in page and "+2.0%" in page and "-1.3%" in page
+    # rounded as the forecast's messages round: percent to one decimal
+    assert "0.4%" in page and "+2.0%" in page and "-1.3%" in page and "0.0%" in page
 
 
 def test_actual_status_follows_the_scoring_basis():
@@ -736,7 +736,7 @@ def test_chain_statuses_are_met_or_missed_for_actuals_and_outlooks_for_projectio
     assert row["status"] == "missed"
     data = next(iter(res.chain.chart().to_dict()["datasets"].values()))
     proj = [d for d in data if d["step"].startswith("4.")]
-    assert proj[0]["text"] == "-1.0% (50%)" and proj[0]["code"] == "at_risk"
+    assert proj[0]["text"] == "-1.0% (50.0%)" and proj[0]["code"] == "at_risk"
     spec = str(res.chain.chart().to_dict())
     assert STATUS_WORD_COLORS["at_risk"] in spec and "'green'" not in spec
     note = res.chain._repr_html_()
@@ -868,3 +868,20 @@ def test_favourable_deviations_are_never_money_at_risk():
     assert np.isnan(stake[("G00", "ebit")])
     # unpriced items rank after priced ones of the same severity
     assert f["message"].iloc[-1] in {"S01D01 costs", "S01D02 saving", "ebit"}
+
+
+def test_chain_weighs_each_metric_on_its_scoring_basis():
+    # a rate scored in points has an attainment but no completion ratio: it counts by its
+    # attainment, and never as a zero
+    card = pd.DataFrame(
+        [
+            ("S01", "ytd", "sales", "business", 0.5, 0.98, 0.98, 49.0),
+            ("S01", "ytd", "growth", "business", 0.5, np.nan, 1.04, 52.0),
+        ],
+        columns=["entity_id", "scope", "metric_id", "category", "weight", "completion",
+                 "attainment", "weighted_score"],
+    )  # fmt: skip
+    res = summary.summarize(_status_review(), _inputs(scorecard=card))
+    row = res.chain.table.set_index("entity_id").loc["S01"]
+    assert row["business_completion"] == pytest.approx(1.01)
+    assert row["status_business"] == "met"

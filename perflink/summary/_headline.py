@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import labels
+from perflink._report_format import fmt_figure, fmt_number
 from perflink.catalog import Catalog
 from perflink.common import (
     ACTUAL_STATUSES,
@@ -166,8 +167,11 @@ def chain(
     """Per subsidiary: business completion -> financial completion -> score -> projected
     full-year deviation of ``metric_id``, each with a status, and the worst of them.
 
-    The first three are actuals against target (:func:`perflink.common.actual_status` of
-    the completion against 100%, the score against 100 points: met / near_miss / missed);
+    The completions are the scheme-weighted attainments of the subsidiary's own metrics
+    (year to date, each on its catalog scoring basis, ``attainment`` of the scorecard; its
+    ``completion`` in older tables). The first three steps are actuals against target
+    (:func:`perflink.common.actual_status` of the completion against 100%, the score against
+    100 points: met / near_miss / missed);
     the projection is an outlook (:func:`outlook` from ``p_meet_budget``, shown beside it).
 
     ``metric_id`` ``""`` (no projection metric: the catalog has neither a profit nor a sales
@@ -180,7 +184,13 @@ def chain(
     out["score"] = np.nan
     if scorecard is not None and not scorecard.empty:
         y = scorecard[(scorecard["scope"] == "ytd") & scorecard["entity_id"].isin(out["entity_id"])]
-        y = y.assign(wc=y["weight"] * y["completion"])
+        # each metric on its scoring basis: the attainment the scheme scores where the
+        # scorecard has it (a rate scored in points has no completion ratio), weighted over
+        # the metrics that have a figure, so a missing one does not count as zero
+        done = y["attainment"] if "attainment" in y else y["completion"]
+        done = pd.to_numeric(done, errors="coerce")
+        weight = y["weight"].where(done.notna(), 0.0)
+        y = y.assign(wc=weight * done.fillna(0.0), weight=weight)
         by = y.groupby(["entity_id", "category"])[["wc", "weight"]].sum()
         comp = (by["wc"] / by["weight"].replace(0, np.nan)).unstack("category")
         for cat in ("business", "financial"):
@@ -309,7 +319,8 @@ def actions(
                 "budget", r.entity_id, metric=r.metric_id, severity=r.severity,
                 name=names.get(str(r.entity_id), r.entity_id),
                 metric_name=_metric_name(catalog, r.metric_id, lang),
-                p=f"{1.0 - r.p_meet_budget:.0%}", dev=f"{r.deviation_pct:+.1%}",
+                p=fmt_number(1.0 - r.p_meet_budget, "pct", lang),
+                dev=fmt_figure(r.deviation_pct, "+.1%"),
             )  # fmt: skip
     by_kind = {
         "caliber": ("mapping", "caliber"),

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import charts
-from perflink._report_format import fmt_number
+from perflink._report_format import fmt_figure, fmt_number
 from perflink.labels import t, value_label
 from perflink.results import QuarterResult, TableResult, TaskResult
 from perflink.summary._headline import STATUS_RANK
@@ -72,14 +72,15 @@ def _tier1_view(tier1: pd.DataFrame, lang: str) -> pd.DataFrame:
     return view
 
 
-def fmt_probability(p: object) -> str:
-    """A probability as the forecast's messages round it: whole percent (``0%``, ``73%``)."""
-    return "—" if p is None or pd.isna(p) else f"{float(p):.0%}"
+def fmt_probability(p: object, lang: str) -> str:
+    """A probability as the forecast's table and messages show it (percent, one decimal)."""
+    return fmt_number(p, "pct", lang)
 
 
 def _projection_view(projection: pd.DataFrame, lang: str) -> pd.DataFrame:
     """Projected full year as readers see it: every amount in its metric's own unit; the
-    deviation to one decimal and the probability to whole percent, as in the messages."""
+    deviation and the probability rounded as the forecast's messages round them (percent,
+    one decimal), so a table never says 0.4% where its message says 0%."""
     view = projection.drop(columns=["metric_id", "ytd_actual", "unit"], errors="ignore")
     units = projection["unit"] if "unit" in projection else pd.Series("", index=projection.index)
     for col in ("projected", "lo_80", "hi_80", "budget"):
@@ -88,11 +89,9 @@ def _projection_view(projection: pd.DataFrame, lang: str) -> pd.DataFrame:
                 fmt_number(v, u or None, lang) for v, u in zip(view[col], units, strict=True)
             ]
     if "deviation_pct" in view:
-        view["deviation_pct"] = [
-            "—" if pd.isna(v) else f"{float(v):+.1%}" for v in view["deviation_pct"]
-        ]
+        view["deviation_pct"] = [fmt_figure(v, "+.1%") for v in view["deviation_pct"]]
     if "p_meet_budget" in view:
-        view["p_meet_budget"] = [fmt_probability(v) for v in view["p_meet_budget"]]
+        view["p_meet_budget"] = [fmt_probability(v, lang) for v in view["p_meet_budget"]]
     return view
 
 
@@ -242,12 +241,9 @@ class ChainResult(SummaryPart, TableResult):
         for i, (step, col, st, unit) in enumerate(steps):
             for r in table.itertuples():
                 v = getattr(r, col)
-                if unit or pd.isna(v):
-                    text = fmt_number(v, unit, lang)
-                else:
-                    text = fmt_number(round(v, 1), None, lang)
+                text = fmt_number(v, unit, lang) if unit else fmt_figure(v, ".1f")
                 if step == "projection":  # the probability the status comes from, beside it
-                    text = f"{text} ({fmt_probability(getattr(r, 'p_meet_budget', None))})"
+                    text = f"{text} ({fmt_probability(getattr(r, 'p_meet_budget', None), lang)})"
                 rows.append(
                     dict(
                         entity=r.entity, step=f"{i + 1}. {t(f'summary.chain.{step}', lang)}",
