@@ -222,7 +222,9 @@ def _parse_number_slow(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def number_hint(value: str) -> str:
     if "%" in value:
         return " Rates are fractions: write 0.95, not 95%."
-    if any(ch in value for ch in "万亿元件人$") or any(c.isalpha() for c in value):
+    text = value.strip()
+    # a number with a unit or currency around it: "1,200万元", "12 kUSD", "$5", "¥300"
+    if re.match(r"^[$¥€£]?\s*-?[\d.,]+\s*[^\d\s.,]", text) or re.match(r"^[$¥€£]\s*[\d.,]+$", text):
         return (
             " Write a plain number in the metric's catalog unit (metrics.yaml 'unit'), without "
             "unit words or currency signs."

@@ -73,9 +73,13 @@ def test_scaffold_writes_every_file_and_its_catalog_loads(tmp_path: Path) -> Non
     )
     catalog = load_catalog(out / "catalog")
     params = yaml.safe_load((out / "params.yaml").read_text(encoding="utf-8"))
-    # the option blocks name this catalog's metrics, not the bundled sample's
-    assert set(params["forecast"]["metrics"]) <= set(catalog.reported)
-    assert params["forecast"]["profit_metric"] in catalog.formulas
+    # no forecast or summary block: their defaults come from the catalog's roles
+    assert "forecast" not in params and "summary" not in params
+    from perflink.options import ForecastOptions
+
+    forecast = ForecastOptions().for_catalog(catalog)
+    assert forecast.profit_metric == catalog.role("profit") in catalog.formulas
+    assert set(forecast.metrics) <= set(catalog.reported)
     for name in ("entities", "facts", "targets", "schemes", "adjustments", "bonus"):
         lines = (out / f"{name}.csv").read_text(encoding="utf-8").splitlines()
         assert len(lines) == 2, name  # header and one example row

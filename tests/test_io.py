@@ -279,6 +279,7 @@ def test_non_numeric_values_and_hints(tmp_path):
     text = (
         FACTS
         + "D1,2026-05,revenue,abc,ERP,\nD1,2026-04,revenue,12 万,ERP,\nD1,2026-03,revenue,95%,ERP,\n"
+        + "D1,2026-02,revenue,12 kUSD,ERP,\n"
     )
     msg = read_bad(tmp_path, "facts", text)
     assert (
@@ -287,7 +288,8 @@ def test_non_numeric_values_and_hints(tmp_path):
     )
     assert "row 7, column 'value': '12 万' is not a number. Write a plain number" in msg
     assert "row 8, column 'value': '95%' is not a number. Rates are fractions" in msg
-    assert msg.splitlines()[0].startswith("facts.csv: 3 problem(s)")
+    assert "row 9, column 'value': '12 kUSD' is not a number. Write a plain number" in msg
+    assert msg.splitlines()[0].startswith("facts.csv: 4 problem(s)")
 
 
 def test_bad_and_out_of_range_periods(tmp_path):
