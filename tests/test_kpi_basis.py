@@ -234,7 +234,7 @@ def test_a_sales_adjustment_moves_profit_by_its_margin_after_tax():
     assert {PROFIT, SALES, "cogs"} <= set(audit.index)
     assert audit.at[SALES, "change"] == pytest.approx(amount)
     assert audit.at["cogs", "change"] == pytest.approx(amount * 0.6)
-    assert audit.at["cogs", "cost_ratio"] == pytest.approx(0.6)
+    assert audit.at["cogs", "carried_ratio"] == pytest.approx(0.6)
     assert audit.at[PROFIT, "change"] == pytest.approx(moved)
     row = audit.loc[PROFIT]
     assert row["after"] - row["before"] == pytest.approx(row["change"])

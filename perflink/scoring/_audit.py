@@ -4,7 +4,7 @@ An approved adjustment changes the metric it names and, through the catalog's fo
 every metric derived from it; a flow it adds carries its cost at the unit's own ratio
 (:mod:`perflink.kpi._panels`). The audit has one row per adjustment x window x metric of the
 adjusted unit whose window value moved: ``before``, ``change``, ``after`` in the metric's
-unit, and for scored metrics their score before and after; ``cost_ratio`` names the ratio a
+unit, and for scored metrics their score before and after; ``carried_ratio`` names the ratio a
 carried cost moved by. ``weighted_before`` / ``weighted_after`` are the weighted scores of the
 unit's scored metrics that moved (the same on every row of one adjustment and window).
 """
@@ -28,7 +28,7 @@ COLUMNS = [
     "before",
     "change",
     "after",
-    "cost_ratio",
+    "carried_ratio",
     "score_before",
     "score",
     "weighted_before",
@@ -90,7 +90,7 @@ def audit_table(card, adjustments, decomposition, catalog: Catalog, lang: str) -
                         "before": float(b[m]),
                         "change": float(a[m] - b[m]),
                         "after": float(a[m]),
-                        "cost_ratio": ratios.get(m, np.nan),
+                        "carried_ratio": ratios.get(m, np.nan),
                         "score_before": float(scored.at[m, "score_before"]) if has else np.nan,
                         "score": float(scored.at[m, "score"]) if has else np.nan,
                         "weighted_before": w_before,
