@@ -239,3 +239,26 @@ def test_a_sales_adjustment_moves_profit_by_its_margin_after_tax():
     row = audit.loc[PROFIT]
     assert row["after"] - row["before"] == pytest.approx(row["change"])
     assert row["score"] > row["score_before"]
+
+
+def test_a_miss_that_follows_from_the_profit_miss_is_low_and_materiality_makes_high():
+    dec = _decompose()
+    f = dec.findings
+    t1 = dec.tier1[dec.tier1["base"] == "target"]
+    missed = t1[t1["status"] == "missed"]
+    assert set(map(tuple, f[["entity_id", "scope", "metric_id"]].to_numpy())) == set(
+        map(tuple, missed[["entity_id", "scope", "metric_id"]].to_numpy())
+    )
+    profit_missed = set(
+        map(tuple, f.loc[f["metric_id"] == PROFIT, ["entity_id", "scope"]].to_numpy())
+    )
+    assert profit_missed  # the fixture's budgets are 5% above actual: profit is missed
+    built_on_profit = f[(f["metric_id"] != PROFIT) & f["metric_id"].isin(CATALOG.tier(1))]
+    for r in built_on_profit.itertuples():
+        if (r.entity_id, r.scope) in profit_missed and PROFIT in CATALOG.formulas[
+            r.metric_id
+        ].names:
+            assert r.severity == "low"
+    # the group misses its profit by more than 5% of its own target: material, high
+    g = f[(f["entity_id"] == "G") & (f["metric_id"] == PROFIT)]
+    assert len(g) and (g["severity"] == "high").all()

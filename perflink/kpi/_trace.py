@@ -42,7 +42,9 @@ COLUMNS = [
 #: -- 5% of profit, the usual overall materiality of an audit. Every other missed target
 #: (a rate, a growth, a per-head figure, or a money shortfall below that) is ``medium``:
 #: a unit's noise around its budget is not a group-level problem, and a rate's money is in
-#: the profit finding of the same entity.
+#: the profit finding of the same entity. A metric built on the profit (growth, a return,
+#: per head, EVA) missed where the entity's profit is missed too is ``low``: the same
+#: problem, whose finding is the profit's.
 MATERIALITY = 0.05
 
 
@@ -121,7 +123,30 @@ def severity(
     bases = np.array([scale(sc, m) for sc, m in zip(out["scope"], out["metric_id"], strict=True)])
     with np.errstate(invalid="ignore"):
         material = money.to_numpy(dtype=bool) & (out["gap"].abs().to_numpy() >= MATERIALITY * bases)
-    return np.where(material, "high", "medium")
+    sev = np.where(material, "high", "medium").astype(object)
+    # one problem, one finding at its severity: a metric built on the profit (its growth,
+    # its return on a balance, per head, after a capital charge) missed where the profit
+    # itself is missed follows from that miss: low, evidence beside the profit finding
+    if profit is not None:
+        keys = list(zip(out["entity_id"], out["scope"], strict=True))
+        profit_missed = {k for k, m in zip(keys, out["metric_id"], strict=True) if m == profit}
+        follows = [
+            m != profit and k in profit_missed and profit in _inputs(m, catalog)
+            for k, m in zip(keys, out["metric_id"], strict=True)
+        ]
+        sev = np.where(follows, "low", sev)
+    return sev
+
+
+def _inputs(metric: str, catalog: Catalog, depth: int = 0) -> set[str]:
+    """Every metric ``metric``'s formula reads, directly or through derived metrics."""
+    formula = catalog.formulas.get(metric)
+    if formula is None or depth > 20:
+        return set()
+    out = set(formula.names)
+    for name in formula.names:
+        out |= _inputs(name, catalog, depth + 1)
+    return out
 
 
 def _message(r, catalog: Catalog, names: dict, lang: str) -> str:
