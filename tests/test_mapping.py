@@ -161,6 +161,10 @@ def test_check_rules_breach_not_applicable_and_zero_denominator():
     assert "A-2026-08-revenue" in breach["source_refs"].iloc[0]
     # both sides in revenue's unit (万元): 1,950 shipped × 2,000 = 390 万元 vs 429 万元
     assert "left CNY 3.9 m vs right CNY 4.3 m" in breach["message"].iloc[0]
+    # the unit by its name, not its id (no identifiers on pages)
+    assert (
+        breach["message"].iloc[0].startswith("Unit A ") and "(A)" not in breach["message"].iloc[0]
+    )
     # B reports none of the rules' metrics: not applicable, so no evaluation and no finding
     assert "B" not in set(res.evaluations["entity_id"]) and "B" not in set(f["entity_id"])
     # C: revenue 0 -> R01 cannot be evaluated (info, no deviation made up)

@@ -24,7 +24,9 @@ _TOP = 30
 # columns whose codes have labels under mapping.value.<col>.<code>
 _CODED = ("check", "cause", "strength", "model", "level")
 # standard column names that mean something else here (``target`` is a metric id, not a value)
-_OWN_HEADERS = ("target",)
+# headers this task words its own way even where a standard label exists: the two
+# elasticities must be named apart here (the KPI page's elasticity is the quarterly one)
+_OWN_HEADERS = ("target", "elasticity", "elasticity_quarter")
 
 
 def _summary(findings: pd.DataFrame, lang: str) -> str:
