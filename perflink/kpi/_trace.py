@@ -27,6 +27,8 @@ COLUMNS = [
     "severity",
     "message",
     "scope",
+    "value",
+    "expected",
     "completion",
     "gap",
     "driver_id",
@@ -95,6 +97,7 @@ def missed_findings(tier1, attribution, catalog: Catalog, entities, status, lang
     out["cause_completion"] = cause["completion"].where(has_cause)
     out["cause_gap"] = cause["gap"].where(has_cause)
     out["rule_id"] = "tier1_missed"
+    out["value"], out["expected"] = out["actual"], out["target"]  # the metric's own unit
     out["severity"] = severity(out, tier1, catalog, entities)
     col = "name_zh" if lang == "zh" else "name_en"
     names = dict(zip(entities["entity_id"], entities[col], strict=False))

@@ -96,6 +96,6 @@ def findings_table(
             )
         )
     own = pd.DataFrame(rows, columns=[*FINDING_COLUMNS, "scheme_id", "value", "expected"])
-    missed = decomposition.findings.assign(value=decomposition.findings["completion"])
+    missed = decomposition.findings  # value / expected: actual and target, the metric's unit
     out = pd.concat([own, missed], ignore_index=True)
     return out.reindex(columns=[*FINDING_COLUMNS, *[c for c in out if c not in FINDING_COLUMNS]])
