@@ -289,7 +289,7 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
     priced = money_effect(cand, cube, sc, catalog, names["features"], names["elastic"])
     good = favourable(cand, catalog)
     cand["effect"], cand["favourable"] = priced["effect"].to_numpy(float), good
-    cand["at_stake"] = at_stake(cand["effect"].to_numpy(float), good)
+    cand["at_stake"] = at_stake(cand, priced, good, catalog)
     # the multivariate distance's tail probability assumes normal features, which business
     # ratios are not (on groups with no problem it reaches z 6-8): on its own it makes a
     # finding at most medium, high only with large money at stake

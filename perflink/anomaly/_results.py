@@ -226,7 +226,8 @@ class AnomalyResult(TaskResult):
         driver's mapped effect on its finance metric = elasticity x relative deviation x the
         finance figure; NaN when it cannot be priced); ``favourable`` (the metric moved to the
         good side of its catalog direction; never for linkage); ``at_stake`` (money at risk,
-        ``|effect|`` of an adverse move, 0 for a favourable one, NaN unpriced); ``also`` (other
+        ``|effect|`` where both the metric and the money moved to their bad side, 0 where
+        either is favourable, NaN unpriced; a linkage mismatch either way); ``also`` (other
         detectors that flagged the same number); ``explanation`` = ``message``;
         ``explained_by`` (approved adjustment, "" if none); ``source_refs`` (``;``-joined);
         ``source_system``; ``parent_id`` (subsidiary).

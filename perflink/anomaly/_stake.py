@@ -2,9 +2,10 @@
 (not API).
 
 A finding puts money at stake only when it moves against the flagged metric's catalog
-``direction`` (a cost above what was expected, sales or a saving rate below); a favourable
-move is reported but puts nothing at stake. A linkage finding (a finance figure that does
-not match what its drivers imply) is a mismatch of records and at stake either way.
+``direction`` (a cost above what was expected, sales or a saving rate below) and its money
+effect is adverse too (more cost, less revenue); a favourable move is reported but puts
+nothing at stake. A linkage finding (a finance figure that does not match what its drivers
+imply) is a mismatch of records and at stake either way.
 
 The effect is priced in the catalog's money unit:
 
@@ -203,10 +204,23 @@ def favourable(rows: pd.DataFrame, catalog: Catalog) -> np.ndarray:
     return good & ~rows["kind"].isin(_ALWAYS_AT_STAKE).to_numpy()
 
 
-def at_stake(effect: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """Money at risk (>= 0): ``|effect|`` of an adverse move, 0 for a favourable one, NaN
-    where the effect could not be priced."""
-    return np.where(np.isfinite(effect), np.where(good, 0.0, np.abs(effect)), np.nan)
+def at_stake(rows: pd.DataFrame, priced: pd.DataFrame, good: np.ndarray, catalog: Catalog):
+    """Money at risk (>= 0) per row: ``|effect|`` where the row's metric moved to its bad side
+    and the money moved to the bad side of the metric it is of (more cost, less revenue);
+    0 where either move is favourable (a production drop lowers its cost: the drop is
+    reported, but puts no cost at stake); NaN where the effect could not be priced. A
+    linkage finding puts its ``|effect|`` at stake either way (a mismatch of records)."""
+    effect = priced["effect"].to_numpy(float)
+    higher = np.array(
+        [
+            m in catalog.metrics and catalog.metrics[m].direction == "higher"
+            for m in priced["priced"]
+        ]
+    )
+    adverse = np.where(higher, effect < 0, effect > 0)
+    linkage = rows["kind"].isin(_ALWAYS_AT_STAKE).to_numpy()
+    risk = linkage | (~good & adverse)
+    return np.where(np.isfinite(effect), np.where(risk, np.abs(effect), 0.0), np.nan)
 
 
 def stake_text(priced: pd.DataFrame, catalog: Catalog, names: dict, lang: str) -> list[str]:
