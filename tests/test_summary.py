@@ -394,8 +394,10 @@ _EXPECT = {
 
 
 def _found(findings: pd.DataFrame, problem: dict) -> pd.DataFrame:
+    """Items carrying the task's evidence of ``problem`` (one item per problem: the
+    recognition gap leads with the anomaly detector's evidence and carries the rule's)."""
     task, kind = _EXPECT[problem["kind"]]
-    sel = (findings["source_task"] == task) & (findings["finding_kind"] == kind)
+    sel = findings["evidence"].str.split(", ").map(lambda ev: f"{task}:{kind}" in ev)
     return findings[sel & (findings["entity_id"] == problem["entity_id"])]
 
 
