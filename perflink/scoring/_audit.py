@@ -113,8 +113,8 @@ def _head(adj, catalog: Catalog, names: dict, lang: str, ratios: dict, wb: float
         amount=amount,
         reason=adj.reason,
         approver=adj.approved_by,
-        before=f"{wb:.1f}",
-        after=f"{wa:.1f}",
+        before=fmt_number(wb, None, lang),  # as the table beside it rounds the same figure
+        after=fmt_number(wa, None, lang),
     )
     for cost, ratio in ratios.items():
         if np.isfinite(ratio):
