@@ -215,6 +215,13 @@ def test_a_sales_adjustment_moves_profit_by_its_margin_after_tax():
     assert moved == pytest.approx(amount * (1 - 0.6) * (1 - tax))
     assert moved != pytest.approx(amount * (1 - tax))  # not at a 100% margin
     assert q.at["G", PROFIT] - b.at["G", PROFIT] == pytest.approx(moved)
+    # the reported miss stays on record, at info: the adjusted figure meets the target
+    t1 = dec.tier1.set_index(["entity_id", "scope", "base", "metric_id"])
+    row = t1.loc[("P", "quarter", "target", PROFIT)]
+    assert row["status"] == "missed" and row["status_adjusted"] == "met"
+    f = dec.findings
+    hit = f[(f["entity_id"] == "P") & (f["scope"] == "quarter") & (f["metric_id"] == PROFIT)]
+    assert list(hit["severity"]) == ["info"]
     schemes = pd.DataFrame(
         {
             "scheme_id": ["SCH"] * 2,

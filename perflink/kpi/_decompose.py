@@ -146,6 +146,7 @@ def decompose(
     attribution["unit"] = attribution["metric_id"].map(lambda m: catalog.metrics[m].unit)
     tier1 = _tier1(attribution, catalog, status)
     tier1["target_original"] = _original_targets(tier1, panels, catalog, q)
+    tier1 = _adjusted(tier1, panels, catalog, q, status)
     tree = _tree_nodes(attribution, catalog, status)
     findings = missed_findings(tier1, attribution, catalog, entities, status, lang)
     return DecompositionResult(
@@ -191,6 +192,29 @@ def _profit_tier1(catalog: Catalog) -> str | None:
     """The catalog's profit metric when it is a tier-1 metric (the charts' default)."""
     profit = catalog.role("profit")
     return profit if profit is not None and profit in catalog.tier(1) else None
+
+
+def _adjusted(tier1: pd.DataFrame, panels: KpiPanels, catalog: Catalog, q, status) -> pd.DataFrame:
+    """``actual_adjusted`` and ``status_adjusted`` of each tier-1 row: the actual after the
+    approved adjustments (through the formulas, :func:`build_panels`) and its status against
+    the same base. Without adjustments they equal ``actual`` and ``status``."""
+    out = tier1.copy()
+    if panels.adjusted is panels.actual:
+        out["actual_adjusted"] = out["actual"]
+        out["status_adjusted"] = out["status"]
+        return out
+    adjusted = np.full(len(out), np.nan)
+    for scope in SCOPES:
+        start, end = window_months(q, scope)
+        stacked = panels.window(panels.adjusted, catalog, start, end).stack(future_stack=True)
+        rows = (out["scope"] == scope).to_numpy()
+        keys = pd.MultiIndex.from_arrays([out.loc[rows, "entity_id"], out.loc[rows, "metric_id"]])
+        adjusted[rows] = stacked.reindex(keys).to_numpy(dtype=float)
+    # prior-year rows compare with last year's reported figures; only the actual moves
+    out["actual_adjusted"] = adjusted
+    cmp = compare(out["actual_adjusted"], out["target"], out["metric_id"], catalog, status=status)
+    out["status_adjusted"] = cmp["status"]
+    return out
 
 
 def _original_targets(tier1: pd.DataFrame, panels: KpiPanels, catalog: Catalog, q) -> np.ndarray:

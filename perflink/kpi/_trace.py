@@ -1,5 +1,8 @@
 """Missed tier-1 targets traced down to their business cause (not API).
 
+A missed target that the approved adjustments (through the formulas) bring to met or narrowly
+missed stays a finding at ``info`` severity and says so: the review ranks the adjusted figure.
+
 For a tier-1 metric whose status is ``missed`` (:func:`perflink.common.actual_status` with the
 review's ``status:`` block: below ``near_miss`` of its target by ratio, or more than
 ``near_miss_points`` below it in points), the trace takes the tier-2 driver
@@ -102,6 +105,26 @@ def missed_findings(tier1, attribution, catalog: Catalog, entities, status, lang
     col = "name_zh" if lang == "zh" else "name_en"
     names = dict(zip(entities["entity_id"], entities[col], strict=False))
     out["message"] = [_message(r, catalog, names, lang) for r in out.itertuples()]
+    if "status_adjusted" in out:  # an approved adjustment (through the formulas) meets it
+        cleared = out["status_adjusted"].isin(["met", "near_miss"]).to_numpy()
+        out.loc[cleared, "severity"] = "info"
+        unit = out["metric_id"].map(lambda m: catalog.metrics[m].unit)
+        out.loc[cleared, "message"] = [
+            msg
+            + t(
+                "kpi.finding.adjusted",
+                lang,
+                actual=fmt_number(a, "pct" if u == "ratio" else u, lang),
+                status=t(f"report.value.status.{st}", lang),
+            )
+            for msg, a, u, st in zip(
+                out.loc[cleared, "message"],
+                out.loc[cleared, "actual_adjusted"],
+                unit[cleared],
+                out.loc[cleared, "status_adjusted"],
+                strict=True,
+            )
+        ]
     return out[COLUMNS].reset_index(drop=True)
 
 
