@@ -13,9 +13,9 @@ See :func:`perflink.mapping.driver_strength`. Two elasticities per mapping, name
     the origin, no controls. :func:`quarter_elasticities` computes it by the same definition
     (tests/test_mapping.py checks the two agree), so the mapping page can show the figure
     the KPI page uses beside its own and say why they differ: a driver whose effect is spread
-    over several months (contracts turn into revenue over one to two months) has a monthly
+    over several months (orders booked over the following one to two months) has a monthly
     elasticity at one lag below its quarterly one; a driver that barely moves year over year
-    while the target's other drivers do (yield beside production volume) gets a quarterly
+    while the target's other drivers do (a rate beside a volume) gets a quarterly
     slope without controls that can be far off.
 """
 
