@@ -34,8 +34,13 @@ more than the forecast and only the forecast page shows it.
 
 Panel layer (every unit, subsidiary and the group; see :mod:`perflink.forecast._panel`):
 :func:`forecast_panel` projects the fiscal year against budget and assessment target
-with early-warning flags, :func:`backtest_panel` measures the panel method by
-rolling-origin backtests. On the panel, seasonal indices are pooled per business line
+with early-warning flags and outlook statuses (:func:`perflink.common.outlook_status`),
+:func:`backtest_panel` measures the panel method by rolling-origin backtests and by the
+full year at every level, the profit metric included. Panel paths are joint
+(:mod:`perflink.forecast._joint`): each future month draws one historical month's
+innovations for every unit and metric together, profit is the unit's formula per path,
+parents are the sums of their units' paths, and the spread is calibrated per metric and
+level on the same projection made one and two years earlier. On the panel, seasonal indices are pooled per business line
 and centre type (:mod:`perflink.forecast._season`), because the per-series ACF test
 misses a clear yearly pattern in three years of monthly data.
 """

@@ -177,19 +177,28 @@ P_BINS = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0)
 def _full_year(wide, entities, catalog, options, st, ex, targets):
     """Rows per metric x level and the calibration table of the full-year backtest."""
     periods = wide.index.get_level_values("period").unique()
-    origins = [o for o in _fp.calibration_origins(periods, st.cutoff) if o.year == st.year - 1]
-    runs = _fp.past_runs(wide, entities, catalog, options, origins, ex)
-    per = wide.index.get_level_values("period")
+    n_u = wide.index.get_level_values("entity_id").nunique()
+    origins = [
+        o for o in _fp.origins_for(periods, st.cutoff, n_u, options) if o.year == st.year - 1
+    ]
+    # each origin's projection is made once: an origin of the check is also the calibration
+    # origin of later ones (its realised year lies before them, so no later data is read)
+    cache: dict = {}
+
+    def runs_of(months):
+        todo = [o for o in months if o not in cache]
+        for run in _fp.past_runs(wide, entities, catalog, options, todo, ex):
+            cache[run[2]] = run
+        return [cache[o] for o in months]
+
+    runs = runs_of(origins)
     pm = options.profit_metric
     units = list(wide.index.get_level_values("entity_id").unique())
     members = _fp.membership(entities, units)
     records, cal = [], []
     for fc, learner, origin in runs:
         # out of sample: the factors the review would have had at that origin
-        sub = wide[per <= origin]
-        cal_runs = _fp.past_runs(
-            sub, entities, catalog, options, _fp.calibration_origins(periods, origin), ex
-        )
+        cal_runs = runs_of(_fp.origins_for(periods, origin, n_u, options))
         factors = _fp.calibrate(cal_runs, catalog, options)
         paths = _fp.draw_paths(fc, catalog, options, learner.steps, factors=factors)
         level = np.array([LEVEL_OF_KIND.get(k, "unit") for k in fc["kind"]], dtype=object)

@@ -1,9 +1,9 @@
 """Joint paths of every flow, the derived profit and every parent sum; their calibration (not API).
 
-Why joint: a derived profit is revenue less costs; its spread depends on how the errors of
+Why joint: a derived profit is sales less costs; its spread depends on how the errors of
 its flows move together (costs follow sales), and a subsidiary's sum on how its units move
 together. One set of random numbers per entity shared by every metric makes the flows move
-in lockstep, so profit = revenue - costs cancels most of the spread (profit intervals held
+in lockstep, so profit = sales less costs cancels most of the spread (profit intervals held
 the realised year for a third of the units); independent numbers per entity make parent
 sums falsely certain. Here the dependence is taken from the data:
 
@@ -89,7 +89,7 @@ def sum_rows(agg: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def _filled(values: dict, absent: dict) -> dict:
-    """Flows a unit never reports count 0 in its profit (a cost centre has no revenue): its
+    """Flows a unit never reports count 0 in its profit (a cost centre has no sales): its
     profit is then its costs, not NaN, and a parent's sum of profits carries every unit's
     costs."""
     out = {}

@@ -38,8 +38,16 @@ from perflink.forecast._season import pooled_indices
 M = 12
 LEVELS = (80, 95)
 #: Calibration origins per year: the review month one year earlier and this many months
-#: before it (one year of errors is a small sample: its months share one history).
+#: before it (one year of errors is a small sample: its months share one history). Panels
+#: of more units than ``backtest_max_units`` use the review month only (their levels have
+#: rows enough, and each origin is one more panel forecast): see :func:`origins_for`.
 CALIBRATION_NEIGHBOURS = 2
+
+
+def origins_for(periods, cutoff, n_units: int, options) -> list[pd.Period]:
+    """Calibration origins of a panel of ``n_units`` units (:func:`calibration_origins`)."""
+    small = not options.backtest_max_units or n_units <= options.backtest_max_units
+    return calibration_origins(periods, cutoff, neighbours=CALIBRATION_NEIGHBOURS if small else 0)
 
 
 @dataclass(frozen=True)
@@ -377,12 +385,15 @@ def _stages(metrics, pm):
     return [flows, second, [(pm, lv) for lv in parents] if pm else []]
 
 
-def calibration_origins(periods: pd.PeriodIndex, cutoff: pd.Period) -> list[pd.Period]:
-    """The same month one and two years before ``cutoff`` that leave at least 13 months of
-    history from January of their year on (the calibration and backtest origins)."""
+def calibration_origins(
+    periods: pd.PeriodIndex, cutoff: pd.Period, *, neighbours: int = CALIBRATION_NEIGHBOURS
+) -> list[pd.Period]:
+    """The same month one and two years before ``cutoff`` and the ``neighbours`` months
+    before each, that leave at least 13 months of history from January of their year on
+    (the calibration and backtest origins)."""
     out = []
     for years in (1, 2):
-        for back in range(CALIBRATION_NEIGHBOURS + 1):
+        for back in range(neighbours + 1):
             origin = cutoff - 12 * years - back
             jan = pd.Period(f"{origin.year}-01", "M")
             if (

@@ -18,7 +18,7 @@ from perflink._report_format import fmt_number
 from perflink.common import severities_from
 from perflink.errors import ParamsError
 from perflink.forecast._deviation import lead_lags
-from perflink.options import ForecastOptions
+from perflink.options import ForecastOptions, StatusOptions
 from perflink.results import TableResult, TaskResult
 from perflink.units import parse_unit, unit_label
 
@@ -381,6 +381,9 @@ class ForecastResult(TaskResult):
         ``sales`` and ``profit`` -> the catalog's metric of that role (None: no metric has it).
     leads : Mapping[str, tuple[str, int]]
         metric_id -> (leading driver, lag in months) for the metrics whose misses quote one.
+    status : StatusOptions
+        The thresholds of the outlook statuses (the params' ``status:`` block), stated on
+        the page.
     """
 
     forecast: pd.DataFrame
@@ -395,6 +398,7 @@ class ForecastResult(TaskResult):
     units: Mapping[str, str] = field(default_factory=dict)
     roles: Mapping[str, str | None] = field(default_factory=dict)
     leads: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    status: StatusOptions = field(default_factory=StatusOptions)
 
     _frame = "forecast"
 
@@ -451,7 +455,13 @@ class ForecastResult(TaskResult):
                 miss=f"{o.miss_pct:.0%}",
                 prob=f"{o.min_probability:.0%}",
                 severe=f"{o.severe_miss_pct:.0%}",
-            )
+            ),
+            labels.t(
+                "forecast.text.status",
+                lang,
+                on=f"{self.status.on_track:.0%}",
+                off=f"{self.status.off_track:.0%}",
+            ),
         ]
         if not o.use_drivers:
             parts.append(labels.t("forecast.text.drivers_off", lang))

@@ -120,7 +120,8 @@ def forecast_panel(
     pm = options.profit_metric
     # the spread's calibration factors, measured on the same projection one and two years
     # earlier (out of sample: only data before the review year's realised months)
-    origins = _fp.calibration_origins(fc["periods"], st.cutoff) if st.fy_steps else []
+    n_units = fc["n_units"]
+    origins = _fp.origins_for(fc["periods"], st.cutoff, n_units, options) if st.fy_steps else []
     runs = _fp.past_runs(wide, entities, catalog, options, origins, ex)
     factors = _fp.calibrate(runs, catalog, options)
     paths = _fp.draw_paths(fc, catalog, options, st.horizon, factors=factors)
@@ -249,6 +250,7 @@ def forecast_panel(
         units=units,
         roles=_roles(catalog),
         leads=lead_of,
+        status=status,
     )
 
 
