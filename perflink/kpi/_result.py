@@ -427,8 +427,8 @@ class DecompositionResult(QuarterResult):
         """Tier-1 results as people read them: entity and metric names, labelled windows.
 
         Amounts are formatted in the metric's own catalog unit (its currency and scale,
-        percent for rates); ``completion`` only where a ratio means something and ``gap``
-        (actual - target; percentage points for rates) always (:mod:`perflink.kpi._basis`);
+        percent for rates); ``completion`` only where a ratio means something and ``change``
+        (actual - base, signed; percentage points for rates) always (:mod:`perflink.kpi._basis`);
         the saved tables keep the ids (:attr:`tier1`). With declared
         environment changes, ``target_original`` and ``target_reason`` stand beside the
         target (filled on the rows whose target they changed); without, neither is shown.
@@ -448,12 +448,12 @@ class DecompositionResult(QuarterResult):
                 "base": t(f"kpi.base.{base}", lang),
                 "actual": fmt("actual"),
                 "target": fmt("target"),
-                "change": fmt("change"),
-                "completion": t1["completion"],
-                "gap": [
+                # actual - base, signed: percentage points for rates (never a percent of a rate)
+                "change": [
                     format_gap(v, self.metric_units.get(m), lang)
-                    for v, m in zip(t1["gap"], metric, strict=True)
+                    for v, m in zip(t1["change"], metric, strict=True)
                 ],
+                "completion": t1["completion"],
                 "status": t1["status"],
             }
         )
