@@ -85,7 +85,7 @@ def decompose(
     quarter : review quarter (``"2026Q3"``); windows are the quarter and January..quarter end.
     adjustments : approved adjustments; they are not used here (the tree explains reported
         figures) but are kept in the panels the scorecard reuses.
-    options : the ``kpi:`` params block (miss threshold, elasticities, environment changes).
+    options : the ``kpi:`` params block (elasticities, environment changes).
     elasticities : table from :func:`estimate_elasticities`; default: estimated here.
     lang : language of messages (``zh`` / ``en``); default the report language the review was
         opened with (:func:`perflink.open_review` sets it). The result carries it.
