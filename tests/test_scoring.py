@@ -488,3 +488,31 @@ def test_page_tables_show_names_not_ids(samples):
         assert not set(view["entity_name"]) & ids
     assert not set(sc.view()["entity_name"]) & ids
     assert "G00" not in sc._repr_html_()
+
+
+def test_tenure_and_scorecard_use_the_kpi_basis_for_the_same_figure(samples):
+    """issue 15 item 4: the tenure table, the scorecard and the KPI page compare a figure on
+    one basis: rates in points, a planned loss by its gap, no completion outside 0-200%."""
+    _, review, sc, _ = samples["s0"]
+    catalog = review.catalog
+    ten, card = sc.tenure, sc.scorecard
+    lo, hi = perflink.kpi.COMPLETION_RANGE
+    for table, cols in (
+        (ten, ["completion", "plan_completion", "tenure_completion"]),
+        (card, ["completion", "completion_before"]),
+        (samples["s0_dec"].tier1, ["completion"]),
+    ):
+        for col in cols:
+            c = table[col].dropna()
+            assert ((c >= lo) & (c <= hi)).all(), col
+    points = ten["metric_id"].map(lambda m: catalog.metrics[m].in_points)
+    assert ten.loc[points, "tenure_completion"].isna().all()  # a return ratio: in points
+    assert ten.loc[ten["cumulative_target"] <= 0, "tenure_completion"].isna().all()
+    again = perflink.kpi.compare(
+        ten["cumulative_actual"], ten["cumulative_target"], ten["metric_id"], catalog,
+        status=review.params.status,
+    )  # fmt: skip
+    assert list(ten["status"]) == list(again["status"])
+    assert set(card["status"].dropna()) <= {"met", "near_miss", "missed"}
+    rows = card.dropna(subset=["score"])
+    assert ((rows["score"] >= 0) & (rows["score"] <= 100 * rows["cap"] + 1e-9)).all()
