@@ -176,7 +176,9 @@ def rollup(wide: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.D
 def assemble(unit_wide: pd.DataFrame, entities: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     """Every level of a unit-level panel, each metric aggregated as the catalog declares.
 
-    Derive every derived metric per unit (:func:`derive`), roll reported and additive derived
+    Derive every derived metric per unit (a unit-month that reports some input of an
+    additive derived metric counts its missing additive inputs as zero, as the roll-up's sum
+    does: a cost centre's profit is minus its costs), roll reported and additive derived
     metrics up to every parent (:func:`rollup`), then recompute the formula-aggregated ones
     (:func:`recomputed`) at every row from the totals. A parent's sum-aggregated derived
     metric is then the sum of its units' (a tax on positive profit only is charged unit by
