@@ -800,7 +800,8 @@ def test_one_item_per_problem_carries_every_task_evidence():
 
 def test_a_weak_mapping_is_not_merged_with_a_miss_of_its_target():
     validation = pd.DataFrame(
-        [("G00", "2026Q3", "ebit", "M9", "driver", "medium", None, None, None, "weak M9")],
+        [("G00", "2026Q3", "ebit", "M9", "driver", "medium", None, None, None, "weak M9"),
+         ("G00", "2026Q3", "sales", "M8", "driver", "medium", None, None, None, "weak M8")],
         columns=["entity_id", "period", "metric_id", "rule_id", "check", "severity", "value",
                  "expected", "deviation", "message"],
     )  # fmt: skip
@@ -810,8 +811,11 @@ def test_a_weak_mapping_is_not_merged_with_a_miss_of_its_target():
             forecast_deviation=_projection_rows().assign(severity="medium"),  # G00 ebit too
         ),
         _entities(), _tiny_catalog(_TRUST), quarter="2026Q3", language="en",
-    ).table  # fmt: skip
+    )  # fmt: skip
+    top, f = f.top, f.table
     assert ((f["entity_id"] == "G00") & (f["subject"] == "ebit")).sum() == 1
+    # two weak mappings reported at the group are two items of the top list, not one
+    assert {"weak M8", "weak M9"} <= set(top["message"])
     weak = f[f["message"] == "weak M9"]
     assert len(weak) == 1 and weak["subject"].iloc[0] == "M9"
     assert weak["evidence"].iloc[0] == "mapping:driver"

@@ -404,13 +404,20 @@ def rank(
 
 def top(findings: pd.DataFrame, n: int, *, per_kind: int) -> pd.DataFrame:
     """The first ``n`` ranked items: per task and kind at most ``per_kind``, and only the
-    first of each entity; info left out. Critical items are never dropped by these caps
+    first of each entity (of each mapping, for weak-mapping findings); info left out. Critical items are never dropped by these caps
     (nor by ``n``): the caps only keep one kind of lesser problem (dozens of missed unit
     targets) from crowding out the others.
     """
     f = findings[findings["severity"] != "info"]
     critical = f["severity"] == "critical"
-    first = f.groupby(["source_task", "finding_kind", "entity_id"], dropna=False).cumcount() == 0
+    # one per entity and kind; a weak mapping sits at the group but is about its mapping, so
+    # two weak mappings are two problems of their own, not one entity's second finding
+    driver = (f["source_task"] == "mapping") & (f["finding_kind"] == "driver")
+    who = f["entity_id"].astype(object).where(~driver, f["subject"])
+    first = (
+        f.assign(_who=who).groupby(["source_task", "finding_kind", "_who"], dropna=False).cumcount()
+        == 0
+    )
     capped = f[~critical & first]
     kept_idx = capped[capped.groupby(["source_task", "finding_kind"]).cumcount() < per_kind].index
     crit = f.index[critical]
