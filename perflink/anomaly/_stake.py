@@ -3,7 +3,7 @@
 
 A finding puts money at stake only when it moves against the flagged metric's catalog
 ``direction`` (a cost above what was expected, sales or a saving rate below) and its money
-effect is adverse too (more cost, less revenue); a favourable move is reported but puts
+effect is adverse too (more cost, less income); a favourable move is reported but puts
 nothing at stake. A linkage finding (a finance figure that does not match what its drivers
 imply) is a mismatch of records and at stake either way.
 
@@ -84,8 +84,8 @@ def elasticities(cube: Cube, catalog: Catalog, *, months: int = ELASTICITY_MONTH
     price: one month of doubled staff with unchanged costs would pull the slope of costs
     on staff down by a quarter (measured in ``tests/test_anomaly_panel.py``). The target's other drivers
     are not held fixed: the money at stake is the driver's whole effect, including what
-    passes through them (contracts move revenue through shipments; holding shipments fixed
-    would price a contract shortfall at nearly nothing). When that slope has the opposite
+    passes through them (a driver upstream of another moves the target through it; holding
+    the other fixed would price the upstream driver's shortfall at nearly nothing). When that slope has the opposite
     sign to the mapping's (a driver whose effect other drivers hide), the partial slope with
     the target's other mapped drivers held fixed (the mapping task's ``partial`` model);
     NaN when neither has the mapping's sign or there are fewer than 24 usable unit-months.
@@ -206,7 +206,7 @@ def favourable(rows: pd.DataFrame, catalog: Catalog) -> np.ndarray:
 
 def at_stake(rows: pd.DataFrame, priced: pd.DataFrame, good: np.ndarray, catalog: Catalog):
     """Money at risk (>= 0) per row: ``|effect|`` where the row's metric moved to its bad side
-    and the money moved to the bad side of the metric it is of (more cost, less revenue);
+    and the money moved to the bad side of the metric it is of (more cost, less income);
     0 where either move is favourable (a production drop lowers its cost: the drop is
     reported, but puts no cost at stake); NaN where the effect could not be priced. A
     linkage finding puts its ``|effect|`` at stake either way (a mismatch of records)."""
