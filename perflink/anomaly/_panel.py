@@ -318,8 +318,9 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
     also = others.groupby(key, sort=False)["kind"].agg(lambda s: ",".join(dict.fromkeys(s)))
     first["also"] = [also.get(k, "") for k in zip(*(first[c] for c in key), strict=True)]
     first["explained_by"] = explained_by(first, adjustments, catalog, lang).to_numpy()
+    sep = "" if lang == "zh" else " "  # zh sentences end in 。 and run on without a space
     note = [
-        f" {labels.t('anomaly.msg.explained', lang, by=b)}" if b else ""
+        f"{sep}{labels.t('anomaly.msg.explained', lang, by=b)}" if b else ""
         for b in first["explained_by"]
     ]
     first["explanation"] = first["explanation"] + note
