@@ -107,6 +107,18 @@ def coverage(seeds: list[int], origins: list[str], realised_q: str, work: Path) 
     )
     print("\n== Calibration of the probability of meeting budget (rows binned by the p shown)")
     print(out.to_string(float_format=lambda v: f"{v:.1%}"))
+    profit = catalog.role("profit")
+    if profit:
+        part = cal[cal["metric_id"] == profit]
+        out = part.groupby("bin", observed=True).agg(
+            n=("met", "size"), shown=("p_meet_budget", "mean"), met=("met", "mean")
+        )
+        print(f"\n   the profit metric ({profit}) only:")
+        print(out.to_string(float_format=lambda v: f"{v:.1%}"))
+    by_level = cal.groupby(["level", "bin"], observed=True).agg(
+        n=("met", "size"), shown=("p_meet_budget", "mean"), met=("met", "mean")
+    )
+    print("\n   by level:\n" + by_level.to_string(float_format=lambda v: f"{v:.1%}"))
 
 
 def clean(seeds: list[int], sizes: list[int], work: Path) -> None:

@@ -794,7 +794,7 @@ def test_favourable_deviation_has_no_money_at_stake(loss_result, tiny_result):
 
 
 def test_backtest_sample_does_not_depend_on_id_characters():
-    from perflink.forecast._backtest_panel import _sample_units
+    from perflink.forecast._panel import sample_units
 
     units = [f"U{i:03d}" for i in range(40)]
     renamed = [f"Z{i:03d}x" for i in range(40)]
@@ -810,7 +810,7 @@ def test_backtest_sample_does_not_depend_on_id_characters():
         ent = pd.DataFrame(
             {"entity_id": ids, "business_line": ["a", "b"] * 20, "center_type": "profit"}
         )
-        kept = _sample_units(wide, ent, 10).index.get_level_values("entity_id").unique()
+        kept = sample_units(wide, ent, 10).index.get_level_values("entity_id").unique()
         picked.append([ids.index(u) for u in kept])
     assert picked[0] == picked[1] and len(picked[0]) == 10
     # each stratum (even / odd positions here) keeps its share, spread evenly over it
