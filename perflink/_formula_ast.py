@@ -236,11 +236,20 @@ class Checker:
 
 
 def literal(node: ast.AST) -> float | None:
-    """The value of a signed number literal, else None."""
+    """The value of a number literal or of arithmetic on literals only (``1 - 0.25``,
+    ``-0.08 / 12``), else None."""
     sign = 1.0
     while isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         sign *= -1.0 if isinstance(node.op, ast.USub) else 1.0
         node = node.operand
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.Div):
+        left, right = literal(node.left), literal(node.right)
+        if left is None or right is None:
+            return None
+        if isinstance(node.op, ast.Div):
+            return sign * left / right if right != 0 else None
+        ops = {ast.Add: left + right, ast.Sub: left - right, ast.Mult: left * right}
+        return sign * ops[type(node.op)]
     value = node.value if isinstance(node, ast.Constant) else None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return sign * float(value)

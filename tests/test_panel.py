@@ -214,10 +214,16 @@ def _two_units() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_build_sums_additive_derived_metrics_over_units():
     facts, ents = _two_units()
-    sum_metric = next(m for m in CATALOG.derived_order if CATALOG.metrics[m].aggregation == "sum")
-    wide = panel.build(facts, ents, CATALOG)
+    # a profit taxed only when positive: per unit and on the totals differ (a linear tax,
+    # as the bundled catalog's, would not tell the two rules apart)
+    sum_metric = CATALOG.role("profit")
+    taxed = "(revenue - cogs - opex) - max(revenue - cogs - opex, 0) * 0.25"
+    spec = CATALOG.metrics[sum_metric].model_copy(update={"formula": taxed})
+    catalog = CATALOG.model_copy(update={"metrics": {**CATALOG.metrics, sum_metric: spec}})
+    assert catalog.metrics[sum_metric].aggregation == "sum"
+    wide = panel.build(facts, ents, catalog)
     month = wide.xs(pd.Period("2026-01", "M"), level="period")
-    unit = CATALOG.formulas[sum_metric]
+    unit = catalog.formulas[sum_metric]
     # per unit from its formula; the cost centre's missing sales and cost count as zero
     p = float(unit.evaluate({"revenue": 100.0, "cogs": 60.0, "opex": 10.0}))
     c = float(unit.evaluate({"revenue": 0.0, "cogs": 0.0, "opex": 20.0}))
