@@ -205,7 +205,7 @@ def test_anomaly_counts_large_group_top_subsidiaries():
 
 def test_summary_chain_large_group_worst_status_first():
     n = 30
-    status = (["green", "amber", "red"] * n)[:n]
+    status = (["met", "near_miss", "missed"] * n)[:n]
     table = pd.DataFrame(
         {
             "entity_id": [f"S{i:02d}" for i in range(n)],
@@ -225,6 +225,6 @@ def test_summary_chain_large_group_worst_status_first():
     (rows,) = _values(spec)
     shown = {r["entity"] for r in rows}
     assert len(shown) == 20
-    reds = {f"sub {i}" for i in range(n) if status[i] == "red"}
+    reds = {f"sub {i}" for i in range(n) if status[i] == "missed"}
     assert reds <= shown
     assert "Showing the top 20 of 30, by Status" in json.dumps(spec, ensure_ascii=False)

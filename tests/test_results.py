@@ -132,7 +132,7 @@ def test_summary_result_in_english_has_english_headers():
             "financial_completion": [1.1],
             "score": [95.0],
             "fy_deviation_pct": [-0.05],
-            "status": ["amber"],
+            "status": ["near_miss"],
         }
     )
     page = ChainResult(table, "en")._repr_html_()
@@ -262,7 +262,7 @@ def test_results_never_read_the_page_language(no_page_language):
 
     empty = pd.DataFrame()
     quality = pd.DataFrame(
-        {"source_system": ["ERP"], "dq_index": [0.9], "status": ["red"], "owner": ["fin"]}
+        {"source_system": ["ERP"], "dq_index": [0.9], "status": ["missed"], "owner": ["fin"]}
         | {"completeness": [0.95], "pass_rate": [0.94]}
     )
     chain = pd.DataFrame(
@@ -273,11 +273,11 @@ def test_results_never_read_the_page_language(no_page_language):
             "financial_completion": [1.1],
             "score": [95.0],
             "fy_deviation_pct": [-0.05],
-            "status_business": ["amber"],
-            "status_financial": ["green"],
-            "status_score": ["amber"],
-            "status_projection": ["red"],
-            "status": ["red"],
+            "status_business": ["near_miss"],
+            "status_financial": ["met"],
+            "status_score": ["near_miss"],
+            "status_projection": ["off_track"],
+            "status": ["off_track"],
         }
     )
     backtest = pd.DataFrame(
@@ -286,7 +286,7 @@ def test_results_never_read_the_page_language(no_page_language):
     results = [
         DataQualityResult(quality, "en"),
         StatusResult(
-            pd.DataFrame({"entity_id": ["S1"], "findings": [2], "status": ["red"]}).assign(
+            pd.DataFrame({"entity_id": ["S1"], "findings": [2], "severity": ["high"]}).assign(
                 name="A"
             ),
             "en",

@@ -267,19 +267,22 @@ class ChainResult(SummaryPart, TableResult):
     def view(self) -> pd.DataFrame:
         cols = ["entity", "business_completion", "financial_completion", "score"]
         proj = [] if self.why is not None else ["fy_deviation_pct", "p_meet_budget"]
-        return self.table[[*cols, *proj, "status"]]
+        return self.table[[c for c in (*cols, *proj, "status") if c in self.table]]
 
     def _repr_html_(self) -> str:
-        """What the chain's colours mean and which metric ends it, or why none does."""
+        """What the chain's colours mean and which metric ends it (or why none does), then
+        the chain as a table: each subsidiary's figures and its worst status in words."""
         th = dict(
             near_miss=f"{self.near_miss:.0%}", on_track=f"{self.on_track:.0%}",
             off_track=f"{self.off_track:.0%}",
         )  # fmt: skip
         if self.why is None:
-            return self._note("summary.text.chain", metric=self.metric, **th)
-        return self._note("summary.text.chain_score", **th) + self._note(
-            self.why, metric=self.metric
-        )
+            head = self._note("summary.text.chain", metric=self.metric, **th)
+        else:
+            head = self._note("summary.text.chain_score", **th)
+            head += self._note(self.why, metric=self.metric)
+        # the figures with their status in words, beside the coloured chart
+        return head + (self._table(self.view()) if len(self.table) else "")
 
 
 @dataclass(frozen=True)
