@@ -241,7 +241,7 @@ class ChainResult(SummaryPart, TableResult):
         for i, (step, col, st, unit) in enumerate(steps):
             for r in table.itertuples():
                 v = getattr(r, col)
-                text = fmt_number(v, unit, lang) if unit else fmt_figure(v, ".1f")
+                text = fmt_number(v, unit, lang)  # as the table below the note shows it
                 if step == "projection":  # the probability the status comes from, beside it
                     text = f"{text} ({fmt_probability(getattr(r, 'p_meet_budget', None), lang)})"
                 rows.append(
