@@ -157,6 +157,7 @@ def test_rank_findings_merges_folds_and_ranks():
     assert r01["at_stake"] == pytest.approx(100.0)
     assert r01["message"] == "unit miss"
     assert "gap Jul" in r01["other_messages"] and "2026-08" in r01["other_messages"]
+    assert "the money at stake is their total" in r01["other_messages"]  # 10 + 5
     # the history row (2025-11) is not open this quarter
     assert "2025-11" not in r01["periods"]
     # the R03 breach at the unit is explained by the subsidiary's caliber finding

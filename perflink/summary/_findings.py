@@ -317,9 +317,12 @@ def merge(rows: pd.DataFrame, names: Mapping[str, str], lang: str) -> pd.DataFra
     ev["at_stake"] = g["at_stake"].sum(min_count=1)
     ev["_money"] = ev["at_stake"].fillna(-1.0)
     ev["_pers"] = g["_per"].agg(lambda s: sorted({p for p in s if p}))
+    # several priced months: the money shown beside the message is their sum, say so
+    key = np.where(g["at_stake"].count() > 1, "summary.msg.more_money", "summary.msg.more")
+    others = ([x for x in ps if x != p] for ps, p in zip(ev["_pers"], ev["_per"], strict=True))
     more = [
-        labels.t("summary.msg.more", lang, n=len(o), periods=", ".join(o[-4:])) if o else ""
-        for o in ([x for x in ps if x != p] for ps, p in zip(ev["_pers"], ev["_per"], strict=True))
+        labels.t(k, lang, n=len(o), periods=", ".join(o[-4:])) if o else ""
+        for k, o in zip(key, others, strict=True)
     ]
     ev["message"] = [f"{m}{x}" for m, x in zip(ev["message"].map(_text), more, strict=True)]
     ev = ev.reset_index().sort_values(
