@@ -722,17 +722,30 @@ def test_profit_interval_wider_than_shared_noise_when_errors_are_independent():
     np.testing.assert_array_equal(again["net_profit"], joint["net_profit"])
 
 
+def _taxed_catalog() -> Catalog:
+    """The sample catalog with net profit taxed on positive profit only: a formula that is
+    not additive, so a parent's sum of unit profits differs from the formula on its flows."""
+    metrics = dict(CATALOG.metrics)
+    metrics["net_profit"] = metrics["net_profit"].model_copy(
+        update={"formula": "(revenue - cogs - opex) - max(revenue - cogs - opex, 0) * 0.25"}
+    )
+    return CATALOG.model_copy(update={"metrics": metrics})
+
+
+TAXED = _taxed_catalog()
+
+
 @pytest.fixture(scope="module")
 def loss_result() -> ForecastResult:
     facts, targets, entities = _independent()
     return forecast_panel(
-        facts, targets, entities, CATALOG, quarter="2026Q3", options=FAST, language="en", n_jobs=1
+        facts, targets, entities, TAXED, quarter="2026Q3", options=FAST, language="en", n_jobs=1
     )
 
 
 def test_parent_profit_is_the_sum_of_its_units(loss_result):
-    """net_profit is aggregation: sum: a parent's figure is its units' sum (the tax is
-    charged unit by unit), not the formula on the consolidated flows."""
+    """net_profit is aggregation: sum: a parent's figure is its units' sum (a tax on positive
+    profit is charged unit by unit), not the formula on the consolidated flows."""
     dev = loss_result.deviation.to_frame().set_index(["entity_id", "metric_id"])
     for col in ("ytd_actual", "projected", "budget"):
         units = dev.loc[("S1U1", "net_profit"), col] + dev.loc[("S1U2", "net_profit"), col]
