@@ -256,7 +256,9 @@ def _forecast(review, save_table) -> None:
     result = perflink.forecast.run(review)
     save_table(result.to_frame(), "forecast")
     save_table(result.deviation.to_frame(), "forecast_deviation", findings=True)
-    save_table(perflink.forecast.backtest(review).to_frame(), "forecast_backtest")
+    backtest = perflink.forecast.backtest(review)
+    save_table(backtest.to_frame(), "forecast_backtest")
+    save_table(backtest.calibration, "forecast_backtest_calibration")
 
 
 def _anomaly(review, save_table) -> None:

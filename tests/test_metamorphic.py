@@ -42,6 +42,7 @@ TABLES = (
     "forecast",
     "forecast_deviation",
     "forecast_backtest",
+    "forecast_backtest_calibration",
     "anomalies",
     "anomaly_counts",
     "summary_findings",

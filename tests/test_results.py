@@ -281,7 +281,8 @@ def test_results_never_read_the_page_language(no_page_language):
         }
     )
     backtest = pd.DataFrame(
-        {"metric_id": ["m"], "mase": [0.8], "mase_snaive": [1.0], "coverage_80": [0.78]}
+        {"metric_id": ["m"], "level": ["unit"], "mase": [0.8], "mase_snaive": [1.0]}
+        | {"coverage_80": [0.78], "fy_coverage_80": [0.8], "fy_coverage_95": [0.93]}
     )
     results = [
         DataQualityResult(quality, "en"),
