@@ -18,16 +18,19 @@ import pandas as pd
 from perflink.errors import InputError, ParamsError, PerflinkError, ReportError
 
 __all__ = [
+    "ACTUAL_STATUSES",
     "FINDINGS_COLUMNS",
+    "OUTLOOK_STATUSES",
     "SEVERITIES",
     "SEVERITY_RANK",
     "WINDOW_SCOPES",
+    "actual_status",
     "check_findings",
+    "outlook_status",
     "parse_quarter",
     "require_columns",
     "review_keywords",
     "severities_from",
-    "status_of",
     "task_options",
     "window_months",
 ]
@@ -180,13 +183,6 @@ def window_months(quarter: pd.Period, scope: str) -> tuple[pd.Period, pd.Period]
     if scope == "ytd":
         return pd.Period(f"{quarter.year}-01", "M"), end
     raise ParamsError(f"scope {scope!r} is unknown; use one of {', '.join(WINDOW_SCOPES)}")
-
-
-def status_of(completion: pd.Series, miss: float) -> pd.Series:
-    """Status of completion ratios: green (>= 100%), amber (>= ``miss``), red (below), NA if unknown."""
-    c = completion.to_numpy(dtype=float)
-    out = np.where(c >= 1.0, "green", np.where(c >= miss, "amber", "red"))
-    return pd.Series(np.where(np.isnan(c), None, out), index=completion.index, dtype="str")
 
 
 #: Status codes of actuals (against a target) and of outlooks (against a budget), in order

@@ -242,10 +242,6 @@ class KpiOptions(_Options):
 
     Attributes
     ----------
-    miss_threshold : no longer read: the ``status:`` block's ``near_miss`` /
-        ``near_miss_points`` decide met / narrowly missed / missed for the KPI page, the
-        scorecard and the tenure table, and a missed tier-1 target is a finding (issue 15:
-        one threshold set). Kept so older params files still load.
     elasticities : mapping id -> elasticity used for statistical links instead of the one
         estimated from the data (e.g. from the mapping-validation task).
     tenure : executives' multi-year targets (任期目标), company data: one entry per
@@ -261,7 +257,6 @@ class KpiOptions(_Options):
     manager_top_n : lowest-scoring managers drawn in the manager chart.
     """
 
-    miss_threshold: float = 0.97
     manager_scope: Literal["ytd", "quarter"] = "ytd"
     manager_fail_score: float = Field(60.0, ge=0, le=200)
     manager_warn_score: float = Field(80.0, ge=0, le=200)

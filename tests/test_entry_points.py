@@ -159,7 +159,7 @@ def test_summary_run_reads_the_run_tables_when_there_is_a_folder(review, results
 
 SPIES = {
     # task: (module, function run calls, options class, one changed field)
-    "kpi": (kpi, "decompose", KpiOptions, {"miss_threshold": 0.5}),
+    "kpi": (kpi, "decompose", KpiOptions, {"manager_top_n": 5}),
     "forecast": (forecast, "forecast_panel", ForecastOptions, {"top_n": 2}),
     "anomaly": (anomaly, "detect_anomalies", AnomalyOptions, {"top_n": 2}),
 }
@@ -183,7 +183,7 @@ def test_scoring_run_uses_the_given_options_for_decomposition_and_scores(review,
     monkeypatch.setattr(
         scoring, "scorecard", lambda *a, **kw: seen.setdefault("card", kw["options"])
     )
-    given = KpiOptions(miss_threshold=0.5)
+    given = KpiOptions(manager_top_n=5)
     scoring.run(review, options=given)
     assert seen == {"kpi": given, "card": given}
 
