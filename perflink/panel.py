@@ -365,3 +365,26 @@ def _stack(layers: dict[int, pd.DataFrame], index: pd.Index, depth: int = 1) -> 
         values[:, pos, :] = layer.reindex(index=index, columns=cols).to_numpy(dtype=float)
     full = pd.MultiIndex.from_product([index, range(depth)], names=["entity_id", "period"])
     return pd.DataFrame(values.reshape(len(index) * depth, len(cols)), index=full, columns=cols)
+
+
+def yoy_window_change(values: np.ndarray, lag: int) -> np.ndarray:
+    """Year-over-year log change of each row's 3-month totals, shifted by ``lag`` months.
+
+    ``values`` is (entities, months) of one flow; at month t the result is log of the total
+    over t-lag-2..t-lag minus the log of the same window a year earlier (NaN where a window
+    is incomplete or not positive). The KPI decomposition's statistical links and the
+    mapping page's quarterly elasticity both regress the target's change on the driver's.
+    """
+    arr = np.where(values > 0, values, np.nan)
+    c = np.nancumsum(np.nan_to_num(arr), axis=1)
+    cnt = np.cumsum(np.isfinite(arr), axis=1)
+    s3 = np.full(arr.shape, np.nan)
+    s3[:, 2:] = c[:, 2:] - np.c_[np.zeros((arr.shape[0], 1)), c[:, :-3]]
+    n3 = np.zeros(arr.shape)
+    n3[:, 2:] = cnt[:, 2:] - np.c_[np.zeros((arr.shape[0], 1)), cnt[:, :-3]]
+    s3 = np.where(n3 == 3, s3, np.nan)
+    out = np.full(arr.shape, np.nan)
+    if lag + 12 < arr.shape[1]:
+        lg = np.log(s3)
+        out[:, lag + 12 :] = lg[:, 12 : arr.shape[1] - lag] - lg[:, : arr.shape[1] - lag - 12]
+    return out

@@ -30,6 +30,7 @@ import pandas as pd
 from perflink.catalog import Catalog
 from perflink.formula import parse
 from perflink.kpi._attribute import attribute_frame
+from perflink.panel import yoy_window_change
 
 _LAG = re.compile(r"lag\(\s*([a-z_][a-z0-9_]*)\s*,\s*(\d+)\s*\)")
 _EPS = 1e-9
@@ -343,8 +344,8 @@ def estimate_elasticities(unit_panel: pd.DataFrame, catalog: Catalog) -> pd.Data
     for mp in catalog.mappings:
         if mp.driver not in unit_panel or mp.target not in unit_panel:
             continue
-        x = _yoy(unit_panel[mp.driver].to_numpy().reshape(n_ent, n_t), mp.lag)
-        y = _yoy(unit_panel[mp.target].to_numpy().reshape(n_ent, n_t), 0)
+        x = yoy_window_change(unit_panel[mp.driver].to_numpy().reshape(n_ent, n_t), mp.lag)
+        y = yoy_window_change(unit_panel[mp.target].to_numpy().reshape(n_ent, n_t), 0)
         ok = np.isfinite(x) & np.isfinite(y)
         n = int(ok.sum())
         sxx = float((x[ok] ** 2).sum())
@@ -379,19 +380,3 @@ def estimate_elasticities(unit_panel: pd.DataFrame, catalog: Catalog) -> pd.Data
             "source",
         ],
     )
-
-
-def _yoy(arr: np.ndarray, lag: int) -> np.ndarray:
-    arr = np.where(arr > 0, arr, np.nan)
-    c = np.nancumsum(np.nan_to_num(arr), axis=1)
-    cnt = np.cumsum(np.isfinite(arr), axis=1)
-    s3 = np.full(arr.shape, np.nan)
-    s3[:, 2:] = c[:, 2:] - np.c_[np.zeros((arr.shape[0], 1)), c[:, :-3]]
-    n3 = np.zeros(arr.shape)
-    n3[:, 2:] = cnt[:, 2:] - np.c_[np.zeros((arr.shape[0], 1)), cnt[:, :-3]]
-    s3 = np.where(n3 == 3, s3, np.nan)
-    out = np.full(arr.shape, np.nan)
-    if lag + 12 < arr.shape[1]:
-        lg = np.log(s3)
-        out[:, lag + 12 :] = lg[:, 12 : arr.shape[1] - lag] - lg[:, : arr.shape[1] - lag - 12]
-    return out

@@ -160,29 +160,11 @@ def quarter_elasticities(
         if mp.driver not in wide or mp.target not in wide or n_ent * n_t != len(wide):
             out[mp.id] = np.nan
             continue
-        x = _yoy(wide[mp.driver].to_numpy(float).reshape(n_ent, n_t), mp.lag)
-        y = _yoy(wide[mp.target].to_numpy(float).reshape(n_ent, n_t), 0)
+        x = panel.yoy_window_change(wide[mp.driver].to_numpy(float).reshape(n_ent, n_t), mp.lag)
+        y = panel.yoy_window_change(wide[mp.target].to_numpy(float).reshape(n_ent, n_t), 0)
         ok = np.isfinite(x) & np.isfinite(y)
         sxx = float((x[ok] ** 2).sum())
         out[mp.id] = float((x[ok] * y[ok]).sum() / sxx) if ok.sum() >= 12 and sxx > 0 else np.nan
-    return out
-
-
-def _yoy(arr: np.ndarray, lag: int) -> np.ndarray:
-    """Log change of each unit's 3-month total on the same window a year earlier, shifted
-    by ``lag`` months (NaN where a window is incomplete or not positive)."""
-    arr = np.where(arr > 0, arr, np.nan)
-    c = np.nancumsum(np.nan_to_num(arr), axis=1)
-    cnt = np.cumsum(np.isfinite(arr), axis=1)
-    s3 = np.full(arr.shape, np.nan)
-    s3[:, 2:] = c[:, 2:] - np.c_[np.zeros((arr.shape[0], 1)), c[:, :-3]]
-    n3 = np.zeros(arr.shape)
-    n3[:, 2:] = cnt[:, 2:] - np.c_[np.zeros((arr.shape[0], 1)), cnt[:, :-3]]
-    s3 = np.where(n3 == 3, s3, np.nan)
-    out = np.full(arr.shape, np.nan)
-    if lag + 12 < arr.shape[1]:
-        lg = np.log(s3)
-        out[:, lag + 12 :] = lg[:, 12 : arr.shape[1] - lag] - lg[:, : arr.shape[1] - lag - 12]
     return out
 
 
