@@ -37,7 +37,7 @@ _CELLS = [
         "    'severity': ['info', 'low', 'high'],\n"
         "})\n"
         "report.save_table(df, 'kpi_overview')\n"
-        "report.show(df, units={'value': 'money'})"
+        "report.show(df, units={'value': '万元'})"
     ),
     new_code_cell("warnings.warn('这条警告不应出现在报告中')"),
     new_code_cell(
@@ -47,7 +47,7 @@ _CELLS = [
     new_code_cell(
         "alt.Chart(charts.for_chart(df), title='各单位营业收入（万元）').mark_bar().encode(\n"
         "    x=alt.X('entity_id:N', title='单位'),\n"
-        "    y=alt.Y('value:Q', axis=charts.fmt_axis_money('zh'), title='营业收入'),\n"
+        "    y=alt.Y('value:Q', axis=charts.fmt_axis_money('万元', 'zh'), title='营业收入'),\n"
         "    color=alt.Color('severity:N', scale=charts.severity_scale()),\n"
         ")"
     ),

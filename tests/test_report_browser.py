@@ -44,7 +44,7 @@ def pages(tmp_path_factory):
     out = tmp_path_factory.mktemp("tables")
     df = _units()
     for lang in ("zh", "en"):
-        table = frame_html(df, lang=lang, units={"value": "money"})
+        table = frame_html(df, lang=lang, units={"value": "万元"}, max_rows=N)
         nb = new_notebook(
             cells=[
                 new_markdown_cell("## 明细 / Detail"),
@@ -96,11 +96,13 @@ def test_search_paging_and_numeric_sort_zh(browser, pages):
         value = page.locator("thead th", has_text="数值")
         value.click()  # ascending: the missing value first, then the smallest amounts
         smallest = df["value"].nsmallest(PAGE_ROWS - 1)
-        expect(_column(page, 4)).to_have_text(["—", *(fmt_money(v, "zh") for v in smallest)])
+        expect(_column(page, 4)).to_have_text(
+            ["—", *(fmt_money(v, "万元", "zh") for v in smallest)]
+        )
         value.click()  # descending: the largest amounts (亿元 above 万元), by value not text
         top = df["value"].nlargest(PAGE_ROWS)
         expect(_column(page, 1)).to_have_text([f"U{i:04d}" for i in top.index])
-        expect(_column(page, 4)).to_have_text([fmt_money(v, "zh") for v in top])
+        expect(_column(page, 4)).to_have_text([fmt_money(v, "万元", "zh") for v in top])
 
         page.locator("thead th", has_text="严重程度").click()
         expect(_column(page, 3)).to_have_text(["严重"] * PAGE_ROWS)  # critical first
