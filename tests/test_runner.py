@@ -530,7 +530,12 @@ def test_sigint_mid_run_cleans_up_and_exits_130(tmp_path: Path, fixture_notebook
             time.sleep(0.1)
         assert started, "the slow notebook did not start"
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(f"the interrupted review did not end within 120 s; its stderr:\n{err}")
     finally:
         if proc.poll() is None:
             proc.kill()
