@@ -20,6 +20,7 @@ from perflink.errors import InputError, ParamsError, PerflinkError, ReportError
 __all__ = [
     "ACTUAL_STATUSES",
     "FINDINGS_COLUMNS",
+    "MATERIALITY",
     "OUTLOOK_STATUSES",
     "SEVERITIES",
     "SEVERITY_RANK",
@@ -184,6 +185,11 @@ def window_months(quarter: pd.Period, scope: str) -> tuple[pd.Period, pd.Period]
         return pd.Period(f"{quarter.year}-01", "M"), end
     raise ParamsError(f"scope {scope!r} is unknown; use one of {', '.join(WINDOW_SCOPES)}")
 
+
+#: Share of the group's profit target (or budget) a money shortfall must reach to be a
+#: ``high`` finding of the KPI decomposition or the forecast: 5% of profit, the usual overall
+#: materiality of an audit. A unit's noise around its budget is not a group-level problem.
+MATERIALITY = 0.05
 
 #: Status codes of actuals (against a target) and of outlooks (against a budget), in order
 #: from good to bad; labels ``report.value.status.<code>``, colours in ``perflink.charts``.

@@ -15,7 +15,7 @@ import pandas as pd
 
 from perflink import charts, labels
 from perflink._report_format import fmt_number
-from perflink.common import severities_from
+from perflink.common import MATERIALITY, severities_from
 from perflink.errors import ParamsError
 from perflink.forecast._deviation import lead_lags
 from perflink.options import ForecastOptions, StatusOptions
@@ -455,6 +455,7 @@ class ForecastResult(TaskResult):
                 miss=f"{o.miss_pct:.0%}",
                 prob=f"{o.min_probability:.0%}",
                 severe=f"{o.severe_miss_pct:.0%}",
+                material=f"{MATERIALITY:.0%}",
             ),
             labels.t(
                 "forecast.text.status",

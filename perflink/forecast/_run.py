@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import labels
-from perflink.common import SEVERITY_RANK, outlook_status
+from perflink.common import MATERIALITY, SEVERITY_RANK, outlook_status
 from perflink.errors import ParamsError
 from perflink.execution import Executor
 from perflink.forecast import _deviation as _dev
@@ -218,6 +218,7 @@ def forecast_panel(
         dev_df["p_meet_budget"].to_numpy(dtype=float), favourable, options=status
     )
     dev_df["severity"] = _dev.classify(adverse, p_miss, dev_df["status"].to_numpy(), options)
+    dev_df["severity"] = _material(dev_df, entities, catalog)
     names, metric_names = _names(entities, catalog, lang)
     units = {m: catalog.metrics[m].unit for m in [*flows, *(d for d, _ in drivers.values())]}
     lead_of = {m: drivers[m] for m in leads}
@@ -351,3 +352,23 @@ def _history(actual, budgets, ids, periods, st) -> pd.DataFrame:
         )
     out = pd.concat(frames, ignore_index=True)
     return out[out["actual"].notna() | out["budget"].notna()].reset_index(drop=True)
+
+
+def _material(dev: pd.DataFrame, entities: pd.DataFrame, catalog) -> np.ndarray:
+    """Severities of ``dev`` with ``high`` kept only for a money shortfall material to the
+    group (:data:`perflink.common.MATERIALITY` of the group's full-year budget of the
+    profit metric), as the KPI decomposition rates a missed target; else ``medium``."""
+    sev = dev["severity"].to_numpy(dtype=object).copy()
+    roots = entities.loc[entities["parent_id"].isna(), "entity_id"]
+    profit = catalog.role("profit")
+    if roots.empty or profit is None or catalog.in_money_unit(profit) is None:
+        return sev
+    row = dev[(dev["entity_id"] == roots.iloc[0]) & (dev["metric_id"] == profit)]
+    if row.empty or not np.isfinite(row["budget"].iloc[0]):
+        return sev
+    base = abs(float(row["budget"].iloc[0])) * catalog.in_money_unit(profit)
+    stake = dev["at_stake"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        material = np.nan_to_num(stake, nan=0.0) >= MATERIALITY * base
+    sev[(sev == "high") & ~material] = "medium"
+    return sev

@@ -19,6 +19,7 @@ import pandas as pd
 
 from perflink._report_format import fmt_number
 from perflink.catalog import Catalog
+from perflink.common import MATERIALITY as _MATERIALITY
 from perflink.kpi._basis import compare, format_gap
 from perflink.labels import t
 
@@ -50,7 +51,7 @@ COLUMNS = [
 #: the profit finding of the same entity. A metric built on the profit (growth, a return,
 #: per head, EVA) missed where the entity's profit is missed too is ``low``: the same
 #: problem, whose finding is the profit's.
-MATERIALITY = 0.05
+MATERIALITY = _MATERIALITY  # perflink.common.MATERIALITY, shared with the forecast
 
 
 def _worst(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
