@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0, 1, 2 or 130)."""
     args = _parser().parse_args(argv)
     _setup_logging()
+    _interruptible()
     try:
         if args.command == "sample-data":
             return _sample_data(args)
@@ -206,6 +207,21 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:
         pass
+
+
+def _interruptible() -> None:
+    """Let SIGINT (Ctrl-C, ``kill -INT``) stop a run even when the parent started it with
+    SIGINT ignored (a shell's background job, some test runners): an ignored signal is
+    inherited, and Python then installs no KeyboardInterrupt handler, so the run would go on
+    with its kernels and leave its temporary folder."""
+    import signal
+    import threading
+
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _setup_logging() -> None:

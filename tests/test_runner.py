@@ -518,7 +518,11 @@ def test_sigint_mid_run_cleans_up_and_exits_130(tmp_path: Path, fixture_notebook
     (reports / "2026Q3" / "index.html").write_text("the last good report")
     cmd = [sys.executable, "-m", "perflink", "review", "--params", str(params),
            "--out", str(reports), "--notebooks", str(fixture_notebooks)]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=ex.kernel_env(), stderr=subprocess.PIPE, text=True)
+    # started with SIGINT ignored, as a shell's background job is: the CLI still stops on it
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    proc = subprocess.Popen(
+        cmd, env=ex.kernel_env(), stderr=subprocess.PIPE, text=True, preexec_fn=ignore
+    )
     try:
         started = None
         for _ in range(1200):  # the slow notebook's first cell writes its kernel's pid
