@@ -21,7 +21,7 @@ from perflink.common import (
     outlook_status,
     severities_from,
 )
-from perflink.kpi import completion
+from perflink.kpi import compare
 from perflink.options import StatusOptions
 
 #: Colour rank of every status word (0 green, 1 amber, 2 red): the worst of a chain's steps.
@@ -50,11 +50,6 @@ def _higher(metric_ids: pd.Series, catalog: Catalog) -> pd.Series:
     return metric_ids.map(
         lambda m: m not in catalog.metrics or catalog.metrics[m].direction == "higher"
     )
-
-
-def _points(metric_ids: pd.Series, catalog: Catalog) -> pd.Series:
-    """Per metric: compared with its target in points (:attr:`Metric.in_points`)."""
-    return metric_ids.map(lambda m: m in catalog.metrics and catalog.metrics[m].in_points)
 
 
 def outlook(deviation: pd.DataFrame, catalog: Catalog, status: StatusOptions) -> np.ndarray:
@@ -91,14 +86,9 @@ def tier1(
         sel &= a["metric_id"].isin(tier1_ids)
     d = a[sel].rename(columns={"driver_actual": "actual", "driver_base": "target"})
     d = d[["metric_id", "scope", "actual", "target"]].reset_index(drop=True)
-    higher, points = _higher(d["metric_id"], catalog), _points(d["metric_id"], catalog)
-    d["basis"] = np.where(points, "points", "ratio")
-    done = completion(d["actual"], d["target"], higher)
-    d["completion"] = done.where(~points.to_numpy() & (d["target"].astype(float) > 0).to_numpy())
-    d["status"] = actual_status(
-        d["actual"], d["target"], points=points.to_numpy(bool), higher=higher.to_numpy(bool),
-        options=status,
-    )  # fmt: skip
+    # the KPI page's own comparison: same basis, completion range and status for the figure
+    compared = compare(d["actual"], d["target"], d["metric_id"], catalog, status=status)
+    d[["basis", "completion", "status"]] = compared[["basis", "completion", "status"]]
     d["metric"] = d["metric_id"].map(lambda m: _metric_name(catalog, m, lang))
     d["unit"] = d["metric_id"].map(lambda m: m in catalog.metrics and catalog.metrics[m].unit or "")
     return d[cols]
