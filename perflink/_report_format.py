@@ -16,7 +16,7 @@ import pandas as pd
 from perflink.common import SEVERITY_RANK
 from perflink.errors import ReportError
 from perflink.labels import _check_lang, column_label, t, value_label
-from perflink.units import format_value, parse_unit
+from perflink.units import format_plain, format_value, parse_unit
 
 MISSING = "—"
 """Shown for missing values (None, NaN, NaT, pd.NA)."""
@@ -58,14 +58,6 @@ def _by_size(x: float, steps: tuple[tuple[float, str], ...], small: str = ".3g")
     """``x`` in the format of the first ``(bound, spec)`` with ``|x| >= bound``, else ``small``."""
     a = abs(x)
     return format(x, next((spec for bound, spec in steps if a >= bound), small))
-
-
-def _plain(x: float) -> str:
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    if x == int(x) and abs(x) < 1e15:
-        return f"{int(x):,}"
-    return _by_size(x, ((100, ",.1f"), (1, ",.2f")))
 
 
 def fmt_figure(x: object, spec: str) -> str:
@@ -142,9 +134,9 @@ def fmt_number(x: object, unit: str | None = None, lang: str | None = None) -> s
         return MISSING
     value = _as_float(x, f"fmt_number value (unit {unit!r})")
     if unit is None:
-        return _plain(value)
+        return format_plain(value)
     if not math.isfinite(value):
-        return _plain(value)
+        return format_plain(value)
     return format_value(value, parse_unit(_UNIT_ALIASES.get(unit, unit)), lang)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "Unit",
     "axis_label_expr",
     "convert",
+    "format_plain",
     "format_value",
     "parse_unit",
     "unit_label",
@@ -213,7 +214,9 @@ def convert(value: float, source: str, target: str) -> float:
     return value * a.scale / b.scale
 
 
-def _plain(x: float) -> str:
+def format_plain(x: float) -> str:
+    """A number without a unit as a report shows it: ``1,234,567``, ``1,234.6``, ``3.14``,
+    ``0.0123``, ``∞``; :func:`format_value` uses it for quantities."""
     if math.isinf(x):
         return "∞" if x > 0 else "-∞"
     if x == int(x) and abs(x) < 1e15:
@@ -271,7 +274,7 @@ def format_value(x: float, unit: str | Unit, lang: str) -> str:
             if abs(base) >= bound:
                 return f"{u.currency} {_significant(base / (bound or 1))}{suffix}/{per}"
     label = unit_label(u, lang)
-    return f"{_plain(x)} {label}" if label else _plain(x)
+    return f"{format_plain(x)} {label}" if label else format_plain(x)
 
 
 def _scale_en(scale: float) -> str:
