@@ -317,9 +317,9 @@ class ForecastOptions(_Options):
     def for_catalog(self, catalog: Catalog) -> ForecastOptions:
         """These options with the catalog-derived defaults filled in (idempotent)."""
         profit = catalog.role("profit")
+        flows = catalog.flows_of(profit) if profit is not None else None
         metrics, pm = self.metrics, self.profit_metric
         if not metrics:
-            flows = catalog.flows_of(profit) if profit is not None else None
             if flows:
                 metrics = tuple(flows)
             elif profit is not None and not catalog.metrics[profit].derived:
@@ -328,7 +328,6 @@ class ForecastOptions(_Options):
             if sales is not None and sales not in metrics and not catalog.metrics[sales].derived:
                 metrics = (sales, *metrics)
         if pm is None:
-            flows = catalog.flows_of(profit) if profit is not None else None
             usable = profit is not None and catalog.metrics[profit].derived and flows
             pm = profit if usable and set(flows) <= set(metrics) else ""
         return self.model_copy(update={"metrics": tuple(metrics), "profit_metric": pm})
