@@ -32,9 +32,10 @@ from perflink.options import KpiOptions, StatusOptions
 from perflink.scoring._audit import audit_table
 from perflink.scoring._exec import tenure_table
 from perflink.scoring._manager import manager_table
-from perflink.scoring._result import ManagerAssessmentResult, ScorecardResult, write_scorecard_xlsx
+from perflink.scoring._result import ManagerAssessmentResult, ScorecardResult
 from perflink.scoring._rules import coefficient, parse_params, score_frame
 from perflink.scoring._tenure import bonus_table, findings_table
+from perflink.scoring._xlsx import write_scorecard_xlsx
 
 if TYPE_CHECKING:
     from perflink.review import Review
