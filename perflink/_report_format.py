@@ -273,6 +273,41 @@ def _th_attrs(col: str, numeric: set[str], keyed: set[str]) -> str:
     return attrs + f' title="{html.escape(col)}"'
 
 
+APPENDIX = "pl-appendix"
+"""Class of the block :func:`appendix_html` writes (perflink.css swaps it for its note in print)."""
+
+
+def appendix_html(inner: str, *, lang: str | None = None, rows: int | None = None) -> str:
+    """Wrap a long table's HTML as an appendix: shown on screen, a one-line pointer in print.
+
+    The printed page carries, instead of the table, one line in the page language saying the
+    full table is in the review workbook (review.xlsx) and the ``tables/`` folder (label
+    ``report.table.appendix``, or ``report.table.appendix_rows`` naming its ``rows``). The
+    pointer is hidden by an inline style, so JupyterLab (which has no perflink.css) shows only
+    the table; the report page's print stylesheet hides the table and shows the pointer.
+
+    Raises
+    ------
+    ReportError
+        If ``inner`` is not a string or ``rows`` is not a whole number >= 0.
+    """
+    if not isinstance(inner, str):
+        raise ReportError(f"appendix_html: expected the table's HTML as text, got {inner!r}.")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
+        raise ReportError(f"appendix_html: rows must be a whole number >= 0, got {rows!r}.")
+    lang = _check_lang(lang)
+    note = (
+        t("report.table.appendix", lang)
+        if rows is None
+        else t("report.table.appendix_rows", lang, rows=f"{rows:,}")
+    )
+    return (
+        f'<div class="{APPENDIX}">{inner}'
+        f'<p class="pl-appendix-note" role="note" style="display:none">{html.escape(note)}</p>'
+        "</div>"
+    )
+
+
 def frame_html(
     df: pd.DataFrame,
     *,

@@ -34,6 +34,7 @@ from perflink._report_format import (
     PAGE_ROWS,
     TABLE_MAX_ROWS,
     ReportError,
+    appendix_html,
     fmt_bytes,
     fmt_duration,
     fmt_money,
@@ -51,6 +52,7 @@ __all__ = [
     "SEVERITIES",
     "TABLE_MAX_ROWS",
     "ReportError",
+    "appendix_html",
     "configure",
     "fmt_bytes",
     "fmt_duration",
@@ -179,6 +181,7 @@ def show(
     max_rows: int = TABLE_MAX_ROWS,
     interactive: bool | None = None,
     lang: str | None = None,
+    appendix: bool = False,
 ) -> None:
     """Display a Result, DataFrame, Series or altair chart in the notebook / HTML report.
 
@@ -202,12 +205,18 @@ def show(
         JupyterLab shows a plain table). Default: when it shows more than :data:`PAGE_ROWS`
         rows.
     lang
-        Language (default: the current one).
+        Language (default: the current one; a Result keeps its own).
+    appendix
+        The table is an appendix, not part of what a leader reads: on screen it shows as
+        usual; the printed page carries instead one line, in the page language, saying the
+        full table is in the review workbook (review.xlsx) and the ``tables/`` folder. For
+        tables and Results, not charts.
 
     Raises
     ------
     ReportError
-        If ``obj`` cannot be displayed, or ``units`` names a column the table lacks.
+        If ``obj`` cannot be displayed, ``units`` names a column the table lacks, or
+        ``appendix=True`` is given for a chart.
     """
     if isinstance(obj, pd.Series):
         obj = obj.to_frame()
@@ -215,11 +224,43 @@ def show(
         html_text = frame_html(
             obj, lang=lang, units=units, max_rows=max_rows, interactive=interactive
         )
+        if appendix:
+            html_text = appendix_html(html_text, lang=lang, rows=len(obj))
         _display(HTML(html_text))
-    elif isinstance(obj, alt.TopLevelMixin) or hasattr(obj, "_repr_html_"):
+    elif isinstance(obj, alt.TopLevelMixin):
+        if appendix:
+            raise ReportError(
+                "show: appendix=True is for long tables; a chart prints as it is (show it "
+                "without appendix, or leave it out of the page)."
+            )
         _display(obj)
+    elif hasattr(obj, "_repr_html_"):
+        if appendix:
+            _display(
+                HTML(
+                    appendix_html(obj._repr_html_(), lang=_own_language(obj, lang), rows=_rows(obj))
+                )
+            )
+        else:
+            _display(obj)
     else:
         raise ReportError(
             f"show: cannot display a {type(obj).__name__}; pass a Result, DataFrame, Series "
             "or altair chart (use text() for narrative)."
         )
+
+
+def _own_language(obj: object, lang: str | None) -> str | None:
+    """A Result's own language (its page text is in it), else ``lang``."""
+    own = getattr(obj, "language", None)
+    return own if own in labels.LANGUAGES else lang
+
+
+def _rows(obj: object) -> int | None:
+    """Rows of a Result's shown table, or ``None`` when it has no single table."""
+    view = getattr(obj, "view", None)
+    try:
+        df = view() if callable(view) else None
+    except Exception:  # a Result made of several parts may have no single view
+        return None
+    return len(df) if isinstance(df, pd.DataFrame) else None

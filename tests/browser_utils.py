@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +102,114 @@ def browser():
 
 def _pdf_page_count(data: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?!s)", data))
+
+
+def _count_pages(pdf_path: Path, data: bytes) -> int:
+    """Pages of a PDF: pypdf if installed, else poppler's pdfinfo, else the /Type /Page objects."""
+    try:
+        import pypdf
+    except ImportError:
+        pypdf = None
+    if pypdf is not None:
+        return len(pypdf.PdfReader(str(pdf_path)).pages)
+    pdfinfo = shutil.which("pdfinfo")
+    if pdfinfo:
+        out = subprocess.run(
+            [pdfinfo, str(pdf_path)], capture_output=True, text=True, check=True
+        ).stdout
+        match = re.search(r"^Pages:\s+(\d+)", out, re.MULTILINE)
+        if match:
+            return int(match.group(1))
+    return _pdf_page_count(data)  # Chromium writes one uncompressed /Type /Page per page
+
+
+def print_page_count(page, pdf_path: Path) -> int:
+    """Print ``page`` (a playwright Page) as Chromium does to an A4 PDF at ``pdf_path``;
+    return its number of pages.
+
+    The page's ``beforeprint`` handlers run first (interactive tables show every row, as when a
+    reader prints), and ``afterprint`` ones after. Pages are counted with pypdf when installed,
+    else poppler's ``pdfinfo``, else from the PDF's page objects.
+    """
+    pdf_path = Path(pdf_path)
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    try:
+        data = page.pdf(path=str(pdf_path), format="A4", print_background=True)
+    finally:
+        page.evaluate("window.dispatchEvent(new Event('afterprint'))")
+    return _count_pages(pdf_path, data)
+
+
+def pdf_text(pdf_path: Path) -> str | None:
+    """The text of a PDF (pypdf, else poppler's pdftotext), or ``None`` if neither is there."""
+    try:
+        import pypdf
+    except ImportError:
+        pypdf = None
+    if pypdf is not None:
+        return "\n".join(p.extract_text() or "" for p in pypdf.PdfReader(str(pdf_path)).pages)
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        return None
+    return subprocess.run(
+        [pdftotext, "-enc", "UTF-8", str(pdf_path), "-"], capture_output=True, check=True
+    ).stdout.decode("utf-8")
+
+
+# ASCII words a Chinese reader knows as they are: acronyms of management and finance, units.
+ALLOWED_ASCII = frozenset(
+    {
+        "ROE", "ROA", "ROI", "EVA", "KPI", "CRM", "ERP", "MES", "HR", "OA", "BI", "CFO", "CEO",
+        "YoY", "MoM", "SHA-256", "UTF-8", "N/A", "e.g", "i.e", "kUSD", "kEUR", "A4",
+    }
+)  # fmt: skip
+_A = re.ASCII  # \w is [A-Za-z0-9_]: Chinese text around a code is not part of it
+# What a Chinese page must not show: code a reader cannot read.
+_IDENTIFIER_PATTERNS = (
+    # Python object reprs: PosixPath('...'), Period('2026-09', 'M'), <perflink.x.Y object at 0x7f>
+    re.compile(r"\b[A-Z][A-Za-z]*Path\(|\b[A-Z][A-Za-z]+\((?=['\"])", _A),
+    re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>?", _A),
+    # file names: mappings.yaml, scorecard.xlsx, facts.csv
+    re.compile(
+        r"(?<![\w.])[\w-]+(?:\.[\w-]+)*\.(?:ya?ml|xlsx|xls|csv|parquet|json|ipynb|py|html|txt|sql|log)\b",
+        _A,
+    ),
+    # paths and code words joined by '/': reports/2026Q3, /tmp/x, tables/, linear/step/threshold
+    re.compile(r"(?<![\w/])~?/?(?:[\w.-]+/)+[\w.-]*|\b[A-Za-z]:\\[\w\\.-]+", _A),
+    # dotted keys: kpi.x, summary.h.x (lower-case words joined by dots; not 1.5)
+    re.compile(r"(?<![\w.])[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+(?![\w(])", _A),
+    # snake_case: net_profit, tier1_missed, mapping_id, n_obs
+    re.compile(r"(?<![\w.])[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+(?![\w.])", _A),
+    # upper-case codes with dashes: SCH-PROFIT, RULE-FLOW-01
+    re.compile(r"\b[A-Z]{2,}(?:-[A-Z0-9]+)+\b", _A),
+)
+
+
+def find_identifiers(text: str) -> list[str]:
+    """ASCII identifiers in the visible text of a Chinese page, each once, in order found.
+
+    Flags what a reader of a zh page cannot read: snake_case words (``net_profit``), dotted
+    keys (``kpi.x``, ``summary.h.x``), file names (``mappings.yaml``, ``scorecard.xlsx``),
+    paths (``reports/2026Q3``, ``tables/``), dashed codes (``SCH-PROFIT``) and Python object
+    reprs (``PosixPath(``, ``<... object at 0x...>``). Ordinary words, numbers, units
+    (``kUSD``) and the acronyms a Chinese reader knows (:data:`ALLOWED_ASCII`: ROE, EVA, KPI,
+    CRM, ERP, ...) are not flagged; nor are dates (``2026-09``) and numbers (``1.5``).
+    """
+    found: list[str] = []
+    for pattern in _IDENTIFIER_PATTERNS:
+        for match in pattern.finditer(text):
+            hit = match.group(0)
+            if hit in ALLOWED_ASCII or _is_number_like(hit):
+                continue
+            if hit not in found:
+                found.append(hit)
+    return found
+
+
+def _is_number_like(hit: str) -> bool:
+    """Dates, ratios and numbers written with '/' or '.' (2026/09, 1/2, 3.5) are not code."""
+    return re.fullmatch(r"[\d.,/:-]+", hit) is not None
 
 
 @dataclass

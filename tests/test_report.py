@@ -236,6 +236,59 @@ def test_show_bad_input(shown):
         report.show(_frame(), units={"nope": "pct"})
 
 
+def test_show_appendix_prints_a_pointer_instead_of_the_table(shown):
+    report.configure(language="zh", tables_dir=None)
+    report.show(_frame(), units={"value": "万元"}, appendix=True)
+    soup = BeautifulSoup(shown[-1].data, "html.parser")
+    block = soup.select_one("div.pl-appendix")
+    # on screen: the table as show() draws it without appendix
+    assert block.select_one("table.pl-table") is not None
+    assert "1.23 亿元" in block.get_text()
+    # the print pointer: hidden on screen by an inline style (JupyterLab has no perflink.css)
+    note = block.select_one("p.pl-appendix-note")
+    assert note["style"] == "display:none"
+    assert note.get_text() == (
+        "此处的明细表（2 行）不打印：完整表格见评审工作簿 review.xlsx 及 tables/ 文件夹。"
+    )
+    report.show(_frame(), lang="en", appendix=True)
+    note = BeautifulSoup(shown[-1].data, "html.parser").select_one("p.pl-appendix-note")
+    assert note.get_text().startswith("This detail table (2 rows) is not printed")
+    # without appendix: no pointer
+    report.show(_frame())
+    assert "pl-appendix" not in shown[-1].data
+
+
+def test_show_appendix_of_a_result_uses_its_language(shown):
+    from perflink.results import TableResult
+
+    report.configure(language="zh", tables_dir=None)
+    result = TableResult(table=_frame(), language="en")
+    report.show(result, appendix=True)
+    soup = BeautifulSoup(shown[-1].data, "html.parser")
+    assert soup.select_one("div.pl-appendix table.pl-table") is not None
+    assert "Severity" in soup.get_text()
+    assert soup.select_one(".pl-appendix-note").get_text().startswith("This detail table (2 rows)")
+
+
+def test_print_css_swaps_appendix_tables_for_their_pointer():
+    from perflink._report_html import _css
+
+    css = _css()
+    rule = css[css.index(".pl-appendix >") :]
+    assert "display: none !important" in rule and "display: block !important" in rule
+    assert css.rindex("@media print", 0, css.index(".pl-appendix >")) > 0
+
+
+def test_show_appendix_bad_input(shown):
+    chart = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x")
+    with pytest.raises(ReportError, match="appendix=True is for long tables"):
+        report.show(chart, appendix=True)
+    with pytest.raises(ReportError, match="rows must be a whole number"):
+        report.appendix_html("<table></table>", rows=-1)
+    with pytest.raises(ReportError, match="expected the table's HTML"):
+        report.appendix_html(None)
+
+
 def test_heading_and_text(shown):
     report.configure(language="en", tables_dir=None)
     report.heading("report.index.tasks", level=3)

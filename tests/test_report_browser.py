@@ -1,8 +1,11 @@
-"""Interactive drill-down tables in a real headless Chromium, offline (pytest -m browser).
+"""Report pages in a real headless Chromium, offline (pytest -m browser), and the helpers
+that check what a reader sees (tests/browser_utils.py).
 
 A task page with a 3,000-row table (rendered by render_task_html from an 'executed' notebook
 written by hand, so no kernel is needed) must be searchable, paginated and sortable by the
-money values rather than their text, speak the page language, and print every row.
+money values rather than their text, speak the page language, and print every row; an
+appendix table prints as one line pointing to the workbook. On the full sample review, no zh
+page shows code, and each page prints within its A4 page limit.
 """
 
 from __future__ import annotations
@@ -11,13 +14,17 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from browser_utils import assert_readable, offline_page, open_offline
+from browser_utils import (
+    assert_readable,
+    offline_page,
+    open_offline,
+    pdf_text,
+    print_page_count,
+)
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from perflink._report_format import PAGE_ROWS, fmt_money, frame_html
+from perflink._report_format import PAGE_ROWS, appendix_html, fmt_money, frame_html
 from perflink.report import render_task_html
-
-pytestmark = pytest.mark.browser
 
 N = 3000
 ROWS = "table.pl-table tbody tr"
@@ -67,6 +74,7 @@ def _column(page, n: int):
     return page.locator(f"{ROWS} td:nth-child({n})")
 
 
+@pytest.mark.browser
 def test_search_paging_and_numeric_sort_zh(browser, pages):
     # DataTables redraws after a short timer: expect() retries until the page shows the text.
     from playwright.sync_api import expect
@@ -109,6 +117,7 @@ def test_search_paging_and_numeric_sort_zh(browser, pages):
     assert opened.page_errors == [] and opened.console_errors == [] and opened.blocked == []
 
 
+@pytest.mark.browser
 def test_print_shows_every_row_without_controls(browser, pages):
     from playwright.sync_api import expect
 
@@ -128,8 +137,55 @@ def test_print_shows_every_row_without_controls(browser, pages):
     assert opened.page_errors == []
 
 
+@pytest.mark.browser
 def test_english_page_reads_offline(browser, pages, tmp_path):
     out, _ = pages
     check = open_offline(browser, out / "en.html", shots_dir=tmp_path, pdf=False)
     assert_readable(check, texts=["Rows 1–25 of 3,000", "Search:", "rows per page"], lang="en")
     assert "U0024" in check.text and "U0025" not in check.text  # one page on screen
+
+
+def _page(out, name: str, lang: str, *htmls: str):
+    cells = [new_markdown_cell("## 明细 / Detail")]
+    cells += [
+        new_code_cell("show(x)", outputs=[new_output("display_data", data={"text/html": h})])
+        for h in htmls
+    ]
+    nb = new_notebook(cells=cells, metadata={"papermill": {"parameters": {"quarter": "2026Q3"}}})
+    nbformat.write(nb, out / f"{name}.ipynb")
+    render_task_html(out / f"{name}.ipynb", out / f"{name}.html", language=lang, title="t")
+    return out / f"{name}.html"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_appendix_table_prints_as_a_pointer_to_the_workbook(browser, tmp_path, lang):
+    from playwright.sync_api import expect
+
+    df = _units().head(400)
+    kept = pd.DataFrame({"entity_id": ["KEEP1", "KEEP2"], "value": [1.0, 2.0]})
+    long = appendix_html(frame_html(df, lang=lang), lang=lang, rows=len(df))
+    html_path = _page(tmp_path, lang, lang, frame_html(kept, lang=lang), long)
+    pointer = {"zh": "完整表格见评审工作簿 review.xlsx", "en": "the full table is in the review"}
+    with offline_page(browser, html_path) as opened:
+        page = opened.page
+        _ready(page)
+        # on screen: the appendix table (paged), no pointer
+        expect(page.locator(".pl-appendix .dt-search")).to_be_visible()
+        expect(page.locator(".pl-appendix-note")).to_be_hidden()
+        pdf = tmp_path / f"{lang}.pdf"
+        pages = print_page_count(page, pdf)
+        page.emulate_media(media="print")
+        expect(page.locator(".pl-appendix table")).to_be_hidden()
+        expect(page.locator(".pl-appendix-note")).to_be_visible()
+        expect(page.locator(".pl-appendix-note")).to_contain_text(pointer[lang])
+    assert opened.page_errors == []
+    # 400 rows would take about 10 A4 pages; the pointer and the short table fit on one
+    assert pages == 1
+    text = pdf_text(pdf)
+    if text is None:
+        pytest.skip("neither pypdf nor pdftotext is installed to read the PDF's text")
+    flat = " ".join(text.split())
+    assert pointer[lang] in flat
+    assert "KEEP2" in flat  # the table that is not an appendix prints
+    assert "U0001" not in flat and "U0399" not in flat  # the appendix table does not
