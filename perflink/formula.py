@@ -27,7 +27,7 @@ import graphlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,9 +44,14 @@ from perflink._formula_ast import (
     literal,
     raise_at,
 )
-from perflink.errors import FormulaError
+from perflink._formula_words import Writer, en_inline
+from perflink.errors import FormulaError, PerflinkError
+from perflink.labels import _check_lang
 
-__all__ = ["FUNCTIONS", "Formula", "dependency_order", "parse"]
+if TYPE_CHECKING:
+    from perflink.catalog import Catalog, Metric
+
+__all__ = ["FUNCTIONS", "Formula", "dependency_order", "in_words", "parse"]
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,68 @@ def dependency_order(formulas: Mapping[str, str], *, known: Collection[str]) -> 
             f"derived metrics form a cycle: {path}; break it in the catalog"
         ) from None
     return [m for m in order if m in formulas]
+
+
+def in_words(
+    expr: str | Formula | Metric,
+    catalog: Catalog | Mapping[str, str],
+    *,
+    lang: str | None = None,
+) -> str:
+    """A formula written for readers: metric names and math signs instead of ids and code.
+
+    ``units_sold * unit_price / 1000`` reads ``销量 × 单价 ÷ 1000``; ``sum(bookings, 12)``
+    reads ``近 12 个月订单额合计`` (zh) or ``sum of bookings over 12 months`` (en). Every construct of the grammar has a reading:
+    ``+ − × ÷``; a power as a superscript (``x²``); ``< ≤ > ≥ = ≠``; ``and``/``or``/``not``
+    as 且/或/并非 (and/or/not); ``abs(x)`` as ``|x|``; ``min``/``max`` as the smaller / larger
+    (smallest / largest) of the arguments; ``lag(x, k)`` as x k months earlier (``k = 0``: x);
+    ``sum(x, k)`` as the sum of x over k months (``k = 1``: x). Parentheses stay only where
+    the order of operations needs them; numbers are written out (``0.00001``, never
+    ``1e-05``). English names are put in lower case inside the text unless they start with
+    an acronym (``Gross margin`` -> ``gross margin``, ``R&D milestones`` unchanged).
+
+    Parameters
+    ----------
+    expr : str, Formula or catalog Metric
+        A formula (a bare metric id is a formula too and gives the metric's name), or a
+        catalog metric: its formula when it is derived, else its name.
+    catalog : Catalog or Mapping[str, str]
+        Where metric names come from: a catalog (``metric.name(lang)``) or a mapping of
+        metric id -> name in ``lang``. An id it does not know is written as it is.
+    lang : str, optional
+        ``"zh"`` or ``"en"`` (default: the current report language).
+
+    Returns
+    -------
+    str
+        One line of text, e.g. ``"(销售额 − 成本) × (1 − 0.25)"``.
+
+    Raises
+    ------
+    FormulaError
+        If ``expr`` is not a valid formula (see :func:`parse`).
+    ParamsError
+        If ``lang`` is not a supported language.
+    PerflinkError
+        If ``catalog`` is neither a catalog nor a mapping of names.
+    """
+    lang = _check_lang(lang)
+    if not isinstance(expr, str | Formula) and hasattr(expr, "formula"):
+        expr = expr.formula or expr.id  # a catalog Metric
+    parsed = expr if isinstance(expr, Formula) else parse(expr, context="in_words")
+    metrics = getattr(catalog, "metrics", None)
+    if metrics is not None:
+        names = {mid: m.name(lang) for mid, m in metrics.items()}
+    elif isinstance(catalog, Mapping):
+        names = {str(k): str(v) for k, v in catalog.items()}
+    else:
+        raise PerflinkError(
+            f"in_words: catalog must be a perflink Catalog or a mapping of metric id -> name, "
+            f"got {type(catalog).__name__}"
+        )
+    if lang == "en":
+        names = {k: en_inline(v) for k, v in names.items()}
+    return Writer(lambda mid: names.get(mid, mid), lang).write(parsed._tree)
 
 
 def _split(node: ast.expr, coef: float, out: list[tuple[float, ast.expr]]) -> None:

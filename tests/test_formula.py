@@ -279,3 +279,100 @@ def test_dependency_cycle_names_the_path() -> None:
 def test_dependency_unknown_metric_names_the_metric() -> None:
     with pytest.raises(PerflinkError, match=r"metric roe: .*'equty'.*did you mean 'equity'"):
         dependency_order({"roe": "net_profit / equty"}, known=["net_profit", "equity"])
+
+
+# -- in_words: formulas written for readers (issue 19) ---------------------------------------
+
+NAMES = {
+    "zh": {"qty": "发货数量", "price": "平均销售单价", "contracts": "新签合同额", "rev": "营业收入",
+           "cost": "营业成本", "opex": "期间费用", "ar": "应收账款余额"},
+    "en": {"qty": "Shipped quantity", "price": "Average selling price", "contracts":
+           "New contract amount", "rev": "Revenue", "cost": "Cost of goods sold",
+           "opex": "Operating expenses", "ar": "Accounts receivable", "rd": "R&D milestones"},
+}  # fmt: skip
+
+WORDS = [
+    # (formula, zh, en); every function of FUNCTIONS and every operator appears at least once
+    ("qty * price / 10000", "发货数量 × 平均销售单价 ÷ 10000",
+     "shipped quantity × average selling price ÷ 10000"),
+    ("sum(contracts, 12)", "近 12 个月新签合同额合计", "sum of new contract amount over 12 months"),
+    ("sum(rev, 1)", "营业收入", "revenue"),
+    ("lag(ar, 1)", "上月应收账款余额", "accounts receivable 1 month earlier"),
+    ("rev / lag(rev, 12) - 1", "营业收入 ÷ 12 个月前的营业收入 − 1",
+     "revenue ÷ revenue 12 months earlier − 1"),
+    ("lag(rev, 0)", "营业收入", "revenue"),
+    ("abs(rev - cost)", "|营业收入 − 营业成本|", "|revenue − cost of goods sold|"),
+    ("min(rev, cost)", "营业收入与营业成本中的较小值", "the smaller of revenue and cost of goods sold"),
+    ("max(rev - cost, 0, opex)", "(营业收入 − 营业成本)、0、期间费用中的最大值",
+     "the largest of (revenue − cost of goods sold), 0 and operating expenses"),
+    ("max(rev, cost)", "营业收入与营业成本中的较大值", "the larger of revenue and cost of goods sold"),
+    ("min(rev, cost, opex)", "营业收入、营业成本、期间费用中的最小值",
+     "the smallest of revenue, cost of goods sold and operating expenses"),
+    ("(rev - cost - opex) * (1 - 0.25)", "(营业收入 − 营业成本 − 期间费用) × (1 − 0.25)",
+     "(revenue − cost of goods sold − operating expenses) × (1 − 0.25)"),
+    ("rev - (cost - opex)", "营业收入 − (营业成本 − 期间费用)",
+     "revenue − (cost of goods sold − operating expenses)"),
+    ("rev / (cost * 2)", "营业收入 ÷ (营业成本 × 2)", "revenue ÷ (cost of goods sold × 2)"),
+    ("(1 + rev) ** 12", "(1 + 营业收入)¹²", "(1 + revenue)¹²"),
+    ("rev ** -1", "营业收入⁻¹", "revenue⁻¹"),
+    ("rev ** 0.5", "营业收入的 0.5 次方", "revenue to the power 0.5"),
+    ("-(rev + cost)", "−(营业收入 + 营业成本)", "−(revenue + cost of goods sold)"),
+    ("rev - -3", "营业收入 − (−3)", "revenue − (−3)"),
+    ("rev * 1e-5", "营业收入 × 0.00001", "revenue × 0.00001"),
+    ("rev <= cost * 1.13 + lag(ar, 1)", "营业收入 ≤ 营业成本 × 1.13 + 上月应收账款余额",
+     "revenue ≤ cost of goods sold × 1.13 + accounts receivable 1 month earlier"),
+    ("rev >= 0 and not (cost < 1)", "营业收入 ≥ 0 且 并非 (营业成本 < 1)",
+     "revenue ≥ 0 and not (cost of goods sold < 1)"),
+    ("(rev > 1 or cost == 1) and opex != 1", "(营业收入 > 1 或 营业成本 = 1) 且 期间费用 ≠ 1",
+     "(revenue > 1 or cost of goods sold = 1) and operating expenses ≠ 1"),
+    ("rev < cost <= opex", "营业收入 < 营业成本 ≤ 期间费用",
+     "revenue < cost of goods sold ≤ operating expenses"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("expr", "zh", "en"), WORDS)
+def test_in_words_writes_names_and_math_signs(expr, zh, en):
+    from perflink.formula import in_words
+
+    assert in_words(expr, NAMES["zh"], lang="zh") == zh
+    assert in_words(expr, NAMES["en"], lang="en") == en
+
+
+def test_in_words_covers_every_function_and_keeps_no_code():
+    from perflink.formula import FUNCTIONS
+
+    called = {fn for expr, _, _ in WORDS for fn in FUNCTIONS if f"{fn}(" in expr}
+    assert called == set(FUNCTIONS)
+    for _, zh, en in WORDS:
+        for text in (zh, en):
+            assert not any(f"{fn}(" in text for fn in FUNCTIONS)
+            assert not set("*/_") & set(text) and "**" not in text and "<=" not in text
+
+
+def test_in_words_reads_the_catalog_and_a_metric():
+    from importlib import resources
+
+    from perflink.catalog import load_catalog
+    from perflink.formula import in_words
+
+    cat = load_catalog(str(resources.files("perflink") / "data" / "catalog"))
+    derived = next(m for m in cat.metrics.values() if m.formula)
+    reported = next(m for m in cat.metrics.values() if not m.formula)
+    text = in_words(derived, cat, lang="zh")
+    assert text == in_words(derived.formula, cat, lang="zh")
+    assert all(cat.metrics[n].name("zh") in text for n in parse(derived.formula).names)
+    assert in_words(reported, cat, lang="zh") == reported.name("zh")
+    assert in_words(parse("a + b"), {"a": "A"}, lang="en") == "A + b"  # unknown id as written
+    assert in_words("rd / 2", NAMES["en"], lang="en") == "R&D milestones ÷ 2"  # acronym kept
+
+
+def test_in_words_bad_input():
+    from perflink.errors import ParamsError
+    from perflink.formula import in_words
+
+    with pytest.raises(FormulaError, match="in_words"):
+        in_words("rev +", NAMES["zh"], lang="zh")
+    with pytest.raises(ParamsError, match="language"):
+        in_words("rev", NAMES["zh"], lang="fr")
+    with pytest.raises(PerflinkError, match="mapping of metric id"):
+        in_words("rev", ["rev"], lang="zh")  # type: ignore[arg-type]
