@@ -8,13 +8,14 @@ from __future__ import annotations
 import html
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from perflink.common import SEVERITY_RANK
-from perflink.errors import ReportError
+from perflink.common import MATERIALITY, SEVERITY_RANK
+from perflink.errors import LabelError, ReportError
 from perflink.labels import _check_lang, column_label, t, value_label
 from perflink.units import format_plain, format_value, parse_unit
 
@@ -306,6 +307,62 @@ def appendix_html(inner: str, *, lang: str | None = None, rows: int | None = Non
         f'<p class="pl-appendix-note" role="note" style="display:none">{html.escape(note)}</p>'
         "</div>"
     )
+
+
+_TERM = re.compile(r"[a-z][a-z0-9_]*")
+# Figures some glossary sentences quote, so they say what the code does.
+_GLOSSARY_FIELDS = {"materiality": f"{MATERIALITY:.0%}"}
+
+
+def glossary_html(terms: Sequence[str], *, lang: str | None = None) -> str:
+    """The "Terms used on this page" box: one line per term, from label ``glossary.<term>``.
+
+    Each label is one plain sentence ``"<term>: <explanation>"`` (zh ``"<术语>：<解释>"``);
+    the part before the first colon is set in bold. Terms repeated are shown once, in the
+    order given.
+
+    Raises
+    ------
+    ReportError
+        If no term is given, a term is not a lower-case key, or there is no label
+        ``glossary.<term>`` (naming the term and where to add it).
+    """
+    lang = _check_lang(lang)
+    if isinstance(terms, str) or not terms:
+        raise ReportError(
+            f"glossary: give the terms the page uses, e.g. glossary('elasticity', 'r2'); "
+            f"got {terms!r}."
+        )
+    lines = []
+    for term in dict.fromkeys(terms):
+        if not isinstance(term, str) or not _TERM.fullmatch(term):
+            raise ReportError(
+                f"glossary: term {term!r} is not a term key (lower-case letters, digits and _, "
+                "e.g. 'robust_z')."
+            )
+        try:
+            sentence = t(f"glossary.{term}", lang, **_GLOSSARY_FIELDS)
+        except LabelError:
+            raise ReportError(
+                f"glossary: unknown term {term!r}: no label 'glossary.{term}'. Define it "
+                "(zh and en, one plain sentence) in perflink/data/labels/report.yaml for a "
+                "shared term, or in the page's own labels file."
+            ) from None
+        lines.append(_glossary_line(sentence))
+    title = html.escape(t("report.glossary.title", lang))
+    return (
+        f'<aside class="pl-glossary" role="note"><p class="pl-glossary-title">{title}</p>'
+        f"<ul>{''.join(lines)}</ul></aside>"
+    )
+
+
+def _glossary_line(sentence: str) -> str:
+    """``<li><b>term</b>: explanation</li>``, the term being what precedes the first colon."""
+    match = re.match(r"(.{1,40}?)(：|: )(.*)", sentence, re.DOTALL)
+    if match is None:
+        return f"<li>{html.escape(sentence)}</li>"
+    term, colon, rest = match.groups()
+    return f"<li><b>{html.escape(term)}</b>{colon}{html.escape(rest)}</li>"
 
 
 def frame_html(

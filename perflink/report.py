@@ -41,6 +41,7 @@ from perflink._report_format import (
     fmt_number,
     fmt_period,
     frame_html,
+    glossary_html,
 )
 from perflink._report_html import render_index, render_task_html
 from perflink._report_tables import write_table
@@ -59,6 +60,8 @@ __all__ = [
     "fmt_money",
     "fmt_number",
     "fmt_period",
+    "glossary",
+    "glossary_html",
     "heading",
     "render_index",
     "render_task_html",
@@ -172,6 +175,29 @@ def text(key: str, **fmt: object) -> None:
     The page language is the one :func:`configure` set, as for :func:`heading`.
     """
     _display(Markdown(labels.t(key, **_escaped(fmt))))
+
+
+def glossary(*terms: str, lang: str | None = None) -> None:
+    """Display the page's "本页术语 / Terms used on this page" box, one line per term.
+
+    Each term's line is the label ``glossary.<term>`` (one plain sentence, zh and en). Shared
+    terms (shapley, elasticity, r2, p_value, robust_z, mase, interval, ...) are in
+    ``report.yaml``; a page adds its own as ``glossary.<term>`` in its labels file. Call it
+    at the end of a page's reading layer, naming every statistical term the page still uses.
+
+    Parameters
+    ----------
+    *terms
+        Term keys, e.g. ``"robust_z", "money_at_stake"``; shown in this order, once each.
+    lang
+        Language (default: the current one).
+
+    Raises
+    ------
+    ReportError
+        If no term is given, or a term has no ``glossary.<term>`` label (naming the term).
+    """
+    _display(HTML(glossary_html(terms, lang=lang)))
 
 
 def show(

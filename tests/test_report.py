@@ -289,6 +289,48 @@ def test_show_appendix_bad_input(shown):
         report.appendix_html(None)
 
 
+def test_glossary_box_one_line_per_term(shown):
+    report.configure(language="zh", tables_dir=None)
+    report.glossary("robust_z", "materiality", "robust_z")
+    soup = BeautifulSoup(shown[-1].data, "html.parser")
+    box = soup.select_one("aside.pl-glossary")
+    assert box.select_one(".pl-glossary-title").get_text() == "本页术语"
+    lines = box.select("li")
+    assert len(lines) == 2  # a repeated term shows once
+    assert lines[0].b.get_text() == "稳健 z 分值"
+    assert lines[0].get_text().startswith("稳健 z 分值：本月数值偏离该单位往常水平")
+    assert "5%" in lines[1].get_text()  # common.MATERIALITY, not a hard-coded figure
+    report.glossary("elasticity", "p_value", lang="en")
+    soup = BeautifulSoup(shown[-1].data, "html.parser")
+    assert soup.select_one(".pl-glossary-title").get_text() == "Terms used on this page"
+    assert [b.get_text() for b in soup.select("li b")] == ["Elasticity", "p-value"]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_shared_glossary_term_is_one_plain_sentence(lang):
+    shared = ["shapley", "identity_gap", "unexplained", "elasticity", "r2", "p_value", "lag", "robust_z", "mahalanobis", "mase", "smape", "wape", "interval", "probability_of_budget", "calibration", "caliber", "eva", "roe", "completion", "points_gap", "materiality", "money_at_stake", "backtest"]
+    html = report.glossary_html(shared, lang=lang)
+    soup = BeautifulSoup(html, "html.parser")
+    lines = soup.select("li")
+    assert len(lines) == len(shared)
+    colon = "：" if lang == "zh" else ": "
+    for li in lines:
+        text = li.get_text()
+        assert li.b is not None and colon in text, text  # "term: sentence"
+        assert "_" not in text and "{" not in text, text  # no code, no unfilled field
+        assert text.count("。" if lang == "zh" else ". ") <= 1, text  # one sentence
+
+
+def test_glossary_bad_input(shown):
+    with pytest.raises(ReportError, match="unknown term 'no_such_term'"):
+        report.glossary("elasticity", "no_such_term")
+    with pytest.raises(ReportError, match="give the terms"):
+        report.glossary()
+    with pytest.raises(ReportError, match="not a term key"):
+        report.glossary("Robust Z")
+    assert shown == []
+
+
 def test_heading_and_text(shown):
     report.configure(language="en", tables_dir=None)
     report.heading("report.index.tasks", level=3)
