@@ -200,11 +200,18 @@ def find_identifiers(text: str) -> list[str]:
     for pattern in _IDENTIFIER_PATTERNS:
         for match in pattern.finditer(text):
             hit = match.group(0)
-            if hit in ALLOWED_ASCII or _is_number_like(hit):
+            if hit in ALLOWED_ASCII or _is_number_like(hit) or _is_system_name(hit):
                 continue
             if hit not in found:
                 found.append(hit)
     return found
+
+
+def _is_system_name(hit: str) -> bool:
+    """A source system as the company names it (ERP-FI, CRM-2): an acronym a reader knows,
+    then a dash; data shown as entered, not code."""
+    head, dash, _ = hit.partition("-")
+    return bool(dash) and head in ALLOWED_ASCII and head.isupper()
 
 
 def _is_number_like(hit: str) -> bool:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from browser_utils import (
     assert_readable,
+    find_identifiers,
     offline_page,
     open_offline,
     pdf_text,
@@ -189,3 +190,55 @@ def test_appendix_table_prints_as_a_pointer_to_the_workbook(browser, tmp_path, l
     assert pointer[lang] in flat
     assert "KEEP2" in flat  # the table that is not an appendix prints
     assert "U0001" not in flat and "U0399" not in flat  # the appendix table does not
+
+
+# --- find_identifiers (no browser needed) ---
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("净利润 net_profit 未达标", ["net_profit"]),
+        ("状态：tier1_missed", ["tier1_missed"]),
+        ("表头 mapping_id、target_id、n_obs", ["mapping_id", "target_id", "n_obs"]),
+        ("见 kpi.heading.scores 与 summary.h.x", ["kpi.heading.scores", "summary.h.x"]),
+        ("请在 mappings.yaml 中补充驱动因素", ["mappings.yaml"]),
+        ("已写入 scorecard.xlsx。", ["scorecard.xlsx"]),
+        ("规则 linear/step/threshold", ["linear/step/threshold"]),
+        ("文件在 reports/2026Q3/tables 中", ["reports/2026Q3/tables"]),
+        ("路径 /tmp/x/out.csv", ["out.csv", "/tmp/x/out.csv"]),
+        (
+            "PosixPath('<reports folder>/.tmp-2026Q3-ab/scorecard.xlsx')",
+            ["PosixPath(", "scorecard.xlsx"],
+        ),
+        (
+            "结果 <perflink.kpi.KpiResult object at 0x7f3a2c>",
+            ["<perflink.kpi.KpiResult object at 0x7f3a2c>"],
+        ),
+        ("方案 SCH-PROFIT 的得分", ["SCH-PROFIT"]),
+        ("期间 Period('2026-09', 'M')", ["Period("]),
+        ("按 shipped_qty * avg_unit_price / 10000", ["shipped_qty", "avg_unit_price"]),
+    ],
+)
+def test_find_identifiers_flags_code(text, expected):
+    found = find_identifiers(text)
+    assert set(expected) <= set(found), found
+    assert found  # never silent on code
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "集团净利润 2.35 亿元，完成率 95.3%，较上年 -6.6%。",
+        "ROE、EVA、KPI、CRM 与 ERP 数据已核对；单位 kUSD。",
+        "2026-09 与 2026/09 的数据，比例 1/2，得分 87.25。",
+        "MASE 0.82，sMAPE 12%，R² 0.64，p 值 0.03，z 值 4.2。",
+        "Shapley 归因；第 3 季度（Q3）；SHA-256；UTF-8；N/A。",
+        "负责人 Alice Wang，原因（填报原文）：Customer delayed the order.",
+        "发货数量 × 平均销售单价 ÷ 10000",
+        "单位：万元/人、元/件",
+        "来源系统 ERP-FI、ERP-CO、CRM-2",
+    ],
+)
+def test_find_identifiers_leaves_words_numbers_units_and_acronyms(text):
+    assert find_identifiers(text) == []
