@@ -21,6 +21,7 @@ import jinja2
 import markupsafe
 import nbformat
 
+from perflink import _charts_embed
 from perflink._report_format import (
     INTERACTIVE,
     PAGE_ROWS,
@@ -42,6 +43,7 @@ _CSS_PATH = TEMPLATES / TEMPLATE_NAME / "static" / "perflink.css"
 # a <script> element, or start a URL fragment.
 _URL_SAFE = "-_.~!$'()*+,;=:@/?[]{}|^`"
 _TABLES_JS_PATH = TEMPLATES / TEMPLATE_NAME / "static" / "pl_tables.js"
+_CHARTS_JS_PATH = TEMPLATES / TEMPLATE_NAME / "static" / "pl_charts.js"
 _MARK = f'data-pl-table="{INTERACTIVE}"'
 # DataTables language option -> label key (report.table.dt.*); see pl_tables.js.
 _DT_LANGUAGE = {
@@ -142,8 +144,34 @@ def _quarter_text(quarter: object, lang: str) -> str:
 _TITLE_ONLY = re.compile(r"\s*# [^\n]*\s*")
 
 
+def _chart_spec(data: Mapping) -> dict | None:
+    """The Vega-Lite spec of an output (the perflink renderer's, or altair's mimetype one)."""
+    for mime, value in data.items():
+        if _charts_embed.VEGALITE_MIME_RE.match(mime):
+            spec = json.loads(value) if isinstance(value, str) else value
+            return spec if isinstance(spec, Mapping) else None
+    return None
+
+
+def _chart_box(spec: Mapping, n: int) -> str:
+    """A chart's place in the page: its spec as JSON and the box pl_charts.js draws it in.
+
+    The box is empty until the reader's browser lays the chart out (vega-embed, inlined once
+    per page), so chart text is measured with the fonts it is drawn with.
+    """
+    return (
+        f'<script type="application/json" id="pl-chart-spec-{n}">'
+        f"{_charts_embed.script_json(spec)}</script>\n"
+        f'<div class="pl-chart" data-pl-spec="pl-chart-spec-{n}"></div>'
+    )
+
+
 def _clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop stderr streams (warnings, progress bars) and output-less code cells; inline SVGs.
+    """Drop stderr streams (warnings, progress bars) and output-less code cells; place charts.
+
+    A chart output (a Vega-Lite spec) becomes a box and its spec, drawn in the page by
+    vega-embed; its notebook HTML form (which carries a script per chart) is dropped. SVG
+    outputs (from other renderers) are inlined without their XML prolog.
 
     The notebook's own title cell (a leading Markdown cell holding only a ``# ...`` line, for analysts in
     JupyterLab) is dropped too: the page header already shows the task title in the report
@@ -151,6 +179,7 @@ def _clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """
     nb = copy.deepcopy(nb)
     cells = []
+    n_charts = 0
     first = next((c for c in nb.cells if c.cell_type != "raw"), None)
     for cell in nb.cells:
         if cell is first and cell.cell_type == "markdown" and _TITLE_ONLY.fullmatch(cell.source):
@@ -163,6 +192,12 @@ def _clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             ]
             for out in outputs:
                 data = out.get("data", {})
+                spec = _chart_spec(data)
+                if spec is not None:
+                    out["data"] = {"text/html": _chart_box(spec, n_charts)}
+                    out["metadata"] = {}
+                    n_charts += 1
+                    continue
                 svg = data.get("image/svg+xml")
                 if isinstance(svg, list):  # nbformat may store multi-line strings as lists
                     svg = "".join(svg)
@@ -173,14 +208,32 @@ def _clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             cell.outputs = outputs
         cells.append(cell)
     nb.cells = cells
+    nb.metadata["perflink_charts"] = n_charts
     return nb
+
+
+def _charts(n_charts: int, lang: str) -> dict[str, str] | None:
+    """What the page template inlines to draw its charts, or ``None`` for a page without.
+
+    The vega-embed bundle (about 0.9 MB) once per page, the embed options (SVG, no action
+    menu, month names in the page language) and pl_charts.js.
+    """
+    if not n_charts:
+        return None
+    return {
+        "bundle": _charts_embed.bundle(),
+        "options": _charts_embed.script_json(_charts_embed.embed_options(lang)),
+        "script": _CHARTS_JS_PATH.read_text(encoding="utf-8"),
+    }
 
 
 def render_task_html(executed_nb: Path, out_html: Path, *, language: str, title: str) -> None:
     """Convert an executed task notebook to a self-contained, offline HTML page.
 
-    Code inputs and prompts are hidden, stderr outputs (warnings) are dropped, charts stay
-    inline SVG, and the page loads nothing from outside the file (no CDN scripts or fonts).
+    Code inputs and prompts are hidden, stderr outputs (warnings) are dropped, and the page
+    loads nothing from outside the file (no CDN scripts or fonts). Charts (Vega-Lite specs
+    written by the perflink renderer) are drawn by the reader's browser with vega-embed,
+    inlined once per page that has charts (about 0.9 MB); they print as the SVG on screen.
     The header shows ``title``, the review quarter (from papermill's ``quarter`` parameter,
     if any) and a link back to ``index.html`` in the same folder.
 
@@ -242,7 +295,9 @@ def render_task_html(executed_nb: Path, out_html: Path, *, language: str, title:
             "datatables": _datatables(nb, lang),
         }
     }
-    body, _ = exporter.from_notebook_node(_clean_outputs(nb), resources=resources)
+    cleaned = _clean_outputs(nb)
+    resources["perflink"]["charts"] = _charts(cleaned.metadata.pop("perflink_charts"), lang)
+    body, _ = exporter.from_notebook_node(cleaned, resources=resources)
     _check_offline(body, executed_nb)
     _atomic_write_text(Path(out_html), body)
 
@@ -296,8 +351,8 @@ def _check_offline(page: str, source: Path) -> None:
         raise ReportError(
             f"render_task_html: {source} has outputs that load {', '.join(remote[:3])} from "
             "the network, so the page would not open offline. Show charts through "
-            "perflink.report.show()/configure() (inline SVG) and embed images instead of "
-            "linking them."
+            "perflink.report.show()/configure() (drawn offline by the inlined vega-embed) "
+            "and embed images instead of linking them."
         )
 
 

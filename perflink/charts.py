@@ -2,15 +2,25 @@
 
 Task modules build their own charts (in their ``Result.chart()``) and use these helpers so
 every chart looks alike and reads in Chinese and in print. :func:`perflink.report.configure`
-enables the theme; call :func:`theme` yourself when building charts outside a report.
+enables the theme and the renderer; call :func:`theme` yourself when building charts outside
+a report.
+
+Charts are laid out by the reader's browser (:func:`enable_renderer`: vega-embed, inlined, no
+network), so their text is measured with the fonts it is drawn with. Long names still need
+room: :func:`short_label` abbreviates them (keep the full name in the tooltip) and
+:func:`wrap_axis` breaks axis labels over two lines; the theme leaves legends and facet headers
+unlimited and writes months as ``2025-10``.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
+from perflink import _charts_embed
 from perflink.errors import PerflinkError
 from perflink.labels import _check_lang, t, value_label
 from perflink.units import axis_label_expr
@@ -23,11 +33,14 @@ __all__ = [
     "THEME_NAME",
     "density",
     "fmt_axis_money",
+    "enable_renderer",
     "for_chart",
     "ranked_title",
     "severity_scale",
+    "short_label",
     "status_scale",
     "theme",
+    "wrap_axis",
 ]
 
 THEME_NAME = "perflink"
@@ -60,16 +73,27 @@ SEVERITY_COLORS: dict[str, str] = {
 }
 """Colours for findings ``severity``, most severe first."""
 
+AXIS_LABEL_LIMIT = 240
+"""Widest axis label in pixels (about 18 Chinese characters); longer ones end in an ellipsis."""
+MONTH_FORMAT = "%Y-%m"
+"""d3 time format of months on axes and in tooltips (``2025-10``, the same in zh and en)."""
+
 _PALETTE = ["#0b5cad", "#e07b00", "#2e7d32", "#8e44ad", "#c62828", "#00838f", "#6d4c41"]
 
 
 def _config() -> dict:
-    """The theme dict: readable font sizes at A4 print size, quiet gridlines."""
+    """The theme dict: readable font sizes at A4 print size, quiet gridlines, nothing cut.
+
+    Legends and facet headers have no width limit (a cut "未达标" or "On trac" reads as
+    another word); legends list every entry; months read ``2025-10`` (one line: "十月" over
+    "2025" overlapped); axis labels stop at 240 px with an ellipsis, so a chart of long names
+    should use :func:`short_label` or :func:`wrap_axis` and show the full name in its tooltip.
+    """
     return {
         "config": {
             "font": FONT,
             "view": {"stroke": None, "continuousWidth": 520, "continuousHeight": 300},
-            "title": {"fontSize": 15, "anchor": "start", "offset": 10},
+            "title": {"fontSize": 15, "anchor": "start", "offset": 10, "limit": 0},
             "axis": {
                 "labelFontSize": 12,
                 "titleFontSize": 12,
@@ -77,13 +101,28 @@ def _config() -> dict:
                 "gridColor": "#e5e8eb",
                 "domainColor": "#8c959f",
                 "tickColor": "#8c959f",
-                "labelLimit": 220,
+                "labelLimit": AXIS_LABEL_LIMIT,
             },
-            "legend": {"labelFontSize": 12, "titleFontSize": 12, "labelLimit": 220},
-            "header": {"labelFontSize": 12, "titleFontSize": 13},
+            "axisTemporal": {"format": MONTH_FORMAT},
+            "legend": {
+                "labelFontSize": 12,
+                "titleFontSize": 12,
+                "labelLimit": 0,
+                "titleLimit": 0,
+                "symbolLimit": 0,
+            },
+            "header": {
+                "labelFontSize": 12,
+                "titleFontSize": 13,
+                "labelLimit": 0,
+                "labelPadding": 8,
+                "titlePadding": 8,
+            },
+            "facet": {"spacing": 24},
             "text": {"fontSize": 12},
             "range": {"category": _PALETTE},
             "numberFormat": ",.4~g",
+            "timeFormat": MONTH_FORMAT,
         }
     }
 
@@ -98,6 +137,165 @@ def theme(*, enable: bool = True) -> str:
     """
     alt.theme.register(THEME_NAME, enable=enable)(_config)
     return THEME_NAME
+
+
+def enable_renderer(*, lang: str | None = None, inline_bundle: bool = True) -> str:
+    """Show altair charts through the perflink renderer: drawn by the reader's browser, offline.
+
+    Each chart output holds its Vega-Lite spec (``application/vnd.vegalite.v6+json``; the
+    HTML report draws those with one inlined vega-embed bundle per page) and an HTML form for
+    JupyterLab, where charts stay interactive: tooltips, and zoom and pan along x on time
+    series (drag, mouse wheel; double-click resets). Charts draw as SVG without the action
+    menu, with month and day names in ``lang``.
+
+    Parameters
+    ----------
+    lang
+        ``"zh"`` or ``"en"`` (default: current language).
+    inline_bundle
+        Put the vega-embed bundle (about 0.9 MB) in every chart's HTML output, so a notebook
+        draws its charts in JupyterLab with no network (the default, for exploring). ``False``
+        for report runs: the HTML page inlines the bundle once and the executed notebook
+        stays small.
+
+    Returns
+    -------
+    str
+        The renderer name, ``"perflink"``.
+
+    Raises
+    ------
+    PerflinkError
+        If ``lang`` is not supported.
+    """
+    _charts_embed.enable(lang=_check_lang(lang), inline_bundle=inline_bundle)
+    return _charts_embed.RENDERER_NAME
+
+
+def _is_wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+def _text_width(text: str) -> int:
+    return sum(2 if _is_wide(ch) else 1 for ch in text)
+
+
+def _head(text: str, width: int) -> str:
+    out, used = [], 0
+    for ch in text:
+        used += 2 if _is_wide(ch) else 1
+        if used > width:
+            break
+        out.append(ch)
+    return "".join(out)
+
+
+def _tail(text: str, width: int) -> str:
+    return _head(text[::-1], width)[::-1]
+
+
+_ELLIPSIS = "…"
+
+
+def short_label(values, max_width: int = 20) -> pd.Series:
+    """Names shortened to fit an axis: at most ``max_width`` wide, kept apart, full ones intact.
+
+    A Chinese character counts 2, a Latin letter 1, so ``max_width=20`` keeps about ten
+    Chinese characters or twenty letters. A longer name keeps its beginning and ends in "…";
+    when two names would then read alike ("华南制造有限公司一厂", "华南制造有限公司二厂") both
+    keep their end instead ("华南制造…一厂"), so no two different names share a label. Put
+    the short label on the axis and the full name in the tooltip::
+
+        df["entity_short"] = charts.short_label(df["entity"])
+        alt.Chart(df).mark_bar().encode(
+            y=alt.Y("entity_short:N", title=None), x="value:Q",
+            tooltip=[alt.Tooltip("entity:N", title=...), ...],
+        )
+
+    Parameters
+    ----------
+    values
+        Names: a Series (the index is kept) or any list of strings; missing values stay
+        missing.
+    max_width
+        Widest label, in Latin-letter widths (at least 6).
+
+    Returns
+    -------
+    pandas.Series
+        The labels, same length and index as ``values``.
+
+    Raises
+    ------
+    PerflinkError
+        If ``values`` is not a list of strings or ``max_width`` is below 6.
+    """
+    if isinstance(max_width, bool) or not isinstance(max_width, int) or max_width < 6:
+        raise PerflinkError(f"short_label: max_width must be an integer >= 6, got {max_width!r}.")
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise PerflinkError(
+            f"short_label: expected a Series or list of names, got {type(values).__name__}."
+        )
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    bad = [v for v in series if not (isinstance(v, str) or pd.isna(v))]
+    if bad:
+        raise PerflinkError(f"short_label: names must be text, got {bad[0]!r}.")
+    names = [v for v in dict.fromkeys(series) if isinstance(v, str)]
+    room = max_width - 1  # the ellipsis takes one width
+    short = {n: n if _text_width(n) <= max_width else _head(n, room) + _ELLIPSIS for n in names}
+    by_label: dict[str, list[str]] = {}
+    for name, label in short.items():
+        by_label.setdefault(label, []).append(name)
+    for group in by_label.values():
+        if len(group) < 2:
+            continue
+        others = set(short.values()) - {short[n] for n in group}
+        for tail in range(2, room):  # the distinguishing end, as short as tells them apart
+            cands = {
+                n: n
+                if _text_width(n) <= max_width
+                else _head(n, room - tail) + _ELLIPSIS + _tail(n, tail)
+                for n in group
+            }
+            if len(set(cands.values())) == len(group) and not others & set(cands.values()):
+                break
+        else:
+            cands = {n: n for n in group}  # nothing shorter tells them apart: show them whole
+        short.update(cands)
+    return series.map(lambda v: short.get(v, v) if isinstance(v, str) else v)
+
+
+def wrap_axis(chars: int = 10, **axis: object) -> alt.Axis:
+    """Axis whose labels break over two lines of at most ``chars`` characters, then "…".
+
+    For category axes whose names are long: English breaks at the last space that fits,
+    Chinese after ``chars`` characters. Two lines need about 32 px per category on a y axis
+    (``alt.Y(..., scale=alt.Scale(...))`` or a chart ``height`` of 32 px per row), none extra
+    on an x axis. Keep the full name in the tooltip.
+
+    Parameters
+    ----------
+    chars
+        Characters per line (at least 4).
+    **axis
+        Other ``alt.Axis`` properties (``title``, ``orient``, ...); not ``labelExpr``.
+
+    Raises
+    ------
+    PerflinkError
+        If ``chars`` is below 4 or ``labelExpr`` is given.
+    """
+    if isinstance(chars, bool) or not isinstance(chars, int) or chars < 4:
+        raise PerflinkError(f"wrap_axis: chars must be an integer >= 4, got {chars!r}.")
+    if "labelExpr" in axis:
+        raise PerflinkError("wrap_axis: labelExpr is what wrap_axis sets; do not pass one.")
+    lab = "datum.label"
+    cut = f"lastindexof(substring({lab}, 0, {chars + 1}), ' ')"
+    brk = f"({cut} > 0 ? {cut} : {chars})"
+    rest = f"trim(substring({lab}, {brk}))"
+    second = f"(length({rest}) <= {chars} ? {rest} : substring({rest}, 0, {chars - 1}) + '…')"
+    expr = f"length({lab}) <= {chars} ? {lab} : [substring({lab}, 0, {brk}), {second}]"
+    return alt.Axis(labelExpr=expr, labelLimit=0, **axis)
 
 
 def _code_scale(colors: dict[str, str], col: str, lang: str | None) -> alt.Scale:

@@ -104,7 +104,8 @@ def configure(*, language: str, tables_dir: Path | None) -> None:
             raise ReportError(f"configure: tables_dir {tables_dir} exists and is not a folder.")
     _state["tables_dir"] = tables_dir
     charts.theme()
-    alt.renderers.enable("svg")
+    # Charts are laid out by the reader's browser (vega-embed inlined; bundle per output in Lab).
+    charts.enable_renderer(inline_bundle=tables_dir is None)
     # Month names on time axes in the report language ("七月", not "July", on a zh page).
     alt.renderers.set_embed_options(time_format_locale=_TIME_LOCALES[labels.get_language()])
 
