@@ -275,7 +275,16 @@ def retail_review(request, tmp_path_factory):
 
 
 def _svg_charts(page: str) -> list[str]:
-    return re.findall(r"<svg\b.*?</svg>", page, flags=re.S)
+    """Each chart of a page drawn as SVG: pages hold Vega-Lite specs the browser draws."""
+    import json
+
+    import vl_convert
+
+    specs = re.findall(r'<script[^>]* id="pl-chart-spec-\d+"[^>]*>(.*?)</script>', page)
+    return [_XML_PROLOG.sub("", vl_convert.vegalite_to_svg(json.loads(s))) for s in specs]
+
+
+_XML_PROLOG = re.compile(r"^\s*<\?xml[^>]*\?>\s*")
 
 
 def _drawn(svg: str) -> bool:
