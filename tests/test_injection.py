@@ -199,10 +199,10 @@ def test_review_workbook_has_no_formula_cell(tmp_path):
     assert path == tmp_path / "review.xlsx"
     assert _formula_cells(path) == []
     wb = load_workbook(path)
-    texts = {c.value for ws in wb.worksheets for row in ws.iter_rows(min_row=3) for c in row
+    texts = {c.value for ws in wb.worksheets for row in ws.iter_rows(min_row=2) for c in row
              if c.data_type == "s"}  # fmt: skip
     assert {PAYLOADS[0], PAYLOADS[2]} <= texts  # the text as read, not escaped
-    gaps = [c.value for ws in wb.worksheets for row in ws.iter_rows(min_row=3) for c in row
+    gaps = [c.value for ws in wb.worksheets for row in ws.iter_rows(min_row=2) for c in row
             if c.data_type == "n" and c.value == -12.5]  # fmt: skip
     assert gaps  # numbers stay numbers
 

@@ -324,12 +324,12 @@ def test_summarize_with_hand_made_tables(sample_review, tmp_path):
         assert isinstance(part._repr_html_(), str)
         part.chart().to_dict()
     path = summary.write_workbook(res, path=tmp_path / "review.xlsx")
-    wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["findings", "actions", "forecast_deviation", "anomalies"]
-    ws = wb["findings"]
-    assert ws.freeze_panes == "A3" and ws.auto_filter.ref.startswith("A2:")
-    assert ws["A1"].value == "问题编号" and ws["A2"].value == "Finding id"
-    assert ws.max_row == 2 + len(res.to_frame())
+    wb = openpyxl.load_workbook(path)  # one language, the review's (see test_workbooks.py)
+    assert wb.sheetnames == ["Findings", "Actions", "Forecast deviation", "Anomalies"]
+    ws = wb["Findings"]
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref.startswith("A1:")
+    assert ws["A1"].value == "Finding id" and ws["A2"].value == res.to_frame()["finding_id"][0]
+    assert ws.max_row == 1 + len(res.to_frame())
 
 
 def test_summarize_rejects_unknown_action_rule(sample_review):
@@ -445,8 +445,8 @@ def test_q4_review_loop_new_persisting_resolved(two_quarters):
 def test_workbook_of_a_full_run(two_quarters):
     _, _, r4, _, _ = two_quarters
     wb = openpyxl.load_workbook(r4.report_dir / "review.xlsx")
-    expected = ["findings", "actions", "scorecard", "bonus", "forecast_deviation", "anomalies"]
-    assert wb.sheetnames == expected
+    expected = ["Findings", "Actions", "Scorecard", "Bonus", "Forecast deviation", "Anomalies"]
+    assert wb.sheetnames == expected  # Q4 is reviewed in English: one language
     tables = r4.report_dir / "tables"
     rows = {
         "findings": len(pd.read_parquet(tables / "summary_findings.parquet")),
@@ -454,15 +454,15 @@ def test_workbook_of_a_full_run(two_quarters):
         "anomalies": len(pd.read_parquet(tables / "anomalies.parquet")),
     }
     for name, n in rows.items():
-        ws = wb[name]
-        assert ws.max_row == n + 2, name
-        assert ws.freeze_panes == "A3"
+        ws = wb[name.capitalize()]
+        assert ws.max_row == n + 1, name
+        assert ws.freeze_panes == "A2"
         assert ws["B1"].value and ws["B2"].value and ws["B1"].value != ws["B2"].value
         assert not any(
             isinstance(c.value, str) and c.value.startswith("=") for row in ws.iter_rows()
             for c in row
         )  # fmt: skip
-    assert wb["findings"].conditional_formatting  # severity colours
+    assert wb["Findings"].conditional_formatting  # severity colours
 
 
 @pytest.mark.slow
@@ -601,12 +601,14 @@ def test_money_at_stake_in_a_kusd_company(lang, words, header, tmp_path):
     spec = res.findings.chart().to_dict()
     assert words in str(spec) and "CNY" not in str(spec) and "万元" not in str(spec)
     wb = openpyxl.load_workbook(summary.write_workbook(res, path=tmp_path / "r.xlsx"))
-    heads = [c.value for c in wb["findings"][1 if lang == "zh" else 2]]
+    heads = [c.value for c in wb["问题清单" if lang == "zh" else "Findings"][1]]
     assert any(str(h).startswith(header) for h in heads)
     assert not any("万元" in str(h) or "CNY" in str(h) for h in heads)
-    fc = wb["forecast_deviation"]
-    assert [c.value for c in fc[2]][:4] == ["Entity", "Period", "Metric", "Unit"]
-    assert fc["D3"].value == "kUSD"
+    fc = wb["预测偏差" if lang == "zh" else "Forecast deviation"]
+    heads = [c.value for c in fc[1]]
+    at = heads.index("计量单位" if lang == "zh" else "Unit") + 1
+    assert heads[at - 2] == ("指标" if lang == "zh" else "Metric")
+    assert fc.cell(2, at).value == ("千美元" if lang == "zh" else "USD k")  # the unit in words
 
 
 def test_money_at_stake_is_converted_into_the_money_unit_and_rates_are_not_money():

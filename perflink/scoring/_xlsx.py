@@ -1,20 +1,42 @@
-"""The scorecard workbook (``scorecard.xlsx``): one sheet per subsidiary, plus the group."""
+"""The scorecard workbook (``scorecard.xlsx``): one sheet per subsidiary, plus the group.
+
+Formatted as the KPI page's scorecard (:meth:`ScorecardResult.scorecard_view`): one header
+row in the report language, names and words instead of codes, completion as a percent,
+amounts and targets in each metric's own unit (a unit column names it), scores with the
+page's decimals; frozen header and names, filters, A4 landscape print fitted to the page
+width (:mod:`perflink._report_xlsx`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from openpyxl import Workbook
-from openpyxl.utils import get_column_letter
 
-from perflink._report_tables import atomic_write, xlsx_row
-from perflink.labels import column_label, t, value_label
+from perflink._report_tables import atomic_write
+from perflink._report_xlsx import PCT, SCORE, Sheet, header_text, write_sheet
+from perflink.charts import STATUS_WORD_COLORS
 from perflink.scoring._result import ScorecardResult, _sheet
 
+if TYPE_CHECKING:
+    from perflink.catalog import Catalog
 
-def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None) -> Path | None:
+#: Amounts in each row's metric unit.
+_AMOUNTS = ("actual_before", "actual", "target", "target_original", "adjustment", "gap")
+_FORMATS = {
+    "weight": PCT, "floor": PCT, "cap": PCT, "completion_before": PCT, "completion": PCT,
+    "score_before": SCORE, "score": SCORE, "weighted_score": SCORE,
+}  # fmt: skip
+
+
+def write_scorecard_xlsx(
+    result: ScorecardResult,
+    path: str | Path | None = None,
+    *,
+    catalog: Catalog | None = None,
+) -> Path | None:
     """Write the scorecard as an Excel workbook, one sheet per subsidiary (plus the group).
 
     Parameters
@@ -22,6 +44,9 @@ def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None
     result : the scorecard.
     path : target file; default ``scorecard.xlsx`` in the parent of the report's tables folder
         (:func:`perflink.report.tables_dir`). ``None`` there (no run) writes nothing.
+    catalog : the review's catalog (``review.catalog``): each metric's unit (its amounts are
+        formatted in it: a rate as 86.7%) and name. Default the result's ``metric_units``
+        and ``metric_names``; a metric without a unit is formatted as a plain amount.
 
     Returns
     -------
@@ -38,42 +63,37 @@ def write_scorecard_xlsx(result: ScorecardResult, path: str | Path | None = None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lang = result.language
-    card = result.scorecard.copy()
+    units: Mapping[str, str] = dict(getattr(result, "metric_units", None) or {})
+    metric_names: Mapping[str, str] = dict(getattr(result, "metric_names", None) or {})
+    if catalog is not None:
+        units = {m: spec.unit for m, spec in catalog.metrics.items()}
+        metric_names = {m: spec.name(lang) for m, spec in catalog.metrics.items()}
+    view = getattr(result, "scorecard_view", None)
+    # the page's view: completion (not the attainment the rules score), basis in words
+    card = view() if callable(view) else result.scorecard.copy()
     card.insert(1, "name", card["entity_id"].map(result.names))
-    # status and basis in words (达成 / 略低于目标 / 未达成), as the page shows them
-    if "status" in card:
-        card["status"] = [
-            value_label("status", v, lang) if isinstance(v, str) else v for v in card["status"]
-        ]
-    if "basis" in card:
-        card["basis"] = [
-            t(f"report.value.basis.{v}", lang) if isinstance(v, str) else v for v in card["basis"]
-        ]
+    if "metric_id" in card and units:
+        at = list(card.columns).index("metric_id") + 1
+        card.insert(at, "unit", card["metric_id"].map(lambda m: units.get(m, "")))
     card["sheet"] = [_sheet(e, result.parents) for e in card["entity_id"]]
+    spec = Sheet(
+        formats=_FORMATS,
+        row_unit="unit" if "unit" in card else None,
+        row_unit_columns=_AMOUNTS,
+        headers={"name": header_text("entity_name", lang)},
+        # scheme ids in words where the result has them (as the page shows them)
+        names={"metric_id": metric_names, "scheme_id": getattr(result, "scheme_names", None) or {}},
+        freeze_cols=2,
+        colors={"status": STATUS_WORD_COLORS},
+    )
     # openpyxl's write-only workbook streams each sheet: pandas' ExcelWriter looks every
     # sheet up again per sheet written, quadratic in the ~700 subsidiaries of a large group.
     book = Workbook(write_only=True)
     for sheet, part in card.groupby("sheet", sort=True):
-        out = part.drop(columns=["sheet"])
         ws = book.create_sheet(title=_sheet_title(sheet))
-        ws.freeze_panes = "C2"
-        for i in range(1, out.shape[1] + 1):
-            ws.column_dimensions[get_column_letter(i)].width = 14
-        ws.append(xlsx_row(ws, [column_label(c, lang) for c in out.columns]))
-        for row in out.itertuples(index=False, name=None):
-            # text as string cells: a name or scheme id starting with '=' stays text
-            ws.append(xlsx_row(ws, [_cell(v) for v in row]))
+        write_sheet(ws, part.drop(columns=["sheet"]), lang=lang, spec=spec)
     atomic_write(path, book.save)
     return path
-
-
-def _cell(value: object) -> object:
-    """A scorecard value as openpyxl writes it: missing -> empty, periods as text."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Period):
-        return str(value)
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _sheet_title(entity: object) -> str:

@@ -1,26 +1,36 @@
 """The finance / HR workbook ``reports/<quarter>/review.xlsx`` (not API; see perflink.summary).
 
-One sheet per table people act on; two header rows (Chinese, English), frozen; filters;
-number formats; status and severity coloured by conditional formatting on the cell's own
-value (so sorting and filtering never break it); values only, no formulas: every text
+One sheet per table people act on, in the report language (one header row, codes in words,
+metric ids as metric names; :mod:`perflink._report_xlsx` gives both workbooks one look):
+numbers formatted with their units, widths from the content, long text wrapped, evidence
+links live, header frozen, filtered and repeated on every printed page (A4 landscape, fit
+to the page width); status and severity coloured by conditional formatting on the cell's
+own words (so sorting and filtering never break it); values only, no formulas: every text
 cell is a string cell, whatever it starts with (``_report_tables.xlsx_row``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from perflink import labels
 from perflink._report_format import ReportError
-from perflink._report_tables import atomic_write, xlsx_row
+from perflink._report_tables import atomic_write
+from perflink._report_xlsx import (
+    AMOUNT,
+    DECIMAL,
+    PCT,
+    PLAIN,
+    SCORE,
+    Sheet,
+    header_text,
+    write_sheet,
+)
 from perflink.charts import SEVERITY_COLORS, STATUS_COLORS, STATUS_WORD_COLORS
-from perflink.units import parse_unit, unit_label
 
 #: Sheet order: (key, table source). ``findings``/``actions`` come from the summary result.
 SHEETS: tuple[str, ...] = (
@@ -30,26 +40,34 @@ SHEETS: tuple[str, ...] = (
 _PCT = {
     "completion", "completion_before", "weight", "deviation_pct", "p_meet_budget",
     "deviation_assessment_pct", "p_meet_assessment", "overrun_pct", "coefficient",
-    "lead_vs_budget", "lead_vs_last_year", "dq_index", "fc_error_pct",
+    "lead_vs_budget", "lead_vs_last_year", "dq_index", "fc_error_pct", "floor", "cap",
 }  # fmt: skip
 #: Amounts of money in the catalog's money unit (their headers name it).
 _AT_STAKE = {
     "at_stake", "at_stake_risk", "base_bonus", "bonus", "pool_budget", "payout", "overrun",
+    "effect",
 }  # fmt: skip
-#: Amounts in each row's metric unit (the sheet gets a ``unit`` column after ``metric_id``).
+#: Amounts in each row's metric unit (the sheet gets a ``unit`` column after ``metric_id``):
+#: a forecast of sales in kUSD next to one of orders, a yield anomaly next to a cost one.
 _METRIC_AMOUNTS = {
     "ytd_actual", "forecast_rest", "projected", "lo_80", "hi_80", "lo_95", "hi_95", "budget",
-    "deviation", "assessment", "deviation_assessment", "gap",
+    "deviation", "assessment", "deviation_assessment", "gap", "value", "expected", "lower",
+    "upper", "actual_before", "actual", "target", "target_original", "adjustment",
 }  # fmt: skip
-_MONEY = _AT_STAKE | _METRIC_AMOUNTS
-# a unit in brackets at the end of a header: "奖金（万元）", "Bonus (CNY 10k)"
-_BRACKETED = re.compile(r"\s*[（(]([^（）()]+)[)）]\s*$")
+#: At stake of a forecast row is its shortfall in the metric's own unit.
+_PER_ROW_AT_STAKE = {"forecast_deviation"}
 _SCORE = {"score", "score_before", "weighted_score"}
+_INTS = {"rank", "n_periods", "quarters_open", "year", "lead_months"}
 #: Colours of every status code a sheet may hold: the status words (met ... off track) and,
 #: while a task table still has them, the older green / amber / red codes.
 _STATUS_FILLS = {**STATUS_COLORS, **STATUS_WORD_COLORS}
-_DROP = {"source_refs", "explanation"}
+#: Left out: source document ids (in tables/), the explanation the message repeats, the
+#: scoring inputs the page does not show either (it shows completion), and the metric name
+#: column a sheet already shows in its metric column.
+_DROP = {"source_refs", "explanation", "attainment", "attainment_before", "metric"}
 _HEADER_PREFIXES = ("summary", "mapping", "forecast", "anomaly", "kpi", "scoring")
+#: Columns holding metric ids (shown as the metric's name).
+_METRIC_COLS = ("metric_id", "feature", "subject")
 
 
 def header(col: str, lang: str) -> str:
@@ -65,21 +83,6 @@ def header(col: str, lang: str) -> str:
     return col
 
 
-def money_header(col: str, lang: str, unit: str | None) -> str:
-    """Header of a money column naming the catalog's money unit ``unit`` in ``lang``
-    (``奖金（千美元）``, ``Bonus (USD k)``), whatever unit its label was written with."""
-    text = header(col, lang)
-    if unit is None:
-        return text
-    words = unit_label(unit, lang)
-    if "{unit}" in text:
-        return text.replace("{unit}", words)
-    m = _BRACKETED.search(text)
-    if m and parse_unit(m[1].strip()).is_money:
-        text = text[: m.start()]
-    return f"{text}（{words}）" if lang == "zh" else f"{text} ({words})"
-
-
 def _with_units(df: pd.DataFrame, units: Mapping[str, str]) -> pd.DataFrame:
     """``df`` with a ``unit`` column after ``metric_id`` when it holds amounts in each
     metric's own unit (a forecast of sales in kUSD next to one of orders)."""
@@ -89,24 +92,6 @@ def _with_units(df: pd.DataFrame, units: Mapping[str, str]) -> pd.DataFrame:
     return df.assign(unit=df["metric_id"].map(lambda m: units.get(m, ""))).reindex(
         columns=[*df.columns[:at], "unit", *df.columns[at:]]
     )
-
-
-def _cells(df: pd.DataFrame) -> list[list[Any]]:
-    out = df.copy()
-    for c in out.columns:
-        s = out[c]
-        if isinstance(s.dtype, pd.PeriodDtype) or s.map(lambda v: isinstance(v, pd.Period)).any():
-            out[c] = s.map(lambda v: str(v) if isinstance(v, pd.Period) else v)
-    values = out.astype(object).where(out.notna(), None).to_numpy().tolist()
-    return [[_plain(v) for v in row] for row in values]
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    return v
 
 
 def _sheet_tables(result: Any) -> dict[str, pd.DataFrame]:
@@ -131,7 +116,46 @@ def _sheet_tables(result: Any) -> dict[str, pd.DataFrame]:
     }
 
 
-def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | None:
+def _pairs(frames: list[pd.DataFrame], code: str, name: str) -> dict[str, str]:
+    """code -> name from every table that has both columns (entity_id / entity, ...)."""
+    out: dict[str, str] = {}
+    for df in frames:
+        if code in df and name in df:
+            for c, n in zip(df[code], df[name], strict=True):
+                if isinstance(c, str) and isinstance(n, str) and n:
+                    out.setdefault(c, n)
+    return out
+
+
+def _spec(key: str, df: pd.DataFrame, result: Any, names: dict[str, dict[str, str]]) -> Sheet:
+    """How the table ``key`` is shown: formats, units, names, links, colours."""
+    cols = set(df.columns)
+    money = getattr(result, "money_unit", None)
+    per_row = "unit" in cols and "metric_id" in cols
+    row_cols = _METRIC_AMOUNTS | (_AT_STAKE if key in _PER_ROW_AT_STAKE else set())
+    units = {c: money for c in _AT_STAKE - row_cols if c in cols and money}
+    formats = {c: PCT for c in _PCT} | {c: AMOUNT for c in _AT_STAKE}
+    formats |= {c: PLAIN for c in _INTS} | {c: SCORE for c in _SCORE}
+    headers = {}
+    if key == "anomalies" and "score" in cols:  # a robust z, not an assessment score
+        formats["score"] = DECIMAL
+        headers["score"] = header_text("anomaly_score", result.language)
+    colors = {c: _STATUS_FILLS for c in cols if str(c).startswith("status")}
+    return Sheet(
+        formats=formats,
+        units=units,
+        row_unit="unit" if per_row else None,
+        row_unit_columns=row_cols if per_row else (),
+        headers=headers,
+        names={c: names["metric"] for c in _METRIC_COLS} | {"parent_id": names["entity"]},
+        links=("evidence_link",),
+        colors={"severity": SEVERITY_COLORS, **colors},
+    )
+
+
+def write_workbook(
+    result: Any, *, path: str | Path | None = None, metric_names: Mapping[str, str] | None = None
+) -> Path | None:
     """Write the finance / HR workbook and return its path (None when there is nowhere to write).
 
     Parameters
@@ -141,14 +165,19 @@ def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | Non
     path : str or Path, optional
         Where to write; default ``<tables_dir>/../review.xlsx`` (``reports/<quarter>/``).
         Without a tables folder (JupyterLab) and without ``path`` nothing is written.
+    metric_names : mapping, optional
+        Metric id -> name in the report language (the catalog's); default the result's
+        ``metric_names`` if it has them, and the names the anomaly table carries. A metric
+        without a name is shown by its id.
 
-    Sheets: ``findings`` (summary findings, ranked, with the review-loop columns),
-    ``actions`` (suggestions), ``scorecard``, ``bonus``, ``forecast_deviation``,
-    ``anomalies`` — each when its table exists. Row 1 holds Chinese headers, row 2 English
-    headers (both frozen, filters on row 2); amounts ``#,##0.0``, rates ``0.0%``. Money at
+    Sheets (named in the report language): findings (summary findings, ranked, with the
+    review-loop columns), actions (suggestions), scorecard, bonus, forecast deviation,
+    anomalies — each when its table exists. One header row in the report language (frozen,
+    filtered, repeated on printed pages); rates ``0.0%``, amounts ``#,##0.0``. Money at
     stake and bonus columns are in the catalog's money unit, which their headers name
-    (``涉及金额（千美元）`` / ``At stake (USD k)``); sheets with amounts in each metric's own
-    unit (the forecast) get a ``unit`` column after ``metric_id``.
+    (``风险金额（千美元）`` / ``At stake (USD k)``); sheets with amounts in each metric's own
+    unit (forecast, scorecard, anomalies) get a unit column after the metric and format each
+    amount in its row's unit (a yield as 86.7%, a cost as 1,190.7).
 
     Raises
     ------
@@ -156,9 +185,6 @@ def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | Non
         If ``path`` is not an ``.xlsx`` file name.
     """
     from openpyxl import Workbook
-    from openpyxl.formatting.rule import CellIsRule
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.utils import get_column_letter
 
     if path is None:
         tdir = result.inputs.tables_dir if result.inputs is not None else None
@@ -168,49 +194,45 @@ def write_workbook(result: Any, *, path: str | Path | None = None) -> Path | Non
     path = Path(path)
     if path.suffix.lower() != ".xlsx":
         raise ReportError(f"write_workbook: {path} must end in .xlsx.")
+    lang = getattr(result, "language", None) or labels.get_language()
+    tables = _sheet_tables(result)
+    raw = [v for k, v in _raw_tables(result).items() if v is not None]
+    names = {
+        "metric": {
+            **_pairs(raw, "metric_id", "metric"),
+            **dict(getattr(result, "metric_names", None) or {}),
+            **dict(metric_names or {}),
+        },
+        "entity": {
+            **_pairs(raw, "entity_id", "entity"),
+            **dict(getattr(result, "names", None) or {}),
+        },
+    }
     wb = Workbook()
     wb.remove(wb.active)
-    bold = Font(bold=True)
-    for key, df in _sheet_tables(result).items():
-        ws = wb.create_sheet(labels.t(f"summary.sheet.{key}", "en")[:31])
-        cols = [str(c) for c in df.columns]
-        money = getattr(result, "money_unit", None)
-        for lang in labels.LANGUAGES:  # bilingual header rows: HR and finance read either
-            # with a unit column the amounts are in each row's unit, at stake included
-            per_row = "unit" in cols and "metric_id" in cols
-            heads = [money_header(c, lang, money) if c in _AT_STAKE and not per_row
-                     else header(c, lang) for c in cols]  # fmt: skip
-            ws.append(xlsx_row(ws, heads))
-        for cell in (*ws[1], *ws[2]):
-            cell.font = bold
-        for row in _cells(df):  # text as string cells: a name starting '=' is no formula
-            ws.append(xlsx_row(ws, row))
-        last = ws.max_row
-        ws.freeze_panes = "A3"
-        if cols:
-            ws.auto_filter.ref = f"A2:{get_column_letter(len(cols))}{max(last, 2)}"
-        for i, c in enumerate(cols, start=1):
-            letter = get_column_letter(i)
-            fmt = "0.0%" if c in _PCT else "#,##0.0" if c in _MONEY or c in _SCORE else None
-            if fmt and last > 2:
-                for (cell,) in ws.iter_rows(min_row=3, max_row=last, min_col=i, max_col=i):
-                    cell.number_format = fmt
-            width = max(len(header(c, "en")), len(header(c, "zh")) * 2, 8)
-            ws.column_dimensions[letter].width = min(width + 2, 60 if c == "message" else 24)
-            colors = (
-                SEVERITY_COLORS if c == "severity" else _STATUS_FILLS if c.startswith("status")
-                else None
-            )  # fmt: skip
-            if colors and last > 2:
-                for code, color in colors.items():
-                    fill = PatternFill(
-                        start_color=color[1:], end_color=color[1:], fill_type="solid"
-                    )
-                    ws.conditional_formatting.add(
-                        f"{letter}3:{letter}{last}",
-                        CellIsRule(operator="equal", formula=[f'"{code}"'], fill=fill,
-                                   font=Font(color="FFFFFF")),
-                    )  # fmt: skip
+    for key, df in tables.items():
+        df = _named(df, names["entity"])
+        ws = wb.create_sheet(labels.t(f"workbook.sheet.{key}", lang)[:31])
+        write_sheet(ws, df, lang=lang, spec=_spec(key, df, result, names))
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, wb.save)
     return path
+
+
+def _named(df: pd.DataFrame, entities: Mapping[str, str]) -> pd.DataFrame:
+    """``df`` with the entity's name after its id, when every entity of it has one."""
+    if "entity_id" not in df or "entity" in df or not len(df):
+        return df
+    ids = df["entity_id"]
+    if not all(isinstance(e, str) and e in entities for e in ids):
+        return df
+    out = df.copy()
+    out.insert(list(df.columns).index("entity_id") + 1, "entity", ids.map(entities))
+    return out
+
+
+def _raw_tables(result: Any) -> dict[str, pd.DataFrame | None]:
+    """The tables as read (with their name columns, before :data:`_DROP`)."""
+    inputs = result.inputs
+    get = inputs.get if inputs is not None else (lambda name: None)
+    return {"findings": result.findings.to_frame(), "anomalies": get("anomalies")}

@@ -1,0 +1,417 @@
+"""One look for perflink's Excel workbooks (``review.xlsx``, ``scorecard.xlsx``).
+
+Not API: :func:`perflink.summary.write_workbook` and
+:func:`perflink.scoring.write_scorecard_xlsx` write through :func:`write_sheet`.
+
+What finance opens, forwards and prints, in the report language only: headers and coded
+values in the words of the HTML pages (``report.col.*`` / ``report.value.*``, else
+``workbook.*`` of ``perflink/data/labels/workbook.yaml``); numbers stay numbers, shown with
+the format of their unit (a rate as ``86.7%``, money ``#,##0.0`` with the unit in the header
+or a unit column, each cell of a column mixing metrics in its own row's unit); column widths
+from the content, long text wrapped; evidence links live; the header row frozen, filtered
+and repeated on every printed page; A4 landscape, fitted to the page width. Text cells are
+string cells whatever they start with (:func:`perflink._report_tables.xlsx_row`): no text
+read from the inputs ever becomes a formula.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import unicodedata
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perflink import labels
+from perflink._report_tables import xlsx_row
+from perflink.units import parse_unit, unit_label
+
+__all__ = [
+    "AMOUNT",
+    "INT",
+    "PCT",
+    "SCORE",
+    "Sheet",
+    "header_text",
+    "number_format",
+    "value_text",
+    "write_sheet",
+]
+
+#: Number formats. Rates are fractions (0.867 -> 86.7%); amounts have one decimal as the
+#: page tables show them; a score has the decimals of the page's plain numbers (95.27,
+#: 111.0: :func:`perflink.units.format_plain`).
+PCT = "0.0%"
+AMOUNT = "#,##0.0"
+PRICE = "#,##0.00"
+INT = "#,##0"
+PLAIN = "0"
+SCORE = "[>=100]#,##0.0;0.00"
+DECIMAL = "0.0"
+
+#: Columns whose values are codes shown as words; lists hold several codes ("peer,spike").
+_CODED = {
+    "severity", "status", "kind", "center_type", "category", "basis", "scope", "rule",
+    "source_task", "finding_kind", "loop_status", "budget_basis", "action_id",
+}  # fmt: skip
+#: Where else a coded column's words live (after report.value.<col> and workbook.value.<col>).
+_MORE_KEYS = {
+    "source_task": ("report.task.{v}",),
+    "finding_kind": ("mapping.value.check.{v}", "report.value.kind.{v}"),
+    "action_id": ("summary.action_name.{v}",),
+}
+#: Columns holding lists of codes of another column: column -> the column whose words they use.
+_LISTS = {"tasks": "source_task", "also": "kind"}
+#: Where a header's words live after workbook.col / report.col (a task's own columns).
+_HEADER_PREFIXES = ("summary", "mapping", "forecast", "anomaly", "kpi", "scoring")
+# a unit in brackets at the end of a header: "奖金（万元）", "Bonus (CNY 10k)"
+_BRACKETED = re.compile(r"\s*[（(]([^（）()]+)[)）]\s*$")
+_CODE = re.compile(r"[a-z][a-z0-9_]*")
+#: Widest a column gets (characters; CJK count two); long text wraps within it.
+_MAX_WIDTH = 24
+_TEXT_WIDTH = 50
+_MIN_WIDTH = 6
+#: A header wraps onto lines of at least this many characters before it widens a column.
+_HEADER_WIDTH = 14
+#: Rows looked at to size a column (a workbook may hold thousands).
+_SAMPLE_ROWS = 500
+
+
+@functools.cache
+def _label(key: str, lang: str) -> str | None:
+    try:
+        return labels.t(key, lang)
+    except labels.LabelError:
+        return None
+
+
+def header_text(col: str, lang: str, *, unit: str | None = None) -> str:
+    """A column's header in ``lang``: ``workbook.col.<col>``, else the page's header
+    (``report.col.<col>``, else ``<task>.col.<col>``), else ``workbook.alt.<col>``, else the
+    column name in words.
+
+    ``unit`` (a catalog unit) is named in brackets (``奖金（万元）``, ``Bonus (CNY 10k)``),
+    replacing a money unit the label was written with or filling its ``{unit}`` field.
+    """
+    text = _label(f"workbook.col.{col}", lang)
+    if text is None:
+        text = labels.column_label(col, lang)
+    if text == col:
+        found = (_label(f"{p}.col.{col}", lang) for p in _HEADER_PREFIXES)
+        text = next((h for h in found if h is not None), None)
+        text = text or _label(f"workbook.alt.{col}", lang) or _words(col, lang)
+    return _with_unit(text, unit, lang)
+
+
+def _with_unit(text: str, unit: str | None, lang: str) -> str:
+    if unit is None:
+        return text.replace("（{unit}）", "").replace(" ({unit})", "").replace("{unit}", "")
+    words = unit_label(unit, lang)
+    if "{unit}" in text:
+        return text.replace("{unit}", words)
+    m = _BRACKETED.search(text)
+    if m and parse_unit(m[1].strip()).is_money:
+        text = text[: m.start()]
+    return labels.t("workbook.col.with_unit", lang, label=text, unit=words)
+
+
+def _words(code: str, lang: str) -> str:
+    """An unlabelled code as words at least in English (``rule_drift`` -> ``Rule drift``)."""
+    if lang != "en" or not _CODE.fullmatch(code):
+        return code
+    return code.replace("_", " ").capitalize()
+
+
+@functools.cache
+def value_text(col: str, value: str, lang: str) -> str:
+    """A coded value of ``col`` in words (``severity`` ``critical`` -> 严重 / Critical), as
+    the pages show it; a code without words is shown as written (in English, as words)."""
+    keys = (f"report.value.{col}.{value}", f"workbook.value.{col}.{value}")
+    for key in (*keys, *(k.format(v=value) for k in _MORE_KEYS.get(col, ()))):
+        if (text := _label(key, lang)) is not None:
+            return text
+    return _words(value, lang)
+
+
+def _list_text(col: str, value: str, lang: str) -> str:
+    """``anomaly, mapping`` -> 异常检测、业务–财务映射验证; ``task:kind, ...`` pairs likewise."""
+    sep = labels.t("workbook.value.list_sep", lang)
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if col == "evidence":
+        out = []
+        for p in parts:
+            task, _, kind = p.partition(":")
+            out.append(
+                labels.t(
+                    "workbook.value.pair",
+                    lang,
+                    task=value_text("source_task", task, lang),
+                    kind=value_text("finding_kind", kind, lang),
+                )
+            )
+        return sep.join(out)
+    return sep.join(value_text(_LISTS[col], p, lang) for p in parts)
+
+
+def number_format(unit: str | None) -> str:
+    """The Excel number format of values in a catalog ``unit`` (None: a plain amount)."""
+    if unit is None or unit == "":
+        return AMOUNT
+    u = parse_unit(unit)
+    if u.is_rate:
+        return PCT
+    return PRICE if u.kind == "money_per" else AMOUNT
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """How one table becomes one worksheet.
+
+    Attributes
+    ----------
+    formats : column -> number format (:data:`PCT`, :data:`AMOUNT`, :data:`SCORE`, ...).
+    units : column -> catalog unit of the whole column: its header names the unit and its
+        cells take the unit's format (``bonus`` in ``万元``).
+    row_unit : name of the column holding each row's catalog unit (a table mixing metrics);
+        it is shown as the unit's words. ``row_unit_columns`` take each row's format.
+    row_unit_columns : columns in each row's unit.
+    headers : column -> header text of columns this sheet names itself.
+    names : column -> {code: name}: ids shown as names (``metric_id`` -> the metric).
+    links : columns holding a link (``kpi.html#...``) shown as the linked page's title
+        with a live hyperlink.
+    wrap : columns of long text (always wrapped, wide); other text wraps when it is long.
+    freeze_cols : columns kept in view when scrolling right (ids and names).
+    colors : column -> {code: "#rrggbb"}: cells of that code filled (conditional
+        formatting on the cell's own words, so sorting and filtering never break it).
+    """
+
+    formats: Mapping[str, str] = field(default_factory=dict)
+    units: Mapping[str, str] = field(default_factory=dict)
+    row_unit: str | None = None
+    row_unit_columns: Collection[str] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    links: Collection[str] = ()
+    wrap: Collection[str] = ("message", "other_messages", "explained_by", "reason")
+    freeze_cols: int = 0
+    colors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def _missing(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, float | np.floating) and math.isnan(v)
+
+
+def _plain(v: Any) -> Any:
+    """A value as openpyxl writes it: numbers as numbers, periods as text, no NaN/inf."""
+    if _missing(v):
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, pd.Period):
+        return str(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _link_text(url: str, lang: str) -> str:
+    """The title of the page a report link points to (``anomaly.html#...`` -> 异常检测)."""
+    stem = url.split("#", 1)[0].rsplit("/", 1)[-1].removesuffix(".html")
+    return _label(f"report.task.{stem}", lang) or url
+
+
+def _width(text: str) -> int:
+    """Display width of ``text`` in Excel character units: CJK characters count two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _shown(value: Any, fmt: str | None) -> str:
+    """About the text Excel shows for ``value`` in ``fmt`` (to size the column)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if fmt == PCT:
+        return f"{value * 100:,.1f}%"
+    if fmt in (INT, PLAIN):
+        return f"{value:,.0f}"
+    if fmt == PRICE:
+        return f"{value:,.2f}"
+    return f"{value:,.1f}" if abs(value) >= 100 or fmt != SCORE else f"{value:,.2f}"
+
+
+def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = None) -> None:
+    """Write ``df`` to the empty worksheet ``ws``: one header row in ``lang``, then the rows.
+
+    Works for normal and write-only worksheets (the scorecard of a large group streams);
+    links are live on normal worksheets only. Column order is ``df``'s. See the module
+    docstring for what the sheet looks like.
+    """
+    from openpyxl.cell.cell import Cell
+    from openpyxl.formatting.rule import CellIsRule
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.worksheet import Worksheet
+
+    spec = spec or Sheet()
+    cols = [str(c) for c in df.columns]
+    row_units: list[str | None] = [None] * len(df)
+    if spec.row_unit is not None and spec.row_unit in df:
+        row_units = [None if _missing(u) or u == "" else str(u) for u in df[spec.row_unit]]
+    heads = [spec.headers.get(c) or header_text(c, lang, unit=spec.units.get(c)) for c in cols]
+    heads = _distinct(heads, cols, spec, lang)
+    formats = {c: spec.formats[c] for c in cols if c in spec.formats}
+    formats |= {c: number_format(u) for c, u in spec.units.items() if c in cols}
+    wrap_cols = set(spec.wrap)
+    links = set(spec.links)
+
+    # the values as shown: codes as words, ids as names, units as words
+    shown = []
+    for c in cols:
+        s = df[c].tolist()
+        if c in spec.names:
+            names = spec.names[c]
+            s = [names.get(v, v) if isinstance(v, str) else v for v in s]
+        if c == spec.row_unit:
+            s = [unit_label(v, lang) if isinstance(v, str) and v else v for v in s]
+        elif c in _CODED:
+            s = [value_text(c, v, lang) if isinstance(v, str) and v else v for v in s]
+        elif c in _LISTS or c == "evidence":
+            s = [_list_text(c, v, lang) if isinstance(v, str) and v else v for v in s]
+        s = [value_text("bool", str(v).lower(), lang) if isinstance(v, bool | np.bool_)
+             else _plain(v) for v in s]  # fmt: skip
+        shown.append(s)
+
+    # widths from the header and the content; long text wraps in a wide column
+    widths, wrapped = [], set()
+    for i, c in enumerate(cols):
+        sample = shown[i][:_SAMPLE_ROWS]
+        fmts = [_cell_format(c, formats, spec, row_units, r) for r in range(len(sample))]
+        content = max(
+            (_width(_shown(v, f)) for v, f in zip(sample, fmts, strict=True) if v is not None),
+            default=0,
+        )
+        if c in links:
+            content = max((_width(_link_text(v, lang)) for v in sample if isinstance(v, str)),
+                          default=content)  # fmt: skip
+        head = _width(heads[i])
+        width = max(content, min(head, _HEADER_WIDTH), _MIN_WIDTH) + 2
+        cap = _TEXT_WIDTH if c in wrap_cols else _MAX_WIDTH
+        if c in wrap_cols or width > cap:
+            wrapped.add(c)
+        widths.append(min(width, cap))
+    # a write-only sheet writes its views and columns with its first row: set them first
+    for i, w in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = w
+    if cols:
+        ws.freeze_panes = f"{get_column_letter(spec.freeze_cols + 1)}2"
+
+    bold = Font(bold=True)
+    head_align = Alignment(wrap_text=True, vertical="top")
+    wrap_align = Alignment(wrap_text=True, vertical="top")
+    top = Alignment(vertical="top")
+    header_cells = []
+    for h in xlsx_row(ws, heads):
+        cell = h if isinstance(h, Cell) else Cell(ws, row=1, column=1, value=h)
+        cell.font = bold
+        cell.alignment = head_align
+        header_cells.append(cell)
+    ws.append(header_cells)
+
+    normal = isinstance(ws, Worksheet)
+    for r in range(len(df)):
+        values = [shown[i][r] for i in range(len(cols))]
+        urls = {}
+        for i, c in enumerate(cols):
+            if c in links and isinstance(values[i], str) and values[i]:
+                urls[i] = values[i]
+                values[i] = _link_text(values[i], lang)
+        cells = []
+        for i, v in enumerate(xlsx_row(ws, values)):
+            cell = v if isinstance(v, Cell) else Cell(ws, row=1, column=1, value=v)
+            c = cols[i]
+            if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
+                fmt = _cell_format(c, formats, spec, row_units, r)
+                if fmt:
+                    cell.number_format = fmt
+            cell.alignment = wrap_align if c in wrapped else top
+            cells.append(cell)
+        ws.append(cells)
+        if normal:
+            for i, url in urls.items():
+                cell = ws.cell(row=ws.max_row, column=i + 1)
+                cell.hyperlink = url
+                cell.style = "Hyperlink"
+                cell.alignment = top
+
+    last = len(df) + 1
+    n = len(cols)
+    if n:
+        end = get_column_letter(n)
+        ws.auto_filter.ref = f"A1:{end}{last}"
+        ws.print_title_rows = "1:1"
+        ws.print_area = f"A1:{end}{last}"
+    for c, colors in spec.colors.items():
+        if c not in cols or last < 2:
+            continue
+        letter = get_column_letter(cols.index(c) + 1)
+        for code, color in colors.items():
+            fill = PatternFill(start_color=color[1:], end_color=color[1:], fill_type="solid")
+            word = value_text(c, code, lang) if c in _CODED else code
+            ws.conditional_formatting.add(
+                f"{letter}2:{letter}{last}",
+                CellIsRule(operator="equal", formula=[_quoted(word)], fill=fill,
+                           font=Font(color="FFFFFF")),
+            )  # fmt: skip
+    print_setup(ws, lang)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a string literal of a conditional-format formula."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _cell_format(
+    col: str, formats: Mapping[str, str], spec: Sheet, row_units: list[str | None], row: int
+) -> str | None:
+    if col in spec.row_unit_columns and spec.row_unit is not None:
+        return number_format(row_units[row])
+    return formats.get(col)
+
+
+def _distinct(heads: list[str], cols: list[str], spec: Sheet, lang: str) -> list[str]:
+    """Headers made distinct (filters and pivot tables need them): a page word two columns
+    share ("Entity" for the code and the name) gives way to ``workbook.alt.<col>``; a
+    header still repeated gets a number."""
+    out = list(heads)
+    for i, c in enumerate(cols):
+        if out.count(out[i]) > 1 and c not in spec.headers:
+            alt = _label(f"workbook.alt.{c}", lang)
+            if alt is not None and alt not in out:
+                out[i] = _with_unit(alt, spec.units.get(c), lang)
+    return [f"{h} {out[:i].count(h) + 1}" if h in out[:i] else h for i, h in enumerate(out)]
+
+
+def print_setup(ws: Any, lang: str) -> None:
+    """A4 landscape, every column on the page width (as many pages down as it takes), the
+    header row on every page, narrow margins, grid lines and a "sheet, page n of m"
+    footer."""
+    from openpyxl.worksheet.properties import PageSetupProperties
+    from openpyxl.worksheet.worksheet import Worksheet
+
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    if ws.sheet_properties.pageSetUpPr is None:
+        ws.sheet_properties.pageSetUpPr = PageSetupProperties()
+    ws.sheet_properties.pageSetUpPr.fitToPage = True  # without it Excel ignores fitToWidth
+    ws.print_options.gridLines = True
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.5
+    ws.oddFooter.center.text = labels.t("workbook.footer", lang)
