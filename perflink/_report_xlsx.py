@@ -64,7 +64,11 @@ _MORE_KEYS = {
     "source_task": ("report.task.{v}",),
     "finding_kind": ("mapping.value.check.{v}", "report.value.kind.{v}"),
     "action_id": ("summary.action_name.{v}",),
+    "rule_id": ("workbook.value.finding_kind.{v}",),
 }
+#: Coded columns that also hold the input's own codes (a catalog's rule ids): a code without
+#: words stays as written.
+_OPEN_CODES = {"rule_id"}
 #: Columns holding lists of codes of another column: column -> the column whose words they use.
 _LISTS = {"tasks": "source_task", "also": "kind"}
 #: Where a header's words live after workbook.col / report.col (a task's own columns).
@@ -136,6 +140,15 @@ def value_text(col: str, value: str, lang: str) -> str:
         if (text := _label(key, lang)) is not None:
             return text
     return _words(value, lang)
+
+
+def _known(col: str, value: str, lang: str) -> str:
+    """A value of a column of mixed codes: in words where it is perflink's code, else as is."""
+    keys = (f"report.value.{col}.{value}", f"workbook.value.{col}.{value}")
+    for key in (*keys, *(k.format(v=value) for k in _MORE_KEYS.get(col, ()))):
+        if (text := _label(key, lang)) is not None:
+            return text
+    return value
 
 
 def _list_text(col: str, value: str, lang: str) -> str:
@@ -281,6 +294,8 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
             s = [unit_label(v, lang) if isinstance(v, str) and v else v for v in s]
         elif c in _CODED:
             s = [value_text(c, v, lang) if isinstance(v, str) and v else v for v in s]
+        elif c in _OPEN_CODES:
+            s = [_known(c, v, lang) if isinstance(v, str) and v else v for v in s]
         elif c in _LISTS or c == "evidence":
             s = [_list_text(c, v, lang) if isinstance(v, str) and v else v for v in s]
         s = [value_text("bool", str(v).lower(), lang) if isinstance(v, bool | np.bool_)
@@ -310,6 +325,7 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
         ws.column_dimensions[get_column_letter(i)].width = w
     if cols:
         ws.freeze_panes = f"{get_column_letter(spec.freeze_cols + 1)}2"
+    print_setup(ws, lang)  # its fit-to-page flag is written before the rows, too
 
     bold = Font(bold=True)
     head_align = Alignment(wrap_text=True, vertical="top")
@@ -368,7 +384,6 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
                 CellIsRule(operator="equal", formula=[_quoted(word)], fill=fill,
                            font=Font(color="FFFFFF")),
             )  # fmt: skip
-    print_setup(ws, lang)
 
 
 def _quoted(text: str) -> str:
@@ -379,7 +394,7 @@ def _quoted(text: str) -> str:
 def _cell_format(
     col: str, formats: Mapping[str, str], spec: Sheet, row_units: list[str | None], row: int
 ) -> str | None:
-    if col in spec.row_unit_columns and spec.row_unit is not None:
+    if col in spec.row_unit_columns:  # without a unit column: plain amounts
         return number_format(row_units[row])
     return formats.get(col)
 

@@ -154,7 +154,7 @@ def _spec(key: str, df: pd.DataFrame, result: Any, names: dict[str, dict[str, st
 
 
 def write_workbook(
-    result: Any, *, path: str | Path | None = None, metric_names: Mapping[str, str] | None = None
+    result: Any, *, path: str | Path | None = None, catalog: Any = None
 ) -> Path | None:
     """Write the finance / HR workbook and return its path (None when there is nowhere to write).
 
@@ -165,10 +165,10 @@ def write_workbook(
     path : str or Path, optional
         Where to write; default ``<tables_dir>/../review.xlsx`` (``reports/<quarter>/``).
         Without a tables folder (JupyterLab) and without ``path`` nothing is written.
-    metric_names : mapping, optional
-        Metric id -> name in the report language (the catalog's); default the result's
-        ``metric_names`` if it has them, and the names the anomaly table carries. A metric
-        without a name is shown by its id.
+    catalog : Catalog, optional
+        The review's catalog (``review.catalog``): metric names in the report language.
+        Without it the names the anomaly table carries are used; a metric without a name is
+        shown by its id.
 
     Sheets (named in the report language): findings (summary findings, ranked, with the
     review-loop columns), actions (suggestions), scorecard, bonus, forecast deviation,
@@ -201,7 +201,7 @@ def write_workbook(
         "metric": {
             **_pairs(raw, "metric_id", "metric"),
             **dict(getattr(result, "metric_names", None) or {}),
-            **dict(metric_names or {}),
+            **({m: s.name(lang) for m, s in catalog.metrics.items()} if catalog else {}),
         },
         "entity": {
             **_pairs(raw, "entity_id", "entity"),
