@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import altair as alt
 import pandas as pd
@@ -162,49 +162,105 @@ def _value_axis(title: str, unit: str | None, lang: str) -> alt.Axis:
     return alt.Axis(title=title or label)
 
 
+# Fan chart series, in legend order: key of the label forecast.legend.<key>, colour. The
+# bands are opaque (the 80% band drawn over the 95% one) so the legend shows their colours.
+_FAN_SERIES = (
+    ("actual", "#222222"),
+    ("forecast", "#0b5cad"),
+    ("budget", "#c62828"),
+    ("band80", "#9dbde3"),
+    ("band95", "#d3e2f3"),
+)
+
+
 def _fans(
-    hist: pd.DataFrame, fc: pd.DataFrame, y_axis: alt.Axis, title, sort: list[str] | None
+    hist: pd.DataFrame,
+    fc: pd.DataFrame,
+    y_axis: alt.Axis,
+    title,
+    sort: list[str] | None,
+    lang: str,
 ) -> alt.FacetChart:
-    """Fan chart panels, one per ``entity`` label: actual and budget (``hist``), forecast
-    mean and 80%/95% bands (``fc``); panels in ``sort`` order (else alphabetical)."""
-    for df in (hist, fc):
-        df["month"] = df["period"].dt.to_timestamp()
-    base_x = alt.X("month:T", title=None)
-    band95 = (
+    """Fan chart panels, one per ``entity`` label: actual and budget (``hist``, the budget
+    over the whole fiscal year), forecast mean and 80%/95% bands (``fc``); panels in ``sort``
+    order (else alphabetical). One legend names the five layers; every panel draws its own
+    month axis, so a last row with fewer panels leaves no axis under an empty cell."""
+    words = {key: labels.t(f"forecast.legend.{key}", lang) for key, _ in _FAN_SERIES}
+    parts = []
+    for df, col, key in (
+        (hist, "actual", "actual"),
+        (hist, "budget", "budget"),
+        (fc, "mean", "forecast"),
+    ):
+        parts.append(
+            df[["entity", "period", col]].rename(columns={col: "value"}).assign(series=words[key])
+        )
+    for level in ("95", "80"):
+        band = fc[["entity", "period", f"lo_{level}", f"hi_{level}"]]
+        band = band.rename(columns={f"lo_{level}": "lo", f"hi_{level}": "hi"})
+        parts.append(band.assign(series=words[f"band{level}"]))
+    data = pd.concat(parts, ignore_index=True)
+    data = data[data["value"].notna() | data["lo"].notna()]
+    data["month"] = data.pop("period").dt.to_timestamp()
+    data = charts.for_chart(data)
+    scale = alt.Scale(domain=[words[k] for k, _ in _FAN_SERIES], range=[c for _, c in _FAN_SERIES])
+    colour = alt.Color(
+        "series:N", scale=scale, legend=alt.Legend(title=None, orient="top", symbolType="square")
+    )
+    x = alt.X("month:T", title=None)
+    tooltip = [
+        alt.Tooltip("month:T", title=labels.t("forecast.legend.month", lang)),
+        alt.Tooltip("series:N", title=None),
+        alt.Tooltip("value:Q", title=y_axis.title or None, format=",.4~r"),
+    ]
+
+    def band(key: str) -> alt.Chart:
+        return (
+            alt.Chart()
+            .mark_area()
+            .encode(x=x, y=alt.Y("lo:Q", axis=y_axis), y2="hi:Q", color=colour)
+            .transform_filter(alt.datum.series == words[key])
+        )
+
+    lines = (
         alt.Chart()
-        .mark_area(opacity=0.18, color="#0b5cad")
-        .encode(x=base_x, y=alt.Y("lo_95:Q", axis=y_axis), y2="hi_95:Q")
+        .mark_line(point=alt.OverlayMarkDef(size=14, opacity=0))
+        .encode(
+            x=x,
+            y=alt.Y("value:Q", axis=y_axis),
+            color=colour,
+            strokeDash=alt.StrokeDash(
+                "series:N",
+                scale=alt.Scale(
+                    domain=[words["actual"], words["forecast"], words["budget"]],
+                    range=[[1, 0], [5, 3], [2, 2]],
+                ),
+                legend=None,
+            ),
+            tooltip=tooltip,
+        )
+        .transform_filter("isValid(datum.value)")
     )
-    band80 = (
-        alt.Chart()
-        .mark_area(opacity=0.3, color="#0b5cad")
-        .encode(x=base_x, y="lo_80:Q", y2="hi_80:Q")
-    )
-    mean = alt.Chart().mark_line(strokeDash=[4, 2], color="#0b5cad").encode(x=base_x, y="mean:Q")
-    actual = alt.Chart().mark_line(color="#222").encode(x=base_x, y=alt.Y("actual:Q"))
-    budget = (
-        alt.Chart().mark_line(color="#c62828", strokeDash=[2, 2]).encode(x=base_x, y="budget:Q")
-    )
-    data = pd.concat(
-        [
-            charts.for_chart(hist[["entity", "month", "actual", "budget"]]),
-            charts.for_chart(fc[["entity", "month", "mean", "lo_80", "hi_80", "lo_95", "hi_95"]]),
-        ],
-        ignore_index=True,
-    )
-    layer = alt.layer(band95, band80, mean, actual, budget, data=data).properties(
+    layer = alt.layer(band("band95"), band("band80"), lines, data=data).properties(
         width=240, height=150
     )
     facet = alt.Facet("entity:N", title=None)
     if sort is not None:
         facet = alt.Facet("entity:N", title=None, sort=sort)
     return (
-        layer.facet(facet=facet, columns=3).resolve_scale(y="independent").properties(title=title)
+        layer.facet(facet=facet, columns=3)
+        .resolve_scale(y="independent")
+        .resolve_axis(x="independent")
+        .properties(title=title)
     )
 
 
 # Fan charts of the group and its subsidiaries: a 3 x 3 grid at most (each panel ~40 marks).
 _FAN_PANELS = 9
+# The money-at-stake chart: bars shown, and the widest "unit · metric" label on its axis (in
+# Latin-letter widths, a Chinese character counts 2).
+_AT_STAKE_BARS = 15
+_LABEL_WIDTH = 34
 
 
 def _name_col(df: pd.DataFrame, names: dict) -> pd.Series:
@@ -249,6 +305,10 @@ class DeviationResult(TaskResult):
         of ``at_stake``.
     empty_note : str
         Label key of the sentence shown when no row is flagged.
+    limit : int or None
+        None: the page shows every flagged row with its message. A number: the reading
+        layer (:meth:`highlights`), the first ``limit`` flagged rows without the message,
+        and a line saying how many there are.
     """
 
     table: pd.DataFrame
@@ -258,6 +318,7 @@ class DeviationResult(TaskResult):
     units: Mapping[str, str] = field(default_factory=dict)
     money_unit: str | None = None
     empty_note: str = "forecast.text.no_flags"
+    limit: int | None = None
 
     _units = dict.fromkeys(("deviation_pct", "p_meet_budget"), "pct")
     _table_name = "forecast_deviation"
@@ -273,15 +334,36 @@ class DeviationResult(TaskResult):
         ids = f.loc[f["kind"] == kind, "entity_id"].drop_duplicates()
         return list(ids.head(n))
 
-    def view(self) -> pd.DataFrame:
-        """The flagged rows as people read them: names, projection, budget, severity."""
-        return self._display()
+    def highlights(self, n: int = 10) -> DeviationResult:
+        """What a leader reads: the first ``n`` flagged rows, without the long message.
 
-    def _display(self) -> pd.DataFrame:
+        The full list (:meth:`view`, with messages) is the page's appendix and the
+        ``forecast_deviation`` table.
+
+        Raises
+        ------
+        ParamsError
+            If ``n`` is not a whole number of at least 1.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ParamsError(f"forecast highlights: n must be a whole number >= 1, got {n!r}.")
+        return replace(self, limit=n)
+
+    def _shown(self) -> pd.DataFrame:
+        f = self.flagged()
+        return f if self.limit is None else f.head(self.limit)
+
+    def view(self) -> pd.DataFrame:
+        """The flagged rows as people read them: names, projection, budget, severity (and
+        the message, except in :meth:`highlights`)."""
+        df = self._display(self._shown())
+        return df if self.limit is None else df.drop(columns="message")
+
+    def _display(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
         cols = ["entity", "metric", "projected", "budget", "deviation_pct", "p_meet_budget"]
         if self.money_unit:
             cols.append("at_stake")
-        df = self.flagged()
+        df = self.flagged() if df is None else df.copy()
         df["entity"] = _name_col(df, self.names)
         df["metric"] = df["metric_id"].map(lambda m: self.metric_names.get(m, m))
         # the outlook status word (perflink.common.outlook_status) beside the probability
@@ -296,7 +378,7 @@ class DeviationResult(TaskResult):
         if df.empty:
             return self._note(self.empty_note)
         # rows of several metrics: each amount in its own metric's unit, sorted by value
-        ids = self.flagged()["metric_id"].to_numpy()
+        ids = self._shown()["metric_id"].to_numpy()
         shown = df.copy()
         order = {}
         for col in ("projected", "budget"):
@@ -316,36 +398,48 @@ class DeviationResult(TaskResult):
             if lang == "zh":
                 headers["at_stake"] = f"{title}（{unit_label(self.money_unit, lang)}）"
             units["at_stake"] = self.money_unit
-        return self._table(shown, order=order, headers=headers, units=units)
+        table = self._table(shown, order=order, headers=headers, units=units)
+        total = len(self.flagged())
+        if self.limit is not None and total > len(shown):
+            return table + self._note("forecast.text.top_rows", n=len(shown), total=total)
+        return table
 
-    def chart(self) -> alt.Chart:
-        """Ranked bars of money at stake for the flagged rows (top 20), in the money unit."""
+    def chart(self, n: int = _AT_STAKE_BARS) -> alt.Chart:
+        """Ranked bars of money at stake for the first ``n`` flagged rows, in the money unit.
+
+        Long "unit · metric" names are shortened on the axis
+        (:func:`perflink.charts.short_label`); the tooltip gives the full name.
+        """
         lang = self.language
         df = self._display()
         df["at_stake"] = self.flagged()["at_stake"].to_numpy()
-        df = df[df["at_stake"].notna()].head(20)
+        df = df[df["at_stake"].notna()].head(n)
         if df.empty or self.money_unit is None:
             key = self.empty_note if self.flagged().empty else "forecast.text.no_money"
             return charts.message(labels.t(key, lang))
         df["severity_label"] = df["severity"].map(lambda s: labels.value_label("severity", s, lang))
         df["label"] = df["entity"] + " · " + df["metric"]
+        df["short"] = charts.short_label(df["label"], _LABEL_WIDTH)
         title = _money_title(labels.t("forecast.col.at_stake", lang), self.money_unit, lang)
         return (
-            alt.Chart(charts.for_chart(df[["label", "at_stake", "severity_label"]]))
+            alt.Chart(charts.for_chart(df[["label", "short", "at_stake", "severity_label"]]))
             .mark_bar()
             .encode(
                 x=alt.X(
                     "at_stake:Q", axis=charts.fmt_axis_money(self.money_unit, lang, title=title)
                 ),
-                y=alt.Y("label:N", sort="-x", title=None),
+                y=alt.Y("short:N", sort="-x", title=None),
                 color=alt.Color(
                     "severity_label:N",
                     scale=charts.severity_scale(labelled=True, lang=lang),
                     title=labels.t("report.col.severity", lang),
                 ),
-                tooltip=["label:N", "at_stake:Q"],
+                tooltip=[
+                    alt.Tooltip("label:N", title=labels.t("forecast.legend.row", lang)),
+                    alt.Tooltip("at_stake:Q", title=title, format=",.1f"),
+                ],
             )
-            .properties(title=labels.t("forecast.chart.at_stake", lang))
+            .properties(title=labels.t("forecast.chart.at_stake", lang), height=alt.Step(18))
         )
 
 
@@ -574,7 +668,7 @@ class ForecastResult(TaskResult):
                 by=labels.t("forecast.col.at_stake", lang),
                 lang=lang,
             )
-        return _fans(hist, fc, y_axis, title, sort)
+        return _fans(hist, fc, y_axis, title, sort, lang)
 
     def drilldown(self) -> alt.TopLevelMixin:
         """Fan charts of the first ``options.top_n`` flagged units, each of the metric it is
@@ -600,7 +694,7 @@ class ForecastResult(TaskResult):
         unit = units.pop() if len(units) == 1 else None
         y_axis = _value_axis("", unit, lang) if unit else alt.Axis(title=None)
         title = labels.t("forecast.chart.drilldown", lang)
-        return _fans(hist, fc, y_axis, title, list(pairs["entity"]))
+        return _fans(hist, fc, y_axis, title, list(pairs["entity"]), lang)
 
     def _role_missing(self, role: str) -> alt.Chart:
         lang = self.language
@@ -696,7 +790,7 @@ class BacktestResult(TableResult):
         df = self.view()
         if df.empty:
             return self._note(self._empty)
-        out = self._table(df)
+        out = self._note("forecast.text.backtest_method") + self._table(df)
         cal = self.calibration_view()
         if not cal.empty:
             out += self._heading("forecast.heading.calibration")
@@ -705,36 +799,46 @@ class BacktestResult(TableResult):
         return out
 
     def chart(self) -> alt.Chart:
-        """MASE of the method and of seasonal naive per metric."""
+        """Monthly error of the method and of seasonal naive per metric (MASE), as grouped
+        bars: one row per metric name on the axis (no facet headers to overlap the ticks),
+        the two methods side by side within it, a reference line at 1."""
         lang = self.language
         if self.table.empty:
             return self._empty_chart()
+        ours, naive = (labels.t(f"forecast.method.{k}", lang) for k in ("panel", "snaive"))
         rows = []
         for r in self.table.itertuples(index=False):
             if r.level != "unit" or pd.isna(r.mase):
                 continue
-            rows.append(
-                {
-                    "metric": self._name(r.metric_id),
-                    "who": labels.t("forecast.method.panel", lang),
-                    "mase": r.mase,
-                }
-            )
-            rows.append(
-                {
-                    "metric": self._name(r.metric_id),
-                    "who": labels.t("forecast.method.snaive", lang),
-                    "mase": r.mase_snaive,
-                }
-            )
-        return (
-            alt.Chart(pd.DataFrame(rows))
+            name = self._name(r.metric_id)
+            rows.append({"metric": name, "who": ours, "mase": r.mase})
+            rows.append({"metric": name, "who": naive, "mase": r.mase_snaive})
+        if not rows:
+            return self._empty_chart()
+        df = pd.DataFrame(rows)
+        df["short"] = charts.short_label(df["metric"], 28)
+        title = labels.t("forecast.chart.mase_axis", lang)
+        bars = (
+            alt.Chart(df)
             .mark_bar()
             .encode(
-                x=alt.X("mase:Q", title="MASE"),
-                y=alt.Y("who:N", title=None),
-                row=alt.Row("metric:N", title=None, sort=None),
-                color=alt.Color("who:N", title=None),
+                x=alt.X("mase:Q", title=title),
+                y=alt.Y("short:N", title=None, sort=None),
+                yOffset=alt.YOffset("who:N", sort=[ours, naive]),
+                color=alt.Color(
+                    "who:N",
+                    title=None,
+                    scale=alt.Scale(domain=[ours, naive], range=["#0b5cad", "#9aa5b1"]),
+                    legend=alt.Legend(orient="top"),
+                ),
+                tooltip=[
+                    alt.Tooltip("metric:N", title=labels.column_label("metric", lang)),
+                    alt.Tooltip("who:N", title=labels.column_label("method", lang)),
+                    alt.Tooltip("mase:Q", title=title, format=".2f"),
+                ],
             )
-            .properties(title=labels.t("forecast.chart.backtest", lang), height=50)
+        )
+        one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color="#555", strokeDash=[3, 3])
+        return alt.layer(bars, one.encode(x="x:Q")).properties(
+            title=labels.t("forecast.chart.backtest", lang), height=alt.Step(16)
         )

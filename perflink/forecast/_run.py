@@ -328,16 +328,20 @@ def _agg(members, ids):
 
 
 def _history(actual, budgets, ids, periods, st) -> pd.DataFrame:
+    """Actuals of the fiscal year and the year before, and the monthly budget of the fiscal
+    year over all its months: the months after the review quarter carry the budget with no
+    actual, so the charts show forecast against budget for the rest of the year."""
     keep = np.array([p.year >= st.year - 1 for p in periods])
-    per = periods[keep]
+    last = periods[-1] if len(periods) else st.cutoff
+    rest = pd.period_range(last + 1, pd.Period(f"{st.year}-12", "M"), freq="M")
+    per = periods[keep].append(rest)
+    cur = np.array([p.year == st.year for p in per])
+    months = np.array([p.month - 1 for p in per])
     frames = []
-    series = actual
-    for metric, act in series.items():
-        a = act[:, keep]
+    for metric, act in actual.items():
+        a = np.hstack([act[:, keep], np.full((act.shape[0], len(rest)), np.nan)])
         bud = np.full(a.shape, np.nan)
         if metric in budgets:
-            cur = np.array([p.year == st.year for p in per])
-            months = np.array([p.month - 1 for p in per])
             bud[:, cur] = budgets[metric][:, months[cur]]
         frames.append(
             pd.DataFrame(
