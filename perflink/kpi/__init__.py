@@ -67,6 +67,7 @@ from perflink.kpi._decompose import (
     decompose,
     estimate_elasticities,
 )
+from perflink.kpi._page import PageTable, free_text_header
 from perflink.kpi._result import DecompositionResult, named_view
 from perflink.options import KpiOptions
 
@@ -79,6 +80,7 @@ __all__ = [
     "METHODS",
     "AttributionWarning",
     "DecompositionResult",
+    "PageTable",
     "attainment",
     "attribute",
     "attribute_frame",
@@ -89,6 +91,7 @@ __all__ = [
     "decompose_review",
     "estimate_elasticities",
     "format_gap",
+    "free_text_header",
     "named_view",
     "run",
 ]

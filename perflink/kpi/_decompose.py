@@ -16,7 +16,13 @@ from perflink.errors import InputError, ParamsError
 from perflink.kpi import _panels as _pn
 from perflink.kpi import _tree as _tree
 from perflink.kpi._basis import compare
-from perflink.kpi._result import CHANGE_COLUMNS, DecompositionResult, KpiPanels, tree_layout
+from perflink.kpi._result import (
+    CHANGE_COLUMNS,
+    TREE_KEY,
+    DecompositionResult,
+    KpiPanels,
+    tree_layout,
+)
 from perflink.kpi._trace import missed_findings
 from perflink.options import KpiOptions, StatusOptions
 
@@ -158,6 +164,10 @@ def decompose(
         findings=findings,
         elasticities=elasticities,
         names=_names(entities, lang),
+        parents={
+            e: (p if isinstance(p, str) else None)
+            for e, p in zip(entities["entity_id"], entities["parent_id"], strict=True)
+        },
         panels=panels,
         metric_names={m: catalog.metrics[m].name(lang) for m in catalog.metrics},
         metric_units={m: catalog.metrics[m].unit for m in catalog.metrics},
@@ -293,18 +303,18 @@ def _tier1(attribution: pd.DataFrame, catalog: Catalog, status: StatusOptions) -
 
 def _tree_nodes(attribution: pd.DataFrame, catalog: Catalog, status: StatusOptions) -> pd.DataFrame:
     """Driver-tree nodes of each entity (base target), with completion and layout."""
+    # lagged drivers are nodes too (新签合同额 a month earlier explains revenue, and its own
+    # drivers hang below it); the remainder and unexplained rows are not metrics
     part = attribution[
-        (attribution["base"] == "target")
-        & (attribution["lag"] == 0)
-        & attribution["driver_id"].isin(list(catalog.metrics))
+        (attribution["base"] == "target") & attribution["driver_id"].isin(list(catalog.metrics))
     ]
-    layout = tree_layout(part[["metric_id", "parent_id", "driver_id", "link", "depth"]])
-    nodes = part.merge(layout, on=["metric_id", "parent_id", "driver_id", "link"], how="inner")
+    layout = tree_layout(part[[*TREE_KEY, "depth"]])
+    nodes = part.merge(layout, on=TREE_KEY, how="inner")
     cmp = compare(
         nodes["driver_actual"], nodes["driver_base"], nodes["driver_id"], catalog, status=status
     )
     nodes = pd.concat([nodes, cmp[["basis", "gap", "completion", "status"]]], axis=1)
-    cols = ["entity_id", "scope", "metric_id", "parent_id", "driver_id", "tier", "link"]
+    cols = ["entity_id", "scope", "metric_id", "parent_id", "driver_id", "tier", "link", "lag"]
     cols += ["contribution", "driver_actual", "driver_base", "basis", "gap", "completion"]
     cols += ["status", "x", "y"]
     return nodes[cols].reset_index(drop=True)

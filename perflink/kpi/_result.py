@@ -13,7 +13,8 @@ from perflink._report_format import fmt_number
 from perflink.common import ACTUAL_STATUSES
 from perflink.errors import ParamsError
 from perflink.kpi._basis import format_gap
-from perflink.labels import t
+from perflink.kpi._page import PageTable, free_text_header, shown_of
+from perflink.labels import column_label, t
 from perflink.results import QuarterResult, note_html
 from perflink.units import parse_unit, unit_label
 
@@ -106,13 +107,60 @@ def named_view(
     return out
 
 
+#: What identifies a node of the driver tree (one edge from its parent).
+TREE_KEY = ["metric_id", "parent_id", "driver_id", "link", "lag"]
+
+
 def tree_layout(edges: pd.DataFrame) -> pd.DataFrame:
-    """Static positions of the tree nodes: x = depth, y = order within a depth of one tree."""
-    u = edges.drop_duplicates(["metric_id", "parent_id", "driver_id", "link"]).copy()
-    u = u.sort_values(["metric_id", "depth", "parent_id", "link", "driver_id"], na_position="first")
-    u["x"] = u["depth"]
-    u["y"] = u.groupby(["metric_id", "depth"]).cumcount()
-    return u[["metric_id", "parent_id", "driver_id", "link", "x", "y"]]
+    """Positions of the driver-tree nodes, drawn as a tree: ``x`` = depth, ``y`` = row.
+
+    Each tier-1 metric's tree is laid out on its own (union of the edges of every entity):
+    leaves take consecutive rows in depth-first order (children in ``link`` then driver
+    order), a parent sits at the middle of its children's rows, so every node stays in the
+    rows of its own parent's branch (a driver of 期间费用 is never drawn in the row of
+    营业成本). A node whose parent is not in the tree is placed after the tree as a leaf.
+
+    Parameters
+    ----------
+    edges : ``metric_id, parent_id, driver_id, link, lag, depth`` (parent_id missing at
+        the root, depth 0).
+
+    Returns
+    -------
+    DataFrame
+        ``metric_id, parent_id, driver_id, link, lag, x, y`` (one row per distinct node).
+    """
+    u = edges.drop_duplicates(TREE_KEY).copy()
+    u = u.sort_values(["metric_id", "depth", "parent_id", "link", "driver_id", "lag"])
+    u = u.reset_index(drop=True)
+    u["x"] = u["depth"].astype(int)
+    u["y"] = np.nan
+    for _, tree in u.groupby("metric_id", sort=False):
+        u.loc[tree.index, "y"] = pd.Series(_tree_rows(tree))
+    return u[[*TREE_KEY, "x", "y"]]
+
+
+def _tree_rows(tree: pd.DataFrame) -> dict[int, float]:
+    """Row of each node of one tree (index -> y): leaves in depth-first order, a parent at
+    the mean of its children's rows; nodes not reached from the root come after as leaves."""
+    kids: dict[tuple[str, int], list[int]] = {}
+    for i, parent, depth in zip(tree.index, tree["parent_id"], tree["depth"], strict=True):
+        if isinstance(parent, str):
+            kids.setdefault((parent, int(depth) - 1), []).append(i)
+    ys: dict[int, float] = {}
+    leaves = iter(range(len(tree)))
+
+    def place(i: int) -> float:
+        ys[i] = np.nan  # seen: a driver reached twice is drawn once
+        key = (tree.at[i, "driver_id"], int(tree.at[i, "depth"]))
+        mine = [k for k in kids.get(key, []) if k not in ys]
+        ys[i] = float(np.mean([place(k) for k in mine])) if mine else float(next(leaves))
+        return ys[i]
+
+    for i in [*tree.index[tree["parent_id"].isna()], *tree.index]:
+        if i not in ys:
+            place(i)
+    return ys
 
 
 @dataclass(frozen=True)
@@ -135,6 +183,8 @@ class DecompositionResult(QuarterResult):
     findings : missed tier-1 targets with their traced cause (findings contract).
     elasticities : the mapping elasticities used for statistical links.
     names : entity id -> display name.
+    parents : entity id -> parent id (None for the group): the page's short tables show the
+        group and its subsidiaries; empty: every entity counts as top level.
     panels : the monthly panels, reused by :func:`perflink.scoring.scorecard`.
     metric_names, metric_units : metric id -> catalog name in the report language / unit
         (every catalog metric: the charts name tier-2 and tier-3 drivers too).
@@ -163,6 +213,7 @@ class DecompositionResult(QuarterResult):
     )
     summed_metrics: tuple[str, ...] = field(default=(), compare=False)
     recomputed_metrics: tuple[str, ...] = field(default=(), compare=False)
+    parents: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
 
     _title = "kpi.result.title"
     _table_name = "attribution"
@@ -268,7 +319,10 @@ class DecompositionResult(QuarterResult):
             key = "kpi.node.remainder" if driver == "_remainder" else "kpi.node.unexplained"
             return t(key, self.language, parent=self._name(parent))
         name = self._name(driver)
-        return t("kpi.node.lagged", self.language, name=name, lag=lag) if lag else name
+        if not lag:
+            return name
+        key = "kpi.node.lagged_one" if lag == 1 else "kpi.node.lagged"  # "1 month", "2 months"
+        return t(key, self.language, name=name, lag=lag)
 
     def _name(self, metric: str) -> str:
         """The catalog's name of ``metric`` in the report language (its id if unknown)."""
@@ -387,43 +441,110 @@ class DecompositionResult(QuarterResult):
     def tree_chart(
         self, entity_id: str, *, metric_id: str | None = None, scope: str = "quarter"
     ) -> alt.LayerChart:
-        """Driver tree of one entity, nodes coloured by completion status (``metric_id``:
-        default the catalog's profit metric, else the first tier-1 metric, :meth:`lead_metric`;
-        another id raises :class:`ParamsError`)."""
+        """Driver tree of one entity drawn as a tree: the tier-1 metric on the left, each
+        driver joined to the metric it drives by an edge, columns headed by tier, nodes
+        coloured by completion status (``metric_id``: default the catalog's profit metric,
+        else the first tier-1 metric, :meth:`lead_metric`; another id raises
+        :class:`ParamsError`). Long names are shortened on the chart; the tooltip has the
+        full name, completion and the kind of link."""
         metric_id = self._tier1_metric(metric_id)
+        lang = self.language
         tr = self.tree
         part = tr[(tr["entity_id"] == entity_id) & (tr["scope"] == scope)]
         part = part[part["metric_id"] == metric_id].copy()
-        part["name"] = [self._name(m) for m in part["driver_id"]]
+        lags = part["lag"] if "lag" in part else pd.Series(0, index=part.index)
+        part["name"] = [
+            self._metric_label(m, "", int(g)) for m, g in zip(part["driver_id"], lags, strict=True)
+        ]
+        part["label"] = charts.short_label(part["name"], 22)
         part["status_label"] = [
-            t(f"report.value.status.{s}", self.language) if isinstance(s, str) else "—"
+            t(f"report.value.status.{s}", lang) if isinstance(s, str) else "—"
             for s in part["status"]
         ]
-        data = charts.for_chart(part)
+        part["link_label"] = [t(f"kpi.link.{k}", lang) for k in part["link"]]
+        pos = {
+            (d, int(x)): float(y)
+            for d, x, y in zip(part["driver_id"], part["x"], part["y"], strict=True)
+        }
+        # elbow edges (out of the parent sideways, down the middle, into the child sideways):
+        # they never cross the names written above the nodes
+        segments = []
+        for r in part.itertuples():
+            key = (r.parent_id, int(r.x) - 1)
+            if not isinstance(r.parent_id, str) or key not in pos:
+                continue
+            mid = int(r.x) - 0.5
+            segments += [
+                (key[1], pos[key], mid, pos[key]),
+                (mid, pos[key], mid, float(r.y)),
+                (mid, float(r.y), int(r.x), float(r.y)),
+            ]
+        edges = pd.DataFrame(segments, columns=["x", "y", "x2", "y2"])
+        nodes = charts.for_chart(
+            part[["x", "y", "name", "label", "status_label", "completion", "link_label"]]
+        )
+        nodes["completion"] = (
+            nodes["completion"]
+            .astype(float)
+            .where(np.isfinite(nodes["completion"].astype(float)), None)
+        )
         text = t(
             "kpi.chart.tree",
-            self.language,
+            lang,
             entity=self.names.get(entity_id, entity_id),
             metric=self._name(metric_id),
         )
         note = self._adjusted_note(entity_id, metric_id, scope)
         title = alt.Title(text, subtitle=note) if note else text
-        base = alt.Chart(data, title=title).encode(
-            x=alt.X("x:O", title=t("kpi.chart.depth", self.language)),
-            y=alt.Y("y:O", axis=None),
+        depth = int(part["x"].max()) if len(part) else 0
+        rows = int(np.ceil(part["y"].max())) + 1 if len(part) else 1
+        tiers = part.groupby("x")["tier"].max().to_dict()
+        x = alt.X(
+            "x:Q",
+            scale=alt.Scale(domain=[-0.5, depth + 0.5], nice=False, zero=False),
+            axis=alt.Axis(
+                orient="top",
+                values=list(range(depth + 1)),
+                labelExpr=_tier_expr(tiers, lang),
+                labelLimit=0,
+                grid=False,
+                ticks=False,
+                domain=False,
+                title=None,
+            ),
         )
-        points = base.mark_circle(size=320).encode(
+        y = alt.Y("y:Q", scale=alt.Scale(domain=[-0.9, rows - 0.4], reverse=True), axis=None)
+        lines = (
+            alt.Chart(edges)
+            .mark_rule(color="#9aa5b1", strokeWidth=1.5)
+            .encode(x=x, y=y, x2="x2:Q", y2="y2:Q")
+        )
+        base = alt.Chart(nodes).encode(x=x, y=y)
+        tooltip = [
+            alt.Tooltip("name:N", title=t("report.col.metric_name", lang)),
+            alt.Tooltip("completion:Q", format=".1%", title=column_label("completion", lang)),
+            alt.Tooltip("status_label:N", title=column_label("status", lang)),
+            alt.Tooltip("link_label:N", title=t("kpi.chart.link", lang)),
+        ]
+        points = base.mark_circle(size=260, opacity=1).encode(
             color=alt.Color(
                 "status_label:N",
-                scale=status_word_scale(self.language),
-                title=t("report.col.status", self.language),
+                scale=status_word_scale(lang),
+                title=column_label("status", lang),
             ),
-            tooltip=["name:N", alt.Tooltip("completion:Q", format=".1%"), "link:N"],
+            tooltip=tooltip,
         )
-        text = base.mark_text(dx=14, align="left").encode(text="name:N")
-        return (points + text).properties(width=560, height=320)
+        # names above their node: an edge leaves a node sideways and never crosses a name
+        labels = base.mark_text(dy=-15, align="center", baseline="bottom").encode(
+            text="label:N", tooltip=tooltip
+        )
+        return alt.layer(lines, points, labels, title=title).properties(
+            width=170 * (depth + 1), height=max(120, 52 * rows)
+        )
 
-    def tier1_view(self, base: str = "target") -> pd.DataFrame:
+    def tier1_view(
+        self, base: str = "target", *, scope: str | None = None, top_level: bool = False
+    ) -> pd.DataFrame:
         """Tier-1 results as people read them: entity and metric names, labelled windows.
 
         Amounts are formatted in the metric's own catalog unit (its currency and scale,
@@ -432,9 +553,15 @@ class DecompositionResult(QuarterResult):
         the saved tables keep the ids (:attr:`tier1`). With declared
         environment changes, ``target_original`` and ``target_reason`` stand beside the
         target (filled on the rows whose target they changed); without, neither is shown.
+        ``scope`` keeps one window (``quarter`` / ``ytd``); ``top_level`` keeps the group and
+        its subsidiaries (:meth:`level`).
         """
         lang = self.language
         t1 = self.tier1[self.tier1["base"] == base]
+        if scope is not None:
+            t1 = t1[t1["scope"] == scope]
+        if top_level:
+            t1 = t1[t1["entity_id"].map(self.level) != "unit"]
         metric = t1["metric_id"]
 
         def fmt(col: str) -> list[str]:
@@ -490,14 +617,116 @@ class DecompositionResult(QuarterResult):
         over year, 3-month totals, pooled over units, slope through the origin)."""
         return self.named(self.elasticities.rename(columns={"elasticity": "elasticity_quarter"}))
 
+    def elasticities_table(self) -> PageTable:
+        """The elasticities as the page shows them: driver, explained metric, lag, elasticity,
+        fit (R², a glossary term) and the number of observations, headed in words (the
+        mapping's id and the estimate's source stay in the saved tables)."""
+        lang = self.language
+        view = self.elasticities_view().drop(columns=["mapping_id", "source"], errors="ignore")
+        headers = {c: t(f"kpi.col.{c}", lang) for c in ("r2", "n_obs") if c in view}
+        return PageTable(view, language=lang, headers=headers)
+
+    def level(self, entity_id: str) -> str:
+        """``group`` (no parent), ``subsidiary`` (its parent is the group) or ``unit``; every
+        entity is ``group`` when :attr:`parents` is empty."""
+        if not self.parents:
+            return "group"
+        parent = self.parents.get(entity_id)
+        if parent is None:
+            return "group"
+        return "subsidiary" if self.parents.get(parent) is None else "unit"
+
+    def detail(self) -> PageTable:
+        """Every entity's tier-1 rows (quarter and year to date) against target: the page's
+        appendix table (:meth:`tier1_view`)."""
+        return PageTable(
+            self.tier1_view(),
+            language=self.language,
+            headers=self._reason_header(),
+            max_rows=100_000,
+            interactive=True,
+        )
+
+    def _reason_header(self) -> dict[str, str]:
+        """The reason for a changed target is the params' own text, shown as entered."""
+        return {
+            "target_reason": free_text_header(
+                column_label("target_reason", self.language), self.language
+            )
+        }
+
+    def findings_view(self, *, top: int | None = None) -> PageTable:
+        """Missed tier-1 targets as the page shows them: unit, metric, window, actual, target,
+        the gap, the financial driver that pulled most and its business cause.
+
+        With ``top``, the ``top`` most important: the group and subsidiaries first, then the
+        largest shortfall relative to the target; a note says how many there are in all.
+        """
+        lang = self.language
+        f = self.findings
+        if len(f):
+            rel = f["gap"].astype(float) / f["expected"].astype(float).abs().replace(0.0, np.nan)
+            rank = {"group": 0, "subsidiary": 1, "unit": 2}
+            f = f.assign(
+                _level=f["entity_id"].map(self.level).map(rank),
+                _scope=(f["scope"] != "quarter").astype(int),
+                _rel=rel.fillna(0.0),
+            ).sort_values(["_level", "_scope", "_rel"], kind="stable")
+        total = len(f)
+        if top is not None:
+            f = f.head(top)
+        metric = f["metric_id"]
+        out = pd.DataFrame(
+            {
+                "entity_name": f["entity_id"].map(lambda e: self.names.get(e, e)),
+                "metric_name": metric.map(self._name),
+                "scope": f["scope"].map(lambda s: t(f"kpi.scope.{s}", lang)),
+                "actual": [self._fmt(v, m) for v, m in zip(f["value"], metric, strict=True)],
+                "target": [self._fmt(v, m) for v, m in zip(f["expected"], metric, strict=True)],
+                "change": [
+                    format_gap(v, self.metric_units.get(m), lang)
+                    for v, m in zip(f["gap"], metric, strict=True)
+                ],
+                "driver_id": f["driver_id"].map(self._maybe_name),
+                "cause_id": f["cause_id"].map(self._maybe_name),
+            }
+        )
+        notes = shown_of(len(out), total, lang) if top is not None else ""
+        if top is None:
+            out["message"] = f["message"].to_numpy()
+        return PageTable(
+            out.reset_index(drop=True),
+            language=lang,
+            notes=notes,
+            max_rows=top or 100_000,
+            interactive=None if top else True,
+        )
+
+    def _maybe_name(self, metric: object) -> str:
+        return self._name(metric) if isinstance(metric, str) and metric else "—"
+
     def _repr_html_(self) -> str:
-        t1 = self.tier1[self.tier1["base"] == "target"]
-        cols = ["actual", "target", "change"]
-        if not self.target_changes.empty and "target_original" in t1:
-            cols.append("target_original")
-        order = {c: t1[c].to_numpy() for c in cols}  # sort by the numbers, not the text
-        html = self._heading() + self.changes_note() + self.basis_note()
-        return html + self._table(self.view(), order=order)
+        """Heading, notes and the group's and subsidiaries' quarter (all rows:
+        :meth:`detail`)."""
+        lang = self.language
+        view = self.tier1_view(scope="quarter", top_level=True)
+        html = self._heading("kpi.result.headline") + self.changes_note() + self.basis_note()
+        table = PageTable(
+            view.drop(columns=["scope", "base"]),
+            language=lang,
+            headers=self._reason_header(),
+            max_rows=100_000,
+        )
+        return html + table._repr_html_()
+
+
+def _tier_expr(tiers: dict[int, int], lang: str) -> str:
+    """Vega expression naming each column of the tree by its tier (一级指标, 二级：财务驱动...)."""
+    expr = "''"
+    for depth, tier in sorted(tiers.items(), reverse=True):
+        word = t(f"kpi.chart.tier{min(max(int(tier), 1), 3)}", lang).replace("'", "\\'")
+        expr = f"datum.value == {int(depth)} ? '{word}' : {expr}"
+    return expr
 
 
 def status_word_scale(lang: str) -> alt.Scale:

@@ -28,6 +28,7 @@ from perflink.catalog import Catalog, check_schemes
 from perflink.common import task_options, window_months
 from perflink.errors import InputError
 from perflink.kpi import DecompositionResult, compare
+from perflink.labels import t, value_label
 from perflink.options import KpiOptions, StatusOptions
 from perflink.scoring._audit import audit_table
 from perflink.scoring._exec import tenure_table
@@ -47,6 +48,7 @@ __all__ = [
     "assess_managers_review",
     "coefficient",
     "run",
+    "scheme_names",
     "score_review",
     "scorecard",
     "write_scorecard_xlsx",
@@ -168,7 +170,45 @@ def scorecard(
         target_changes=decomposition.target_changes,
         tenure_declared=len(options.tenure),
         metric_names=decomposition.metric_names,
+        scheme_names=scheme_names(schemes, decomposition.names, lang),
     )
+
+
+def scheme_names(schemes: pd.DataFrame, names: dict, lang: str) -> dict[str, str]:
+    """Scheme id -> the scheme in words: a unit's own scheme by the unit's name, a centre
+    type's scheme by the centre type (the schemes table has codes, not names).
+
+    Parameters
+    ----------
+    schemes : schemes table (reads ``scheme_id, center_type, entity_id``).
+    names : entity id -> display name.
+    lang : ``"zh"`` or ``"en"``.
+
+    Returns
+    -------
+    dict
+        One entry per scheme id; a scheme with neither unit nor centre type keeps its id.
+
+    Raises
+    ------
+    InputError
+        If ``schemes`` lacks ``scheme_id``.
+    """
+    if "scheme_id" not in schemes:
+        raise InputError("scheme_names: the schemes table has no scheme_id column")
+    out = {}
+    for sid, part in schemes.groupby("scheme_id", sort=True):
+        units = part["entity_id"].dropna() if "entity_id" in part else pd.Series(dtype=object)
+        centres = part["center_type"].dropna() if "center_type" in part else units.iloc[:0]
+        if len(units):
+            unit = str(units.iloc[0])
+            out[sid] = t("scoring.scheme.own", lang, unit=names.get(unit, unit))
+        elif len(centres):
+            centre = value_label("center_type", str(centres.iloc[0]), lang)
+            out[sid] = t("scoring.scheme.centre", lang, centre=centre)
+        else:
+            out[sid] = str(sid)
+    return out
 
 
 def run(

@@ -11,7 +11,7 @@ import pandas as pd
 from perflink import charts
 from perflink._report_format import fmt_number
 from perflink.catalog import Policy
-from perflink.kpi import format_gap, named_view
+from perflink.kpi import PageTable, format_gap, free_text_header, named_view
 from perflink.labels import column_label, t, value_label
 from perflink.results import QuarterResult
 from perflink.units import parse_unit, unit_label
@@ -50,6 +50,8 @@ class ScorecardResult(QuarterResult):
         (:attr:`perflink.kpi.DecompositionResult.target_changes`); empty when none.
     tenure_declared : number of tenure targets in the params (``kpi.tenure``).
     metric_names : metric id -> catalog name in the report language.
+    scheme_names : scheme id -> the scheme in words (``利润中心通用方案``, ``Own scheme of
+        <unit>``): a page never shows the scheme codes of the schemes table.
     """
 
     scorecard: pd.DataFrame = field(repr=False)
@@ -65,6 +67,7 @@ class ScorecardResult(QuarterResult):
     target_changes: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
     tenure_declared: int = field(default=0, compare=False)
     metric_names: dict = field(default_factory=dict, repr=False, compare=False)
+    scheme_names: dict = field(default_factory=dict, repr=False, compare=False)
 
     _frame = "scorecard"
     _title = "scoring.result.title"
@@ -119,8 +122,11 @@ class ScorecardResult(QuarterResult):
     def bonus_view(self) -> pd.DataFrame:
         """The bonus table with its money columns headed in the catalog's money unit
         (``奖金（万元）``, ``Bonus (USD k)``: :func:`perflink.units.unit_label`)."""
+        return self._with_unit_headers(self.bonus)
+
+    def _with_unit_headers(self, bonus: pd.DataFrame) -> pd.DataFrame:
         if self.money_unit is None:
-            return self.bonus
+            return bonus
         words = unit_label(self.money_unit, self.language)
         heads = {
             c: t(
@@ -131,7 +137,114 @@ class ScorecardResult(QuarterResult):
             )
             for c in BONUS_MONEY
         }
-        return self.bonus.rename(columns=heads)
+        return bonus.rename(columns=heads)
+
+    def _worded(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Names for ids, words for codes: scheme, window, scoring rule, finding rule."""
+        out = self.named(table)
+        lang = self.language
+        if "scheme_id" in out:
+            out["scheme_id"] = out["scheme_id"].map(
+                lambda v: self.scheme_names.get(v, v) if isinstance(v, str) else "—"
+            )
+        if "scope" in out:
+            out["scope"] = out["scope"].map(
+                lambda v: t(f"kpi.scope.{v}", lang) if v in ("quarter", "ytd") else v
+            )
+        if "rule" in out:
+            out["rule"] = out["rule"].map(lambda v: rule_words(v, lang))
+        if "rule_id" in out:
+            out["rule_id"] = out["rule_id"].map(lambda v: finding_words(v, lang))
+        return out
+
+    def _headers(self, *cols: str) -> dict[str, str]:
+        """Headers of the scoring page's own columns (``scoring.col.<col>``)."""
+        return {c: t(f"scoring.col.{c}", self.language) for c in cols}
+
+    def _as_entered(self, *cols: str) -> dict[str, str]:
+        """Headers of user-entered text columns, marked as shown as entered."""
+        return {c: free_text_header(column_label(c, self.language), self.language) for c in cols}
+
+    def chain_table(self, *, top_level: bool = True) -> PageTable:
+        """The score chain (:meth:`chain`) as the page shows it: the group and its
+        subsidiaries (``top_level``), or every entity (the appendix table)."""
+        chain = self.chain()
+        if top_level:
+            chain = chain[chain["entity_id"].map(self._level) != "unit"]
+        return PageTable(
+            self._worded(chain).reset_index(drop=True),
+            language=self.language,
+            units=dict.fromkeys(_COMPLETIONS, "pct"),
+            max_rows=100_000,
+            interactive=None if top_level else True,
+        )
+
+    def scorecard_table(self) -> PageTable:
+        """Every scorecard row in words (:meth:`scorecard_view`): the appendix table."""
+        view = self._worded(self.scorecard_view())
+        headers = {**self._headers("rule", "floor", "cap"), **self._as_entered("target_reason")}
+        return PageTable(
+            view,
+            language=self.language,
+            units={"completion_before": "pct", "floor": "pct", "cap": "pct"},
+            headers=headers,
+            max_rows=100_000,
+            interactive=True,
+        )
+
+    def audit_table(self) -> PageTable:
+        """The adjustment audit in words; the reason and approver as the user entered them."""
+        view = self._worded(self.audit)
+        return PageTable(
+            view,
+            language=self.language,
+            units={"carried_ratio": "pct"},
+            headers=self._as_entered("reason", "approved_by"),
+            max_rows=100_000,
+            interactive=True,
+        )
+
+    def bonus_table(self, *, pools_only: bool = True) -> PageTable:
+        """Bonus pools against budget (``pools_only``) or every unit's bonus too (the appendix
+        table), money columns headed in the catalog's money unit (:meth:`bonus_view`)."""
+        bonus = self.bonus
+        if pools_only:
+            bonus = bonus[bonus["kind"] == "pool"]
+        view = self._with_unit_headers(bonus)
+        view = self.named(view).drop(columns=["year"] + (["kind"] if pools_only else []))
+        if pools_only:
+            view = view.dropna(axis=1, how="all")
+        if "kind" in view:
+            view["kind"] = view["kind"].map(lambda k: t(f"scoring.kind.{k}", self.language))
+        return PageTable(
+            view.reset_index(drop=True),
+            language=self.language,
+            units={"overrun_pct": "pct"},
+            headers=self._headers("kind"),
+            max_rows=100_000,
+            interactive=None if pools_only else True,
+        )
+
+    def findings_view(self, *, top: int | None = None) -> PageTable:
+        """The scoring findings in words. With ``top``: the scheme violations and bonus
+        overruns (the missed tier-1 targets have their own table), at most ``top``; without,
+        every finding (the appendix table)."""
+        f = self.findings
+        if top is not None:
+            f = f[f["rule_id"] != "tier1_missed"].head(top)
+        cols = ["entity_id", "rule_id", "severity", "message"]
+        if top is None:
+            cols = ["entity_id", "metric_id", "scope", "rule_id", "severity", "message"]
+        view = self._worded(f[cols].reset_index(drop=True))
+        return PageTable(
+            view,
+            language=self.language,
+            max_rows=top or 100_000,
+            interactive=None if top else True,
+        )
+
+    def _repr_html_(self) -> str:
+        return self._heading() + self.chain_table()._repr_html_()
 
     def chain(self) -> pd.DataFrame:
         """Business completion -> financial completion -> score, per entity (YTD)."""
@@ -269,6 +382,27 @@ class ScorecardResult(QuarterResult):
         if self.language == "zh":
             title = unit_label(str(parse_unit(self.money_unit).currency), self.language)
         return charts.fmt_axis_money(self.money_unit, self.language, title=title)
+
+
+_COMPLETIONS = ("business_completion", "financial_completion", "management_completion")
+
+
+def rule_words(rule: object, lang: str) -> str:
+    """A scoring rule in words (``linear`` -> 线性计分); an unknown rule as it is."""
+    if isinstance(rule, str) and rule in ("linear", "step", "threshold"):
+        return t(f"scoring.rule.{rule}", lang)
+    return rule if isinstance(rule, str) else "—"
+
+
+def finding_words(rule_id: object, lang: str) -> str:
+    """A finding's rule in words (``tier1_missed`` -> 一级指标未达成)."""
+    if not isinstance(rule_id, str):
+        return "—"
+    if rule_id.startswith("scheme_"):
+        return t("scoring.finding.scheme", lang)
+    if rule_id in ("tier1_missed", "bonus_overrun", "manager_assessment"):
+        return t(f"scoring.finding.{rule_id}", lang)
+    return rule_id
 
 
 def _sheet(entity: str, parents: dict) -> str:
