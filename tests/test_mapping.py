@@ -160,7 +160,10 @@ def test_check_rules_breach_not_applicable_and_zero_denominator():
     assert breach["severity"].iloc[0] == "high" and breach["metric_id"].iloc[0] == "revenue"
     assert "A-2026-08-revenue" in breach["source_refs"].iloc[0]
     # both sides in revenue's unit (万元): 1,950 shipped × 2,000 = 390 万元 vs 429 万元
-    assert "left CNY 3.9 m vs right CNY 4.3 m" in breach["message"].iloc[0]
+    # the two sides named by what they are, the formula in metric names (not left/right, not code)
+    msg = breach["message"].iloc[0]
+    assert "shipped quantity × average selling price ÷ 10000: CNY 3.9 m; revenue: CNY 4.3 m" in msg
+    assert "left" not in msg and "shipped_qty" not in msg and "R01" not in msg
     # the unit by its name, not its id (no identifiers on pages)
     assert (
         breach["message"].iloc[0].startswith("Unit A ") and "(A)" not in breach["message"].iloc[0]
@@ -186,7 +189,7 @@ def test_check_rules_states_both_sides_in_the_rule_unit_of_any_company():
             (("orders", 1000.0), ("aov", 50.0), ("net", 45.0), ("ret", 2.0))]  # fmt: skip
     facts = pd.DataFrame(rows, columns=["entity_id", "period", "metric_id", "value"])
     facts["period"] = pd.PeriodIndex(facts["period"], freq="M")
-    for lang, words in (("en", "left USD 50.0 k vs right USD 47.0 k"), ("zh", "左侧 5.0 万美元")):
+    for lang, words in (("en", ": USD 50.0 k; net + ret: USD 47.0 k"), ("zh", "：5.0 万美元")):
         f = pm.check_rules(facts, cat, quarter=Q, lang=lang).to_frame()
         assert words in f.loc[f["period"] == "2026-09", "message"].iloc[0]
 
@@ -218,7 +221,7 @@ def test_check_rules_drift_inside_tolerance_is_low():
     facts = _facts(_sales("A", rev_factor={**noise, "2026-08": 1.04}))
     f = pm.check_rules(facts, CATALOG, quarter=Q, lang="en").to_frame()
     assert list(f["check"]) == ["rule_drift"] and list(f["period"]) == ["2026-08"]
-    assert list(f["severity"]) == ["low"] and "robust SDs" in f["message"].iloc[0]
+    assert list(f["severity"]) == ["low"] and "times its usual swing" in f["message"].iloc[0]
 
 
 def test_check_rules_bad_input():
@@ -373,7 +376,7 @@ def test_driver_strength_confirmed_weak_and_insufficient():
     # one entity, five months: insufficient data, and no number is made up
     assert t.loc["M01", "strength"] == "insufficient_data"
     assert t.loc["M01", "n_obs"] == 4 and np.isnan(t.loc["M01", "elasticity"])
-    assert "insufficient data" in t.loc["M01", "message"]
+    assert "too little data to estimate" in t.loc["M01", "message"]
 
 
 def test_driver_strength_estimates_a_derived_target_from_its_formula():
@@ -474,7 +477,10 @@ def test_results_show_themselves():
         assert res.chart().to_dict()["$schema"].startswith("https://vega.github.io")
         assert "<table" in res._repr_html_()
     html = pm.check_rules(facts, CATALOG, quarter=Q, lang="zh")._repr_html_()
-    assert "检查项" in html  # mapping-only column headers are localised
+    assert "检查内容" in html and "本季度违规" in html  # mapping-only headers are localised
+    # the rule overview writes each rule in metric names and math signs, never as code
+    assert "发货数量 × 平均销售单价 ÷ 10000 ≈ 营业收入（容差 ±5%）" in html
+    assert "shipped_qty" not in html and "R01" not in html
 
 
 # ------------------------------------------------------------------ the sample group

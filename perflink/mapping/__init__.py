@@ -31,6 +31,7 @@ from perflink.mapping._common import (
     FINDING_COLUMNS,
     check_catalog_arg,
     check_facts,
+    entity_names,
     findings_frame,
     lang_of,
     quarter_of,
@@ -42,7 +43,7 @@ from perflink.mapping._results import (
     CompletenessResult,
     RuleCheckResult,
 )
-from perflink.mapping._status import quality_table, status_table
+from perflink.mapping._status import quality_table, rule_overview, status_table
 from perflink.mapping._views import (
     DataQualityResult,
     DriverStrengthResult,
@@ -243,7 +244,12 @@ def check_rules(
     rows, evals = _data.rules(
         facts, entities, catalog, q, expected, history=history, drift_z=drift_z, lang=lang
     )
-    return RuleCheckResult(findings_frame(rows), evals, lang)
+    findings = findings_frame(rows)
+    overview = rule_overview(evals, findings, catalog, lang)
+    rule_names = {r.id: r.name(lang) for r in catalog.rules}
+    return RuleCheckResult(
+        findings, evals, lang, overview, entity_names(entities, lang), rule_names
+    )
 
 
 def check_calibers(

@@ -16,7 +16,14 @@ from perflink import formula as _formula
 from perflink import panel
 from perflink.catalog import Catalog, Rule
 from perflink.labels import t
-from perflink.mapping._common import checked_metric, entity_names, parents, quarter_months
+from perflink.mapping._common import (
+    checked_metric,
+    count_text,
+    entity_names,
+    formula_words,
+    parents,
+    quarter_months,
+)
 from perflink.units import VAT_RATES, Unit, parse_unit, unit_label
 
 #: Taxes a caliber or definition can name: code -> how it is written. A tax factor is a
@@ -44,11 +51,17 @@ class Factor:
     key: str
     fmt: tuple[tuple[str, str], ...] = ()
     units: tuple[tuple[str, Unit], ...] = ()
+    sides: tuple[str, str] = ("", "")  # the rule's two sides as formulas
+    catalog: Catalog | None = None  # for the sides' metric names
 
     def text(self, lang: str) -> str:
-        """The likely cause in ``lang`` (units in the registry's words of ``lang``)."""
+        """The likely cause in ``lang`` (units in the registry's words of ``lang``; the side
+        named by what it is, e.g. 近 12 个月新签合同额合计, never "left side")."""
         fmt = {k: (t(v, lang) if k == "tax" else v) for k, v in self.fmt}
         fmt |= {k: unit_label(u, lang) for k, u in self.units}
+        for key, side in zip(("lhs", "rhs"), self.sides, strict=True):
+            words = formula_words(side, self.catalog, lang) if self.catalog and side else ""
+            fmt[key] = words or t(f"mapping.value.side.{key}", lang)
         return t(self.key, lang, **fmt)
 
 
@@ -109,6 +122,7 @@ def rule_factors(rule: Rule, catalog: Catalog, names: list[str]) -> dict[str, Fa
     unit has a name (元 instead of 万元, USD instead of kUSD).
     """
     out: dict[str, Factor] = {}
+    on = {"sides": (rule.lhs, rule.rhs), "catalog": catalog}
     for tax, rates in tax_rates(catalog, set(names)).items():
         for rate in rates:
             f = 1 + rate
@@ -118,8 +132,10 @@ def rule_factors(rule: Rule, catalog: Catalog, names: list[str]) -> dict[str, Fa
                 ("factor", f"{f:g}"),
             )
             code = f"{tax}{rate * 100:g}"
-            out[code] = Factor(code, f, "mapping.value.cause.tax", fmt)
-            out[code + "_rhs"] = Factor(code + "_rhs", 1 / f, "mapping.value.cause.tax_rhs", fmt)
+            out[code] = Factor(code, f, "mapping.value.cause.tax", fmt, **on)
+            out[code + "_rhs"] = Factor(
+                code + "_rhs", 1 / f, "mapping.value.cause.tax_rhs", fmt, **on
+            )
     unit = _rule_unit(catalog, names)
     for f in _SLIPS:
         small = _named_scale(unit, unit.scale / f) if unit is not None else None
@@ -129,10 +145,10 @@ def rule_factors(rule: Rule, catalog: Catalog, names: list[str]) -> dict[str, Fa
             if small is not None:
                 named = (("unit", unit), ("small", small))
                 key = f"mapping.value.cause.slip{side}"
-                out[code + side] = Factor(code + side, value, key, fmt, named)
+                out[code + side] = Factor(code + side, value, key, fmt, named, **on)
             else:
                 key = f"mapping.value.cause.scale{side}"
-                out[code + side] = Factor(code + side, value, key, fmt)
+                out[code + side] = Factor(code + side, value, key, fmt, **on)
     return out
 
 
@@ -321,7 +337,9 @@ def run(
                     dict(
                         level=level,
                         entity_id=eid,
+                        entity=names.get(eid, eid),
                         rule_id=rule.id,
+                        rule=rule.name(lang),
                         metric_id=metric,
                         ratio=ratio[i],
                         ci_low=lo[i],
@@ -356,13 +374,13 @@ def run(
                             eid=eid,
                             rule=rule.name(lang),
                             rid=rule.id,
-                            lhs=rule.lhs,
-                            rhs=rule.rhs,
+                            lhs=formula_words(rule.lhs, catalog, lang),
+                            rhs=formula_words(rule.rhs, catalog, lang),
                             ratio=f"{ratio[i]:.3f}",
                             lo=f"{lo[i]:.3f}",
                             hi=f"{hi[i]:.3f}",
                             months=int(n[i]),
-                            units=n_units,
+                            units=count_text(n_units, "units", lang),
                             cause=factors[cause].text(lang) if cause else "",
                         ),
                     )
@@ -419,9 +437,11 @@ def run(
                         metric=catalog.metrics[metric].name(lang)
                         if metric in catalog.metrics
                         else metric,
-                        other=rule.rhs if on_lhs else rule.lhs,
+                        other=formula_words(rule.rhs if on_lhs else rule.lhs, catalog, lang),
                         rid=rule.id,
+                        rule=rule.name(lang),
                         k=abs(k),
+                        k_months=count_text(abs(k), "months", lang),
                         cb=f"{min(c1[i], c2[i]):.2f}",
                         c0=f"{max(z1[i], z2[i]):.2f}",
                         months=timing_months,

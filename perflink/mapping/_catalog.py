@@ -45,14 +45,20 @@ def run(catalog: Catalog, lang: str) -> list[dict]:
         )
 
     metrics = catalog.metrics
+
+    def name(mid: str) -> str:  # a metric by its name in messages; an undefined one by its id
+        return metrics[mid].name(lang) if mid in metrics else mid
+
     for m in metrics.values():
         for field in _FIELDS:
             if m.derived and field == "source_system":
                 continue
             if _PLACEHOLDER.match(str(getattr(m, field) or "")):
-                add(m.id, "", "catalog_field", "medium", "field_missing", metric=m.id, field=field)
+                field_words = t(f"mapping.value.field.{field}", lang)
+                add(m.id, "", "catalog_field", "medium", "field_missing", metric=name(m.id),
+                    field=field_words)  # fmt: skip
         if not m.unit_info.known and not _PLACEHOLDER.match(m.unit):
-            add(m.id, "", "catalog_unit", "info", "unit_unknown", metric=m.id, unit=m.unit)
+            add(m.id, "", "catalog_unit", "info", "unit_unknown", metric=name(m.id), unit=m.unit)
 
     # formulas parse, names exist, no cycles
     formulas = {m.id: m.formula for m in metrics.values() if m.formula}
@@ -74,7 +80,7 @@ def run(catalog: Catalog, lang: str) -> list[dict]:
 
     # mappings point at existing metrics with compatible units
     for mp in catalog.mappings:
-        ids = {"mapping": mp.id, "driver": mp.driver, "target": mp.target}  # in every message
+        ids = {"mapping": mp.id, "driver": name(mp.driver), "target": name(mp.target)}
         bad = [mid for mid in (mp.driver, mp.target) if mid not in metrics]
         for mid in bad:
             add(mid, mp.id, "catalog_mapping", "critical", "mapping_unknown", **ids, metric=mid)
@@ -109,13 +115,13 @@ def run(catalog: Catalog, lang: str) -> list[dict]:
                 "catalog_coverage",
                 "low",
                 "tier2_gap",
-                metric=mid,
-                inputs=", ".join(inputs) or "—",
+                metric=name(mid),
+                inputs=t("formula.sep", lang).join(map(name, inputs)) or "—",
             )
     for mid in catalog.tier(1):
         reach = _reach(catalog, mid)
         if not any(metrics[r].tier == 2 for r in reach if r in metrics):
-            add(mid, "", "catalog_coverage", "medium", "tier1_gap", metric=mid)
+            add(mid, "", "catalog_coverage", "medium", "tier1_gap", metric=name(mid))
     return rows
 
 

@@ -139,6 +139,39 @@ def fmt_amount(x: float, unit: str | None, lang: str) -> str:
     return fmt_number(x, unit, lang) if unit is not None and math.isfinite(x) else fmt_num(x)
 
 
+def count_text(n: int, what: str, lang: str) -> str:
+    """``n`` things in words with the right plural: ``"1 unit"``, ``"4 units"``, ``"4 个单位"``
+    (``what``: ``units`` or ``months``, labels ``mapping.n.<what>``)."""
+    return (
+        labels.t(f"mapping.n.{what}_one", lang)
+        if n == 1
+        else labels.t(f"mapping.n.{what}", lang, n=n)
+    )
+
+
+def lag_text(lag: int, lang: str) -> str:
+    """A mapping's lag in words: ``"lag 1 month"``, ``"lag 2 months"``, ``"same month"``."""
+    if lag == 0:
+        return labels.t("mapping.n.lag_none", lang)
+    return count_text(lag, "lag", lang)
+
+
+def p_text(p: float, lang: str) -> str:
+    """A p value as readers take it: ``"p < 0.001"`` or ``"p = 0.04"`` (never ``7.43e-19``)."""
+    if not math.isfinite(p):
+        return "—"
+    if p < 0.001:
+        return labels.t("mapping.p.small", lang)
+    return labels.t("mapping.p.value", lang, p=f"{p:.3f}" if p < 0.01 else f"{p:.2f}")
+
+
+def formula_words(text: str, catalog: Catalog, lang: str) -> str:
+    """A rule side or formula with metric names and math signs (:func:`perflink.formula.in_words`)."""
+    from perflink import formula
+
+    return formula.in_words(text, catalog, lang=lang)
+
+
 def catalog_parse(text: str):
     from perflink import formula
 

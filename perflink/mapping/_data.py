@@ -16,6 +16,7 @@ from perflink.mapping._common import (
     fmt_amount,
     fmt_num,
     fmt_pct,
+    formula_words,
     quarter_months,
     rule_unit,
 )
@@ -294,6 +295,10 @@ def rules(
         refs = _refs(facts, bad, used)
         metric = checked_metric(rule, catalog)
         unit = rule_unit(rule, catalog)
+        sides = {  # the two sides named by what they are (metric names, math signs)
+            "lhs_words": formula_words(rule.lhs, catalog, lang),
+            "rhs_words": formula_words(rule.rhs, catalog, lang),
+        }
         for row, ref in zip(bad.itertuples(index=False), refs, strict=True):
             label = str(row.period.asfreq("Q")) if rule.scope == "quarter" else str(row.period)
             fmt = dict(
@@ -306,6 +311,7 @@ def rules(
                 rhs=fmt_amount(row.rhs, unit, lang),
                 dev=fmt_pct(row.deviation),
                 tol=f"{tol:.0%}",
+                **sides,
             )
             check = "rule"
             if row.status == "cannot_evaluate":

@@ -30,7 +30,7 @@ import statsmodels.api as sm
 from perflink import panel
 from perflink.catalog import Catalog, MetricMapping
 from perflink.labels import t
-from perflink.mapping._common import fmt_num, quarter_months
+from perflink.mapping._common import fmt_num, lag_text, p_text, quarter_months
 
 _MIN_PER_ENTITY = 3  # months an entity needs to contribute within-entity variation
 
@@ -205,7 +205,7 @@ def run(
         nm = _names(catalog, mp, lang)
         row = dict(
             mapping_id=mp.id,
-            mapping=f"{mp.id} {nm['driver']} → {nm['target']}",
+            mapping=f"{nm['driver']} → {nm['target']}",
             driver=mp.driver,
             target=mp.target,
             sign=mp.sign,
@@ -269,7 +269,7 @@ def run(
             e=f"{fit['elasticity']:+.2f}",
             lo=f"{fit['ci_low']:+.2f}",
             hi=f"{fit['ci_high']:+.2f}",
-            p=f"{fit['p_value']:.3f}",
+            p=p_text(fit["p_value"], lang),
             r2=f"{fit['within_r2']:.2f}",
             n=fit["n_obs"],
             g=fit["n_entities"],
@@ -312,4 +312,5 @@ def _names(catalog: Catalog, mp: MetricMapping, lang: str) -> dict:
         driver=catalog.metrics[mp.driver].name(lang),
         target=catalog.metrics[mp.target].name(lang),
         lag=mp.lag,
+        lag_text=lag_text(mp.lag, lang),
     )

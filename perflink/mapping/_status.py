@@ -8,9 +8,11 @@ import pandas as pd
 from perflink import formula as _formula
 from perflink.catalog import Catalog
 from perflink.common import SEVERITIES, SEVERITY_RANK
+from perflink.labels import t
 from perflink.mapping._common import (
     entity_names,
     findings_frame,
+    formula_words,
     quarter_months,
     root_entity,
 )
@@ -110,3 +112,38 @@ def status_table(
             )
         )
     return StatusResult(pd.DataFrame(rows, columns=cols), lang, group)
+
+
+def rule_overview(
+    evaluations: pd.DataFrame, findings: pd.DataFrame, catalog: Catalog, lang: str
+) -> pd.DataFrame:
+    """One row per rule: its name, the rule in words, unit-months checked, breaches in the
+    quarter and before, and the units with a breach in the quarter."""
+    cols = ["rule_id", "rule", "test", "checks", "breaches_quarter", "breaches_before",
+            "units_breached"]  # fmt: skip
+    rows = []
+    ev = evaluations if len(evaluations) else pd.DataFrame(columns=["rule_id", "status"])
+    for rule in catalog.rules:
+        mine = ev[ev["rule_id"] == rule.id]
+        breach = mine[mine["status"] == "breach"]
+        in_q = breach[breach["in_quarter"].astype(bool)] if len(breach) else breach
+        tol = f"{rule.tolerance:.0%}"
+        rows.append(
+            dict(
+                rule_id=rule.id,
+                rule=rule.name(lang),
+                test=t(
+                    "mapping.text.test",
+                    lang,
+                    lhs=formula_words(rule.lhs, catalog, lang),
+                    sign=t(f"mapping.value.check_sign.{rule.check}", lang),
+                    rhs=formula_words(rule.rhs, catalog, lang),
+                    tol=f"±{tol}" if rule.check == "approx" else tol,
+                ),
+                checks=len(mine),
+                breaches_quarter=len(in_q),
+                breaches_before=len(breach) - len(in_q),
+                units_breached=int(in_q["entity_id"].nunique()) if len(in_q) else 0,
+            )
+        )
+    return pd.DataFrame(rows, columns=cols)

@@ -13,11 +13,13 @@ import pandas as pd
 
 from perflink import charts
 from perflink.labels import t, value_label
-from perflink.mapping._common import FINDING_COLUMNS, findings_frame
+from perflink.mapping._common import FINDING_COLUMNS, findings_frame, lag_text, p_text
 from perflink.mapping._results import (
+    HEAT_COLORS,
     CaliberResult,
     CatalogCheckResult,
     CompletenessResult,
+    MappingFindingsResult,
     MappingResult,
     RuleCheckResult,
     _summary,
@@ -32,8 +34,11 @@ class _TableResult(MappingResult, TableResult):
     _frame = "table"
     _summarise = False
 
+    def view(self) -> pd.DataFrame:
+        return self.table
+
     def _status_bars(
-        self, title_key: str, x: alt.X, y: alt.Y, tooltip: list[str], *, col: str = "status"
+        self, title_key: str, x: alt.X, y: alt.Y, tooltip: list, *, col: str = "status"
     ) -> alt.Chart:
         """Bars of ``x`` per ``y``, coloured by ``col`` (``status``: the report's status words,
         :data:`perflink.charts.STATUS_WORD_COLORS`; ``severity``: the severity colours),
@@ -42,20 +47,48 @@ class _TableResult(MappingResult, TableResult):
         if self.table.empty:
             return self._empty_chart()
         colors = (
-            charts.STATUS_WORD_COLORS
+            {s: charts.STATUS_WORD_COLORS[s] for s in ("met", "near_miss", "missed")}
             if col == "status"
-            else {**charts.SEVERITY_COLORS, "none": charts.STATUS_WORD_COLORS["met"]}
+            else {**HEAT_COLORS}
         )
         d = self.table.assign(status_label=[value_label(col, s, lang) for s in self.table[col]])
         scale = alt.Scale(
             domain=[value_label(col, c, lang) for c in colors], range=list(colors.values())
         )
-        color = alt.Color("status_label:N", scale=scale, title=t(f"report.col.{col}", lang))
+        color = alt.Color(
+            "status_label:N",
+            scale=scale,
+            title=t(f"report.col.{col}", lang),
+            legend=alt.Legend(labelLimit=0, titleLimit=0),
+        )
         return (
             alt.Chart(d, title=t(title_key, lang))
             .mark_bar()
             .encode(x=x, y=y, color=color, tooltip=tooltip)
         )
+
+
+#: verdict colours: blue holds, greys cannot tell, orange and red do not hold
+_VERDICT_COLORS = {
+    "confirmed": "#0b5cad",
+    "unstable": "#8e44ad",
+    "inconclusive": "#9e9e9e",
+    "insufficient_data": "#cfcfcf",
+    "weak": "#e07b00",
+    "wrong_sign": "#c62828",
+}
+
+
+def _fixed(x: float) -> str:
+    """An elasticity or R² as the page and the chart write it: two decimals, math minus."""
+    return "—" if pd.isna(x) else f"{x:.2f}".replace("-", "−")
+
+
+def _interval(lo: float, hi: float, lang: str) -> str:
+    """A 95% interval as text, ``"0.62 至 0.81"`` / ``"0.62 to 0.81"`` (``—`` when missing)."""
+    if pd.isna(lo) or pd.isna(hi):
+        return "—"
+    return t("mapping.text.interval", lang, lo=_fixed(lo), hi=_fixed(hi))
 
 
 @dataclass(frozen=True)
@@ -85,25 +118,50 @@ class DriverStrengthResult(_TableResult):
         d = self.table.dropna(subset=["elasticity"])
         if d.empty:
             return self._empty_chart()
+        lang = self.language
         d = d.assign(
-            verdict=[t(f"mapping.value.strength.{s}", self.language) for s in d["strength"]],
+            verdict=[t(f"mapping.value.strength.{s}", lang) for s in d["strength"]],
             expected=d["sign"].astype(float),
+            interval=[
+                _interval(lo, hi, lang) for lo, hi in zip(d["ci_low"], d["ci_high"], strict=True)
+            ],
+            p_text=[p_text(p, lang) for p in d["p_value"]],
         )
-        base = alt.Chart(d, title=t("mapping.chart.drivers", self.language))
+        base = alt.Chart(d, title=t("mapping.chart.drivers", lang))
         scale = alt.Scale(domain=[-3, 3], clamp=True)
-        y = alt.Y("mapping:N", title=t("mapping.chart.mapping", self.language), sort=None)
+        y = alt.Y(
+            "mapping:N",
+            title=t("mapping.chart.mapping", lang),
+            sort=None,
+            axis=alt.Axis(labelLimit=0),
+        )
+        verdicts = [t(f"mapping.value.strength.{s}", lang) for s in _VERDICT_COLORS]
+        color = alt.Color(
+            "verdict:N",
+            title=t("mapping.col.strength", lang),
+            scale=alt.Scale(domain=verdicts, range=list(_VERDICT_COLORS.values())),
+            legend=alt.Legend(labelLimit=0, titleLimit=0, values=list(dict.fromkeys(d["verdict"]))),
+        )
+        col = lambda c: t(f"mapping.col.{c}", lang)  # noqa: E731
         return alt.layer(
             base.mark_rule(strokeWidth=2).encode(
-                x=alt.X("ci_low:Q", scale=scale, title=t("mapping.col.elasticity", self.language)),
+                x=alt.X("ci_low:Q", scale=scale, title=col("elasticity")),
                 x2="ci_high:Q",
                 y=y,
-                color=alt.Color("verdict:N", title=t("mapping.col.strength", self.language)),
+                color=color,
             ),
             base.mark_point(filled=True, size=70).encode(
                 x=alt.X("elasticity:Q", scale=scale),
                 y=y,
-                color="verdict:N",
-                tooltip=["mapping_id", "elasticity", "ci_low", "ci_high", "p_value", "n_obs"],
+                color=color,
+                tooltip=[
+                    alt.Tooltip("mapping:N", title=col("mapping")),
+                    alt.Tooltip("elasticity:Q", title=col("elasticity"), format=".2f"),
+                    alt.Tooltip("interval:N", title=col("interval")),
+                    alt.Tooltip("p_text:N", title=col("p_text")),
+                    alt.Tooltip("n_obs:Q", title=col("n_obs")),
+                    alt.Tooltip("verdict:N", title=col("strength")),
+                ],
             ),
             alt.Chart(pd.DataFrame({"zero": [0.0]}))
             .mark_rule(strokeDash=[4, 4])
@@ -111,12 +169,26 @@ class DriverStrengthResult(_TableResult):
         )
 
     def view(self) -> pd.DataFrame:
-        cols = [
-            "mapping_id", "mapping", "lag", "elasticity", "ci_low", "ci_high",
-            "elasticity_quarter", "p_value", "within_r2", "n_obs", "n_entities",
-            "elasticity_prev", "elasticity_last", "strength",
-        ]  # fmt: skip
-        return self.table[cols]
+        """One row per mapping in words: the mapping, its lag, the monthly elasticity with its
+        95% interval, the quarterly elasticity, the p value as ``p < 0.001``, the within R²,
+        the observations and the verdict (ids and the two halves stay in the saved table)."""
+        lang, d = self.language, self.table
+        return pd.DataFrame(
+            {
+                "mapping": d["mapping"],
+                "lag_text": [lag_text(int(x), lang) for x in d["lag"]],
+                "elasticity": [_fixed(x) for x in d["elasticity"]],
+                "interval": [
+                    _interval(lo, hi, lang)
+                    for lo, hi in zip(d["ci_low"], d["ci_high"], strict=True)
+                ],
+                "elasticity_quarter": [_fixed(x) for x in d["elasticity_quarter"]],
+                "p_text": [p_text(float(p), lang) for p in d["p_value"]],
+                "within_r2": [_fixed(x) for x in d["within_r2"]],
+                "n_obs": d["n_obs"],
+                "strength": d["strength"],
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -145,8 +217,26 @@ class DataQualityResult(_TableResult):
             alt.X(
                 "dq_index:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None
             ),
-            alt.Y("source_system:N", sort="x", title=t("report.col.source_system", self.language)),
-            ["source_system", "dq_index", "completeness", "pass_rate"],
+            alt.Y(
+                "source_system:N",
+                sort="x",
+                title=t("report.col.source_system", self.language),
+                axis=alt.Axis(labelLimit=0),
+            ),
+            [
+                alt.Tooltip("source_system:N", title=t("report.col.source_system", self.language)),
+                alt.Tooltip(
+                    "dq_index:Q", title=t("mapping.col.dq_index", self.language), format=".1%"
+                ),
+                alt.Tooltip(
+                    "completeness:Q",
+                    title=t("mapping.col.completeness", self.language),
+                    format=".1%",
+                ),
+                alt.Tooltip(
+                    "pass_rate:Q", title=t("mapping.col.pass_rate", self.language), format=".1%"
+                ),
+            ],
         )
 
 
@@ -169,38 +259,23 @@ class StatusResult(_TableResult):
 
     _section = "mapping.result.status"
 
+    def view(self) -> pd.DataFrame:
+        """Per subsidiary by name: units, findings, the worst severity and the top finding."""
+        return self.table[["name", "units", "findings", "severity", "worst"]]
+
     def chart(self) -> alt.Chart:
         """Findings per subsidiary, coloured by the worst severity among them."""
         return self._status_bars(
             "mapping.result.status",
             alt.X("findings:Q", title=t("mapping.col.findings", self.language)),
-            alt.Y("name:N", title=None),
-            ["name", "findings", "status_label"],
+            alt.Y("name:N", title=None, axis=alt.Axis(labelLimit=0)),
+            [
+                alt.Tooltip("name:N", title=t("mapping.col.name", self.language)),
+                alt.Tooltip("findings:Q", title=t("mapping.col.findings", self.language)),
+                alt.Tooltip("status_label:N", title=t("report.col.severity", self.language)),
+            ],
             col="severity",
         )
-
-
-@dataclass(frozen=True)
-class MappingFindingsResult(MappingResult):
-    """A findings table to show on its own (e.g. the most severe ones).
-
-    Also importable as ``perflink.mapping.FindingsResult`` (its former name).
-
-    Attributes
-    ----------
-    findings : DataFrame
-        Validation-findings columns.
-    language : str
-    """
-
-    findings: pd.DataFrame
-    language: str
-
-    _findings = "findings"
-    _bars = ("check", "mapping.h.findings")
-
-    def _repr_html_(self) -> str:
-        return self._table(self.view())
 
 
 @dataclass(frozen=True)
@@ -238,12 +313,6 @@ class ValidationResult(MappingResult):
     def tables(self) -> dict[str, pd.DataFrame]:
         """``validation_findings``, ``driver_strength`` and ``data_quality``."""
         return {**super().tables(), **self.drivers.tables(), **self.quality.tables()}
-
-    def top(self, n: int = 15) -> MappingFindingsResult:
-        """The ``n`` most severe findings (info left out)."""
-        f = self.to_frame()
-        top = f[f["severity"] != "info"].head(n).reset_index(drop=True)
-        return MappingFindingsResult(top, self.language)
 
     def findings(self) -> MappingFindingsResult:
         """All findings as a result to show."""
