@@ -365,6 +365,54 @@ def _glossary_line(sentence: str) -> str:
     return f"<li><b>{html.escape(term)}</b>{colon}{html.escape(rest)}</li>"
 
 
+SHORT_ROWS = 15
+"""A table of at most this many rows is kept on one printed page (class ``pl-short``)."""
+# Text columns whose longest cell has more characters than these get room to wrap by words
+# in print (classes pl-wrap, pl-long in perflink.css) instead of one character per line.
+_WRAP_CHARS, _LONG_CHARS = 16, 48
+# Print widths in em of the table font (perflink.css): a wrapping column's minimum, a long
+# one's, a header's (headers wrap), a cell's padding; the A4 printable width (186 mm at 8 pt).
+_WRAP_EM, _LONG_EM, _HEAD_EM, _PAD_EM, _PAGE_EM = 14.0, 22.0, 4.0, 1.0, 66.0
+
+
+def _text_em(text: str) -> float:
+    """Width of one line of ``text`` in em: a CJK character is 1, a Latin one about 0.55."""
+    return sum(1.0 if ord(ch) >= 0x2E80 else 0.55 for ch in text)
+
+
+def _column_layout(rows: list[list[tuple[str, bool]]], headers: list[str]) -> tuple[list[str], str]:
+    """Class attribute of each column's text cells, and the table's print-width class.
+
+    Long text columns (``pl-wrap``, ``pl-long``) get a minimum width in print so that they
+    wrap by words, not one character per line; other cells stay on one line. A table whose
+    columns would still be wider than the A4 printable width is ``pl-wide`` (smaller type,
+    short text may wrap) or ``pl-xwide`` (amounts may wrap too), so nothing is cut on the right.
+    """
+    n_cols = len(headers)
+    longest = [0] * n_cols
+    widest = [0.0] * n_cols
+    for row in rows:
+        for i, (text, numeric) in enumerate(row):
+            widest[i] = max(widest[i], _text_em(text))
+            if not numeric:
+                longest[i] = max(longest[i], len(text))
+    classes, total = [], 0.0
+    for i in range(n_cols):
+        if longest[i] > _LONG_CHARS:
+            classes.append(' class="pl-long"')
+            width = _LONG_EM
+        elif longest[i] > _WRAP_CHARS:
+            classes.append(' class="pl-wrap"')
+            width = _WRAP_EM
+        else:
+            classes.append("")
+            width = widest[i]
+        total += max(width, min(_text_em(headers[i]), _HEAD_EM)) + _PAD_EM
+    if total > 1.5 * _PAGE_EM:
+        return classes, " pl-xwide"
+    return classes, " pl-wide" if total > _PAGE_EM else ""
+
+
 def frame_html(
     df: pd.DataFrame,
     *,
@@ -423,12 +471,17 @@ def frame_html(
             if any(column):
                 keys[i] = column
     numeric_cols: set[str] = set()
+    rows = [
+        [_cell(col, value, col_units.get(col), lang) for col, value in zip(cols, row, strict=True)]
+        for row in shown.itertuples(index=False, name=None)
+    ]
+    shown_headers = {c: column_label(c, lang) for c in cols} | dict(headers or {})
+    wrap, width = _column_layout(rows, [shown_headers[c] for c in cols])
     body = []
-    for r, row in enumerate(shown.itertuples(index=False, name=None)):
+    for r, row in enumerate(rows):
         cells = []
-        for i, (col, value) in enumerate(zip(cols, row, strict=True)):
-            text, numeric = _cell(col, value, col_units.get(col), lang)
-            attrs = _NUM_CLASS if numeric else ""
+        for i, (col, (text, numeric)) in enumerate(zip(cols, row, strict=True)):
+            attrs = _NUM_CLASS if numeric else wrap[i]
             if i in keys:
                 key = keys[i][r]
                 attrs += f' data-order="{html.escape(text if key is None else key)}"'
@@ -437,7 +490,6 @@ def frame_html(
             cells.append(f"<td{attrs}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     keyed_cols = {cols[i] for i in keys} - numeric_cols  # periods, severities: sorted as text
-    shown_headers = {c: column_label(c, lang) for c in cols} | dict(headers or {})
     head = "".join(
         f"<th{_th_attrs(c, numeric_cols, keyed_cols)}>{html.escape(shown_headers[c])}</th>"
         for c in cols
@@ -449,9 +501,11 @@ def frame_html(
             + html.escape(t("report.table.more_rows", lang, shown=max_rows, total=len(df)))
             + "</p>"
         )
-    table = '<table class="pl-table">'
+    # pl-fit: its cells carry the print layout classes (perflink.css); pl-short: never split.
+    short = " pl-fit" + (" pl-short" if len(shown) <= SHORT_ROWS else "") + width
+    table = f'<table class="pl-table{short}">'
     if marked:
-        table = f'<table class="pl-table pl-interactive" data-pl-table="{INTERACTIVE}">'
+        table = f'<table class="pl-table pl-interactive{short}" data-pl-table="{INTERACTIVE}">'
     return (
         f'<div class="pl-table-wrap">{table}'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{note}"

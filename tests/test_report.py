@@ -310,7 +310,31 @@ def test_glossary_box_one_line_per_term(shown):
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_every_shared_glossary_term_is_one_plain_sentence(lang):
-    shared = ["shapley", "identity_gap", "unexplained", "elasticity", "r2", "p_value", "lag", "robust_z", "mahalanobis", "mase", "smape", "wape", "interval", "probability_of_budget", "calibration", "caliber", "eva", "roe", "completion", "points_gap", "materiality", "money_at_stake", "backtest"]
+    shared = [
+        "shapley",
+        "identity_gap",
+        "unexplained",
+        "elasticity",
+        "r2",
+        "p_value",
+        "lag",
+        "robust_z",
+        "mahalanobis",
+        "mase",
+        "smape",
+        "wape",
+        "interval",
+        "probability_of_budget",
+        "calibration",
+        "caliber",
+        "eva",
+        "roe",
+        "completion",
+        "points_gap",
+        "materiality",
+        "money_at_stake",
+        "backtest",
+    ]
     html = report.glossary_html(shared, lang=lang)
     soup = BeautifulSoup(html, "html.parser")
     lines = soup.select("li")
@@ -331,6 +355,48 @@ def test_glossary_bad_input(shown):
     with pytest.raises(ReportError, match="not a term key"):
         report.glossary("Robust Z")
     assert shown == []
+
+
+def test_frame_html_marks_the_print_layout():
+    from perflink._report_format import SHORT_ROWS, frame_html
+
+    df = pd.DataFrame(
+        {
+            "entity_id": ["D01", "D02"],
+            "message": [
+                "收入低于目标，差额主要来自华东地区的两家门店，需核对来源系统的收入确认口径后再行考核，并在下季度复核结果",
+                "短",
+            ],
+            "note": ["一句中等长度的说明文字，约有二十个字左右", "x"],
+            "value": [1.5, 2.5],
+        }
+    )
+    soup = BeautifulSoup(frame_html(df, lang="zh"), "html.parser")
+    table = soup.table
+    # laid out by the renderer, short: kept on one printed page; four columns fit A4
+    assert {"pl-table", "pl-fit", "pl-short"} <= set(table["class"])
+    assert not {"pl-wide", "pl-xwide"} & set(table["class"])
+    first = table.select("tbody tr")[0].select("td")
+    assert first[0].get("class") is None  # short text: one line
+    assert first[1]["class"] == ["pl-long"]  # over 48 characters: wraps within 22em
+    assert first[2]["class"] == ["pl-wrap"]  # over 16 characters: wraps within 14em
+    assert first[3]["class"] == ["num"]
+    long = pd.DataFrame({"value": range(SHORT_ROWS + 1)})
+    assert "pl-short" not in BeautifulSoup(frame_html(long), "html.parser").table["class"]
+
+
+def test_frame_html_marks_tables_too_wide_for_a4():
+    from perflink._report_format import frame_html
+
+    amounts = {f"c{i}": [123456.7] for i in range(6)}
+    narrow = frame_html(pd.DataFrame(amounts), lang="zh", units=dict.fromkeys(amounts, "万元"))
+    assert "pl-wide" not in narrow
+    many = {f"c{i}": [123456.7] for i in range(12)}
+    wide = frame_html(pd.DataFrame(many), lang="zh", units=dict.fromkeys(many, "万元"))
+    assert "pl-wide" in BeautifulSoup(wide, "html.parser").table["class"]
+    lots = {f"c{i}": [123456.7] for i in range(20)}
+    xwide = frame_html(pd.DataFrame(lots), lang="zh", units=dict.fromkeys(lots, "万元"))
+    assert "pl-xwide" in BeautifulSoup(xwide, "html.parser").table["class"]
 
 
 def test_heading_and_text(shown):
@@ -480,13 +546,15 @@ def test_render_task_html_offline_code_hidden(executed_nb, tmp_path, lang, html_
     assert quarter in soup.select_one(".pl-header").get_text()
     css = soup.style.get_text()
     for rule in (
-        "@page { size: A4; margin: 15mm; }",
+        "@page { size: A4;",
         "break-inside: avoid",
-        "break-before: page",
+        "break-after: avoid",
+        "orphans: 3; widows: 3;",
         "Noto Sans CJK SC",
         "max-width: 1100px",
     ):
         assert rule in css
+    assert "break-before: page" not in css  # no section is forced onto a new page
 
 
 def test_render_task_html_bad_input(tmp_path):
