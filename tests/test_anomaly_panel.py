@@ -195,7 +195,7 @@ def test_chart_counts_and_peers_present_results(catalog):
         d["U03"]["opex"][-2] *= 1.8
 
     res = _run(_facts(edit=edit), catalog)
-    assert res.chart().to_dict()["facet"]
+    assert res.chart().to_dict()["concat"]  # one panel per series, each in its own unit
     assert not res.timelines.empty and set(res.timelines["metric_id"]) >= {"opex"}
     assert res.counts.to_frame()["n"].sum() == len(res.table)
     assert res.peers.to_frame()["is_self"].sum() >= 1

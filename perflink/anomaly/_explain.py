@@ -117,6 +117,13 @@ def _change(value: float, expected: float, unit: str | None, lang: str) -> str:
     return f"{value / expected - 1:+.1%}"
 
 
+def _lag_text(lag: int, lang: str) -> str:
+    """ "same month", "lag 1 month", "lag 2 months" (one label each: English plurals)."""
+    if lag == 0:
+        return t("anomaly.msg.lag_same", lang)
+    return t("anomaly.msg.lag_one" if lag == 1 else "anomaly.msg.lag_many", lang, lag=lag)
+
+
 def drivers_text(
     row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, names: dict, lang: str
 ) -> str:
@@ -140,7 +147,7 @@ def drivers_text(
                 driver=_spaced(names.get(mp.driver, mp.driver), lang),
                 value=_fmt(v, unit, lang),
                 change=_change(v, ex, unit, lang),
-                lag=mp.lag,
+                lag=_lag_text(mp.lag, lang),
                 status=t("anomaly.msg.unusual" if unusual else "anomaly.msg.normal", lang),
             )
         )

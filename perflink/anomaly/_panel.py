@@ -219,6 +219,9 @@ def detect_anomalies(
         ),
         money_unit=catalog.money_unit,
         elasticities=elasticity_table(elastic, catalog),
+        units={
+            m: catalog.metrics[m].unit for m in table["metric_id"].unique() if m in catalog.metrics
+        },
     )
 
 

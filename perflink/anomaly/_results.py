@@ -6,7 +6,8 @@ Charts only present what the result holds; labels come from ``perflink/data/labe
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import altair as alt
 import pandas as pd
@@ -14,8 +15,9 @@ import pandas as pd
 from perflink import charts, labels
 from perflink._report_format import TABLE_MAX_ROWS, fmt_number
 from perflink.common import severities_from
+from perflink.errors import ParamsError
 from perflink.results import TableResult, TaskResult
-from perflink.units import unit_label
+from perflink.units import parse_unit, unit_label
 
 #: Columns of the ``anomalies`` findings table, in order.
 TABLE_COLUMNS = [
@@ -50,6 +52,8 @@ _SHOW = ["rank", "entity", "period", "metric", "kind", "severity", "value", "exp
 _TOP_SUBSIDIARIES = 20
 # Peer comparison: above this many peers per series, peers are drawn as a box, not ticks.
 _PEER_TICKS = 40
+# Widest series name on the peer chart's axis (Latin-letter widths; a Chinese character is 2).
+_PEER_LABEL_WIDTH = 44
 
 
 def counts_table(table: pd.DataFrame, entities: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -115,7 +119,11 @@ class AnomalyCounts(TableResult):
             alt.Chart(charts.for_chart(data))
             .mark_bar()
             .encode(
-                x=alt.X("n:Q", title=labels.t("anomaly.chart.count", lang)),
+                x=alt.X(
+                    "n:Q",
+                    title=labels.t("anomaly.chart.count", lang),
+                    axis=alt.Axis(format="d", tickMinStep=1),  # counts: no 0.5 ticks
+                ),
                 y=alt.Y("subsidiary:N", sort="-x", title=None),
                 color=alt.Color(
                     "source_system:N", title=labels.column_label("source_system", lang)
@@ -173,16 +181,22 @@ class PeerComparison(TableResult):
             labels.t("anomaly.chart.peers", lang),
         )
         df["who"] = df["is_self"].map({True: self_label, False: peers_label})
+        # long "unit · metric · month" names shortened on the axis, in full in the tooltip
+        df["short"] = charts.short_label(df["label"], _PEER_LABEL_WIDTH)
         x = alt.X(
             "change:Q", axis=alt.Axis(format="+.0%"), title=labels.t("anomaly.chart.yoy", lang)
         )
-        y = alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=360))
+        y = alt.Y("short:N", title=None, sort=None)
         color = alt.Color(
             "who:N",
             scale=alt.Scale(domain=[peers_label, self_label], range=["#9aa5b1", "#c62828"]),
             title=None,
         )
-        tooltip = ["peer_id:N", alt.Tooltip("change:Q", format="+.1%")]
+        tooltip = [
+            alt.Tooltip("label:N", title=labels.t("anomaly.chart.series", lang)),
+            alt.Tooltip("who:N", title=None),
+            alt.Tooltip("change:Q", title=labels.t("anomaly.chart.yoy", lang), format="+.1%"),
+        ]
         props = {"title": labels.t("anomaly.chart.peer", lang), "height": alt.Step(28)}
         peers = df[~df["is_self"]]
         if peers.empty or peers.groupby("label").size().max() <= _PEER_TICKS:
@@ -257,6 +271,12 @@ class AnomalyResult(TaskResult):
         ``mapping_id, driver, target, lag, elasticity`` of every catalog mapping: the
         elasticities a non-money driver's money at stake is priced with (NaN: not estimated,
         the driver's findings are not priced); see the notes for how they are estimated.
+    units : Mapping[str, str]
+        metric_id -> catalog unit of the metrics in ``timelines`` (each timeline's axis is
+        in its metric's unit, as the table).
+    limit : int or None
+        None: the page shows the ranked list with explanations and notes. A number: the
+        reading layer (:meth:`highlights`), the first ``limit`` rows without them.
     """
 
     table: pd.DataFrame
@@ -269,6 +289,8 @@ class AnomalyResult(TaskResult):
     notes: tuple[str, ...] = ()
     money_unit: str | None = None
     elasticities: pd.DataFrame | None = None
+    units: Mapping[str, str] = field(default_factory=dict)
+    limit: int | None = None
 
     _empty = "anomaly.text.none"
     _table_name = "anomalies"
@@ -282,8 +304,40 @@ class AnomalyResult(TaskResult):
         """The first ``n`` rows of the ranked list."""
         return self.table.head(n).copy()
 
-    def chart(self) -> alt.Chart:
-        """Timelines of the top flagged series: actual, expected band, flagged months."""
+    def highlights(self, n: int = 10) -> AnomalyResult:
+        """What a leader reads: the first ``n`` rows of the ranked list, without the long
+        explanations and method notes (those are the page's appendix, :meth:`view`).
+
+        Raises
+        ------
+        ParamsError
+            If ``n`` is not a whole number of at least 1.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ParamsError(f"anomaly highlights: n must be a whole number >= 1, got {n!r}.")
+        return replace(self, limit=n)
+
+    def _axis(self, metric: str) -> alt.Axis:
+        """The y axis of one timeline in its metric's unit: rates in %, money in the
+        currency's words (as the table), other units named in the title."""
+        unit = self.units.get(metric)
+        if not unit:
+            return alt.Axis(format=",.4~r", title=None)
+        u = parse_unit(unit)
+        if u.is_rate:
+            return alt.Axis(format=".1~%", title=None)
+        if u.is_money:
+            title = unit_label(str(u.currency), self.language) if self.language == "zh" else None
+            return charts.fmt_axis_money(unit, self.language, title=title or "")
+        return alt.Axis(format=",.4~r", title=unit_label(u, self.language) or None)
+
+    def chart(self) -> alt.TopLevelMixin:
+        """Timelines of the top flagged series: actual, expected band, flagged months.
+
+        One panel per series, three a row, each with its own axes in its metric's unit (a
+        yield in %, money in the catalog currency): a grid of separate panels rather than a
+        facet, so the axes differ and no empty cell gets an axis.
+        """
         lang = self.language
         if self.timelines.empty:
             return self._empty_chart()
@@ -294,41 +348,44 @@ class AnomalyResult(TaskResult):
         df["flag"] = df["flag"].fillna(False).astype(bool)
         data = charts.for_chart(df.drop(columns="period"))
         x = alt.X("month:T", title=None)
-        # plain digits (30,000; 0.95), not 3e+4, on every layer's y (their axes merge); the
-        # facets mix units, so the axis names none
-        axis = alt.Axis(format=",.4~r")
-        band = (
-            alt.Chart()
-            .mark_area(opacity=0.22, color="#0b5cad")
-            .encode(
-                x=x,
-                y=alt.Y("lower:Q", title=None, scale=alt.Scale(zero=False), axis=axis),
-                y2="upper:Q",
+        panels = []
+        for label, part in data.groupby("label", sort=False):
+            axis = self._axis(str(part["metric_id"].iloc[0]))
+            fmt = axis.format if isinstance(axis.format, str) else ",.4~r"
+            tooltip = [
+                alt.Tooltip("month:T", title=labels.column_label("period", lang)),
+                alt.Tooltip("value:Q", title=labels.column_label("value", lang), format=fmt),
+                alt.Tooltip("expected:Q", title=labels.column_label("expected", lang), format=fmt),
+            ]
+            y = alt.Y("lower:Q", title=None, scale=alt.Scale(zero=False), axis=axis)
+            band = (
+                alt.Chart().mark_area(opacity=0.22, color="#0b5cad").encode(x=x, y=y, y2="upper:Q")
             )
-        )
-        expected = (
-            alt.Chart()
-            .mark_line(strokeDash=[4, 2], color="#0b5cad")
-            .encode(x=x, y=alt.Y("expected:Q", axis=axis))
-        )
-        actual = (
-            alt.Chart()
-            .mark_line(color="#222", point=False)
-            .encode(x=x, y=alt.Y("value:Q", axis=axis))
-        )
-        points = (
-            alt.Chart()
-            .mark_point(color="#c62828", size=70, filled=True)
-            .encode(x=x, y=alt.Y("value:Q", axis=axis))
-            .transform_filter(alt.datum.flag)
-        )
-        layer = alt.layer(band, expected, actual, points, data=data).properties(
-            width=240, height=140
-        )
-        return (
-            layer.facet(facet=alt.Facet("label:N", title=None, sort=None), columns=3)
-            .resolve_scale(y="independent")
-            .properties(title=labels.t("anomaly.chart.timeline", lang))
+            expected = (
+                alt.Chart()
+                .mark_line(strokeDash=[4, 2], color="#0b5cad")
+                .encode(x=x, y=alt.Y("expected:Q", axis=axis))
+            )
+            actual = (
+                alt.Chart()
+                .mark_line(color="#222", point=alt.OverlayMarkDef(size=14, opacity=0))
+                .encode(x=x, y=alt.Y("value:Q", axis=axis), tooltip=tooltip)
+            )
+            points = (
+                alt.Chart()
+                .mark_point(color="#c62828", size=70, filled=True)
+                .encode(x=x, y=alt.Y("value:Q", axis=axis), tooltip=tooltip)
+                .transform_filter(alt.datum.flag)
+            )
+            panels.append(
+                alt.layer(band, expected, actual, points, data=part).properties(
+                    width=240,
+                    height=140,
+                    title=alt.TitleParams(str(label), fontSize=12, fontWeight="normal"),
+                )
+            )
+        return alt.concat(*panels, columns=3).properties(
+            title=labels.t("anomaly.chart.timeline", lang)
         )
 
     def _display(self, n: int = 30) -> pd.DataFrame:
@@ -338,11 +395,14 @@ class AnomalyResult(TaskResult):
         for col in ("value", "expected", "range"):
             df[col] = self.formatted[col].head(n).to_numpy()
         df["explained_by"] = df["explained_by"].replace("", None)
+        if self.limit is not None:
+            return df[[*_SHOW, "at_stake"]]
         return df[[*_SHOW, "range", "at_stake", "explanation", "explained_by"]]
 
     def view(self) -> pd.DataFrame:
-        """The ranked list as people read it: names, values with units, explanation."""
-        return self._display(TABLE_MAX_ROWS)
+        """The ranked list as people read it: names, values with units, explanation (in
+        :meth:`highlights`, the first rows without the explanation)."""
+        return self._display(TABLE_MAX_ROWS if self.limit is None else self.limit)
 
     def _labelled(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         """The money column's header states its unit and that it counts adverse moves only."""
@@ -353,8 +413,13 @@ class AnomalyResult(TaskResult):
 
     def _repr_html_(self) -> str:
         notes = "".join(f'<p class="pl-note">{html.escape(n)}</p>' for n in self.notes if n)
+        if self.limit is not None:
+            notes = ""  # the method notes belong to the appendix
         if self.table.empty:
             return notes + self._note(self._empty)
-        top = self.table.head(TABLE_MAX_ROWS)
+        top = self.table.head(TABLE_MAX_ROWS if self.limit is None else self.limit)
         order = {c: top[c].to_numpy() for c in ("value", "expected", "at_stake")}  # not the text
-        return notes + self._table(self.view(), order=order)
+        out = notes + self._table(self.view(), order=order)
+        if self.limit is not None and len(self.table) > len(top):
+            out += self._note("anomaly.text.top_rows", n=len(top), total=len(self.table))
+        return out
