@@ -31,6 +31,7 @@ from perflink import labels, panel
 from perflink.common import check_findings, parse_quarter
 from perflink.errors import InputError
 from perflink.options import StatusOptions, SummaryOptions
+from perflink.summary import _decisions as _d
 from perflink.summary import _findings as _f
 from perflink.summary import _headline as _h
 from perflink.summary import _loop as _loop
@@ -45,6 +46,7 @@ from perflink.summary._findings import finding_id, problem_id
 from perflink.summary._results import (
     ActionsResult,
     ChainResult,
+    DecisionsResult,
     FindingsResult,
     GroupTotalsResult,
     HeadlineResult,
@@ -65,6 +67,7 @@ __all__ = [
     "ActionsResult",
     "GroupTotalsResult",
     "ChainResult",
+    "DecisionsResult",
     "FindingsResult",
     "HeadlineResult",
     "LoopResult",
@@ -325,10 +328,23 @@ def summarize(
     skipped = tuple(_h.skipped_actions(opts.actions, catalog, lang))
     loop = _loop_result(inputs, findings.table, review, lang)
     units = {m: v.unit for m, v in catalog.metrics.items()}
+    decided = _d.decisions(
+        acts, open_, dev, quality, entities, catalog, lang, root=root,
+        entity_order=_positions(entities["entity_id"]), subject_order=_subjects(catalog),
+    )  # fmt: skip
+    decisions = DecisionsResult(
+        decided, lang,
+        tier1_sentence=_d.tier1_sentence(headline.tier1, catalog, lang, group=names[root]),
+        outlook_sentence=_d.outlook_sentence(
+            headline.projection, catalog, lang, group=names[root], year=parse_quarter(q).year
+        ),
+        money_unit=catalog.money_unit, shown=_d.DECISIONS,
+    )  # fmt: skip
     return SummaryResult(
         str(q), lang, headline, chain, findings, ActionsResult(acts, lang, skipped=skipped),
         QualityResult(quality if quality is not None else pd.DataFrame(), lang), loop,
         tuple(inputs.missing_tasks), inputs, money_unit=catalog.money_unit, units=units,
+        decisions=decisions,
     )  # fmt: skip
 
 

@@ -280,6 +280,9 @@ def actions(
                 severity=severity,
                 message=labels.t(f"summary.action.{action}", lang, **fmt),
                 finding_id=fid,
+                # the same suggestion as a decision for the decision page (short, imperative)
+                decision=labels.t(f"summary.decision.{action}", lang, **fmt),
+                source_system=fmt.get("system"),
             )
         )
 
@@ -326,7 +329,7 @@ def actions(
             add(
                 action, r.entity_id, metric=r.metric_id, rule=r.rule_id, severity=r.severity,
                 fid=r.finding_id, name=r.entity or r.entity_id or "",
-                ref=r.subject or r.rule_id or r.metric_id or "",
+                ref=_subject_words(action, r, catalog, lang),
             )  # fmt: skip
     if "data_quality" in enabled and quality is not None and not quality.empty:
         for r in quality[quality["dq_index"] < opts.dq_red].itertuples():
@@ -346,5 +349,30 @@ def actions(
                 n=int(r.quarters_open), since=r.first_seen,
             )  # fmt: skip
     cols = ["action_id", "entity_id", "entity", "period", "metric_id", "rule_id", "severity"]
-    cols += ["message", "finding_id"]
+    cols += ["message", "finding_id", "decision", "source_system"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _subject_words(action: str, finding: object, catalog: Catalog, lang: str) -> str:
+    """What a suggestion is about, in words of the page: a rule by its name, a mapping as
+    "driver → finance metric" with metric names; never an id (a scheme is named by its
+    unit, so it needs none)."""
+    rule_id = getattr(finding, "rule_id", None)
+    metric_id = getattr(finding, "metric_id", None)
+    if action == "caliber" and isinstance(rule_id, str):
+        known = {r.id: r for r in catalog.rules}
+        if rule_id in known:
+            return known[rule_id].name(lang)
+    if action == "weak_driver":
+        maps = {m.id: m for m in catalog.mappings}
+        for key in (rule_id, getattr(finding, "subject", None)):
+            if isinstance(key, str) and key in maps:
+                m = maps[key]
+                driver, target = (
+                    _metric_name(catalog, m.driver, lang),
+                    _metric_name(catalog, m.target, lang),
+                )
+                return f"{driver} → {target}"
+    if isinstance(metric_id, str) and metric_id in catalog.metrics:
+        return _metric_name(catalog, metric_id, lang)
+    return ""
