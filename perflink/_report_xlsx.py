@@ -65,10 +65,11 @@ _MORE_KEYS = {
     "finding_kind": ("mapping.value.check.{v}", "report.value.kind.{v}"),
     "action_id": ("summary.action_name.{v}",),
     "rule_id": ("workbook.value.finding_kind.{v}",),
+    "subject": ("workbook.value.finding_kind.{v}", "workbook.value.rule_id.{v}"),
 }
 #: Coded columns that also hold the input's own codes (a catalog's rule ids): a code without
 #: words stays as written.
-_OPEN_CODES = {"rule_id"}
+_OPEN_CODES = {"rule_id", "subject"}
 #: Columns holding lists of codes of another column: column -> the column whose words they use.
 _LISTS = {"tasks": "source_task", "also": "kind"}
 #: Where a header's words live after workbook.col / report.col (a task's own columns).
@@ -77,11 +78,15 @@ _HEADER_PREFIXES = ("summary", "mapping", "forecast", "anomaly", "kpi", "scoring
 _BRACKETED = re.compile(r"\s*[（(]([^（）()]+)[)）]\s*$")
 _CODE = re.compile(r"[a-z][a-z0-9_]*")
 #: Widest a column gets (characters; CJK count two); long text wraps within it.
-_MAX_WIDTH = 24
+_MAX_WIDTH = 20
 _TEXT_WIDTH = 50
 _MIN_WIDTH = 6
 #: A header wraps onto lines of at least this many characters before it widens a column.
 _HEADER_WIDTH = 14
+#: Height of one line of 11-point text, and the most lines a row grows to.
+_LINE_POINTS = 15.0
+_WRAP_CJK = 1.85
+_MAX_LINES = 12
 #: Rows looked at to size a column (a workbook may hold thousands).
 _SAMPLE_ROWS = 500
 
@@ -240,9 +245,10 @@ def _link_text(url: str, lang: str) -> str:
     return _label(f"report.task.{stem}", lang) or url
 
 
-def _width(text: str) -> int:
-    """Display width of ``text`` in Excel character units: CJK characters count two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+def _width(text: str, cjk: float = 2.0) -> float:
+    """Display width of ``text`` in Excel character units: a CJK character counts ``cjk``
+    (two to size a column it must fit in; about 1.85 as it wraps, measured in LibreOffice)."""
+    return sum(cjk if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _shown(value: Any, fmt: str | None) -> str:
@@ -337,6 +343,9 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
         cell.font = bold
         cell.alignment = head_align
         header_cells.append(cell)
+    # row heights set here: neither LibreOffice nor every Excel grows a row to its wrapped
+    # text on opening a file, and a write-only sheet writes a row's height with the row
+    ws.row_dimensions[1].height = _height(heads, widths)
     ws.append(header_cells)
 
     normal = isinstance(ws, Worksheet)
@@ -357,6 +366,9 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
                     cell.number_format = fmt
             cell.alignment = wrap_align if c in wrapped else top
             cells.append(cell)
+        tall = [(v, widths[i]) for i, v in enumerate(values) if cols[i] in wrapped]
+        if tall:
+            ws.row_dimensions[r + 2].height = _height([v for v, _ in tall], [w for _, w in tall])
         ws.append(cells)
         if normal:
             for i, url in urls.items():
@@ -384,6 +396,18 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
                 CellIsRule(operator="equal", formula=[_quoted(word)], fill=fill,
                            font=Font(color="FFFFFF")),
             )  # fmt: skip
+
+
+def _height(texts: list[Any], widths: list[float]) -> float:
+    """Points of a row whose ``texts`` wrap in columns of ``widths`` (at most 12 lines)."""
+    lines = 1
+    for text, width in zip(texts, widths, strict=True):
+        if isinstance(text, str) and text:
+            per_line = max(width - 1.5, 1.0)
+            parts = text.split("\n")
+            n = sum(max(1, math.ceil(_width(p, _WRAP_CJK) / per_line)) for p in parts)
+            lines = max(lines, n)
+    return _LINE_POINTS * min(lines, _MAX_LINES) + 2
 
 
 def _quoted(text: str) -> str:

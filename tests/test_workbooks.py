@@ -219,6 +219,8 @@ def test_review_workbook_widths_wrap_and_live_links(tmp_path):
     letter = openpyxl.utils.get_column_letter(msg)
     assert ws.column_dimensions[letter].width >= 40
     assert ws.cell(2, msg).alignment.wrap_text
+    # rows grow to their wrapped text (LibreOffice does not on opening the file)
+    assert ws.row_dimensions[2].height > 2 * ws.row_dimensions[3].height
     assert ws.column_dimensions["A"].width < 20  # ids stay narrow
     link = _column(ws, "证据页面")
     assert link[0].hyperlink is not None and link[0].hyperlink.target == "kpi.html#tier1"
