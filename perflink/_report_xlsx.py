@@ -77,6 +77,8 @@ _HEADER_PREFIXES = ("summary", "mapping", "forecast", "anomaly", "kpi", "scoring
 # a unit in brackets at the end of a header: "奖金（万元）", "Bonus (CNY 10k)"
 _BRACKETED = re.compile(r"\s*[（(]([^（）()]+)[)）]\s*$")
 _CODE = re.compile(r"[a-z][a-z0-9_]*")
+#: A link a workbook makes live: a report page next to it (``kpi.html#anchor``), nothing else.
+_PAGE_LINK = re.compile(r"[\w.-]+\.html(#\S*)?")
 #: Widest a column gets (characters; CJK count two); long text wraps within it.
 _MAX_WIDTH = 20
 _TEXT_WIDTH = 50
@@ -353,7 +355,7 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
         values = [shown[i][r] for i in range(len(cols))]
         urls = {}
         for i, c in enumerate(cols):
-            if c in links and isinstance(values[i], str) and values[i]:
+            if c in links and isinstance(values[i], str) and _PAGE_LINK.fullmatch(values[i]):
                 urls[i] = values[i]
                 values[i] = _link_text(values[i], lang)
         cells = []

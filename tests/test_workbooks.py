@@ -324,3 +324,15 @@ def test_helpers_words_and_formats():
 def test_workbook_bad_path_is_a_clear_error(tmp_path):
     with pytest.raises(ReportError, match=r"\.xlsx"):
         write_workbook(_summary("zh", tmp_path), path=tmp_path / "review.csv")
+
+
+def test_only_report_page_links_are_live():
+    from perflink._report_xlsx import Sheet, write_sheet
+
+    wb = openpyxl.Workbook()
+    df = pd.DataFrame({"evidence_link": ["kpi.html#a", "http://x.invalid/", "=HYPERLINK(1)"]})
+    write_sheet(wb.active, df, lang="en", spec=Sheet(links=("evidence_link",)))
+    cells = [row[0] for row in wb.active.iter_rows(min_row=2)]
+    assert cells[0].hyperlink.target == "kpi.html#a"
+    assert [c.hyperlink for c in cells[1:]] == [None, None]
+    assert cells[2].value == "=HYPERLINK(1)" and cells[2].data_type == "s"  # text, as read
