@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -544,3 +545,101 @@ def test_clean_sample_raises_no_critical_and_few_high(samples):
 def test_validate_rejects_non_review():
     with pytest.raises(PerflinkError, match="open_review"):
         pm.validate(object())
+
+
+# ------------------------------------------------------------------ the page reads in words (issue 19)
+def _chart_rows(chart) -> list[dict]:
+    spec = chart.to_dict()
+    return [row for rows in spec.get("datasets", {}).values() for row in rows]
+
+
+def test_heatmap_shows_every_month_of_the_window_and_low_is_not_green():
+    # breaches in 2025-11 (before the quarter: low) and 2026-08 only; the months between
+    # have none and must still show, as "no breach" cells
+    facts = _facts(_sales("A", rev_factor={"2026-08": 1.1, "2025-11": 1.1}))
+    ents = _entities({"A": "S1"})
+    res = pm.check_rules(facts, CATALOG, quarter=Q, entities=ents, history=9, lang="zh")
+    assert res.months() == [str(p) for p in pd.period_range("2025-10", "2026-09", freq="M")]
+    chart = res.chart()
+    rows = _chart_rows(chart)
+    assert sorted({r["period"] for r in rows}) == res.months()  # 2026-05 and every month
+    by_month = {r["period"]: r for r in rows}
+    assert by_month["2026-05"]["n"] == 0 and by_month["2026-05"]["worst"] == "无违规"
+    assert by_month["2026-08"]["worst"] == "高" and by_month["2025-11"]["worst"] == "中"
+    assert {r["unit"] for r in rows} == {"单位A"}  # names, not ids
+    color = chart.to_dict()["encoding"]["color"]
+    colours = dict(zip(color["scale"]["domain"], color["scale"]["range"], strict=True))
+    green = {"#2e7d32", "#7cb342", "#4caf50", "#388e3c", "#43a047", "#66bb6a"}
+    assert colours["低"] not in green and colours["低"] != colours["无违规"]
+    assert color["legend"]["labelLimit"] == 0  # legend words are never cut ("关系弱")
+    tips = chart.to_dict()["encoding"]["tooltip"]
+    assert all("title" in tip for tip in tips)  # no field names such as entity_id in tooltips
+
+
+def test_driver_table_and_messages_are_words_not_code():
+    res = pm.driver_strength(_driver_facts(), CATALOG, quarter=Q, lang="en")
+    view = res.view()
+    assert not {"mapping_id", "p_value", "ci_low", "ci_high"} & set(view.columns)
+    html = res._repr_html_()
+    shown = re.sub(r"<[^>]+>", " ", html)  # the visible text (not the tags' attributes)
+    for code in ("mapping_id", "n_obs", "within_r2", "p_value", "M01", "e-"):
+        assert code not in shown, code
+    assert "p &lt; 0.001" in shown and "Monthly elasticity" in shown and "Obs" in shown
+    lag1 = res.table[res.table["lag"] == 1]
+    assert len(lag1) and all("(lag 1 month)" in m for m in lag1["message"])
+    assert "lag 1 months" not in " ".join(res.table["message"])
+    assert all(not m.startswith("mapping") for m in res.table["message"])  # no id first
+    tips = res.chart().to_dict()["layer"][1]["encoding"]["tooltip"]
+    assert [tip["title"] for tip in tips][:2] == ["Mapping", "Monthly elasticity"]
+    from perflink.mapping._common import lag_text, p_text
+
+    assert p_text(7.43e-19, "en") == "p < 0.001" and p_text(0.0042, "zh") == "p = 0.004"
+    assert [lag_text(n, "en") for n in (0, 1, 2)] == ["same month", "lag 1 month", "lag 2 months"]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_sample_findings_read_in_words(samples, lang):
+    from browser_utils import find_identifiers
+
+    _, _, params = samples["s0"]
+    result = pm.run(perflink.open_review(params, language=lang))
+    texts = list(result.to_frame()["message"])
+    texts += list(result.rules.overview["test"]) + list(result.calibers.ratios["cause_text"])
+    joined = "\n".join(texts)
+    for code in ("mappings.yaml", "metrics.yaml", "sum(", "lag(", "_qty", " * ", "R01", "M09"):
+        assert code not in joined, code
+    if lang == "zh":
+        assert find_identifiers(joined) == []
+        assert "左侧" not in joined and "右侧" not in joined
+        assert "近 12 个月新签合同额合计" in joined and "发货数量 × 平均销售单价 ÷ 10000" in joined
+        assert "请数据负责人补充驱动因素映射" in joined
+    else:
+        for bad in (
+            "caliber",
+            "left side",
+            "right side",
+            "(s)",
+            "lag 1 months",
+            "left ",
+            " right ",
+        ):
+            assert bad not in joined, bad
+        assert "sum of new contract amount over 12 months" in joined
+    # headers of the tables a page shows are words
+    pages = [result._repr_html_(), result.quality._repr_html_(), result.top(10)._repr_html_(),
+             result.rules._repr_html_(), result.calibers._repr_html_(),
+             result.drivers._repr_html_()]  # fmt: skip
+    heads = re.findall(r"<th\b[^>]*>(.*?)</th>", "".join(pages))
+    assert heads and not [h for h in heads if "_" in h or re.fullmatch(r"[a-z][a-z0-9]*", h)]
+
+
+def test_top_lists_the_most_severe_findings_of_a_part():
+    facts, ents = _caliber_facts()
+    rules = pm.check_rules(facts, CATALOG, quarter=Q, entities=ents, lang="en")
+    top = rules.top(2)
+    assert len(top.findings) <= 2 and top.total == int((rules.findings["severity"] != "info").sum())
+    assert list(top.view().columns) == ["period", "check", "severity", "message"]
+    if top.total > 2:
+        assert f"{top.total - 2} more in the appendix" in top._repr_html_()
+    with pytest.raises(PerflinkError, match="positive integer"):
+        rules.top(0)

@@ -278,7 +278,7 @@ class RuleCheckResult(MappingResult):
             for r in cell["rank"]
         ]
         cell["unit"] = [names.get(e, e) for e in cell["entity_id"]]
-        cell["unit_short"] = charts.short_label(cell["unit"], 24)
+        cell["unit_short"] = charts.short_label(cell["unit"], 40)
         order = list(dict.fromkeys(cell.sort_values("entity_id", kind="stable")["unit_short"]))
         labels_ = [value_label("severity", s, lang) for s in HEAT_COLORS if s != "none"]
         scale = alt.Scale(
@@ -434,16 +434,22 @@ class CaliberResult(MappingResult):
                 f"{lo:.3f}–{hi:.3f}" for lo, hi in zip(d["ci_low"], d["ci_high"], strict=True)
             ],
         )
-        r["item_short"] = charts.short_label(r["item"], 56)
+        # two lines per row (unit, then rule: split at " · " by the axis), each shortened
+        r["item_short"] = [
+            " · ".join(charts.short_label([unit, rule], 48))
+            for unit, rule in (x.split(" · ", 1) for x in r["item"])
+        ]
         lo = float(min(r["ci_low"].min(), r["ratio"].min(), 1.0)) / 1.02
         hi = float(max(r["ci_high"].max(), r["ratio"].max(), 1.0)) * 1.02
         scale = alt.Scale(type="log", domain=[lo, hi], nice=False, clamp=True)
-        base = alt.Chart(r, title=t("mapping.chart.caliber", self.language, n=len(r)))
+        base = alt.Chart(
+            r, title=t("mapping.chart.caliber", self.language, n=len(r)), height=30 * len(r)
+        )
         y = alt.Y(
             "item_short:N",
             sort=alt.EncodingSortField("dist", order="descending"),
             title=None,
-            axis=alt.Axis(labelLimit=0),
+            axis=alt.Axis(labelLimit=0, labelExpr="split(datum.label, ' · ')"),
         )
         col = lambda c: t(f"mapping.col.{c}", lang)  # noqa: E731
         return alt.layer(
