@@ -28,7 +28,7 @@ import pandas as pd
 from IPython.display import HTML, Markdown
 from IPython.display import display as _display
 
-from perflink import charts, labels
+from perflink import _report_lab, charts, labels
 from perflink._report_format import (
     MISSING,
     PAGE_ROWS,
@@ -228,9 +228,11 @@ def show(
         Show at most this many rows (a note says how many were left out; the full table is
         what :func:`save_table` writes).
     interactive
-        Make the table searchable, sortable and paginated in the HTML report (DataTables;
-        JupyterLab shows a plain table). Default: when it shows more than :data:`PAGE_ROWS`
-        rows.
+        Make the table searchable, sortable and paginated, in the HTML report (DataTables,
+        inlined in the page) and in JupyterLab (the DataTables bundle of ``itables``, loaded
+        offline once per session). Default: when it shows more than :data:`PAGE_ROWS` rows.
+        In JupyterLab every table also keeps short text on one line and gives long text
+        columns room, so rows are not one character wide.
     lang
         Language (default: the current one; a Result keeps its own).
     appendix
@@ -253,7 +255,7 @@ def show(
         )
         if appendix:
             html_text = appendix_html(html_text, lang=lang, rows=len(obj))
-        _display(HTML(html_text))
+        _display(HTML(_for_lab(html_text, lang) if _in_lab() else html_text))
     elif isinstance(obj, alt.TopLevelMixin):
         if appendix:
             raise ReportError(
@@ -262,19 +264,33 @@ def show(
             )
         _display(obj)
     elif hasattr(obj, "_repr_html_"):
-        if appendix:
-            _display(
-                HTML(
-                    appendix_html(obj._repr_html_(), lang=_own_language(obj, lang), rows=_rows(obj))
-                )
-            )
-        else:
+        lab = _in_lab()
+        if not (appendix or lab):
             _display(obj)
+            return
+        own = _own_language(obj, lang)
+        html_text = obj._repr_html_()
+        if appendix:
+            html_text = appendix_html(html_text, lang=own, rows=_rows(obj))
+        _display(HTML(_for_lab(html_text, own) if lab else html_text))
     else:
         raise ReportError(
             f"show: cannot display a {type(obj).__name__}; pass a Result, DataFrame, Series "
             "or altair chart (use text() for narrative)."
         )
+
+
+def _in_lab() -> bool:
+    """Exploring in JupyterLab: a kernel, and no tables folder (a report run always has one)."""
+    return _state["tables_dir"] is None and _report_lab.in_kernel()
+
+
+def _for_lab(html_text: str, lang: str | None) -> str:
+    """Tables as JupyterLab shows them: long ones paginated and searchable (itables' bundle,
+    offline), text columns wide enough to read (see :mod:`perflink._report_lab`)."""
+    if _report_lab.has_interactive(html_text):
+        _report_lab.load_itables()
+    return _report_lab.lab_html(html_text, lang=lang or labels.get_language())
 
 
 def _own_language(obj: object, lang: str | None) -> str | None:

@@ -10,6 +10,8 @@ page shows code, and each page prints within its A4 page limit.
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import numpy as np
 import pandas as pd
@@ -20,7 +22,9 @@ from browser_utils import (
     offline_page,
     open_offline,
     pdf_text,
+    print_overflow,
     print_page_count,
+    wait_until_drawn,
 )
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
@@ -192,6 +196,107 @@ def test_appendix_table_prints_as_a_pointer_to_the_workbook(browser, tmp_path, l
     assert "U0001" not in flat and "U0399" not in flat  # the appendix table does not
 
 
+# --- JupyterLab: long tables paged by itables' DataTables bundle, offline ---
+
+# JupyterLab sets an HTML output's innerHTML, then re-creates its scripts with their attributes
+# (trusted outputs; rendermime's evalInnerHTMLScriptTags); this page does the same.
+_LAB_PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body><script>
+for (const html of %s) {
+  const host = document.createElement("div");
+  host.className = "jp-OutputArea-output";
+  host.innerHTML = html;
+  document.body.appendChild(host);
+  for (const old of Array.from(host.getElementsByTagName("script"))) {
+    const s = document.createElement("script");
+    for (const a of Array.from(old.attributes)) s.setAttribute(a.name, a.value);
+    s.textContent = old.textContent;
+    old.parentNode.replaceChild(s, old);
+  }
+}
+</script></body></html>"""
+
+
+def lab_outputs(monkeypatch, df, lang: str, **show_options) -> list[str]:
+    """The HTML outputs report.show(df) gives in a JupyterLab session (kernel, no tables_dir)."""
+    import IPython.display
+
+    from perflink import _report_lab, report
+
+    outputs: list[str] = []
+    monkeypatch.setattr(_report_lab, "in_kernel", lambda: True)
+    monkeypatch.setitem(_report_lab._session, "itables_loaded", False)
+    monkeypatch.setattr(IPython.display, "display", lambda obj: outputs.append(obj.data))
+    monkeypatch.setattr(report, "_display", lambda obj: outputs.append(obj.data))
+    report.configure(language=lang, tables_dir=None)
+    report.show(df, **show_options)
+    return outputs
+
+
+@pytest.mark.browser
+def test_jupyterlab_pages_long_tables_offline(browser, tmp_path, monkeypatch):
+    import json
+
+    from playwright.sync_api import expect
+
+    df = _units().head(300)
+    outputs = lab_outputs(monkeypatch, df, "zh", units={"value": "万元"})
+    path = tmp_path / "lab.html"
+    # "</" escaped: the outputs hold </script>, which would end the page's own script
+    path.write_text(_LAB_PAGE % json.dumps(outputs).replace("</", "<\\/"), encoding="utf-8")
+    with offline_page(browser, path) as opened:
+        page = opened.page
+        info = page.locator(".dt-info")
+        expect(info).to_have_text("第 1–25 行，共 300 行")
+        expect(page.locator(ROWS)).to_have_count(PAGE_ROWS)
+        page.fill(".dt-search input", "单位299")
+        expect(_column(page, 1)).to_have_text(["U0299"])
+        page.fill(".dt-search input", "")
+        page.locator("thead th", has_text="数值").first.click()
+        page.locator("thead th", has_text="数值").first.click()  # descending, by value
+        top = df["value"].nlargest(PAGE_ROWS)
+        expect(_column(page, 4)).to_have_text([fmt_money(v, "万元", "zh") for v in top])
+        # rows stay one line high: short text does not wrap in a narrow output
+        page.set_viewport_size({"width": 500, "height": 800})
+        heights = page.eval_on_selector_all(
+            ROWS, "rows => rows.slice(0, 5).map(r => r.getBoundingClientRect().height)"
+        )
+        assert max(heights) < 40, heights
+    assert opened.blocked == [], opened.blocked
+    assert opened.page_errors == [], opened.page_errors
+
+
+def test_jupyterlab_display_bundle(monkeypatch, tmp_path):
+    from perflink import _report_lab, report
+
+    long_df = _units().head(300)
+    outputs = lab_outputs(monkeypatch, long_df, "en")
+    # itables' offline bundle first (once per session), then the table with its paging script
+    *init, table = outputs
+    assert init and any("_itables_" in html for html in init)
+    # offline: nothing loaded from a URL (itables' <noscript> logo only links its site)
+    fetched = re.compile(r"unpkg|src=[\"']?https?:|from\s+[\"']https?:|import\([\"']https?:")
+    assert not any(fetched.search(html) for html in outputs)
+    assert table.startswith('<div class="pl-lab"><style>')
+    assert table.count('<script type="module">') == 1 and 'id="pl-lab-' in table
+    assert '"pageLength": 25' in table and "Search:" in table  # options in the language
+    # a second long table: the bundle is not loaded again
+    again = []
+    monkeypatch.setattr(report, "_display", lambda obj: again.append(obj.data))
+    report.show(long_df)
+    assert len(again) == 1 and _report_lab._session["itables_loaded"]
+    # a short table: readable widths, no paging script
+    report.show(long_df.head(3))
+    assert again[-1].startswith('<div class="pl-lab">') and "<script" not in again[-1]
+    # a report run (tables folder set) or plain Python: the page's plain table
+    report.configure(language="en", tables_dir=tmp_path / "tables")
+    report.show(long_df)
+    assert again[-1].startswith('<div class="pl-table-wrap">')
+    monkeypatch.setattr(_report_lab, "in_kernel", lambda: False)
+    report.configure(language="en", tables_dir=None)
+    report.show(long_df)
+    assert again[-1].startswith('<div class="pl-table-wrap">')
+
+
 # --- find_identifiers (no browser needed) ---
 
 
@@ -242,3 +347,75 @@ def test_find_identifiers_flags_code(text, expected):
 )
 def test_find_identifiers_leaves_words_numbers_units_and_acronyms(text):
     assert find_identifiers(text) == []
+
+
+# --- the full sample review (shared session fixture reviewed_quarters: 2026Q3 zh, 2026Q4 en) ---
+
+# Pages still over a limit while their engineers work on them (issue 19); the lead removes the
+# marks when the pages are done. Key: (check, language, page).
+_XFAIL: dict[tuple[str, str, str], str] = {}
+_PAGES = ["summary", "mapping", "kpi", "forecast", "anomaly"]
+_QUARTER = {"zh": "q3", "en": "q4"}
+# A4 pages a printed page may take at the sample size (issue 19, "Pages that print").
+PRINT_LIMIT = {"summary": 3, "mapping": 10, "kpi": 10, "forecast": 10, "anomaly": 10}
+# Parts of the landing page that name the reader's own input files and the software on purpose
+# (data provenance, notes on the inputs, package versions, the parameters).
+_INDEX_PROVENANCE = ".pl-inputs, .pl-notes, .pl-versions, .pl-params"
+
+
+def _params(check: str, langs: tuple[str, ...], pages: list[str]) -> list:
+    return [
+        pytest.param(
+            lang,
+            name,
+            marks=[pytest.mark.xfail(strict=False, reason=_XFAIL[(check, lang, name)])]
+            if (check, lang, name) in _XFAIL
+            else [],
+            id=f"{lang}-{name}",
+        )
+        for lang in langs
+        for name in pages
+    ]
+
+
+def _sample_page(reviewed_quarters, lang: str, name: str):
+    return getattr(reviewed_quarters, _QUARTER[lang]).report_dir / f"{name}.html"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.kernel
+@pytest.mark.parametrize(("lang", "name"), _params("ids", ("zh",), [*_PAGES, "index"]))
+def test_sample_zh_pages_show_no_code(reviewed_quarters, browser, lang, name):
+    path = _sample_page(reviewed_quarters, lang, name)
+    with offline_page(browser, path, viewport=(1366, 900)) as opened:
+        page = opened.page
+        wait_until_drawn(page)
+        page.evaluate(f"document.querySelectorAll({_INDEX_PROVENANCE!r}).forEach(e => e.remove())")
+        found = find_identifiers(page.inner_text("body"))
+    assert found == [], f"{path.name} shows code to a Chinese reader: {found}"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.kernel
+@pytest.mark.parametrize(("lang", "name"), _params("pages", ("zh", "en"), _PAGES))
+def test_sample_pages_print_within_their_a4_limit(reviewed_quarters, browser, tmp_path, lang, name):
+    path = _sample_page(reviewed_quarters, lang, name)
+    with offline_page(browser, path, viewport=(1366, 900)) as opened:
+        wait_until_drawn(opened.page)
+        pages = print_page_count(opened.page, tmp_path / f"{lang}-{name}.pdf")
+    limit = PRINT_LIMIT[name]
+    assert pages <= limit, f"{path.name} ({lang}) prints to {pages} A4 pages; at most {limit}"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.kernel
+@pytest.mark.parametrize(("lang", "name"), _params("cut", ("zh", "en"), _PAGES))
+def test_sample_pages_print_nothing_cut_on_the_right(reviewed_quarters, browser, lang, name):
+    path = _sample_page(reviewed_quarters, lang, name)
+    with offline_page(browser, path, viewport=(1366, 900)) as opened:
+        wait_until_drawn(opened.page)
+        cut = print_overflow(opened.page)
+    assert cut == [], f"{path.name} ({lang}) printed on A4 cuts on the right: {cut}"
