@@ -353,7 +353,12 @@ def test_find_identifiers_leaves_words_numbers_units_and_acronyms(text):
 
 # Pages still over a limit while their engineers work on them (issue 19); the lead removes the
 # marks when the pages are done. Key: (check, language, page).
-_XFAIL: dict[tuple[str, str, str], str] = {}
+_XFAIL: dict[tuple[str, str, str], str] = {
+    ("ids", "zh", "summary"): (
+        "issue 19: page summary not yet fixed: its text names review.xlsx and the reports/ folder"
+    ),
+    ("pages", "zh", "summary"): "issue 19: page summary not yet fixed: prints 5 A4 pages (limit 3)",
+}
 _PAGES = ["summary", "mapping", "kpi", "forecast", "anomaly"]
 _QUARTER = {"zh": "q3", "en": "q4"}
 # A4 pages a printed page may take at the sample size (issue 19, "Pages that print").
