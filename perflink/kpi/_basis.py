@@ -199,5 +199,6 @@ def format_gap(value: float, unit: str | None, lang: str) -> str:
         return fmt_number(value, None, lang)
     if unit is not None and parse_unit(unit).is_rate:
         return t("kpi.gap.points", lang, value=f"{value * 100:+.1f}")
-    text = fmt_number(value, unit, lang)
-    return f"+{text}" if value > 0 else text
+    # the sign leads, before any currency code: +CNY 2.8 m and -CNY 386.8 k, never CNY -386.8 k
+    text = fmt_number(abs(value), unit, lang)
+    return f"+{text}" if value > 0 else f"-{text}" if value < 0 else text

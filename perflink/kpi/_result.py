@@ -409,7 +409,10 @@ class DecompositionResult(QuarterResult):
         """
         entity_id = entity_id or self.tier1["entity_id"].iloc[0]
         metric_id = self._tier1_metric(metric_id)
-        data = charts.for_chart(self.waterfall_frame(entity_id, metric_id=metric_id, scope=scope))
+        frame = self.waterfall_frame(entity_id, metric_id=metric_id, scope=scope)
+        # the tooltip says each step in the metric's unit, as the tables do (279.0 万元)
+        frame["value_text"] = [self._fmt(v, metric_id) for v in frame["value"]]
+        data = charts.for_chart(frame)
         text = t(
             "kpi.chart.waterfall",
             self.language,
@@ -419,11 +422,20 @@ class DecompositionResult(QuarterResult):
         )
         note = self._adjusted_note(entity_id, metric_id, scope)
         title = alt.Title(text, subtitle=note) if note else text
+        steps = max(len(frame), 1)
         return (
             alt.Chart(data, title=title)
             .mark_bar()
             .encode(
-                x=alt.X("label:N", sort=alt.SortField("order"), title=None),
+                # names across, over two lines, never rotated or cut (full name in the tooltip)
+                x=alt.X(
+                    "label:N",
+                    sort=alt.SortField("order"),
+                    title=None,
+                    axis=charts.wrap_axis(
+                        6 if self.language == "zh" else 12, labelAngle=0, labelFontSize=11
+                    ),
+                ),
                 y=alt.Y("start:Q", axis=self._value_axis(metric_id)),
                 y2="end:Q",
                 color=alt.Color(
@@ -433,9 +445,12 @@ class DecompositionResult(QuarterResult):
                     ),
                     legend=None,
                 ),
-                tooltip=["label:N", alt.Tooltip("value:Q", format=",.1f")],
+                tooltip=[
+                    alt.Tooltip("label:N", title=t("kpi.chart.step", self.language)),
+                    alt.Tooltip("value_text:N", title=t("kpi.chart.amount", self.language)),
+                ],
             )
-            .properties(width=520, height=260)
+            .properties(width=max(520, 84 * steps), height=260)
         )
 
     def tree_chart(
@@ -480,8 +495,13 @@ class DecompositionResult(QuarterResult):
                 (mid, float(r.y), int(r.x), float(r.y)),
             ]
         edges = pd.DataFrame(segments, columns=["x", "y", "x2", "y2"])
+        tier_words = [t(f"kpi.chart.tier{k}", lang) for k in (1, 2, 3)]
+        part["tier_label"] = [tier_words[min(max(int(k), 1), 3) - 1] for k in part["tier"]]
         nodes = charts.for_chart(
-            part[["x", "y", "name", "label", "status_label", "completion", "link_label"]]
+            part[
+                ["x", "y", "name", "label", "status_label", "completion", "link_label"]
+                + ["tier_label"]
+            ]
         )
         nodes["completion"] = (
             nodes["completion"]
@@ -498,20 +518,10 @@ class DecompositionResult(QuarterResult):
         title = alt.Title(text, subtitle=note) if note else text
         depth = int(part["x"].max()) if len(part) else 0
         rows = int(np.ceil(part["y"].max())) + 1 if len(part) else 1
-        tiers = part.groupby("x")["tier"].max().to_dict()
+        # columns are depths of the tree; a node's tier (a tier-2 driver can sit below another
+        # tier-2 driver) is its shape, named in the legend
         x = alt.X(
-            "x:Q",
-            scale=alt.Scale(domain=[-0.5, depth + 0.5], nice=False, zero=False),
-            axis=alt.Axis(
-                orient="top",
-                values=list(range(depth + 1)),
-                labelExpr=_tier_expr(tiers, lang),
-                labelLimit=0,
-                grid=False,
-                ticks=False,
-                domain=False,
-                title=None,
-            ),
+            "x:Q", scale=alt.Scale(domain=[-0.5, depth + 0.5], nice=False, zero=False), axis=None
         )
         y = alt.Y("y:Q", scale=alt.Scale(domain=[-0.9, rows - 0.4], reverse=True), axis=None)
         lines = (
@@ -524,13 +534,19 @@ class DecompositionResult(QuarterResult):
             alt.Tooltip("name:N", title=t("report.col.metric_name", lang)),
             alt.Tooltip("completion:Q", format=".1%", title=column_label("completion", lang)),
             alt.Tooltip("status_label:N", title=column_label("status", lang)),
+            alt.Tooltip("tier_label:N", title=t("kpi.chart.tier", lang)),
             alt.Tooltip("link_label:N", title=t("kpi.chart.link", lang)),
         ]
-        points = base.mark_circle(size=260, opacity=1).encode(
+        points = base.mark_point(filled=True, size=240, opacity=1).encode(
             color=alt.Color(
                 "status_label:N",
                 scale=status_word_scale(lang),
                 title=column_label("status", lang),
+            ),
+            shape=alt.Shape(
+                "tier_label:N",
+                scale=alt.Scale(domain=tier_words, range=["circle", "square", "diamond"]),
+                title=t("kpi.chart.tier", lang),
             ),
             tooltip=tooltip,
         )
@@ -539,7 +555,7 @@ class DecompositionResult(QuarterResult):
             text="label:N", tooltip=tooltip
         )
         return alt.layer(lines, points, labels, title=title).properties(
-            width=170 * (depth + 1), height=max(120, 52 * rows)
+            width=160 * (depth + 1), height=max(120, 52 * rows)
         )
 
     def tier1_view(
@@ -560,8 +576,12 @@ class DecompositionResult(QuarterResult):
         t1 = self.tier1[self.tier1["base"] == base]
         if scope is not None:
             t1 = t1[t1["scope"] == scope]
-        if top_level:
-            t1 = t1[t1["entity_id"].map(self.level) != "unit"]
+        if top_level:  # the group first, then its subsidiaries, metric by metric
+            level = t1["entity_id"].map(self.level)
+            t1 = t1[level != "unit"]
+            order = {m: i for i, m in enumerate(dict.fromkeys(t1["metric_id"]))}
+            t1 = t1.assign(_m=t1["metric_id"].map(order), _g=(level[level != "unit"] != "group"))
+            t1 = t1.sort_values(["_m", "_g"], kind="stable").drop(columns=["_m", "_g"])
         metric = t1["metric_id"]
 
         def fmt(col: str) -> list[str]:
@@ -711,22 +731,14 @@ class DecompositionResult(QuarterResult):
         lang = self.language
         view = self.tier1_view(scope="quarter", top_level=True)
         html = self._heading("kpi.result.headline") + self.changes_note() + self.basis_note()
+        # the reason for a changed target is in the note above: the table keeps the figures
         table = PageTable(
-            view.drop(columns=["scope", "base"]),
+            view.drop(columns=["scope", "base", "target_reason"], errors="ignore"),
             language=lang,
             headers=self._reason_header(),
             max_rows=100_000,
         )
         return html + table._repr_html_()
-
-
-def _tier_expr(tiers: dict[int, int], lang: str) -> str:
-    """Vega expression naming each column of the tree by its tier (一级指标, 二级：财务驱动...)."""
-    expr = "''"
-    for depth, tier in sorted(tiers.items(), reverse=True):
-        word = t(f"kpi.chart.tier{min(max(int(tier), 1), 3)}", lang).replace("'", "\\'")
-        expr = f"datum.value == {int(depth)} ? '{word}' : {expr}"
-    return expr
 
 
 def status_word_scale(lang: str) -> alt.Scale:

@@ -151,8 +151,9 @@ def scorecard(
     checks = check_schemes(schemes, catalog.policy, lang=lang)
     bonus_df = bonus_table(totals, bonus, entities, catalog, q.year)
     tenure = tenure_table(options, decomposition, entities, catalog, q, lang, status)
+    names = scheme_names(schemes, decomposition.names, lang)
     findings = findings_table(
-        checks, bonus_df, decomposition, entities, q, lang, catalog.money_unit
+        checks, bonus_df, decomposition, entities, q, lang, catalog.money_unit, names
     )
     return ScorecardResult(
         quarter=str(q),
@@ -170,7 +171,7 @@ def scorecard(
         target_changes=decomposition.target_changes,
         tenure_declared=len(options.tenure),
         metric_names=decomposition.metric_names,
-        scheme_names=scheme_names(schemes, decomposition.names, lang),
+        scheme_names=names,
     )
 
 
@@ -327,6 +328,7 @@ def assess_managers(
         warn_score=options.manager_warn_score,
         names=scores.names,
         lang=scores.language,
+        schemes=scores.scheme_names,
     )
     ten = scores.tenure
     year = pd.Period(scores.quarter, "Q").year

@@ -58,6 +58,7 @@ def manager_table(
     warn_score: float,
     names: dict,
     lang: str,
+    schemes: dict | None = None,
 ) -> pd.DataFrame:
     """One row per department manager: dimension weights and scores, score, policy check."""
     deps = entities[(entities["kind"] == "department") & entities["manager"].notna()]
@@ -100,7 +101,8 @@ def manager_table(
     )
     out = out.reset_index()
     out["message"] = [
-        _message(r, b, names, lang) for r, b in zip(out.itertuples(), breaches, strict=True)
+        _message(r, b, names, lang, schemes or {})
+        for r, b in zip(out.itertuples(), breaches, strict=True)
     ]
     out["period"] = period
     out["scope"] = scope
@@ -128,7 +130,7 @@ def _fmt(x: float) -> str:
     return fmt_figure(x, ".1f")
 
 
-def _message(r, breaches: list[tuple], names: dict, lang: str) -> str:
+def _message(r, breaches: list[tuple], names: dict, lang: str, schemes: dict) -> str:
     def label(kind: str, key: str) -> str:  # a dimension's or centre type's name; else the id
         known = DIMENSIONS if kind == "dim" else _CENTERS
         return t(f"scoring.msg.manager_{kind}.{key}", lang) if key in known else key
@@ -145,7 +147,7 @@ def _message(r, breaches: list[tuple], names: dict, lang: str) -> str:
         name=name,
         manager=r.manager,
         center=label("center", r.center_type),
-        scheme=r.scheme_id,
+        scheme=schemes.get(r.scheme_id, r.scheme_id),  # its name, not the schemes table's code
         parts=parts,
         score=_fmt(r.manager_score),
     )

@@ -205,21 +205,23 @@ class ScorecardResult(QuarterResult):
         )
 
     def bonus_table(self, *, pools_only: bool = True) -> PageTable:
-        """Bonus pools against budget (``pools_only``) or every unit's bonus too (the appendix
-        table), money columns headed in the catalog's money unit (:meth:`bonus_view`)."""
+        """Bonus pools against budget (``pools_only``: budget, payout, overrun) or every
+        unit's bonus too (the appendix table); amounts in the catalog's money unit, each
+        cell with its unit as the other tables of the page."""
         bonus = self.bonus
         if pools_only:
             bonus = bonus[bonus["kind"] == "pool"]
-        view = self._with_unit_headers(bonus)
-        view = self.named(view).drop(columns=["year"] + (["kind"] if pools_only else []))
-        if pools_only:
-            view = view.dropna(axis=1, how="all")
+            bonus = bonus[["entity_id", "pool_budget", "payout", "overrun", "overrun_pct"]]
+        view = self.named(bonus.drop(columns=["year"], errors="ignore"))
         if "kind" in view:
             view["kind"] = view["kind"].map(lambda k: t(f"scoring.kind.{k}", self.language))
+        units = {"overrun_pct": "pct"}
+        if self.money_unit is not None:
+            units.update(dict.fromkeys(BONUS_MONEY, self.money_unit))
         return PageTable(
             view.reset_index(drop=True),
             language=self.language,
-            units={"overrun_pct": "pct"},
+            units=units,
             headers=self._headers("kind"),
             max_rows=100_000,
             interactive=None if pools_only else True,
@@ -303,6 +305,7 @@ class ScorecardResult(QuarterResult):
         """Dots at ``xy`` (the completions, maybe clipped), coloured by score."""
         mark = {"size": 90, **({"stroke": "#222", "strokeWidth": 0.8} if stroke else {})}
         plot = data.assign(x=xy.iloc[:, 0].to_numpy(), y=xy.iloc[:, 1].to_numpy())
+        plot["score_text"] = [fmt_number(v, None, self.language) for v in plot["score"]]
         return (
             alt.Chart(charts.for_chart(plot))
             .mark_circle(**mark)
@@ -319,8 +322,9 @@ class ScorecardResult(QuarterResult):
                     title=column_label("score", self.language),
                 ),
                 tooltip=[
-                    "name:N",
-                    alt.Tooltip("score:Q", format=".1f"),
+                    alt.Tooltip("name:N", title=column_label("entity_name", self.language)),
+                    # the score as the table beside writes it (fmt_number: 98.28, 105.9)
+                    alt.Tooltip("score_text:N", title=column_label("score", self.language)),
                     alt.Tooltip("business_completion:Q", format=".1%", title=titles[0]),
                     alt.Tooltip("financial_completion:Q", format=".1%", title=titles[1]),
                 ],
@@ -360,16 +364,26 @@ class ScorecardResult(QuarterResult):
         long = pools.melt(
             id_vars=["entity_id"], value_vars=["payout", "pool_budget"], var_name="what"
         )
-        long["name"] = long["entity_id"].map(self.names)
+        long["name"] = long["entity_id"].map(lambda e: self.names.get(e, e))
+        long["label"] = charts.short_label(long["name"], 24) if len(long) else long["name"]
+        if y_sort is not alt.Undefined:  # the ranked names, as the axis shows them
+            short = dict(zip(long["name"], long["label"], strict=True))
+            y_sort = [short.get(n, n) for n in y_sort]
         long["what"] = [column_label(w, self.language) for w in long["what"]]
+        long["value_text"] = [fmt_number(v, self.money_unit, self.language) for v in long["value"]]
         return (
             alt.Chart(charts.for_chart(long))
             .mark_bar()
             .encode(
-                y=alt.Y("name:N", title=None, sort=y_sort),
+                y=alt.Y("label:N", title=None, sort=y_sort),
                 x=alt.X("value:Q", axis=self._money_axis(), title=None),
                 yOffset="what:N",
                 color=alt.Color("what:N", title=None),
+                tooltip=[
+                    alt.Tooltip("name:N", title=column_label("entity_name", self.language)),
+                    alt.Tooltip("what:N", title=None),
+                    alt.Tooltip("value_text:N", title=t("kpi.chart.amount", self.language)),
+                ],
             )
         )
 
@@ -508,7 +522,12 @@ class ManagerAssessmentResult(QuarterResult):
         low = self.managers.dropna(subset=["manager_score"]).head(self.top_n)
         rows = []
         for r in low.itertuples():
-            who = f"{self.names.get(r.entity_id, r.entity_id)} ({r.manager})"
+            who = t(
+                "scoring.chart.who",
+                lang,
+                unit=self.names.get(r.entity_id, r.entity_id),
+                manager=r.manager,
+            )
             for d in DIMS:
                 w, s = getattr(r, f"{d}_weight"), getattr(r, f"{d}_score")
                 rows.append(
@@ -521,20 +540,28 @@ class ManagerAssessmentResult(QuarterResult):
                         total=r.manager_score,
                     )
                 )
-        data = charts.for_chart(pd.DataFrame(rows))
+        data = pd.DataFrame(
+            rows, columns=["who", "dimension", "points", "score", "weight", "total"]
+        )
+        # a long name is shortened on the axis (kept apart from the others); the tooltip has it
+        data["label"] = charts.short_label(data["who"], 32) if len(data) else data["who"]
+        # scores written as the manager table writes them (fmt_number)
+        data["score_text"] = [fmt_number(v, None, lang) for v in data["score"]]
+        data["total_text"] = [fmt_number(v, None, lang) for v in data["total"]]
+        data = charts.for_chart(data)
         return (
             alt.Chart(data, title=t("scoring.chart.managers", lang, n=len(low)))
             .mark_bar()
             .encode(
-                y=alt.Y("who:N", sort=alt.SortField("total", order="ascending"), title=None),
+                y=alt.Y("label:N", sort=alt.SortField("total", order="ascending"), title=None),
                 x=alt.X("points:Q", stack="zero", title=column_label("manager_score", lang)),
                 color=alt.Color("dimension:N", title=None),
                 tooltip=[
-                    "who:N",
-                    "dimension:N",
-                    alt.Tooltip("score:Q", format=".1f"),
-                    alt.Tooltip("weight:Q", format=".0%"),
-                    alt.Tooltip("total:Q", format=".1f"),
+                    alt.Tooltip("who:N", title=t("scoring.chart.who_title", lang)),
+                    alt.Tooltip("dimension:N", title=t("scoring.chart.dimension", lang)),
+                    alt.Tooltip("score_text:N", title=column_label("score", lang)),
+                    alt.Tooltip("weight:Q", format=".0%", title=column_label("weight", lang)),
+                    alt.Tooltip("total_text:N", title=column_label("manager_score", lang)),
                 ],
             )
             .properties(width=480)

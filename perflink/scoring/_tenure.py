@@ -10,7 +10,7 @@ import pandas as pd
 
 from perflink import panel
 from perflink._report_format import fmt_number
-from perflink.labels import t
+from perflink.labels import t, value_label
 from perflink.scoring._rules import coefficient
 
 FINDING_COLUMNS = ["entity_id", "period", "metric_id", "rule_id", "severity", "message"]
@@ -47,8 +47,35 @@ def bonus_table(totals, bonus, entities, catalog, year: int) -> pd.DataFrame:
     return pd.concat([units, pools], ignore_index=True).reindex(columns=cols)
 
 
+def _scheme_message(check, schemes: dict[str, str], lang: str) -> str:
+    """A scheme's policy breach in words: the scheme by its name (never its code), the
+    centre type and category in the page language."""
+    rule = str(check.rule_id)
+    fields = dict(
+        scheme=schemes.get(check.scheme_id, t("scoring.scheme.unnamed", lang)),
+        centre=value_label("center_type", check.center_type, lang),
+        value=f"{check.value:.0%}",
+        limit=f"{check.expected:.0%}",
+    )
+    if rule == "weights_sum":
+        return t("scoring.msg.scheme_sum", lang, **fields)
+    category, _, side = rule.rpartition("_")
+    if side not in ("min", "max"):
+        return str(check.message)
+    word = value_label("category", category, lang)
+    word = word if lang == "zh" else word.lower()
+    return t(f"scoring.msg.scheme_{side}", lang, category=word, **fields)
+
+
 def findings_table(
-    checks, bonus_df, decomposition, entities, q, lang, money_unit: str | None
+    checks,
+    bonus_df,
+    decomposition,
+    entities,
+    q,
+    lang,
+    money_unit: str | None,
+    schemes: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """kpi_findings: scheme violations, bonus overruns and missed tier-1 targets.
 
@@ -66,7 +93,7 @@ def findings_table(
                 metric_id=None,
                 rule_id=f"scheme_{c.rule_id}",
                 severity=c.severity,
-                message=c.message,
+                message=_scheme_message(c, schemes or {}, lang),
                 scheme_id=c.scheme_id,
                 value=c.value,
                 expected=c.expected,
