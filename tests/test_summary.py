@@ -7,6 +7,7 @@ of truth.yaml and the new / persisting / resolved comparison.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -539,8 +540,8 @@ def test_summary_without_profit_or_sales_role_says_why_the_chain_stops():
     roleless = _tiny_catalog([{k: v for k, v in m.items() if k != "role"} for m in _KUSD])
     res = summary.summarize(_review(roleless), _inputs())
     assert res.chain.why == "summary.chain.no_projection" and res.chain.metric == ""
-    page = res.chain._repr_html_()
-    assert "neither a profit metric" in page and "KeyError" not in page
+    page = res.chain.note()._repr_html_()
+    assert "marks no metric as the profit" in page and "KeyError" not in page
     steps = {r["step"] for r in next(iter(res.chain.chart().to_dict()["datasets"].values()))}
     assert steps and not any("Projected" in s for s in steps)  # the chart ends at the score
     assert "projection" not in " ".join(res.chain.view().columns)
@@ -744,7 +745,7 @@ def test_chain_statuses_are_met_or_missed_for_actuals_and_outlooks_for_projectio
     assert proj[0]["text"] == "-1.0% (50.0%)" and proj[0]["code"] == "at_risk"
     spec = str(res.chain.chart().to_dict())
     assert STATUS_WORD_COLORS["at_risk"] in spec and "'green'" not in spec
-    note = res.chain._repr_html_()
+    note = res.chain.note()._repr_html_()
     assert "97%" in note and "70%" in note and "30%" in note
 
 
@@ -894,3 +895,235 @@ def test_chain_weighs_each_metric_on_its_scoring_basis():
     row = res.chain.table.set_index("entity_id").loc["S01"]
     assert row["business_completion"] == pytest.approx(1.01)
     assert row["status_business"] == "met"
+
+
+# ----------------------------------------------------------------------------- issue 19
+def _managed() -> pd.DataFrame:
+    """The tiny entities with managers as a company enters them (free text)."""
+    return _entities().assign(manager=["Lin Jie", "Huang Fang", "", None])
+
+
+def _decision_review(lang: str = "en"):
+    review = _status_review(lang)
+    review.entities = _managed()
+    return review
+
+
+def _group_attribution() -> pd.DataFrame:
+    return pd.DataFrame(
+        [("ebit", "quarter", 1100.0, 1000.0), ("ebit", "ytd", 2910.0, 3000.0)],
+        columns=["metric_id", "scope", "driver_actual", "driver_base"],
+    ).assign(entity_id="G00", link="total", base="target")
+
+
+def _decision_inputs(**tables) -> summary.SummaryInputs:
+    dev = _projection_rows()
+    # the group's profit projected 80 kUSD (8%) below budget, 10% chance of meeting it
+    dev.loc[dev["metric_id"] == "ebit", ["projected", "deviation_pct", "p_meet_budget"]] = [
+        920.0, -0.08, 0.1,
+    ]  # fmt: skip
+    dev.loc[dev["metric_id"] == "ebit", ["at_stake", "severity"]] = [80.0, "medium"]
+    base = dict(attribution=_group_attribution(), forecast_deviation=dev)
+    return _inputs(**(base | tables))
+
+
+@pytest.mark.parametrize(
+    ("lang", "tier1", "outlook"),
+    [
+        (
+            "en",
+            "EBIT, Group, this quarter: USD 1.1 m against a target of USD 1.0 m (110.0% of "
+            "target), met; year to date USD 2.9 m against USD 3.0 m (97.0% of target), "
+            "narrowly missed.",
+            "EBIT, Group, full year 2026: projected USD 920.0 k, USD 80.0 k below the budget of "
+            "USD 1.0 m (-8.0%); probability of meeting budget 10.0%, off track.",
+        ),
+        (
+            "zh",
+            "集团本季度 EBIT 110.0 万美元，目标 100.0 万美元，完成 110.0%，达成；年初至今 "
+            "291.0 万美元，目标 300.0 万美元，完成 97.0%，略低于目标。",
+            "集团2026年全年 EBIT 预计 92.0 万美元，比预算 100.0 万美元 少 8.0 万美元（-8.0%），"
+            "达成预算的概率 10.0%，难以达成。",
+        ),
+    ],
+)
+def test_decision_page_says_the_quarter_and_the_outlook_from_the_numbers(lang, tier1, outlook):
+    res = summary.summarize(_decision_review(lang), _decision_inputs())
+    d = res.decisions
+    assert d.tier1_sentence == tier1
+    assert d.outlook_sentence == outlook
+    # the decision page leads the summary: the two sentences come before the decisions
+    page = res._repr_html_()
+    head = perflink.labels.t("summary.h.decision_list", lang)
+    assert page.index(tier1) < page.index(outlook) < page.index(head)
+    assert "四项分析的结果均已读取" not in page and "were read" not in page
+
+
+def test_decision_sentences_follow_the_figures_of_the_headline_tables():
+    res = summary.summarize(_decision_review("en"), _decision_inputs())
+    t1 = res.headline.tier1
+    assert t1.loc[t1["scope"] == "quarter", "status"].item() == "met"
+    proj = res.headline.projection.set_index("metric_id").loc["ebit"]
+    assert proj["status"] == "off_track" and "off track" in res.decisions.outlook_sentence
+    # a profit above budget reads "above", and a missing forecast says so in a sentence
+    dev = _decision_inputs().get("forecast_deviation")
+    dev.loc[dev["metric_id"] == "ebit", ["projected", "deviation_pct", "p_meet_budget"]] = [
+        1100.0, 0.1, 0.95,
+    ]  # fmt: skip
+    up = summary.summarize(_decision_review("en"), _decision_inputs(forecast_deviation=dev))
+    assert "USD 100.0 k above the budget" in up.decisions.outlook_sentence
+    assert "on track" in up.decisions.outlook_sentence
+    none = summary.summarize(
+        _decision_review("en"), _decision_inputs(forecast_deviation=None, attribution=None)
+    )
+    assert none.decisions.outlook_sentence.startswith("The forecast is missing")
+    assert none.decisions.tier1_sentence.startswith("KPI decomposition and scores are missing")
+
+
+def test_decisions_are_ranked_by_the_ranked_lists_rule_with_owner_amount_and_evidence():
+    res = summary.summarize(_decision_review("en"), _decision_inputs())
+    d = res.decisions.table
+    assert 3 <= min(len(d), res.decisions.shown) <= 5
+    # one budget decision for the group and its subsidiaries, led by the group's own gap
+    budget = d[d["action_id"] == "budget"]
+    assert len(budget) == 1 and budget["entity_id"].item() == "G00"
+    assert "EBIT of Group projected USD 80.0 k below budget" in budget["decision"].item()
+    assert budget["at_stake"].item() == pytest.approx(80.0)
+    # the ranking rule: severity first, then money at stake (unpriced last) ...
+    sev = d["severity"].map(SEVERITY_RANK).tolist()
+    assert sev == sorted(sev)
+    for s in set(d["severity"]):
+        money = d.loc[d["severity"] == s, "at_stake"].tolist()
+        priced = [m for m in money if pd.notna(m)]
+        assert priced == sorted(priced, reverse=True)
+        assert money[: len(priced)] == priced  # unpriced after priced
+    assert d["rank"].tolist() == list(range(1, len(d) + 1))
+    # ... the critical bonus pool first, with the money of its finding
+    first = d.iloc[0]
+    assert first["action_id"] == "bonus" and first["at_stake"] == pytest.approx(30.0)
+    # owner: the entity's manager as entered, with the entity's name
+    assert first["owner"] == "Huang Fang (East Co.)"
+    assert budget["owner"].item() == "Lin Jie (Group)"
+    # evidence: an anchor on the task page, as the ranked list links
+    assert first["evidence_link"].startswith("kpi.html#")
+    assert budget["evidence_link"].item().startswith("forecast.html#")
+    page = res.decisions._repr_html_()
+    assert page.count("<tr>") == 1 + min(len(d), res.decisions.shown)
+    assert 'href="kpi.html#' in page and "Owner (as entered)" in page
+
+
+def test_decisions_without_managers_name_the_responsible_unit():
+    review = _status_review("zh")
+    res = summary.summarize(review, _decision_inputs())
+    d = res.decisions.table.set_index("action_id")
+    assert d.loc["budget", "owner"] == "集团"
+    assert d.loc["bonus", "owner"] == "华东子公司"
+
+
+def test_every_amount_on_the_decision_page_carries_its_unit():
+    for lang, unit in (("en", "USD"), ("zh", "美元")):
+        res = summary.summarize(_decision_review(lang), _decision_inputs())
+        page = res.decisions._repr_html_()
+        cells = page.split('<td class="pl-num">')[1:]
+        assert cells, page
+        for cell in cells:
+            text = cell.split("</td>")[0]
+            assert unit in text or text in ("not priced", "无法以金额衡量"), text
+        # the full-year table: every amount with its unit
+        view = summary._results._projection_view(res.headline.projection, lang)
+        for col in ("projected", "lo_80", "hi_80", "budget"):
+            assert view[col].str.contains(unit).all(), (lang, col, view[col].tolist())
+        # one way of writing money per row: never a bare 万元 beside USD / CNY words
+        assert "万元" not in page
+
+
+def test_summary_texts_in_chinese_carry_no_code():
+    from browser_utils import find_identifiers
+
+    review = _decision_review("zh")
+    res = summary.summarize(review, _decision_inputs(scorecard=_scorecard("sales", "ebit", 0.9)))
+    acts = res.actions.to_frame()
+    assert {"caliber", "scheme", "bonus", "budget"} <= set(acts["action_id"])
+    parts = [
+        res._repr_html_(), res.chain.note()._repr_html_(), res.chain._repr_html_(),
+        res.headline._repr_html_(), res.actions._repr_html_(), res.quality._repr_html_(),
+        res.loop._repr_html_(),
+    ]  # fmt: skip
+    import re
+
+    text = re.sub(r"<[^>]+>", " ", " ".join(parts))
+    # the tasks' own messages of the hand-made tables are test data, not the summary's text
+    assert find_identifiers(text) == []
+    for code in ("R03", "SCH-X", "scheme_financial_min", "tier1_missed", "role:", "reports/"):
+        assert code not in text, code
+    assert "kpi 任务" not in text and "forecast 任务" not in text
+
+
+def test_summary_names_missing_tasks_in_words():
+    res = summary.summarize(_decision_review("zh"), _decision_inputs())
+    res = dataclasses.replace(res, missing=("kpi", "forecast"))
+    page = res._repr_html_()
+    assert "三级指标分解与考核" in page and "偏差预测与过程预警" in page
+    assert "kpi" not in page.replace("kpi.html", "")
+
+
+def test_chain_chart_shortens_long_names_apart_with_the_full_name_in_the_tooltip():
+    ents = pd.DataFrame(
+        [
+            ("G00", "集团", "Group", None, "group"),
+            ("S01", "华南智能制造装备集团股份有限公司第一事业部", "South 1", "G00", "subsidiary"),
+            ("S02", "华南智能制造装备集团股份有限公司第二事业部", "South 2", "G00", "subsidiary"),
+        ],
+        columns=["entity_id", "name_zh", "name_en", "parent_id", "kind"],
+    ).astype({"parent_id": object})
+    review = _status_review("zh")
+    review.entities = ents
+    res = summary.summarize(review, _decision_inputs())
+    spec = res.chain.chart().to_dict()
+    data = next(iter(spec["datasets"].values()))
+    labels_ = {d["label"] for d in data}
+    assert len(labels_) == 2  # the two names stay apart
+    assert all(len(x) < 24 for x in labels_)
+    assert {d["entity"] for d in data} == set(ents["name_zh"][1:])
+    layer = spec["layer"][0]
+    assert layer["encoding"]["y"]["field"] == "label"
+    assert layer["encoding"]["y"]["axis"]["labelLimit"] == 0
+    assert any(t["field"] == "entity" for t in layer["encoding"]["tooltip"])
+
+
+def test_findings_split_into_the_reading_layer_and_the_appendix():
+    res = summary.summarize(_decision_review("en"), _decision_inputs())
+    top = res.findings.top
+    assert len(top) > 2
+    head, rest = res.findings.head(2), res.findings.after(2)
+    assert len(head.top) == 2 and len(rest.top) == len(top) - 2
+    assert '<ol class="pl-findings" start="3">' in rest._repr_html_()
+    assert "start=" not in head._repr_html_()
+    with pytest.raises(InputError, match="whole number"):
+        res.findings.head(-1)
+
+
+def test_glossary_terms_cover_the_words_the_page_keeps():
+    res = summary.summarize(_decision_review("zh"), _decision_inputs())
+    terms = res.glossary_terms()
+    assert {"money_at_stake", "probability_of_budget"} <= set(terms)
+    assert "caliber" in terms  # the caliber decision says 口径
+    for term in terms:
+        perflink.labels.t(f"glossary.{term}", "zh")  # every term has its line
+
+
+def test_notebook_leads_with_the_decision_page_and_marks_long_tables_appendix():
+    import json
+
+    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    body = "\n".join(code)
+    first = next(i for i, c in enumerate(code) if "perflink.summary.run" in c)
+    assert "perflink.report.show(result)" in code[first]  # the decision page first
+    assert body.index("summary.h.chain") < body.index("summary.h.findings")
+    assert body.index("summary.h.findings") < body.index("summary.h.headline")
+    assert body.index("summary.h.findings") < body.index("summary.intro")  # method last
+    for long in ("result.actions", "result.quality", "result.loop", "result.findings.after()"):
+        assert f"perflink.report.show({long}, appendix=True)" in body, long
+    assert "perflink.report.glossary(" in body
+    assert "summary.status.complete" not in body

@@ -8,6 +8,7 @@ figure here is the figure of the table it comes from, rounded the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -33,6 +34,21 @@ DECISION_COLUMNS: tuple[str, ...] = (
 def _metric_name(catalog: Catalog, metric_id: str, lang: str) -> str:
     m = catalog.metrics.get(metric_id)
     return m.name(lang) if m is not None else str(metric_id)
+
+
+def _in_zh(name: str, lang: str) -> str:
+    """A name to set between Chinese characters: a space on each side that is Latin
+    (``全年 EBIT 预计``), as Chinese typesetting spaces Latin words."""
+    if lang != "zh" or not name:
+        return name
+    left = " " if name[:1].isascii() and name[:1].isalnum() else ""
+    right = " " if name[-1:].isascii() and name[-1:].isalnum() else ""
+    return left + name + right
+
+
+def _tidy(text: str) -> str:
+    """One space where a padded name meets a space of the template."""
+    return re.sub(r" {2,}", " ", text).strip()
 
 
 def headline_metric(catalog: Catalog, metric_ids: pd.Series) -> str | None:
@@ -91,18 +107,19 @@ def tier1_sentence(tier1: pd.DataFrame, catalog: Catalog, lang: str, *, group: s
             done=_done(r, lang),
             status=status_word(r["status"], lang),
         )
-    name = _metric_name(catalog, metric, lang)
+    name = _in_zh(_metric_name(catalog, metric, lang), lang)
     if set(parts) == {"quarter", "ytd"}:
         q, y = parts["quarter"], parts["ytd"]
-        return labels.t(
+        text = labels.t(
             "summary.decision.tier1", lang, group=group, metric=name, **q,
             ytd_actual=y["actual"], ytd_target=y["target"], ytd_done=y["done"],
             ytd_status=y["status"],
         )  # fmt: skip
+        return _tidy(text)
     scope, p = next(iter(parts.items()))
     window = labels.t(f"summary.scope.{scope}", lang)
-    return labels.t(
-        "summary.decision.tier1_one", lang, group=group, metric=name, window=window, **p
+    return _tidy(
+        labels.t("summary.decision.tier1_one", lang, group=group, metric=name, window=window, **p)
     )
 
 
@@ -125,15 +142,16 @@ def outlook_sentence(
     key = "above" if gap >= 0 else "below"
     from perflink.summary._results import fmt_probability
 
-    return labels.t(
+    text = labels.t(
         f"summary.decision.outlook_{key}", lang, group=group, year=year,
-        metric=_metric_name(catalog, metric, lang),
+        metric=_in_zh(_metric_name(catalog, metric, lang), lang),
         projected=fmt_number(r["projected"], unit, lang),
         budget=fmt_number(r["budget"], unit, lang),
         gap=fmt_number(abs(gap), unit, lang), dev=fmt_figure(r["deviation_pct"], "+.1%"),
         p=fmt_probability(r["p_meet_budget"], lang),
         status=status_word(r["status"], lang),
     )  # fmt: skip
+    return _tidy(text)
 
 
 def owners(entities: pd.DataFrame, lang: str) -> dict[str, str]:
@@ -205,7 +223,7 @@ def _budget_text(
         pieces.append(
             dict(
                 name=names.get(str(r.entity_id), str(r.entity_id)),
-                metric=_metric_name(catalog, r.metric_id, lang),
+                metric=_in_zh(_metric_name(catalog, r.metric_id, lang), lang),
                 gap=fmt_number(abs(gap), unit, lang),
                 dev=fmt_figure(d["deviation_pct"], "+.1%"),
                 side="above" if gap >= 0 else "below",
@@ -223,7 +241,7 @@ def _budget_text(
     )
     more = labels.t("summary.decision.budget_more", lang, items=others) if rest else ""
     side = lead.pop("side")
-    return labels.t(f"summary.decision.budget_{side}", lang, **lead) + more
+    return _tidy(labels.t(f"summary.decision.budget_{side}", lang, **lead) + more)
 
 
 def decisions(

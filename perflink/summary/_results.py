@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
 
 import altair as alt
@@ -13,6 +13,7 @@ import pandas as pd
 
 from perflink import charts
 from perflink._report_format import fmt_figure, fmt_number
+from perflink.errors import InputError
 from perflink.labels import t, value_label
 from perflink.results import QuarterResult, TableResult, TaskResult
 from perflink.summary._headline import STATUS_RANK
@@ -26,6 +27,29 @@ _PCT_COLS = (
     "deviation_pct", "p_meet_budget", "fc_error_pct", "fc_mape", "fc_bias", "coverage_80", "share_100",
     "dq_index", "pass_rate", "completeness",
 )  # fmt: skip
+
+
+#: Widest subsidiary name on the chain chart's axis (Latin-letter widths; a Chinese character
+#: counts 2): longer names are shortened with the full name in the tooltip.
+_NAME_WIDTH = 24
+
+
+@dataclass(frozen=True)
+class SummaryNote:
+    """A sentence of the page that belongs to a result (the chain's colour key), shown with
+    :func:`perflink.report.show`.
+
+    Attributes
+    ----------
+    html : the sentence as HTML (escaped).
+    language : ``"zh"`` or ``"en"``.
+    """
+
+    html: str
+    language: str
+
+    def _repr_html_(self) -> str:
+        return self.html
 
 
 # Large groups: the chain chart shows this many subsidiaries, worst status first, then most
@@ -237,6 +261,11 @@ class ChainResult(SummaryPart, TableResult):
                 by=t("report.col.status", lang),
                 lang=lang,
             )
+        # names shortened to fit the axis (two alike keep their distinguishing end), the
+        # full name in the tooltip; the label box is as wide as the longest short name
+        short = dict(
+            zip(table["entity"], charts.short_label(table["entity"], _NAME_WIDTH), strict=True)
+        )
         rows = []
         for i, (step, col, st, unit) in enumerate(steps):
             for r in table.itertuples():
@@ -246,7 +275,8 @@ class ChainResult(SummaryPart, TableResult):
                     text = f"{text} ({fmt_probability(getattr(r, 'p_meet_budget', None), lang)})"
                 rows.append(
                     dict(
-                        entity=r.entity, step=f"{i + 1}. {t(f'summary.chain.{step}', lang)}",
+                        entity=r.entity, label=short.get(r.entity, r.entity),
+                        step=f"{i + 1}. {t(f'summary.chain.{step}', lang)}",
                         status=value_label("status", getattr(r, st) or "", lang),
                         code=getattr(r, st) or "none", text=text,
                     )
@@ -255,13 +285,18 @@ class ChainResult(SummaryPart, TableResult):
         scale = _word_scale()
         base = alt.Chart(data, title=title).encode(
             x=alt.X("step:N", title=None, sort=None, axis=alt.Axis(orient="top", labelAngle=0)),
-            y=alt.Y("entity:N", title=None, sort=None),
+            y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=0)),
         )
+        tip = [
+            alt.Tooltip("entity:N", title=t("report.col.entity", lang)),
+            alt.Tooltip("step:N", title=t("summary.chart.step", lang)),
+            alt.Tooltip("text:N", title=t("summary.chart.value", lang)),
+            alt.Tooltip("status:N", title=t("report.col.status", lang)),
+        ]
         rect = base.mark_rect(stroke="white").encode(
-            color=alt.Color("code:N", scale=scale, legend=None),
-            tooltip=["entity:N", "step:N", "text:N", "status:N"],
+            color=alt.Color("code:N", scale=scale, legend=None), tooltip=tip
         )
-        text = base.mark_text(color="white", fontWeight="bold").encode(text="text:N")
+        text = base.mark_text(color="white", fontWeight="bold").encode(text="text:N", tooltip=tip)
         return (rect + text).properties(width=480, height=28 * len(table))
 
     def view(self) -> pd.DataFrame:
@@ -269,9 +304,9 @@ class ChainResult(SummaryPart, TableResult):
         proj = [] if self.why is not None else ["fy_deviation_pct", "p_meet_budget"]
         return self.table[[c for c in (*cols, *proj, "status") if c in self.table]]
 
-    def _repr_html_(self) -> str:
-        """What the chain's colours mean and which metric ends it (or why none does), then
-        the chain as a table: each subsidiary's figures and its worst status in words."""
+    def note(self) -> SummaryNote:
+        """What the chain's colours mean and which metric ends it (or why none does): the
+        sentence above the chart."""
         th = dict(
             near_miss=f"{self.near_miss:.0%}", on_track=f"{self.on_track:.0%}",
             off_track=f"{self.off_track:.0%}",
@@ -281,8 +316,14 @@ class ChainResult(SummaryPart, TableResult):
         else:
             head = self._note("summary.text.chain_score", **th)
             head += self._note(self.why, metric=self.metric)
-        # the figures with their status in words, beside the coloured chart
-        return head + (self._table(self.view()) if len(self.table) else "")
+        return SummaryNote(head, self.language)
+
+    def _repr_html_(self) -> str:
+        """The chain as a table: each subsidiary's figures and its worst status in words
+        (the figures of the coloured chart, for reading them exactly)."""
+        if self.table.empty:
+            return self._note("summary.chart.empty")
+        return self._table(self.view())
 
 
 @dataclass(frozen=True)
@@ -317,9 +358,23 @@ class RankedFindingsResult(SummaryPart):
     top: pd.DataFrame = field(repr=False)
     language: str
     money_unit: str | None = None
+    start: int = 1
 
     _table_name = "summary_findings"
     _findings = "table"
+
+    def head(self, n: int = 5) -> RankedFindingsResult:
+        """The first ``n`` items of the top list (the page's reading layer)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InputError(f"findings.head: n must be a whole number >= 0, got {n!r}.")
+        return replace(self, top=self.top.head(n))
+
+    def after(self, n: int = 5) -> RankedFindingsResult:
+        """The items of the top list after the first ``n``, numbered on from ``n + 1`` (the
+        page's appendix)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InputError(f"findings.after: n must be a whole number >= 0, got {n!r}.")
+        return replace(self, top=self.top.iloc[n:], start=self.start + n)
 
     @property
     def money_words(self) -> str:
@@ -376,7 +431,8 @@ class RankedFindingsResult(SummaryPart):
                 f"{html.escape(str(r.message))}{also} <small>({loop}{money} · "
                 f"{html.escape(t('summary.findings.evidence', lang))}: {self._links(r)})</small></li>"
             )
-        return '<ol class="pl-findings">' + "".join(items) + "</ol>"
+        start = f' start="{int(self.start)}"' if self.start != 1 else ""
+        return f'<ol class="pl-findings"{start}>' + "".join(items) + "</ol>"
 
     def _links(self, r: object) -> str:
         """One link per task that reported the item, to its evidence on that task's page."""
@@ -666,6 +722,20 @@ class DecisionsResult(SummaryPart, TableResult):
 
 _TASKS = ("mapping", "kpi", "forecast", "anomaly")
 
+#: Words (lower case) that put a shared glossary term on the summary page.
+_GLOSSARY_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "points_gap": {"zh": ("个百分点",), "en": (" pts",)},
+    "caliber": {"zh": ("口径",), "en": ("caliber", "definition basis")},
+    "eva": {"zh": ("eva",), "en": ("eva",)},
+    "roe": {"zh": ("roe",), "en": ("roe",)},
+    "elasticity": {"zh": ("弹性",), "en": ("elasticity",)},
+    "r2": {"zh": ("r²",), "en": ("r²",)},
+    "p_value": {"zh": ("p=", "p 值", "p<", "p <"), "en": ("p=", "p-value", "p <", "p<")},
+    "robust_z": {"zh": ("稳健 z", "z 值"), "en": ("robust z", "z-score")},
+    "mahalanobis": {"zh": ("马氏距离",), "en": ("mahalanobis",)},
+    "lag": {"zh": ("滞后",), "en": ("lag ",)},
+}
+
 
 @dataclass(frozen=True)
 class SummaryResult(SummaryPart, QuarterResult):
@@ -715,11 +785,30 @@ class SummaryResult(SummaryPart, QuarterResult):
         """The per-subsidiary chain chart."""
         return self.chain.chart()
 
+    def glossary_terms(self, *, shown: int = 5) -> tuple[str, ...]:
+        """Glossary terms (``glossary.<term>`` labels) for the statistical words the page's
+        reading layer uses: the decision page, the headline tables and the first ``shown``
+        ranked findings (whose sentences come from the task pages)."""
+        lang = self.language
+        texts = []
+        if self.decisions is not None:
+            texts += [self.decisions.tier1_sentence, self.decisions.outlook_sentence]
+            texts += [str(x) for x in self.decisions.table.head(self.decisions.shown)["decision"]]
+        top = self.findings.top.head(shown)
+        for col in ("message", "other_messages"):
+            if col in top:
+                texts += [str(x) for x in top[col].dropna()]
+        texts += [str(x) for x in self.headline.tier1.get("metric", [])]
+        blob = " ".join(texts).lower()
+        terms = ["money_at_stake", "completion", "probability_of_budget", "interval"]
+        terms += [
+            term for term, words in _GLOSSARY_WORDS.items() if any(w in blob for w in words[lang])
+        ]
+        return tuple(dict.fromkeys(terms))
+
     def _repr_html_(self) -> str:
         """The decision page: a note on missing tasks (if any), then the decisions part."""
-        head = (
-            self._note("summary.status.missing", tasks=", ".join(self.missing))
-            if self.missing
-            else ""
-        )
+        sep = "、" if self.language == "zh" else ", "
+        tasks = sep.join(t(f"report.task.{x}", self.language) for x in self.missing)
+        head = self._note("summary.status.missing", tasks=tasks) if self.missing else ""
         return head + (self.decisions._repr_html_() if self.decisions is not None else "")
