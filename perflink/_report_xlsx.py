@@ -21,6 +21,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
+from copy import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -351,6 +352,7 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
     ws.append(header_cells)
 
     normal = isinstance(ws, Worksheet)
+    styles: dict[tuple[str | None, bool], Any] = {}
     for r in range(len(df)):
         values = [shown[i][r] for i in range(len(cols))]
         urls = {}
@@ -362,11 +364,17 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
         for i, v in enumerate(xlsx_row(ws, values)):
             cell = v if isinstance(v, Cell) else Cell(ws, row=1, column=1, value=v)
             c = cols[i]
+            fmt = None
             if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
                 fmt = _cell_format(c, formats, spec, row_units, r)
+            key = (fmt, c in wrapped)
+            if key not in styles:  # styled once per kind: openpyxl's style lookups are slow
+                probe = Cell(ws, row=1, column=1)
                 if fmt:
-                    cell.number_format = fmt
-            cell.alignment = wrap_align if c in wrapped else top
+                    probe.number_format = fmt
+                probe.alignment = wrap_align if c in wrapped else top
+                styles[key] = probe._style
+            cell._style = copy(styles[key])
             cells.append(cell)
         tall = [(v, widths[i]) for i, v in enumerate(values) if cols[i] in wrapped]
         if tall:
