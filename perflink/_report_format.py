@@ -371,8 +371,8 @@ SHORT_ROWS = 15
 # in print (classes pl-wrap, pl-long in perflink.css) instead of one character per line.
 _WRAP_CHARS, _LONG_CHARS = 16, 48
 # Print widths in em of the table font (perflink.css): a wrapping column's minimum, a long
-# one's, a header's (headers wrap), a cell's padding; the A4 printable width (186 mm at 8 pt).
-_WRAP_EM, _LONG_EM, _HEAD_EM, _PAD_EM, _PAGE_EM = 14.0, 22.0, 4.0, 1.0, 66.0
+# one's, a cell's padding; the A4 printable width (186 mm at 8 pt).
+_WRAP_EM, _LONG_EM, _PAD_EM, _PAGE_EM = 14.0, 22.0, 1.0, 66.0
 
 
 def _text_em(text: str) -> float:
@@ -407,7 +407,9 @@ def _column_layout(rows: list[list[tuple[str, bool]]], headers: list[str]) -> tu
         else:
             classes.append("")
             width = widest[i]
-        total += max(width, min(_text_em(headers[i]), _HEAD_EM)) + _PAD_EM
+        # headers wrap at spaces only (perflink.css): a header is as wide as its longest word
+        head = max((_text_em(word) for word in headers[i].split()), default=0.0)
+        total += max(width, head) + _PAD_EM
     if total > 1.5 * _PAGE_EM:
         return classes, " pl-xwide"
     return classes, " pl-wide" if total > _PAGE_EM else ""
