@@ -1099,6 +1099,11 @@ def test_findings_split_into_the_reading_layer_and_the_appendix():
     assert len(head.top) == 2 and len(rest.top) == len(top) - 2
     assert '<ol class="pl-findings" start="3">' in rest._repr_html_()
     assert "start=" not in head._repr_html_()
+    # the reading layer keeps each item's leading sentence; the other tasks' stay in the list
+    full = dataclasses.replace(res.findings, top=top.assign(other_messages="second task says"))
+    assert "second task says" not in full.head(len(top))._repr_html_()
+    assert "second task says" in full._repr_html_()
+    assert "second task says" in full.after(1)._repr_html_()
     with pytest.raises(InputError, match="whole number"):
         res.findings.head(-1)
 
@@ -1123,7 +1128,22 @@ def test_notebook_leads_with_the_decision_page_and_marks_long_tables_appendix():
     assert body.index("summary.h.chain") < body.index("summary.h.findings")
     assert body.index("summary.h.findings") < body.index("summary.h.headline")
     assert body.index("summary.h.findings") < body.index("summary.intro")  # method last
-    for long in ("result.actions", "result.quality", "result.loop", "result.findings.after()"):
+    for long in ("result.actions", "result.quality", "result.chain", "result.findings.after()"):
         assert f"perflink.report.show({long}, appendix=True)" in body, long
     assert "perflink.report.glossary(" in body
     assert "summary.status.complete" not in body
+
+
+def test_review_loop_names_the_previous_quarter_not_a_path_and_keeps_tables_out_of_print():
+    from perflink.summary._results import LoopResult
+
+    changes = pd.DataFrame(
+        [("S01", "kpi", "high", "2026Q2", 2, "persisting", "open")],
+        columns=["entity", "source_task", "severity", "first_seen", "quarters_open",
+                 "loop_status", "message"],
+    )  # fmt: skip
+    empty = pd.DataFrame()
+    loop = LoopResult("/r/reports/2026Q2/tables", empty, changes, empty, empty, "zh")
+    page = loop._repr_html_()
+    assert "2026年第2季度" in page and "reports" not in page and "/r/" not in page
+    assert 'class="pl-appendix"' in page.replace("pl-appendix-note", "")

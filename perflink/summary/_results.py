@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import charts
-from perflink._report_format import fmt_figure, fmt_number
+from perflink._report_format import appendix_html, fmt_figure, fmt_number, fmt_period
 from perflink.errors import InputError
 from perflink.labels import t, value_label
 from perflink.results import QuarterResult, TableResult, TaskResult
@@ -31,7 +31,7 @@ _PCT_COLS = (
 
 #: Widest subsidiary name on the chain chart's axis (Latin-letter widths; a Chinese character
 #: counts 2): longer names are shortened with the full name in the tooltip.
-_NAME_WIDTH = 24
+_NAME_WIDTH = 30
 
 
 @dataclass(frozen=True)
@@ -352,6 +352,8 @@ class RankedFindingsResult(SummaryPart):
     language : ``"zh"`` or ``"en"``.
     money_unit : the catalog unit money at stake is stated in (``万元``, ``kUSD``; None when
         the catalog has no money metric).
+    start : the number of the first item shown (:meth:`after` numbers on).
+    brief : show each item's leading sentence only (:meth:`head`, the reading layer).
     """
 
     table: pd.DataFrame = field(repr=False)
@@ -359,15 +361,17 @@ class RankedFindingsResult(SummaryPart):
     language: str
     money_unit: str | None = None
     start: int = 1
+    brief: bool = False
 
     _table_name = "summary_findings"
     _findings = "table"
 
     def head(self, n: int = 5) -> RankedFindingsResult:
-        """The first ``n`` items of the top list (the page's reading layer)."""
+        """The first ``n`` items of the top list (the page's reading layer), each with its
+        leading sentence only (the other tasks' sentences stay in the full list)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InputError(f"findings.head: n must be a whole number >= 0, got {n!r}.")
-        return replace(self, top=self.top.head(n))
+        return replace(self, top=self.top.head(n), brief=True)
 
     def after(self, n: int = 5) -> RankedFindingsResult:
         """The items of the top list after the first ``n``, numbered on from ``n + 1`` (the
@@ -420,7 +424,7 @@ class RankedFindingsResult(SummaryPart):
             money = "" if pd.isna(r.at_stake) else " · " + html.escape(
                 t("summary.findings.at_stake", lang, money=fmt_number(r.at_stake, self.money_unit, lang))
             )  # fmt: skip
-            others = str(getattr(r, "other_messages", "") or "")
+            others = "" if self.brief else str(getattr(r, "other_messages", "") or "")
             also = "".join(
                 f"<br><small>{html.escape(t('summary.findings.also', lang, message=m))}</small>"
                 for m in others.split(" | ")
@@ -539,7 +543,10 @@ class LoopResult(SummaryPart):
     def _repr_html_(self) -> str:
         if self.previous is None:
             return self._note("summary.loop.no_previous")
-        parts = [self._note("summary.loop.previous", path=self.previous)]
+        head = self._note(
+            "summary.loop.previous", quarter=_report_quarter(self.previous, self.language)
+        )
+        parts = []
         for status in ("new", "persisting", "resolved"):
             sel = self.changes[self.changes["loop_status"] == status]
             parts.append(self._heading(f"summary.h.loop_{status}", n=len(sel)))
@@ -556,7 +563,9 @@ class LoopResult(SummaryPart):
             ).head(10)
             parts.append(self._note("summary.loop.worst_errors"))
             parts.append(self._table(worst))
-        return "".join(parts)
+        # the sentence is what a leader reads; the tables are an appendix (a pointer in print)
+        rows = len(self.changes) + len(self.forecast_errors)
+        return head + appendix_html("".join(parts), lang=self.language, rows=rows)
 
 
 @dataclass(frozen=True)
@@ -707,8 +716,12 @@ class DecisionsResult(SummaryPart, TableResult):
                 f'<td class="pl-num">{html.escape(money)}</td>'
                 f"<td>{html.escape(str(r.owner or ''))}</td><td>{a}</td></tr>"
             )
+        cols = "".join(
+            f'<col style="width:{w}">' for w in ("3.2em", "auto", "7.5em", "10em", "8em")
+        )
         parts.append(
-            f'<table class="pl-table pl-decisions"><thead><tr>{head}</tr></thead>'
+            f'<table class="pl-table pl-decisions" style="width:100%;table-layout:fixed">'
+            f"<colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>"
         )
         rest = len(self.table) - min(self.shown, len(self.table))
@@ -721,6 +734,20 @@ class DecisionsResult(SummaryPart, TableResult):
 
 
 _TASKS = ("mapping", "kpi", "forecast", "anomaly")
+
+
+def _report_quarter(folder: str, lang: str) -> str:
+    """The quarter of a previous report's tables folder (``reports/2026Q2/tables``) in words
+    (``2026年第2季度``), never the path; the folder name where it is not a quarter."""
+    from pathlib import PurePath
+
+    for part in reversed(PurePath(str(folder)).parts):
+        try:
+            return fmt_period(pd.Period(part, "Q"), lang)
+        except (ValueError, TypeError):
+            continue
+    return PurePath(str(folder)).name
+
 
 #: Words (lower case) that put a shared glossary term on the summary page.
 _GLOSSARY_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
