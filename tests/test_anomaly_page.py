@@ -139,3 +139,28 @@ def test_every_saved_column_has_a_header_in_words(lang):
         if col in ("entity_id", "metric_id", "parent_id"):
             continue  # ids, labelled by the core
         assert labels.column_label(col, lang) != col, col
+
+
+def test_adjustment_reasons_are_quoted_as_entered(catalog):
+    import pandas as pd
+
+    def edit(d):
+        d["U01"]["revenue"][-3] *= 0.65
+
+    adj = pd.DataFrame(
+        {
+            "entity_id": ["U01"],
+            "period": pd.PeriodIndex(["2026-07"], freq="M"),
+            "metric_id": ["revenue"],
+            "amount": [100.0],
+            "reason": ["台风停业"],
+            "approved_by": ["board"],
+        }
+    )
+    for lang, marker in (("en", "as entered"), ("zh", "填报原文")):
+        res = detect_anomalies(
+            _facts(edit=edit), _entities(), catalog, quarter=QUARTER, language=lang,
+            adjustments=adj,
+        )  # fmt: skip
+        text = " ".join(res.table["explained_by"])
+        assert marker in text and "台风停业" in text, lang

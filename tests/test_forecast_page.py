@@ -50,11 +50,15 @@ def _tiny(n_units: int = 4, miss: float = 0.75, seed: int = 0):
     entities = pd.DataFrame(
         {
             "entity_id": ["G", "S1", *units],
-            "name_zh": ["集团", "子公司", *[f"华南制造有限公司销售第{i}部" for i in range(n)]],
+            "name_zh": [
+                "集团",
+                "子公司",
+                *[f"华南制造有限公司东区营销中心第一分部销售{i}部" for i in range(n)],
+            ],
             "name_en": [
                 "Group",
                 "Sub",
-                *[f"South China Manufacturing Sales Dept {i}" for i in range(n)],
+                *[f"South China Manufacturing Eastern Region Sales Dept {i}" for i in range(n)],
             ],
             "parent_id": [np.nan, "G", *["S1"] * n],
             "kind": ["group", "subsidiary", *["department"] * n],
@@ -128,7 +132,7 @@ def test_highlights_keep_the_top_rows_without_the_message(result):
     assert len(flagged) >= 2
     top = dev.highlights(1)
     view = top.view()
-    assert len(view) == 1 and "message" not in view.columns
+    assert len(view) == 1 and "message" not in view.columns and "status" not in view.columns
     assert "message" in dev.view().columns and len(dev.view()) == len(flagged)
     page = top._repr_html_()
     note = labels.t("forecast.text.top_rows", result.language, n=1, total=len(flagged))
@@ -180,3 +184,10 @@ def test_lead_and_backtest_words_have_no_jargon_on_the_reading_layer():
         text = labels.t("forecast.text.backtest", lang) + labels.t("forecast.chart.backtest", lang)
         for word in ("MASE", "sMAPE", "WAPE", "季节性朴素", "seasonal naive"):
             assert word not in text
+
+
+def test_money_at_stake_header_names_no_scale_its_values_do_not_have(result):
+    """Values read "CNY 12.6 m" / "1,260 万元": a header "(CNY 10k)" would contradict them."""
+    page = result.deviation.highlights()._repr_html_()
+    assert "CNY 10k" not in page and "（万元）" not in page
+    assert labels.t("forecast.col.at_stake", result.language) in page

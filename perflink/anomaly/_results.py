@@ -53,7 +53,7 @@ _TOP_SUBSIDIARIES = 20
 # Peer comparison: above this many peers per series, peers are drawn as a box, not ticks.
 _PEER_TICKS = 40
 # Widest series name on the peer chart's axis (Latin-letter widths; a Chinese character is 2).
-_PEER_LABEL_WIDTH = 44
+_PEER_LABEL_WIDTH = 50
 
 
 def counts_table(table: pd.DataFrame, entities: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -186,7 +186,7 @@ class PeerComparison(TableResult):
         x = alt.X(
             "change:Q", axis=alt.Axis(format="+.0%"), title=labels.t("anomaly.chart.yoy", lang)
         )
-        y = alt.Y("short:N", title=None, sort=None)
+        y = alt.Y("short:N", title=None, sort=None, axis=alt.Axis(labelLimit=0))
         color = alt.Color(
             "who:N",
             scale=alt.Scale(domain=[peers_label, self_label], range=["#9aa5b1", "#c62828"]),
@@ -405,11 +405,11 @@ class AnomalyResult(TaskResult):
         return self._display(TABLE_MAX_ROWS if self.limit is None else self.limit)
 
     def _labelled(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-        """The money column's header states its unit and that it counts adverse moves only."""
+        """The money column's header says that it counts adverse moves only."""
         if "at_stake" not in df or self.money_unit is None:
             return df, {}
-        unit = unit_label(self.money_unit, self.language)
-        return df, {"at_stake": labels.t("anomaly.col.at_stake", self.language, unit=unit)}
+        # each value carries its currency in the page's words, so the header names none
+        return df, {"at_stake": labels.t("anomaly.col.at_stake", self.language)}
 
     def _repr_html_(self) -> str:
         notes = "".join(f'<p class="pl-note">{html.escape(n)}</p>' for n in self.notes if n)

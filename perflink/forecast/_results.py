@@ -260,7 +260,7 @@ _FAN_PANELS = 9
 # The money-at-stake chart: bars shown, and the widest "unit · metric" label on its axis (in
 # Latin-letter widths, a Chinese character counts 2).
 _AT_STAKE_BARS = 15
-_LABEL_WIDTH = 34
+_LABEL_WIDTH = 48
 
 
 def _name_col(df: pd.DataFrame, names: dict) -> pd.Series:
@@ -357,7 +357,9 @@ class DeviationResult(TaskResult):
         """The flagged rows as people read them: names, projection, budget, severity (and
         the message, except in :meth:`highlights`)."""
         df = self._display(self._shown())
-        return df if self.limit is None else df.drop(columns="message")
+        # every flagged row is off track (the page says so): the reading layer drops the
+        # status with the message, so the table fits the page
+        return df if self.limit is None else df.drop(columns=["message", "status"])
 
     def _display(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
         cols = ["entity", "metric", "projected", "budget", "deviation_pct", "p_meet_budget"]
@@ -390,13 +392,10 @@ class DeviationResult(TaskResult):
             order[col] = values
         headers, units = {}, {}
         if "at_stake" in shown:
-            # the column says its unit: the catalog's money unit (0 where the projection
-            # meets budget: a favourable deviation is never at stake)
-            lang = self.language
-            title = labels.t("forecast.col.at_stake", lang)
-            headers["at_stake"] = f"{title} ({unit_label(self.money_unit, lang)})"
-            if lang == "zh":
-                headers["at_stake"] = f"{title}（{unit_label(self.money_unit, lang)}）"
+            # each value carries its currency in the page's words ("CNY 12.6 m", "1,260 万元";
+            # 0 where the projection meets budget), so the header names none: a header in the
+            # catalog's scale ("CNY 10k") would contradict the values beneath it
+            headers["at_stake"] = labels.t("forecast.col.at_stake", self.language)
             units["at_stake"] = self.money_unit
         table = self._table(shown, order=order, headers=headers, units=units)
         total = len(self.flagged())
@@ -428,7 +427,8 @@ class DeviationResult(TaskResult):
                 x=alt.X(
                     "at_stake:Q", axis=charts.fmt_axis_money(self.money_unit, lang, title=title)
                 ),
-                y=alt.Y("short:N", sort="-x", title=None),
+                # already shortened: no second cut by the theme's label limit
+                y=alt.Y("short:N", sort="-x", title=None, axis=alt.Axis(labelLimit=0)),
                 color=alt.Color(
                     "severity_label:N",
                     scale=charts.severity_scale(labelled=True, lang=lang),
