@@ -60,14 +60,22 @@ _CODED = {
     "severity", "status", "kind", "center_type", "category", "basis", "scope", "rule",
     "source_task", "finding_kind", "loop_status", "budget_basis", "action_id",
 }  # fmt: skip
-#: Where else a coded column's words live (after report.value.<col> and workbook.value.<col>).
+#: Where a coded column's words live on the pages (after report.value.<col>); the
+#: workbook's own words (workbook.value.<col>) come last.
 _MORE_KEYS = {
     "source_task": ("report.task.{v}",),
-    "finding_kind": ("mapping.value.check.{v}", "report.value.kind.{v}"),
+    "finding_kind": (
+        "scoring.finding.{v}", "mapping.value.check.{v}", "report.value.kind.{v}",
+        "workbook.value.finding_kind.{v}",
+    ),
     "action_id": ("summary.action_name.{v}",),
-    "rule_id": ("workbook.value.finding_kind.{v}",),
-    "subject": ("workbook.value.finding_kind.{v}", "workbook.value.rule_id.{v}"),
-}
+    "rule": ("scoring.rule.{v}",),
+    "kind": ("scoring.kind.{v}",),
+    "rule_id": ("scoring.finding.{v}", "workbook.value.finding_kind.{v}"),
+    "subject": (
+        "scoring.finding.{v}", "workbook.value.finding_kind.{v}", "workbook.value.rule_id.{v}",
+    ),
+}  # fmt: skip
 #: Coded columns that also hold the input's own codes (a catalog's rule ids): a code without
 #: words stays as written.
 _OPEN_CODES = {"rule_id", "subject"}
@@ -143,17 +151,21 @@ def _words(code: str, lang: str) -> str:
 def value_text(col: str, value: str, lang: str) -> str:
     """A coded value of ``col`` in words (``severity`` ``critical`` -> 严重 / Critical), as
     the pages show it; a code without words is shown as written (in English, as words)."""
-    keys = (f"report.value.{col}.{value}", f"workbook.value.{col}.{value}")
-    for key in (*keys, *(k.format(v=value) for k in _MORE_KEYS.get(col, ()))):
+    for key in _keys(col, value):
         if (text := _label(key, lang)) is not None:
             return text
     return _words(value, lang)
 
 
+def _keys(col: str, value: str) -> list[str]:
+    """Label keys of a coded value, the pages' first: report.value, the task's, workbook."""
+    more = [k.format(v=value) for k in _MORE_KEYS.get(col, ())]
+    return [f"report.value.{col}.{value}", *more, f"workbook.value.{col}.{value}"]
+
+
 def _known(col: str, value: str, lang: str) -> str:
     """A value of a column of mixed codes: in words where it is perflink's code, else as is."""
-    keys = (f"report.value.{col}.{value}", f"workbook.value.{col}.{value}")
-    for key in (*keys, *(k.format(v=value) for k in _MORE_KEYS.get(col, ()))):
+    for key in _keys(col, value):
         if (text := _label(key, lang)) is not None:
             return text
     return value

@@ -168,13 +168,16 @@ def test_review_workbook_in_chinese_has_no_codes(tmp_path):
     assert _column(findings, "指标")[1].value == "良品率"  # the metric's name, not its id
     assert _column(findings, "发现该问题的分析")[0].value.count("、") == 1
     card = wb["考核表"]
-    assert [c.value for c in _column(card, "计分规则")] == ["线性计分", "阶梯计分"]
+    rules = [value_text("rule", r, "zh") for r in ("linear", "step")]  # the KPI page's words
+    assert [c.value for c in _column(card, header_text("rule", "zh"))] == rules
+    assert not [r for r in rules if ASCII_WORD.search(r)]
     assert _column(card, "指标类别")[0].value == "财务类"
     assert _column(card, "口径期间")[1].value == "年初至今"
-    assert "计分下限（完成率）" in [c.value for c in card[1]]
+    assert header_text("floor", "zh") in [c.value for c in card[1]]
     assert "超支比例" in [c.value for c in wb["奖金"][1]]
     fc_heads = [c.value for c in wb["预测偏差"][1]]
-    assert {"先行指标领先月数", "先行指标较预算", "计量单位"} <= set(fc_heads)
+    words = {header_text(c, "zh") for c in ("lead_months", "lead_vs_budget", "unit")}
+    assert words <= set(fc_heads) and "计量单位" in words
     assert _column(wb["异常"], "有利方向")[0].value == "否"
 
 
@@ -188,7 +191,8 @@ def test_review_workbook_in_english_has_distinct_headers(tmp_path):
     heads = [c.value for c in wb["Findings"][1]]
     assert heads[3:5] == ["Entity", "Entity name"]  # was "Entity, Entity"
     assert _column(wb["Findings"], "Kind of finding")[0].value == "Tier-1 target missed"
-    assert _column(wb["Scorecard"], "Scoring rule")[0].value == "Linear"
+    rule = _column(wb["Scorecard"], header_text("rule", "en"))[0].value
+    assert rule == value_text("rule", "linear", "en") != "linear"
 
 
 def test_review_workbook_formats_numbers_with_their_units(tmp_path):
@@ -287,7 +291,7 @@ def test_scorecard_workbook_formatted_like_the_page(tmp_path):
     assert [c.value for c in _column(ws, "计量单位")] == ["万元", "万元", "%"]
     assert _column(ws, "指标")[2].value == "良品率"
     assert [c.value for c in _column(ws, "状态")] == ["达成", "未达成", "略低于目标"]
-    assert _column(ws, "计分规则")[2].value == "达标计分"
+    assert _column(ws, header_text("rule", "zh"))[2].value == value_text("rule", "threshold", "zh")
     assert _column(ws, "得分")[0].number_format == SCORE
     _assert_print_setup(ws, freeze="C2")
 
