@@ -110,15 +110,17 @@ def _label(key: str, lang: str) -> str | None:
         return None
 
 
-def header_text(col: str, lang: str, *, unit: str | None = None) -> str:
-    """A column's header in ``lang``: ``workbook.col.<col>``, else the page's header
-    (``report.col.<col>``, else ``<task>.col.<col>``), else ``workbook.alt.<col>``, else the
-    column name in words.
+def header_text(col: str, lang: str, *, unit: str | None = None, task: str | None = None) -> str:
+    """A column's header in ``lang``: ``workbook.col.<col>``, else the page's header (the
+    ``task``'s own ``<task>.col.<col>``, else ``report.col.<col>``, else another task's),
+    else ``workbook.alt.<col>``, else the column name in words.
 
     ``unit`` (a catalog unit) is named in brackets (``奖金（万元）``, ``Bonus (CNY 10k)``),
     replacing a money unit the label was written with or filling its ``{unit}`` field.
     """
     text = _label(f"workbook.col.{col}", lang)
+    if text is None and task is not None:
+        text = _label(f"{task}.col.{col}", lang)
     if text is None:
         text = labels.column_label(col, lang)
     if text == col:
@@ -221,6 +223,8 @@ class Sheet:
     freeze_cols : columns kept in view when scrolling right (ids and names).
     colors : column -> {code: "#rrggbb"}: cells of that code filled (conditional
         formatting on the cell's own words, so sorting and filtering never break it).
+    task : the task whose table this is: its own headers (``<task>.col.<col>``) first, as
+        its page shows them.
     """
 
     formats: Mapping[str, str] = field(default_factory=dict)
@@ -233,6 +237,7 @@ class Sheet:
     wrap: Collection[str] = ("message", "other_messages", "explained_by", "reason")
     freeze_cols: int = 0
     colors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    task: str | None = None
 
 
 def _missing(v: Any) -> bool:
@@ -297,7 +302,10 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
     row_units: list[str | None] = [None] * len(df)
     if spec.row_unit is not None and spec.row_unit in df:
         row_units = [None if _missing(u) or u == "" else str(u) for u in df[spec.row_unit]]
-    heads = [spec.headers.get(c) or header_text(c, lang, unit=spec.units.get(c)) for c in cols]
+    heads = [
+        spec.headers.get(c) or header_text(c, lang, unit=spec.units.get(c), task=spec.task)
+        for c in cols
+    ]
     heads = _distinct(heads, cols, spec, lang)
     formats = {c: spec.formats[c] for c in cols if c in spec.formats}
     formats |= {c: number_format(u) for c, u in spec.units.items() if c in cols}

@@ -169,11 +169,11 @@ def test_review_workbook_in_chinese_has_no_codes(tmp_path):
     assert _column(findings, "发现该问题的分析")[0].value.count("、") == 1
     card = wb["考核表"]
     rules = [value_text("rule", r, "zh") for r in ("linear", "step")]  # the KPI page's words
-    assert [c.value for c in _column(card, header_text("rule", "zh"))] == rules
+    assert [c.value for c in _column(card, header_text("rule", "zh", task="scoring"))] == rules
     assert not [r for r in rules if ASCII_WORD.search(r)]
     assert _column(card, "指标类别")[0].value == "财务类"
     assert _column(card, "口径期间")[1].value == "年初至今"
-    assert header_text("floor", "zh") in [c.value for c in card[1]]
+    assert header_text("floor", "zh", task="scoring") in [c.value for c in card[1]]
     assert "超支比例" in [c.value for c in wb["奖金"][1]]
     fc_heads = [c.value for c in wb["预测偏差"][1]]
     words = {header_text(c, "zh") for c in ("lead_months", "lead_vs_budget", "unit")}
@@ -191,7 +191,7 @@ def test_review_workbook_in_english_has_distinct_headers(tmp_path):
     heads = [c.value for c in wb["Findings"][1]]
     assert heads[3:5] == ["Entity", "Entity name"]  # was "Entity, Entity"
     assert _column(wb["Findings"], "Kind of finding")[0].value == "Tier-1 target missed"
-    rule = _column(wb["Scorecard"], header_text("rule", "en"))[0].value
+    rule = _column(wb["Scorecard"], header_text("rule", "en", task="scoring"))[0].value
     assert rule == value_text("rule", "linear", "en") != "linear"
 
 
@@ -210,7 +210,8 @@ def test_review_workbook_formats_numbers_with_their_units(tmp_path):
     assert wb["问题清单"].cell(2, risk.column).number_format == "#,##0.0"
     anomalies = wb["异常"]
     assert [c.number_format for c in _column(anomalies, "数值")] == [PCT, "#,##0.0"]
-    assert _column(anomalies, "风险金额（万元）")[0].number_format == "#,##0.0"
+    risk = [c for c in anomalies[1] if c.value.startswith("风险金额")][0]
+    assert "万元" in risk.value and anomalies.cell(2, risk.column).number_format == "#,##0.0"
     assert _column(wb["预测偏差"], "偏差率")[0].number_format == PCT
     assert _column(wb["奖金"], "超支比例")[0].number_format == PCT
 
@@ -291,7 +292,9 @@ def test_scorecard_workbook_formatted_like_the_page(tmp_path):
     assert [c.value for c in _column(ws, "计量单位")] == ["万元", "万元", "%"]
     assert _column(ws, "指标")[2].value == "良品率"
     assert [c.value for c in _column(ws, "状态")] == ["达成", "未达成", "略低于目标"]
-    assert _column(ws, header_text("rule", "zh"))[2].value == value_text("rule", "threshold", "zh")
+    assert _column(ws, header_text("rule", "zh", task="scoring"))[2].value == value_text(
+        "rule", "threshold", "zh"
+    )
     assert _column(ws, "得分")[0].number_format == SCORE
     _assert_print_setup(ws, freeze="C2")
 

@@ -85,6 +85,7 @@ def write_scorecard_xlsx(
         names={"metric_id": metric_names, "scheme_id": getattr(result, "scheme_names", None) or {}},
         freeze_cols=2,
         colors={"status": STATUS_WORD_COLORS},
+        task="scoring",
     )
     # openpyxl's write-only workbook streams each sheet: pandas' ExcelWriter looks every
     # sheet up again per sheet written, quadratic in the ~700 subsidiaries of a large group.

@@ -66,6 +66,11 @@ _STATUS_FILLS = {**STATUS_COLORS, **STATUS_WORD_COLORS}
 #: column a sheet already shows in its metric column.
 _DROP = {"source_refs", "explanation", "attainment", "attainment_before", "metric"}
 _HEADER_PREFIXES = ("summary", "mapping", "forecast", "anomaly", "kpi", "scoring")
+#: The task whose table a sheet is (its page's headers first).
+_TASKS = {
+    "findings": "summary", "actions": "summary", "scorecard": "scoring", "bonus": "scoring",
+    "forecast_deviation": "forecast", "anomalies": "anomaly",
+}  # fmt: skip
 #: Columns holding metric ids (shown as the metric's name).
 _METRIC_COLS = ("metric_id", "feature", "subject")
 
@@ -150,6 +155,7 @@ def _spec(key: str, df: pd.DataFrame, result: Any, names: dict[str, dict[str, st
         names={c: names["metric"] for c in _METRIC_COLS} | {"parent_id": names["entity"]},
         links=("evidence_link",),
         colors={"severity": SEVERITY_COLORS, **colors},
+        task=_TASKS.get(key),
     )
 
 
