@@ -370,9 +370,11 @@ SHORT_ROWS = 15
 # Text columns whose longest cell has more characters than these get room to wrap by words
 # in print (classes pl-wrap, pl-long in perflink.css) instead of one character per line.
 _WRAP_CHARS, _LONG_CHARS = 16, 48
-# Print widths in em of the table font (perflink.css): a wrapping column's minimum, a long
-# one's, a cell's padding; the A4 printable width (186 mm at 8 pt).
-_WRAP_EM, _LONG_EM, _PAD_EM, _PAGE_EM = 14.0, 22.0, 1.0, 66.0
+# Print layouts of perflink.css, each as (A4 printable width of 186 mm in em of its table font,
+# minimum width of a pl-wrap column, of a pl-long column, the most a short text column needs
+# when it may wrap, or None when it may not): 8 pt; pl-wide, 7 pt. A cell's padding is ~1 em.
+_LAYOUTS = (("", 66.0, 14.0, 22.0, None), (" pl-wide", 75.0, 10.0, 14.0, 4.0))
+_PAD_EM = 1.0
 
 
 def _text_em(text: str) -> float:
@@ -384,35 +386,45 @@ def _column_layout(rows: list[list[tuple[str, bool]]], headers: list[str]) -> tu
     """Class attribute of each column's text cells, and the table's print-width class.
 
     Long text columns (``pl-wrap``, ``pl-long``) get a minimum width in print so that they
-    wrap by words, not one character per line; other cells stay on one line. A table whose
-    columns would still be wider than the A4 printable width is ``pl-wide`` (smaller type,
-    short text may wrap) or ``pl-xwide`` (amounts may wrap too), so nothing is cut on the right.
+    wrap by words, not one character per line; amounts and short text stay on one line. A
+    table that would not fit the A4 printable width so is ``pl-wide`` (smaller type, short
+    text may wrap, long text narrower), and one that would not fit even so ``pl-xwide``
+    (amounts and headers may wrap too), so that nothing is cut on the right.
     """
     n_cols = len(headers)
     longest = [0] * n_cols
     widest = [0.0] * n_cols
+    numeric = [False] * n_cols
     for row in rows:
-        for i, (text, numeric) in enumerate(row):
+        for i, (text, is_number) in enumerate(row):
             widest[i] = max(widest[i], _text_em(text))
-            if not numeric:
+            numeric[i] = numeric[i] or is_number
+            if not is_number:
                 longest[i] = max(longest[i], len(text))
-    classes, total = [], 0.0
-    for i in range(n_cols):
-        if longest[i] > _LONG_CHARS:
-            classes.append(' class="pl-long"')
-            width = _LONG_EM
-        elif longest[i] > _WRAP_CHARS:
-            classes.append(' class="pl-wrap"')
-            width = _WRAP_EM
-        else:
-            classes.append("")
-            width = widest[i]
-        # headers wrap at spaces only (perflink.css): a header is as wide as its longest word
-        head = max((_text_em(word) for word in headers[i].split()), default=0.0)
-        total += max(width, head) + _PAD_EM
-    if total > 1.5 * _PAGE_EM:
-        return classes, " pl-xwide"
-    return classes, " pl-wide" if total > _PAGE_EM else ""
+    kinds = [
+        "long" if n > _LONG_CHARS else ("wrap" if n > _WRAP_CHARS else "short") for n in longest
+    ]
+    classes = [
+        ' class="pl-long"' if k == "long" else (' class="pl-wrap"' if k == "wrap" else "")
+        for k in kinds
+    ]
+    # headers break at spaces only (perflink.css): a header is as wide as its longest word
+    heads = [max((_text_em(w) for w in h.split()), default=0.0) for h in headers]
+    for name, page, wrap, long, short_max in _LAYOUTS:
+        total = 0.0
+        for i, kind in enumerate(kinds):
+            if kind == "long":
+                width = long
+            elif kind == "wrap":
+                width = wrap
+            elif short_max is not None and not numeric[i]:
+                width = min(widest[i], short_max)
+            else:
+                width = widest[i]
+            total += max(width, heads[i]) + _PAD_EM
+        if total <= page:
+            return classes, name
+    return classes, " pl-xwide"
 
 
 def frame_html(

@@ -123,6 +123,52 @@ def _count_pages(pdf_path: Path, data: bytes) -> int:
     return _pdf_page_count(data)  # Chromium writes one uncompressed /Type /Page per page
 
 
+_DRAWN_JS = """
+() => (!document.querySelector('table[data-pl-table="interactive"]')
+       || document.documentElement.dataset.plTables !== undefined)
+   && (!document.querySelector('.pl-chart[data-pl-spec]')
+       || document.documentElement.dataset.plCharts !== undefined)
+"""
+# The A4 printable width in CSS px: 210 mm less the 12 mm side margins of perflink.css' @page.
+PRINT_WIDTH_PX = round((210 - 2 * 12) / 25.4 * 96)
+_PRINT_OVERFLOW_JS = """
+() => {
+  const out = [];
+  const main = document.querySelector('.pl-main') || document.body;
+  const right = main.getBoundingClientRect().right + 1;
+  for (const el of document.querySelectorAll('table, .pl-chart svg, .pl-chart canvas, img')) {
+    if (!el.offsetParent && el.tagName !== 'svg') continue;  // not shown in print
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > right) {
+      const head = el.querySelector && el.querySelector('th');
+      out.push(`${el.tagName.toLowerCase()} ${Math.round(r.right)}px > ${Math.round(right)}px`
+               + (head ? ` (first header: ${head.innerText.trim()})` : ''));
+    }
+  }
+  return out;
+}
+"""
+
+
+def wait_until_drawn(page) -> None:
+    """Wait until the page's interactive tables and browser-drawn charts (if any) are set up."""
+    page.wait_for_function(_DRAWN_JS)
+
+
+def print_overflow(page) -> list[str]:
+    """Tables and charts that would be cut on the right of an A4 print, one line each.
+
+    Lays the page out as printed (print media, the A4 printable width) and lists every table,
+    chart or image reaching past the right edge of the page body; the page is left in print
+    media.
+    """
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    page.emulate_media(media="print")
+    page.set_viewport_size({"width": PRINT_WIDTH_PX, "height": 1100})
+    page.wait_for_timeout(200)  # charts re-fit to the new width
+    return page.evaluate(_PRINT_OVERFLOW_JS)
+
+
 def print_page_count(page, pdf_path: Path) -> int:
     """Print ``page`` (a playwright Page) as Chromium does to an A4 PDF at ``pdf_path``;
     return its number of pages.
@@ -142,13 +188,14 @@ def print_page_count(page, pdf_path: Path) -> int:
 
 
 def pdf_text(pdf_path: Path) -> str | None:
-    """The text of a PDF (pypdf, else poppler's pdftotext), or ``None`` if neither is there."""
+    """The text of a PDF, pages separated by form feeds (``"\\f"``), from pypdf, else poppler's
+    pdftotext; ``None`` if neither is there."""
     try:
         import pypdf
     except ImportError:
         pypdf = None
     if pypdf is not None:
-        return "\n".join(p.extract_text() or "" for p in pypdf.PdfReader(str(pdf_path)).pages)
+        return "\f".join(p.extract_text() or "" for p in pypdf.PdfReader(str(pdf_path)).pages)
     pdftotext = shutil.which("pdftotext")
     if pdftotext is None:
         return None

@@ -391,7 +391,7 @@ def test_frame_html_marks_tables_too_wide_for_a4():
     amounts = {f"c{i}": [123456.7] for i in range(6)}
     narrow = frame_html(pd.DataFrame(amounts), lang="zh", units=dict.fromkeys(amounts, "万元"))
     assert "pl-wide" not in narrow
-    many = {f"c{i}": [123456.7] for i in range(12)}
+    many = {f"c{i}": [123456.7] for i in range(11)}  # 11 x "12.35 亿元": 70 em, 7 pt fits
     wide = frame_html(pd.DataFrame(many), lang="zh", units=dict.fromkeys(many, "万元"))
     assert "pl-wide" in BeautifulSoup(wide, "html.parser").table["class"]
     lots = {f"c{i}": [123456.7] for i in range(20)}

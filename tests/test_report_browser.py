@@ -424,3 +424,84 @@ def test_sample_pages_print_nothing_cut_on_the_right(reviewed_quarters, browser,
         wait_until_drawn(opened.page)
         cut = print_overflow(opened.page)
     assert cut == [], f"{path.name} ({lang}) printed on A4 cuts on the right: {cut}"
+
+
+@pytest.mark.browser
+def test_print_keeps_headings_with_what_follows_and_forces_no_page_break(browser, tmp_path):
+    """A heading and its intro (outputs of their own, as report.heading/text write them) print
+    on the page of the table they introduce, wherever the page ends; sections follow one
+    another on the same page rather than each starting a new one."""
+
+    def md(text: str):
+        return new_output("display_data", data={"text/markdown": text})
+
+    table = frame_html(_units().head(12), lang="zh")
+    section = [md("## 第二节标题"), md("本节引言：下表列出各单位情况。")]
+    section.append(new_output("display_data", data={"text/html": table}))
+    pages_seen = []
+    for n in range(6, 20, 2):  # filler ending at different heights of the first page
+        filler = "\n\n".join(f"第 {i} 段：" + "说明文字" * 30 for i in range(n))
+        nb = new_notebook(
+            cells=[
+                new_code_cell("a", outputs=[md("# 页面标题"), md(filler)]),
+                new_code_cell("b", outputs=section),
+            ],
+            metadata={"papermill": {"parameters": {"quarter": "2026Q3"}}},
+        )
+        nbformat.write(nb, tmp_path / f"p{n}.ipynb")
+        render_task_html(
+            tmp_path / f"p{n}.ipynb", tmp_path / f"p{n}.html", language="zh", title="t"
+        )
+        with offline_page(browser, tmp_path / f"p{n}.html") as opened:
+            wait_until_drawn(opened.page)
+            count = print_page_count(opened.page, tmp_path / f"p{n}.pdf")
+        text = pdf_text(tmp_path / f"p{n}.pdf")
+        if text is None:
+            pytest.skip("neither pypdf nor pdftotext is installed to read the PDF's text")
+        pages = [" ".join(page.split()) for page in text.split("\f")]
+        where = {
+            what: next(i for i, page in enumerate(pages) if what in page)
+            for what in ("第二节标题", "本节引言", "U0000", "U0011")
+        }
+        assert len(set(where.values())) == 1, f"{n} paragraphs: split over pages {where}"
+        pages_seen.append((count, where["第二节标题"]))
+    # the section started on page 1 for the shorter fillers: no break forced before it
+    assert any(page == 0 for _, page in pages_seen), pages_seen
+    assert any(page == 1 for _, page in pages_seen), pages_seen  # and moved when it had to
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("n_amounts", [6, 12])
+def test_print_fits_wide_tables_to_a4_with_readable_text_columns(browser, tmp_path, n_amounts):
+    """Printed on A4, a table with a long explanation and many amounts is not cut on the right
+    and its explanation wraps within a readable width (not a few characters per line); its
+    amounts stay on one line unless there are too many of them to fit so."""
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        {
+            "entity_id": [f"华东制造销售{i}部" for i in range(12)],
+            "message": [
+                "收入低于目标，差额主要来自两家门店的退货，需核对来源系统的收入确认口径后再考核。"
+            ]
+            * 12,
+            **{f"a{j}": rng.uniform(1000, 90000, 12) for j in range(n_amounts)},
+        }
+    )
+    html = frame_html(df, lang="zh", units={f"a{j}": "万元" for j in range(n_amounts)})
+    path = _page(tmp_path, "wide", "zh", html)
+    with offline_page(browser, path) as opened:
+        page = opened.page
+        cut = print_overflow(page)
+        cells = page.evaluate(
+            """() => { const row = document.querySelector('table.pl-table tbody tr');
+                 const td = Array.from(row.children);
+                 const em = parseFloat(getComputedStyle(td[1]).fontSize);
+                 const range = document.createRange();
+                 range.selectNodeContents(td[2]);  // one rectangle per line of the amount
+                 return {message: td[1].getBoundingClientRect().width / em,
+                         amount_lines: range.getClientRects().length}; }"""
+        )
+    assert cut == [], cut
+    assert cells["message"] >= 9, cells  # at least 9 characters a line
+    if n_amounts <= 6:
+        assert cells["amount_lines"] == 1, cells
