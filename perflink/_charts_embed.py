@@ -194,7 +194,9 @@ def output_html(spec: dict, opts: dict, *, inline_bundle: bool) -> str:
     and a saved notebook redraws its charts); without it the chart draws only where the page
     already loaded vega-embed (report runs: the HTML page inlines the bundle once).
     """
-    note = "Vega-Lite chart: trust the notebook or run the cell to draw it."
+    # Shown where scripts do not run (an untrusted notebook in JupyterLab); JupyterLab has no
+    # page language, so both.
+    note = "运行此单元格或信任此笔记本以显示图表 / Run the cell or trust the notebook to draw this chart."
     js = _OUTPUT_JS % {
         "bundle": _BUNDLE_JS % bundle() if inline_bundle else "",
         "spec": script_json(spec),

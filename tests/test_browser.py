@@ -146,6 +146,11 @@ _CHART_FIT_JS = """
 def chart_problems(page) -> list[str]:
     """What is wrong with the charts of an open page: not drawn, no marks, text outside."""
     page.wait_for_function(_CHARTS_READY_JS)
+    return chart_problems_now(page)
+
+
+def chart_problems_now(page) -> list[str]:
+    """:func:`chart_problems` without waiting for a report page's charts to settle."""
     problems = []
     for c in page.evaluate(_CHART_FIT_JS):
         where = f"chart {c['i'] + 1}"
@@ -275,3 +280,82 @@ def test_sample_review_charts_fit_their_box(reviewed_quarters, browser, quarter,
         assert opened.console_errors == [] and opened.page_errors == [], (
             opened.console_errors + opened.page_errors
         )
+
+
+_LAB_CELL = """import altair as alt
+import pandas as pd
+from perflink import report
+report.configure(language="zh", tables_dir=None)
+d = pd.DataFrame({"t": pd.date_range("2025-01-01", periods=12, freq="MS"), "v": range(12)})
+d["n"] = "华南制造有限公司"
+alt.Chart(d).mark_line(point=True).encode(x="t:T", y="v:Q", tooltip=["n:N", "v:Q"])"""
+
+
+@pytest.mark.slow
+@pytest.mark.kernel
+def test_charts_are_interactive_in_jupyterlab(browser, tmp_path):
+    """A chart cell run in a real JupyterLab 4 draws offline and shows its tooltip."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    pytest.importorskip("jupyterlab")
+    nb = new_notebook(
+        cells=[new_code_cell(_LAB_CELL)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+    )
+    (tmp_path / "work").mkdir()
+    nbformat.write(nb, tmp_path / "work" / "charts.ipynb")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ)
+    env.update(
+        {f"JUPYTER_{k}_DIR": str(tmp_path / k.lower()) for k in ("DATA", "CONFIG", "RUNTIME")}
+    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
+         "--IdentityProvider.token=", "--ServerApp.password=",
+         f"--ServerApp.root_dir={tmp_path / 'work'}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{base}/api/status", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        context = browser.new_context(viewport={"width": 1300, "height": 1000})
+        page = context.new_page()
+        remote: list[str] = []
+
+        def _route(route):
+            if route.request.url.startswith((base, "data:", "blob:")):
+                route.continue_()
+            else:
+                remote.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", _route)
+        page.goto(f"{base}/lab/tree/charts.ipynb")
+        page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=180_000)
+        # the kernel is started and idle (the status bar says so), so the cell runs
+        page.wait_for_function("document.body.innerText.includes('| Idle')", timeout=180_000)
+        page.click(".jp-Notebook .jp-Cell .cm-content")
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_selector(".jp-OutputArea .pl-chart svg .role-mark path", timeout=180_000)
+        assert chart_problems_now(page) == []
+        point = page.locator(".jp-OutputArea .pl-chart svg .mark-symbol path").nth(5).bounding_box()
+        page.mouse.move(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
+        page.wait_for_selector("#vg-tooltip-element.visible", timeout=10_000)
+        assert "华南制造有限公司" in page.inner_text("#vg-tooltip-element")
+        assert remote == []
+        context.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
