@@ -1147,3 +1147,46 @@ def test_review_loop_names_the_previous_quarter_not_a_path_and_keeps_tables_out_
     page = loop._repr_html_()
     assert "2026年第2季度" in page and "reports" not in page and "/r/" not in page
     assert 'class="pl-appendix"' in page.replace("pl-appendix-note", "")
+
+
+def test_a_source_systems_decision_is_owned_by_its_data_owner():
+    quality = pd.DataFrame(
+        [("OMS", "Store Ops", 100, 80, 10, 10, 0.9, 0.89, 0.8, "missed")],
+        columns=["source_system", "owner", "expected_values", "present", "missing", "failing",
+                 "completeness", "pass_rate", "dq_index", "status"],
+    )  # fmt: skip
+    res = summary.summarize(_decision_review("en"), _decision_inputs(data_quality=quality))
+    d = res.decisions.table.set_index("action_id")
+    assert d.loc["data_quality", "owner"] == "Store Ops"
+    assert "OMS" in d.loc["data_quality", "decision"]
+    assert d.loc["data_quality", "evidence_link"].startswith("mapping.html")
+
+
+@pytest.fixture(scope="module")
+def retail_inputs(tmp_path_factory):
+    """The retail example (kUSD, its own metrics and roles), every task run in process."""
+    params = generate(tmp_path_factory.mktemp("retail"), example="retail")
+    review = perflink.open_review(params, language="en", tables_dir=None)
+    return params, review, summary.collect(review)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_decision_page_of_another_company(retail_inputs, lang):
+    params, _, inputs = retail_inputs
+    review = perflink.open_review(params, language=lang, tables_dir=None)
+    res = summary.summarize(review, inputs)
+    d = res.decisions
+    profit = review.catalog.metrics[review.catalog.role("profit")].name(lang)
+    usd = "USD" if lang == "en" else "美元"
+    for sentence in (d.tier1_sentence, d.outlook_sentence):
+        assert profit in sentence and usd in sentence
+        assert "万元" not in sentence and "CNY" not in sentence
+    shown = d.table.head(d.shown)
+    assert 3 <= len(shown) <= 5
+    assert shown["owner"].str.len().gt(0).all()  # managers of the entities table, else units
+    assert shown["evidence_link"].str.contains(r"\.html").all()
+    sev = shown["severity"].map(SEVERITY_RANK).tolist()
+    assert sev == sorted(sev)
+    # a rule the catalog cannot feed says so in a sentence instead of leaving a gap
+    assert any("did not run" in s or "未运行" in s for s in res.actions.skipped)

@@ -306,7 +306,7 @@ def decisions(
         elif action == "weak_driver" and metric in catalog.metrics:
             owner = catalog.metrics[metric].owner
         elif action == "data_quality":
-            owner = str(dq_owner.get(r.get("system"), "") or "")
+            owner = str(dq_owner.get(r.get("source_system"), "") or "")
         else:
             owner = who.get(entity, "") if entity is not None else ""
         rows.append(
