@@ -1190,3 +1190,15 @@ def test_decision_page_of_another_company(retail_inputs, lang):
     assert sev == sorted(sev)
     # a rule the catalog cannot feed says so in a sentence instead of leaving a gap
     assert any("did not run" in s or "未运行" in s for s in res.actions.skipped)
+
+
+def test_english_counts_and_chances_read_as_english():
+    rows = _validation().iloc[:2]  # one problem in July and August: "1 more period"
+    f = summary.rank_findings(
+        _only(validation_findings=rows), _entities(), CATALOG, quarter="2026Q3", language="en"
+    ).table
+    msg = f["message"].iloc[0]
+    assert "1 more period:" in msg and "period(s)" not in msg
+    res = summary.summarize(_decision_review("en"), _decision_inputs())
+    text = " ".join(res.actions.to_frame()["message"])
+    assert " a 8" not in text and "(s)" not in text and "probability of missing it is" in text

@@ -320,8 +320,11 @@ def merge(rows: pd.DataFrame, names: Mapping[str, str], lang: str) -> pd.DataFra
     # several priced months: the money shown beside the message is their sum, say so
     key = np.where(g["at_stake"].count() > 1, "summary.msg.more_money", "summary.msg.more")
     others = ([x for x in ps if x != p] for ps, p in zip(ev["_pers"], ev["_per"], strict=True))
+    # "1 more period", "2 more periods": one key per number in English
     more = [
-        labels.t(k, lang, n=len(o), periods=", ".join(o[-4:])) if o else ""
+        labels.t(k + ("_one" if len(o) == 1 else ""), lang, n=len(o), periods=", ".join(o[-4:]))
+        if o
+        else ""
         for k, o in zip(key, others, strict=True)
     ]
     ev["message"] = [f"{m}{x}" for m, x in zip(ev["message"].map(_text), more, strict=True)]
