@@ -91,12 +91,14 @@ _PAGE_LINK = re.compile(r"[\w.-]+\.html(#\S*)?")
 #: Widest a column gets (characters; CJK count two); long text wraps within it.
 _MAX_WIDTH = 20
 _TEXT_WIDTH = 50
+_LINK_WIDTH = 40
 _MIN_WIDTH = 6
 #: A header wraps onto lines of at least this many characters before it widens a column.
 _HEADER_WIDTH = 14
 #: Height of one line of 11-point text, and the most lines a row grows to.
 _LINE_POINTS = 15.0
 _WRAP_CJK = 1.85
+_WRAP_OTHER = 0.9
 _MAX_LINES = 12
 #: Rows looked at to size a column (a workbook may hold thousands).
 _SAMPLE_ROWS = 500
@@ -265,10 +267,11 @@ def _link_text(url: str, lang: str) -> str:
     return _label(f"report.task.{stem}", lang) or url
 
 
-def _width(text: str, cjk: float = 2.0) -> float:
+def _width(text: str, cjk: float = 2.0, other: float = 1.0) -> float:
     """Display width of ``text`` in Excel character units: a CJK character counts ``cjk``
-    (two to size a column it must fit in; about 1.85 as it wraps, measured in LibreOffice)."""
-    return sum(cjk if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    (two to size a column it must fit in; about 1.85 as it wraps, measured in LibreOffice,
+    where other characters take about 0.9)."""
+    return sum(cjk if unicodedata.east_asian_width(c) in "WF" else other for c in text)
 
 
 def _shown(value: Any, fmt: str | None) -> str:
@@ -345,7 +348,8 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
                           default=content)  # fmt: skip
         head = _width(heads[i])
         width = max(content, min(head, _HEADER_WIDTH), _MIN_WIDTH) + 2
-        cap = _TEXT_WIDTH if c in wrap_cols else _MAX_WIDTH
+        # a link stays on one line (LibreOffice does not wrap a link): wide enough for its page
+        cap = _TEXT_WIDTH if c in wrap_cols else _LINK_WIDTH if c in links else _MAX_WIDTH
         if c in wrap_cols or width > cap:
             wrapped.add(c)
         widths.append(min(width, cap))
@@ -405,7 +409,7 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
                 cell = ws.cell(row=ws.max_row, column=i + 1)
                 cell.hyperlink = url
                 cell.style = "Hyperlink"
-                cell.alignment = top
+                cell.alignment = wrap_align if cols[i] in wrapped else top
 
     last = len(df) + 1
     n = len(cols)
@@ -435,7 +439,7 @@ def _height(texts: list[Any], widths: list[float]) -> float:
         if isinstance(text, str) and text:
             per_line = max(width - 1.5, 1.0)
             parts = text.split("\n")
-            n = sum(max(1, math.ceil(_width(p, _WRAP_CJK) / per_line)) for p in parts)
+            n = sum(max(1, math.ceil(_width(p, _WRAP_CJK, _WRAP_OTHER) / per_line)) for p in parts)
             lines = max(lines, n)
     return _LINE_POINTS * min(lines, _MAX_LINES) + 2
 
