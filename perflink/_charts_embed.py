@@ -32,6 +32,7 @@ _TIME_LOCALES = {"zh": "zh-CN", "en": "en-US"}
 # Marks a chart draws a series with: these get zoom and pan on a continuous x axis.
 _SERIES_MARKS = {"line", "area", "trail", "point", "circle", "square"}
 _ZOOM_PREFIX = "pl_zoom"
+_ZOOM_PADDING = 8  # pixels
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {"bundle": None, "inline_bundle": True, "lang": "zh"}
@@ -128,7 +129,8 @@ def with_zoom(spec: dict) -> dict:
     A view qualifies when a line/area/point layer has a temporal x; bar charts, ordinal
     periods (``"2026-09"`` as text) and charts that already bind a selection to scales are
     left alone. The selection is an interval bound to the x scale, so it draws nothing and the
-    printed chart is the one shown first.
+    printed chart is the one shown first; the x and y scales get a few pixels of padding, as
+    marks of a zoomable view are clipped to the plot.
     """
     if not isinstance(spec, dict) or _has_scale_binding(spec) or "repeat" in spec:
         return spec
@@ -139,6 +141,13 @@ def with_zoom(spec: dict) -> dict:
         target = next((u for u in units if "mark" in u and _is_series(u)), None)
         if target is None:
             continue
+        # Zooming clips marks to the plot; a few pixels of padding keep a point on the last
+        # month or the highest value (often what the chart is about) whole.
+        for channel in ("x", "y"):
+            enc = target["encoding"].get(channel)
+            continuous = isinstance(enc, dict) and enc.get("type") in ("temporal", "quantitative")
+            if continuous and isinstance(enc.get("scale", {}), dict):
+                enc.setdefault("scale", {}).setdefault("padding", _ZOOM_PADDING)
         target.setdefault("params", []).append(
             {
                 "name": f"{_ZOOM_PREFIX}_{n}",

@@ -196,7 +196,11 @@ def test_zoom_only_on_time_series():
     line = alt.Chart(_MONTHS).mark_line().encode(x="t:T", y="v:Q")
     bar = alt.Chart(_MONTHS).mark_bar().encode(x="t:T", y="v:Q")
     ordinal = alt.Chart(_MONTHS.assign(p="x")).mark_line().encode(x="p:O", y="v:Q")
-    assert len(_zoom_params(with_zoom(line.to_dict()))) == 1
+    zoomed = with_zoom(line.to_dict())
+    assert len(_zoom_params(zoomed)) == 1
+    # zoomable views clip their marks: padding keeps a point on the last month whole
+    assert zoomed["encoding"]["x"]["scale"]["padding"] > 0
+    assert zoomed["encoding"]["y"]["scale"]["padding"] > 0
     assert _zoom_params(with_zoom(bar.to_dict())) == []
     assert _zoom_params(with_zoom(ordinal.to_dict())) == []
     # a layer gets one selection; a facet's inner view and each concatenated view their own
