@@ -643,3 +643,26 @@ def test_top_lists_the_most_severe_findings_of_a_part():
         assert f"{top.total - 2} more in the appendix" in top._repr_html_()
     with pytest.raises(PerflinkError, match="positive integer"):
         rules.top(0)
+
+
+def test_status_lists_subsidiaries_with_findings_worst_first_not_every_one():
+    from perflink.mapping import StatusResult
+
+    n = 40  # the page must not grow with the number of subsidiaries
+    table = pd.DataFrame(
+        {
+            "entity_id": [f"S{i}" for i in range(n)],
+            "name": [f"Sub {i}" for i in range(n)],
+            "units": 3,
+            "findings": [0] * (n - 3) + [1, 4, 2],
+            **{s: 0 for s in ("critical", "high", "medium", "low")},
+            "severity": ["none"] * (n - 3) + ["low", "medium", "high"],
+            "worst": [""] * (n - 3) + ["a", "b", "c"],
+        }
+    )
+    res = StatusResult(table, "en", "G")
+    assert list(res.view()["name"]) == [f"Sub {n - 1}", f"Sub {n - 2}", f"Sub {n - 3}"]
+    html = res._repr_html_()
+    assert "Sub 0<" not in html and f"The other {n - 3} subsidiaries" in html
+    assert len(res.full().view()) == n
+    assert list(StatusResult(table, "en", "G", limit=2).view()["severity"]) == ["high", "medium"]

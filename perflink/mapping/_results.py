@@ -419,7 +419,7 @@ class CaliberResult(MappingResult):
 
     _section = "mapping.result.caliber"
 
-    def chart(self, *, top: int = 20) -> alt.Chart:
+    def chart(self, *, top: int = 12) -> alt.Chart:
         """Ratio with 95% interval for the ``top`` ratios farthest from 1."""
         if self.ratios.empty:
             return self._empty_chart()
@@ -462,7 +462,14 @@ class CaliberResult(MappingResult):
                 x=alt.X("ratio:Q", scale=scale),
                 y=y,
                 color=alt.Color(
-                    "verdict:N", title=None, legend=alt.Legend(labelLimit=0, orient="bottom")
+                    "verdict:N",
+                    title=None,
+                    # away from 1 in the warning colour, within range grey
+                    scale=alt.Scale(
+                        domain=[t(f"mapping.value.systematic.{k}", lang) for k in (True, False)],
+                        range=[charts.SEVERITY_COLORS["medium"], "#9e9e9e"],
+                    ),
+                    legend=alt.Legend(labelLimit=0, orient="bottom"),
                 ),
                 tooltip=[
                     alt.Tooltip("item:N", title=col("item")),

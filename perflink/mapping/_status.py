@@ -45,7 +45,7 @@ def quality_table(
     out = (
         c.groupby("source_system")
         .agg(
-            owner=("owner", lambda s: "/".join(sorted(set(map(str, s))))),
+            owner=("owner", lambda s: " / ".join(sorted(set(map(str, s))))),
             expected_values=("present", "size"),
             present=("present", "sum"),
             failing=("_fail", "sum"),

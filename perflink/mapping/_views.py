@@ -6,12 +6,13 @@ Not API: import the classes from :mod:`perflink.mapping`.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import altair as alt
 import pandas as pd
 
 from perflink import charts
+from perflink.common import SEVERITY_RANK
 from perflink.labels import t, value_label
 from perflink.mapping._common import FINDING_COLUMNS, findings_frame, lag_text, p_text
 from perflink.mapping._results import (
@@ -81,7 +82,10 @@ _VERDICT_COLORS = {
 
 def _fixed(x: float) -> str:
     """An elasticity or R² as the page and the chart write it: two decimals, math minus."""
-    return "—" if pd.isna(x) else f"{x:.2f}".replace("-", "−")
+    if pd.isna(x):
+        return "—"
+    text = f"{x:.2f}"
+    return "0.00" if text == "-0.00" else text.replace("-", "−")
 
 
 def _interval(lo: float, hi: float, lang: str) -> str:
@@ -131,7 +135,7 @@ class DriverStrengthResult(_TableResult):
         scale = alt.Scale(domain=[-3, 3], clamp=True)
         y = alt.Y(
             "mapping:N",
-            title=t("mapping.chart.mapping", lang),
+            title=None,  # the names say it ("driver → target"); a title would crowd them
             sort=None,
             axis=alt.Axis(labelLimit=0),
         )
@@ -198,7 +202,7 @@ class DataQualityResult(_TableResult):
     Attributes
     ----------
     table : DataFrame
-        One row per ``source_system`` for the review quarter: ``owner`` (``/``-joined),
+        One row per ``source_system`` for the review quarter: ``owner`` (joined by `` / ``),
         ``expected_values, present, missing, failing`` (present values read by a breached
         rule), ``completeness = present / expected_values``, ``pass_rate = (present -
         failing) / present``, ``dq_index = (present - failing) / expected_values``,
@@ -253,15 +257,44 @@ class StatusResult(_TableResult):
     language : str
     group : str
         The group entity (no parent), where group-wide findings such as driver strength sit.
+    limit : int or None
+        How many subsidiaries its HTML lists: those with findings, worst first (None: all of
+        them in table order, see :meth:`full`); a note counts the others, so the page does
+        not grow with the number of subsidiaries.
     """
 
     group: str = ""
+    limit: int | None = 10
 
     _section = "mapping.result.status"
 
     def view(self) -> pd.DataFrame:
-        """Per subsidiary by name: units, findings, the worst severity and the top finding."""
-        return self.table[["name", "units", "findings", "severity", "worst"]]
+        """Per subsidiary by name: units, findings, the worst severity and the top finding
+        (with ``limit``: the subsidiaries with findings, worst first, at most ``limit``)."""
+        d = self.table
+        if self.limit is not None and len(d):
+            rank = d["severity"].map(SEVERITY_RANK).fillna(len(SEVERITY_RANK))
+            d = d.assign(_r=rank)[d["findings"] > 0]
+            d = d.sort_values(["_r", "findings"], ascending=[True, False], kind="stable")
+            d = d.head(self.limit)
+        return d[["name", "units", "findings", "severity", "worst"]]
+
+    def full(self) -> StatusResult:
+        """The same result listing every subsidiary (the appendix table)."""
+        return replace(self, limit=None)
+
+    def _repr_html_(self) -> str:
+        shown = self.view()
+        if self.limit is None or self.table.empty:
+            return super()._repr_html_()
+        with_findings = int((self.table["findings"] > 0).sum())
+        notes = []
+        if with_findings > len(shown):
+            notes.append(self._note("mapping.text.more", more=with_findings - len(shown)))
+        if len(self.table) > with_findings:
+            notes.append(self._note("mapping.text.status_clean", n=len(self.table) - with_findings))
+        body = self._table(shown) if len(shown) else ""
+        return self._section_html(body + "".join(notes))
 
     def chart(self) -> alt.Chart:
         """Findings per subsidiary, coloured by the worst severity among them."""
