@@ -39,6 +39,8 @@ def test_highlights_keep_the_top_rows_without_explanations_and_notes(result):
     view = top.view()
     assert len(view) == 1
     assert "explanation" not in view.columns and "range" not in view.columns
+    row = result.table.iloc[0]
+    assert view["label"].iloc[0] == f"{row['entity']} · {row['metric']}"  # one series column
     assert "explanation" in result.view().columns
     page = top._repr_html_()
     note = labels.t("anomaly.text.top_rows", result.language, n=1, total=len(result.table))
@@ -53,8 +55,9 @@ def test_highlights_keep_the_top_rows_without_explanations_and_notes(result):
 def test_timelines_are_panels_in_their_metrics_units(result):
     spec = result.chart().to_dict()
     assert "concat" in spec and "facet" not in json.dumps(spec)
-    titles = [p["title"]["text"] for p in spec["concat"]]
+    titles = [" · ".join(p["title"]["text"]) for p in spec["concat"]]
     assert len(titles) == len(set(titles)) == result.timelines["label"].nunique()
+    assert set(titles) == set(result.timelines["label"])
     money = [
         layer["encoding"]["y"]["axis"]
         for p in spec["concat"]

@@ -381,7 +381,11 @@ class AnomalyResult(TaskResult):
                 alt.layer(band, expected, actual, points, data=part).properties(
                     width=240,
                     height=140,
-                    title=alt.TitleParams(str(label), fontSize=12, fontWeight="normal"),
+                    # unit and metric on two lines: a long pair never runs into the
+                    # next panel's title
+                    title=alt.TitleParams(
+                        str(label).split(" · "), fontSize=12, fontWeight="normal"
+                    ),
                 )
             )
         return alt.concat(*panels, columns=3).properties(
@@ -396,7 +400,10 @@ class AnomalyResult(TaskResult):
             df[col] = self.formatted[col].head(n).to_numpy()
         df["explained_by"] = df["explained_by"].replace("", None)
         if self.limit is not None:
-            return df[[*_SHOW, "at_stake"]]
+            # unit and metric in one "series" column, as the charts name them: the reading
+            # layer then fits a 1024 px screen and A4
+            df["label"] = df["entity"] + " · " + df["metric"]
+            return df[["rank", "label", "period", *_SHOW[4:], "at_stake"]]
         return df[[*_SHOW, "range", "at_stake", "explanation", "explained_by"]]
 
     def view(self) -> pd.DataFrame:
@@ -408,8 +415,10 @@ class AnomalyResult(TaskResult):
         """The money column's header says that it counts adverse moves only."""
         if "at_stake" not in df or self.money_unit is None:
             return df, {}
-        # each value carries its currency in the page's words, so the header names none
-        return df, {"at_stake": labels.t("anomaly.col.at_stake", self.language)}
+        # each value carries its currency in the page's words, so the header names none; the
+        # reading layer's header is short (its glossary says only adverse moves count)
+        key = "anomaly.col.at_stake" if self.limit is None else "anomaly.col.at_stake_short"
+        return df, {"at_stake": labels.t(key, self.language)}
 
     def _repr_html_(self) -> str:
         notes = "".join(f'<p class="pl-note">{html.escape(n)}</p>' for n in self.notes if n)

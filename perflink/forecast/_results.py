@@ -244,9 +244,12 @@ def _fans(
     layer = alt.layer(band("band95"), band("band80"), lines, data=data).properties(
         width=240, height=150
     )
-    facet = alt.Facet("entity:N", title=None)
+    # "unit · metric" headers of the drill-down on two lines: a long pair never runs into
+    # the next panel's header
+    header = alt.Header(labelExpr="split(datum.label, ' · ')")
+    facet = alt.Facet("entity:N", title=None, header=header)
     if sort is not None:
-        facet = alt.Facet("entity:N", title=None, sort=sort)
+        facet = alt.Facet("entity:N", title=None, sort=sort, header=header)
     return (
         layer.facet(facet=facet, columns=3)
         .resolve_scale(y="independent")
@@ -357,9 +360,10 @@ class DeviationResult(TaskResult):
         """The flagged rows as people read them: names, projection, budget, severity (and
         the message, except in :meth:`highlights`)."""
         df = self._display(self._shown())
-        # every flagged row is off track (the page says so): the reading layer drops the
-        # status with the message, so the table fits the page
-        return df if self.limit is None else df.drop(columns=["message", "status"])
+        # every flagged row is off track (the page says so) and the money-at-stake chart
+        # below colours each by severity: the reading layer drops them with the message, so
+        # the table fits a 1024 px screen and A4
+        return df if self.limit is None else df.drop(columns=["message", "status", "severity"])
 
     def _display(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
         cols = ["entity", "metric", "projected", "budget", "deviation_pct", "p_meet_budget"]
