@@ -314,21 +314,26 @@ _TERM = re.compile(r"[a-z][a-z0-9_]*")
 _GLOSSARY_FIELDS = {"materiality": f"{MATERIALITY:.0%}"}
 
 
-def glossary_html(terms: Sequence[str], *, lang: str | None = None) -> str:
+def glossary_html(
+    terms: Sequence[str], *, lang: str | None = None, metrics: Sequence[object] = ()
+) -> str:
     """The "Terms used on this page" box: one line per term, from label ``glossary.<term>``.
 
     Each label is one plain sentence ``"<term>: <explanation>"`` (zh ``"<术语>：<解释>"``);
     the part before the first colon is set in bold. Terms repeated are shown once, in the
-    order given.
+    order given. ``metrics`` (catalog metrics: ``.name(lang)`` and ``.definition``) add one
+    line each, the metric's name and its definition as the company's dictionary writes it:
+    a metric is the company's own, so no label can define it.
 
     Raises
     ------
     ReportError
-        If no term is given, a term is not a lower-case key, or there is no label
-        ``glossary.<term>`` (naming the term and where to add it).
+        If neither a term nor a metric is given, a term is not a lower-case key, there is no
+        label ``glossary.<term>`` (naming the term and where to add it), or a metric has no
+        name and definition.
     """
     lang = _check_lang(lang)
-    if isinstance(terms, str) or not terms:
+    if isinstance(terms, str) or (not terms and not metrics):
         raise ReportError(
             f"glossary: give the terms the page uses, e.g. glossary('elasticity', 'r2'); "
             f"got {terms!r}."
@@ -349,10 +354,20 @@ def glossary_html(terms: Sequence[str], *, lang: str | None = None) -> str:
                 "shared term, or in the page's own labels file."
             ) from None
         lines.append(_glossary_line(sentence))
+    colon = "：" if lang == "zh" else ": "
+    for metric in metrics:
+        try:
+            name, definition = metric.name(lang), str(metric.definition)
+        except (AttributeError, TypeError):
+            raise ReportError(
+                f"glossary: metrics must be catalog metrics (with a name and a definition), "
+                f"got {metric!r}."
+            ) from None
+        lines.append(f"<li><b>{html.escape(name)}</b>{colon}{html.escape(definition)}</li>")
     title = html.escape(t("report.glossary.title", lang))
     return (
         f'<aside class="pl-glossary" role="note"><p class="pl-glossary-title">{title}</p>'
-        f"<ul>{''.join(lines)}</ul></aside>"
+        f"<ul>{''.join(dict.fromkeys(lines))}</ul></aside>"
     )
 
 

@@ -20,7 +20,7 @@ inline SVG (altair's ``svg`` renderer via vl-convert) and the CSS is embedded.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import altair as alt
@@ -178,7 +178,7 @@ def text(key: str, **fmt: object) -> None:
     _display(Markdown(labels.t(key, **_escaped(fmt))))
 
 
-def glossary(*terms: str, lang: str | None = None) -> None:
+def glossary(*terms: str, lang: str | None = None, metrics: Sequence[object] = ()) -> None:
     """Display the page's "本页术语 / Terms used on this page" box, one line per term.
 
     Each term's line is the label ``glossary.<term>`` (one plain sentence, zh and en). Shared
@@ -192,13 +192,18 @@ def glossary(*terms: str, lang: str | None = None) -> None:
         Term keys, e.g. ``"robust_z", "money_at_stake"``; shown in this order, once each.
     lang
         Language (default: the current one).
+    metrics
+        Catalog metrics (:class:`perflink.catalog.Metric`) the page uses by a name a reader
+        may not know (EVA, ROE): one line each with the metric's name and the definition
+        from the company's metric dictionary, after the terms.
 
     Raises
     ------
     ReportError
-        If no term is given, or a term has no ``glossary.<term>`` label (naming the term).
+        If nothing is given, a term has no ``glossary.<term>`` label (naming the term), or a
+        metric is not a catalog metric.
     """
-    _display(HTML(glossary_html(terms, lang=lang)))
+    _display(HTML(glossary_html(terms, lang=lang, metrics=metrics)))
 
 
 def show(

@@ -327,8 +327,6 @@ def test_every_shared_glossary_term_is_one_plain_sentence(lang):
         "probability_of_budget",
         "calibration",
         "caliber",
-        "eva",
-        "roe",
         "completion",
         "points_gap",
         "materiality",
@@ -345,6 +343,25 @@ def test_every_shared_glossary_term_is_one_plain_sentence(lang):
         assert li.b is not None and colon in text, text  # "term: sentence"
         assert "_" not in text and "{" not in text, text  # no code, no unfilled field
         assert text.count("。" if lang == "zh" else ". ") <= 1, text  # one sentence
+
+
+def test_glossary_explains_metrics_from_the_company_catalog(shown):
+    from perflink.catalog import Metric
+
+    metric = Metric(
+        id="m1", name_zh="经营增加值", name_en="Value added", definition="扣除资本成本后的利润",
+        caliber="c", unit="万元", owner="o", source_system="ERP", direction="higher", tier=1,
+        category="financial",
+    )  # fmt: skip
+    report.glossary("completion", metrics=[metric], lang="en")
+    lines = BeautifulSoup(shown[-1].data, "html.parser").select("li")
+    assert [li.get_text() for li in lines][1] == "Value added: 扣除资本成本后的利润"
+    report.glossary(metrics=[metric], lang="zh")
+    assert BeautifulSoup(shown[-1].data, "html.parser").li.get_text() == (
+        "经营增加值：扣除资本成本后的利润"
+    )
+    with pytest.raises(ReportError, match="must be catalog metrics"):
+        report.glossary("completion", metrics=["m1"])
 
 
 def test_glossary_bad_input(shown):
