@@ -311,3 +311,45 @@ def test_scheme_breach_and_manager_messages_name_the_scheme_in_words(sample, lan
         assert "SCH-" not in msg and "_" not in msg, msg
     top = sc.findings_view(top=10).table
     assert "tier1_missed" not in set(top["rule_id"]) and "SCH-" not in top.to_string()
+
+
+def test_value_axis_of_a_quantity_never_uses_the_exponent_form():
+    import vl_convert as vlc
+
+    dec = _decompose(CATALOG, lang="en")
+    qty = next(m for m, u in dec.metric_units.items() if u and u not in ("万元", "%", "ratio"))
+    axis = dec._value_axis(qty)
+    data = pd.DataFrame({"x": ["a", "b"], "v": [0.0, 2_500_000.0]})
+    import altair as alt
+
+    def svg(y_axis) -> str:  # under the page theme's number format (",.4~g": 2.5e+6)
+        chart = alt.Chart(data).mark_bar().encode(x="x:N", y=alt.Y("v:Q", axis=y_axis))
+        return vlc.vegalite_to_svg(chart.configure(numberFormat=",.4~g").to_json())
+
+    assert "e+" in svg(alt.Axis())  # what the axis said without its own format
+    assert "e+" not in svg(axis) and "2,500,000" in svg(axis)
+
+
+def test_short_tables_do_not_grow_with_the_group(sample, monkeypatch):
+    import perflink.kpi._result as kpi_result
+    import perflink.scoring._result as scoring_result
+
+    dec, sc = sample["zh"]
+    subs = [e for e in dict.fromkeys(dec.tier1["entity_id"]) if dec.level(e) == "subsidiary"]
+    assert len(subs) > 2
+    monkeypatch.setattr(kpi_result, "TOP_SUBSIDIARIES", 2)
+    monkeypatch.setattr(scoring_result, "TOP_SUBSIDIARIES", 2)
+    shown = dec.headline_entities()
+    assert len(shown) == 3 and dec.level(shown[0]) == "group"
+    # the two furthest below target on the lead metric, relative to the target's size
+    t1 = dec.tier1
+    lead = t1[(t1["base"] == "target") & (t1["scope"] == "quarter")]
+    lead = lead[lead["metric_id"] == dec.lead_metric()].set_index("entity_id").loc[subs]
+    worst = (lead["change"] / lead["target"].abs()).sort_values().index[:2]
+    assert set(shown[1:]) == set(worst)
+    html = dec._repr_html_()
+    assert t("kpi.page.top_subs", "zh", shown=2, total=f"{len(subs):,}") in html
+    chain = sc.chain_table()
+    assert len(chain.table) == 3 and chain.notes
+    pools = sc.bonus_table()
+    assert len(pools.table) == 3 and pools.notes

@@ -67,7 +67,7 @@ from perflink.kpi._decompose import (
     decompose,
     estimate_elasticities,
 )
-from perflink.kpi._page import PageTable, free_text_header
+from perflink.kpi._page import TOP_SUBSIDIARIES, PageTable, free_text_header
 from perflink.kpi._result import DecompositionResult, named_view
 from perflink.options import KpiOptions
 
@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMPLETION_RANGE",
     "MAX_EXACT",
+    "TOP_SUBSIDIARIES",
     "METHODS",
     "AttributionWarning",
     "DecompositionResult",

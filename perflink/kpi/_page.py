@@ -17,6 +17,10 @@ from perflink._report_format import TABLE_MAX_ROWS, frame_html
 from perflink.labels import t
 from perflink.results import TaskResult, note_html
 
+#: Subsidiaries a short table of the page lists at most (the appendix tables list them all):
+#: the page reads the same for a group of 7 subsidiaries and one of 300.
+TOP_SUBSIDIARIES = 12
+
 
 @dataclass(frozen=True)
 class PageTable(TaskResult):

@@ -13,7 +13,7 @@ from perflink._report_format import fmt_number
 from perflink.common import ACTUAL_STATUSES
 from perflink.errors import ParamsError
 from perflink.kpi._basis import format_gap
-from perflink.kpi._page import PageTable, free_text_header, shown_of
+from perflink.kpi._page import TOP_SUBSIDIARIES, PageTable, free_text_header, shown_of
 from perflink.labels import column_label, t
 from perflink.results import QuarterResult, note_html
 from perflink.units import parse_unit, unit_label
@@ -345,7 +345,8 @@ class DecompositionResult(QuarterResult):
         title = t("kpi.chart.axis", self.language, metric=name, unit=words) if words else name
         if unit and parse_unit(unit).is_rate:
             return alt.Axis(format="%", title=title)
-        return alt.Axis(title=title)
+        # plain digits with separators (12,000; 1,500,000), never the exponent form 1e+6
+        return alt.Axis(format=",.4~r", title=title)
 
     def _fmt(self, value: float, metric_id: str) -> str:
         return fmt_number(value, self.metric_units.get(metric_id), self.language)
@@ -577,8 +578,8 @@ class DecompositionResult(QuarterResult):
         if scope is not None:
             t1 = t1[t1["scope"] == scope]
         if top_level:  # the group first, then its subsidiaries, metric by metric
+            t1 = t1[t1["entity_id"].isin(self.headline_entities(scope=scope or "quarter"))]
             level = t1["entity_id"].map(self.level)
-            t1 = t1[level != "unit"]
             order = {m: i for i, m in enumerate(dict.fromkeys(t1["metric_id"]))}
             t1 = t1.assign(_m=t1["metric_id"].map(order), _g=(level[level != "unit"] != "group"))
             t1 = t1.sort_values(["_m", "_g"], kind="stable").drop(columns=["_m", "_g"])
@@ -656,6 +657,26 @@ class DecompositionResult(QuarterResult):
             return "group"
         return "subsidiary" if self.parents.get(parent) is None else "unit"
 
+    def headline_entities(self, *, scope: str = "quarter", top: int | None = None) -> list:
+        """The entities of the page's short tier-1 table: the group and its subsidiaries, at
+        most ``top`` (default :data:`TOP_SUBSIDIARIES`) subsidiaries (those furthest below target on :meth:`lead_metric`,
+        relative to the target's size) when there are more, so the page does not grow with
+        the group."""
+        top = TOP_SUBSIDIARIES if top is None else top
+        t1 = self.tier1[(self.tier1["base"] == "target") & (self.tier1["scope"] == scope)]
+        ids = list(dict.fromkeys(t1["entity_id"]))
+        groups = [e for e in ids if self.level(e) == "group"]
+        subs = [e for e in ids if self.level(e) == "subsidiary"]
+        if len(subs) > top:
+            lead = t1[t1["metric_id"] == self.lead_metric()].set_index("entity_id")
+            target = lead["target"].astype(float).abs().replace(0.0, np.nan)
+            rel = (lead["change"].astype(float) / target).reindex(subs).fillna(0.0)
+            subs = list(rel.sort_values(kind="stable").index[:top])
+        return groups + subs
+
+    def _subsidiaries(self) -> int:
+        return sum(self.level(e) == "subsidiary" for e in dict.fromkeys(self.tier1["entity_id"]))
+
     def detail(self) -> PageTable:
         """Every entity's tier-1 rows (quarter and year to date) against target: the page's
         appendix table (:meth:`tier1_view`)."""
@@ -731,6 +752,9 @@ class DecompositionResult(QuarterResult):
         lang = self.language
         view = self.tier1_view(scope="quarter", top_level=True)
         html = self._heading("kpi.result.headline") + self.changes_note() + self.basis_note()
+        subs = self._subsidiaries()
+        if subs > TOP_SUBSIDIARIES:
+            html += self._note("kpi.page.top_subs", shown=TOP_SUBSIDIARIES, total=f"{subs:,}")
         # the reason for a changed target is in the note above: the table keeps the figures
         table = PageTable(
             view.drop(columns=["scope", "base", "target_reason"], errors="ignore"),

@@ -11,9 +11,9 @@ import pandas as pd
 from perflink import charts
 from perflink._report_format import fmt_number
 from perflink.catalog import Policy
-from perflink.kpi import PageTable, format_gap, free_text_header, named_view
+from perflink.kpi import TOP_SUBSIDIARIES, PageTable, format_gap, free_text_header, named_view
 from perflink.labels import column_label, t, value_label
-from perflink.results import QuarterResult
+from perflink.results import QuarterResult, note_html
 from perflink.units import parse_unit, unit_label
 
 #: Money columns of the bonus table (amounts in the catalog's money unit).
@@ -169,11 +169,13 @@ class ScorecardResult(QuarterResult):
         """The score chain (:meth:`chain`) as the page shows it: the group and its
         subsidiaries (``top_level``), or every entity (the appendix table)."""
         chain = self.chain()
+        notes = ""
         if top_level:
-            chain = chain[chain["entity_id"].map(self._level) != "unit"]
+            chain, notes = self._top_subsidiaries(chain, "score", ascending=True)
         return PageTable(
             self._worded(chain).reset_index(drop=True),
             language=self.language,
+            notes=notes,
             units=dict.fromkeys(_COMPLETIONS, "pct"),
             max_rows=100_000,
             interactive=None if top_level else True,
@@ -208,10 +210,11 @@ class ScorecardResult(QuarterResult):
         """Bonus pools against budget (``pools_only``: budget, payout, overrun) or every
         unit's bonus too (the appendix table); amounts in the catalog's money unit, each
         cell with its unit as the other tables of the page."""
-        bonus = self.bonus
+        bonus, notes = self.bonus, ""
         if pools_only:
             bonus = bonus[bonus["kind"] == "pool"]
             bonus = bonus[["entity_id", "pool_budget", "payout", "overrun", "overrun_pct"]]
+            bonus, notes = self._top_subsidiaries(bonus, "overrun", ascending=False)
         view = self.named(bonus.drop(columns=["year"], errors="ignore"))
         if "kind" in view:
             view["kind"] = view["kind"].map(lambda k: t(f"scoring.kind.{k}", self.language))
@@ -221,6 +224,7 @@ class ScorecardResult(QuarterResult):
         return PageTable(
             view.reset_index(drop=True),
             language=self.language,
+            notes=notes,
             units=units,
             headers=self._headers("kind"),
             max_rows=100_000,
@@ -244,6 +248,27 @@ class ScorecardResult(QuarterResult):
             max_rows=top or 100_000,
             interactive=None if top else True,
         )
+
+    def _top_subsidiaries(
+        self, table: pd.DataFrame, by: str, *, ascending: bool
+    ) -> tuple[pd.DataFrame, str]:
+        """The group's and subsidiaries' rows of ``table``: at most
+        :data:`perflink.kpi.TOP_SUBSIDIARIES` subsidiaries, the first by ``by``, and a note
+        saying so when there are more (the page does not grow with the group)."""
+        level = table["entity_id"].map(self._level)
+        groups, subs = table[level == "group"], table[level == "subsidiary"]
+        if len(subs) <= TOP_SUBSIDIARIES:
+            return table[level != "unit"], ""
+        top = subs.sort_values(by, ascending=ascending, na_position="last", kind="stable")
+        lang = self.language
+        note = note_html(
+            "scoring.page.top_subs",
+            lang,
+            by=t(f"scoring.page.by_{by}", lang),
+            shown=TOP_SUBSIDIARIES,
+            total=f"{len(subs):,}",
+        )
+        return pd.concat([groups, top.head(TOP_SUBSIDIARIES)]), note
 
     def _repr_html_(self) -> str:
         return self._heading() + self.chain_table()._repr_html_()
