@@ -471,9 +471,44 @@ def test_workbook_of_a_full_run(two_quarters):
 def test_summary_page_reads_offline(browser, two_quarters, tmp_path):  # noqa: F811 (fixture)
     _, _, r4, _, _ = two_quarters
     check = open_offline(browser, r4.report_dir / "summary.html", shots_dir=tmp_path)
+    # the reading layer keeps one chart (the chain); the rest are tables and sentences
     assert_readable(
-        check, min_charts=3, texts=["Top findings", "Review loop", "Persisting findings"]
+        check, min_charts=1, texts=["Top findings", "Review loop", "Persisting findings"]
     )
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("quarter", ["q3", "q4"])
+def test_summary_prints_to_three_pages_in_words(browser, two_quarters, tmp_path, quarter):  # noqa: F811
+    """The sample's summary prints to at most 3 A4 pages, nothing cut on the right; the
+    Chinese page (Q3) shows no code, its first printed page the decision page."""
+    from browser_utils import (
+        find_identifiers,
+        offline_page,
+        pdf_text,
+        print_overflow,
+        print_page_count,
+        wait_until_drawn,
+    )
+
+    _, r3, r4, _, _ = two_quarters
+    report = (r3 if quarter == "q3" else r4).report_dir
+    with offline_page(browser, report / "summary.html") as opened:
+        page = opened.page
+        wait_until_drawn(page)
+        text = page.inner_text("body")
+        pdf = tmp_path / "summary.pdf"
+        pages = print_page_count(page, pdf)
+        assert pages <= 3, f"{quarter}: the summary prints to {pages} A4 pages"
+        assert print_overflow(page) == []
+    if quarter == "q3":
+        assert find_identifiers(text) == []
+        printed = pdf_text(pdf)
+        if printed is not None:
+            first = printed.split("\f")[0]
+            assert "本季度净利润" in first and "全年净利润预计" in first
+            assert "需要管理层决定的事项" in first and "四项分析的结果均已读取" not in printed
 
 
 def test_score_histogram_counts_bins_for_any_group_size():

@@ -11,8 +11,15 @@ Typical use (what notebook 05 does)::
 
     review = perflink.open_review(params_path, language=language, tables_dir=tables_dir)
     result = perflink.summary.run(review)     # = summarize(review, collect(review))
-    perflink.report.show(result.findings)
+    perflink.report.show(result)              # the decision page (result.decisions)
+    perflink.report.show(result.findings.head())  # the top of the ranked list
     perflink.summary.write_workbook(result)
+
+The decision page (:class:`DecisionsResult`) says the group's profit metric this quarter
+and year to date against target, and its full-year projection against budget, one
+sentence each from the headline's figures, then the suggested actions as decisions ranked
+by the ranked list's rule, each with money at stake, an owner (the entities table's
+manager) and a link to its evidence.
 
 Review loop: items carry a stable ``finding_id`` (:func:`problem_id`, a hash of the entity
 and the metric / rule, without the period or the task). The ranked list is saved as

@@ -266,8 +266,9 @@ def decisions(
     -- adjusting the full-year budget or plan -- led by the group's own projection when it is
     among them (a subsidiary's gap is part of the group's), else by the largest; it takes
     the worst severity of its items and the lead's money at stake (the group's gap holds
-    its subsidiaries'; without the group, the largest item's). The rule (:func:`perflink.summary._findings.rank`): severity, then money at
-    stake (unpriced last), then quarters open, then the entity's and the subject's order.
+    its subsidiaries'; without the group, the largest item's). The rule
+    (:func:`perflink.summary._findings.rank`): severity, then money at stake (unpriced
+    last), then quarters open, then the entity's and the subject's order.
 
     Owner: the entity's manager as entered in the entities table with the entity's name
     (a department's scheme: its subsidiary's); a mapping: the catalog owner of its
