@@ -231,9 +231,14 @@ _IDENTIFIER_PATTERNS = (
     # upper-case codes with dashes: SCH-PROFIT, RULE-FLOW-01
     re.compile(r"\b[A-Z]{2,}(?:-[A-Z0-9]+)+\b", _A),
 )
+_SLASH_WORDS = 3  # the pattern of words joined by '/': in English "actual/implied" is a word
+# English pages: only real paths (/tmp/x/y, reports/2026Q3/tables, tables/).
+_EN_PATHS = re.compile(
+    r"(?<![\w/])(?:~?/[\w.-]+(?:/[\w.-]*)+|(?:[\w.-]+/){2,}[\w.-]*|[\w.-]+/(?![\w.]))", _A
+)
 
 
-def find_identifiers(text: str) -> list[str]:
+def find_identifiers(text: str, lang: str = "zh") -> list[str]:
     """ASCII identifiers in the visible text of a Chinese page, each once, in order found.
 
     Flags what a reader of a zh page cannot read: snake_case words (``net_profit``), dotted
@@ -242,9 +247,16 @@ def find_identifiers(text: str) -> list[str]:
     reprs (``PosixPath(``, ``<... object at 0x...>``). Ordinary words, numbers, units
     (``kUSD``) and the acronyms a Chinese reader knows (:data:`ALLOWED_ASCII`: ROE, EVA, KPI,
     CRM, ERP, ...) are not flagged; nor are dates (``2026-09``) and numbers (``1.5``).
+
+    With ``lang="en"`` (an English page) words joined by one '/' (``actual/implied``,
+    ``USD/unit``) are English, not code: only paths (``/tmp/x``, ``reports/2026Q3/tables``,
+    ``tables/``) are flagged among them.
     """
+    patterns = list(_IDENTIFIER_PATTERNS)
+    if lang == "en":
+        patterns[_SLASH_WORDS] = _EN_PATHS
     found: list[str] = []
-    for pattern in _IDENTIFIER_PATTERNS:
+    for pattern in patterns:
         for match in pattern.finditer(text):
             hit = match.group(0)
             if hit in ALLOWED_ASCII or _is_number_like(hit) or _is_system_name(hit):

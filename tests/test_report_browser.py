@@ -331,6 +331,18 @@ def test_find_identifiers_flags_code(text, expected):
     assert found  # never silent on code
 
 
+def test_find_identifiers_on_english_pages_flags_paths_not_slashed_words():
+    text = (
+        "Completion (actual/implied) of USD 12.3 k/person; see /tmp/x/reports/2026Q3/tables, "
+        "reports/2026Q3/tables and tables/ for net_profit in scorecard.xlsx."
+    )
+    found = find_identifiers(text, lang="en")
+    assert {"/tmp/x/reports/2026Q3/tables", "reports/2026Q3/tables", "tables/"} <= set(found)
+    assert {"net_profit", "scorecard.xlsx"} <= set(found)
+    assert not {"actual/implied", "k/person"} & set(found)
+    assert "actual/implied" in find_identifiers(text)  # code on a zh page
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -358,6 +370,10 @@ _XFAIL: dict[tuple[str, str, str], str] = {
         "issue 19: page summary not yet fixed: its text names review.xlsx and the reports/ folder"
     ),
     ("pages", "zh", "summary"): "issue 19: page summary not yet fixed: prints 5 A4 pages (limit 3)",
+    ("ids", "en", "summary"): (
+        "issue 19: page summary not yet fixed: 'Compared with: <absolute path>/2026Q3/tables', "
+        "metric ids (net_profit) in the forecast accuracy table, review.xlsx in its text"
+    ),
 }
 _PAGES = ["summary", "mapping", "kpi", "forecast", "anomaly"]
 _QUARTER = {"zh": "q3", "en": "q4"}
@@ -399,6 +415,18 @@ def test_sample_zh_pages_show_no_code(reviewed_quarters, browser, lang, name):
         page.evaluate(f"document.querySelectorAll({_INDEX_PROVENANCE!r}).forEach(e => e.remove())")
         found = find_identifiers(page.inner_text("body"))
     assert found == [], f"{path.name} shows code to a Chinese reader: {found}"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.kernel
+@pytest.mark.parametrize(("lang", "name"), _params("ids", ("en",), _PAGES))
+def test_sample_en_pages_show_no_code(reviewed_quarters, browser, lang, name):
+    path = _sample_page(reviewed_quarters, lang, name)
+    with offline_page(browser, path, viewport=(1366, 900)) as opened:
+        wait_until_drawn(opened.page)
+        found = find_identifiers(opened.page.inner_text("body"), lang="en")
+    assert found == [], f"{path.name} (en) shows code: {found}"
 
 
 @pytest.mark.browser
