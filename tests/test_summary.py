@@ -1237,3 +1237,27 @@ def test_english_counts_and_chances_read_as_english():
     res = summary.summarize(_decision_review("en"), _decision_inputs())
     text = " ".join(res.actions.to_frame()["message"])
     assert " a 8" not in text and "(s)" not in text and "probability of missing it is" in text
+
+
+def test_chain_score_is_the_kpi_pages_score_rounded_the_same_way():
+    # the KPI page's score of a unit is the sum of its year-to-date weighted scores, shown
+    # through the report's one number formatter; the chain shows that figure, not a
+    # recomputation from completions (which gave 95.30 beside the KPI page's 95.27)
+    from perflink._report_format import fmt_number
+
+    card = pd.DataFrame(
+        [
+            ("S01", "ytd", "sales", "business", 0.5, 0.9530, 0.9530, 47.636),
+            ("S01", "ytd", "ebit", "financial", 0.5, 0.9530, 0.9530, 47.634),
+            ("S01", "quarter", "ebit", "financial", 0.5, 1.2, 1.2, 60.0),
+        ],
+        columns=["entity_id", "scope", "metric_id", "category", "weight", "completion",
+                 "attainment", "weighted_score"],
+    )  # fmt: skip
+    res = summary.summarize(_status_review("zh"), _inputs(scorecard=card))
+    score = res.chain.table.set_index("entity_id").loc["S01", "score"]
+    assert score == pytest.approx(95.27)
+    data = next(iter(res.chain.chart().to_dict()["datasets"].values()))
+    shown = {d["text"] for d in data if d["step"].startswith("3.")}
+    assert shown == {fmt_number(95.27, None, "zh")} == {"95.27"}
+    assert "95.27" in res.chain._repr_html_() and "95.30" not in res.chain._repr_html_()
