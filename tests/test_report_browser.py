@@ -180,7 +180,10 @@ def test_appendix_table_prints_as_a_pointer_to_the_workbook(browser, tmp_path, l
         expect(page.locator(".pl-appendix-note")).to_be_hidden()
         pdf = tmp_path / f"{lang}.pdf"
         pages = print_page_count(page, pdf)
+        page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
         page.emulate_media(media="print")
+        # printing does not draw the hidden appendix table's 400 rows
+        assert page.locator(".pl-appendix tbody tr").count() == PAGE_ROWS
         expect(page.locator(".pl-appendix table")).to_be_hidden()
         expect(page.locator(".pl-appendix-note")).to_be_visible()
         expect(page.locator(".pl-appendix-note")).to_contain_text(pointer[lang])

@@ -40,10 +40,11 @@ for (const table of document.querySelectorAll('table[data-pl-table="interactive"
 }
 
 // Print every row (of the current search), not just the page on screen; restore afterwards.
+// An appendix table (shown with appendix=True) prints as a pointer line: left as it is.
 const saved = new Map();
 function showAll() {
   for (const dt of tables) {
-    if (!saved.has(dt)) {
+    if (!saved.has(dt) && !dt.table().node().closest(".pl-appendix")) {
       saved.set(dt, dt.page.len());
       dt.page.len(-1).draw(false);
     }
