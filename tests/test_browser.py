@@ -176,10 +176,14 @@ def test_task_page_charts_are_drawn_by_the_browser_and_print_within_the_page(bro
         labels = opened.page.locator(".pl-chart svg text").all_text_contents()
         assert "营业收入" in labels and "单位" in labels
         # printed: the chart is scaled to the printable width (A4 less 15 mm margins)
-        opened.page.set_viewport_size({"width": 300, "height": 800})
+        natural = opened.page.evaluate(
+            "+document.querySelector('.pl-chart svg').getAttribute('width')"
+        )
+        opened.page.set_viewport_size({"width": int(natural) // 2, "height": 800})
         opened.page.emulate_media(media="print")
         fit = opened.page.evaluate(_CHART_FIT_JS)
         assert fit and all(c["width"] <= c["box"] + 1 for c in fit), fit
+        assert fit[0]["width"] < natural  # scaled down, not cut
         assert opened.blocked == [] and opened.console_errors == [] and opened.page_errors == []
 
 
