@@ -5,7 +5,14 @@ Notebooks hold no logic; they call these functions::
     perflink.report.configure(language="zh", tables_dir=Path("reports/2026Q3/tables"))
     perflink.report.heading("kpi.heading.scores")
     perflink.report.show(result)                  # a Result, DataFrame or altair chart
+    perflink.report.show(details, appendix=True)  # on screen; in print a pointer to review.xlsx
     perflink.report.save_table(findings, "kpi_findings", findings=True)
+    perflink.report.glossary("elasticity", "r2")  # "Terms used on this page", at its end
+
+A page has a reading layer (what a leader reads: sentences, charts, short tables) and an
+appendix: long tables shown with ``appendix=True``, which the printed page replaces by one line
+pointing to the workbook. Printed in Chromium on A4, pages follow perflink.css: no forced page
+breaks, headings kept with what follows, tables fitted to the width.
 
 Language: :func:`configure` sets the page language once per notebook; only this report layer
 (:func:`heading`, :func:`text`, :func:`show` of a plain table, the chart time locale) reads
