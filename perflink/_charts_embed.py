@@ -38,6 +38,14 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {"bundle": None, "inline_bundle": True, "lang": "zh"}
 
 
+def _vl_version(vl_convert) -> str | None:
+    """The Vega-Lite version altair writes specs for (``"6.4"``), if vl-convert bundles it."""
+    import altair as alt
+
+    wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    return wanted if wanted in vl_convert.get_vegalite_versions() else None
+
+
 def bundle() -> str:
     """vega + vega-lite + vega-embed as one classic script (vl-convert; built once per process).
 
@@ -58,7 +66,7 @@ def bundle() -> str:
                     "Charts need the vega-embed bundle from vl-convert: install it with "
                     "`pip install vl-convert-python`."
                 ) from exc
-            text = vl_convert.javascript_bundle()
+            text = vl_convert.javascript_bundle(vl_version=_vl_version(vl_convert))
             # Inlined in a <script> element: a "</script" or "<!--" would end or hide it.
             if re.search(r"</script|<!--", text, flags=re.IGNORECASE):
                 raise PerflinkError(
