@@ -15,6 +15,7 @@ unlimited and writes months as ``2025-10``.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 
 import altair as alt
 import numpy as np
@@ -197,7 +198,7 @@ def _tail(text: str, width: int) -> str:
 _ELLIPSIS = "…"
 
 
-def short_label(values, max_width: int = 20) -> pd.Series:
+def short_label(values: pd.Series | Iterable[str], max_width: int = 20) -> pd.Series:
     """Names shortened to fit an axis: at most ``max_width`` wide, kept apart, full ones intact.
 
     A Chinese character counts 2, a Latin letter 1, so ``max_width=20`` keeps about ten
