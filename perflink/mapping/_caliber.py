@@ -56,7 +56,7 @@ class Factor:
 
     def text(self, lang: str) -> str:
         """The likely cause in ``lang`` (units in the registry's words of ``lang``; the side
-        named by what it is, e.g. 近 12 个月新签合同额合计, never "left side")."""
+        named by what it is, e.g. "the sum of X over 12 months", never "left side")."""
         fmt = {k: (t(v, lang) if k == "tax" else v) for k, v in self.fmt}
         fmt |= {k: unit_label(u, lang) for k, u in self.units}
         for key, side in zip(("lhs", "rhs"), self.sides, strict=True):

@@ -114,9 +114,9 @@ def run(catalog: Catalog, lang: str) -> list[dict]:
                 "",
                 "catalog_coverage",
                 "low",
-                "tier2_gap",
+                "tier2_gap" if inputs else "tier2_gap_own",
                 metric=name(mid),
-                inputs=t("formula.sep", lang).join(map(name, inputs)) or "—",
+                inputs=t("formula.sep", lang).join(map(name, inputs)),
             )
     for mid in catalog.tier(1):
         reach = _reach(catalog, mid)

@@ -300,7 +300,7 @@ class RuleCheckResult(MappingResult):
                 y=alt.Y(
                     "unit_short:N",
                     sort=order,
-                    title=t("mapping.chart.unit", lang),
+                    title=None,  # the chart's title says "unit × month"; a title would crowd names
                     axis=alt.Axis(labelLimit=0),
                 ),
                 color=alt.Color(
@@ -449,7 +449,7 @@ class CaliberResult(MappingResult):
             "item_short:N",
             sort=alt.EncodingSortField("dist", order="descending"),
             title=None,
-            axis=alt.Axis(labelLimit=0, labelExpr="split(datum.label, ' · ')"),
+            axis=alt.Axis(labelLimit=0, labelExpr="split(datum.label, ' · ')", labelOffset=-7),
         )
         col = lambda c: t(f"mapping.col.{c}", lang)  # noqa: E731
         return alt.layer(
