@@ -1261,3 +1261,45 @@ def test_chain_score_is_the_kpi_pages_score_rounded_the_same_way():
     shown = {d["text"] for d in data if d["step"].startswith("3.")}
     assert shown == {fmt_number(95.27, None, "zh")} == {"95.27"}
     assert "95.27" in res.chain._repr_html_() and "95.30" not in res.chain._repr_html_()
+
+
+def test_review_loop_tables_name_metrics_entities_and_tasks_in_words():
+    from perflink.summary._results import LoopResult
+
+    changes = pd.DataFrame(
+        [("East Co.", "kpi", "high", "2026Q2", 2, "persisting", "open")],
+        columns=["entity", "source_task", "severity", "first_seen", "quarters_open",
+                 "loop_status", "message"],
+    )  # fmt: skip
+    errors = pd.DataFrame(
+        [("S01", "ebit", "2026Q3", 100.0, 90.0, -10.0, -0.1, 3, 2)],
+        columns=["entity_id", "metric_id", "period", "forecast", "actual", "fc_error",
+                 "fc_error_pct", "fc_months", "fc_months_in_80"],
+    )  # fmt: skip
+    acc = pd.DataFrame(
+        [("ebit", "subsidiary", 1, 0.1, -0.1, 0.67)],
+        columns=["metric_id", "kind", "n", "fc_mape", "fc_bias", "coverage_80"],
+    )
+    loop = LoopResult(
+        "/abs/reports/2026Q2/tables", pd.DataFrame(), changes, errors, acc, "en",
+        metric_names={"ebit": "EBIT"}, entity_names={"S01": "East Co."}, units={"ebit": "kUSD"},
+    )  # fmt: skip
+    page = loop._repr_html_()
+    assert "EBIT" in page and "East Co." in page and "USD 90.0 k" in page
+    assert "Subsidiaries" in page and "Three-tier KPI decomposition and scoring" in page
+    for code in ("ebit", "S01", ">kpi<", "subsidiary", "/abs/"):
+        assert code not in page, code
+
+
+def test_glossary_explains_headline_metrics_named_by_an_acronym():
+    cat = _tiny_catalog(
+        [*_TRUST, dict(id="gm", name_en="Gross margin return (GMROI)", unit="ratio", tier=1)]
+    )
+    att = pd.concat(
+        [_group_attribution(), _group_attribution().assign(metric_id="gm")], ignore_index=True
+    )
+    review = _status_review("en")
+    review.catalog = cat
+    res = summary.summarize(review, _decision_inputs(attribution=att))
+    assert [m.id for m in res.glossary_metrics(cat)] == ["ebit", "gm"]  # not "Sales"
+    assert "eva" not in res.glossary_terms() and "roe" not in res.glossary_terms()

@@ -412,7 +412,13 @@ def _loop_result(inputs: SummaryInputs, table: pd.DataFrame, review: Any, lang: 
     )  # fmt: skip
     kinds = review.entities.set_index("entity_id")["kind"]
     acc = _loop.forecast_accuracy(errors, kinds)
-    return LoopResult(str(prev), counts, table, errors, acc, lang)
+    catalog = review.catalog
+    return LoopResult(
+        str(prev), counts, table, errors, acc, lang,
+        metric_names={m: v.name(lang) for m, v in catalog.metrics.items()},
+        entity_names=_names(review.entities, lang),
+        units={m: v.unit for m, v in catalog.metrics.items()},
+    )  # fmt: skip
 
 
 def _root(entities: pd.DataFrame) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
@@ -20,6 +21,7 @@ from perflink.summary._headline import STATUS_RANK
 from perflink.units import parse_unit, unit_label
 
 if TYPE_CHECKING:
+    from perflink.catalog import Catalog, Metric
     from perflink.summary._collect import SummaryInputs
 
 _PCT_COLS = (
@@ -510,6 +512,8 @@ class LoopResult(SummaryPart):
         fc_months, fc_months_in_80``.
     accuracy : per metric and entity kind: ``n, fc_mape, fc_bias, coverage_80``.
     language : ``"zh"`` or ``"en"``.
+    metric_names, entity_names : id -> name in ``language`` (the page shows names, not ids).
+    units : metric id -> catalog unit (forecasts and actuals are shown with it).
     """
 
     previous: str | None
@@ -518,6 +522,9 @@ class LoopResult(SummaryPart):
     forecast_errors: pd.DataFrame = field(repr=False)
     accuracy: pd.DataFrame = field(repr=False)
     language: str
+    metric_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    entity_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    units: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     _frame = "forecast_errors"
     _table_name = "summary_forecast_review"
@@ -540,7 +547,30 @@ class LoopResult(SummaryPart):
             .properties(width=420, height=120)
         )
 
+    def _accuracy_view(self) -> pd.DataFrame:
+        """Accuracy per metric and entity kind, in words (metric names, kinds)."""
+        a, lang = self.accuracy, self.language
+        view = a.drop(columns=["metric_id", "kind"]).copy()
+        view.insert(0, "metric", [self.metric_names.get(m, m) for m in a["metric_id"]])
+        view.insert(1, "entity_kind", [t(f"summary.kind.{k}", lang) for k in a["kind"]])
+        return view
+
+    def _errors_view(self, errors: pd.DataFrame) -> pd.DataFrame:
+        """Forecast errors with names and each amount in its metric's unit."""
+        lang = self.language
+        units = [self.units.get(m) or None for m in errors["metric_id"]]
+        view = errors.drop(columns=["entity_id", "metric_id"]).copy()
+        view.insert(0, "entity", [self.entity_names.get(e, e) for e in errors["entity_id"]])
+        view.insert(1, "metric", [self.metric_names.get(m, m) for m in errors["metric_id"]])
+        for col in ("forecast", "actual", "fc_error"):
+            if col in view:
+                view[col] = [fmt_number(v, u, lang) for v, u in zip(view[col], units, strict=True)]
+        if "period" in view:
+            view["period"] = [fmt_period(x, lang) for x in view["period"]]
+        return view
+
     def _repr_html_(self) -> str:
+        lang = self.language
         if self.previous is None:
             return self._note("summary.loop.no_previous")
         head = self._note(
@@ -552,17 +582,20 @@ class LoopResult(SummaryPart):
             parts.append(self._heading(f"summary.h.loop_{status}", n=len(sel)))
             if len(sel):
                 cols = ["entity", "source_task", "severity", "first_seen", "quarters_open"]
-                parts.append(self._table(sel[[*cols, "message"]], max_rows=10))
+                view = sel[[*cols, "message"]].assign(
+                    source_task=[_task_words(x, lang) for x in sel["source_task"]]
+                )
+                parts.append(self._table(view, max_rows=10))
         parts.append(self._heading("summary.h.forecast_review"))
         if self.accuracy.empty:
             parts.append(self._note("summary.loop.no_forecast"))
         else:
-            parts.append(self._table(self.accuracy))
+            parts.append(self._table(self._accuracy_view()))
             worst = self.forecast_errors.reindex(
                 self.forecast_errors["fc_error_pct"].abs().sort_values(ascending=False).index
             ).head(10)
             parts.append(self._note("summary.loop.worst_errors"))
-            parts.append(self._table(worst))
+            parts.append(self._table(self._errors_view(worst)))
         # the sentence is what a leader reads; the tables are an appendix (a pointer in print)
         rows = len(self.changes) + len(self.forecast_errors)
         return head + appendix_html("".join(parts), lang=self.language, rows=rows)
@@ -736,6 +769,11 @@ class DecisionsResult(SummaryPart, TableResult):
 _TASKS = ("mapping", "kpi", "forecast", "anomaly")
 
 
+def _task_words(task: object, lang: str) -> str:
+    """A task's page title (the code where it is not a task of the review)."""
+    return t(f"report.task.{task}", lang) if task in (*_TASKS, "summary") else str(task)
+
+
 def _report_quarter(folder: str, lang: str) -> str:
     """The quarter of a previous report's tables folder (``reports/2026Q2/tables``) in words
     (``2026年第2季度``), never the path; the folder name where it is not a quarter."""
@@ -749,12 +787,13 @@ def _report_quarter(folder: str, lang: str) -> str:
     return PurePath(str(folder)).name
 
 
+#: An acronym in a metric's name (two or more capitals): the glossary explains the metric.
+_ACRONYM = re.compile(r"\b[A-Z]{2,}\b")
+
 #: Words (lower case) that put a shared glossary term on the summary page.
 _GLOSSARY_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "points_gap": {"zh": ("个百分点",), "en": (" pts",)},
     "caliber": {"zh": ("口径",), "en": ("caliber", "definition basis")},
-    "eva": {"zh": ("eva",), "en": ("eva",)},
-    "roe": {"zh": ("roe",), "en": ("roe",)},
     "elasticity": {"zh": ("弹性",), "en": ("elasticity",)},
     "r2": {"zh": ("r²",), "en": ("r²",)},
     "p_value": {"zh": ("p=", "p 值", "p<", "p <"), "en": ("p=", "p-value", "p <", "p<")},
@@ -832,6 +871,14 @@ class SummaryResult(SummaryPart, QuarterResult):
             term for term, words in _GLOSSARY_WORDS.items() if any(w in blob for w in words[lang])
         ]
         return tuple(dict.fromkeys(terms))
+
+    def glossary_metrics(self, catalog: Catalog) -> tuple[Metric, ...]:
+        """The headline's metrics a reader may not know by name -- those named with an
+        acronym (``经济增加值（EVA）``, ``GMROI``) -- for the glossary's lines from the
+        company's metric dictionary."""
+        ids = pd.unique(self.headline.tier1.get("metric_id", pd.Series(dtype=object)))
+        found = [catalog.metrics[m] for m in ids if m in catalog.metrics]
+        return tuple(m for m in found if _ACRONYM.search(m.name(self.language)))
 
     def _repr_html_(self) -> str:
         """The decision page: a note on missing tasks (if any), then the decisions part."""
