@@ -407,7 +407,7 @@ class DeviationResult(TaskResult):
             return table + self._note("forecast.text.top_rows", n=len(shown), total=total)
         return table
 
-    def chart(self, n: int = _AT_STAKE_BARS) -> alt.Chart:
+    def chart(self, *, n: int = _AT_STAKE_BARS) -> alt.Chart:
         """Ranked bars of money at stake for the first ``n`` flagged rows, in the money unit.
 
         Long "unit · metric" names are shortened on the axis

@@ -1,0 +1,80 @@
+"""The forecast and anomaly pages as a leader reads and prints them (issue 19).
+
+Slow browser tests on the sample reviewed end to end (zh 2026Q3, en 2026Q4, the shared
+``reviewed_quarters`` fixture): each page prints to at most 10 A4 pages with nothing cut on
+the right, a zh page shows no identifier and no statistical jargon outside its glossary, an
+en page reads as English (plurals, no Chinese units).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from browser_utils import find_identifiers, print_overflow, print_page_count, wait_until_drawn
+
+PAGES = ("forecast", "anomaly")
+
+
+def _open(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(path.as_uri())
+    wait_until_drawn(page)
+    return page
+
+
+def _text(page) -> str:
+    """The page's text as a reader sees it, every row of the long tables shown."""
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    return page.inner_text("body")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("name", PAGES)
+@pytest.mark.parametrize("quarter", ["2026Q3", "2026Q4"])  # zh, en
+def test_page_prints_within_ten_pages_and_nothing_is_cut(
+    browser, reviewed_quarters, quarter, name, tmp_path
+):
+    page = _open(browser, reviewed_quarters.reports / quarter / f"{name}.html")
+    try:
+        pages = print_page_count(page, tmp_path / f"{name}_{quarter}.pdf")
+        cut = print_overflow(page)
+    finally:
+        page.close()
+    assert pages <= 10, f"the {quarter} {name} page prints to {pages} A4 pages (at most 10)"
+    assert cut == [], cut
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("name", PAGES)
+def test_zh_page_shows_no_code_and_explains_its_terms(browser, reviewed_quarters, name):
+    page = _open(browser, reviewed_quarters.reports / "2026Q3" / f"{name}.html")
+    try:
+        text = _text(page)
+    finally:
+        page.close()
+    assert find_identifiers(text) == []
+    for word in ("马氏", "Mahalanobis", "z 分值", "robust z", "cogs", "opex", "revenue"):
+        assert word not in text, word
+    assert "本页术语" in text  # the terms that stay are explained in the page's glossary
+    if name == "forecast":
+        assert "MASE" in text.split("本页术语")[1]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("name", PAGES)
+def test_en_page_reads_as_english(browser, reviewed_quarters, name):
+    page = _open(browser, reviewed_quarters.reports / "2026Q4" / f"{name}.html")
+    try:
+        text = _text(page)
+    finally:
+        page.close()
+    assert "(s)" not in text
+    assert not re.search(r"\b[01] months\b", text)
+    assert not re.search(r"\ba [8]\d", text)  # "an 87%"
+    assert "万" not in text and "元/" not in text
+    assert "P(meet" not in text and "Mahalanobis" not in text
