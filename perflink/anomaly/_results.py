@@ -53,7 +53,7 @@ _TOP_SUBSIDIARIES = 20
 # Peer comparison: above this many peers per series, peers are drawn as a box, not ticks.
 _PEER_TICKS = 40
 # Widest series name on the peer chart's axis (Latin-letter widths; a Chinese character is 2).
-_PEER_LABEL_WIDTH = 50
+_PEER_LABEL_WIDTH = 58
 
 
 def counts_table(table: pd.DataFrame, entities: pd.DataFrame, lang: str) -> pd.DataFrame:
