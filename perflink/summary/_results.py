@@ -759,6 +759,8 @@ class DecisionsResult(SummaryPart, TableResult):
         )
         rest = len(self.table) - min(self.shown, len(self.table))
         note = t("summary.decision.rule", lang)
+        if self.table["owner"].head(self.shown).astype(str).str.len().gt(0).any():
+            note += " " + t("summary.decision.owners", lang)
         if rest:
             more = "summary.decision.more_one" if rest == 1 else "summary.decision.more"
             note += " " + t(more, lang, n=rest)
