@@ -363,3 +363,30 @@ def test_charts_are_interactive_in_jupyterlab(browser, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_chart_check_finds_text_drawn_outside_the_chart(browser, tmp_path):
+    """The check above fails on the defect it is for: labels cut at the chart's edge (here a
+    chart laid out without room for its axis, as server-side SVG was with the wrong fonts)."""
+    import altair as alt
+    import pandas as pd
+    from nbformat.v4 import new_output
+
+    from perflink import charts
+
+    charts.theme()
+    charts.enable_renderer(lang="zh", inline_bundle=False)
+    names = pd.DataFrame({"n": ["华南制造有限公司", "西南零售有限公司"], "v": [1, 2]})
+    clipped = (
+        alt.Chart(names)
+        .mark_bar()
+        .encode(x="v:Q", y=alt.Y("n:N", title=None))
+        .properties(autosize={"type": "none"}, padding=0)
+    )
+    data, meta = clipped._repr_mimebundle_()
+    nb = new_notebook(cells=[new_code_cell("c", outputs=[new_output("display_data", data=data)])])
+    nbformat.write(nb, tmp_path / "c.ipynb")
+    render_task_html(tmp_path / "c.ipynb", tmp_path / "c.html", language="zh", title="t")
+    with offline_page(browser, tmp_path / "c.html") as opened:
+        problems = chart_problems(opened.page)
+    assert len(problems) == 1 and "text drawn outside the chart" in problems[0], problems
