@@ -34,15 +34,19 @@ _DT_LANGUAGE = {
     "emptyTable": "empty_table",
 }
 _MARKED = re.compile(r'<table (class="[^"]*") data-pl-table="' + INTERACTIVE + '"')
-# JupyterLab's own table style wraps every cell (.jp-RenderedHTMLCommon td): in a table of
-# many columns, text columns shrank to one character per line. Scoped to .pl-lab outputs.
+# JupyterLab's own table style (.jp-RenderedHTMLCommon: fixed layout, every cell wraps) gives
+# each column the same width: in a table of many columns, text columns shrank to one
+# character per line. Short cells shrink to their
+# content (width 1%), so long text columns take the rest. Scoped to .pl-lab outputs.
 _STYLE = """<style>
-.pl-lab table.pl-table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+.pl-lab table.pl-table {
+  table-layout: auto; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 .pl-lab table.pl-table th, .pl-lab table.pl-table td {
   white-space: nowrap; text-align: left; vertical-align: top; padding: 3px 8px; }
 .pl-lab table.pl-table td.num, .pl-lab table.pl-table th.num { text-align: right; }
 .pl-lab table.pl-table td.pl-wrap { white-space: normal; min-width: 16em; }
 .pl-lab table.pl-table td.pl-long { white-space: normal; min-width: 28em; }
+.pl-lab table.pl-table td:not(.pl-wrap):not(.pl-long) { width: 1%; }
 .pl-lab .pl-appendix-note { display: none; }
 </style>"""
 # Runs when JupyterLab inserts the output (trusted outputs re-create their scripts). Waits for

@@ -202,11 +202,20 @@ def test_appendix_table_prints_as_a_pointer_to_the_workbook(browser, tmp_path, l
 # --- JupyterLab: long tables paged by itables' DataTables bundle, offline ---
 
 # JupyterLab sets an HTML output's innerHTML, then re-creates its scripts with their attributes
-# (trusted outputs; rendermime's evalInnerHTMLScriptTags); this page does the same.
-_LAB_PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body><script>
+# (trusted outputs; rendermime's evalInnerHTMLScriptTags); this page does the same, with the
+# table rules of JupyterLab 4's rendermime CSS (fixed layout, every cell wraps), which made
+# text columns one character wide.
+_LAB_PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>
+.jp-RenderedHTMLCommon table { border-collapse: collapse; border-spacing: 0; border: none;
+  table-layout: fixed; margin-left: auto; margin-bottom: 1em; margin-right: auto; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon tr {
+  vertical-align: middle; padding: 0.5em; line-height: normal; white-space: normal;
+  max-width: none; border: none; }
+:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td { text-align: right; }
+</style></head><body><script>
 for (const html of %s) {
   const host = document.createElement("div");
-  host.className = "jp-OutputArea-output";
+  host.className = "jp-RenderedHTMLCommon jp-RenderedHTML jp-OutputArea-output";
   host.innerHTML = html;
   document.body.appendChild(host);
   for (const old of Array.from(host.getElementsByTagName("script"))) {
@@ -242,6 +251,11 @@ def test_jupyterlab_pages_long_tables_offline(browser, tmp_path, monkeypatch):
     from playwright.sync_api import expect
 
     df = _units().head(300)
+    df.insert(
+        2,
+        "message",
+        "收入低于目标，差额主要来自两家门店的退货，需核对来源系统的收入确认口径后再考核。",
+    )
     outputs = lab_outputs(monkeypatch, df, "zh", units={"value": "万元"})
     path = tmp_path / "lab.html"
     # "</" escaped: the outputs hold </script>, which would end the page's own script
@@ -257,13 +271,20 @@ def test_jupyterlab_pages_long_tables_offline(browser, tmp_path, monkeypatch):
         page.locator("thead th", has_text="数值").first.click()
         page.locator("thead th", has_text="数值").first.click()  # descending, by value
         top = df["value"].nlargest(PAGE_ROWS)
-        expect(_column(page, 4)).to_have_text([fmt_money(v, "万元", "zh") for v in top])
-        # rows stay one line high: short text does not wrap in a narrow output
-        page.set_viewport_size({"width": 500, "height": 800})
+        expect(_column(page, 5)).to_have_text([fmt_money(v, "万元", "zh") for v in top])
+        # a laptop-wide output: the explanation reads on one line, rows are one line high
+        page.set_viewport_size({"width": 1280, "height": 800})
         heights = page.eval_on_selector_all(
             ROWS, "rows => rows.slice(0, 5).map(r => r.getBoundingClientRect().height)"
         )
         assert max(heights) < 40, heights
+        # a narrow one: the explanation keeps a readable width (the table scrolls sideways)
+        page.set_viewport_size({"width": 500, "height": 800})
+        width_em = page.eval_on_selector(
+            f"{ROWS} td:nth-child(3)",
+            "td => td.getBoundingClientRect().width / parseFloat(getComputedStyle(td).fontSize)",
+        )
+        assert width_em >= 15, width_em
     assert opened.blocked == [], opened.blocked
     assert opened.page_errors == [], opened.page_errors
 
