@@ -272,12 +272,12 @@ class StatusResult(_TableResult):
         """Per subsidiary by name: units, findings, the worst severity and the top finding
         (with ``limit``: the subsidiaries with findings, worst first, at most ``limit``)."""
         d = self.table
-        if self.limit is not None and len(d):
+        if self.limit is not None and len(d) and {"findings", "severity"} <= set(d.columns):
             rank = d["severity"].map(SEVERITY_RANK).fillna(len(SEVERITY_RANK))
             d = d.assign(_r=rank)[d["findings"] > 0]
             d = d.sort_values(["_r", "findings"], ascending=[True, False], kind="stable")
             d = d.head(self.limit)
-        return d[["name", "units", "findings", "severity", "worst"]]
+        return d[[c for c in ("name", "units", "findings", "severity", "worst") if c in d]]
 
     def full(self) -> StatusResult:
         """The same result listing every subsidiary (the appendix table)."""
@@ -285,7 +285,7 @@ class StatusResult(_TableResult):
 
     def _repr_html_(self) -> str:
         shown = self.view()
-        if self.limit is None or self.table.empty:
+        if self.limit is None or self.table.empty or "findings" not in self.table:
             return super()._repr_html_()
         with_findings = int((self.table["findings"] > 0).sum())
         notes = []
