@@ -457,8 +457,9 @@ class ForecastResult(TaskResult):
         The ``forecast`` table: ``entity_id, metric_id, period, mean, lo_80, hi_80,
         lo_95, hi_95, method`` for each month after the review quarter (metric units).
     history : pandas.DataFrame
-        ``entity_id, metric_id, period, actual, budget`` for the charts (the fiscal year
-        and the year before; budget NaN where none).
+        ``entity_id, metric_id, period, actual, budget`` for the charts: the year before
+        and the whole fiscal year, its months after the review quarter with the budget and
+        no actual (budget NaN where none).
     deviation : DeviationResult
         Full-year projection vs budget and target, flags and messages.
     quarter : str
