@@ -434,7 +434,7 @@ class DecompositionResult(QuarterResult):
                     sort=alt.SortField("order"),
                     title=None,
                     axis=charts.wrap_axis(
-                        6 if self.language == "zh" else 12, labelAngle=0, labelFontSize=11
+                        6 if self.language == "zh" else 14, labelAngle=0, labelFontSize=11
                     ),
                 ),
                 y=alt.Y("start:Q", axis=self._value_axis(metric_id)),
@@ -451,7 +451,7 @@ class DecompositionResult(QuarterResult):
                     alt.Tooltip("value_text:N", title=t("kpi.chart.amount", self.language)),
                 ],
             )
-            .properties(width=max(520, 84 * steps), height=260)
+            .properties(width=max(520, (84 if self.language == "zh" else 96) * steps), height=260)
         )
 
     def tree_chart(

@@ -216,6 +216,11 @@ class ScorecardResult(QuarterResult):
             bonus = bonus[["entity_id", "pool_budget", "payout", "overrun", "overrun_pct"]]
             bonus, notes = self._top_subsidiaries(bonus, "overrun", ascending=False)
         view = self.named(bonus.drop(columns=["year"], errors="ignore"))
+        if "overrun" in view:  # signed before the currency, as the page's gaps: -CNY 784.0 k
+            view["overrun"] = [
+                format_gap(v, self.money_unit, self.language) if pd.notna(v) else np.nan
+                for v in view["overrun"]
+            ]
         if "kind" in view:
             view["kind"] = view["kind"].map(lambda k: t(f"scoring.kind.{k}", self.language))
         units = {"overrun_pct": "pct"}
@@ -390,7 +395,11 @@ class ScorecardResult(QuarterResult):
             id_vars=["entity_id"], value_vars=["payout", "pool_budget"], var_name="what"
         )
         long["name"] = long["entity_id"].map(lambda e: self.names.get(e, e))
-        long["label"] = charts.short_label(long["name"], 24) if len(long) else long["name"]
+        long["label"] = (
+            charts.short_label(long["name"], 24 if self.language == "zh" else 32)
+            if len(long)
+            else long["name"]
+        )
         if y_sort is not alt.Undefined:  # the ranked names, as the axis shows them
             short = dict(zip(long["name"], long["label"], strict=True))
             y_sort = [short.get(n, n) for n in y_sort]
@@ -569,7 +578,11 @@ class ManagerAssessmentResult(QuarterResult):
             rows, columns=["who", "dimension", "points", "score", "weight", "total"]
         )
         # a long name is shortened on the axis (kept apart from the others); the tooltip has it
-        data["label"] = charts.short_label(data["who"], 32) if len(data) else data["who"]
+        data["label"] = (
+            charts.short_label(data["who"], 32 if lang == "zh" else 48)
+            if len(data)
+            else data["who"]
+        )
         # scores written as the manager table writes them (fmt_number)
         data["score_text"] = [fmt_number(v, None, lang) for v in data["score"]]
         data["total_text"] = [fmt_number(v, None, lang) for v in data["total"]]
