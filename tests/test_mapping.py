@@ -666,3 +666,27 @@ def test_status_lists_subsidiaries_with_findings_worst_first_not_every_one():
     assert "Sub 0<" not in html and f"The other {n - 3} subsidiaries" in html
     assert len(res.full().view()) == n
     assert list(StatusResult(table, "en", "G", limit=2).view()["severity"]) == ["high", "medium"]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("quarter", ["q3", "q4"], ids=["zh", "en"])
+def test_sample_mapping_page_prints_short_and_in_words(
+    reviewed_quarters, browser, quarter, tmp_path
+):
+    """The printed mapping page of the sample review: at most 10 A4 pages (it printed 27
+    before the reading layer), and on the Chinese page no identifier in the visible text."""
+    from browser_utils import find_identifiers, offline_page, print_page_count
+
+    path = getattr(reviewed_quarters, quarter).report_dir / "mapping.html"
+    with offline_page(browser, path, viewport=(1366, 900)) as opened:
+        page = opened.page
+        page.wait_for_timeout(500)
+        text = page.inner_text("body")
+        pages = print_page_count(page, tmp_path / "mapping.pdf")
+    assert pages <= 10, f"mapping page prints to {pages} A4 pages"
+    if quarter == "q3":
+        assert find_identifiers(text) == []
+        assert "左侧" not in text and "右侧" not in text
+    else:
+        assert "caliber" not in text.lower() and "lag 1 months" not in text
