@@ -1303,3 +1303,21 @@ def test_glossary_explains_headline_metrics_named_by_an_acronym():
     res = summary.summarize(review, _decision_inputs(attribution=att))
     assert [m.id for m in res.glossary_metrics(cat)] == ["ebit", "gm"]  # not "Sales"
     assert "eva" not in res.glossary_terms() and "roe" not in res.glossary_terms()
+
+
+def test_chain_chart_of_a_large_group_shows_the_twelve_worst_subsidiaries():
+    rows = [("G00", "集团", "Group", None, "group")]
+    rows += [(f"S{i:02d}", f"子公司{i}", f"Sub {i}", "G00", "subsidiary") for i in range(30)]
+    ents = pd.DataFrame(rows, columns=["entity_id", "name_zh", "name_en", "parent_id", "kind"])
+    card = pd.DataFrame(
+        [(f"S{i:02d}", "ytd", "sales", "business", 1.0, 0.9 + i / 100, 90.0 + i) for i in range(30)],
+        columns=["entity_id", "scope", "metric_id", "category", "weight", "completion",
+                 "weighted_score"],
+    )  # fmt: skip
+    review = _status_review("en")
+    review.entities = ents.astype({"parent_id": object})
+    res = summary.summarize(review, _inputs(scorecard=card))
+    data = next(iter(res.chain.chart().to_dict()["datasets"].values()))
+    shown = {d["entity"] for d in data}
+    assert len(shown) == 12 and "Sub 0" in shown and "Sub 29" not in shown
+    assert len(res.chain.view()) == 30  # the table (appendix) lists them all

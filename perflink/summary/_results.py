@@ -55,8 +55,9 @@ class SummaryNote:
 
 
 # Large groups: the chain chart shows this many subsidiaries, worst status first, then most
-# red and amber steps (the table below it lists them all).
-_TOP_ROWS = 20
+# red and amber steps (the table below it lists them all); 12 like the KPI page's chain
+# (kpi.TOP_SUBSIDIARIES), so a large group's summary still prints to 3 A4 pages.
+_TOP_ROWS = 12
 _WORST_FIRST = {code: -rank for code, rank in STATUS_RANK.items()}  # red, amber, green
 
 
