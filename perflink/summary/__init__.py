@@ -49,11 +49,11 @@ from perflink.summary._collect import (
     _options,
     collect,
 )
+from perflink.summary._decisions import DecisionsResult
 from perflink.summary._findings import finding_id, problem_id
 from perflink.summary._results import (
     ActionsResult,
     ChainResult,
-    DecisionsResult,
     FindingsResult,
     GroupTotalsResult,
     HeadlineResult,

@@ -1,5 +1,6 @@
 """The decision page: the quarter's result and the full-year outlook in one sentence each,
-then the few decisions leadership must take (not API; see summary).
+then the few decisions leadership must take, and :class:`DecisionsResult` that shows them
+(not API; see summary).
 
 Everything is read from what the summary already holds (the headline's tier-1 and
 projection rows, the suggested actions, the ranked findings): nothing is recomputed, so a
@@ -8,17 +9,23 @@ figure here is the figure of the table it comes from, rounded the same way.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
+import altair as alt
 import numpy as np
 import pandas as pd
 
-from perflink import labels
+from perflink import charts, labels
 from perflink._report_format import fmt_figure, fmt_number
 from perflink.catalog import Catalog
 from perflink.common import SEVERITY_RANK
+from perflink.labels import t
+from perflink.results import TableResult
 from perflink.summary import _findings as _f
+from perflink.summary._results import _TASKS, SummaryPart, fmt_probability
 from perflink.units import parse_unit
 
 #: How many decisions the decision page lists at most (the issue asks for three to five).
@@ -140,8 +147,6 @@ def outlook_sentence(
     unit = r["unit"] or None
     gap = float(r["projected"]) - float(r["budget"])
     key = "above" if gap >= 0 else "below"
-    from perflink.summary._results import fmt_probability
-
     text = labels.t(
         f"summary.decision.outlook_{key}", lang, group=group, year=year,
         metric=_in_zh(_metric_name(catalog, metric, lang), lang),
@@ -367,3 +372,95 @@ def _one_budget(
     lead["at_stake"] = lead["at_stake"] if lead["entity_id"] == root else budget["at_stake"].max()
     lead["quarters_open"] = budget["quarters_open"].max()
     return pd.DataFrame([lead.drop(labels=["_root", "_money", "_sev"])])
+
+
+@dataclass(frozen=True)
+class DecisionsResult(SummaryPart, TableResult):
+    """The decision page: the quarter's result and the full-year outlook in one sentence
+    each, then the decisions leadership must take.
+
+    Attributes
+    ----------
+    tier1_sentence : the group's profit metric this quarter and year to date against
+        target, with units and the status word (report language).
+    outlook_sentence : the group's projected full year of it against budget: projection,
+        gap in money with its unit, probability of meeting budget, outlook status word.
+    table : every decision, ranked by the ranked list's rule: ``rank, action_id, decision``
+        (the text), ``entity_id, entity, owner`` (as entered in the inputs), ``severity,
+        at_stake`` (``money_unit``; NaN: not priced), ``quarters_open, evidence_link``
+        (an anchor on the task page), ``finding_id``.
+    language : ``"zh"`` or ``"en"``.
+    money_unit : the catalog's money unit (``万元``, ``kUSD``), None without money metrics.
+    shown : how many decisions the page lists (the rest are in the suggested actions).
+    """
+
+    tier1_sentence: str = ""
+    outlook_sentence: str = ""
+    money_unit: str | None = None
+    shown: int = 5
+
+    _table_name = "summary_decisions"
+
+    def chart(self) -> alt.Chart:
+        """Money at stake of the listed decisions."""
+        d = self.table.head(self.shown).dropna(subset=["at_stake"])
+        if d.empty or self.money_unit is None:
+            return charts.message(t("summary.chart.no_money", self.language))
+        d = charts.for_chart(d.assign(label=d["rank"].astype(str) + ". " + d["entity"].astype(str)))
+        return (
+            alt.Chart(d)
+            .mark_bar()
+            .encode(
+                y=alt.Y("label:N", sort=None, title=None),
+                x=alt.X("at_stake:Q", axis=charts.fmt_axis_money(self.money_unit, self.language)),
+                tooltip=["decision:N", "at_stake:Q"],
+            )
+            .properties(width=420, height=22 * len(d))
+        )
+
+    def _repr_html_(self) -> str:
+        lang = self.language
+        parts = [
+            f'<p class="pl-lead"><strong>{html.escape(self.tier1_sentence)}</strong></p>',
+            f'<p class="pl-lead"><strong>{html.escape(self.outlook_sentence)}</strong></p>',
+            self._heading("summary.h.decision_list"),
+        ]
+        if self.table.empty:
+            return "".join(parts) + self._note("summary.decision.none")
+        head = "".join(
+            f"<th>{html.escape(t(f'summary.decision.col.{c}', lang))}</th>"
+            for c in ("rank", "decision", "at_stake", "owner", "evidence")
+        )
+        body = []
+        for r in self.table.head(self.shown).itertuples():
+            money = (
+                t("summary.decision.unpriced", lang)
+                if pd.isna(r.at_stake) or self.money_unit is None
+                else fmt_number(r.at_stake, self.money_unit, lang)
+            )
+            link = str(r.evidence_link or "")
+            task = link.split(".html")[0]
+            words = t(f"report.task.{task}", lang) if task in _TASKS else ""
+            a = f'<a href="{html.escape(link)}">{html.escape(words)}</a>' if words else ""
+            body.append(
+                f"<tr><td>{int(r.rank)}</td><td>{html.escape(str(r.decision))}</td>"
+                f'<td class="pl-num">{html.escape(money)}</td>'
+                f"<td>{html.escape(str(r.owner or ''))}</td><td>{a}</td></tr>"
+            )
+        cols = "".join(
+            f'<col style="width:{w}">' for w in ("3.2em", "auto", "7.5em", "10em", "8em")
+        )
+        parts.append(
+            f'<table class="pl-table pl-decisions" style="width:100%;table-layout:fixed">'
+            f"<colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
+        rest = len(self.table) - min(self.shown, len(self.table))
+        note = t("summary.decision.rule", lang)
+        if self.table["owner"].head(self.shown).astype(str).str.len().gt(0).any():
+            note += " " + t("summary.decision.owners", lang)
+        if rest:
+            more = "summary.decision.more_one" if rest == 1 else "summary.decision.more"
+            note += " " + t(more, lang, n=rest)
+        parts.append(f'<p class="pl-note">{html.escape(note)}</p>')
+        return "".join(parts)
