@@ -374,6 +374,11 @@ def _one_budget(
     return pd.DataFrame([lead.drop(labels=["_root", "_money", "_sev"])])
 
 
+#: The decision table's cells wrap by words within their column on screen and in print
+#: (report tables do not wrap by default; this one has fixed column widths).
+_WRAP = ' style="white-space:normal;overflow-wrap:break-word"'
+
+
 @dataclass(frozen=True)
 class DecisionsResult(SummaryPart, TableResult):
     """The decision page: the quarter's result and the full-year outlook in one sentence
@@ -428,7 +433,7 @@ class DecisionsResult(SummaryPart, TableResult):
         if self.table.empty:
             return "".join(parts) + self._note("summary.decision.none")
         head = "".join(
-            f"<th>{html.escape(t(f'summary.decision.col.{c}', lang))}</th>"
+            f"<th{_WRAP}>{html.escape(t(f'summary.decision.col.{c}', lang))}</th>"
             for c in ("rank", "decision", "at_stake", "owner", "evidence")
         )
         body = []
@@ -443,12 +448,12 @@ class DecisionsResult(SummaryPart, TableResult):
             words = t(f"report.task.{task}", lang) if task in _TASKS else ""
             a = f'<a href="{html.escape(link)}">{html.escape(words)}</a>' if words else ""
             body.append(
-                f"<tr><td>{int(r.rank)}</td><td>{html.escape(str(r.decision))}</td>"
-                f'<td class="pl-num">{html.escape(money)}</td>'
-                f"<td>{html.escape(str(r.owner or ''))}</td><td>{a}</td></tr>"
+                f"<tr><td{_WRAP}>{int(r.rank)}</td><td{_WRAP}>{html.escape(str(r.decision))}</td>"
+                f'<td class="pl-num"{_WRAP}>{html.escape(money)}</td>'
+                f"<td{_WRAP}>{html.escape(str(r.owner or ''))}</td><td{_WRAP}>{a}</td></tr>"
             )
         cols = "".join(
-            f'<col style="width:{w}">' for w in ("3.2em", "auto", "7.5em", "10em", "8em")
+            f'<col style="width:{w}">' for w in ("3.2em", "auto", "7em", "10em", "10.5em")
         )
         parts.append(
             f'<table class="pl-table pl-decisions" style="width:100%;table-layout:fixed">'
