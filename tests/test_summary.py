@@ -8,6 +8,7 @@ of truth.yaml and the new / persisting / resolved comparison.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -1059,10 +1060,9 @@ def test_every_amount_on_the_decision_page_carries_its_unit():
     for lang, unit in (("en", "USD"), ("zh", "美元")):
         res = summary.summarize(_decision_review(lang), _decision_inputs())
         page = res.decisions._repr_html_()
-        cells = page.split('<td class="pl-num">')[1:]
+        cells = re.findall(r'<td class="pl-num"[^>]*>(.*?)</td>', page)
         assert cells, page
-        for cell in cells:
-            text = cell.split("</td>")[0]
+        for text in cells:
             assert unit in text or text in ("not priced", "无法以金额衡量"), text
         # the full-year table: every amount with its unit
         view = summary._results._projection_view(res.headline.projection, lang)
@@ -1084,7 +1084,6 @@ def test_summary_texts_in_chinese_carry_no_code():
         res.headline._repr_html_(), res.actions._repr_html_(), res.quality._repr_html_(),
         res.loop._repr_html_(),
     ]  # fmt: skip
-    import re
 
     text = re.sub(r"<[^>]+>", " ", " ".join(parts))
     # the tasks' own messages of the hand-made tables are test data, not the summary's text
