@@ -137,8 +137,8 @@ def with_zoom(spec: dict) -> dict:
     A view qualifies when a line/area/point layer has a temporal x; bar charts, ordinal
     periods (``"2026-09"`` as text) and charts that already bind a selection to scales are
     left alone. The selection is an interval bound to the x scale, so it draws nothing and the
-    printed chart is the one shown first; the x and y scales get a few pixels of padding, as
-    marks of a zoomable view are clipped to the plot.
+    printed chart is the one shown first; the x scale (and a y scale not drawn from zero) gets
+    a few pixels of padding, as marks of a zoomable view are clipped to the plot.
     """
     if not isinstance(spec, dict) or _has_scale_binding(spec) or "repeat" in spec:
         return spec
@@ -151,11 +151,14 @@ def with_zoom(spec: dict) -> dict:
             continue
         # Zooming clips marks to the plot; a few pixels of padding keep a point on the last
         # month or the highest value (often what the chart is about) whole.
+        # A y axis from zero keeps its baseline at the bottom (no padding below zero).
         for channel in ("x", "y"):
             enc = target["encoding"].get(channel)
             continuous = isinstance(enc, dict) and enc.get("type") in ("temporal", "quantitative")
-            if continuous and isinstance(enc.get("scale", {}), dict):
-                enc.setdefault("scale", {}).setdefault("padding", _ZOOM_PADDING)
+            scale = enc.get("scale", {}) if continuous else None
+            if not isinstance(scale, dict) or (channel == "y" and scale.get("zero") is not False):
+                continue
+            enc.setdefault("scale", {}).setdefault("padding", _ZOOM_PADDING)
         target.setdefault("params", []).append(
             {
                 "name": f"{_ZOOM_PREFIX}_{n}",

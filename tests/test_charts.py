@@ -200,7 +200,11 @@ def test_zoom_only_on_time_series():
     assert len(_zoom_params(zoomed)) == 1
     # zoomable views clip their marks: padding keeps a point on the last month whole
     assert zoomed["encoding"]["x"]["scale"]["padding"] > 0
-    assert zoomed["encoding"]["y"]["scale"]["padding"] > 0
+    assert "scale" not in zoomed["encoding"]["y"]  # a y axis from zero keeps its baseline
+    free_y = (
+        alt.Chart(_MONTHS).mark_line().encode(x="t:T", y=alt.Y("v:Q", scale=alt.Scale(zero=False)))
+    )
+    assert with_zoom(free_y.to_dict())["encoding"]["y"]["scale"]["padding"] > 0
     assert _zoom_params(with_zoom(bar.to_dict())) == []
     assert _zoom_params(with_zoom(ordinal.to_dict())) == []
     # a layer gets one selection; a facet's inner view and each concatenated view their own
