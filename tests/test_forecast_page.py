@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,22 @@ def test_money_at_stake_header_names_no_scale_its_values_do_not_have(result):
     page = result.deviation.highlights()._repr_html_()
     assert "CNY 10k" not in page and "（万元）" not in page
     assert labels.t("forecast.col.at_stake", result.language) in page
+
+
+def test_zh_sentences_space_english_metric_names():
+    """A catalog with English metric names on a zh page: "为 Net sales、… 映射", not "为Net"."""
+    from perflink.forecast._results import _spaced
+
+    text = _spaced("指标词典没有为Net sales、Cost of sales映射先行指标，2026年 1–2 个月", "zh")
+    assert text == "指标词典没有为 Net sales、Cost of sales 映射先行指标，2026年 1–2 个月"
+    assert _spaced("Net sales营业", "en") == "Net sales营业"
+
+
+def test_zh_warning_spaces_english_names(result):
+    if result.language != "zh":
+        pytest.skip("zh spacing")
+    renamed = dict(result.metric_names, revenue="Net sales", cogs="Cost of sales")
+    res = result.__class__(**{**vars(result), "metric_names": renamed, "leads": {}})
+    text = str(res.warning()) + str(res.intro())
+    assert "Net sales" in text
+    assert re.search(r"[\u4e00-\u9fff][A-Za-z]|[A-Za-z][\u4e00-\u9fff]", text) is None
