@@ -78,3 +78,26 @@ def test_en_page_reads_as_english(browser, reviewed_quarters, name):
     assert not re.search(r"\ba [8]\d", text)  # "an 87%"
     assert "万" not in text and "元/" not in text
     assert "P(meet" not in text and "Mahalanobis" not in text
+
+
+@pytest.mark.parametrize("notebook", ["03_deviation_forecast.ipynb", "04_anomaly_detection.ipynb"])
+def test_the_pages_glossary_terms_are_defined(notebook):
+    """Every term a page's glossary names has its one-line explanation in zh and en (a term
+    removed from the labels would stop the notebook)."""
+    import ast
+    import json
+
+    from perflink import labels
+
+    cells = json.loads((Path(__file__).parents[1] / "notebooks" / notebook).read_text("utf-8"))
+    code = "\n".join("".join(c["source"]) for c in cells["cells"] if c["cell_type"] == "code")
+    terms = [
+        arg.value
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "glossary"
+        for arg in node.args
+    ]
+    assert terms
+    for term in terms:
+        for lang in ("zh", "en"):
+            assert labels.t(f"glossary.{term}", lang) != f"glossary.{term}"
