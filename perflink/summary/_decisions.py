@@ -462,10 +462,11 @@ class DecisionsResult(SummaryPart, TableResult):
         )
         rest = len(self.table) - min(self.shown, len(self.table))
         note = t("summary.decision.rule", lang)
+        sep = "" if lang == "zh" else " "  # Chinese sentences follow each other unspaced
         if self.table["owner"].head(self.shown).astype(str).str.len().gt(0).any():
-            note += " " + t("summary.decision.owners", lang)
+            note += sep + t("summary.decision.owners", lang)
         if rest:
             more = "summary.decision.more_one" if rest == 1 else "summary.decision.more"
-            note += " " + t(more, lang, n=rest)
+            note += sep + t(more, lang, n=rest)
         parts.append(f'<p class="pl-note">{html.escape(note)}</p>')
         return "".join(parts)
