@@ -265,13 +265,16 @@ def _order_key(col: str, value: object) -> str | None:
 
 
 def _th_attrs(col: str, numeric: set[str], keyed: set[str]) -> str:
-    """Header attributes; on interactive tables they tell the script how a column sorts."""
+    """Header attributes; on interactive tables they tell the script how a column sorts.
+
+    No ``title`` naming the column's id: a reader hovering a header would see code
+    (``n_obs``, ``mapping_id``)."""
     attrs = ' scope="col"'
     if col in numeric:
         attrs += _NUM_CLASS + ' data-pl-sort="num"'
     elif col in keyed:
         attrs += ' data-pl-sort="key"'
-    return attrs + f' title="{html.escape(col)}"'
+    return attrs
 
 
 APPENDIX = "pl-appendix"
