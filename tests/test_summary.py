@@ -1320,3 +1320,14 @@ def test_chain_chart_of_a_large_group_shows_the_twelve_worst_subsidiaries():
     shown = {d["entity"] for d in data}
     assert len(shown) == 12 and "Sub 0" in shown and "Sub 29" not in shown
     assert len(res.chain.view()) == 30  # the table (appendix) lists them all
+
+
+def test_latin_names_are_spaced_in_chinese_sentences():
+    # a company whose names are English (the retail example) read in Chinese
+    review = _decision_review("zh")
+    review.entities = review.entities.assign(name_zh=review.entities["name_en"])
+    res = summary.summarize(review, _decision_inputs())
+    assert res.decisions.tier1_sentence.startswith("Group 本季度 EBIT ")
+    assert res.decisions.outlook_sentence.startswith("Group 2026年全年 EBIT 预计")
+    bonus = res.decisions.table.set_index("action_id").loc["bonus", "decision"]
+    assert bonus.startswith("East Co. 奖金池")

@@ -10,7 +10,6 @@ figure here is the figure of the table it comes from, rounded the same way.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from perflink.common import SEVERITY_RANK
 from perflink.labels import t
 from perflink.results import TableResult
 from perflink.summary import _findings as _f
+from perflink.summary._headline import _in_zh, _tidy
 from perflink.summary._results import _TASKS, SummaryPart, fmt_probability
 from perflink.units import parse_unit
 
@@ -41,21 +41,6 @@ DECISION_COLUMNS: tuple[str, ...] = (
 def _metric_name(catalog: Catalog, metric_id: str, lang: str) -> str:
     m = catalog.metrics.get(metric_id)
     return m.name(lang) if m is not None else str(metric_id)
-
-
-def _in_zh(name: str, lang: str) -> str:
-    """A name to set between Chinese characters: a space on each side that is Latin
-    (``全年 EBIT 预计``), as Chinese typesetting spaces Latin words."""
-    if lang != "zh" or not name:
-        return name
-    left = " " if name[:1].isascii() and name[:1].isalnum() else ""
-    right = " " if name[-1:].isascii() and name[-1:].isalnum() else ""
-    return left + name + right
-
-
-def _tidy(text: str) -> str:
-    """One space where a padded name meets a space of the template."""
-    return re.sub(r" {2,}", " ", text).strip()
 
 
 def headline_metric(catalog: Catalog, metric_ids: pd.Series) -> str | None:
@@ -118,7 +103,7 @@ def tier1_sentence(tier1: pd.DataFrame, catalog: Catalog, lang: str, *, group: s
     if set(parts) == {"quarter", "ytd"}:
         q, y = parts["quarter"], parts["ytd"]
         text = labels.t(
-            "summary.decision.tier1", lang, group=group, metric=name, **q,
+            "summary.decision.tier1", lang, group=_in_zh(group, lang), metric=name, **q,
             ytd_actual=y["actual"], ytd_target=y["target"], ytd_done=y["done"],
             ytd_status=y["status"],
         )  # fmt: skip
@@ -126,7 +111,14 @@ def tier1_sentence(tier1: pd.DataFrame, catalog: Catalog, lang: str, *, group: s
     scope, p = next(iter(parts.items()))
     window = labels.t(f"summary.scope.{scope}", lang)
     return _tidy(
-        labels.t("summary.decision.tier1_one", lang, group=group, metric=name, window=window, **p)
+        labels.t(
+            "summary.decision.tier1_one",
+            lang,
+            group=_in_zh(group, lang),
+            metric=name,
+            window=window,
+            **p,
+        )
     )
 
 
@@ -148,7 +140,7 @@ def outlook_sentence(
     gap = float(r["projected"]) - float(r["budget"])
     key = "above" if gap >= 0 else "below"
     text = labels.t(
-        f"summary.decision.outlook_{key}", lang, group=group, year=year,
+        f"summary.decision.outlook_{key}", lang, group=_in_zh(group, lang), year=year,
         metric=_in_zh(_metric_name(catalog, metric, lang), lang),
         projected=fmt_number(r["projected"], unit, lang),
         budget=fmt_number(r["budget"], unit, lang),
@@ -227,7 +219,7 @@ def _budget_text(
         gap = float(d["projected"]) - float(d["budget"])
         pieces.append(
             dict(
-                name=names.get(str(r.entity_id), str(r.entity_id)),
+                name=_in_zh(names.get(str(r.entity_id), str(r.entity_id)), lang),
                 metric=_in_zh(_metric_name(catalog, r.metric_id, lang), lang),
                 gap=fmt_number(abs(gap), unit, lang),
                 dev=fmt_figure(d["deviation_pct"], "+.1%"),

@@ -6,6 +6,7 @@ Everything here reads the tables the other tasks saved (``attribution``, ``score
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -44,6 +45,21 @@ def worst(*cols: pd.Series) -> pd.Series:
         return frame.iloc[i, int(np.nanargmax(r.to_numpy()))]
 
     return pd.Series([pick(i) for i in range(len(frame))], index=frame.index, dtype=object)
+
+
+def _in_zh(name: str, lang: str) -> str:
+    """A name to set between Chinese characters: a space on each side that is Latin
+    (``全年 EBIT 预计``), as Chinese typesetting spaces Latin words."""
+    if lang != "zh" or not name:
+        return name
+    left = " " if name[:1].isascii() and not name[:1].isspace() else ""
+    right = " " if name[-1:].isascii() and not name[-1:].isspace() else ""
+    return left + name + right
+
+
+def _tidy(text: str) -> str:
+    """One space where a padded name meets a space of the template."""
+    return re.sub(r" {2,}", " ", text).strip()
 
 
 def _higher(metric_ids: pd.Series, catalog: Catalog) -> pd.Series:
@@ -269,6 +285,8 @@ def actions(
     enabled = set(opts.actions)
 
     def add(action, entity, *, metric=None, rule=None, severity="info", fid=None, **fmt):
+        if isinstance(fmt.get("name"), str):  # a Latin name between Chinese words is spaced
+            fmt["name"] = _in_zh(fmt["name"], lang)
         rows.append(
             dict(
                 action_id=action,
@@ -278,10 +296,10 @@ def actions(
                 metric_id=metric,
                 rule_id=rule,
                 severity=severity,
-                message=labels.t(f"summary.action.{action}", lang, **fmt),
+                message=_tidy(labels.t(f"summary.action.{action}", lang, **fmt)),
                 finding_id=fid,
                 # the same suggestion as a decision for the decision page (short, imperative)
-                decision=labels.t(f"summary.decision.{action}", lang, **fmt),
+                decision=_tidy(labels.t(f"summary.decision.{action}", lang, **fmt)),
                 source_system=fmt.get("system"),
             )
         )
