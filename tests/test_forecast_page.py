@@ -134,7 +134,9 @@ def test_highlights_keep_the_top_rows_without_the_message(result):
     top = dev.highlights(1)
     view = top.view()
     assert len(view) == 1
-    assert not {"message", "status", "severity"} & set(view.columns)
+    assert not {"message", "status", "severity", "entity", "metric"} & set(view.columns)
+    row = dev.view().iloc[0]
+    assert view["entity_metric"].iloc[0] == f"{row['entity']} · {row['metric']}"
     assert "message" in dev.view().columns and len(dev.view()) == len(flagged)
     page = top._repr_html_()
     note = labels.t("forecast.text.top_rows", result.language, n=1, total=len(flagged))

@@ -372,10 +372,14 @@ class DeviationResult(TaskResult):
         """The flagged rows as people read them: names, projection, budget, severity (and
         the message, except in :meth:`highlights`)."""
         df = self._display(self._shown())
+        if self.limit is None:
+            return df
         # every flagged row is off track (the page says so) and the money-at-stake chart
-        # below colours each by severity: the reading layer drops them with the message, so
-        # the table fits a 1024 px screen and A4
-        return df if self.limit is None else df.drop(columns=["message", "status", "severity"])
+        # below colours each by severity: the reading layer drops them with the message and
+        # names each row "unit · metric" in one column (as the chart), so the table fits a
+        # 1024 px screen and A4
+        df.insert(0, "entity_metric", df["entity"] + " · " + df["metric"])
+        return df.drop(columns=["entity", "metric", "message", "status", "severity"])
 
     def _display(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
         cols = ["entity", "metric", "projected", "budget", "deviation_pct", "p_meet_budget"]
