@@ -353,3 +353,11 @@ def test_short_tables_do_not_grow_with_the_group(sample, monkeypatch):
     assert len(chain.table) == 3 and chain.notes
     pools = sc.bonus_table()
     assert len(pools.table) == 3 and pools.notes
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_audit_ratio_joins_english_names_in_words_not_a_slash(lang):
+    # "Cost of sales/Net sales" read as a path on a zh page (the retail example's names)
+    text = t("scoring.audit.carried", lang, cost="Cost of sales", base="Net sales", ratio="41%")
+    assert "/" not in text
+    assert find_identifiers(text) == []
