@@ -361,3 +361,13 @@ def test_audit_ratio_joins_english_names_in_words_not_a_slash(lang):
     text = t("scoring.audit.carried", lang, cost="Cost of sales", base="Net sales", ratio="41%")
     assert "/" not in text
     assert find_identifiers(text) == []
+
+
+def test_zh_messages_space_latin_names_from_chinese():
+    from perflink.kpi._page import PageTable, spaced
+
+    assert spaced("Net sales调整 +22.5 万美元", "zh") == "Net sales 调整 +22.5 万美元"
+    assert spaced("经济增加值（EVA）完成 95%", "zh") == "经济增加值（EVA）完成 95%"
+    assert spaced("Net sales调整", "en") == "Net sales调整"
+    table = pd.DataFrame({"message": ["Cost of sales按比例调整"]})
+    assert "Cost of sales 按比例调整" in PageTable(table, language="zh")._repr_html_()

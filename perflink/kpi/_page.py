@@ -8,6 +8,7 @@ user sees the same table in JupyterLab.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,6 +17,18 @@ import pandas as pd
 from perflink._report_format import TABLE_MAX_ROWS, frame_html
 from perflink.labels import t
 from perflink.results import TaskResult, note_html
+
+# a Latin word next to a Chinese character (an English catalog's "Net sales调整")
+_CJK_LATIN = re.compile(r"(?<=[\u4e00-\u9fff])(?=[A-Za-z])|(?<=[A-Za-z])(?=[\u4e00-\u9fff])")
+
+
+def spaced(text: object, lang: str) -> object:
+    """A zh sentence with a space between Chinese and a Latin name (``Net sales 调整``), as
+    Chinese typesetting separates them; other text and languages unchanged."""
+    if lang != "zh" or not isinstance(text, str):
+        return text
+    return _CJK_LATIN.sub(" ", text)
+
 
 #: Subsidiaries a short table of the page lists at most (the appendix tables list them all):
 #: the page reads the same for a group of 7 subsidiaries and one of 300.
@@ -50,17 +63,20 @@ class PageTable(TaskResult):
     interactive: bool | None = None
 
     def _repr_html_(self) -> str:
+        table = self.table
+        if "message" in table and self.language == "zh":  # sentences the code wrote
+            table = table.assign(message=[spaced(m, "zh") for m in table["message"]])
         head = ""
         if self.title is not None:
             head = self._heading(self.title, **self.title_fields)
-        units = {c: u for c, u in self.units.items() if c in self.table.columns}
+        units = {c: u for c, u in self.units.items() if c in table.columns}
         body = frame_html(
-            self.table,
+            table,
             lang=self.language,
             units=units,
             max_rows=self.max_rows,
             interactive=self.interactive,
-            headers={c: h for c, h in self.headers.items() if c in self.table.columns},
+            headers={c: h for c, h in self.headers.items() if c in table.columns},
         )
         return head + self.notes + body
 
