@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import charts, panel
-from perflink._report_format import fmt_number
+from perflink._report_format import TABLE_MAX_ROWS, fmt_number
 from perflink.common import ACTUAL_STATUSES
 from perflink.errors import ParamsError
 from perflink.kpi._basis import format_gap
@@ -684,7 +684,6 @@ class DecompositionResult(QuarterResult):
             self.tier1_view(),
             language=self.language,
             headers=self._reason_header(),
-            max_rows=100_000,
             interactive=True,
         )
 
@@ -739,7 +738,7 @@ class DecompositionResult(QuarterResult):
             out.reset_index(drop=True),
             language=lang,
             notes=notes,
-            max_rows=top or 100_000,
+            max_rows=top or TABLE_MAX_ROWS,
             interactive=None if top else True,
         )
 
@@ -760,7 +759,6 @@ class DecompositionResult(QuarterResult):
             view.drop(columns=["scope", "base", "target_reason"], errors="ignore"),
             language=lang,
             headers=self._reason_header(),
-            max_rows=100_000,
         )
         return html + table._repr_html_()
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import charts
-from perflink._report_format import fmt_number
+from perflink._report_format import TABLE_MAX_ROWS, fmt_number
 from perflink.catalog import Policy
 from perflink.kpi import TOP_SUBSIDIARIES, PageTable, format_gap, free_text_header, named_view
 from perflink.labels import column_label, t, value_label
@@ -177,7 +177,6 @@ class ScorecardResult(QuarterResult):
             language=self.language,
             notes=notes,
             units=dict.fromkeys(_COMPLETIONS, "pct"),
-            max_rows=100_000,
             interactive=None if top_level else True,
         )
 
@@ -190,7 +189,6 @@ class ScorecardResult(QuarterResult):
             language=self.language,
             units={"completion_before": "pct", "floor": "pct", "cap": "pct"},
             headers=headers,
-            max_rows=100_000,
             interactive=True,
         )
 
@@ -202,7 +200,6 @@ class ScorecardResult(QuarterResult):
             language=self.language,
             units={"carried_ratio": "pct"},
             headers=self._as_entered("reason", "approved_by"),
-            max_rows=100_000,
             interactive=True,
         )
 
@@ -232,7 +229,6 @@ class ScorecardResult(QuarterResult):
             notes=notes,
             units=units,
             headers=self._headers("kind"),
-            max_rows=100_000,
             interactive=None if pools_only else True,
         )
 
@@ -250,7 +246,7 @@ class ScorecardResult(QuarterResult):
         return PageTable(
             view,
             language=self.language,
-            max_rows=top or 100_000,
+            max_rows=top or TABLE_MAX_ROWS,
             interactive=None if top else True,
         )
 
