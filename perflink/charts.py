@@ -203,8 +203,8 @@ def short_label(values: pd.Series | Iterable[str], max_width: int = 20) -> pd.Se
 
     A Chinese character counts 2, a Latin letter 1, so ``max_width=20`` keeps about ten
     Chinese characters or twenty letters. A longer name keeps its beginning and ends in "…";
-    when two names would then read alike ("华南制造有限公司一厂", "华南制造有限公司二厂") both
-    keep their end instead ("华南制造…一厂"), so no two different names share a label. Put
+    when two names would then read alike ("东方机械有限公司一厂", "东方机械有限公司二厂") both
+    keep their end instead ("东方机械…一厂"), so no two different names share a label. Put
     the short label on the axis and the full name in the tooltip::
 
         df["entity_short"] = charts.short_label(df["entity"])

@@ -153,7 +153,7 @@ def outlook_sentence(
 
 def owners(entities: pd.DataFrame, lang: str) -> dict[str, str]:
     """Entity id -> who answers for it: its manager as entered in the entities table, with
-    the entity's name (``林杰强（星联集团）``); the entity's name where no manager is given."""
+    the entity's name (``王伟（东方集团）``); the entity's name where no manager is given."""
     names = dict(zip(entities["entity_id"], entities[f"name_{lang}"], strict=True))
     managers = (
         dict(zip(entities["entity_id"], entities["manager"], strict=True))

@@ -38,9 +38,9 @@ _NAME_WIDTH = 30
 
 
 @dataclass(frozen=True)
-class SummaryNote:
+class SummaryNote(TaskResult):
     """A sentence of the page that belongs to a result (the chain's colour key), shown with
-    :func:`perflink.report.show`.
+    :func:`perflink.report.show` (a result without a table).
 
     Attributes
     ----------
