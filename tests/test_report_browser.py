@@ -387,18 +387,9 @@ def test_find_identifiers_leaves_words_numbers_units_and_acronyms(text):
 
 # --- the full sample review (shared session fixture reviewed_quarters: 2026Q3 zh, 2026Q4 en) ---
 
-# Pages still over a limit while their engineers work on them (issue 19); the lead removes the
-# marks when the pages are done. Key: (check, language, page).
-_XFAIL: dict[tuple[str, str, str], str] = {
-    ("ids", "zh", "summary"): (
-        "issue 19: page summary not yet fixed: its text names review.xlsx and the reports/ folder"
-    ),
-    ("pages", "zh", "summary"): "issue 19: page summary not yet fixed: prints 4 A4 pages (limit 3)",
-    ("ids", "en", "summary"): (
-        "issue 19: page summary not yet fixed: 'Compared with: <absolute path>/2026Q3/tables', "
-        "metric ids (net_profit) in the forecast accuracy table, review.xlsx in its text"
-    ),
-}
+# A page over a limit or showing code can be marked here while it is being fixed, with the
+# reason. Key: (check, language, page). Empty: every page passes.
+_XFAIL: dict[tuple[str, str, str], str] = {}
 _PAGES = ["summary", "mapping", "kpi", "forecast", "anomaly"]
 _QUARTER = {"zh": "q3", "en": "q4"}
 # A4 pages a printed page may take at the sample size (issue 19, "Pages that print").
