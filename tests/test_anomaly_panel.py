@@ -808,3 +808,22 @@ def test_features_of_reads_ratio_formulas_and_leaves_out_the_rest(tmp_path):
 def test_features_of_needs_a_catalog():
     with pytest.raises(ParamsError, match="expects a Catalog"):
         features_of(CATALOG_DIR)
+
+
+def test_linkage_message_writes_the_driver_formula_in_words(catalog):
+    # revenue off shipments x price: the message names the formula with metric names and math
+    # signs (issue 19: no "*" or "/" of code in a leader's sentence)
+    def edit(d):
+        d["U05"]["revenue"][-3] *= 1.08
+
+    for lang, sign in (("zh", "×"), ("en", "×")):
+        res = detect_anomalies(
+            _facts(edit=edit),
+            _entities(),
+            catalog,
+            quarter=QUARTER,
+            options=AnomalyOptions(detectors=("linkage",)),
+            language=lang,
+        )
+        msg = res.table[res.table["metric_id"] == "revenue"]["message"].iloc[0]
+        assert sign in msg and " * " not in msg and "_" not in msg, msg

@@ -13,6 +13,7 @@ from perflink.anomaly._features import Feature
 from perflink.anomaly._rates import tail_rate
 from perflink.catalog import Catalog
 from perflink.common import SEVERITY_RANK as SEVERITY_ORDER
+from perflink.formula import in_words
 from perflink.labels import t
 from perflink.options import AnomalyOptions
 from perflink.units import parse_unit
@@ -204,7 +205,7 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
     elif kind == "linkage":
         fmt.update(
             implied=_fmt(row["implied"], row["implied_unit"], lang),
-            formula=_formula_text(row["drivers"], ctx["metrics"]),
+            formula=in_words(row["drivers"], ctx["metrics"], lang=lang),
             ratio=f"{row['ratio']:.3f}",
             usual=f"{row['ratio_usual']:.3f}",
         )
@@ -217,11 +218,6 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
     # the spaces _spaced put around Latin names: one at most, none at full-width punctuation
     out = re.sub(r" {2,}", " ", out)
     return re.sub(r" ?([，。；：、（）“”]) ?", r"\1", out).strip()
-
-
-def _formula_text(expr: str, names: dict) -> str:
-    """``expr`` with every metric id replaced by its name (whole ids only)."""
-    return re.sub(r"[A-Za-z_]\w*", lambda m: names.get(m.group(0), m.group(0)), str(expr))
 
 
 def explained_by(
