@@ -33,6 +33,7 @@ _TIME_LOCALES = {"zh": "zh-CN", "en": "en-US"}
 _SERIES_MARKS = {"line", "area", "trail", "point", "circle", "square"}
 _ZOOM_PREFIX = "pl_zoom"
 _ZOOM_PADDING = 8  # pixels
+_POINT_MARKS = {"point", "circle", "square"}
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {"bundle": None, "inline_bundle": True, "lang": "zh"}
@@ -137,8 +138,9 @@ def with_zoom(spec: dict) -> dict:
     A view qualifies when a line/area/point layer has a temporal x; bar charts, ordinal
     periods (``"2026-09"`` as text) and charts that already bind a selection to scales are
     left alone. The selection is an interval bound to the x scale, so it draws nothing and the
-    printed chart is the one shown first; the x scale (and a y scale not drawn from zero) gets
-    a few pixels of padding, as marks of a zoomable view are clipped to the plot.
+    printed chart is the one shown first. Marks of a zoomable view are clipped to the plot, so
+    point marks are left unclipped and a y scale not drawn from zero gets a few pixels of
+    padding.
     """
     if not isinstance(spec, dict) or _has_scale_binding(spec) or "repeat" in spec:
         return spec
@@ -149,16 +151,20 @@ def with_zoom(spec: dict) -> dict:
         target = next((u for u in units if "mark" in u and _is_series(u)), None)
         if target is None:
             continue
-        # Zooming clips marks to the plot; a few pixels of padding keep a point on the last
-        # month or the highest value (often what the chart is about) whole.
-        # A y axis from zero keeps its baseline at the bottom (no padding below zero).
-        for channel in ("x", "y"):
-            enc = target["encoding"].get(channel)
-            continuous = isinstance(enc, dict) and enc.get("type") in ("temporal", "quantitative")
-            scale = enc.get("scale", {}) if continuous else None
-            if not isinstance(scale, dict) or (channel == "y" and scale.get("zero") is not False):
-                continue
-            enc.setdefault("scale", {}).setdefault("padding", _ZOOM_PADDING)
+        # Zooming clips marks to the plot. Points (often the flagged month a chart is about)
+        # stay unclipped so one on the edge shows whole; a y axis not drawn from zero gets a
+        # few pixels of padding. No padding on x: a tick inside it has its label drawn
+        # past the chart's edge.
+        for unit in units:
+            mark = unit.get("mark")
+            if (mark.get("type") if isinstance(mark, dict) else mark) in _POINT_MARKS:
+                unit["mark"] = {"type": mark, "clip": False} if isinstance(mark, str) else mark
+                unit["mark"].setdefault("clip", False)
+        enc = target["encoding"].get("y")
+        if isinstance(enc, dict) and enc.get("type") == "quantitative":
+            scale = enc.get("scale", {})
+            if isinstance(scale, dict) and scale.get("zero") is False:
+                enc.setdefault("scale", {}).setdefault("padding", _ZOOM_PADDING)
         target.setdefault("params", []).append(
             {
                 "name": f"{_ZOOM_PREFIX}_{n}",
@@ -199,7 +205,9 @@ _OUTPUT_JS = """(function () {
   %(bundle)s
   if (!window.vegaEmbed) return;
   box.textContent = "";
-  window.vegaEmbed(box, %(spec)s, %(opts)s).catch(function (err) {
+  window.vegaEmbed(box, %(spec)s, %(opts)s).then(function () {
+    box.dataset.plDrawn = "1";  // laid out (sized to its labels): tests wait for it
+  }, function (err) {
     box.textContent = String(err);
     console.error("perflink chart:", err);
   });

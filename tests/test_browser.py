@@ -229,7 +229,7 @@ def test_jupyterlab_chart_outputs_draw_offline_with_tooltips_and_zoom(browser, t
     path.write_text(_LAB_PAGE % json.dumps(outputs).replace("<", "\\u003c"), encoding="utf-8")
     with offline_page(browser, path) as opened:
         page = opened.page
-        page.wait_for_function("document.querySelectorAll('.pl-chart svg').length === 3")
+        page.wait_for_function("document.querySelectorAll('.pl-chart[data-pl-drawn]').length === 3")
         page.evaluate("document.documentElement.dataset.plCharts = '3'")
         assert chart_problems(page) == []
         # tooltip: hover the second bar of the bar chart
@@ -352,7 +352,7 @@ def test_charts_are_interactive_in_jupyterlab(browser, tmp_path):
         page.wait_for_function("document.body.innerText.includes('| Idle')", timeout=180_000)
         page.click(".jp-Notebook .jp-Cell .cm-content")
         page.keyboard.press("Shift+Enter")
-        page.wait_for_selector(".jp-OutputArea .pl-chart svg .role-mark path", timeout=180_000)
+        page.wait_for_selector(".jp-OutputArea .pl-chart[data-pl-drawn]", timeout=180_000)
         assert chart_problems_now(page) == []
         point = page.locator(".jp-OutputArea .pl-chart svg .mark-symbol path").nth(5).bounding_box()
         page.mouse.move(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)

@@ -198,9 +198,11 @@ def test_zoom_only_on_time_series():
     ordinal = alt.Chart(_MONTHS.assign(p="x")).mark_line().encode(x="p:O", y="v:Q")
     zoomed = with_zoom(line.to_dict())
     assert len(_zoom_params(zoomed)) == 1
-    # zoomable views clip their marks: padding keeps a point on the last month whole
-    assert zoomed["encoding"]["x"]["scale"]["padding"] > 0
-    assert "scale" not in zoomed["encoding"]["y"]  # a y axis from zero keeps its baseline
+    # zoomable views clip their marks: points stay whole on the edge; no x padding (a tick
+    # inside it drew its label past the chart); a y axis from zero keeps its baseline
+    assert "scale" not in zoomed["encoding"]["x"] and "scale" not in zoomed["encoding"]["y"]
+    dots = with_zoom((line + line.mark_circle()).to_dict())
+    assert dots["layer"][1]["mark"] == {"type": "circle", "clip": False}
     free_y = (
         alt.Chart(_MONTHS).mark_line().encode(x="t:T", y=alt.Y("v:Q", scale=alt.Scale(zero=False)))
     )

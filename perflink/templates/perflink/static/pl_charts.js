@@ -16,7 +16,10 @@ function failed(box, err) {
 const drawn = boxes.map((box) => {
   try {
     const spec = JSON.parse(document.getElementById(box.dataset.plSpec).textContent);
-    return window.vegaEmbed(box, spec, options).catch((err) => failed(box, err));
+    return window.vegaEmbed(box, spec, options).then(
+      () => { box.dataset.plDrawn = "1"; },
+      (err) => failed(box, err),
+    );
   } catch (err) {
     failed(box, err);
     return Promise.resolve();
