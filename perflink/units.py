@@ -222,6 +222,8 @@ def format_plain(x: float) -> str:
     if x == int(x) and abs(x) < 1e15:
         return f"{int(x):,}"
     a = abs(x)
+    if round(a, 2) >= 100:  # 99.999 reads 100.0 as the 100s do, never 100.00
+        a = 100.0
     return format(x, ",.1f" if a >= 100 else ",.2f" if a >= 1 else ".3g")
 
 

@@ -247,7 +247,7 @@ def test_manager_assessment_by_hand():
     np.testing.assert_allclose(m.loc["D3", ["management_weight", "management_score"]], [0.7, 50])
     np.testing.assert_allclose(m.loc["D3", "manager_score"], 65.0)
     assert m.loc["D3", "severity"] == "low" and m.loc["D3", "policy_ok"]
-    assert "manager Cy" in m.loc["D3", "message"] and "65.0" in m.loc["D3", "message"]
+    assert "manager Cy" in m.loc["D3", "message"] and "manager score 65;" in m.loc["D3", "message"]
     assert list(res.to_frame()["entity_id"]) == ["D2", "D3", "D1"]  # lowest score first
     res.chart().to_dict()
     assert "Sales" in res._repr_html_()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from perflink.units import axis_label_expr, convert, format_value, parse_unit, unit_label
+from perflink.units import (
+    axis_label_expr,
+    convert,
+    format_plain,
+    format_value,
+    parse_unit,
+    unit_label,
+)
 
 
 @pytest.mark.parametrize(
@@ -105,3 +112,10 @@ def test_status_thresholds_are_checked():
 
     with pytest.raises(ValidationError, match="off_track"):
         StatusOptions(on_track=0.3, off_track=0.5)
+
+
+def test_format_plain_rounds_across_100_to_the_hundreds_format():
+    # 99.9999 would read "100.00" (two decimals below 100): it reads as the 100s do
+    assert format_plain(99.99999) == "100.0"
+    assert format_plain(-99.999) == "-100.0"
+    assert format_plain(99.994) == "99.99"

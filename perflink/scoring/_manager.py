@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from perflink._report_format import fmt_figure
+from perflink._report_format import fmt_number
 from perflink.catalog import Policy
 from perflink.labels import t
 
@@ -127,7 +127,9 @@ def _breaches(center: str, weights: list[float], policy: Policy) -> list[tuple]:
 
 
 def _fmt(x: float) -> str:
-    return fmt_figure(x, ".1f")
+    # the manager table's own formatting (fmt_number without a unit), so a row's sentence
+    # and its cells read the same figure: 95.24, 110
+    return fmt_number(x, None, "en")
 
 
 def _message(r, breaches: list[tuple], names: dict, lang: str, schemes: dict) -> str:
