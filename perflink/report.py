@@ -20,8 +20,9 @@ it. Results carry their own ``language`` (the review's, passed by the task funct
 never read the page language (:class:`perflink.results.TaskResult`).
 
 The runner then calls :func:`render_task_html` for each executed notebook and
-:func:`render_index` for the landing page. Pages load nothing from outside the file: charts are
-inline SVG (altair's ``svg`` renderer via vl-convert) and the CSS is embedded.
+:func:`render_index` for the landing page. Pages load nothing from outside the file: each chart is
+its Vega-Lite spec, drawn by the reader's browser with the vega-embed bundle inlined once per
+page (so labels are measured with the reader's fonts), and the CSS is embedded.
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ _TIME_LOCALES = {"zh": "zh-CN", "en": "en-US"}  # d3 time-format locales bundled
 def configure(*, language: str, tables_dir: Path | None) -> None:
     """Set up a notebook session for the report (the first cell calls this via open_review).
 
-    Enables altair's ``svg`` renderer (charts become inline SVG, readable offline) and the
-    perflink chart theme, sets the report language for labels and formats, and sets the folder
+    Enables perflink's chart renderer (:func:`perflink.charts.enable_renderer`: each chart is
+    its Vega-Lite spec drawn by the reader's browser offline; in JupyterLab the output carries
+    the bundle itself) and the perflink chart theme, sets the report language for labels and formats, and sets the folder
     :func:`save_table` writes to.
 
     Parameters

@@ -326,6 +326,11 @@ def offline_page(browser, html_path: Path, *, viewport: tuple[int, int] = (1280,
     try:
         page.goto(html_path.as_uri(), wait_until="load")
         page.wait_for_load_state("networkidle")
+        # charts are drawn by vega-embed after load: pl_charts.js sets data-pl-charts when done
+        if page.locator(".pl-chart[data-pl-spec]").count():
+            page.wait_for_function(
+                "() => document.documentElement.dataset.plCharts !== undefined", timeout=30_000
+            )
         yield opened
     finally:
         context.close()
