@@ -669,8 +669,8 @@ def test_linkage_message_prints_the_driver_in_the_drivers_unit(catalog):
     row = res.table[res.table["metric_id"] == "opex"].iloc[0]
     assert row["kind"] == "linkage"
     # U03 has 23 persons; the implied value is theirs, not 23 (CNY 10k)
-    assert "Headcount gives 23 persons" in row["message"]
-    assert "Headcount gives CNY" not in row["message"]
+    assert "headcount gives 23 persons" in row["message"]
+    assert "headcount gives CNY" not in row["message"]
     zh = detect_anomalies(
         _facts(edit=edit),
         _entities(),
