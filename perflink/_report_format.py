@@ -38,6 +38,24 @@ A page carries what a reader can search and sort (tables come sorted worst first
 units six tables of 2,000-5,000 rows made the KPI page 13 MB (benchmarks/scale_bench.py)."""
 INTERACTIVE = "interactive"
 """Value of the ``data-pl-table`` attribute that marks a table for the report page's script."""
+# DataTables language option -> label key (report.table.dt.*): the words of a table's controls
+_DT_LANGUAGE = {
+    "search": "search",
+    "info": "info",
+    "infoEmpty": "info_empty",
+    "infoFiltered": "info_filtered",
+    "lengthMenu": "length_menu",
+    "zeroRecords": "zero_records",
+    "emptyTable": "empty_table",
+}
+
+
+def datatables_language(lang: str) -> dict[str, object]:
+    """DataTables' ``language`` option in ``lang`` (search box, pager, row counts): the same
+    words on report pages and in JupyterLab."""
+    return {opt: t(f"report.table.dt.{key}", lang) for opt, key in _DT_LANGUAGE.items()}
+
+
 _NUM_CLASS = ' class="num"'
 # Short names some callers use for catalog units (see perflink.units for the registry).
 _UNIT_ALIASES = {"pct": "ratio", "pcs": "件", "persons": "人", "days": "天"}

@@ -26,6 +26,7 @@ from perflink._report_format import (
     INTERACTIVE,
     PAGE_ROWS,
     ReportError,
+    datatables_language,
     fmt_bytes,
     fmt_duration,
     fmt_period,
@@ -45,16 +46,6 @@ _URL_SAFE = "-_.~!$'()*+,;=:@/?[]{}|^`"
 _TABLES_JS_PATH = TEMPLATES / TEMPLATE_NAME / "static" / "pl_tables.js"
 _CHARTS_JS_PATH = TEMPLATES / TEMPLATE_NAME / "static" / "pl_charts.js"
 _MARK = f'data-pl-table="{INTERACTIVE}"'
-# DataTables language option -> label key (report.table.dt.*); see pl_tables.js.
-_DT_LANGUAGE = {
-    "search": "search",
-    "info": "info",
-    "infoEmpty": "info_empty",
-    "infoFiltered": "info_filtered",
-    "lengthMenu": "length_menu",
-    "zeroRecords": "zero_records",
-    "emptyTable": "empty_table",
-}
 log = logging.getLogger("perflink.report")
 _HTML_LANG = {"zh": "zh-CN", "en": "en"}
 _XML_PROLOG = re.compile(r"^\s*<\?xml[^>]*\?>\s*(<!DOCTYPE[^>]*>\s*)?")
@@ -108,9 +99,7 @@ def _datatables(nb: nbformat.NotebookNode, lang: str) -> dict[str, str] | None:
     if bundle is None:
         return None
     url, css = bundle
-    language: dict[str, object] = {
-        opt: t(f"report.table.dt.{key}", lang) for opt, key in _DT_LANGUAGE.items()
-    }
+    language: dict[str, object] = datatables_language(lang)
     language["aria"] = {
         "orderable": t("report.table.dt.orderable", lang),
         "orderableReverse": t("report.table.dt.orderable_reverse", lang),

@@ -20,19 +20,9 @@ import json
 import re
 import uuid
 
-from perflink._report_format import INTERACTIVE, PAGE_ROWS
+from perflink._report_format import INTERACTIVE, PAGE_ROWS, datatables_language
 from perflink.labels import t
 
-# DataTables language option -> label key (report.table.dt.*), as on the report pages.
-_DT_LANGUAGE = {
-    "search": "search",
-    "info": "info",
-    "infoEmpty": "info_empty",
-    "infoFiltered": "info_filtered",
-    "lengthMenu": "length_menu",
-    "zeroRecords": "zero_records",
-    "emptyTable": "empty_table",
-}
 _MARKED = re.compile(r'<table (class="[^"]*") data-pl-table="' + INTERACTIVE + '"')
 # JupyterLab's own table style (.jp-RenderedHTMLCommon: fixed layout, every cell wraps) gives
 # each column the same width: in a table of many columns, text columns shrank to one
@@ -103,9 +93,7 @@ def load_itables() -> None:
 
 
 def _options(lang: str) -> dict:
-    language: dict[str, object] = {
-        opt: t(f"report.table.dt.{key}", lang) for opt, key in _DT_LANGUAGE.items()
-    }
+    language: dict[str, object] = datatables_language(lang)
     return {
         "pageLength": PAGE_ROWS,
         "lengthMenu": [10, PAGE_ROWS, 100, {"label": t("report.table.dt.all", lang), "value": -1}],
