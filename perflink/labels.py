@@ -12,6 +12,7 @@ The current report language is set once per notebook by :func:`perflink.report.c
 from __future__ import annotations
 
 import functools
+import re
 import string
 from pathlib import Path
 
@@ -27,6 +28,7 @@ __all__ = [
     "get_language",
     "label_table",
     "set_language",
+    "spaced",
     "t",
     "value_label",
 ]
@@ -166,3 +168,15 @@ def label_table() -> pd.DataFrame:
     """All labels as a table with columns ``key``, ``file``, ``zh``, ``en`` (for translators)."""
     rows = [{"key": k, "file": f, **texts} for k, (texts, f) in sorted(_load().items())]
     return pd.DataFrame(rows, columns=["key", "file", *LANGUAGES])
+
+
+# a Latin word next to a Chinese character (an English catalog's "Net sales调整")
+_CJK_LATIN = re.compile(r"(?<=[\u4e00-\u9fff])(?=[A-Za-z])|(?<=[A-Za-z])(?=[\u4e00-\u9fff])")
+
+
+def spaced(text: object, lang: str) -> object:
+    """A zh sentence with a space between Chinese and a Latin name (``Net sales 调整``), as
+    Chinese typesetting separates them; other text and languages unchanged."""
+    if lang != "zh" or not isinstance(text, str):
+        return text
+    return _CJK_LATIN.sub(" ", text)

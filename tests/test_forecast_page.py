@@ -199,11 +199,11 @@ def test_money_at_stake_header_names_no_scale_its_values_do_not_have(result):
 
 def test_zh_sentences_space_english_metric_names():
     """A catalog with English metric names on a zh page: "为 Net sales、… 映射", not "为Net"."""
-    from perflink.forecast._results import _spaced
+    from perflink.labels import spaced
 
-    text = _spaced("指标词典没有为Net sales、Cost of sales映射先行指标，2026年 1–2 个月", "zh")
+    text = spaced("指标词典没有为Net sales、Cost of sales映射先行指标，2026年 1–2 个月", "zh")
     assert text == "指标词典没有为 Net sales、Cost of sales 映射先行指标，2026年 1–2 个月"
-    assert _spaced("Net sales营业", "en") == "Net sales营业"
+    assert spaced("Net sales营业", "en") == "Net sales营业"
 
 
 def test_zh_warning_spaces_english_names(result):

@@ -7,7 +7,6 @@ Charts only present what the result holds (no computing); labels come from
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -139,17 +138,6 @@ class ForecastTextResult(TaskResult):
 
     def _repr_html_(self) -> str:
         return f"<p>{html.escape(self.text)}</p>"
-
-
-_HAN_LATIN = re.compile(r"([\u4e00-\u9fff])([A-Za-z])|([A-Za-z])([\u4e00-\u9fff])")
-
-
-def _spaced(text: str, lang: str) -> str:
-    """A zh sentence with a space where a Chinese character meets a Latin letter: a catalog
-    whose metric names are English ("为Net sales、…映射") reads "为 Net sales、… 映射"."""
-    if lang != "zh":
-        return text
-    return _HAN_LATIN.sub(lambda m: " ".join(g for g in m.groups() if g), text)
 
 
 def _join(names: Sequence[str], lang: str) -> str:
@@ -554,9 +542,9 @@ class ForecastResult(TaskResult):
         flows = _join([self._name(m) for m in self.metrics() if m != pm], lang)
         if pm:
             text = labels.t("forecast.intro", lang, flows=flows, profit=self._name(pm))
-            return ForecastTextResult(_spaced(text, lang), lang)
+            return ForecastTextResult(labels.spaced(text, lang), lang)
         text = labels.t("forecast.intro_flows", lang, flows=flows)
-        return ForecastTextResult(_spaced(text, lang), lang)
+        return ForecastTextResult(labels.spaced(text, lang), lang)
 
     def warning(self) -> ForecastTextResult:
         """The flag rule and which leading indicators the warnings quote (or that none are)."""
@@ -593,7 +581,7 @@ class ForecastResult(TaskResult):
             flows = [self._name(m) for m in (o.metrics or self.metrics())]
             parts.append(labels.t("forecast.text.no_lead", lang, metrics=_join(flows, lang)))
         text = ("" if lang == "zh" else " ").join(parts)
-        return ForecastTextResult(_spaced(text, lang), lang)
+        return ForecastTextResult(labels.spaced(text, lang), lang)
 
     def to_frame(self) -> pd.DataFrame:
         """The ``forecast`` table (see ``forecast``)."""

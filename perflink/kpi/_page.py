@@ -8,27 +8,14 @@ user sees the same table in JupyterLab.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from perflink._report_format import TABLE_MAX_ROWS, frame_html
-from perflink.labels import t
+from perflink.labels import spaced, t
 from perflink.results import TaskResult, note_html
-
-# a Latin word next to a Chinese character (an English catalog's "Net sales调整")
-_CJK_LATIN = re.compile(r"(?<=[\u4e00-\u9fff])(?=[A-Za-z])|(?<=[A-Za-z])(?=[\u4e00-\u9fff])")
-
-
-def spaced(text: object, lang: str) -> object:
-    """A zh sentence with a space between Chinese and a Latin name (``Net sales 调整``), as
-    Chinese typesetting separates them; other text and languages unchanged."""
-    if lang != "zh" or not isinstance(text, str):
-        return text
-    return _CJK_LATIN.sub(" ", text)
-
 
 #: Subsidiaries a short table of the page lists at most (the appendix tables list them all):
 #: the page reads the same for a group of 7 subsidiaries and one of 300.
