@@ -15,6 +15,7 @@ import pandas as pd
 from perflink import charts
 from perflink._report_format import appendix_html, fmt_figure, fmt_number, fmt_period
 from perflink.errors import InputError
+from perflink.kpi import TOP_SUBSIDIARIES
 from perflink.labels import t, value_label
 from perflink.results import QuarterResult, TableResult, TaskResult
 from perflink.summary._headline import STATUS_RANK
@@ -55,10 +56,10 @@ class SummaryNote(TaskResult):
         return self.html
 
 
-# Large groups: the chain chart shows this many subsidiaries, worst status first, then most
-# red and amber steps (the table below it lists them all); 12 like the KPI page's chain
-# (kpi.TOP_SUBSIDIARIES), so a large group's summary still prints to 3 A4 pages.
-_TOP_ROWS = 12
+# Large groups: the chain chart shows as many subsidiaries as the KPI page's chain, worst
+# status first, then most red and amber steps (the table below it lists them all), so a large
+# group's summary still prints to 3 A4 pages.
+_TOP_ROWS = TOP_SUBSIDIARIES
 _WORST_FIRST = {code: -rank for code, rank in STATUS_RANK.items()}  # red, amber, green
 
 
