@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -390,3 +391,45 @@ def test_chart_check_finds_text_drawn_outside_the_chart(browser, tmp_path):
     with offline_page(browser, tmp_path / "c.html") as opened:
         problems = chart_problems(opened.page)
     assert len(problems) == 1 and "text drawn outside the chart" in problems[0], problems
+
+
+@pytest.mark.parametrize("quarter", ["q3", "q4"], ids=["zh", "en"])
+def test_kpi_page_drills_from_a_subsidiary_to_its_units(reviewed_quarters, browser, quarter):
+    """Clicking a subsidiary in the drill-down lists that subsidiary's units, offline."""
+    from perflink.labels import t
+
+    review = getattr(reviewed_quarters, quarter)
+    lang = "zh" if quarter == "q3" else "en"
+    path = review.report_dir / "kpi.html"
+    with offline_page(browser, path, viewport=(1366, 900)) as opened:
+        box = opened.page.locator(".pl-chart", has_text=t("scoring.drill.subsidiaries", lang))
+        assert box.count() == 1, f"{path.name}: no drill-down chart"
+        name_key = t("report.col.entity_name", lang)
+
+        def names(bars) -> list[str]:
+            labels = [bars.nth(i).get_attribute("aria-label") for i in range(bars.count())]
+            return [re.search(rf"{name_key}: ([^;]+)", a).group(1) for a in labels]
+
+        def shown():
+            bars = box.locator("path[aria-roledescription='bar']")
+            texts = box.locator("g.mark-text text").all_text_contents()
+            return names(bars), texts
+
+        # the upper panel's bars (subsidiaries) come first, the selected units' after them
+        upper = box.locator("g.mark-rect.role-mark").first.locator(
+            "path[aria-roledescription='bar']"
+        )
+        subs = names(upper)
+        assert len(subs) >= 2
+        before, texts = shown()
+        captions = [x for x in texts if x.startswith(subs[0])]
+        assert captions, f"no caption names the lowest-scoring subsidiary {subs[0]}: {texts}"
+        units_before = before[len(subs) :]
+        assert units_before and not set(units_before) & set(subs)
+        upper.nth(1).click()
+        opened.page.wait_for_timeout(300)
+        after, texts = shown()
+        assert any(x.startswith(subs[1]) for x in texts), texts
+        units_after = after[len(subs) :]
+        assert units_after and not set(units_after) & set(units_before)
+        assert opened.console_errors == [] and opened.page_errors == []

@@ -14,6 +14,7 @@ from perflink.catalog import Policy
 from perflink.kpi import TOP_SUBSIDIARIES, PageTable, format_gap, free_text_header, named_view
 from perflink.labels import column_label, t, value_label
 from perflink.results import QuarterResult, note_html
+from perflink.scoring import _drill
 from perflink.units import parse_unit, unit_label
 
 #: Money columns of the bonus table (amounts in the catalog's money unit).
@@ -323,6 +324,18 @@ class ScorecardResult(QuarterResult):
             alt.layer(cloud, top)
             .resolve_scale(color="independent")
             .properties(title=title, width=480, height=320)
+        )
+
+    def drill_chart(self) -> alt.Chart:
+        """Subsidiaries' scores, lowest first; click one to list its units below.
+
+        The page opens (and prints) on the lowest-scoring subsidiary; at most
+        ``_drill.DRILL_SUBSIDIARIES`` subsidiaries and ``_drill.DRILL_UNITS`` units of the one
+        selected are drawn, and the chart says so. Without a subsidiary that has units, the
+        chart says in a sentence that there is nothing to drill into.
+        """
+        return _drill.drill_chart(
+            self.chain(), names=self.names, parents=self.parents, lang=self.language
         )
 
     def _chain_dots(
