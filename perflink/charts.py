@@ -382,8 +382,15 @@ def for_chart(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def message(text: str) -> alt.Chart:
-    """A chart that only says ``text`` (e.g. "nothing to show"), where a result is empty."""
-    return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14).encode(text="text:N")
+    """A chart that only says ``text`` (e.g. "nothing to show"), where a result is empty.
+
+    A newline in ``text`` starts a new line (keep a long sentence within the page width).
+    """
+    return (
+        alt.Chart(pd.DataFrame({"text": [text]}))
+        .mark_text(size=14, lineBreak="\n")
+        .encode(text="text:N")
+    )
 
 
 def ranked_title(title: str, *, shown: int, total: int, by: str, lang: str | None = None):

@@ -47,9 +47,12 @@ def _chain(scores: dict) -> pd.DataFrame:
     )
 
 
+def _svg(chart) -> str:
+    return vlc.vegalite_to_svg(chart.to_dict())
+
+
 def _svg_texts(chart) -> list[str]:
-    svg = vlc.vegalite_to_svg(chart.to_dict())
-    return re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    return re.findall(r"<text[^>]*>([^<]*)</text>", _svg(chart))
 
 
 def test_subsidiary_of_any_depth():
@@ -115,6 +118,7 @@ def test_drill_lists_at_most_its_limits_and_says_so():
 def test_flat_group_says_there_is_no_drill(lang):
     parents = {"G": None, "A": "G", "B": "G"}
     chart = _drill.drill_chart(
-        _chain({"G": 90, "A": 80, "B": 85}), names={}, parents=parents, lang=lang
+        _chain({"G": 90, "A": 80, "B": 85}), names={"G": "集团"}, parents=parents, lang=lang
     )
-    assert _svg_texts(chart) == [t("scoring.drill.none", lang)]
+    lines = t("scoring.drill.none", lang, root="集团").split("\n")
+    assert len(lines) == 2 and re.findall(r"<tspan[^>]*>([^<]*)</tspan>", _svg(chart)) == lines

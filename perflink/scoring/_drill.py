@@ -77,7 +77,9 @@ def drill_chart(chain: pd.DataFrame, *, names: dict, parents: dict, lang: str) -
     units = units.assign(sub_id=units["entity_id"].map(sub_of))
     subs = subs[subs["entity_id"].isin(set(units["sub_id"]))]
     if subs.empty:
-        return charts.message(t("scoring.drill.none", lang))
+        roots = [e for e, p in parents.items() if p is None or pd.isna(p)]
+        root = names.get(roots[0], roots[0]) if len(roots) == 1 else ""
+        return charts.message(t("scoring.drill.none", lang, root=root))
     subs = subs.sort_values(["score", "entity_id"], kind="stable")
     shown = subs.head(DRILL_SUBSIDIARIES)
     units = units[units["sub_id"].isin(set(shown["entity_id"]))]
