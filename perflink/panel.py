@@ -15,7 +15,7 @@ figure is the sum of its subsidiaries' and of its units'; a derived metric with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,17 @@ import pandas as pd
 from perflink.catalog import Catalog
 from perflink.errors import PerflinkError
 
-__all__ = ["ancestors", "assemble", "build", "derive", "recomputed", "rollup", "to_wide", "window"]
+__all__ = [
+    "ancestors",
+    "assemble",
+    "build",
+    "derive",
+    "recomputed",
+    "rollup",
+    "subsidiary_of",
+    "to_wide",
+    "window",
+]
 
 
 def to_wide(facts: pd.DataFrame, *, metrics: Iterable[str] | None = None) -> pd.DataFrame:
@@ -111,6 +121,31 @@ def ancestors(entities: pd.DataFrame) -> dict[str, list[str]]:
             chain.append(cur)
             cur = parent[cur]
         out[eid] = chain
+    return out
+
+
+def subsidiary_of(parents: Mapping[str, str | None]) -> dict[str, str]:
+    """Map each entity id to its subsidiary: the ancestor (or itself) whose parent is the root.
+
+    Depth decides, not the ``kind`` column, so a report scoped to one subsidiary (whose root
+    is that subsidiary) has its departments as the subsidiaries. The root, and entities in
+    a loop of parents, map to nothing. Any depth of units below a subsidiary is allowed.
+
+    Parameters
+    ----------
+    parents : entity id -> parent id (None or NaN for the root).
+    """
+    out = {}
+    for e in parents:
+        path, cur = [], e
+        while True:
+            p = parents.get(cur)
+            if p is None or pd.isna(p) or cur in path:
+                break
+            path.append(cur)
+            cur = p
+        if path and cur not in path[:-1]:  # the path ends at the child of the root
+            out[e] = path[-1]
     return out
 
 

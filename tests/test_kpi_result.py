@@ -243,6 +243,11 @@ def test_adjusted_target_shows_its_original_and_reason(lang):
     assert (changed["target_original"] != "").all()
     html = dec._repr_html_()
     assert "demand shock" in html and dec.changes_note() in html
+    # where the change applies, in words: the subsidiary and how many units, not only the
+    # business line's code (which is shown marked as entered)
+    where = t("kpi.changes.where", lang, subsidiaries=dec.names["S"], n=1)
+    assert where in dec.changes_note()
+    assert "“retail”" in dec.changes_note()
     spec = _texts(dec.chart("U"))
     subtitle = t("kpi.chart.adjusted", lang, original="X", reason="Y").split("X")[0]
     assert subtitle in spec and "demand shock" in spec

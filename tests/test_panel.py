@@ -267,3 +267,23 @@ def test_assemble_refuses_unknown_entities():
     facts, ents = _two_units()
     with pytest.raises(PerflinkError, match="missing from the entities table"):
         panel.assemble(panel.to_wide(facts), ents[ents["entity_id"] != "C"], CATALOG)
+
+
+def test_subsidiary_of_any_depth():
+    sub = panel.subsidiary_of(_TREE)
+    assert sub == {
+        "S1": "S1",
+        "S2": "S2",
+        "S3": "S3",
+        "U11": "S1",
+        "U12": "S1",
+        "U121": "S1",
+        "U21": "S2",
+    }
+    # a loop in bad parents ends, and its entities belong to no subsidiary
+    assert panel.subsidiary_of({"A": "B", "B": "A", "C": "A"}) == {}
+    assert panel.subsidiary_of({}) == {}
+
+
+_TREE = {"G": None, "S1": "G", "S2": "G", "S3": "G", "U11": "S1", "U12": "S1", "U121": "U12",
+         "U21": "S2"}  # fmt: skip

@@ -55,24 +55,6 @@ def _svg_texts(chart) -> list[str]:
     return re.findall(r"<text[^>]*>([^<]*)</text>", _svg(chart))
 
 
-def test_subsidiary_of_any_depth():
-    sub = _drill.subsidiary_of(PARENTS)
-    assert sub == {
-        "S1": "S1",
-        "S2": "S2",
-        "S3": "S3",
-        "U11": "S1",
-        "U12": "S1",
-        "U121": "S1",
-        "U21": "S2",
-    }
-    # a loop in bad parents ends instead of recursing forever
-    assert _drill.subsidiary_of({"A": "B", "B": "A"}) in (
-        {"A": "B", "B": "A"},
-        {"A": "A", "B": "B"},
-    )
-
-
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_drill_opens_on_the_lowest_subsidiary_and_lists_only_its_units(lang):
     chain = _chain({"G": 99, "S1": 97, "S2": 80, "S3": 70, "U11": 90, "U12": 101, "U121": 88,

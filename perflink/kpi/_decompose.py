@@ -173,7 +173,11 @@ def decompose(
         metric_units={m: catalog.metrics[m].unit for m in catalog.metrics},
         default_metric=_profit_tier1(catalog),
         target_changes=pd.DataFrame(
-            [ch.model_dump() for ch in options.environment_changes], columns=CHANGE_COLUMNS
+            [
+                {**ch.model_dump(), "entity_ids": _of_line(entities, ch.business_line)}
+                for ch in options.environment_changes
+            ],
+            columns=CHANGE_COLUMNS,
         ),
         summed_metrics=tuple(
             m
@@ -318,6 +322,13 @@ def _tree_nodes(attribution: pd.DataFrame, catalog: Catalog, status: StatusOptio
     cols += ["contribution", "driver_actual", "driver_base", "basis", "gap", "completion"]
     cols += ["status", "x", "y"]
     return nodes[cols].reset_index(drop=True)
+
+
+def _of_line(entities: pd.DataFrame, line: str) -> tuple[str, ...]:
+    """Ids of the entities of business line ``line`` (none without the column)."""
+    if "business_line" not in entities:
+        return ()
+    return tuple(entities.loc[entities["business_line"] == line, "entity_id"].astype(str))
 
 
 def _names(entities: pd.DataFrame, lang: str) -> dict[str, str]:

@@ -15,11 +15,13 @@ from perflink.errors import ParamsError
 from perflink.kpi._basis import format_gap
 from perflink.kpi._page import TOP_SUBSIDIARIES, PageTable, free_text_header, shown_of
 from perflink.labels import column_label, t
+from perflink.panel import subsidiary_of
 from perflink.results import QuarterResult, note_html
 from perflink.units import parse_unit, unit_label
 
 #: Columns of :attr:`DecompositionResult.target_changes` (one row per declared change).
-CHANGE_COLUMNS = ["business_line", "metric_id", "from_period", "factor", "reason"]
+#: ``entity_ids``: the entities of that business line (a tuple), for the page to say where.
+CHANGE_COLUMNS = ["business_line", "metric_id", "from_period", "factor", "reason", "entity_ids"]
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,7 @@ class DecompositionResult(QuarterResult):
                 "kpi.changes.item",
                 lang,
                 line=r.business_line,
+                where=self._where(r.entity_ids),
                 metric=self._name(r.metric_id),
                 start=r.from_period,
                 factor=f"{r.factor:g}",
@@ -393,6 +396,26 @@ class DecompositionResult(QuarterResult):
             for r in self.target_changes.itertuples()
         ]
         return note_html("kpi.changes.note", lang, changes=t("kpi.changes.sep", lang).join(items))
+
+    def _where(self, entity_ids) -> str:
+        """The units of a business line in words: "the 14 units of A and B" (at most three
+        subsidiaries named, then how many more), for a reader who does not know the line's
+        code."""
+        lang = self.language
+        sub_of = subsidiary_of(self.parents)
+        ids = [e for e in (entity_ids or ()) if e in sub_of]
+        units = [e for e in ids if sub_of[e] != e]
+        subs = list(dict.fromkeys(sub_of[e] for e in ids))
+        if not subs:
+            return t("kpi.changes.where_none", lang)
+        shown = [self.names.get(s, s) for s in subs[:3]]
+        if len(subs) > 3:
+            named = t("kpi.changes.comma", lang).join(shown)
+            named = t("kpi.changes.more", lang, names=named, total=len(subs), more=len(subs) - 3)
+        else:
+            head = t("kpi.changes.comma", lang).join(shown[:-1])
+            named = t("kpi.changes.and", lang).join([head, shown[-1]] if head else shown)
+        return t("kpi.changes.where", lang, subsidiaries=named, n=len(units) or len(ids))
 
     def chart(
         self,

@@ -15,8 +15,9 @@ import pandas as pd
 from perflink import charts
 from perflink._report_format import fmt_number
 from perflink.labels import column_label, t
+from perflink.panel import subsidiary_of
 
-__all__ = ["DRILL_SUBSIDIARIES", "DRILL_UNITS", "drill_chart", "subsidiary_of"]
+__all__ = ["DRILL_SUBSIDIARIES", "DRILL_UNITS", "drill_chart"]
 
 #: Subsidiaries drawn in the upper panel (lowest scores first; the subtitle counts the rest).
 DRILL_SUBSIDIARIES = 25
@@ -27,27 +28,6 @@ SCORE_DOMAIN = (60, 110)
 _SELECTION = "pl_subsidiary"
 _ROW_PX = 20
 _COMPLETIONS = ("business_completion", "financial_completion")
-
-
-def subsidiary_of(parents: dict) -> dict:
-    """Entity id -> the subsidiary it belongs to (the ancestor whose parent is the root).
-
-    Subsidiaries map to themselves; the root and entities outside a tree map to nothing.
-    Any depth of units below a subsidiary is allowed.
-    """
-
-    out = {}
-    for e in parents:
-        path, cur = [], e
-        while True:
-            p = parents.get(cur)
-            if p is None or pd.isna(p) or cur in path:
-                break
-            path.append(cur)
-            cur = p
-        if path:  # path ends at the child of the root: the subsidiary
-            out[e] = path[-1]
-    return out
 
 
 def drill_chart(chain: pd.DataFrame, *, names: dict, parents: dict, lang: str) -> alt.Chart:
