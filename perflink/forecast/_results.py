@@ -361,7 +361,10 @@ class DeviationResult(TaskResult):
         the message, except in :meth:`highlights`)."""
         df = self._display(self._shown())
         if self.limit is None:
-            return df
+            # the appendix: the message (which says what the figures mean) beside the names,
+            # so a 1024 px screen shows it without scrolling past the figures, and a row is
+            # as tall as its message needs, not taller
+            return df[["entity", "metric", "message", *df.columns[2:-1]]]
         # every flagged row is off track (the page says so) and the money-at-stake chart
         # below colours each by severity: the reading layer drops them with the message and
         # names each row "unit · metric" in one column (as the chart), so the table fits a
