@@ -15,14 +15,25 @@ blocks hold whole series and the per-series code is deterministic.
 A Dask client is opened once per scheduler address and process and reused by every call;
 on connecting, every worker must have the same perflink version installed (a worker that
 cannot import perflink would otherwise hang the run).
+
+Progress: a long task step (a forecast, a backtest) opens one bar for the whole step with
+:func:`progress`; every ``Executor.map`` inside it advances that bar instead of drawing its
+own, so a backtest of dozens of maps shows one bar, not dozens flashing by. A bar is drawn
+only when the step is still running after :data:`PROGRESS_DELAY` seconds, on a terminal or
+in a Jupyter kernel; the environment variable ``PERFLINK_PROGRESS`` (:data:`PROGRESS_ENV`)
+turns bars off (``0``) or on without a terminal (``1``). ``perflink review`` sets it to ``0``
+for its kernels, so executed notebooks hold no bar frames.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import logging
+import numbers
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -31,19 +42,29 @@ from perflink.errors import ParamsError, RunError
 from perflink.options import ExecutorOptions
 
 __all__ = [
-    "PROGRESS_MIN_ITEMS",
+    "PROGRESS_DELAY",
+    "PROGRESS_ENV",
     "DaskExecutor",
     "Executor",
     "LocalExecutor",
     "close_clients",
+    "current_progress",
     "get_executor",
+    "progress",
 ]
 
 log = logging.getLogger("perflink.execution")
 
-#: Maps covering at least this many items (series) show a progress bar (tqdm.auto: a widget
-#: in JupyterLab, text on stderr elsewhere); log lines are written always.
-PROGRESS_MIN_ITEMS = 500
+#: Seconds a progress bar waits before it is first drawn (tqdm's ``delay``): a step that ends
+#: sooner draws nothing, so quick calls leave no trace under a notebook cell.
+PROGRESS_DELAY = 2.0
+#: The environment variable that switches progress bars: ``0`` (also ``false``, ``no``,
+#: ``off``) draws none, ``1`` (``true``, ``yes``, ``on``) draws them even where stderr is no
+#: terminal; unset or empty: bars on a terminal and in a Jupyter kernel only, so cron logs
+#: stay plain lines. Read here only, by :func:`progress`.
+PROGRESS_ENV = "PERFLINK_PROGRESS"
+_OFF = frozenset({"0", "false", "no", "off"})
+_ON = frozenset({"1", "true", "yes", "on"})
 #: Default local worker processes: the CPU count, at most this.
 MAX_LOCAL_JOBS = 8
 #: Local maps covering fewer items (series) run in this process: starting the worker
@@ -55,6 +76,8 @@ _PACKAGE = "perflink"  # what every Dask worker must have installed
 
 _CLIENTS: dict[str, Any] = {}
 _LOCK = threading.Lock()
+# the bar of the task step now running (progress()); maps advance it instead of their own
+_CURRENT: contextvars.ContextVar[Any] = contextvars.ContextVar("perflink_progress", default=None)
 
 
 class Executor:
@@ -93,10 +116,12 @@ class Executor:
         tasks : sequence of tuple
             Positional arguments of each call.
         desc : str, optional
-            What runs, for the progress bar and log lines (``"forecast sales"``).
+            What runs, for log lines and the map's own progress bar (``"forecast sales"``).
         items : int, optional
-            Series (or other units of work) the tasks cover, default ``len(tasks)``; a
-            progress bar is shown from :data:`PROGRESS_MIN_ITEMS` on.
+            Series (or other units of work) the tasks cover, default ``len(tasks)``. Inside
+            a task step's bar (:func:`progress`) the map advances that bar by ``items`` as
+            its blocks complete; outside one it draws its own bar (after
+            :data:`PROGRESS_DELAY` seconds).
 
         Returns
         -------
@@ -108,21 +133,28 @@ class Executor:
         RunError
             The cluster lost a worker or its scheduler while running.
         """
-        tqdm = _progress_bar()
         tasks = list(tasks)
         n = len(tasks)
         log.info("%s: %d block(s) on %d %s worker(s)", desc, n, self.workers, self.kind)
-        big = (items if items is not None else n) >= PROGRESS_MIN_ITEMS
+        work = items if items is not None else n
         out: list = [None] * n
         every = max(1, n // 4)
-        if self._in_process(items if items is not None else n):
+        if self._in_process(work):
             results = ((i, fn(*task)) for i, task in enumerate(tasks))
         else:
             results = self._run(fn, tasks)
-        with tqdm(total=n, desc=desc, disable=not big, leave=False) as bar:
+        task_bar = _CURRENT.get()
+        own = (
+            progress(desc, work, unit="series" if items is not None else "block")
+            if task_bar is None
+            else contextlib.nullcontext(task_bar)
+        )
+        with own as bar:
             for done, (i, result) in enumerate(results, 1):
                 out[i] = result
-                bar.update()
+                # blocks are about equal in series: advance by this block's share of
+                # ``work``, so the bar has moved by exactly ``work`` when the map ends
+                bar.update(work * done // n - work * (done - 1) // n)
                 if done % every == 0 and done < n:
                     log.info("%s: %d/%d blocks done", desc, done, n)
         log.info("%s: %d/%d blocks done", desc, n, n)
@@ -277,6 +309,78 @@ def get_executor(
     )
 
 
+@contextlib.contextmanager
+def progress(desc: str, total: int | None = None, *, unit: str = "series") -> Iterator[Any]:
+    """One progress bar for a whole task step; maps inside it advance it.
+
+    Usable as ``with progress("forecast", 126) as bar:`` or as a decorator
+    (``@progress("forecast")``, one bar per call). The bar (tqdm's text bar on stderr, or
+    its notebook widget where ipywidgets is installed) is drawn only when the step is still
+    running after :data:`PROGRESS_DELAY` seconds, and is cleared when the step ends. Every
+    :meth:`Executor.map` inside the step advances this bar by its ``items`` instead of
+    drawing a bar of its own; other work calls ``bar.update(n)``. A step opened inside
+    another step draws nothing: its work counts on a bar nobody sees, so the outer step's
+    own count stays right. ``PERFLINK_PROGRESS`` (:data:`PROGRESS_ENV`) decides whether bars
+    are drawn at all.
+
+    Parameters
+    ----------
+    desc : str
+        What runs, in plain words for the analyst (``"forecast backtest"``); no ids.
+    total : int, optional
+        Units of work of the whole step, when known (it may be set later with
+        ``bar.total = n``, before the first update).
+    unit : str, optional
+        What one unit of work is (``"series"``, ``"table"``).
+
+    Yields
+    ------
+    tqdm.tqdm
+        The bar: ``update(n)`` advances it, ``n`` is the work done, ``total`` the whole.
+
+    Raises
+    ------
+    ParamsError
+        ``total`` is not a non-negative integer, or ``PERFLINK_PROGRESS`` holds a value
+        other than 0/1, true/false, yes/no, on/off.
+    """
+    if total is not None:
+        if isinstance(total, bool) or not isinstance(total, numbers.Integral) or total < 0:
+            raise ParamsError(
+                f"progress {desc!r}: total is {total!r}; give the units of work as an "
+                "integer >= 0, or None while it is not known."
+            )
+        total = int(total)
+    shown = _CURRENT.get() is None and _shows_bars(sys.stderr)
+    bar = _progress_bar()(
+        total=total,
+        desc=desc,
+        unit=unit,
+        delay=PROGRESS_DELAY,
+        leave=False,
+        disable=not shown,
+        file=sys.stderr,
+    )
+    token = _CURRENT.set(bar)
+    try:
+        yield bar
+    finally:
+        _CURRENT.reset(token)
+        bar.close()
+
+
+def current_progress() -> Any | None:
+    """The bar of the task step now running (:func:`progress`), or None outside any step.
+
+    Returns
+    -------
+    tqdm.tqdm or None
+        Code inside a step that is not an :meth:`Executor.map` advances the step's bar with
+        ``current_progress().update(n)``.
+    """
+    return _CURRENT.get()
+
+
 def close_clients() -> None:
     """Close the Dask clients this process opened (also done when Python exits)."""
     with _LOCK:
@@ -383,6 +487,27 @@ def _run_error(exc: Exception, shown: str) -> Exception:
             "check that the cluster is running, then run the review again."
         )
     return exc
+
+
+def _shows_bars(stream: Any) -> bool:
+    """Whether bars are drawn on ``stream``: the one reading of :data:`PROGRESS_ENV`."""
+    setting = os.environ.get(PROGRESS_ENV, "").strip().lower()
+    if setting in _OFF:
+        return False
+    if setting in _ON:
+        return True
+    if setting:
+        raise ParamsError(
+            f"{PROGRESS_ENV}: got {os.environ[PROGRESS_ENV]!r}; set it to 0 to turn progress "
+            "bars off, 1 to draw them even without a terminal, or unset it."
+        )
+    # a cron log or a pipe gets no bar frames; a kernel's stderr is no tty but is shown
+    # under the cell, where a bar is wanted
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        if stream.isatty():
+            return True
+    iostream = sys.modules.get("ipykernel.iostream")
+    return iostream is not None and isinstance(stream, iostream.OutStream)
 
 
 def _progress_bar() -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import operator
 import os
 import shutil
+import sys
 import time
 
 import numpy as np
@@ -238,3 +239,121 @@ def test_review_forecast_same_bytes_on_dask(cluster, sample_review, tmp_path) ->
     finally:
         perflink.report.configure(language=review.language, tables_dir=None)
     assert remote == (tmp_path / "local" / "forecast.csv").read_bytes()
+
+
+# --- progress bars -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def bars_on(monkeypatch):
+    """Bars drawn at once on any stream (the captured stderr is no terminal)."""
+    monkeypatch.setenv(execution.PROGRESS_ENV, "1")
+    monkeypatch.setattr(execution, "PROGRESS_DELAY", 0.0)
+
+
+def _squares(n: int) -> list[tuple]:
+    return [(i, i) for i in range(n)]
+
+
+def test_task_bar_counts_its_maps_and_reaches_its_total(bars_on, capsys) -> None:
+    with execution.progress("forecast backtest", 27) as bar:
+        assert execution.current_progress() is bar
+        # 7 series in 3 blocks, then 20 in 6: each map moves the bar by exactly its items
+        LocalExecutor(1).map(operator.mul, _squares(3), desc="inner map one", items=7)
+        assert bar.n == 7
+        LocalExecutor(1).map(operator.mul, _squares(6), desc="inner map two", items=20)
+    assert execution.current_progress() is None
+    assert (bar.n, bar.total) == (27, 27)
+    err = capsys.readouterr().err
+    assert "forecast backtest:   0%" in err and "0/27" in err and "series" in err
+    assert "\r" in err  # a bar redrawn in place
+    assert "inner map" not in err  # the maps drew no bar of their own
+
+
+def test_map_outside_a_task_draws_its_own_bar(bars_on, capsys) -> None:
+    assert LocalExecutor(1).map(operator.mul, _squares(4), desc="lone map", items=40) == [
+        0,
+        1,
+        4,
+        9,
+    ]
+    err = capsys.readouterr().err
+    assert "lone map" in err and "/40" in err
+
+
+def test_progress_off_draws_nothing(bars_on, capsys, monkeypatch) -> None:
+    for off in ("0", "off", " False "):
+        monkeypatch.setenv(execution.PROGRESS_ENV, off)
+        with execution.progress("forecast", 5) as bar:
+            assert bar.disable
+            LocalExecutor(1).map(operator.mul, _squares(5), desc="forecast map", items=5)
+        LocalExecutor(1).map(operator.mul, _squares(5), desc="lone map", items=5)
+    assert capsys.readouterr().err == ""
+
+
+def test_short_task_draws_nothing(bars_on, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(execution, "PROGRESS_DELAY", 3600.0)  # tqdm's delay is never reached
+    with execution.progress("forecast", 5) as bar:
+        LocalExecutor(1).map(operator.mul, _squares(5), desc="forecast map", items=5)
+        assert bar.n == 5 and not bar.disable  # counted, only not drawn
+    LocalExecutor(1).map(operator.mul, _squares(5), desc="lone map", items=5)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_step_inside_a_step_draws_no_second_bar(bars_on, capsys) -> None:
+    with execution.progress("all quarters", 2) as outer:
+        for _ in range(2):
+            with execution.progress("forecast") as inner:
+                assert execution.current_progress() is inner and inner.disable
+                LocalExecutor(1).map(operator.mul, _squares(3), desc="inner map", items=9)
+            assert execution.current_progress() is outer
+            outer.update()
+    assert outer.n == 2  # the inner maps did not count on the outer bar
+    err = capsys.readouterr().err
+    assert "all quarters" in err and "forecast" not in err and "inner map" not in err
+
+
+def test_progress_as_a_decorator_opens_one_bar_per_call(bars_on, capsys) -> None:
+    @execution.progress("forecast", 4)
+    def step() -> int:
+        return sum(LocalExecutor(1).map(operator.mul, _squares(2), desc="m", items=4))
+
+    assert step() == 1 and step() == 1
+    assert capsys.readouterr().err.count("forecast:   0%") == 2  # each call's first frame
+
+
+class _Stream:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_bars_by_default_on_a_terminal_or_in_a_kernel_only(monkeypatch) -> None:
+    monkeypatch.delenv(execution.PROGRESS_ENV, raising=False)
+    assert execution._shows_bars(_Stream(True))
+    assert not execution._shows_bars(_Stream(False))  # a cron log, a pipe
+    assert not execution._shows_bars(object())  # a stream without isatty
+
+    class OutStream(_Stream):  # what a Jupyter kernel's stderr is (not a tty)
+        pass
+
+    fake = type(sys)("ipykernel.iostream")
+    fake.OutStream = OutStream
+    monkeypatch.setitem(sys.modules, "ipykernel.iostream", fake)
+    assert execution._shows_bars(OutStream(False))
+    monkeypatch.setenv(execution.PROGRESS_ENV, "0")
+    assert not execution._shows_bars(OutStream(False)) and not execution._shows_bars(_Stream(True))
+    monkeypatch.setenv(execution.PROGRESS_ENV, "1")
+    assert execution._shows_bars(_Stream(False))
+
+
+def test_progress_bad_input(monkeypatch) -> None:
+    for total in (-1, 2.5, True, "10"):
+        with pytest.raises(ParamsError, match="total is"), execution.progress("forecast", total):
+            pass
+    monkeypatch.setenv(execution.PROGRESS_ENV, "maybe")
+    with pytest.raises(ParamsError, match="PERFLINK_PROGRESS: got 'maybe'; set it to 0"):
+        LocalExecutor(1).map(operator.mul, _squares(2), desc="m")
+    assert execution.current_progress() is None  # nothing left open
