@@ -610,6 +610,59 @@ def test_clean_sample_units_not_flagged_high(samples):
     assert (rev["deviation_pct"] > -0.08).all()  # no unit projected far below budget
 
 
+@pytest.fixture
+def task_bars(monkeypatch) -> list:
+    """The progress bars opened, counting but never drawn (tqdm's delay is never reached)."""
+    from perflink import execution
+
+    monkeypatch.setenv(execution.PROGRESS_ENV, "1")
+    monkeypatch.setattr(execution, "PROGRESS_DELAY", 3600.0)
+    opened, make = [], execution._progress_bar
+
+    def recording():
+        class Recording(make()):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                opened.append(self)
+
+        return Recording
+
+    monkeypatch.setattr(execution, "_progress_bar", recording)
+    return opened
+
+
+def test_one_progress_bar_per_task_reaches_exactly_its_total(samples, task_bars, capsys):
+    """The bar's total, counted before the work, is the work done: it ends at 100%."""
+    import perflink
+
+    review = perflink.open_review(samples["s0"], language="en")
+    args = (review.facts, review.targets, review.entities, review.catalog)
+    n_units = int(review.entities["kind"].eq("department").sum())
+    runs = (
+        ("forecast", ForecastOptions(n_paths=200)),  # calibration origins on every unit
+        ("forecast backtest", ForecastOptions(n_paths=200)),  # cuts, origins, a shared cache
+        ("forecast", ForecastOptions(n_paths=200, backtest_max_units=12)),  # a unit sample
+        ("forecast backtest", ForecastOptions(n_paths=200, backtest_max_units=12)),
+    )
+    for desc, opts in runs:
+        task_bars.clear()
+        kw = dict(quarter=review.quarter, options=opts, n_jobs=1)
+        if desc == "forecast":
+            forecast_panel(*args, **kw)
+        else:
+            backtest_panel(*args[:1], *args[2:], targets=review.targets, **kw)
+        assert [(b.desc, b.unit) for b in task_bars] == [(desc, "series")]  # no map's own bar
+        bar = task_bars[0]
+        assert bar.total > 3 * n_units  # every metric's series at least once
+        assert bar.n == bar.total, (desc, opts.backtest_max_units)
+    # a fourth-quarter review has no year left to calibrate on: units forecast and simulated
+    facts, targets, entities = _tiny()
+    task_bars.clear()
+    forecast_panel(facts, targets, entities, CATALOG, quarter="2025Q4", options=FAST, n_jobs=1)
+    assert [(b.n, b.total) for b in task_bars] == [(2 * 3 + 2, 2 * 3 + 2)]
+    assert capsys.readouterr().err == ""
+
+
 def test_backtest_samples_units_of_large_groups(samples):
     """Above backtest_max_units a fixed stratified sample is backtested, and the table says so."""
     import perflink

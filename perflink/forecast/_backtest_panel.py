@@ -7,7 +7,7 @@ import pandas as pd
 
 from perflink import labels
 from perflink.common import require_columns
-from perflink.execution import Executor
+from perflink.execution import Executor, progress
 from perflink.forecast import _deviation as _dev
 from perflink.forecast import _models as _fm
 from perflink.forecast import _panel as _fp
@@ -17,6 +17,7 @@ from perflink.options import ExecutorOptions, ForecastOptions
 __all__ = ["backtest_panel"]
 
 
+@progress("forecast backtest", unit="series")
 @_fp.quiet
 def backtest_panel(
     facts: pd.DataFrame,
@@ -74,6 +75,9 @@ def backtest_panel(
     -----
     Unset ``metrics`` come from the catalog as in the forecast; with none (no profit or
     sales role, no ``forecast.metrics``) the table is empty and its page says so.
+
+    A backtest still running after :data:`perflink.execution.PROGRESS_DELAY` seconds shows
+    one progress bar ("forecast backtest") for all of its forecasts and simulations.
     """
     options = (options or ForecastOptions()).for_catalog(catalog)
     lang = labels._check_lang(language)
@@ -105,6 +109,7 @@ def backtest_panel(
     t_all = len(periods)
     cuts = [t_all - horizon - j for j in range(options.backtest_origins)]
     cuts = [c for c in cuts if c >= 13]
+    _fp.expect(_steps(wide, options, st, [periods[c] for c in cuts]))
     z = {lv: _fm.interval_z(lv) for lv in (80, 95)}
     monthly = {}
     for metric in metrics:
@@ -174,13 +179,41 @@ LEVEL_ORDER = ("unit", "subsidiary", "group")
 P_BINS = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0)
 
 
-def _full_year(wide, entities, catalog, options, st, ex, targets):
-    """Rows per metric x level and the calibration table of the full-year backtest."""
+def _steps(wide, options, st, cut_months) -> int:
+    """Units of work of the backtest (its bar's total; see :func:`perflink.forecast._panel.advance`).
+
+    Monthly part: every unit series forecast from each cut (``cut_months``: the first month
+    after it). Full year: every unit series forecast once per distinct origin (the check's
+    origins and their calibration origins share one cache), every unit simulated per
+    calibration pass of each check origin and in its final paths.
+    """
+    metrics = len(options.metrics)
+    monthly = sum(_fp.units_upto(wide, m, before=True) for m in cut_months)
+    origins, calibration = _origins(wide, options, st)
+    distinct = set(origins).union(*calibration.values())
+    forecasts = sum(_fp.units_upto(wide, o) for o in distinct)
+    passes = _fp.simulation_passes(options)
+    simulated = sum(
+        passes * sum(_fp.units_upto(wide, c) for c in calibration[o]) + _fp.units_upto(wide, o)
+        for o in origins
+    )
+    return metrics * monthly + metrics * forecasts + simulated
+
+
+def _origins(wide, options, st) -> tuple[list, dict]:
+    """The full-year check's origins (the review month one year earlier and its neighbours)
+    and the calibration origins of each."""
     periods = wide.index.get_level_values("period").unique()
     n_u = wide.index.get_level_values("entity_id").nunique()
     origins = [
         o for o in _fp.origins_for(periods, st.cutoff, n_u, options) if o.year == st.year - 1
     ]
+    return origins, {o: _fp.origins_for(periods, o, n_u, options) for o in origins}
+
+
+def _full_year(wide, entities, catalog, options, st, ex, targets):
+    """Rows per metric x level and the calibration table of the full-year backtest."""
+    origins, calibration = _origins(wide, options, st)
     # each origin's projection is made once: an origin of the check is also the calibration
     # origin of later ones (its realised year lies before them, so no later data is read)
     cache: dict = {}
@@ -198,7 +231,7 @@ def _full_year(wide, entities, catalog, options, st, ex, targets):
     records, cal = [], []
     for fc, learner, origin in runs:
         # out of sample: the factors the review would have had at that origin
-        cal_runs = runs_of(_fp.origins_for(periods, origin, n_u, options))
+        cal_runs = runs_of(calibration[origin])
         factors = _fp.calibrate(cal_runs, catalog, options)
         paths = _fp.draw_paths(fc, catalog, options, learner.steps, factors=factors)
         level = np.array([LEVEL_OF_KIND.get(k, "unit") for k in fc["kind"]], dtype=object)
