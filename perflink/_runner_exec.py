@@ -17,6 +17,7 @@ from typing import Any
 import nbformat
 
 from perflink.errors import ParamsError, PerflinkError, RunError
+from perflink.execution import PROGRESS_ENV
 
 logger = logging.getLogger("perflink")
 
@@ -156,12 +157,16 @@ def pick_kernel(path: Path) -> str:
 
 
 def kernel_env() -> dict[str, str]:
-    """Environment for kernels: ours, plus the folder this perflink is imported from.
+    """Environment for kernels: ours, plus the folder this perflink is imported from, and
+    progress bars off.
 
     A development checkout is not installed in the kernel's site-packages, so the
-    kernel would import nothing (or another perflink) without it.
+    kernel would import nothing (or another perflink) without it. A kernel's bars would
+    be kept as frames in the executed notebook's stderr outputs; the runner draws its own
+    bar, per notebook, on the terminal.
     """
     env = dict(os.environ)
+    env[PROGRESS_ENV] = "0"
     root = str(Path(__file__).resolve().parents[1])
     if "site-packages" not in root:
         parts = [root, *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != root)]

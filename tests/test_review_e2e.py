@@ -61,6 +61,14 @@ def test_executed_notebooks_carry_no_warning(reviewed_quarters, quarter):
         text = path.read_text(encoding="utf-8")
         for word in ("Warning:", "ERROR", "Traceback"):
             assert word not in text, f"{path.name}: {word!r} in an output"
+        # progress bars are redrawn with "\r"; the runner turns them off in its kernels
+        streams = [
+            "".join(o["text"])
+            for cell in json.loads(text)["cells"]
+            for o in cell.get("outputs", [])
+            if o["output_type"] == "stream"
+        ]
+        assert not any("\r" in s for s in streams), f"{path.name}: a progress bar in an output"
 
 
 def test_secret_never_reaches_any_output_byte(reviewed_quarters):

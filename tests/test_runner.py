@@ -252,6 +252,7 @@ def test_check_parameters_cell_bad_file(tmp_path: Path) -> None:
 
 def test_kernel_env_adds_this_checkout() -> None:
     env = ex.kernel_env()
+    assert env["PERFLINK_PROGRESS"] == "0"  # no bar frames kept in executed notebooks
     root = str(Path(ex.__file__).resolve().parents[1])
     if "site-packages" not in root:
         assert env["PYTHONPATH"].split(":")[0] == root
