@@ -39,6 +39,7 @@ from perflink._io_parse import (
 from perflink._io_read import EncodingSpec, RawTable, encoding_for, read_raw
 from perflink._io_sql import SqlSource, as_source, content_sha256, read_sql_raw
 from perflink.errors import InputError, ParamsError
+from perflink.execution import current_progress, progress
 
 __all__ = [
     "KINDS",
@@ -243,6 +244,7 @@ def load_inputs(
     return Inputs(**tables, paths=resolved)
 
 
+@progress("reading inputs", len(KINDS), unit="table")
 def read_tables(
     resolved: Mapping[str, Path | SqlSource],
     *,
@@ -271,12 +273,15 @@ def read_tables(
         The tables that loaded (``kind -> DataFrame``; a kind not given is an empty table),
         the problems of those that did not (``kind -> message``, in :data:`KINDS` order) and
         the checks that were skipped because a table they need did not load.
+
+    Large inputs take seconds: a progress bar ("reading inputs", one step per table)
+    shows after :data:`perflink.execution.PROGRESS_DELAY` seconds.
     """
     tables: dict[str, pd.DataFrame] = {}
     errors: dict[str, str] = {}
     skipped: list[str] = []
     known: set[str] | None = None
-    for kind in KINDS:
+    for kind in _ticking(KINDS):
         if kind not in resolved:
             tables[kind] = empty_table(kind)
             continue
@@ -304,6 +309,19 @@ def read_tables(
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _ticking(kinds: tuple[str, ...]):
+    """``kinds``; the progress bar of :func:`read_tables` advances as each is done and
+    names the one being read."""
+    bar = current_progress()
+    # the name is set before the update that draws it: set_postfix_str's own refresh would
+    # draw before the bar's delay
+    bar.set_postfix_str(kinds[0] if kinds else "", refresh=False)
+    for kind, following in zip(kinds, (*kinds[1:], ""), strict=True):
+        yield kind
+        bar.set_postfix_str(following, refresh=False)
+        bar.update()
 
 
 def _fill_names(entities: pd.DataFrame) -> pd.DataFrame:

@@ -466,3 +466,22 @@ def test_read_tables_collects_every_table_and_says_what_it_skipped(tmp_path):
     tables, errors, skipped = read_tables(paths)
     assert "missing required column(s)" in errors["entities"] and "targets" in tables
     assert any("entity ids in facts, targets were not checked" in s for s in skipped)
+
+
+def test_read_tables_shows_one_bar_over_the_tables(tmp_path, monkeypatch, capsys):
+    from perflink import execution
+    from perflink.io import read_tables
+
+    paths = {
+        "entities": write(tmp_path, "entities.csv", ENTITIES),
+        "facts": write(tmp_path, "facts.csv", FACTS),
+    }
+    monkeypatch.setenv(execution.PROGRESS_ENV, "1")
+    monkeypatch.setattr(execution, "PROGRESS_DELAY", 3600.0)  # quick: nothing drawn
+    read_tables(paths)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(execution, "PROGRESS_DELAY", 0.0)
+    _, errors, _ = read_tables(paths)
+    assert errors == {}
+    err = capsys.readouterr().err
+    assert "reading inputs" in err and f"/{len(KINDS)}" in err and "table" in err
