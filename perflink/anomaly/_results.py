@@ -399,12 +399,15 @@ class AnomalyResult(TaskResult):
         for col in ("value", "expected", "range"):
             df[col] = self.formatted[col].head(n).to_numpy()
         df["explained_by"] = df["explained_by"].replace("", None)
+        # unit and metric in one "series" column, as the charts name them: the reading
+        # layer then fits a 1024 px screen and A4
+        df["label"] = df["entity"] + " · " + df["metric"]
         if self.limit is not None:
-            # unit and metric in one "series" column, as the charts name them: the reading
-            # layer then fits a 1024 px screen and A4
-            df["label"] = df["entity"] + " · " + df["metric"]
             return df[["rank", "label", "period", *_SHOW[4:], "at_stake"]]
-        return df[[*_SHOW, "range", "at_stake", "explanation", "explained_by"]]
+        # the appendix: the explanations beside the series, so a 1024 px screen shows them
+        # without scrolling past the figures, and a row is no taller than its text
+        return df[["rank", "label", "period", "explanation", "explained_by", *_SHOW[4:],
+                   "range", "at_stake"]]  # fmt: skip
 
     def view(self) -> pd.DataFrame:
         """The ranked list as people read it: names, values with units, explanation (in
