@@ -47,6 +47,7 @@ __all__ = [
     "DaskExecutor",
     "Executor",
     "LocalExecutor",
+    "Progress",
     "close_clients",
     "current_progress",
     "get_executor",
@@ -77,7 +78,9 @@ _PACKAGE = "perflink"  # what every Dask worker must have installed
 _CLIENTS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 # the bar of the task step now running (progress()); maps advance it instead of their own
-_CURRENT: contextvars.ContextVar[Any] = contextvars.ContextVar("perflink_progress", default=None)
+_CURRENT: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
+    "perflink_progress", default=None
+)
 
 
 class Executor:
@@ -309,8 +312,79 @@ def get_executor(
     )
 
 
+class Progress:
+    """The progress bar of one task step (opened by :func:`progress`).
+
+    Attributes
+    ----------
+    desc, unit : str
+        What runs and what one unit of work is, as the bar shows them.
+    total : int or None
+        Units of work of the whole step (None: not known).
+    n : int
+        Units of work done so far (counted even when no bar is drawn).
+    shown : bool
+        Whether this step draws a bar at all (see :data:`PROGRESS_ENV`; a step inside
+        another step draws none).
+    """
+
+    def __init__(self, desc: str, total: int | None, *, unit: str, shown: bool) -> None:
+        self.desc, self.unit, self.shown = desc, unit, shown
+        self.total = _check_total(desc, total)
+        self.n = 0
+        self._bar = self._open()
+
+    def _open(self) -> Any:
+        return _progress_bar()(
+            total=self.total,
+            desc=self.desc,
+            unit=self.unit,
+            delay=PROGRESS_DELAY,
+            leave=False,
+            disable=not self.shown,
+            file=sys.stderr,
+        )
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more units of work done (the bar redraws after the delay only)."""
+        self.n += n
+        self._bar.update(n)
+
+    def set_total(self, total: int) -> None:
+        """Set the total of a step opened before it was known, before any work is counted.
+
+        Raises
+        ------
+        ParamsError
+            ``total`` is not an integer >= 0, or work was counted already (the bar would show a wrong rate and time left).
+        """
+        total = _check_total(self.desc, total)
+        if self.n:
+            raise ParamsError(
+                f"progress {self.desc!r}: the total came after {self.n} {self.unit} of work "
+                "were counted; set it before counting any."
+            )
+        # a new bar: tqdm's reset() would draw at once, before the delay; the old bar was
+        # never drawn (bars draw on updates only), so closing it leaves no trace
+        self._bar.close()
+        self.total = total
+        self._bar = self._open()
+
+    def set_note(self, text: str) -> None:
+        """Words shown after the counts from the next redraw on (e.g. the table being read)."""
+        # refresh=False: tqdm's refresh would draw at once, before the delay
+        self._bar.set_postfix_str(text, refresh=False)
+
+    def close(self) -> None:
+        """Clear the bar (if it was drawn)."""
+        self._bar.close()
+
+    def __repr__(self) -> str:
+        return f"Progress({self.desc!r}, {self.n}/{self.total} {self.unit})"
+
+
 @contextlib.contextmanager
-def progress(desc: str, total: int | None = None, *, unit: str = "series") -> Iterator[Any]:
+def progress(desc: str, total: int | None = None, *, unit: str = "series") -> Iterator[Progress]:
     """One progress bar for a whole task step; maps inside it advance it.
 
     Usable as ``with progress("forecast", 126) as bar:`` or as a decorator
@@ -318,49 +392,34 @@ def progress(desc: str, total: int | None = None, *, unit: str = "series") -> It
     its notebook widget where ipywidgets is installed) is drawn only when the step is still
     running after :data:`PROGRESS_DELAY` seconds, and is cleared when the step ends. Every
     :meth:`Executor.map` inside the step advances this bar by its ``items`` instead of
-    drawing a bar of its own; other work calls ``bar.update(n)``. A step opened inside
-    another step draws nothing: its work counts on a bar nobody sees, so the outer step's
-    own count stays right. ``PERFLINK_PROGRESS`` (:data:`PROGRESS_ENV`) decides whether bars
-    are drawn at all.
+    drawing a bar of its own; other work calls ``bar.update(n)``
+    (:func:`current_progress` finds the bar). A step opened inside another step draws
+    nothing: its work counts on a bar nobody sees, so the outer step's own count stays
+    right. ``PERFLINK_PROGRESS`` (:data:`PROGRESS_ENV`) decides whether bars are drawn.
 
     Parameters
     ----------
     desc : str
         What runs, in plain words for the analyst (``"forecast backtest"``); no ids.
     total : int, optional
-        Units of work of the whole step, when known (it may be set later with
-        ``bar.total = n``, before the first update).
+        Units of work of the whole step; when it is known only once the step has started,
+        give it with :meth:`Progress.set_total` before counting any work.
     unit : str, optional
         What one unit of work is (``"series"``, ``"table"``).
 
     Yields
     ------
-    tqdm.tqdm
-        The bar: ``update(n)`` advances it, ``n`` is the work done, ``total`` the whole.
+    Progress
+        The step's bar: ``update(n)`` counts work done; ``n`` and ``total``.
 
     Raises
     ------
     ParamsError
-        ``total`` is not a non-negative integer, or ``PERFLINK_PROGRESS`` holds a value
-        other than 0/1, true/false, yes/no, on/off.
+        ``total`` is not an integer >= 0, or ``PERFLINK_PROGRESS`` holds a value other than
+        0/1, true/false, yes/no, on/off.
     """
-    if total is not None:
-        if isinstance(total, bool) or not isinstance(total, numbers.Integral) or total < 0:
-            raise ParamsError(
-                f"progress {desc!r}: total is {total!r}; give the units of work as an "
-                "integer >= 0, or None while it is not known."
-            )
-        total = int(total)
     shown = _CURRENT.get() is None and _shows_bars(sys.stderr)
-    bar = _progress_bar()(
-        total=total,
-        desc=desc,
-        unit=unit,
-        delay=PROGRESS_DELAY,
-        leave=False,
-        disable=not shown,
-        file=sys.stderr,
-    )
+    bar = Progress(desc, total, unit=unit, shown=shown)
     token = _CURRENT.set(bar)
     try:
         yield bar
@@ -369,13 +428,13 @@ def progress(desc: str, total: int | None = None, *, unit: str = "series") -> It
         bar.close()
 
 
-def current_progress() -> Any | None:
+def current_progress() -> Progress | None:
     """The bar of the task step now running (:func:`progress`), or None outside any step.
 
     Returns
     -------
-    tqdm.tqdm or None
-        Code inside a step that is not an :meth:`Executor.map` advances the step's bar with
+    Progress or None
+        Code inside a step that is not an :meth:`Executor.map` counts its work with
         ``current_progress().update(n)``.
     """
     return _CURRENT.get()
@@ -487,6 +546,17 @@ def _run_error(exc: Exception, shown: str) -> Exception:
             "check that the cluster is running, then run the review again."
         )
     return exc
+
+
+def _check_total(desc: str, total: Any) -> int | None:
+    if total is None:
+        return None
+    if isinstance(total, bool) or not isinstance(total, numbers.Integral) or total < 0:
+        raise ParamsError(
+            f"progress {desc!r}: total is {total!r}; give the units of work as an integer "
+            ">= 0, or None while it is not known."
+        )
+    return int(total)
 
 
 def _shows_bars(stream: Any) -> bool:

@@ -315,12 +315,12 @@ def _ticking(kinds: tuple[str, ...]):
     """``kinds``; the progress bar of :func:`read_tables` advances as each is done and
     names the one being read."""
     bar = current_progress()
-    # the name is set before the update that draws it: set_postfix_str's own refresh would
-    # draw before the bar's delay
-    bar.set_postfix_str(kinds[0] if kinds else "", refresh=False)
+    # a note shows from the next redraw on: name the next table before the update that
+    # counts the last one
+    bar.set_note(kinds[0] if kinds else "")
     for kind, following in zip(kinds, (*kinds[1:], ""), strict=True):
         yield kind
-        bar.set_postfix_str(following, refresh=False)
+        bar.set_note(following)
         bar.update()
 
 

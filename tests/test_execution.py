@@ -285,7 +285,7 @@ def test_progress_off_draws_nothing(bars_on, capsys, monkeypatch) -> None:
     for off in ("0", "off", " False "):
         monkeypatch.setenv(execution.PROGRESS_ENV, off)
         with execution.progress("forecast", 5) as bar:
-            assert bar.disable
+            assert not bar.shown
             LocalExecutor(1).map(operator.mul, _squares(5), desc="forecast map", items=5)
         LocalExecutor(1).map(operator.mul, _squares(5), desc="lone map", items=5)
     assert capsys.readouterr().err == ""
@@ -295,7 +295,7 @@ def test_short_task_draws_nothing(bars_on, capsys, monkeypatch) -> None:
     monkeypatch.setattr(execution, "PROGRESS_DELAY", 3600.0)  # tqdm's delay is never reached
     with execution.progress("forecast", 5) as bar:
         LocalExecutor(1).map(operator.mul, _squares(5), desc="forecast map", items=5)
-        assert bar.n == 5 and not bar.disable  # counted, only not drawn
+        assert bar.n == 5 and bar.shown  # counted, only not drawn yet
     LocalExecutor(1).map(operator.mul, _squares(5), desc="lone map", items=5)
     assert capsys.readouterr().err == ""
 
@@ -304,7 +304,7 @@ def test_a_step_inside_a_step_draws_no_second_bar(bars_on, capsys) -> None:
     with execution.progress("all quarters", 2) as outer:
         for _ in range(2):
             with execution.progress("forecast") as inner:
-                assert execution.current_progress() is inner and inner.disable
+                assert execution.current_progress() is inner and not inner.shown
                 LocalExecutor(1).map(operator.mul, _squares(3), desc="inner map", items=9)
             assert execution.current_progress() is outer
             outer.update()
@@ -349,10 +349,24 @@ def test_bars_by_default_on_a_terminal_or_in_a_kernel_only(monkeypatch) -> None:
     assert execution._shows_bars(_Stream(False))
 
 
-def test_progress_bad_input(monkeypatch) -> None:
+def test_total_known_once_the_step_started(bars_on, capsys) -> None:
+    with execution.progress("forecast") as bar:
+        bar.set_total(9)  # e.g. once the panel of series is built
+        LocalExecutor(1).map(operator.mul, _squares(3), desc="inner map", items=9)
+    assert (bar.n, bar.total) == (9, 9)
+    assert "0/9" in capsys.readouterr().err  # the bar drawn knows its total
+
+
+def test_progress_bad_input(bars_on, monkeypatch) -> None:
     for total in (-1, 2.5, True, "10"):
         with pytest.raises(ParamsError, match="total is"), execution.progress("forecast", total):
             pass
+    with execution.progress("forecast") as bar:
+        with pytest.raises(ParamsError, match="total is -3"):
+            bar.set_total(-3)
+        bar.update(2)
+        with pytest.raises(ParamsError, match="after 2 series of work were counted"):
+            bar.set_total(5)
     monkeypatch.setenv(execution.PROGRESS_ENV, "maybe")
     with pytest.raises(ParamsError, match="PERFLINK_PROGRESS: got 'maybe'; set it to 0"):
         LocalExecutor(1).map(operator.mul, _squares(2), desc="m")

@@ -617,17 +617,14 @@ def task_bars(monkeypatch) -> list:
 
     monkeypatch.setenv(execution.PROGRESS_ENV, "1")
     monkeypatch.setattr(execution, "PROGRESS_DELAY", 3600.0)
-    opened, make = [], execution._progress_bar
+    opened = []
 
-    def recording():
-        class Recording(make()):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **kwargs)
-                opened.append(self)
+    class Recording(execution.Progress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
 
-        return Recording
-
-    monkeypatch.setattr(execution, "_progress_bar", recording)
+    monkeypatch.setattr(execution, "Progress", Recording)
     return opened
 
 

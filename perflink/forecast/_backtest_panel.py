@@ -180,7 +180,7 @@ P_BINS = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0)
 
 
 def _steps(wide, options, st, cut_months) -> int:
-    """Units of work of the backtest (its bar's total; see :func:`perflink.forecast._panel.advance`).
+    """Units of work of the backtest: its progress bar's total (see ``_panel.advance``).
 
     Monthly part: every unit series forecast from each cut (``cut_months``: the first month
     after it). Full year: every unit series forecast once per distinct origin (the check's

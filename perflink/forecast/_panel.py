@@ -508,7 +508,7 @@ def expect(total: int) -> None:
     """Set the total of the running task step's bar, opened before it was known."""
     bar = current_progress()
     if bar is not None:
-        bar.total = total
+        bar.set_total(total)
 
 
 def units_upto(wide: pd.DataFrame, last: pd.Period, *, before: bool = False) -> int:
