@@ -307,6 +307,8 @@ def appendix_html(inner: str, *, lang: str | None = None, rows: int | None = Non
     ``report.table.appendix``, or ``report.table.appendix_rows`` naming its ``rows``). The
     pointer is hidden by an inline style, so JupyterLab (which has no perflink.css) shows only
     the table; the report page's print stylesheet hides the table and shows the pointer.
+    With ``rows=0`` there is nothing to point to: ``inner`` (an "empty" note) is returned
+    as it is and prints.
 
     Raises
     ------
@@ -317,6 +319,8 @@ def appendix_html(inner: str, *, lang: str | None = None, rows: int | None = Non
         raise ReportError(f"appendix_html: expected the table's HTML as text, got {inner!r}.")
     if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
         raise ReportError(f"appendix_html: rows must be a whole number >= 0, got {rows!r}.")
+    if rows == 0:  # nothing left out: what shows in its place (a note) prints as it is
+        return inner
     lang = _check_lang(lang)
     note = (
         t("report.table.appendix", lang)

@@ -8,6 +8,7 @@ of truth.yaml and the new / persisting / resolved comparison.
 from __future__ import annotations
 
 import dataclasses
+import html
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -1140,6 +1141,41 @@ def test_findings_split_into_the_reading_layer_and_the_appendix():
     assert "second task says" in full.after(1)._repr_html_()
     with pytest.raises(InputError, match="whole number"):
         res.findings.head(-1)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_findings_intro_counts_what_the_list_and_the_appendix_show(lang):
+    res = summary.summarize(_decision_review(lang), _decision_inputs())
+    f = res.findings
+    total = int((f.table["loop_status"] != "resolved").sum())
+    n_top = len(f.top)
+    assert n_top > 2
+
+    def said(key, **kw):
+        return html.escape(perflink.labels.t(key, lang, **kw))
+
+    assert said("summary.text.findings_more", total=total, shown=2, more=n_top - 2) in (
+        f.intro(2)._repr_html_()
+    )
+    # head() shows the whole top list: the appendix says nothing was left out
+    whole = f.intro(n_top)._repr_html_()
+    key = "summary.text.findings_all" if total == n_top else "summary.text.findings_first"
+    assert said(key, total=total, shown=n_top, more=0) in whole
+    assert said("summary.findings.all_above") in f.after(n_top)._repr_html_()
+    assert said("summary.findings.none") not in f.after(n_top)._repr_html_()
+    # no finding at all: no sentence (the list says there is none)
+    empty = dataclasses.replace(f, table=f.table.iloc[:0], top=f.top.iloc[:0])
+    assert empty.intro()._repr_html_() == ""
+    assert said("summary.findings.none") in empty.head()._repr_html_()
+    with pytest.raises(InputError, match="whole number"):
+        f.intro(-1)
+
+
+def test_an_empty_appendix_prints_its_note_without_a_pointer():
+    from perflink._report_format import APPENDIX, appendix_html
+
+    assert appendix_html("<p>none</p>", lang="en", rows=0) == "<p>none</p>"
+    assert APPENDIX in appendix_html("<table></table>", lang="en", rows=3)
 
 
 def test_glossary_terms_cover_the_words_the_page_keeps():

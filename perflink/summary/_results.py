@@ -378,6 +378,30 @@ class RankedFindingsResult(SummaryPart):
             raise InputError(f"findings.head: n must be a whole number >= 0, got {n!r}.")
         return replace(self, top=self.top.head(n), brief=True)
 
+    def intro(self, n: int = 5) -> SummaryNote:
+        """The sentence before the list: how many findings there are, how many :meth:`head`
+        (``n``) and :meth:`after` show, and that the workbook has them all; nothing when there
+        is no finding (the list says so)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InputError(f"findings.intro: n must be a whole number >= 0, got {n!r}.")
+        total = int((self.table["loop_status"] != "resolved").sum()) if len(self.table) else 0
+        shown = min(n, len(self.top))
+        more = len(self.top) - shown
+        if total == 0:
+            return SummaryNote(html="", language=self.language)
+        if total == 1 and not more:
+            key = "summary.text.findings_one"
+        elif more:
+            key = "summary.text.findings_more"
+        elif shown < total:
+            key = "summary.text.findings_first"
+        else:
+            key = "summary.text.findings_all"
+        return SummaryNote(
+            html=f"<p>{html.escape(t(key, self.language, total=total, shown=shown, more=more))}</p>",
+            language=self.language,
+        )
+
     def after(self, n: int = 5) -> RankedFindingsResult:
         """The items of the top list after the first ``n``, numbered on from ``n + 1`` (the
         page's appendix)."""
@@ -420,8 +444,10 @@ class RankedFindingsResult(SummaryPart):
 
     def _repr_html_(self) -> str:
         lang = self.language
-        if self.top.empty:
-            return self._note("summary.findings.none")
+        if self.top.empty:  # after() of a list that head() showed whole: nothing left out
+            return self._note(
+                "summary.findings.none" if self.start == 1 else "summary.findings.all_above"
+            )
         items = []
         for r in self.top.itertuples():
             sev = html.escape(value_label("severity", r.severity, lang))
