@@ -648,7 +648,7 @@ def test_one_progress_bar_per_task_reaches_exactly_its_total(samples, task_bars,
             forecast_panel(*args, **kw)
         else:
             backtest_panel(*args[:1], *args[2:], targets=review.targets, **kw)
-        assert [(b.desc, b.unit) for b in task_bars] == [(desc, "series")]  # no map's own bar
+        assert [(b.desc, b.unit) for b in task_bars] == [(desc, "step")]  # no map's own bar
         bar = task_bars[0]
         assert bar.total > 3 * n_units  # every metric's series at least once
         assert bar.n == bar.total, (desc, opts.backtest_max_units)

@@ -17,7 +17,7 @@ from perflink.options import ExecutorOptions, ForecastOptions
 __all__ = ["backtest_panel"]
 
 
-@progress("forecast backtest", unit="series")
+@progress("forecast backtest", unit="step")  # a series forecast or a unit simulated once
 @_fp.quiet
 def backtest_panel(
     facts: pd.DataFrame,

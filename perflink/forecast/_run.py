@@ -27,7 +27,7 @@ def _names(entities, catalog, lang):
     return names, {m: catalog.metrics[m].name(lang) for m in catalog.metrics}
 
 
-@progress("forecast", unit="series")
+@progress("forecast", unit="step")  # a series forecast or a unit simulated once
 @_fp.quiet
 def forecast_panel(
     facts: pd.DataFrame,
