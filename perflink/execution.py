@@ -340,7 +340,9 @@ class Progress:
             desc=self.desc,
             unit=self.unit,
             delay=PROGRESS_DELAY,
-            leave=False,
+            # under a notebook cell a drawn bar stays as its last line (100%, the time it
+            # took): cleared, it would leave an empty stderr box; a terminal clears it
+            leave=_in_kernel(sys.stderr),
             disable=not self.shown,
             file=sys.stderr,
         )
@@ -576,6 +578,11 @@ def _shows_bars(stream: Any) -> bool:
     with contextlib.suppress(AttributeError, OSError, ValueError):
         if stream.isatty():
             return True
+    return _in_kernel(stream)
+
+
+def _in_kernel(stream: Any) -> bool:
+    """Whether ``stream`` is a Jupyter kernel's output, shown under the running cell."""
     iostream = sys.modules.get("ipykernel.iostream")
     return iostream is not None and isinstance(stream, iostream.OutStream)
 

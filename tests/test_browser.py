@@ -296,10 +296,20 @@ d["n"] = "华南制造有限公司"
 alt.Chart(d).mark_line(point=True).encode(x="t:T", y="v:Q", tooltip=["n:N", "v:Q"])"""
 
 
+# A step of about 4 s: its bar shows after PROGRESS_DELAY (2 s).
+_LAB_PROGRESS_CELL = """import time
+from perflink.execution import progress
+with progress("demo step", 8, unit="step") as bar:
+    for _ in range(8):
+        time.sleep(0.5)
+        bar.update()"""
+
+
 @pytest.mark.slow
 @pytest.mark.kernel
 def test_charts_are_interactive_in_jupyterlab(browser, tmp_path):
-    """A chart cell run in a real JupyterLab 4 draws offline and shows its tooltip."""
+    """A chart cell run in a real JupyterLab 4 draws offline and shows its tooltip; a long
+    step shows its progress bar."""
     import socket
     import subprocess
     import sys
@@ -308,7 +318,7 @@ def test_charts_are_interactive_in_jupyterlab(browser, tmp_path):
 
     pytest.importorskip("jupyterlab")
     nb = new_notebook(
-        cells=[new_code_cell(_LAB_CELL)],
+        cells=[new_code_cell(_LAB_CELL), new_code_cell(_LAB_PROGRESS_CELL)],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
     )
     (tmp_path / "work").mkdir()
@@ -321,6 +331,7 @@ def test_charts_are_interactive_in_jupyterlab(browser, tmp_path):
         {f"JUPYTER_{k}_DIR": str(tmp_path / k.lower()) for k in ("DATA", "CONFIG", "RUNTIME")}
     )
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env.pop("PERFLINK_PROGRESS", None)  # as an analyst's kernel: bars on
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
          "--IdentityProvider.token=", "--ServerApp.password=",
@@ -359,6 +370,18 @@ def test_charts_are_interactive_in_jupyterlab(browser, tmp_path):
         page.mouse.move(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
         page.wait_for_selector("#vg-tooltip-element.visible", timeout=10_000)
         assert "华南制造有限公司" in page.inner_text("#vg-tooltip-element")
+        # a step of several seconds shows its progress bar under the cell, and its last
+        # line (100%) stays there when it ends
+        page.keyboard.press("Escape")
+        page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        outputs = "Array.from(document.querySelectorAll('.jp-OutputArea-output'))" \
+            ".map(e => e.innerText).join('\\n')"  # fmt: skip
+        page.wait_for_function(f"{outputs}.includes('demo step:')", timeout=60_000)
+        running = page.evaluate(outputs)
+        assert "%|" in running and "8/8" not in running, running
+        page.wait_for_function(f"{outputs}.includes('8/8')", timeout=60_000)
+        assert "100%|" in page.evaluate(outputs)
         assert remote == []
         context.close()
     finally:
