@@ -392,7 +392,8 @@ def progress(desc: str, total: int | None = None, *, unit: str = "series") -> It
     Usable as ``with progress("forecast", 126) as bar:`` or as a decorator
     (``@progress("forecast")``, one bar per call). The bar (tqdm's text bar on stderr, or
     its notebook widget where ipywidgets is installed) is drawn only when the step is still
-    running after :data:`PROGRESS_DELAY` seconds, and is cleared when the step ends. Every
+    running after :data:`PROGRESS_DELAY` seconds; when the step ends it is cleared from a
+    terminal, and under a notebook cell its last line (100%, the time taken) stays. Every
     :meth:`Executor.map` inside the step advances this bar by its ``items`` instead of
     drawing a bar of its own; other work calls ``bar.update(n)``
     (:func:`current_progress` finds the bar). A step opened inside another step draws

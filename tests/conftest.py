@@ -151,3 +151,21 @@ def reviewed_quarters(tmp_path_factory):
         truth3=yaml.safe_load((root / "q3" / "truth.yaml").read_text(encoding="utf-8")),
         truth4=yaml.safe_load((root / "q4" / "truth.yaml").read_text(encoding="utf-8")),
     )
+
+
+@pytest.fixture
+def task_bars(monkeypatch) -> list:
+    """The progress bars opened, counting but never drawn (tqdm's delay is never reached)."""
+    from perflink import execution
+
+    monkeypatch.setenv(execution.PROGRESS_ENV, "1")
+    monkeypatch.setattr(execution, "PROGRESS_DELAY", 3600.0)
+    opened = []
+
+    class Recording(execution.Progress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(execution, "Progress", Recording)
+    return opened

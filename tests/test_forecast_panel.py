@@ -610,24 +610,6 @@ def test_clean_sample_units_not_flagged_high(samples):
     assert (rev["deviation_pct"] > -0.08).all()  # no unit projected far below budget
 
 
-@pytest.fixture
-def task_bars(monkeypatch) -> list:
-    """The progress bars opened, counting but never drawn (tqdm's delay is never reached)."""
-    from perflink import execution
-
-    monkeypatch.setenv(execution.PROGRESS_ENV, "1")
-    monkeypatch.setattr(execution, "PROGRESS_DELAY", 3600.0)
-    opened = []
-
-    class Recording(execution.Progress):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            opened.append(self)
-
-    monkeypatch.setattr(execution, "Progress", Recording)
-    return opened
-
-
 def test_one_progress_bar_per_task_reaches_exactly_its_total(samples, task_bars, capsys):
     """The bar's total, counted before the work, is the work done: it ends at 100%."""
     import perflink

@@ -373,3 +373,12 @@ def test_renaming_every_metric_id_gives_the_same_kpi_and_scoring_tables(tmp_path
         }
     for name, df in tables["plain"].items():
         pd.testing.assert_frame_equal(tables["renamed"][name], df, obj=name)
+
+
+def test_decompose_counts_its_steps_on_one_progress_bar(task_bars):
+    catalog = load_catalog(SAMPLE_CATALOG)
+    _decompose(catalog)
+    (bar,) = task_bars
+    assert (bar.desc, bar.unit) == ("KPI decomposition", "step")
+    # elasticities, panels, one tree per window x base x tier-1 metric, the tables
+    assert bar.n == bar.total == 3 + 2 * 2 * len(catalog.tier(1))

@@ -690,3 +690,13 @@ def test_sample_mapping_page_prints_short_and_in_words(
         assert "左侧" not in text and "右侧" not in text
     else:
         assert "caliber" not in text.lower() and "lag 1 months" not in text
+
+
+def test_run_counts_each_check_on_one_progress_bar(samples, task_bars):
+    _, _, params = samples["s0"]
+    review = perflink.open_review(params, language="en")
+    task_bars.clear()
+    pm.run(review)  # reads the inputs first: a step inside the checks', drawing no bar
+    assert [(b.desc, b.unit, b.n, b.total) for b in task_bars if b.shown] == [
+        ("mapping checks", "check", 6, 6)
+    ]
