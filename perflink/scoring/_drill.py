@@ -154,7 +154,9 @@ def _rows(frame: pd.DataFrame, names: dict, lang: str) -> pd.DataFrame:
     """The chart's columns: subsidiary, short and full name, score and its page text."""
     out = frame[["entity_id", "sub_id", "score", *_COMPLETIONS]]
     out = out.assign(name=out["entity_id"].map(lambda e: names.get(e, e)))
-    out["label"] = charts.short_label(out["name"], 24 if lang == "zh" else 32)
+    # long enough for a department named after its subsidiary ("South China Manufacturing
+    # Sales Dept 1"): cut at 32 letters, departments of one subsidiary read alike
+    out["label"] = charts.short_label(out["name"], 28 if lang == "zh" else 40)
     # the score as the tables write it (fmt_number: 98.28, 105.9)
     out["score_text"] = [fmt_number(v, None, lang) for v in out["score"]]
     for c in _COMPLETIONS:  # "—" where a unit has no metric of the category, as in the tables
