@@ -404,10 +404,11 @@ class AnomalyResult(TaskResult):
         df["label"] = df["entity"] + " · " + df["metric"]
         if self.limit is not None:
             return df[["rank", "label", "period", *_SHOW[4:], "at_stake"]]
-        # the appendix: the explanations beside the series, so a 1024 px screen shows them
-        # without scrolling past the figures, and a row is no taller than its text
-        return df[["rank", "label", "period", "explanation", "explained_by", *_SHOW[4:],
-                   "range", "at_stake"]]  # fmt: skip
+        # the appendix: the explanation beside the series, so a 1024 px screen shows it
+        # without scrolling past the figures, and a row is no taller than its text (the
+        # adjustment explaining a finding, rare, last)
+        return df[["rank", "label", "period", "explanation", *_SHOW[4:], "range", "at_stake",
+                   "explained_by"]]  # fmt: skip
 
     def view(self) -> pd.DataFrame:
         """The ranked list as people read it: names, values with units, explanation (in
