@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -169,3 +170,21 @@ def task_bars(monkeypatch) -> list:
 
     monkeypatch.setattr(execution, "Progress", Recording)
     return opened
+
+
+# A log record as perflink's CLI handler writes it ("2026-11-30 13:15:12 perflink.io INFO ..."),
+# possibly appended to a bar frame on the same line.
+_LOG_RECORD = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d perflink[\w.]* (?:DEBUG|INFO|WARNING|ERROR) [^\r\n]*\n?"
+)
+
+
+@pytest.fixture
+def stderr_bars(capsys):
+    """Read what progress bars wrote to stderr: the captured stderr without log records (a
+    test before may have left perflink's stderr log handler on, as the CLI sets it)."""
+
+    def read() -> str:
+        return _LOG_RECORD.sub("", capsys.readouterr().err)
+
+    return read

@@ -255,7 +255,7 @@ def _squares(n: int) -> list[tuple]:
     return [(i, i) for i in range(n)]
 
 
-def test_task_bar_counts_its_maps_and_reaches_its_total(bars_on, capsys) -> None:
+def test_task_bar_counts_its_maps_and_reaches_its_total(bars_on, stderr_bars) -> None:
     with execution.progress("forecast backtest", 27) as bar:
         assert execution.current_progress() is bar
         # 7 series in 3 blocks, then 20 in 6: each map moves the bar by exactly its items
@@ -264,43 +264,43 @@ def test_task_bar_counts_its_maps_and_reaches_its_total(bars_on, capsys) -> None
         LocalExecutor(1).map(operator.mul, _squares(6), desc="inner map two", items=20)
     assert execution.current_progress() is None
     assert (bar.n, bar.total) == (27, 27)
-    err = capsys.readouterr().err
+    err = stderr_bars()
     assert "forecast backtest:   0%" in err and "0/27" in err and "series" in err
     assert "\r" in err  # a bar redrawn in place
     assert "inner map" not in err  # the maps drew no bar of their own
 
 
-def test_map_outside_a_task_draws_its_own_bar(bars_on, capsys) -> None:
+def test_map_outside_a_task_draws_its_own_bar(bars_on, stderr_bars) -> None:
     assert LocalExecutor(1).map(operator.mul, _squares(4), desc="lone map", items=40) == [
         0,
         1,
         4,
         9,
     ]
-    err = capsys.readouterr().err
+    err = stderr_bars()
     assert "lone map" in err and "/40" in err
 
 
-def test_progress_off_draws_nothing(bars_on, capsys, monkeypatch) -> None:
+def test_progress_off_draws_nothing(bars_on, stderr_bars, monkeypatch) -> None:
     for off in ("0", "off", " False "):
         monkeypatch.setenv(execution.PROGRESS_ENV, off)
         with execution.progress("forecast", 5) as bar:
             assert not bar.shown
             LocalExecutor(1).map(operator.mul, _squares(5), desc="forecast map", items=5)
         LocalExecutor(1).map(operator.mul, _squares(5), desc="lone map", items=5)
-    assert capsys.readouterr().err == ""
+    assert stderr_bars() == ""
 
 
-def test_short_task_draws_nothing(bars_on, capsys, monkeypatch) -> None:
+def test_short_task_draws_nothing(bars_on, stderr_bars, monkeypatch) -> None:
     monkeypatch.setattr(execution, "PROGRESS_DELAY", 3600.0)  # tqdm's delay is never reached
     with execution.progress("forecast", 5) as bar:
         LocalExecutor(1).map(operator.mul, _squares(5), desc="forecast map", items=5)
         assert bar.n == 5 and bar.shown  # counted, only not drawn yet
     LocalExecutor(1).map(operator.mul, _squares(5), desc="lone map", items=5)
-    assert capsys.readouterr().err == ""
+    assert stderr_bars() == ""
 
 
-def test_a_step_inside_a_step_draws_no_second_bar(bars_on, capsys) -> None:
+def test_a_step_inside_a_step_draws_no_second_bar(bars_on, stderr_bars) -> None:
     with execution.progress("all quarters", 2) as outer:
         for _ in range(2):
             with execution.progress("forecast") as inner:
@@ -309,17 +309,17 @@ def test_a_step_inside_a_step_draws_no_second_bar(bars_on, capsys) -> None:
             assert execution.current_progress() is outer
             outer.update()
     assert outer.n == 2  # the inner maps did not count on the outer bar
-    err = capsys.readouterr().err
+    err = stderr_bars()
     assert "all quarters" in err and "forecast" not in err and "inner map" not in err
 
 
-def test_progress_as_a_decorator_opens_one_bar_per_call(bars_on, capsys) -> None:
+def test_progress_as_a_decorator_opens_one_bar_per_call(bars_on, stderr_bars) -> None:
     @execution.progress("forecast", 4)
     def step() -> int:
         return sum(LocalExecutor(1).map(operator.mul, _squares(2), desc="m", items=4))
 
     assert step() == 1 and step() == 1
-    assert capsys.readouterr().err.count("forecast:   0%") == 2  # each call's first frame
+    assert stderr_bars().count("forecast:   0%") == 2  # each call's first frame
 
 
 class _Stream:
@@ -349,12 +349,12 @@ def test_bars_by_default_on_a_terminal_or_in_a_kernel_only(monkeypatch) -> None:
     assert execution._shows_bars(_Stream(False))
 
 
-def test_total_known_once_the_step_started(bars_on, capsys) -> None:
+def test_total_known_once_the_step_started(bars_on, stderr_bars) -> None:
     with execution.progress("forecast") as bar:
         bar.set_total(9)  # e.g. once the panel of series is built
         LocalExecutor(1).map(operator.mul, _squares(3), desc="inner map", items=9)
     assert (bar.n, bar.total) == (9, 9)
-    assert "0/9" in capsys.readouterr().err  # the bar drawn knows its total
+    assert "0/9" in stderr_bars()  # the bar drawn knows its total
 
 
 def test_progress_bad_input(bars_on, monkeypatch) -> None:

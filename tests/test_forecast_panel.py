@@ -610,7 +610,7 @@ def test_clean_sample_units_not_flagged_high(samples):
     assert (rev["deviation_pct"] > -0.08).all()  # no unit projected far below budget
 
 
-def test_one_progress_bar_per_task_reaches_exactly_its_total(samples, task_bars, capsys):
+def test_one_progress_bar_per_task_reaches_exactly_its_total(samples, task_bars, stderr_bars):
     """The bar's total, counted before the work, is the work done: it ends at 100%."""
     import perflink
 
@@ -639,7 +639,7 @@ def test_one_progress_bar_per_task_reaches_exactly_its_total(samples, task_bars,
     task_bars.clear()
     forecast_panel(facts, targets, entities, CATALOG, quarter="2025Q4", options=FAST, n_jobs=1)
     assert [(b.n, b.total) for b in task_bars] == [(2 * 3 + 2, 2 * 3 + 2)]
-    assert capsys.readouterr().err == ""
+    assert stderr_bars() == ""
 
 
 def test_backtest_samples_units_of_large_groups(samples):

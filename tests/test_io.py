@@ -468,7 +468,7 @@ def test_read_tables_collects_every_table_and_says_what_it_skipped(tmp_path):
     assert any("entity ids in facts, targets were not checked" in s for s in skipped)
 
 
-def test_read_tables_shows_one_bar_over_the_tables(tmp_path, monkeypatch, capsys):
+def test_read_tables_shows_one_bar_over_the_tables(tmp_path, monkeypatch, stderr_bars):
     from perflink import execution
     from perflink.io import read_tables
 
@@ -479,9 +479,9 @@ def test_read_tables_shows_one_bar_over_the_tables(tmp_path, monkeypatch, capsys
     monkeypatch.setenv(execution.PROGRESS_ENV, "1")
     monkeypatch.setattr(execution, "PROGRESS_DELAY", 3600.0)  # quick: nothing drawn
     read_tables(paths)
-    assert capsys.readouterr().err == ""
+    assert stderr_bars() == ""
     monkeypatch.setattr(execution, "PROGRESS_DELAY", 0.0)
     _, errors, _ = read_tables(paths)
     assert errors == {}
-    err = capsys.readouterr().err
+    err = stderr_bars()
     assert "reading inputs" in err and f"/{len(KINDS)}" in err and "table" in err
