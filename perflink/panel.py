@@ -15,6 +15,7 @@ figure is the sum of its subsidiaries' and of its units'; a derived metric with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -327,19 +328,23 @@ def _aggregate_base(wide: pd.DataFrame, catalog: Catalog, start, end) -> pd.Data
     codes, uniques = pd.factorize(part.index.get_level_values("entity_id"), sort=True)
     k = len(uniques)
     out = {}
+    # an entity without values (or weights) of a metric in the window gets NaN: 0 / 0 here
+    quiet = functools.partial(np.errstate, invalid="ignore", divide="ignore")
     for metric in wide.columns:
         rule = catalog.metrics[metric].aggregation if metric in catalog.metrics else "sum"
         col = part[metric].to_numpy(dtype=float)
         if rule == "sum":
             out[metric] = _group_sum(codes, col, k)
         elif rule == "mean":
-            out[metric] = _group_sum(codes, col, k) / _group_count(codes, col, k)
+            with quiet():
+                out[metric] = _group_sum(codes, col, k) / _group_count(codes, col, k)
         elif rule == "last":
             out[metric] = _group_last(codes, col, k)
         elif rule.startswith("wmean:"):
             w = part[rule.split(":", 1)[1]].to_numpy(dtype=float)
             w = np.where(np.isnan(col), np.nan, w)
-            out[metric] = _group_sum(codes, col * w, k) / _group_sum(codes, w, k)
+            with quiet():
+                out[metric] = _group_sum(codes, col * w, k) / _group_sum(codes, w, k)
         else:  # derived with formula aggregation: filled in by window()
             out[metric] = np.full(k, np.nan)
     return pd.DataFrame(out, index=pd.Index(uniques, name="entity_id"))
