@@ -155,6 +155,25 @@ def wait_until_drawn(page) -> None:
     page.wait_for_function(_DRAWN_JS)
 
 
+@contextlib.contextmanager
+def drawn_page(browser, html_path: Path, *, viewport: tuple[int, int] = (1366, 900)):
+    """``html_path`` open in a new page once its tables and charts are set up; closed after."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    try:
+        page.goto(Path(html_path).resolve().as_uri())
+        wait_until_drawn(page)
+        yield page
+    finally:
+        page.close()
+
+
+def reader_text(page) -> str:
+    """The page's text as a reader sees it, every row of the long tables shown (the page's
+    ``beforeprint`` handlers run first)."""
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    return page.inner_text("body")
+
+
 def print_overflow(page) -> list[str]:
     """Tables and charts that would be cut on the right of an A4 print, one line each.
 

@@ -12,22 +12,15 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_utils import find_identifiers, print_overflow, print_page_count, wait_until_drawn
+from browser_utils import (
+    drawn_page,
+    find_identifiers,
+    print_overflow,
+    print_page_count,
+    reader_text,
+)
 
 PAGES = ("forecast", "anomaly")
-
-
-def _open(browser, path: Path):
-    page = browser.new_page(viewport={"width": 1366, "height": 900})
-    page.goto(path.as_uri())
-    wait_until_drawn(page)
-    return page
-
-
-def _text(page) -> str:
-    """The page's text as a reader sees it, every row of the long tables shown."""
-    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
-    return page.inner_text("body")
 
 
 @pytest.mark.slow
@@ -37,12 +30,9 @@ def _text(page) -> str:
 def test_page_prints_within_ten_pages_and_nothing_is_cut(
     browser, reviewed_quarters, quarter, name, tmp_path
 ):
-    page = _open(browser, reviewed_quarters.reports / quarter / f"{name}.html")
-    try:
+    with drawn_page(browser, reviewed_quarters.reports / quarter / f"{name}.html") as page:
         pages = print_page_count(page, tmp_path / f"{name}_{quarter}.pdf")
         cut = print_overflow(page)
-    finally:
-        page.close()
     assert pages <= 10, f"the {quarter} {name} page prints to {pages} A4 pages (at most 10)"
     assert cut == [], cut
 
@@ -51,11 +41,8 @@ def test_page_prints_within_ten_pages_and_nothing_is_cut(
 @pytest.mark.browser
 @pytest.mark.parametrize("name", PAGES)
 def test_zh_page_shows_no_code_and_explains_its_terms(browser, reviewed_quarters, name):
-    page = _open(browser, reviewed_quarters.reports / "2026Q3" / f"{name}.html")
-    try:
-        text = _text(page)
-    finally:
-        page.close()
+    with drawn_page(browser, reviewed_quarters.reports / "2026Q3" / f"{name}.html") as page:
+        text = reader_text(page)
     assert find_identifiers(text) == []
     for word in ("马氏", "Mahalanobis", "z 分值", "robust z", "cogs", "opex", "revenue"):
         assert word not in text, word
@@ -68,11 +55,8 @@ def test_zh_page_shows_no_code_and_explains_its_terms(browser, reviewed_quarters
 @pytest.mark.browser
 @pytest.mark.parametrize("name", PAGES)
 def test_en_page_reads_as_english(browser, reviewed_quarters, name):
-    page = _open(browser, reviewed_quarters.reports / "2026Q4" / f"{name}.html")
-    try:
-        text = _text(page)
-    finally:
-        page.close()
+    with drawn_page(browser, reviewed_quarters.reports / "2026Q4" / f"{name}.html") as page:
+        text = reader_text(page)
     assert "(s)" not in text
     assert not re.search(r"\b[01] months\b", text)
     assert not re.search(r"\ba [8]\d", text)  # "an 87%"

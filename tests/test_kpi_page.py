@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from browser_utils import find_identifiers, print_page_count, wait_until_drawn
+from browser_utils import drawn_page, find_identifiers, print_page_count, reader_text
 from test_kpi_result import _decompose
 
 import perflink
@@ -227,39 +227,20 @@ def test_chain_and_bonus_tables_on_the_page(sample, lang):
 # --- the printed page (sample reviewed end to end) ---------------------------------------
 
 
-def _open(browser, path: Path):
-    page = browser.new_page(viewport={"width": 1366, "height": 900})
-    page.goto(path.as_uri())
-    wait_until_drawn(page)
-    return page
-
-
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("quarter", ["2026Q3", "2026Q4"])  # zh, en
 def test_kpi_page_prints_within_ten_pages(browser, reviewed_quarters, quarter, tmp_path):
-    page = _open(browser, reviewed_quarters.reports / quarter / "kpi.html")
-    try:
+    with drawn_page(browser, reviewed_quarters.reports / quarter / "kpi.html") as page:
         pages = print_page_count(page, tmp_path / f"kpi_{quarter}.pdf")
-    finally:
-        page.close()
     assert pages <= 10, f"the {quarter} KPI page prints to {pages} A4 pages (at most 10)"
-
-
-def _visible_text(page) -> str:
-    """The page's text as a reader sees it on screen, every row of the long tables shown."""
-    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
-    return page.inner_text("body")
 
 
 @pytest.mark.slow
 @pytest.mark.browser
 def test_zh_kpi_page_shows_no_code(browser, reviewed_quarters):
-    page = _open(browser, reviewed_quarters.reports / "2026Q3" / "kpi.html")
-    try:
-        text = _visible_text(page)
-    finally:
-        page.close()
+    with drawn_page(browser, reviewed_quarters.reports / "2026Q3" / "kpi.html") as page:
+        text = reader_text(page)
     assert find_identifiers(text) == []
     for word in ("PosixPath", "linear", "threshold", "SCH-", "overrun_pct", "Shapley"):
         if word == "Shapley":
@@ -273,11 +254,8 @@ def test_zh_kpi_page_shows_no_code(browser, reviewed_quarters):
 @pytest.mark.slow
 @pytest.mark.browser
 def test_en_kpi_page_grammar(browser, reviewed_quarters):
-    page = _open(browser, reviewed_quarters.reports / "2026Q4" / "kpi.html")
-    try:
-        text = _visible_text(page)
-    finally:
-        page.close()
+    with drawn_page(browser, reviewed_quarters.reports / "2026Q4" / "kpi.html") as page:
+        text = reader_text(page)
     assert "(s)" not in text
     assert not re.search(r"\b1 months\b", text)
     assert not re.search(r"\ba [8]\d", text)  # "an 87%"
