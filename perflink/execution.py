@@ -378,7 +378,7 @@ class Progress:
         self._bar.set_postfix_str(text, refresh=False)
 
     def close(self) -> None:
-        """Clear the bar (if it was drawn)."""
+        """End the bar: cleared from a terminal; under a notebook cell its last line stays."""
         self._bar.close()
 
     def __repr__(self) -> str:
@@ -395,8 +395,7 @@ def progress(desc: str, total: int | None = None, *, unit: str = "series") -> It
     running after :data:`PROGRESS_DELAY` seconds; when the step ends it is cleared from a
     terminal, and under a notebook cell its last line (100%, the time taken) stays. Every
     :meth:`Executor.map` inside the step advances this bar by its ``items`` instead of
-    drawing a bar of its own; other work calls ``bar.update(n)``
-    (:func:`current_progress` finds the bar). A step opened inside another step draws
+    drawing a bar of its own; other work calls :func:`advance`. A step opened inside another step draws
     nothing: its work counts on a bar nobody sees, so the outer step's own count stays
     right. ``PERFLINK_PROGRESS`` (:data:`PROGRESS_ENV`) decides whether bars are drawn.
 
@@ -429,6 +428,24 @@ def progress(desc: str, total: int | None = None, *, unit: str = "series") -> It
     finally:
         _CURRENT.reset(token)
         bar.close()
+
+
+def advance(n: int = 1) -> None:
+    """Count ``n`` units of work done on the running task step's bar (nothing outside one).
+
+    For work inside a step that is not an :meth:`Executor.map` (maps count themselves).
+    """
+    bar = _CURRENT.get()
+    if bar is not None:
+        bar.update(n)
+
+
+def expect(total: int) -> None:
+    """Give the running task step's bar its total, known only once the step has started
+    (nothing outside a step; see :meth:`Progress.set_total`)."""
+    bar = _CURRENT.get()
+    if bar is not None:
+        bar.set_total(total)
 
 
 def current_progress() -> Progress | None:

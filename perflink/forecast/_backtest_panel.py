@@ -7,7 +7,7 @@ import pandas as pd
 
 from perflink import labels
 from perflink.common import require_columns
-from perflink.execution import Executor, progress
+from perflink.execution import Executor, expect, progress
 from perflink.forecast import _deviation as _dev
 from perflink.forecast import _models as _fm
 from perflink.forecast import _panel as _fp
@@ -109,7 +109,7 @@ def backtest_panel(
     t_all = len(periods)
     cuts = [t_all - horizon - j for j in range(options.backtest_origins)]
     cuts = [c for c in cuts if c >= 13]
-    _fp.expect(_steps(wide, options, st, [periods[c] for c in cuts]))
+    expect(_steps(wide, options, st, [periods[c] for c in cuts]))
     z = {lv: _fm.interval_z(lv) for lv in (80, 95)}
     monthly = {}
     for metric in metrics:
@@ -180,7 +180,7 @@ P_BINS = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0)
 
 
 def _steps(wide, options, st, cut_months) -> int:
-    """Units of work of the backtest: its progress bar's total (see ``_panel.advance``).
+    """Units of work of the backtest: its progress bar's total (see :func:`perflink.execution.advance`).
 
     Monthly part: every unit series forecast from each cut (``cut_months``: the first month
     after it). Full year: every unit series forecast once per distinct origin (the check's

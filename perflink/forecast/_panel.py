@@ -30,7 +30,7 @@ import pandas as pd
 from perflink import panel
 from perflink.common import parse_quarter, require_columns
 from perflink.errors import InputError, ParamsError
-from perflink.execution import Executor, LocalExecutor, current_progress, get_executor
+from perflink.execution import Executor, LocalExecutor, advance, get_executor
 from perflink.forecast import _joint
 from perflink.forecast._fit import forecast_block
 from perflink.forecast._season import pooled_indices
@@ -497,20 +497,6 @@ def calibrate(runs, catalog, options) -> dict:
 # calibration instead of waiting at 100% (a third of the sample forecast's time).
 
 
-def advance(n: int) -> None:
-    """Advance the running task step's bar by ``n`` units of work (none outside a step)."""
-    bar = current_progress()
-    if bar is not None:
-        bar.update(n)
-
-
-def expect(total: int) -> None:
-    """Set the total of the running task step's bar, opened before it was known."""
-    bar = current_progress()
-    if bar is not None:
-        bar.set_total(total)
-
-
 def units_upto(wide: pd.DataFrame, last: pd.Period, *, before: bool = False) -> int:
     """Units of ``wide`` with a row up to ``last`` (``before``: before it), as a forecast
     of ``wide`` cut there sees them."""
@@ -525,7 +511,8 @@ def simulation_passes(options) -> int:
 
 
 def forecast_steps(wide: pd.DataFrame, entities: pd.DataFrame, options, setup_: Setup) -> int:
-    """Units of work of ``forecast_panel`` on ``wide`` (its bar's total, see :func:`advance`).
+    """Units of work of ``forecast_panel`` on ``wide`` (its bar's total, see
+    :func:`perflink.execution.advance`).
 
     Every unit series forecast at the review, and as of each calibration origin on the
     calibration sample; every unit simulated per calibration pass and in the final paths.

@@ -8,7 +8,7 @@ import pandas as pd
 from perflink import labels
 from perflink.common import MATERIALITY, SEVERITY_RANK, outlook_status
 from perflink.errors import ParamsError
-from perflink.execution import Executor, progress
+from perflink.execution import Executor, expect, progress
 from perflink.forecast import _deviation as _dev
 from perflink.forecast import _panel as _fp
 from perflink.forecast._results import (
@@ -117,7 +117,7 @@ def forecast_panel(
     cols = metrics + sorted({d for d, _ in drivers.values()})
     wide = _fp.unit_panel(facts, st.cutoff, cols)
     ex = _fp.executor_of(executor, n_jobs)
-    _fp.expect(_fp.forecast_steps(wide, entities, options, st))  # the progress bar's total
+    expect(_fp.forecast_steps(wide, entities, options, st))  # the progress bar's total
     fc = _fp.forecast_arrays(wide, entities, catalog, options, st.horizon, ex)
     pm = options.profit_metric
     # the spread's calibration factors, measured on the same projection one and two years

@@ -13,7 +13,7 @@ from perflink import labels, panel
 from perflink.catalog import Catalog
 from perflink.common import parse_quarter, window_months
 from perflink.errors import InputError, ParamsError
-from perflink.execution import current_progress, progress
+from perflink.execution import advance, expect, progress
 from perflink.kpi import _panels as _pn
 from perflink.kpi import _tree as _tree
 from perflink.kpi._basis import compare
@@ -124,16 +124,16 @@ def decompose(
     if facts.empty:
         raise InputError("facts table is empty: nothing to decompose; check the facts input file")
     _pn.check_changes(options.environment_changes, catalog, entities)
-    bar = current_progress()  # steps: elasticities, panels, each tree, then the tables
-    bar.set_total(3 + len(SCOPES) * len(BASES) * len(catalog.tier(1)))
+    # the progress bar's steps: elasticities, panels, each tree, then the tables
+    expect(3 + len(SCOPES) * len(BASES) * len(catalog.tier(1)))
     if elasticities is None:  # facts up to the quarter's end, as the mapping page's figure
         upto = facts[pd.PeriodIndex(facts["period"], freq="M") <= q.asfreq("M", "end")]
         elasticities = estimate_elasticities(upto, catalog, overrides=dict(options.elasticities))
-    bar.update(1)
+    advance()
     panels = build_panels(
         facts, targets, entities, catalog, adjustments=adjustments, options=options
     )
-    bar.update(1)
+    advance()
     units_of = _units_of(facts, entities)
     ok = elasticities.dropna(subset=["elasticity"])
     links = _tree.build_links(catalog, dict(zip(ok["mapping_id"], ok["elasticity"], strict=True)))
@@ -153,7 +153,7 @@ def decompose(
                 part.insert(2, "scope", scope)
                 part.insert(3, "base", base)
                 frames.append(part)
-                bar.update(1)
+                advance()
     attribution = pd.concat(frames, ignore_index=True)
     attribution = attribution[attribution["contribution"].notna()].reset_index(drop=True)
     attribution["unit"] = attribution["metric_id"].map(lambda m: catalog.metrics[m].unit)
@@ -162,7 +162,7 @@ def decompose(
     tier1 = _adjusted(tier1, panels, catalog, q, status)
     tree = _tree_nodes(attribution, catalog, status)
     findings = missed_findings(tier1, attribution, catalog, entities, status, lang)
-    bar.update(1)
+    advance()
     return DecompositionResult(
         quarter=str(q),
         language=lang,

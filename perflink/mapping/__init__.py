@@ -26,7 +26,7 @@ import pandas as pd
 
 from perflink.catalog import Catalog, Rule
 from perflink.errors import PerflinkError
-from perflink.execution import current_progress, progress
+from perflink.execution import advance, progress
 from perflink.mapping import _caliber, _catalog, _data, _drivers
 from perflink.mapping._common import (
     FINDING_COLUMNS,
@@ -471,36 +471,35 @@ def run(review: Review, *, options: MappingOptions | None = None) -> ValidationR
     opt = options or getattr(getattr(review, "params", None), "mapping", None) or _DEFAULTS
     facts, ents, cat, lang = review.facts, review.entities, review.catalog, review.language
     q = quarter_of(review.quarter)
-    done = current_progress().update  # one check at a time (a bar after a few seconds)
     cat_res = check_catalog(cat, lang=lang)
-    done(1)
+    advance()
     comp = check_completeness(
         facts, ents, cat, quarter=q, history=opt.completeness_months,
         expected_share=opt.expected_share, lang=lang,
     )  # fmt: skip
-    done(1)
+    advance()
     rules = check_rules(
         facts, cat, quarter=q, entities=ents, history=opt.rule_history_months,
         expected=comp.expected, drift_z=opt.drift_z, lang=lang,
     )  # fmt: skip
-    done(1)
+    advance()
     cal = check_calibers(
         facts, cat, quarter=q, entities=ents, months=opt.caliber_months,
         timing_months=opt.timing_months, min_shift=opt.caliber_min_shift,
         factor_tolerance=opt.factor_tolerance, timing_min_gain=opt.timing_min_gain,
         expected=comp.expected, lang=lang,
     )  # fmt: skip
-    done(1)
+    advance()
     drv = driver_strength(
         facts, cat, quarter=q, entities=ents, months=opt.driver_months, min_obs=opt.min_obs,
         min_entities=opt.min_entities, alpha=opt.alpha, stability_z=opt.stability_z,
         min_elasticity=opt.min_elasticity, lang=lang,
     )  # fmt: skip
-    done(1)
+    advance()
     dq = data_quality(comp, rules, cat, green=opt.dq_green, amber=opt.dq_amber, lang=lang)
     partial = [cat_res.findings, comp.findings, rules.findings, cal.findings]
     status = status_table(partial, ents, q, lang)
-    done(1)
+    advance()
     return ValidationResult(str(q), cat_res, comp, rules, cal, drv, dq, status, lang)
 
 
