@@ -267,6 +267,7 @@ def _link_text(url: str, lang: str) -> str:
     return _label(f"report.task.{stem}", lang) or url
 
 
+@functools.lru_cache(maxsize=1 << 16)  # names, words and figures repeat down a sheet
 def _width(text: str, cjk: float = 2.0, other: float = 1.0) -> float:
     """Display width of ``text`` in Excel character units: a CJK character counts ``cjk``
     (two to size a column it must fit in; about 1.85 as it wraps, measured in LibreOffice,
@@ -377,32 +378,47 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
 
     normal = isinstance(ws, Worksheet)
     styles: dict[tuple[str | None, bool], Any] = {}
+    # per column once, not per cell (a large group's scorecard has ~700,000 cells): its own
+    # format or each row's (row_unit_columns), wrapping, links
+    own_fmt = [None if c in spec.row_unit_columns else formats.get(c) for c in cols]
+    per_row = [c in spec.row_unit_columns for c in cols]
+    wraps = [c in wrapped for c in cols]
+    link_at = [i for i, c in enumerate(cols) if c in links]
+    tall_at = [i for i, c in enumerate(cols) if c in wrapped]
+    unit_fmt: dict[str | None, str] = {}
     for r in range(len(df)):
-        values = [shown[i][r] for i in range(len(cols))]
+        values = [s[r] for s in shown]
         urls = {}
-        for i, c in enumerate(cols):
-            if c in links and isinstance(values[i], str) and _PAGE_LINK.fullmatch(values[i]):
+        for i in link_at:
+            if isinstance(values[i], str) and _PAGE_LINK.fullmatch(values[i]):
                 urls[i] = values[i]
                 values[i] = _link_text(values[i], lang)
-        cells = []
-        for i, v in enumerate(xlsx_row(ws, values)):
+        cells = xlsx_row(ws, values)
+        for i, v in enumerate(cells):
             cell = v if isinstance(v, Cell) else Cell(ws, row=1, column=1, value=v)
-            c = cols[i]
             fmt = None
             if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
-                fmt = _cell_format(c, formats, spec, row_units, r)
-            key = (fmt, c in wrapped)
+                if per_row[i]:
+                    u = row_units[r]
+                    if u not in unit_fmt:
+                        unit_fmt[u] = number_format(u)
+                    fmt = unit_fmt[u]
+                else:
+                    fmt = own_fmt[i]
+            key = (fmt, wraps[i])
             if key not in styles:  # styled once per kind: openpyxl's style lookups are slow
                 probe = Cell(ws, row=1, column=1)
                 if fmt:
                     probe.number_format = fmt
-                probe.alignment = wrap_align if c in wrapped else top
+                probe.alignment = wrap_align if wraps[i] else top
                 styles[key] = probe._style
-            cell._style = copy(styles[key])
-            cells.append(cell)
-        tall = [(v, widths[i]) for i, v in enumerate(values) if cols[i] in wrapped]
-        if tall:
-            ws.row_dimensions[r + 2].height = _height([v for v, _ in tall], [w for _, w in tall])
+            # cells of a kind share one style array; a link cell's is restyled below: its own
+            cell._style = copy(styles[key]) if i in urls else styles[key]
+            cells[i] = cell
+        if tall_at:
+            ws.row_dimensions[r + 2].height = _height(
+                [values[i] for i in tall_at], [widths[i] for i in tall_at]
+            )
         ws.append(cells)
         if normal:
             for i, url in urls.items():
