@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from perflink import formula as _formula
 from perflink import panel
@@ -202,6 +201,9 @@ def _jackknife(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, ...]:
 
     Rows are entities, columns months; NaN marks months to leave out.
     """
+    from scipy import stats  # here: importing scipy.stats costs every kernel that reads
+    # perflink.mapping (the summary's rule units) most of a second
+
     ok = np.isfinite(L) & np.isfinite(R) & (L > 0) & (R > 0)
     n = ok.sum(axis=1)
     Lz, Rz = np.where(ok, L, 0.0), np.where(ok, R, 0.0)

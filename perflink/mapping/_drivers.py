@@ -25,7 +25,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 
 from perflink import panel
 from perflink.catalog import Catalog, MetricMapping
@@ -80,10 +79,14 @@ def _fit(y: pd.Series, X: pd.DataFrame, min_obs: int, min_entities: int) -> dict
     xcol = X.columns[0]
     if demeaned[xcol].abs().max() < 1e-12 or demeaned["_y"].abs().max() < 1e-12:
         return None
+    # imported here: statsmodels takes about a second to import, which every kernel that
+    # reads perflink.mapping (the summary's rule units) would pay without fitting anything
+    from statsmodels.regression.linear_model import OLS
+
     codes = pd.factorize(ents)[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = sm.OLS(demeaned["_y"].to_numpy(), demeaned[list(X.columns)].to_numpy()).fit(
+        res = OLS(demeaned["_y"].to_numpy(), demeaned[list(X.columns)].to_numpy()).fit(
             cov_type="cluster", cov_kwds={"groups": codes}, use_t=True
         )
     b, se, p = float(res.params[0]), float(res.bse[0]), float(res.pvalues[0])
