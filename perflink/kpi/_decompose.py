@@ -53,6 +53,13 @@ def estimate_elasticities(
     ParamsError
         An override names an unknown mapping or is not a finite number.
     """
+    _check_overrides(overrides, catalog)
+    return _with_overrides(
+        _tree.estimate_elasticities(_pn.unit_wide(facts, catalog), catalog), overrides
+    )
+
+
+def _check_overrides(overrides: dict[str, float] | None, catalog: Catalog) -> None:
     known = {mp.id for mp in catalog.mappings}
     for key, value in (overrides or {}).items():
         if key not in known or not np.isfinite(value):
@@ -60,7 +67,27 @@ def estimate_elasticities(
                 f"params kpi.elasticities: {key}={value!r}; keys must be mapping ids of the "
                 f"catalog ({sorted(known)}) and values finite numbers"
             )
-    out = _tree.estimate_elasticities(_pn.unit_wide(facts, catalog), catalog)
+
+
+def _elasticities_upto(
+    unit: pd.DataFrame, facts: pd.DataFrame, catalog: Catalog, q: pd.Period, overrides
+) -> pd.DataFrame:
+    """:func:`estimate_elasticities` of the facts up to the quarter's end, from the unit panel.
+
+    The panel's months up to the quarter's end are the pivot of those facts, but for units
+    whose facts all come later (all-missing rows, which no estimate reads); without facts up
+    to then the facts themselves give the error.
+    """
+    end = q.asfreq("M", "end")
+    per = unit.index.get_level_values("period")
+    if not (per <= end).any():
+        upto = facts[pd.PeriodIndex(facts["period"], freq="M") <= end]
+        return estimate_elasticities(upto, catalog, overrides=overrides)
+    _check_overrides(overrides, catalog)
+    return _with_overrides(_tree.estimate_elasticities(unit[per <= end], catalog), overrides)
+
+
+def _with_overrides(out: pd.DataFrame, overrides: dict[str, float] | None) -> pd.DataFrame:
     for key, value in (overrides or {}).items():
         hit = out["mapping_id"] == key
         out.loc[hit, "elasticity"] = float(value)
@@ -126,12 +153,14 @@ def decompose(
     _pn.check_changes(options.environment_changes, catalog, entities)
     # the progress bar's steps: elasticities, panels, each tree, then the tables
     expect(3 + len(SCOPES) * len(BASES) * len(catalog.tier(1)))
+    # the unit panel once: the elasticities and every panel start from it (each pivot of
+    # a million fact rows, or filtering them by month, cost as much as a panel)
+    unit = _pn.unit_wide(facts, catalog)
     if elasticities is None:  # facts up to the quarter's end, as the mapping page's figure
-        upto = facts[pd.PeriodIndex(facts["period"], freq="M") <= q.asfreq("M", "end")]
-        elasticities = estimate_elasticities(upto, catalog, overrides=dict(options.elasticities))
+        elasticities = _elasticities_upto(unit, facts, catalog, q, dict(options.elasticities))
     advance()
-    panels = build_panels(
-        facts, targets, entities, catalog, adjustments=adjustments, options=options
+    panels = _build_panels(
+        unit, facts, targets, entities, catalog, adjustments=adjustments, options=options
     )
     advance()
     units_of = _units_of(facts, entities)
@@ -156,7 +185,9 @@ def decompose(
                 advance()
     attribution = pd.concat(frames, ignore_index=True)
     attribution = attribution[attribution["contribution"].notna()].reset_index(drop=True)
-    attribution["unit"] = attribution["metric_id"].map(lambda m: catalog.metrics[m].unit)
+    attribution["unit"] = attribution["metric_id"].map(
+        {m: catalog.metrics[m].unit for m in pd.unique(attribution["metric_id"])}
+    )
     tier1 = _tier1(attribution, catalog, status)
     tier1["target_original"] = _original_targets(tier1, panels, catalog, q)
     tier1 = _adjusted(tier1, panels, catalog, q, status)
@@ -275,8 +306,24 @@ def build_panels(
     scaled to the annual assessment target where it exists (the YTD share of the annual
     target). ``target`` applies the declared environment changes, ``target_original`` not.
     """
-    options = options or KpiOptions()
     unit = _pn.unit_wide(facts, catalog)
+    return _build_panels(
+        unit, facts, targets, entities, catalog, adjustments=adjustments, options=options
+    )
+
+
+def _build_panels(
+    unit: pd.DataFrame,
+    facts: pd.DataFrame,
+    targets: pd.DataFrame,
+    entities: pd.DataFrame,
+    catalog: Catalog,
+    *,
+    adjustments: pd.DataFrame | None,
+    options: KpiOptions | None,
+) -> KpiPanels:
+    """:func:`build_panels` from the unit panel of ``facts`` (:func:`_panels.unit_wide`)."""
+    options = options or KpiOptions()
     actual = _pn.build_panel(unit, entities, catalog)
     adjusted = actual
     carried = _pn.carried_costs(unit, adjustments, catalog)
