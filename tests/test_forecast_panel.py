@@ -894,3 +894,87 @@ def test_a_flagged_miss_is_high_only_when_material_to_the_group(samples, name):
     assert (flagged.loc[material, "severity"].isin(["high", "medium"])).all()
     assert (flagged.loc[~material, "severity"] == "medium").all()
     assert (dev.loc[dev["severity"] == "high", "at_stake"] >= MATERIALITY * base).all()
+
+
+# ------------------------------------------------- calibration: level, windows, short history
+def test_ratios_to_trend_cover_every_month_of_a_short_growing_history():
+    """14 months of a growing seasonal series: the centred average covers 2 months; the ends
+    carried along the growth give every calendar month, close to the true indices, so a
+    forecast made early in a short history has seasonal indices like the review's own."""
+    from perflink.forecast._season import ratios_to_trend
+
+    season = np.array([0.85, 0.7, 1.0, 1.0, 1.02, 1.05, 0.98, 0.97, 1.03, 1.05, 1.1, 1.25])
+    season = season / season.mean()
+    t = np.arange(14)
+    y = (100 * season[t % 12] * 1.08 ** (t / 12))[None, :]
+    r = ratios_to_trend(y)
+    assert np.isfinite(r).all()
+    np.testing.assert_allclose(r[0], season[t % 12], rtol=0.03)
+    idx, p = pooled_indices(np.repeat(y, 6, axis=0), np.array(["a"] * 6), 1)
+    assert (p < 0.01).all()
+    np.testing.assert_allclose(idx[0], season, rtol=0.03)
+    # too short for a year of averages: nothing to estimate
+    assert np.isnan(ratios_to_trend(y[:, :12])).all()
+
+
+def test_calibration_windows_end_at_the_cutoff_and_span_the_rest_of_the_year():
+    from perflink.forecast._panel import calibration_windows
+
+    periods = pd.period_range("2023-01", "2026-09", freq="M")
+    cut = pd.Period("2025-03", "M")  # 9 months left in the year
+    got = calibration_windows(periods, cut, neighbours=2)
+    # windows of 9 months ending 2025-03, -02, -01; a year earlier the origins would have
+    # 5-3 months of history (< 13): left out
+    assert got == [pd.Period(p, "M") for p in ("2024-06", "2024-05", "2024-04")]
+    later = calibration_windows(periods, pd.Period("2026-06", "M"), neighbours=0)
+    assert later == [pd.Period("2025-12", "M"), pd.Period("2024-12", "M")]  # 6 months left
+    assert calibration_windows(periods, pd.Period("2025-12", "M")) == []  # year complete
+    assert calibration_windows(periods[:15], cut) == []  # too little history
+
+
+def _shift_runs(error: float, units: int = 12, steps: int = 6):
+    """Past runs whose units all realised ``error`` x their forecast rest of the year more."""
+    from perflink.forecast import _joint
+
+    mean = np.full((units + 1, steps), 10.0)
+    mean[-1] = units * 10.0  # the parent: the sum of its units
+    fc = {"n_units": units, "mean": {"revenue": mean}, "agg": np.ones((1, units)),
+          "nonneg": {"revenue": np.ones(units + 1, bool)}}  # fmt: skip
+    realised = np.r_[np.full(units, 60.0 * (1 + error)), np.nan]
+    learner = _joint.Learner({"revenue": np.zeros(units + 1)}, {"revenue": realised}, steps)
+    return fc, [(fc, learner, pd.Period("2025-03", "M"))]
+
+
+def test_level_correction_is_the_units_shared_shortfall_and_moves_parents_with_them():
+    from perflink.forecast import _joint
+
+    fc, runs = _shift_runs(0.04)
+    shifts = _joint.learn_shifts(runs, ["revenue"])
+    assert shifts == {("revenue", "shift"): pytest.approx(0.04)}
+    moved = _joint.shift_means(fc, shifts)
+    np.testing.assert_allclose(moved["mean"]["revenue"][:-1], 10.4)
+    np.testing.assert_allclose(moved["mean"]["revenue"][-1], 12 * 10.4)  # still the sum
+    assert fc["mean"]["revenue"][0, 0] == 10.0  # the input is not changed
+    # a wild year is kept within SHIFT_RANGE; too few rows give no correction
+    _, wild = _shift_runs(0.5)
+    assert _joint.learn_shifts(wild, ["revenue"])[("revenue", "shift")] == _joint.SHIFT_RANGE
+    _, few = _shift_runs(0.04, units=_joint.MIN_SHIFT_ROWS - 1)
+    assert _joint.learn_shifts(few, ["revenue"]) == {}
+    assert _joint.shift_means(fc, {}) is fc
+
+
+def test_page_says_the_level_correction_or_why_there_is_none(tiny_result):
+    """Two units, six calibration windows: 12 checked forecasts per flow, enough for a
+    correction; the page names each flow with its signed share, or says why there is none."""
+    from dataclasses import replace
+
+    from perflink.forecast._joint import MIN_SHIFT_ROWS
+
+    assert set(tiny_result.corrections) == {"revenue", "cogs", "opex"}
+    moved = replace(tiny_result, corrections={"revenue": 0.012, "cogs": -0.004})
+    text = moved.method().text
+    assert "corrected for the level" in text and "+1.2%" in text and "-0.4%" in text
+    assert f"{tiny_result._name('revenue')} +1.2%" in text  # names, not ids
+    none = replace(tiny_result, corrections={}).method().text
+    assert f"Fewer than {MIN_SHIFT_ROWS} unit forecasts" in none
+    assert "corrected" not in replace(tiny_result, corrections=None).method().text

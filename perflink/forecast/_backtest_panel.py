@@ -9,6 +9,7 @@ from perflink import labels
 from perflink.common import require_columns
 from perflink.execution import Executor, expect, progress
 from perflink.forecast import _deviation as _dev
+from perflink.forecast import _joint
 from perflink.forecast import _models as _fm
 from perflink.forecast import _panel as _fp
 from perflink.forecast._results import BacktestResult
@@ -190,8 +191,10 @@ def _steps(wide, options, st, cut_months) -> int:
     metrics = len(options.metrics)
     monthly = sum(_fp.units_upto(wide, m, before=True) for m in cut_months)
     origins, calibration = _origins(wide, options, st)
-    distinct = set(origins).union(*calibration.values())
-    forecasts = sum(_fp.units_upto(wide, o) for o in distinct)
+    distinct = {(o, None) for o in origins}.union(
+        *({(c, _fp.M - o.month) for c in cals} for o, cals in calibration.items())
+    )
+    forecasts = sum(_fp.units_upto(wide, o) for o, _check in distinct)
     passes = _fp.simulation_passes(options)
     simulated = sum(
         passes * sum(_fp.units_upto(wide, c) for c in calibration[o]) + _fp.units_upto(wide, o)
@@ -208,7 +211,7 @@ def _origins(wide, options, st) -> tuple[list, dict]:
     origins = [
         o for o in _fp.origins_for(periods, st.cutoff, n_u, options) if o.year == st.year - 1
     ]
-    return origins, {o: _fp.origins_for(periods, o, n_u, options) for o in origins}
+    return origins, {o: _fp.windows_for(periods, o, n_u, options) for o in origins}
 
 
 def _full_year(wide, entities, catalog, options, st, ex, targets):
@@ -218,11 +221,11 @@ def _full_year(wide, entities, catalog, options, st, ex, targets):
     # origin of later ones (its realised year lies before them, so no later data is read)
     cache: dict = {}
 
-    def runs_of(months):
-        todo = [o for o in months if o not in cache]
-        for run in _fp.past_runs(wide, entities, catalog, options, todo, ex):
-            cache[run[2]] = run
-        return [cache[o] for o in months]
+    def runs_of(months, steps=None):
+        todo = [o for o in months if (o, steps) not in cache]
+        for run in _fp.past_runs(wide, entities, catalog, options, todo, ex, steps=steps):
+            cache[(run[2], steps)] = run
+        return [cache[(o, steps)] for o in months]
 
     runs = runs_of(origins)
     pm = options.profit_metric
@@ -231,8 +234,9 @@ def _full_year(wide, entities, catalog, options, st, ex, targets):
     records, cal = [], []
     for fc, learner, origin in runs:
         # out of sample: the factors the review would have had at that origin
-        cal_runs = runs_of(calibration[origin])
+        cal_runs = runs_of(calibration[origin], _fp.M - origin.month)
         factors = _fp.calibrate(cal_runs, catalog, options)
+        fc = _joint.shift_means(fc, factors)
         paths = _fp.draw_paths(fc, catalog, options, learner.steps, factors=factors)
         level = np.array([LEVEL_OF_KIND.get(k, "unit") for k in fc["kind"]], dtype=object)
         budgets = {}

@@ -51,6 +51,10 @@ COVER_95 = 0.95
 #: Fewer realised rows than this at a level: the level takes the unit factor of its metric.
 MIN_ROWS = 3
 LEVELS = ("unit", "parent", "group")
+#: A metric's level correction needs at least this many unit rows of past errors.
+MIN_SHIFT_ROWS = 10
+#: Level corrections stay within this share of the forecast rest of the year.
+SHIFT_RANGE = 0.1
 
 
 def innovations(y: np.ndarray, season: np.ndarray | None, first_month: int):
@@ -132,6 +136,55 @@ def expand(catalog, pm, unit_values: dict, agg, absent: dict, derive) -> dict:
             parent_p = sum_rows(agg, unit_p)
         out[pm] = np.concatenate([unit_p, parent_p])
     return out
+
+
+def learn_shifts(runs, metrics) -> dict[tuple[str, str], float]:
+    """Level correction per flow: the median relative error of the units' rest-of-year
+    forecasts in the past ``runs`` (``(fc, Learner, origin)``, see
+    :func:`perflink.forecast._panel.past_runs`).
+
+    Why: the point forecast is a median of level, trend and last-year models; on a growing
+    series it falls short of the realised year by about the same share in every unit, and
+    a shortfall every unit shares does not cancel in a subsidiary's or the group's sum, so
+    the sums' intervals miss the realised year however wide the units' are. The correction
+    is measured on earlier years only (out of sample), per metric, on the units (many rows;
+    a parent's is then the sum of its units'), within :data:`SHIFT_RANGE`; a metric with
+    fewer than :data:`MIN_SHIFT_ROWS` past rows gets none.
+
+    Returns ``{(metric, "shift"): s}``: the rest of the year is raised by ``s x |forecast|``.
+    """
+    out = {}
+    for metric in metrics:
+        errs = []
+        for fc, learner, _origin in runs:
+            n_u = fc["n_units"]
+            rest = np.sum(fc["mean"][metric][:n_u, : learner.steps], axis=1)
+            real = learner.realised[metric][:n_u] - learner.ytd[metric][:n_u]
+            ok = np.isfinite(rest) & np.isfinite(real) & (np.abs(rest) > 0)
+            errs.append((real[ok] - rest[ok]) / np.abs(rest[ok]))
+        e = np.concatenate(errs) if errs else np.array([])
+        if len(e) >= MIN_SHIFT_ROWS:
+            out[(metric, "shift")] = float(np.clip(np.median(e), -SHIFT_RANGE, SHIFT_RANGE))
+    return out
+
+
+def shift_means(fc: dict, factors: dict) -> dict:
+    """``fc`` with every flow's forecast raised by its level correction (:func:`learn_shifts`,
+    the ``(metric, "shift")`` entries of ``factors``): units by ``s x |mean|``, parents by
+    the sum of their units' corrections. A new dict; ``fc`` is not changed."""
+    shifts = {m: s for (m, lv), s in factors.items() if lv == "shift" and m in fc["mean"]}
+    if not shifts:
+        return fc
+    n_u = fc["n_units"]
+    mean = dict(fc["mean"])
+    for metric, s in shifts.items():
+        v = mean[metric]
+        unit_add = s * np.abs(v[:n_u])
+        par_add = fc["agg"] @ np.nan_to_num(unit_add)
+        nonneg = fc["nonneg"][metric]
+        new = v + np.vstack([unit_add, par_add])
+        mean[metric] = np.where(nonneg[:, None], np.maximum(new, 0.0), new)
+    return {**fc, "mean": mean}
 
 
 class Learner:

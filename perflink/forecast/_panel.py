@@ -37,17 +37,26 @@ from perflink.forecast._season import pooled_indices
 
 M = 12
 LEVELS = (80, 95)
-#: Calibration origins per year: the review month one year earlier and this many months
-#: before it (one year of errors is a small sample: its months share one history). Panels
-#: of more units than ``backtest_max_units`` use the review month only (their levels have
-#: rows enough, and each origin is one more panel forecast): see :func:`origins_for`.
+#: Calibration windows per year, and full-year check origins: the latest one and this many
+#: months before it (one window is a small sample: its months share one history). Panels of
+#: more units than ``backtest_max_units`` use the latest only (their levels have rows
+#: enough, and each origin is one more panel forecast): see :func:`origins_for`.
 CALIBRATION_NEIGHBOURS = 2
 
 
-def origins_for(periods, cutoff, n_units: int, options) -> list[pd.Period]:
-    """Calibration origins of a panel of ``n_units`` units (:func:`calibration_origins`)."""
+def _neighbours(n_units: int, options) -> int:
     small = not options.backtest_max_units or n_units <= options.backtest_max_units
-    return calibration_origins(periods, cutoff, neighbours=CALIBRATION_NEIGHBOURS if small else 0)
+    return CALIBRATION_NEIGHBOURS if small else 0
+
+
+def origins_for(periods, cutoff, n_units: int, options) -> list[pd.Period]:
+    """Full-year check origins of a panel of ``n_units`` units (:func:`calibration_origins`)."""
+    return calibration_origins(periods, cutoff, neighbours=_neighbours(n_units, options))
+
+
+def windows_for(periods, cutoff, n_units: int, options) -> list[pd.Period]:
+    """Calibration origins of a forecast made at ``cutoff`` (:func:`calibration_windows`)."""
+    return calibration_windows(periods, cutoff, neighbours=_neighbours(n_units, options))
 
 
 @dataclass(frozen=True)
@@ -432,9 +441,35 @@ def calibration_origins(
     return out
 
 
-def past_runs(wide, entities, catalog, options, origins, ex) -> list[tuple]:
-    """(forecast arrays, Learner) as of each origin: the projection of that year's rest and
-    what was realised."""
+def calibration_windows(
+    periods: pd.PeriodIndex, cutoff: pd.Period, *, neighbours: int = CALIBRATION_NEIGHBOURS
+) -> list[pd.Period]:
+    """Origins of the calibration windows of a forecast made at ``cutoff``: windows of as
+    many months as the fiscal year has left after ``cutoff``, ending at ``cutoff`` and the
+    ``neighbours`` months before it, and the same a year earlier; an origin needs at least
+    13 months of history.
+
+    Why recent windows rather than last year's full year: a forecast made from the most
+    recent history is the closest to the review's own (its seasonal indices and trends
+    are estimated from almost the same months), and every month of the windows is known
+    at the cutoff, so the calibration stays out of sample.
+    """
+    steps = M - cutoff.month
+    if not steps:
+        return []
+    out = []
+    for years in (0, 1):
+        for back in range(neighbours + 1):
+            origin = cutoff - 12 * years - back - steps
+            if origin in periods and (origin - periods[0]).n >= 12:
+                out.append(origin)
+    return out
+
+
+def past_runs(wide, entities, catalog, options, origins, ex, *, steps: int | None = None):
+    """(forecast arrays, Learner, origin) per origin: the projection of that year's rest and
+    what was realised; with ``steps``, of the ``steps`` months after the origin (a
+    calibration window, :func:`calibration_windows`) and their realised sum."""
     per = wide.index.get_level_values("period")
     periods = per.unique()
     metrics = list(options.metrics)
@@ -442,8 +477,11 @@ def past_runs(wide, entities, catalog, options, origins, ex) -> list[tuple]:
     full = {m: wide[m].to_numpy().reshape(n_u, len(periods)) for m in metrics}
     runs = []
     for origin in origins:
-        steps = M - origin.month
-        fc = forecast_arrays(wide[per <= origin], entities, catalog, options, steps, ex)
+        if steps is not None:
+            runs.append(_window_run(wide, entities, catalog, options, origin, steps, ex, full))
+            continue
+        steps_ = M - origin.month
+        fc = forecast_arrays(wide[per <= origin], entities, catalog, options, steps_, ex)
         pm = options.profit_metric
         real_all = _joint.expand(catalog, pm, full, fc["agg"], fc["absent"], derive)
         act = full_actuals(fc, catalog, pm)
@@ -459,16 +497,38 @@ def past_runs(wide, entities, catalog, options, origins, ex) -> list[tuple]:
             ytd[m] = np.where(np.isfinite(part).any(axis=1), np.nansum(part, axis=1), np.nan)
             last = v[:, before]
             rest = np.where(np.isfinite(last).all(axis=1), last.sum(axis=1), np.nan)
-            naive[m] = ytd[m] + (rest if before.sum() == steps else np.nan)
-        learner = _joint.Learner(ytd, realised, steps)
+            naive[m] = ytd[m] + (rest if before.sum() == steps_ else np.nan)
+        learner = _joint.Learner(ytd, realised, steps_)
         learner.naive = naive
         runs.append((fc, learner, origin))
     return runs
 
 
+def _window_run(wide, entities, catalog, options, origin, steps, ex, full) -> tuple:
+    """(forecast arrays, Learner, origin) of the ``steps`` months after ``origin``: their
+    realised sum against the projected sum (no year to date)."""
+    per = wide.index.get_level_values("period")
+    periods = per.unique()
+    fc = forecast_arrays(wide[per <= origin], entities, catalog, options, steps, ex)
+    pm = options.profit_metric
+    real_all = _joint.expand(catalog, pm, full, fc["agg"], fc["absent"], derive)
+    window = np.array([origin < p <= origin + steps for p in periods])
+    realised, zero = {}, {}
+    for m, v in real_all.items():
+        months = v[:, window]
+        ok = np.isfinite(months).all(axis=1) & (window.sum() == steps)
+        realised[m] = np.where(ok, months.sum(axis=1), np.nan)
+        zero[m] = np.zeros(len(v))
+    return fc, _joint.Learner(zero, realised, steps), origin
+
+
 def calibrate(runs, catalog, options) -> dict:
-    """Factors per (metric, level) from past runs (:func:`past_runs`), stage by stage."""
-    factors: dict = {}
+    """Level corrections (``(metric, "shift")``, :func:`perflink.forecast._joint.learn_shifts`)
+    and spread factors per (metric, level) from past runs (:func:`past_runs`), stage by
+    stage; apply the corrections with :func:`perflink.forecast._joint.shift_means`."""
+    # first the level of the flows (a shortfall every unit shares), then the spread around it
+    factors: dict = _joint.learn_shifts(runs, list(options.metrics))
+    runs = [(_joint.shift_means(fc, factors), learner, origin) for fc, learner, origin in runs]
     for k, stage in enumerate(_stages(list(options.metrics), options.profit_metric), start=1):
         if not stage:
             continue
@@ -519,7 +579,7 @@ def forecast_steps(wide: pd.DataFrame, entities: pd.DataFrame, options, setup_: 
     """
     periods = wide.index.get_level_values("period").unique()
     n_units = wide.index.get_level_values("entity_id").nunique()
-    origins = origins_for(periods, setup_.cutoff, n_units, options) if setup_.fy_steps else []
+    origins = windows_for(periods, setup_.cutoff, n_units, options) if setup_.fy_steps else []
     sample = sample_units(wide, entities, options.backtest_max_units)
     past = sum(units_upto(sample, o) for o in origins)
     metrics = len(options.metrics)

@@ -18,6 +18,7 @@ from perflink._report_format import fmt_number
 from perflink.common import MATERIALITY, severities_from
 from perflink.errors import ParamsError
 from perflink.forecast._deviation import lead_lags
+from perflink.forecast._joint import MIN_SHIFT_ROWS
 from perflink.options import ForecastOptions, StatusOptions
 from perflink.results import TableResult, TaskResult
 from perflink.units import parse_unit, unit_label
@@ -505,6 +506,10 @@ class ForecastResult(TaskResult):
     roles: Mapping[str, str | None] = field(default_factory=dict)
     leads: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     status: StatusOptions = field(default_factory=StatusOptions)
+    #: Level correction per flow (share of the forecast rest of the year), learnt on the
+    #: recent calibration windows; empty when the history was too short for them, None
+    #: when there was nothing left of the year to calibrate.
+    corrections: Mapping[str, float] | None = None
 
     _frame = "forecast"
 
@@ -547,6 +552,19 @@ class ForecastResult(TaskResult):
             text = labels.t("forecast.intro", lang, flows=flows, profit=self._name(pm))
             return ForecastTextResult(labels.spaced(text, lang), lang)
         text = labels.t("forecast.intro_flows", lang, flows=flows)
+        return ForecastTextResult(labels.spaced(text, lang), lang)
+
+    def method(self) -> ForecastTextResult:
+        """How parents, profit and intervals are simulated, and the level corrections applied
+        (or that the history was too short for them)."""
+        lang = self.language
+        parts = [labels.t("forecast.text.aggregate", lang)]
+        if self.corrections:
+            each = [f"{self._name(m)} {v:+.1%}" for m, v in self.corrections.items()]
+            parts.append(labels.t("forecast.text.level", lang, corrections=_join(each, lang)))
+        elif self.corrections is not None and not self.nothing:
+            parts.append(labels.t("forecast.text.no_level", lang, rows=MIN_SHIFT_ROWS))
+        text = ("" if lang == "zh" else " ").join(parts)
         return ForecastTextResult(labels.spaced(text, lang), lang)
 
     def warning(self) -> ForecastTextResult:

@@ -10,6 +10,7 @@ from perflink.common import MATERIALITY, SEVERITY_RANK, outlook_status
 from perflink.errors import ParamsError
 from perflink.execution import Executor, expect, progress
 from perflink.forecast import _deviation as _dev
+from perflink.forecast import _joint
 from perflink.forecast import _panel as _fp
 from perflink.forecast._results import (
     ROLES,
@@ -123,13 +124,14 @@ def forecast_panel(
     # the spread's calibration factors, measured on the same projection one and two years
     # earlier (out of sample: only data before the review year's realised months)
     n_units = fc["n_units"]
-    origins = _fp.origins_for(fc["periods"], st.cutoff, n_units, options) if st.fy_steps else []
+    origins = _fp.windows_for(fc["periods"], st.cutoff, n_units, options) if st.fy_steps else []
     # a large panel calibrates on the backtest's fixed sample of units (parents as the sums
     # of their sampled units): the factors are ratios of realised error to simulated
     # spread, which a stratified sample estimates at a fraction of the cost
     sample = _fp.sample_units(wide, entities, options.backtest_max_units)
-    runs = _fp.past_runs(sample, entities, catalog, options, origins, ex)
+    runs = _fp.past_runs(sample, entities, catalog, options, origins, ex, steps=st.fy_steps)
     factors = _fp.calibrate(runs, catalog, options)
+    fc = _joint.shift_means(fc, factors)
     paths = _fp.draw_paths(fc, catalog, options, st.horizon, factors=factors)
     actual = _fp.full_actuals(fc, catalog, pm)
     ids = fc["entity_ids"]
@@ -258,6 +260,9 @@ def forecast_panel(
         roles=_roles(catalog),
         leads=lead_of,
         status=status,
+        corrections={m: v for (m, lv), v in factors.items() if lv == "shift"}
+        if st.fy_steps
+        else None,
     )
 
 

@@ -23,10 +23,15 @@ _W = np.r_[0.5, np.ones(11), 0.5] / 12.0
 
 
 def ratios_to_trend(values: np.ndarray) -> np.ndarray:
-    """Ratio of each value to its centred 2x12 moving average; NaN where undefined.
+    """Ratio of each value to its trend: the centred 2x12 moving average, and in the first
+    and last six months that average's first or last value carried along the row's average
+    growth; NaN where undefined.
 
-    ``values`` has shape ``(n_series, n_months)``; the first and last six months of
-    each row, months next to a gap and non-positive averages give NaN.
+    Why the ends: without them 13-24 months give fewer than twelve calendar months of
+    ratios, so a forecast made early in a short history (a calibration year) has no
+    seasonal indices while the review's forecast has them, and the calibration would
+    measure a different model. ``values`` has shape ``(n_series, n_months)``; months next
+    to a gap and non-positive averages give NaN.
     """
     n, t = values.shape
     out = np.full((n, t), np.nan)
@@ -36,7 +41,21 @@ def ratios_to_trend(values: np.ndarray) -> np.ndarray:
     for k, w in enumerate(_W):
         ma = ma + w * values[:, k : t - 12 + k]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out[:, 6 : t - 6] = np.where(ma > 0, values[:, 6 : t - 6] / ma, np.nan)
+        ma = np.where(ma > 0, ma, np.nan)
+        # average growth per month of the moving average (none when it is one month long),
+        # kept within about +-50% a year
+        span = ma.shape[1] - 1
+        growth = (ma[:, -1] / ma[:, 0]) ** (1.0 / span) if span else np.ones(n)
+        growth = np.clip(np.where(np.isfinite(growth), growth, 1.0), 0.966, 1.034)
+        steps = np.arange(1, 7)
+        trend = np.hstack(
+            [
+                ma[:, :1] * growth[:, None] ** -steps[::-1],
+                ma,
+                ma[:, -1:] * growth[:, None] ** steps,
+            ]
+        )
+        out = values / trend
     return out
 
 
