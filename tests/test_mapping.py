@@ -401,6 +401,23 @@ def test_driver_strength_estimates_a_derived_target_from_its_formula():
     np.testing.assert_allclose(row.loc["MX", "elasticity"], _within_ols(facts) - 1, rtol=1e-9)
 
 
+def test_months_after_the_quarter_change_no_check():
+    # the checks read the facts up to the quarter's end; a later month appended (which the
+    # checks must leave out) gives the same tables as facts that end with the quarter
+    facts = pd.concat([_driver_facts(), _facts(_sales("S1"))], ignore_index=True)
+    later = facts[facts["period"] == facts["period"].max()].assign(
+        period=pd.Period("2026-10", "M"), value=lambda d: d["value"] * 5
+    )
+    with_later = pd.concat([facts, later], ignore_index=True)
+    for check in (
+        lambda f: pm.driver_strength(f, CATALOG, quarter=Q, lang="en"),
+        lambda f: pm.check_rules(f, CATALOG, quarter=Q, lang="en"),
+        lambda f: pm.check_calibers(f, CATALOG, quarter=Q, lang="en"),
+    ):
+        pd.testing.assert_frame_equal(check(with_later).to_frame(), check(facts).to_frame())
+    assert (with_later["period"] > pd.Period("2026-09", "M")).any()
+
+
 def test_driver_strength_wrong_sign():
     t = pm.driver_strength(_driver_facts(sign=-1.0), CATALOG, quarter=Q).to_frame()
     row = t.set_index("mapping_id").loc["M10"]

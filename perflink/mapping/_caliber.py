@@ -22,6 +22,7 @@ from perflink.mapping._common import (
     formula_words,
     parents,
     quarter_months,
+    upto,
 )
 from perflink.units import VAT_RATES, Unit, parse_unit, unit_label
 
@@ -286,7 +287,7 @@ def run(
     sides = {r.id: (_monthly(r.lhs), _monthly(r.rhs)) for r in approx}
     needed = sorted({n for lf, rf in sides.values() for n in lf.names | rf.names})
     span = max(months, timing_months)
-    wide = panel.to_wide(facts[facts["period"] <= q1], metrics=needed)
+    wide = panel.to_wide(upto(facts, q1), metrics=needed)
     all_periods = wide.index.get_level_values("period").unique().sort_values()
     keep = all_periods[all_periods > q1 - span - 3]
     ents = wide.index.get_level_values("entity_id").unique()

@@ -53,6 +53,13 @@ def quarter_months(quarter: pd.Period) -> pd.PeriodIndex:
     return pd.period_range(quarter.asfreq("M", "start"), quarter.asfreq("M", "end"), freq="M")
 
 
+def upto(facts: pd.DataFrame, month: pd.Period) -> pd.DataFrame:
+    """The facts of ``month`` and before: ``facts`` itself when none is later (a review's
+    facts end with its quarter), instead of a copy of a million rows and their texts."""
+    keep = facts["period"] <= month
+    return facts if keep.all() else facts[keep]
+
+
 def check_facts(facts: object, what: str) -> pd.DataFrame:
     """Raise :class:`InputError` unless ``facts`` is a facts table with monthly periods."""
     require_columns(facts, _FACT_COLUMNS, table=f"{what}: facts")

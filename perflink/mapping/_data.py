@@ -19,6 +19,7 @@ from perflink.mapping._common import (
     formula_words,
     quarter_months,
     rule_unit,
+    upto,
 )
 
 _MIN_HISTORY = 3  # months of history before the quarter needed to infer an entity's own set
@@ -233,7 +234,7 @@ def rules(
     needed = sorted(
         {n for r in catalog.rules for s in (r.lhs, r.rhs) for n in _formula.parse(s).names}
     )
-    wide = panel.to_wide(facts[facts["period"] <= q1], metrics=needed)
+    wide = panel.to_wide(upto(facts, q1), metrics=needed)
     periods = wide.index.get_level_values("period")
     ents = wide.index.get_level_values("entity_id")
     in_window = (periods >= start) & (periods <= q1)

@@ -29,7 +29,7 @@ import pandas as pd
 from perflink import panel
 from perflink.catalog import Catalog, MetricMapping
 from perflink.labels import t
-from perflink.mapping._common import fmt_num, lag_text, p_text, quarter_months
+from perflink.mapping._common import fmt_num, lag_text, p_text, quarter_months, upto
 
 _MIN_PER_ENTITY = 3  # months an entity needs to contribute within-entity variation
 
@@ -68,11 +68,14 @@ def _fit(y: pd.Series, X: pd.DataFrame, min_obs: int, min_entities: int) -> dict
         logs[col] = positive
         if positive:
             data[col] = np.log(data[col])
-    ents = data.index.get_level_values("entity_id")
+    # the index's integer entity codes, not its ids: grouping by text factorizes them anew
+    # (same groups, same row order within each, so the same figures)
+    level = data.index.names.index("entity_id")
+    ents = np.asarray(data.index.codes[level])
     size = data.groupby(ents)["_y"].transform("size")
     data = data[size.to_numpy() >= _MIN_PER_ENTITY]
-    ents = data.index.get_level_values("entity_id")
-    n_obs, n_ent = len(data), ents.nunique()
+    ents = np.asarray(data.index.codes[level])
+    n_obs, n_ent = len(data), len(np.unique(ents))
     if n_obs < min_obs or n_ent < min_entities:
         return None
     demeaned = data - data.groupby(ents).transform("mean")
@@ -155,7 +158,7 @@ def quarter_elasticities(
     last month.
     """
     q1 = quarter_months(quarter)[-1]
-    wide = panel.to_wide(facts[facts["period"] <= q1], metrics=catalog.reported)
+    wide = panel.to_wide(upto(facts, q1), metrics=catalog.reported)
     n_ent = wide.index.get_level_values("entity_id").nunique()
     n_t = len(wide) // max(n_ent, 1)
     out: dict[str, float] = {}
@@ -188,7 +191,7 @@ def run(
     q1 = quarter_months(quarter)[-1]
     mappings = [mp for mp in catalog.mappings if {mp.driver, mp.target} <= set(catalog.metrics)]
     needed = sorted({m for mp in mappings for m in (mp.driver, mp.target)})
-    wide = _unit_panel(facts[facts["period"] <= q1], catalog, needed)
+    wide = _unit_panel(upto(facts, q1), catalog, needed)
     periods = wide.index.get_level_values("period")
     last = np.asarray(periods > q1 - months // 2) & np.asarray(periods <= q1)
     prev = np.asarray(periods > q1 - months) & ~last & np.asarray(periods <= q1)
