@@ -329,7 +329,7 @@ def _build_panels(
     carried = _pn.carried_costs(unit, adjustments, catalog)
     if adjustments is not None and len(adjustments):
         moves = _pn.adjusted_moves(adjustments, carried)
-        adjusted = _pn.build_panel(_pn.unit_wide(facts, catalog, moves), entities, catalog)
+        adjusted = _pn.build_panel(_pn.moved_wide(unit, facts, moves, catalog), entities, catalog)
     target, original = {}, {}
     for scope, stretch in (("quarter", False), ("ytd", True)):
         for store, changes in ((target, options.environment_changes), (original, ())):
