@@ -149,6 +149,17 @@ def tenure_table(options, decomposition, entities, catalog, q, lang, status=None
             wins[which, y] = panels.window(frame, catalog, pd.Period(f"{y}-01", "M"), end)
         return wins[which, y]
 
+    cells: dict[tuple[str, int, str], dict] = {}
+
+    def at(which: str, y: int, entity: str, metric: str) -> float:
+        """``win(which, y).at[entity, metric]`` by a dict per column: a large group has
+        thousands of tenure rows, and ``.at`` costs a pandas lookup each."""
+        key = (which, y, metric)
+        if key not in cells:
+            frame = win(which, y)
+            cells[key] = dict(zip(frame.index, frame[metric].to_numpy(), strict=True))
+        return float(cells[key][entity])
+
     data_start = panels.actual.index.get_level_values("period").min()
     managers = dict(zip(entities["entity_id"], entities["manager"], strict=True))
     names = decomposition.names
@@ -159,7 +170,7 @@ def tenure_table(options, decomposition, entities, catalog, q, lang, status=None
         prev = item.start_year - 1
         base = np.nan
         if prev >= first and pd.Period(f"{prev}-01", "M") >= data_start:
-            base = float(win("actual", prev).at[item.entity_id, item.metric_id])
+            base = at("actual", prev, item.entity_id, item.metric_id)
         annual = annual_targets(item, base, len(years))
         total = float(np.sum(annual))
         cum_t = cum_a = 0.0
@@ -168,8 +179,8 @@ def tenure_table(options, decomposition, entities, catalog, q, lang, status=None
                 continue
             months = last.month if y == q.year else 12
             t_y = target * months / 12 if pro_rata else target
-            a_y = float(win("actual", y).at[item.entity_id, item.metric_id])
-            p_y = float(win("plan", y).at[item.entity_id, item.metric_id])
+            a_y = at("actual", y, item.entity_id, item.metric_id)
+            p_y = at("plan", y, item.entity_id, item.metric_id)
             cum_t += t_y
             cum_a += a_y
             rows.append(
