@@ -1367,3 +1367,19 @@ def test_latin_names_are_spaced_in_chinese_sentences():
     assert res.decisions.outlook_sentence.startswith("Group 2026年全年 EBIT 预计")
     bonus = res.decisions.table.set_index("action_id").loc["bonus", "decision"]
     assert bonus.startswith("East Co. 奖金池")
+
+
+def test_in_quarter_reads_each_period_once_and_keeps_structural_findings():
+    from perflink.summary._findings import in_quarter
+
+    periods = pd.Series(
+        ["2026-09", "2026-06", "2026Q3", "", None, np.nan, "not a month", "2026-09", "2026-06"],
+        dtype=object,
+    )
+    got = in_quarter(periods, pd.Period("2026Q3", "Q"))
+    # in or after the quarter, or without a (readable) period: open; before it: history
+    assert got.tolist() == [True, False, True, True, True, True, True, True, False]
+    assert got.dtype == bool
+    assert in_quarter(periods.astype("str"), pd.Period("2026Q3", "Q")).tolist()[:3] == [
+        True, False, True,
+    ]  # fmt: skip

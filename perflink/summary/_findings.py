@@ -268,7 +268,17 @@ def in_quarter(period: pd.Series, quarter: pd.Period) -> pd.Series:
             return True
         return per.asfreq("M", "end") >= start
 
-    return period.map(ok).astype(bool)
+    # tens of thousands of findings share a few dozen periods: parse each text once
+    seen: dict[str, bool] = {}
+
+    def once(p: object) -> bool:
+        if not isinstance(p, str):
+            return ok(p)
+        if p not in seen:
+            seen[p] = ok(p)
+        return seen[p]
+
+    return period.map(once).astype(bool)
 
 
 #: Order of the tasks when two report one problem with equal severity and money.
