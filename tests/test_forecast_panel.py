@@ -961,6 +961,12 @@ def test_level_correction_is_the_units_shared_shortfall_and_moves_parents_with_t
     _, few = _shift_runs(0.04, units=_joint.MIN_SHIFT_ROWS - 1)
     assert _joint.learn_shifts(few, ["revenue"]) == {}
     assert _joint.shift_means(fc, {}) is fc
+    # the sums' shortfall, not the median unit's: one large unit 10% short, eleven exact
+    fc, runs = _shift_runs(0.0)
+    fc["mean"]["revenue"][0] *= 10  # forecast rest 600 instead of 60
+    runs[0][1].realised["revenue"][0] = 660.0
+    got = _joint.learn_shifts(runs, ["revenue"])[("revenue", "shift")]
+    assert got == pytest.approx(60.0 / (600 + 11 * 60))
 
 
 def test_page_says_the_level_correction_or_why_there_is_none(tiny_result):
@@ -978,3 +984,24 @@ def test_page_says_the_level_correction_or_why_there_is_none(tiny_result):
     none = replace(tiny_result, corrections={}).method().text
     assert f"Fewer than {MIN_SHIFT_ROWS} unit forecasts" in none
     assert "corrected" not in replace(tiny_result, corrections=None).method().text
+
+
+def test_spread_factors_move_the_80_and_95_percent_edges_each_by_its_own():
+    """Realised years with heavier tails than the paths need a larger factor at 95% than
+    at 80%: each edge of the full-year sum moves by its own factor, the order of the paths
+    is kept, and the months beyond the sum move with their path."""
+    from perflink.forecast._joint import _scale
+
+    rng = np.random.default_rng(3)
+    paths = 100.0 + rng.standard_normal((2, 20_000, 4))
+    out = _scale(paths, (1.5, 2.5), 3)
+    before = np.abs(paths[:, :, :3].sum(axis=2) - paths[:, :, :3].mean(axis=1).sum(axis=1)[:, None])
+    after = np.abs(out[:, :, :3].sum(axis=2) - out[:, :, :3].mean(axis=1).sum(axis=1)[:, None])
+    for q, f in ((0.8, 1.5), (0.95, 2.5)):
+        np.testing.assert_allclose(
+            np.quantile(after, q, axis=1), f * np.quantile(before, q, axis=1), rtol=0.02
+        )
+    order = np.argsort(paths[0, :, :3].sum(axis=1))
+    assert (np.diff(out[0, order, :3].sum(axis=1)) >= -1e-9).all()
+    np.testing.assert_allclose(out.mean(axis=1), paths.mean(axis=1), atol=0.05)
+    assert _scale(paths, (1.0, 1.0), 3) is paths and _scale(paths, None, 3) is paths

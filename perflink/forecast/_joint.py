@@ -43,7 +43,7 @@ MIN_MONTHS = 6
 #: Innovations are changes over this many months: slower moves (a price round, a pay rise)
 #: are what units share; month-to-month noise is mostly their own.
 CHANGE_MONTHS = 1
-#: Factors are kept within these bounds (a year of bad luck must not zero the spread).
+#: Factors are kept within these bounds (a window of bad luck must not zero the spread).
 FACTOR_RANGE = (1.0, 20.0)
 #: The factor makes this share of the calibration years fall inside the 80% interval.
 COVER = 0.8
@@ -139,17 +139,18 @@ def expand(catalog, pm, unit_values: dict, agg, absent: dict, derive) -> dict:
 
 
 def learn_shifts(runs, metrics) -> dict[tuple[str, str], float]:
-    """Level correction per flow: the median relative error of the units' rest-of-year
-    forecasts in the past ``runs`` (``(fc, Learner, origin)``, see
+    """Level correction per flow: the units' summed error over their summed forecast of the
+    rest of the year in the past ``runs`` (``(fc, Learner, origin)``, see
     :func:`perflink.forecast._panel.past_runs`).
 
     Why: the point forecast is a median of level, trend and last-year models; on a growing
-    series it falls short of the realised year by about the same share in every unit, and
-    a shortfall every unit shares does not cancel in a subsidiary's or the group's sum, so
-    the sums' intervals miss the realised year however wide the units' are. The correction
-    is measured on earlier years only (out of sample), per metric, on the units (many rows;
-    a parent's is then the sum of its units'), within :data:`SHIFT_RANGE`; a metric with
-    fewer than :data:`MIN_SHIFT_ROWS` past rows gets none.
+    series it falls short of what follows by about the same share in every unit, and a
+    shortfall every unit shares does not cancel in a subsidiary's or the group's sum, so
+    the sums' intervals miss the realised year however wide the units' are. Summed errors
+    over summed forecasts (not the median unit's share) is the shortfall of the sums
+    themselves: large units weigh as they do in them. Measured on windows known at the
+    cutoff only (out of sample), per metric, within :data:`SHIFT_RANGE`; a metric with
+    fewer than :data:`MIN_SHIFT_ROWS` unit rows gets none.
 
     Returns ``{(metric, "shift"): s}``: the rest of the year is raised by ``s x |forecast|``.
     """
@@ -161,10 +162,11 @@ def learn_shifts(runs, metrics) -> dict[tuple[str, str], float]:
             rest = np.sum(fc["mean"][metric][:n_u, : learner.steps], axis=1)
             real = learner.realised[metric][:n_u] - learner.ytd[metric][:n_u]
             ok = np.isfinite(rest) & np.isfinite(real) & (np.abs(rest) > 0)
-            errs.append((real[ok] - rest[ok]) / np.abs(rest[ok]))
-        e = np.concatenate(errs) if errs else np.array([])
+            errs.append(np.c_[real[ok] - rest[ok], np.abs(rest[ok])])
+        e = np.concatenate(errs) if errs else np.zeros((0, 2))
         if len(e) >= MIN_SHIFT_ROWS:
-            out[(metric, "shift")] = float(np.clip(np.median(e), -SHIFT_RANGE, SHIFT_RANGE))
+            agg = e[:, 0].sum() / e[:, 1].sum()
+            out[(metric, "shift")] = float(np.clip(agg, -SHIFT_RANGE, SHIFT_RANGE))
     return out
 
 
@@ -220,11 +222,35 @@ class Learner:
             self.scores[key] = (np.r_[old[0], s80], np.r_[old[1], s95])
 
 
-def _scale(paths: np.ndarray, f: float | None) -> np.ndarray:
-    if f is None or f == 1.0:
+def _scale(paths: np.ndarray, f, steps: int) -> np.ndarray:
+    """Paths whose sums over the first ``steps`` months are spread by the factors
+    ``f = (f80, f95)``: a path as far from the mean as the 80% interval's edge moves ``f80``
+    times as far, one at the 95% edge ``f95`` times, in between and beyond along straight
+    lines (:func:`factors_from`); each path's months move by its own ratio, so a month's
+    shape stays. One factor per level would have to cover both levels, widening the 80%
+    interval to fit the realised years' heavier tails."""
+    if f is None or tuple(f) == (1.0, 1.0):
         return paths
+    f80, f95 = f
     mean = np.nanmean(paths, axis=1, keepdims=True)
-    return mean + f * (paths - mean)
+    dev = paths - mean
+    a = np.abs(np.sum(dev[:, :, : max(steps, 1)], axis=2))  # (E, P)
+    with np.errstate(invalid="ignore"):
+        w80 = np.nanquantile(a, 0.8, axis=1, keepdims=True)
+        w95 = np.nanquantile(a, 0.95, axis=1, keepdims=True)
+    # the 95% edge never moves inside the 80% edge (the map stays increasing)
+    t80, t95 = f80 * w80, np.maximum(f95 * w95, f80 * w80)
+    span = np.where(w95 > w80, w95 - w80, 1.0)
+    mapped = np.where(
+        a <= w80,
+        f80 * a,
+        np.where(a <= w95, t80 + (t95 - t80) * (a - w80) / span, t95 + f95 * (a - w95)),
+    )
+    ratio = np.divide(mapped, a, out=np.full_like(a, f80), where=a > 0)
+    ratio = np.where(np.isfinite(ratio), ratio, f80)
+    moved = ratio[:, :, None] * dev
+    # the spread changes, the mean does not (a profit's mean stays its flows' formula)
+    return mean + moved - np.nanmean(moved, axis=1, keepdims=True)
 
 
 def simulate(
@@ -237,6 +263,7 @@ def simulate(
     factors: dict | None = None,
     learner: Learner | None = None,
     stages: int = 3,
+    steps: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Paths ``(E, n_paths, horizon)`` of every flow and the profit metric, units then parents.
 
@@ -248,6 +275,7 @@ def simulate(
     profit.
     """
     factors = factors or {}
+    steps = learner.steps if learner is not None else (horizon if steps is None else steps)
     n_p = options.n_paths
     n_u = fc["n_units"]
     agg = fc["agg"]
@@ -269,7 +297,7 @@ def simulate(
             if len(sel):
                 if learner is not None:
                     learner.record(metric, level, n_u + sel, par[sel])
-                par[sel] = _scale(par[sel], level_factor(factors, metric, level))
+                par[sel] = _scale(par[sel], level_factor(factors, metric, level), steps)
         return par
 
     unit_paths = {}
@@ -293,7 +321,7 @@ def simulate(
         p = mean[:, None, :] + shock * fc["sd"][metric][:n_u, None, :]
         if learner is not None:
             learner.record(metric, "unit", unit_rows, p)
-        p = _scale(p, factors.get((metric, "unit")))
+        p = _scale(p, factors.get((metric, "unit")), steps)
         nonneg = fc["nonneg"][metric][:n_u, None, None]
         unit_paths[metric] = np.where(nonneg, np.maximum(p, 0.0), p)
     if stages < 2:
@@ -309,7 +337,7 @@ def simulate(
         unit_p = profit_of(catalog, pm, unit_paths, absent, derive)
         if learner is not None:
             learner.record(pm, "unit", unit_rows, unit_p)
-        unit_p = _scale(unit_p, factors.get((pm, "unit")))
+        unit_p = _scale(unit_p, factors.get((pm, "unit")), steps)
         if stages < 3:
             return out
         if catalog.metrics[pm].aggregation == "formula":
@@ -331,13 +359,15 @@ def level_factor(factors: dict, metric: str, level: str):
 
 
 def factors_from(learner: Learner) -> dict:
-    """Factor per (metric, level): the smallest that puts :data:`COVER` of the recorded years
-    inside the 80% interval and :data:`COVER_95` inside the 95% interval, within
-    :data:`FACTOR_RANGE`; levels with fewer than :data:`MIN_ROWS` years are left out (they
-    take the next lower level's, see :func:`level_factor`)."""
+    """Factors ``(f80, f95)`` per (metric, level): what puts :data:`COVER` of the recorded
+    windows inside the 80% interval and :data:`COVER_95` inside the 95% interval, each
+    within :data:`FACTOR_RANGE` (see :func:`_scale`); levels with fewer than
+    :data:`MIN_ROWS` windows are left out (they take the next lower level's, see
+    :func:`level_factor`)."""
     out = {}
     for key, (s80, s95) in learner.scores.items():
         if len(s80) >= MIN_ROWS:
-            need = max(np.quantile(s80, COVER), np.quantile(s95, COVER_95))
-            out[key] = float(np.clip(need, *FACTOR_RANGE))
+            f80 = float(np.clip(np.quantile(s80, COVER), *FACTOR_RANGE))
+            f95 = float(np.clip(np.quantile(s95, COVER_95), *FACTOR_RANGE))
+            out[key] = (f80, f95)
     return out

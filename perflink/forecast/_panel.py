@@ -344,16 +344,19 @@ def draw_paths(
     *,
     factors: dict | None = None,
     learner=None,
+    steps: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Joint paths ``(E, n_paths, horizon)`` of every flow and the profit metric, units then
-    parents (:func:`perflink.forecast._joint.simulate`).
+    parents (:func:`perflink.forecast._joint.simulate`); the factors spread the sums over
+    the first ``steps`` months (default: all).
 
     The months drawn and the mixing factors come from the seed only, never from an entity's
     id: a company that renames its ids gets the same figures.
     """
     paths = _joint.simulate(
-        fc, catalog, options, horizon, derive=derive, factors=factors, learner=learner
-    )
+        fc, catalog, options, horizon, derive=derive, factors=factors, learner=learner,
+        steps=steps,
+    )  # fmt: skip
     advance(fc["n_units"])
     return paths
 

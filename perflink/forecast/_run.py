@@ -132,7 +132,7 @@ def forecast_panel(
     runs = _fp.past_runs(sample, entities, catalog, options, origins, ex, steps=st.fy_steps)
     factors = _fp.calibrate(runs, catalog, options)
     fc = _joint.shift_means(fc, factors)
-    paths = _fp.draw_paths(fc, catalog, options, st.horizon, factors=factors)
+    paths = _fp.draw_paths(fc, catalog, options, st.horizon, factors=factors, steps=st.fy_steps)
     actual = _fp.full_actuals(fc, catalog, pm)
     ids = fc["entity_ids"]
     periods = fc["periods"]
