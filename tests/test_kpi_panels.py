@@ -86,3 +86,50 @@ def test_moved_wide_sums_a_key_the_facts_repeat():
     facts = _facts()
     facts = pd.concat([facts, facts.iloc[[0]].assign(value=1.0)], ignore_index=True)
     _same(facts, _moves([("U2", "2026-08", "revenue", 1.0)]))
+
+
+def _targets() -> pd.DataFrame:
+    rows = [
+        (e, 2026, p, "revenue", 90.0 + i, "budget")
+        for e in ("U1", "U2", "U3")
+        for i, p in enumerate(MONTHS)
+    ]
+    rows += [(e, 2026, pd.NaT, "revenue", 1200.0, "assessment") for e in ("U1", "U2")]
+    rows += [(e, 2026, pd.NaT, "yield_rate", 0.95, "assessment") for e in ("U1", "U3")]
+    out = pd.DataFrame(rows, columns=["entity_id", "year", "period", "metric_id", "target", "kind"])
+    out["period"] = pd.PeriodIndex(out["period"], freq="M")
+    return out
+
+
+def test_target_grids_sharing_their_pivots_are_the_grids_of_separate_calls():
+    from perflink.options import KpiEnvironmentChange
+
+    facts, targets = _facts(), _targets()
+    ents = pd.DataFrame(
+        {"entity_id": ["U1", "U2", "U3"], "business_line": ["retail", "retail", "services"]}
+    )
+    unit = pn.unit_wide(facts, CATALOG)
+    change = (
+        KpiEnvironmentChange(
+            business_line="retail", metric_id="revenue", from_period="2026-07", factor=0.9
+        ),
+    )
+    cache: dict = {}
+    # the order _build_panels calls them in: a change scales a shared pivot only in a copy
+    for stretch in (False, True):
+        for changes in (change, ()):
+            got = pn.target_unit_wide(
+                unit, targets, ents, CATALOG, changes=changes, stretch=stretch, cache=cache
+            )
+            want = pn.target_unit_wide(
+                unit, targets, ents, CATALOG, changes=changes, stretch=stretch
+            )
+            pd.testing.assert_frame_equal(got, want, check_exact=True)
+    scaled = pn.target_unit_wide(unit, targets, ents, CATALOG, changes=change, cache=cache)
+    plain = pn.target_unit_wide(unit, targets, ents, CATALOG, cache=cache)
+    at = ("U1", pd.Period("2026-08", "M"))
+    assert scaled.loc[at, "revenue"] == pytest.approx(0.9 * plain.loc[at, "revenue"])
+    assert plain.loc[at, "yield_rate"] == 0.95
+    # another table: the cache starts again rather than answer with the first one's pivots
+    other = pn.target_unit_wide(unit, targets.assign(target=1.0), ents, CATALOG, cache=cache)
+    assert other.loc[at, "revenue"] == 1.0

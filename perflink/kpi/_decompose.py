@@ -331,13 +331,14 @@ def _build_panels(
         moves = _pn.adjusted_moves(adjustments, carried)
         adjusted = _pn.build_panel(_pn.moved_wide(unit, facts, moves, catalog), entities, catalog)
     target, original = {}, {}
+    pivots: dict = {}  # the four target grids pivot the same targets once
     for scope, stretch in (("quarter", False), ("ytd", True)):
         for store, changes in ((target, options.environment_changes), (original, ())):
             if store is original and not options.environment_changes:
                 original[scope] = target[scope]
                 continue
             tw = _pn.target_unit_wide(
-                unit, targets, entities, catalog, changes=changes, stretch=stretch
+                unit, targets, entities, catalog, changes=changes, stretch=stretch, cache=pivots
             )
             store[scope] = _pn.build_panel(tw, entities, catalog)
     return KpiPanels(

@@ -216,21 +216,40 @@ def target_unit_wide(
     *,
     changes: Iterable = (),
     stretch: bool = False,
+    cache: dict | None = None,
 ) -> pd.DataFrame:
     """Unit-level monthly target grid aligned with ``actual`` (see the module docstring).
 
     ``stretch=True`` scales each flow's monthly budgets by (annual assessment target /
     annual budget) of its year where both exist: the YTD share of the annual target.
+    ``cache``: a dict shared by the calls of one set of panels (the quarter's and the year's
+    targets, with and without the environment changes), which pivot the same targets.
     """
+    cache = {} if cache is None else cache
+    if cache.get("of") != (id(actual), id(targets)):  # pivots of other tables: start again
+        cache.clear()
+        cache["of"] = (id(actual), id(targets))
     out = actual.copy()
-    t = targets[targets["metric_id"].isin(out.columns)]
-    budget = t[(t["kind"] == "budget") & t["period"].notna()]
-    if len(budget):
-        b = budget.pivot_table(
-            index=["entity_id", "period"], columns="metric_id", values="target", aggfunc="sum"
+    if "t" not in cache:
+        cache["t"] = targets[targets["metric_id"].isin(out.columns)]
+    t = cache["t"]
+    if ("budget", False) not in cache:
+        budget = t[(t["kind"] == "budget") & t["period"].notna()]
+        cache["budget", False] = (
+            budget.pivot_table(
+                index=["entity_id", "period"], columns="metric_id", values="target", aggfunc="sum"
+            )
+            if len(budget)
+            else None
         )
-        if stretch:
-            b = _stretch(b, t)
+    if stretch and ("budget", True) not in cache:
+        plain = cache["budget", False]
+        cache["budget", True] = None if plain is None else _stretch(plain, t)
+    b = cache["budget", stretch]
+    if b is not None:
+        changes = tuple(changes)
+        if changes:  # scaled in place below: the shared pivot stays as it is
+            b = b.copy()
         line = entities.set_index("entity_id")["business_line"]
         for ch in changes:
             if ch.metric_id not in b.columns:
@@ -241,24 +260,29 @@ def target_unit_wide(
             b.loc[np.asarray(hit, dtype=bool), ch.metric_id] *= ch.factor
         b = b.reindex(index=out.index, columns=out.columns)
         out = b.where(b.notna(), out)
-    rates = [
-        m
-        for m in out.columns
-        if catalog.metrics[m].aggregation == "mean" or catalog.metrics[m].weight_metric
-    ]
-    ann = t[(t["kind"] == "assessment") & t["period"].isna() & t["metric_id"].isin(rates)]
-    if len(ann):
-        a = ann.pivot_table(
-            index=["entity_id", "year"], columns="metric_id", values="target", aggfunc="last"
-        )
-        idx = pd.MultiIndex.from_arrays(
-            [
-                out.index.get_level_values("entity_id"),
-                out.index.get_level_values("period").year,
-            ]
-        )
-        vals = a.reindex(index=idx, columns=a.columns).set_axis(out.index)
-        for m in a.columns:
+    if "rates" not in cache:
+        rates = [
+            m
+            for m in out.columns
+            if catalog.metrics[m].aggregation == "mean" or catalog.metrics[m].weight_metric
+        ]
+        ann = t[(t["kind"] == "assessment") & t["period"].isna() & t["metric_id"].isin(rates)]
+        vals = None
+        if len(ann):
+            a = ann.pivot_table(
+                index=["entity_id", "year"], columns="metric_id", values="target", aggfunc="last"
+            )
+            idx = pd.MultiIndex.from_arrays(
+                [
+                    out.index.get_level_values("entity_id"),
+                    out.index.get_level_values("period").year,
+                ]
+            )
+            vals = a.reindex(index=idx, columns=a.columns).set_axis(out.index)
+        cache["rates"] = vals
+    vals = cache["rates"]
+    if vals is not None:
+        for m in vals.columns:
             out[m] = vals[m].where(vals[m].notna(), out[m])
     return out
 
