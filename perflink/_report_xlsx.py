@@ -422,7 +422,7 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
         ws.append(cells)
         if normal:
             for i, url in urls.items():
-                cell = ws.cell(row=ws.max_row, column=i + 1)
+                cell = ws.cell(row=r + 2, column=i + 1)  # ws.max_row scans every cell
                 cell.hyperlink = url
                 cell.style = "Hyperlink"
                 cell.alignment = wrap_align if cols[i] in wrapped else top
