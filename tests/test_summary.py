@@ -154,8 +154,9 @@ def test_rank_findings_merges_folds_and_ranks():
     r01 = f[(f["entity_id"] == "S01D01") & (f["subject"] == "revenue")]
     assert len(r01) == 1
     r01 = r01.iloc[0]
-    assert r01["evidence"] == "forecast:projected_miss, mapping:rule"
-    assert r01["tasks"] == "forecast, mapping"
+    # the typhoon anomaly the adjustment explains rides along as evidence (next test)
+    assert r01["evidence"] == "forecast:projected_miss, mapping:rule, anomaly:anomaly"
+    assert r01["tasks"] == "forecast, mapping, anomaly"
     assert r01["severity"] == "high" and r01["n_periods"] == 3
     assert r01["at_stake"] == pytest.approx(100.0)
     assert r01["message"] == "unit miss"
@@ -171,14 +172,15 @@ def test_rank_findings_merges_folds_and_ranks():
     assert len(scheme) == 1 and scheme["subject"].iloc[0] == "SCH-X"
     # info forecast rows are not findings; explained anomalies drop to info
     assert "fine" not in " ".join(f["message"])
-    # (below summary.min_severity = medium: left to the task page)
+    # (below summary.min_severity = medium: it leads no item) ...
     assert not ((f["source_task"] == "anomaly") & (f["entity_id"] == "S01D01")).any()
-    everything = _rank(_inputs(), options=SummaryOptions(min_severity="info")).table
-    # ... shown as evidence of the unit's revenue item, at info and without money
-    item = everything[(everything["entity_id"] == "S01D01") & (everything["subject"] == "revenue")]
-    assert "anomaly:anomaly" in item["evidence"].iloc[0]
-    assert "revenue -35%" in item["other_messages"].iloc[0]
-    assert item["at_stake"].iloc[0] == pytest.approx(100.0)  # not the explained 300
+    # ... but is shown as evidence of the unit's revenue item, without money
+    assert "revenue -35%" in r01["other_messages"]
+    for opts in (None, SummaryOptions(min_severity="info")):
+        every = _rank(_inputs(), options=opts).table
+        item = every[(every["entity_id"] == "S01D01") & (every["subject"] == "revenue")]
+        assert "anomaly:anomaly" in item["evidence"].iloc[0]
+        assert item["at_stake"].iloc[0] == pytest.approx(100.0)  # not the explained 300
     # ranked: the critical bonus overrun (money 30) first; ranks are 1..n; severity first,
     # then money at stake within a severity (unpriced last)
     assert f["rank"].tolist() == list(range(1, len(f) + 1))
@@ -191,6 +193,21 @@ def test_rank_findings_merges_folds_and_ranks():
     assert "priority" not in f
     assert (f["loop_status"] == "new").all() and (f["quarters_open"] == 1).all()
     assert f["evidence_link"].str.match(r"^(mapping|kpi|forecast|anomaly)\.html").all()
+
+
+def test_an_explained_event_rides_on_an_item_but_makes_none_of_its_own():
+    """An approved adjustment explains an anomaly: no problem to act on, so it never makes
+    an item; where the same unit and metric have an item (its projected miss), the item
+    carries it, so the list says the miss includes an approved event."""
+    extra = pd.DataFrame(
+        [("S01D02", "2026-07", "cogs", "spike", "critical", 50.0, "typhoon", "cogs -30%")],
+        columns=_anomalies().columns,
+    )
+    f = _rank(_inputs(anomalies=pd.concat([_anomalies(), extra], ignore_index=True))).table
+    assert not ((f["entity_id"] == "S01D02") & (f["subject"] == "cogs")).any()
+    assert "cogs -30%" not in " ".join(f["other_messages"].astype(str))
+    item = f[(f["entity_id"] == "S01D01") & (f["subject"] == "revenue")].iloc[0]
+    assert "revenue -35%" in item["other_messages"] and item["severity"] == "high"
 
 
 def test_rank_findings_caps_each_kind():

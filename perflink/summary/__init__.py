@@ -177,7 +177,8 @@ def rank_findings(
         rows = _f.fold_calibers(rows, panel.ancestors(entities))
         # evidence below min_severity stays on its task page: it neither makes an item nor
         # adds money to one
-        rows = rows[(rows["severity"].map(_f.SEVERITY_RANK).fillna(99) <= keep).to_numpy()]
+        kept = rows[(rows["severity"].map(_f.SEVERITY_RANK).fillna(99) <= keep).to_numpy()]
+        rows = _f.with_explanations(kept, rows)
     merged = _f.merge(rows, names, language)
     looped = _loop.compare(merged, inputs.previous.get("summary_findings"), q)
     ranked = _f.rank(

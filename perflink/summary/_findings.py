@@ -230,7 +230,22 @@ def from_anomalies(df: pd.DataFrame, higher: Mapping[str, bool] | None = None) -
         kind = _col(df, "kind").astype(object)
         favourable = (move > 0) & (kind != "linkage")
     at_stake = _num(df, "at_stake").where(~favourable)
-    return _rows(df, "anomaly", "anomaly", _col(df, "metric_id"), at_stake)
+    out = _rows(df, "anomaly", "anomaly", _col(df, "metric_id"), at_stake)
+    out["explained"] = explained.to_numpy() if "explained_by" in df else False
+    return out
+
+
+def with_explanations(kept: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``kept`` and the explained anomalies of ``rows`` about the same entity and metric as
+    one of its rows: an approved adjustment is no problem of its own (it stays below the
+    list), but an item it bears on (the unit's projected miss of the metric the event cut)
+    carries it as evidence, so the list says the miss includes an approved event."""
+    if "explained" not in rows or kept.empty:
+        return kept
+    expl = rows[rows["explained"].fillna(False).astype(bool)]
+    pairs = set(zip(kept["entity_id"], kept["metric_id"], strict=True))
+    on = [(e, m) in pairs for e, m in zip(expl["entity_id"], expl["metric_id"], strict=True)]
+    return pd.concat([kept, expl[np.asarray(on, dtype=bool)]], ignore_index=True)
 
 
 def fold_calibers(rows: pd.DataFrame, ancestors: Mapping[str, list[str]]) -> pd.DataFrame:
