@@ -140,6 +140,10 @@ class MappingOptions(_Options):
         mapping is unstable.
     min_elasticity : the smallest effect that matters (below it a link is weak or
         inconclusive).
+    min_r2 : the smallest share of a target's month-to-month variation within units a
+        driver must explain to be confirmed (a significant p-value on a driver explaining
+        less is too weak to steer by: with ten mappings tested at 5%, one in two companies
+        gets a chance "significant" link).
     dq_green : the data-quality index's target: at or above it a source system has met it.
     dq_amber : at or above this (below ``dq_green``) narrowly missed; below it missed.
     """
@@ -163,6 +167,7 @@ class MappingOptions(_Options):
     alpha: float = Field(0.05, gt=0, lt=0.5)  # significance level of the driver tests
     stability_z: float = Field(2.58, gt=0)  # |z| of this year vs last year beyond this = unstable
     min_elasticity: float = Field(0.5, gt=0)  # smallest effect that matters (weak/inconclusive)
+    min_r2: float = Field(0.05, ge=0, lt=1)  # within R² a confirmed driver explains at least
     dq_green: float = Field(0.98, gt=0, le=1)  # data-quality index at or above: met
     dq_amber: float = Field(0.95, gt=0, le=1)  # at or above: narrowly missed; below: missed
 

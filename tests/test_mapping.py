@@ -455,9 +455,32 @@ def test_an_effect_spread_over_two_months_is_smaller_monthly_than_quarterly():
     assert row["elasticity"] < 0.7 < row["elasticity_quarter"]
 
 
+def test_driver_strength_significant_but_slight_is_weak():
+    """Capitalised R&D as noise plus a sliver of milestones: significant (p about 0.04),
+    yet milestones explain 8% of its moves: below a 10% floor it is weak, and the message
+    says both the p-value and how little it explains."""
+    facts = _driver_facts()
+    ms = facts["metric_id"] == "rd_milestones"
+    cap = facts["metric_id"] == "rd_capitalised"
+    extra = 5.0 * facts.loc[ms, "value"].to_numpy()
+    facts.loc[cap, "value"] = facts.loc[cap, "value"].to_numpy() + extra
+
+    def m09(**kw):
+        res = pm.driver_strength(facts, CATALOG, quarter=Q, lang="en", **kw)
+        return res.to_frame().set_index("mapping_id").loc["M09"]
+
+    row = m09(min_r2=0.1)
+    assert row["p_value"] < 0.05 and row["within_r2"] < 0.1
+    assert row["strength"] == "weak" and row["severity"] == "medium"
+    assert "significant but explains only 8%" in row["message"] and "10%" in row["message"]
+    assert m09(min_r2=0.0)["strength"] == "confirmed"
+
+
 def test_driver_strength_bad_input():
     with pytest.raises(PerflinkError, match="min_obs"):
         pm.driver_strength(_driver_facts(), CATALOG, quarter=Q, min_obs=2)
+    with pytest.raises(PerflinkError, match="min_r2"):
+        pm.driver_strength(_driver_facts(), CATALOG, quarter=Q, min_r2=1.5)
 
 
 # ------------------------------------------------------------------ data quality

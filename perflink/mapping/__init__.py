@@ -337,6 +337,7 @@ def driver_strength(
     alpha: float = _DEFAULTS.alpha,
     stability_z: float = _DEFAULTS.stability_z,
     min_elasticity: float = _DEFAULTS.min_elasticity,
+    min_r2: float = _DEFAULTS.min_r2,
     lang: str | None = None,
 ) -> DriverStrengthResult:
     """Estimate how strongly each mapped business driver moves its finance target.
@@ -346,7 +347,9 @@ def driver_strength(
     an elasticity at the means), demeaned within entity (fixed effects), OLS with standard
     errors clustered by entity (statsmodels, t with G-1 df). When the target has other
     mapped drivers, a partial regression controlling for them is fitted too. Verdict:
-    ``confirmed`` when either model gives the expected sign at ``p < alpha``;
+    ``confirmed`` when either model gives the expected sign at ``p < alpha`` and explains
+    at least ``min_r2`` of the target's variation within units (else ``weak``: significant
+    but too small to steer by);
     ``wrong_sign`` when one gives the opposite sign significantly; ``weak`` when neither
     and the 95% interval rules out an elasticity of ``min_elasticity`` in the expected
     direction; ``inconclusive`` when it does not (the driver varies too little to tell);
@@ -369,7 +372,7 @@ def driver_strength(
     catalog : catalog with the mappings (driver, target, sign, lag).
     quarter : the review quarter (the window ends at its last month).
     entities : unused except for symmetry with the other checks (may be None).
-    months, min_obs, min_entities, alpha, stability_z, min_elasticity : see above.
+    months, min_obs, min_entities, alpha, stability_z, min_elasticity, min_r2 : see above.
     lang : message language.
 
     Returns
@@ -379,11 +382,11 @@ def driver_strength(
     facts = check_facts(facts, "driver_strength")
     catalog = check_catalog_arg(catalog, "driver_strength")
     q, lang = quarter_of(quarter), lang_of(lang)
-    if months < 12 or min_obs < 4 or min_entities < 2 or not 0 < alpha < 0.5:
+    if months < 12 or min_obs < 4 or min_entities < 2 or not 0 < alpha < 0.5 or not 0 <= min_r2 < 1:
         raise PerflinkError(
-            "driver_strength: need months >= 12, min_obs >= 4, min_entities >= 2 and "
-            f"0 < alpha < 0.5; got months={months}, min_obs={min_obs}, "
-            f"min_entities={min_entities}, alpha={alpha}"
+            "driver_strength: need months >= 12, min_obs >= 4, min_entities >= 2, "
+            f"0 < alpha < 0.5 and 0 <= min_r2 < 1; got months={months}, min_obs={min_obs}, "
+            f"min_entities={min_entities}, alpha={alpha}, min_r2={min_r2}"
         )
     table = _drivers.run(
         facts,
@@ -396,6 +399,7 @@ def driver_strength(
         alpha=alpha,
         stability_z=stability_z,
         min_elasticity=min_elasticity,
+        min_r2=min_r2,
         lang=lang,
     )
     return DriverStrengthResult(table, lang)
@@ -493,7 +497,7 @@ def run(review: Review, *, options: MappingOptions | None = None) -> ValidationR
     drv = driver_strength(
         facts, cat, quarter=q, entities=ents, months=opt.driver_months, min_obs=opt.min_obs,
         min_entities=opt.min_entities, alpha=opt.alpha, stability_z=opt.stability_z,
-        min_elasticity=opt.min_elasticity, lang=lang,
+        min_elasticity=opt.min_elasticity, min_r2=opt.min_r2, lang=lang,
     )  # fmt: skip
     advance()
     dq = data_quality(comp, rules, cat, green=opt.dq_green, amber=opt.dq_amber, lang=lang)

@@ -186,6 +186,7 @@ def run(
     alpha: float,
     stability_z: float,
     min_elasticity: float,
+    min_r2: float,
     lang: str,
 ) -> pd.DataFrame:
     q1 = quarter_months(quarter)[-1]
@@ -251,6 +252,9 @@ def run(
         model = model if model in fits else next(iter(fits))
         fit = fits[model]
         status = "confirmed" if confirmed else "wrong_sign" if wrong else "weak"
+        # significant yet explaining almost none of the target's moves: a chance link (one
+        # in twenty at 5%) or one too small to steer by
+        slight = status == "confirmed" and fit["within_r2"] < min_r2
         reach = fit["ci_high"] if mp.sign > 0 else -fit["ci_low"]
         if status == "weak" and reach >= min_elasticity:
             status = "inconclusive"  # not significant, but the interval still allows an effect
@@ -263,6 +267,8 @@ def run(
             moved = np.sign(b0) != np.sign(b1) or not 0.5 <= b1 / b0 <= 2.0
             if status == "confirmed" and abs(z) > stability_z and moved:
                 status = "unstable"
+        if slight:
+            status = "weak"
         severity = {
             "confirmed": "",
             "wrong_sign": "high",
@@ -285,6 +291,8 @@ def run(
             e1=fmt_num(second["elasticity"]) if second else "—",
             z=f"{z:.1f}" if np.isfinite(z) else "—",
             model=t(f"mapping.value.model.{model}", lang),
+            min_r2=f"{min_r2:.0%}",
+            share=f"{fit['within_r2']:.0%}",
         )
         rows.append(
             dict(
@@ -303,7 +311,7 @@ def run(
                 stability_z=z,
                 strength=status,
                 severity=severity,
-                message=t(f"mapping.msg.driver_{status}", lang, **fmt),
+                message=t(f"mapping.msg.driver_{'slight' if slight else status}", lang, **fmt),
             )
         )
     out = pd.DataFrame(rows).reindex(columns=COLUMNS)
