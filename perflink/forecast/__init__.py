@@ -39,8 +39,9 @@ with early-warning flags and outlook statuses (:func:`perflink.common.outlook_st
 full year at every level, the profit metric included. Panel paths are joint
 (:mod:`perflink.forecast._joint`): each future month draws one historical month's
 innovations for every unit and metric together, profit is the unit's formula per path,
-parents are the sums of their units' paths, and the spread is calibrated per metric and
-level on the same projection made one and two years earlier. On the panel, seasonal indices are pooled per business line
+parents are the sums of their units' paths, and the level and the spread are calibrated
+per metric and level on forecasts of the same length made from recent months (windows
+ending at the cutoff: out of sample). On the panel, seasonal indices are pooled per business line
 and centre type (:mod:`perflink.forecast._season`), because the per-series ACF test
 misses a clear yearly pattern in three years of monthly data.
 """

@@ -36,8 +36,9 @@ def backtest_panel(
     unit, subsidiary and group level.
 
     Full year (what the review shows): from the review's month one year earlier and the two
-    months before it, the method projects that year's full year (its calibration factors
-    measured only on the years before that origin, as the review does) and the projection is
+    months before it, the method projects that year's full year (its level correction and
+    spread factors measured only on months known at that origin, as the review does) and
+    the projection is
     compared with the realised year: coverage of the 80% and 95% intervals per metric and
     level, the weighted absolute error against a seasonal naive projection (year to date
     plus the same months of the year before), and, with ``targets``, the calibration of the

@@ -19,13 +19,14 @@ sums falsely certain. Here the dependence is taken from the data:
    profit (``aggregation: sum``) are the sums of its units' paths, a profit declared
    ``aggregation: formula`` is the formula on the parent's summed flows.
 
-Calibration (conformal, out of sample): :func:`learn_factors` runs the same simulation from
-the same month one year (and two years, when the history allows) earlier, compares the
-projected full years with the realised ones, and sets per metric and level (units, parents)
-the factor that makes the median of ``|realised - median| / MAD`` equal 1 (the value it has
-when the realised year is a draw from the paths). The deviations of the paths from their
-mean are multiplied by it, stage by stage (unit flows, unit profit, parent flows, parent
-profit), so each stage is calibrated on top of the stages it is built from.
+Calibration (conformal, out of sample; :func:`perflink.forecast._panel.calibrate`): the
+same simulation runs from recent origins over windows as long as the rest of the year,
+every month of them known at the cutoff. First :func:`learn_shifts` sets a level correction
+per flow (the units' summed error over their summed forecast); then, stage by stage (unit
+flows, unit profit, parent flows, parent profit, each on top of the stages it is built
+from), :func:`factors_from` sets per metric and level the factors that put 80% of the
+windows' realised sums inside the 80% interval and 95% inside the 95% one, and
+:func:`_scale` moves each edge by its own factor.
 
 The month draws and mixing factors depend on the seed only; nothing depends on an entity's
 id, so renaming every id gives the same figures.

@@ -13,9 +13,10 @@ Public entry points are re-exported by :mod:`perflink.forecast`. Steps:
    with sales and units with each other as they did; the profit metric per path by the
    unit's catalog formula (:func:`derive`); a parent's paths are the sums of its units'
    (a profit declared ``aggregation: formula`` is recomputed from the parent's flows);
-6. calibration (:func:`calibrate`): the same projection made one and two years earlier
-   against the realised years sets, per metric and level, the factor applied to the
-   paths' spread (out of sample: only years before the review year).
+6. calibration (:func:`calibrate`): forecasts of the same length made from recent months
+   (:func:`calibration_windows`, every month known at the cutoff) against what followed
+   set a level correction per flow and, per metric and level, the factors of the paths'
+   spread at the 80% and 95% edges (out of sample).
 """
 
 from __future__ import annotations

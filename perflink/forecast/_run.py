@@ -121,8 +121,8 @@ def forecast_panel(
     expect(_fp.forecast_steps(wide, entities, options, st))  # the progress bar's total
     fc = _fp.forecast_arrays(wide, entities, catalog, options, st.horizon, ex)
     pm = options.profit_metric
-    # the spread's calibration factors, measured on the same projection one and two years
-    # earlier (out of sample: only data before the review year's realised months)
+    # the level correction and spread factors, measured on forecasts of the same length made
+    # from recent months (windows ending at the cutoff: out of sample)
     n_units = fc["n_units"]
     origins = _fp.windows_for(fc["periods"], st.cutoff, n_units, options) if st.fy_steps else []
     # a large panel calibrates on the backtest's fixed sample of units (parents as the sums
