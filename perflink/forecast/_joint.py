@@ -34,6 +34,8 @@ id, so renaming every id gives the same figures.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from perflink.forecast import _models as _fm
@@ -233,12 +235,16 @@ def _scale(paths: np.ndarray, f, steps: int) -> np.ndarray:
     if f is None or tuple(f) == (1.0, 1.0):
         return paths
     f80, f95 = f
-    mean = np.nanmean(paths, axis=1, keepdims=True)
+    # one (E, P, H) temporary, moved in place: at 2,000 units a path array is ~0.5 GB
+    full = bool(np.isfinite(paths).all())
+    mean_of = (lambda x: x.mean(axis=1, keepdims=True)) if full else _nanmean_paths
+    mean = mean_of(paths)
     dev = paths - mean
     a = np.abs(np.sum(dev[:, :, : max(steps, 1)], axis=2))  # (E, P)
-    with np.errstate(invalid="ignore"):
-        w80 = np.nanquantile(a, 0.8, axis=1, keepdims=True)
-        w95 = np.nanquantile(a, 0.95, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an entity without the metric
+        q = (np.quantile if full else np.nanquantile)(a, [0.8, 0.95], axis=1, keepdims=True)
+    w80, w95 = q[0], q[1]
     # the 95% edge never moves inside the 80% edge (the map stays increasing)
     t80, t95 = f80 * w80, np.maximum(f95 * w95, f80 * w80)
     span = np.where(w95 > w80, w95 - w80, 1.0)
@@ -249,9 +255,16 @@ def _scale(paths: np.ndarray, f, steps: int) -> np.ndarray:
     )
     ratio = np.divide(mapped, a, out=np.full_like(a, f80), where=a > 0)
     ratio = np.where(np.isfinite(ratio), ratio, f80)
-    moved = ratio[:, :, None] * dev
+    dev *= ratio[:, :, None]
     # the spread changes, the mean does not (a profit's mean stays its flows' formula)
-    return mean + moved - np.nanmean(moved, axis=1, keepdims=True)
+    dev += mean - mean_of(dev)
+    return dev
+
+
+def _nanmean_paths(x: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an entity without the metric
+        return np.nanmean(x, axis=1, keepdims=True)
 
 
 def simulate(
