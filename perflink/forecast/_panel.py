@@ -224,13 +224,13 @@ def membership(entities: pd.DataFrame, units: list[str]) -> dict[str, list[int]]
 
 
 def _groups(entities: pd.DataFrame, units: list[str]) -> np.ndarray:
+    """Pooling group per unit: ``business line|centre type`` (a column the entities lack
+    counts as empty). Plain dict lookups: a Series lookup per unit cost about 50 ms per
+    panel forecast at 2,000 units."""
     ent = entities.set_index("entity_id")
-    keys = []
-    for u in units:
-        line = ent["business_line"].get(u, "") if "business_line" in ent else ""
-        ctype = ent["center_type"].get(u, "") if "center_type" in ent else ""
-        keys.append(f"{line}|{ctype}")
-    return np.array(keys, dtype=object)
+    line = ent["business_line"].to_dict() if "business_line" in ent else {}
+    ctype = ent["center_type"].to_dict() if "center_type" in ent else {}
+    return np.array([f"{line.get(u, '')}|{ctype.get(u, '')}" for u in units], dtype=object)
 
 
 def forecast_arrays(
