@@ -173,11 +173,16 @@ def learn_shifts(runs, metrics) -> dict[tuple[str, str], float]:
     return out
 
 
+def shifts_of(factors: dict) -> dict[str, float]:
+    """The level correction per flow among ``factors`` (:func:`learn_shifts`' entries)."""
+    return {m: s for (m, lv), s in factors.items() if lv == "shift"}
+
+
 def shift_means(fc: dict, factors: dict) -> dict:
     """``fc`` with every flow's forecast raised by its level correction (:func:`learn_shifts`,
     the ``(metric, "shift")`` entries of ``factors``): units by ``s x |mean|``, parents by
     the sum of their units' corrections. A new dict; ``fc`` is not changed."""
-    shifts = {m: s for (m, lv), s in factors.items() if lv == "shift" and m in fc["mean"]}
+    shifts = {m: s for m, s in shifts_of(factors).items() if m in fc["mean"]}
     if not shifts:
         return fc
     n_u = fc["n_units"]

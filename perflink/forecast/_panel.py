@@ -479,43 +479,44 @@ def past_runs(wide, entities, catalog, options, origins, ex, *, steps: int | Non
     metrics = list(options.metrics)
     n_u = wide.index.get_level_values("entity_id").nunique()
     full = {m: wide[m].to_numpy().reshape(n_u, len(periods)) for m in metrics}
+    pm = options.profit_metric
     runs = []
     for origin in origins:
-        if steps is not None:
-            runs.append(_window_run(wide, entities, catalog, options, origin, steps, ex, full))
-            continue
-        steps_ = M - origin.month
-        fc = forecast_arrays(wide[per <= origin], entities, catalog, options, steps_, ex)
-        pm = options.profit_metric
+        horizon = M - origin.month if steps is None else steps
+        fc = forecast_arrays(wide[per <= origin], entities, catalog, options, horizon, ex)
         real_all = _joint.expand(catalog, pm, full, fc["agg"], fc["absent"], derive)
-        act = full_actuals(fc, catalog, pm)
-        year = np.array([p.year == origin.year for p in periods])
-        seen = np.array([p.year == origin.year for p in fc["periods"]])
-        # seasonal naive baseline: the same months of the year before
-        before = np.array([p.year == origin.year - 1 and p.month > origin.month for p in periods])
-        realised, ytd, naive = {}, {}, {}
-        for m, v in real_all.items():
-            months = v[:, year]
-            realised[m] = np.where(np.isfinite(months).all(axis=1), months.sum(axis=1), np.nan)
-            part = act[m][:, seen]
-            ytd[m] = np.where(np.isfinite(part).any(axis=1), np.nansum(part, axis=1), np.nan)
-            last = v[:, before]
-            rest = np.where(np.isfinite(last).all(axis=1), last.sum(axis=1), np.nan)
-            naive[m] = ytd[m] + (rest if before.sum() == steps_ else np.nan)
-        learner = _joint.Learner(ytd, realised, steps_)
-        learner.naive = naive
+        if steps is None:
+            learner = _year_learner(fc, catalog, pm, real_all, periods, origin, horizon)
+        else:
+            learner = _window_learner(real_all, periods, origin, steps)
         runs.append((fc, learner, origin))
     return runs
 
 
-def _window_run(wide, entities, catalog, options, origin, steps, ex, full) -> tuple:
-    """(forecast arrays, Learner, origin) of the ``steps`` months after ``origin``: their
-    realised sum against the projected sum (no year to date)."""
-    per = wide.index.get_level_values("period")
-    periods = per.unique()
-    fc = forecast_arrays(wide[per <= origin], entities, catalog, options, steps, ex)
-    pm = options.profit_metric
-    real_all = _joint.expand(catalog, pm, full, fc["agg"], fc["absent"], derive)
+def _year_learner(fc, catalog, pm, real_all, periods, origin, steps) -> _joint.Learner:
+    """The realised full year of ``origin``'s year, its year to date at the origin and the
+    seasonal naive projection (year to date plus the same months of the year before)."""
+    act = full_actuals(fc, catalog, pm)
+    year = np.array([p.year == origin.year for p in periods])
+    seen = np.array([p.year == origin.year for p in fc["periods"]])
+    # seasonal naive baseline: the same months of the year before
+    before = np.array([p.year == origin.year - 1 and p.month > origin.month for p in periods])
+    realised, ytd, naive = {}, {}, {}
+    for m, v in real_all.items():
+        months = v[:, year]
+        realised[m] = np.where(np.isfinite(months).all(axis=1), months.sum(axis=1), np.nan)
+        part = act[m][:, seen]
+        ytd[m] = np.where(np.isfinite(part).any(axis=1), np.nansum(part, axis=1), np.nan)
+        last = v[:, before]
+        rest = np.where(np.isfinite(last).all(axis=1), last.sum(axis=1), np.nan)
+        naive[m] = ytd[m] + (rest if before.sum() == steps else np.nan)
+    learner = _joint.Learner(ytd, realised, steps)
+    learner.naive = naive
+    return learner
+
+
+def _window_learner(real_all, periods, origin, steps) -> _joint.Learner:
+    """The realised sum of the ``steps`` months after ``origin`` (no year to date)."""
     window = np.array([origin < p <= origin + steps for p in periods])
     realised, zero = {}, {}
     for m, v in real_all.items():
@@ -523,7 +524,7 @@ def _window_run(wide, entities, catalog, options, origin, steps, ex, full) -> tu
         ok = np.isfinite(months).all(axis=1) & (window.sum() == steps)
         realised[m] = np.where(ok, months.sum(axis=1), np.nan)
         zero[m] = np.zeros(len(v))
-    return fc, _joint.Learner(zero, realised, steps), origin
+    return _joint.Learner(zero, realised, steps)
 
 
 def calibrate(runs, catalog, options) -> dict:

@@ -260,9 +260,7 @@ def forecast_panel(
         roles=_roles(catalog),
         leads=lead_of,
         status=status,
-        corrections={m: v for (m, lv), v in factors.items() if lv == "shift"}
-        if st.fy_steps
-        else None,
+        corrections=_joint.shifts_of(factors) if st.fy_steps else None,
     )
 
 
