@@ -242,7 +242,8 @@ def with_explanations(kept: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     carries it as evidence, so the list says the miss includes an approved event."""
     if "explained" not in rows or kept.empty:
         return kept
-    expl = rows[rows["explained"].fillna(False).astype(bool)]
+    # (with min_severity info the explained rows are kept already: not twice)
+    expl = rows[rows["explained"].fillna(False).astype(bool) & ~rows.index.isin(kept.index)]
     pairs = set(zip(kept["entity_id"], kept["metric_id"], strict=True))
     on = [(e, m) in pairs for e, m in zip(expl["entity_id"], expl["metric_id"], strict=True)]
     return pd.concat([kept, expl[np.asarray(on, dtype=bool)]], ignore_index=True)
