@@ -17,9 +17,13 @@ as a scheduled run would, and prints:
   1.0 = linear, 1.2 = 20 % more time per unit than at the base.
 
 ``--executor dask`` starts a ``dask.distributed.LocalCluster`` with one single-threaded
-worker per core in this process and runs the review with
-``executor: {kind: dask, address: <its address>}``; ``--executor both`` runs each size
-both ways and prints the Dask/local ratio of the total wall time.
+worker per core (``--dask-workers`` to set another number) in this process and runs the
+review with ``executor: {kind: dask, address: <its address>}``; ``--executor both`` runs
+each size both ways and prints the Dask/local ratio of the total wall time. After a Dask
+run it prints how the cluster's time split, from the scheduler's task stream: tasks, the
+workers' compute seconds, seconds moving data between workers (transfer), and seconds
+deserialising the tasks' inputs (the blocks of series a kernel sends), with the busy share
+of the workers over the run's wall time.
 
 Goals (issue 17), printed next to the figures: 2,000 units under 60 s and 2 GiB, largest
 page under 5 MB and report folder under 60 MB; 10,000 units under 5 minutes and 4 GiB,
@@ -32,6 +36,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/scale_bench.py --sizes 42,2000,10000    # local
     .venv/bin/python benchmarks/scale_bench.py --sizes 250,2000 --executor both
+    .venv/bin/python benchmarks/scale_bench.py --sizes 2000 --executor dask --dask-workers 4
 """
 
 from __future__ import annotations
@@ -145,6 +150,25 @@ def _run_review(params: Path, out: Path, tasks: str | None) -> dict:
     }
 
 
+def _task_stream(client, since: float, wall: float, workers: int) -> str:
+    """How the cluster's time split since ``since`` (epoch seconds), from the task stream."""
+    actions: dict[str, float] = {}
+    records = client.get_task_stream(start=since)
+    for rec in records:
+        for part in rec.get("startstops", ()):
+            actions[part["action"]] = (
+                actions.get(part["action"], 0.0) + part["stop"] - part["start"]
+            )
+    compute = actions.pop("compute", 0.0)
+    moved = actions.pop("transfer", 0.0)
+    rest = " ".join(f"{k} {v:.1f} s" for k, v in sorted(actions.items()))
+    return (
+        f"{len(records)} tasks: compute {compute:.1f} s, transfer {moved:.1f} s"
+        f"{', ' + rest if rest else ''}; workers busy {compute / (workers * wall):.0%} of "
+        f"{workers} x {wall:.1f} s wall"
+    )
+
+
 def _row(size: int, rows: int, gen: tuple, kind: str, r: dict) -> str:
     times = " ".join(f"{r['tasks'].get(t, float('nan')):8.1f}" for t in TASKS)
     page, page_bytes = r["largest_page"]
@@ -189,6 +213,12 @@ def main() -> int:
     parser.add_argument("--sizes", default="42,2000,10000", help="units per run")
     parser.add_argument("--months", type=int, default=48, help="months of history")
     parser.add_argument("--executor", choices=("local", "dask", "both"), default="local")
+    parser.add_argument(
+        "--dask-workers",
+        type=int,
+        default=None,
+        help="workers of the LocalCluster (default: cores)",
+    )
     parser.add_argument("--tasks", default=None, help="comma-separated tasks (default: all)")
     parser.add_argument("--keep", type=Path, default=None, help="keep samples/reports here")
     parser.add_argument(
@@ -199,17 +229,20 @@ def main() -> int:
     kinds = ["local", "dask"] if args.executor == "both" else [args.executor]
     base_size = args.growth_base if args.growth_base in sizes else sizes[0]
 
-    cluster = None
+    cluster = client = None
+    workers = args.dask_workers or os.cpu_count() or 1
     if "dask" in kinds:
-        from dask.distributed import LocalCluster
+        from dask.distributed import Client, LocalCluster
 
-        cores = os.cpu_count() or 1
         cluster = LocalCluster(
-            n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         )
+        client = Client(cluster)
+        client.get_task_stream()  # registers the scheduler's task-stream plugin before the run
     print(
         f"scale_bench: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB, "
         f"{args.months} months, executor {args.executor}"
+        + (f" ({workers} Dask workers)" if cluster is not None else "")
     )
     head = " ".join(f"{t[:8]:>8s}" for t in TASKS)
     print(
@@ -226,12 +259,15 @@ def main() -> int:
                 gen_s, rows, gen_peak = _generate(sample, size, args.months)
                 for kind in kinds:
                     address = cluster.scheduler_address if kind == "dask" else None
+                    since = time.time()
                     r = _run_review(
                         _params(sample, address), root / f"reports-{size}-{kind}", args.tasks
                     )
                     walls[size, kind] = r["wall"]
                     results.setdefault(size, r)
                     print(_row(size, rows, (gen_s, gen_peak), kind, r), flush=True)
+                    if kind == "dask":
+                        print(f"{'':6s} dask: {_task_stream(client, since, r['wall'], workers)}")
                 if not args.keep:  # a 10,000-unit sample and its report take gigabytes
                     shutil.rmtree(sample, ignore_errors=True)
                     for kind in kinds:
@@ -240,6 +276,8 @@ def main() -> int:
                     ratio = walls[size, "dask"] / walls[size, "local"]
                     print(f"{'':6s} dask/local wall time: {ratio:.2f}")
     finally:
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
     print(f"growth (seconds per 1,000 units over the same at {base_size} units; 1.0 = linear):")
