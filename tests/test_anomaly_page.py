@@ -168,3 +168,40 @@ def test_adjustment_reasons_are_quoted_as_entered(catalog):
         )  # fmt: skip
         text = " ".join(res.table["explained_by"])
         assert marker in text and "台风停业" in text, lang
+
+
+def test_peer_chart_of_a_large_group_sends_one_row_per_series_not_per_peer():
+    # 3 flagged series x 2,000 peers: a raw boxplot would send 6,003 rows and fail
+    # altair's 5,000-row limit (seen at 10,000 units)
+    import numpy as np
+    import pandas as pd
+
+    from perflink.anomaly._results import PeerComparison
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(3):
+        label = f"Unit {k} · Revenue · 2026-09"
+        rows.append(
+            {
+                "label": label,
+                "entity_id": f"U{k}",
+                "peer_id": f"U{k}",
+                "change": 0.5,
+                "is_self": True,
+            }
+        )
+        rows += [
+            {"label": label, "entity_id": f"U{k}", "peer_id": f"P{j}", "change": c, "is_self": False}
+            for j, c in enumerate(rng.normal(0.0, 0.1, 2000))
+        ]  # fmt: skip
+    table = pd.DataFrame(rows)
+    spec = PeerComparison(table=table, language="en").chart().to_dict()
+    sizes = [len(v) for v in spec["datasets"].values()]
+    assert max(sizes) == 3, sizes
+    stats = next(v for v in spec["datasets"].values() if "q1" in v[0])
+    peers = table[~table["is_self"] & (table["label"] == table["label"][0])]["change"]
+    first = next(r for r in stats if r["short"].startswith("Unit 0"))
+    assert first["mid"] == pytest.approx(peers.median())
+    assert first["lo"] == pytest.approx(peers.min()) and first["hi"] == pytest.approx(peers.max())
+    assert "Peers' median" in json.dumps(spec)

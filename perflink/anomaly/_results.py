@@ -183,9 +183,8 @@ class PeerComparison(TableResult):
         df["who"] = df["is_self"].map({True: self_label, False: peers_label})
         # long "unit · metric · month" names shortened on the axis, in full in the tooltip
         df["short"] = charts.short_label(df["label"], _PEER_LABEL_WIDTH)
-        x = alt.X(
-            "change:Q", axis=alt.Axis(format="+.0%"), title=labels.t("anomaly.chart.yoy", lang)
-        )
+        axis, x_title = alt.Axis(format="+.0%"), labels.t("anomaly.chart.yoy", lang)
+        x = alt.X("change:Q", axis=axis, title=x_title)
         y = alt.Y("short:N", title=None, sort=None, axis=alt.Axis(labelLimit=0))
         color = alt.Color(
             "who:N",
@@ -202,11 +201,36 @@ class PeerComparison(TableResult):
         if peers.empty or peers.groupby("label").size().max() <= _PEER_TICKS:
             ticks = alt.Chart(df).mark_tick(thickness=3, size=18)
             return ticks.encode(x=x, y=y, color=color, tooltip=tooltip).properties(**props)
-        box = alt.Chart(peers).mark_boxplot(extent="min-max", size=14, opacity=0.7)
+        # the box's five figures per series, computed here: one row per series reaches the
+        # page, however many peers a series has (a raw boxplot sends every peer's row, and a
+        # group of thousands of units passes altair's 5,000-row limit)
+        stats = (
+            peers.groupby("short", sort=False)["change"]
+            .quantile([0.0, 0.25, 0.5, 0.75, 1.0])
+            .unstack()
+            .set_axis(["lo", "q1", "mid", "q3", "hi"], axis=1)
+            .reset_index()
+            .assign(who=peers_label)
+        )
+        box_tip = [
+            alt.Tooltip("short:N", title=labels.t("anomaly.chart.series", lang)),
+            alt.Tooltip("who:N", title=None),
+            *(
+                alt.Tooltip(f"{col}:Q", title=labels.t(f"anomaly.chart.{col}", lang), format="+.1%")
+                for col in ("lo", "q1", "mid", "q3", "hi")
+            ),
+        ]
+        base = alt.Chart(stats).encode(y=y, color=color, tooltip=box_tip)
+
+        def at(field: str) -> alt.X:  # one shared axis: same title and format in every layer
+            return alt.X(f"{field}:Q", axis=axis, title=x_title)
+
+        whisker = base.mark_rule().encode(x=at("lo"), x2="hi:Q")
+        box = base.mark_bar(size=14, opacity=0.7).encode(x=at("q1"), x2="q3:Q")
+        median = base.mark_tick(size=14, color="white").encode(x=at("mid"))
         mark = alt.Chart(df[df["is_self"]]).mark_tick(thickness=3, size=18)
         return alt.layer(
-            box.encode(x=x, y=y, color=color),
-            mark.encode(x=x, y=y, color=color, tooltip=tooltip),
+            whisker, box, median, mark.encode(x=x, y=y, color=color, tooltip=tooltip)
         ).properties(**props)
 
     def view(self) -> pd.DataFrame:
