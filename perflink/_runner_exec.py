@@ -17,7 +17,7 @@ from typing import Any
 import nbformat
 
 from perflink.errors import ParamsError, PerflinkError, RunError
-from perflink.execution import PROGRESS_ENV
+from perflink.execution import PROGRESS_ENV, WORKERS_ENV
 
 logger = logging.getLogger("perflink")
 
@@ -156,17 +156,21 @@ def pick_kernel(path: Path) -> str:
     return own if own in specs else "python3"
 
 
-def kernel_env() -> dict[str, str]:
-    """Environment for kernels: ours, plus the folder this perflink is imported from, and
-    progress bars off.
+def kernel_env(*, at_once: int = 1) -> dict[str, str]:
+    """Environment for kernels: ours, plus the folder this perflink is imported from,
+    progress bars off, and each kernel's share of the cores when ``at_once`` kernels run
+    together.
 
     A development checkout is not installed in the kernel's site-packages, so the
     kernel would import nothing (or another perflink) without it. A kernel's bars would
     be kept as frames in the executed notebook's stderr outputs; the runner draws its own
-    bar, per notebook, on the terminal.
+    bar, per notebook, on the terminal. The share (:data:`perflink.execution.WORKERS_ENV`,
+    unless set already) keeps the kernels' worker pools within the machine's cores.
     """
     env = dict(os.environ)
     env[PROGRESS_ENV] = "0"
+    if not env.get(WORKERS_ENV, "").strip():
+        env[WORKERS_ENV] = str(max(1, (os.cpu_count() or 1) // max(1, at_once)))
     root = str(Path(__file__).resolve().parents[1])
     if "site-packages" not in root:
         parts = [root, *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != root)]

@@ -169,12 +169,16 @@ def run_review(
     try:
         snapshot = tmp / _SNAPSHOT
         _review_inputs.write_snapshot(inputs, notes, snapshot, quarter=params.quarter)
+        # the kernels read the snapshot: hash what the manifest needs and let the tables go,
+        # so this process does not hold a copy of every input while the notebooks run
+        hashes = _out.input_hashes(params, inputs=inputs)
+        del inputs
         outcomes = _run_all(
             params, order, available, tmp, jobs=params.jobs or os.cpu_count() or 1,
             snapshot=snapshot,
         )  # fmt: skip
         shutil.rmtree(snapshot)  # never part of the report
-        manifest = _manifest(params, outcomes, available, started, t0, inputs=inputs, notes=notes)
+        manifest = _manifest(params, outcomes, available, started, t0, hashes=hashes, notes=notes)
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:
             names = [o.notebook for o in failed]
@@ -251,7 +255,8 @@ def _notebooks_dir(given: Path | None) -> Path:
 def _run_all(params, order: list[str], available: dict, tmp: Path, *, jobs: int, snapshot: Path):
     """Run every task but the last in parallel, then ``summary`` if all went well."""
     kernel = _ex.pick_kernel(available[order[0]])
-    env = _ex.kernel_env()
+    first = [t for t in order if t != _ex.LAST_TASK]
+    env = _ex.kernel_env(at_once=min(jobs, len(first)) or 1)
     base = {
         "params_path": str(params.source),
         "language": params.language,
@@ -268,7 +273,6 @@ def _run_all(params, order: list[str], available: dict, tmp: Path, *, jobs: int,
         )
         return replace(o, error=_scrub(o.error, params.secret_values)) if o.error else o
 
-    first = [t for t in order if t != _ex.LAST_TASK]
     last = [t for t in order if t == _ex.LAST_TASK]
     progress = _Progress(len(order))
     outcomes: dict[str, _ex.TaskOutcome] = {}
@@ -332,14 +336,15 @@ def _scrub(text: str, secrets: dict[str, str]) -> str:
 
 
 def _manifest(
-    params, outcomes, available, started: datetime, t0: float, *, inputs=None, notes=()
+    params, outcomes, available, started: datetime, t0: float, *, hashes=None, notes=()
 ) -> dict:
     """The run record: what ran, on which inputs (hashes), with which packages, how it went.
 
+    ``hashes`` are :func:`perflink._runner_output.input_hashes`' (computed here when None).
     ``input_notes`` are the notes about the inputs (rows left out, extra columns, the
     loaders' warnings), each with its text in both report languages for the index page.
     """
-    hashes, catalog = _out.input_hashes(params, inputs=inputs)
+    hashes, catalog = hashes or _out.input_hashes(params)
     return {
         "schema_version": 1,
         "quarter": params.quarter,

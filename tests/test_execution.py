@@ -112,6 +112,17 @@ def test_task_error_passes_through(dask_ex) -> None:
             ex.map(parse_quarter, tasks, desc="quarters")
 
 
+def test_default_local_workers_follow_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("PERFLINK_LOCAL_WORKERS", "1")
+    assert LocalExecutor().workers == 1
+    assert LocalExecutor(3).workers == 3  # n_jobs in the params wins
+    monkeypatch.setenv("PERFLINK_LOCAL_WORKERS", "two")
+    with pytest.raises(ParamsError, match=r"PERFLINK_LOCAL_WORKERS='two'.*integer >= 1"):
+        LocalExecutor()
+    monkeypatch.delenv("PERFLINK_LOCAL_WORKERS")
+    assert LocalExecutor().workers == max(1, min(os.cpu_count() or 1, 8))
+
+
 def test_get_executor() -> None:
     assert get_executor(None).workers >= 1
     assert get_executor(3).workers == 3

@@ -258,6 +258,17 @@ def test_kernel_env_adds_this_checkout() -> None:
         assert env["PYTHONPATH"].split(":")[0] == root
 
 
+def test_kernel_env_shares_the_cores_among_the_kernels_at_once(monkeypatch) -> None:
+    monkeypatch.delenv("PERFLINK_LOCAL_WORKERS", raising=False)
+    monkeypatch.setattr(ex.os, "cpu_count", lambda: 8)
+    assert ex.kernel_env(at_once=2)["PERFLINK_LOCAL_WORKERS"] == "4"
+    assert ex.kernel_env(at_once=3)["PERFLINK_LOCAL_WORKERS"] == "2"
+    assert ex.kernel_env(at_once=16)["PERFLINK_LOCAL_WORKERS"] == "1"
+    assert ex.kernel_env()["PERFLINK_LOCAL_WORKERS"] == "8"
+    monkeypatch.setenv("PERFLINK_LOCAL_WORKERS", "3")  # the user's own setting stays
+    assert ex.kernel_env(at_once=2)["PERFLINK_LOCAL_WORKERS"] == "3"
+
+
 def test_publish_replaces_and_keeps_failed_history(tmp_path: Path) -> None:
     final = tmp_path / "2026Q3"
     (final / "_failed" / "t1").mkdir(parents=True)
