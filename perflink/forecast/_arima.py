@@ -3,6 +3,9 @@
 Not API: used by :func:`perflink.forecast._models.forecast_core`. statsmodels' exact-likelihood
 fits took 30–870 ms per order here, so one series would blow the 60 ms budget; this lean
 version takes 1–3 ms and is deterministic (a test checks its coefficient against SARIMAX).
+:func:`fit_arima_many` fits a block of series of one length in one filter pass (the panel
+forecasts thousands of short series, where numpy's per-call overhead dominated); the sums
+over time stay one einsum per (series, theta), so each series gets the same figures as alone.
 """
 
 from __future__ import annotations
@@ -17,33 +20,43 @@ ARIMA_ORDERS: dict[str, tuple[int, int, bool]] = {
     "111": (1, 1, False),
 }
 _COEF_BOUND = 0.98  # |phi|, |theta| <= this: stationary and invertible
+_COARSE = np.linspace(-_COEF_BOUND, _COEF_BOUND, 50)
+_STEP = _COARSE[1] - _COARSE[0]
+_FINE = np.linspace(-_STEP, _STEP, 21)
 
 
 def _ma_filter(x: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """``e_t = x_t - theta e_{t-1}`` (e_0 = x_0) for every theta; x shape (k, n) -> (k, g, n)."""
-    out = np.empty((x.shape[0], theta.shape[0], x.shape[1]))
-    e = np.zeros((x.shape[0], theta.shape[0]))
-    for t in range(x.shape[1]):
-        e = x[:, t, None] - theta * e
-        out[:, :, t] = e
-    return out
+    """``e_t = x_t - theta e_{t-1}`` (e_0 = x_0) for every theta; x shape (k, n) -> (k, g, n).
+
+    ``theta`` has shape (g,) (one grid for every row) or (k, g) (a grid per row).
+    """
+    k, n = x.shape
+    g = theta.shape[-1]
+    # time-major while filtering (each step reads and writes one contiguous slab), then
+    # time last, as the einsums of _css read it: their sums must see the same layout
+    out = np.empty((n, k, g))
+    e = np.zeros((k, g))
+    xt = np.ascontiguousarray(x.T)
+    for t in range(n):
+        e = np.subtract(xt[t, :, None], theta * e, out=out[t])
+    return np.ascontiguousarray(out.transpose(1, 2, 0))
 
 
 def _css(chans: np.ndarray, p: int, drift: bool) -> tuple[np.ndarray, np.ndarray]:
     """Conditional SSE per theta of ARIMA(p,1,1), with phi or the drift c in closed form.
 
-    ``chans`` holds the MA-filtered ``w_t``, ``w_{t-1}`` and 1: the residuals
-    ``e = F(w_t) - phi F(w_{t-1}) - c F(1)`` are linear in phi and c for a fixed theta,
-    so they come from least squares; phi is then clipped to the bound and the SSE
-    recomputed exactly.
+    ``chans`` (shape (..., 3, g, t)) holds the MA-filtered ``w_t``, ``w_{t-1}`` and 1: the
+    residuals ``e = F(w_t) - phi F(w_{t-1}) - c F(1)`` are linear in phi and c for a fixed
+    theta, so they come from least squares; phi is then clipped to the bound and the SSE
+    recomputed exactly. Returns (sse, coef), each of shape (..., g).
     """
-    e0, e1, e2 = chans
-    s00 = np.einsum("gt,gt->g", e0, e0)
+    e0, e1, e2 = chans[..., 0, :, :], chans[..., 1, :, :], chans[..., 2, :, :]
+    s00 = np.einsum("...gt,...gt->...g", e0, e0)
     coef = np.zeros(s00.shape)
     if p or drift:
         other = e1 if p else e2
-        s01 = np.einsum("gt,gt->g", e0, other)
-        s11 = np.einsum("gt,gt->g", other, other)
+        s01 = np.einsum("...gt,...gt->...g", e0, other)
+        s11 = np.einsum("...gt,...gt->...g", other, other)
         coef = np.divide(s01, s11, out=np.zeros_like(s01), where=s11 > 0)
         if p:
             coef = np.clip(coef, -_COEF_BOUND, _COEF_BOUND)
@@ -60,51 +73,87 @@ def fit_arima(y: np.ndarray) -> dict:
     conditional sum of squares instead: theta on a grid (-0.98..0.98, step 0.04) then
     a finer one around the best (step 0.004), phi and the drift in closed form for
     each theta. Deterministic. Fewer than 6 differences give a random walk (``"010"``).
+    The one-row case of :func:`fit_arima_many`.
     """
-    y = np.asarray(y, dtype=float)
-    w = np.diff(y)
-    fit = {"order": "010", "phi": 0.0, "theta": 0.0, "c": 0.0, "last": float(y[-1])}
-    if len(w) < 6:
-        return fit | {"w": 0.0, "e": 0.0}
-    x = np.vstack([w[1:], w[:-1], np.ones(len(w) - 1)])
-    coarse = np.linspace(-_COEF_BOUND, _COEF_BOUND, 50)
-    chans = _ma_filter(x, coarse)
-    step = coarse[1] - coarse[0]
+    fits = fit_arima_many(np.asarray(y, dtype=float)[None, :])
+    return {key: (str(v[0]) if key == "order" else float(v[0])) for key, v in fits.items()}
+
+
+def fit_arima_many(values: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`fit_arima` of every row of ``values`` at once.
+
+    Parameters
+    ----------
+    values : ndarray, shape (k, n)
+        ``k`` series of the same length ``n`` (no NaN), any unit.
+
+    Returns
+    -------
+    dict of ndarray, each of shape (k,)
+        ``order`` (str, a key of :data:`ARIMA_ORDERS` or ``"010"``), ``phi``, ``theta``,
+        ``c`` (drift per step), ``last`` (last value), ``w`` (last difference) and ``e``
+        (last residual), the same values :func:`fit_arima` gives each row alone.
+    """
+    y = np.asarray(values, dtype=float)
+    k, n = y.shape
+    w = np.diff(y, axis=1)
+    zero = np.zeros(k)
+    fit = {
+        "order": np.full(k, "010", dtype=object),
+        "phi": zero.copy(),
+        "theta": zero.copy(),
+        "c": zero.copy(),
+        "last": y[:, -1].copy(),
+    }
+    if n - 1 < 6:
+        return fit | {"w": zero.copy(), "e": zero.copy()}
+    ne = n - 2
+    x = np.stack([w[:, 1:], w[:, :-1], np.ones((k, ne))], axis=1).reshape(3 * k, ne)
+    chans = _ma_filter(x, _COARSE).reshape(k, 3, _COARSE.shape[0], ne)
     fine: dict[str, np.ndarray] = {}
     for name, (p, q, drift) in ARIMA_ORDERS.items():
         if q:
-            centre = coarse[int(np.argmin(_css(chans, p, drift)[0]))]
-            fine[name] = np.clip(centre + np.linspace(-step, step, 21), -_COEF_BOUND, _COEF_BOUND)
-    grid = np.concatenate([np.zeros(1), *fine.values()])
-    chans = _ma_filter(x, grid)
-    ne = len(w) - 1
-    best_aicc = np.inf
+            centre = _COARSE[np.argmin(_css(chans, p, drift)[0], axis=1)]
+            fine[name] = np.clip(centre[:, None] + _FINE, -_COEF_BOUND, _COEF_BOUND)
+    grid = np.concatenate([np.zeros((k, 1)), *fine.values()], axis=1)
+    chans = _ma_filter(x, np.repeat(grid, 3, axis=0)).reshape(k, 3, grid.shape[1], ne)
+    best_aicc = np.full(k, np.inf)
     start = 1
     for name, (p, q, drift) in ARIMA_ORDERS.items():
         sl = slice(start, start + 21) if q else slice(0, 1)
         start += 21 if q else 0
-        sse, coef = _css(chans[:, sl], p, drift)
-        i = int(np.argmin(sse))
-        k = p + q + drift + 1  # + the innovation variance
-        aicc = ne * np.log(max(sse[i], 1e-300) / ne) + 2 * k + 2 * k * (k + 1) / max(ne - k - 1, 1)
-        if aicc < best_aicc:
-            best_aicc = aicc
-            fit |= {
-                "order": name,
-                "phi": float(coef[i]) if p else 0.0,
-                "theta": float(grid[sl][i]),
-                "c": float(coef[i]) if drift else 0.0,
-            }
-    x0 = w[1:] - fit["c"] - fit["phi"] * w[:-1]
-    resid = _ma_filter(x0[None, :], np.array([fit["theta"]]))[0, 0]
-    return fit | {"w": float(w[-1]), "e": float(resid[-1])}
+        sse, coef = _css(chans[:, :, sl], p, drift)
+        rows = np.arange(k)
+        i = np.argmin(sse, axis=1)
+        sse_i, coef_i, theta_i = sse[rows, i], coef[rows, i], grid[:, sl][rows, i]
+        npar = p + q + drift + 1  # + the innovation variance
+        tail = 2 * npar * (npar + 1) / max(ne - npar - 1, 1)
+        for r in range(k):
+            # one scalar log per row as before: a vectorised log may take another SIMD
+            # path and move the last bit, and a tie would then pick another order
+            aicc = ne * np.log(max(sse_i[r], 1e-300) / ne) + 2 * npar + tail
+            if aicc < best_aicc[r]:
+                best_aicc[r] = aicc
+                fit["order"][r] = name
+                fit["phi"][r] = coef_i[r] if p else 0.0
+                fit["theta"][r] = theta_i[r]
+                fit["c"][r] = coef_i[r] if drift else 0.0
+    x0 = w[:, 1:] - fit["c"][:, None] - fit["phi"][:, None] * w[:, :-1]
+    resid = _ma_filter(x0, fit["theta"][:, None])[:, 0]
+    return fit | {"w": w[:, -1].copy(), "e": resid[:, -1].copy()}
 
 
 def arima_forecast(fit: dict, h: int) -> np.ndarray:
     """Point forecast of a :func:`fit_arima` result for steps 1..h (levels, not differences)."""
-    diffs = np.empty(h)
-    prev = fit["w"]
+    one = {key: np.array([v]) for key, v in fit.items() if key != "order"}
+    return arima_forecast_many(one, h)[0]
+
+
+def arima_forecast_many(fits: dict[str, np.ndarray], h: int) -> np.ndarray:
+    """Point forecasts, shape (k, h), of a :func:`fit_arima_many` result (levels)."""
+    diffs = np.empty((fits["last"].shape[0], h))
+    prev = fits["w"]
     for k in range(h):
-        prev = fit["c"] + fit["phi"] * prev + (fit["theta"] * fit["e"] if k == 0 else 0.0)
-        diffs[k] = prev
-    return fit["last"] + np.cumsum(diffs)
+        prev = fits["c"] + fits["phi"] * prev + (fits["theta"] * fits["e"] if k == 0 else 0.0)
+        diffs[:, k] = prev
+    return fits["last"][:, None] + np.cumsum(diffs, axis=1)

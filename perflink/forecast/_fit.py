@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 
 from perflink.forecast import _models as _fm
-from perflink.forecast._season import rotate
 
 M = 12
 _ZERO_SHARE = 0.3
@@ -47,22 +46,70 @@ def univariate(
     values: np.ndarray, h: int, first_month: int, season_cal: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, str]:
     """Forecast ``h`` steps after the last column; returns (mean, sd, psi, nonneg, method)."""
-    obs, first, trailing = clean(values)
+    seasons = None if season_cal is None else np.asarray(season_cal)[None, :]
+    return univariate_many(np.asarray(values)[None, :], h, first_month, seasons)[0]
+
+
+def univariate_many(
+    values: np.ndarray, h: int, first_month: int, seasons: np.ndarray | None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, bool, str]]:
+    """:func:`univariate` of every row of ``values``, the model fits batched across rows.
+
+    Parameters
+    ----------
+    values : ndarray, shape (k, T)
+        Monthly values (any unit, NaN for missing), every row on one calendar whose first
+        column is calendar month ``first_month`` (1-12).
+    h : int
+        Months ahead of the last column.
+    first_month : int
+        Calendar month of column 0.
+    seasons : ndarray, shape (k, 12), optional
+        Pooled seasonal indices per row (January first), or None.
+
+    Returns
+    -------
+    list of tuple
+        Per row (mean, sd, psi, nonneg, method) as :func:`univariate` gives it alone: rows
+        with the same first observed column, trailing gap and length share one batched fit
+        (:func:`perflink.forecast._models.forecast_core_many`); intermittent rows are
+        handled one by one.
+    """
+    k = values.shape[0]
+    out: list = [None] * k
+    has_nan = np.isnan(values).any(axis=1)
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    observed: list = [None] * k
+    for i in range(k):
+        obs, first, trailing = clean(values[i]) if has_nan[i] else (values[i], 0, 0)
+        n = len(obs)
+        if n >= 4 and np.mean(obs == 0) >= _ZERO_SHARE:
+            out[i] = _intermittent(obs, h, trailing)
+        else:
+            observed[i] = obs
+            groups.setdefault((first, trailing, n), []).append(i)
+    for (first, trailing, n), rows in groups.items():
+        season = None
+        if seasons is not None:
+            # each calendar index (January first) rotated to the first observed month
+            start = (first_month - 1 + first) % M
+            season = np.roll(np.asarray(seasons)[rows], -start, axis=1)
+        obs = np.array([observed[i] for i in rows]).reshape(len(rows), n)
+        cores = _fm.forecast_core_many(obs, h + trailing, M, seasons=season)
+        for i, core in zip(rows, cores, strict=True):
+            method = core.method + ("+pooled" if season is not None and core.seasonal else "")
+            # psi of the steps after the trailing gap, renormalised below by the caller's draws
+            out[i] = (core.mean[trailing:], core.sd[trailing:], core.psi[:h], core.nonneg, method)
+    return out
+
+
+def _intermittent(obs: np.ndarray, h: int, trailing: int):
     steps = h + trailing
-    n = len(obs)
-    if n >= 4 and np.mean(obs == 0) >= _ZERO_SHARE:
-        last = obs[-M:]
-        sd = np.full(steps, float(np.std(last, ddof=1)) if len(last) > 1 else 0.0)
-        psi = np.r_[1.0, np.zeros(steps - 1)]
-        mean = np.full(steps, float(np.mean(last)))
-        return mean[trailing:], sd[trailing:], psi[:h], True, "intermittent_mean"
-    season = None
-    if season_cal is not None:
-        season = rotate(season_cal, (first_month - 1 + first) % M + 1)
-    core = _fm.forecast_core(obs, steps, M, season=season)
-    method = core.method + ("+pooled" if season is not None and core.seasonal else "")
-    # psi of the steps after the trailing gap, renormalised below by the caller's draws
-    return core.mean[trailing:], core.sd[trailing:], core.psi[:h], core.nonneg, method
+    last = obs[-M:]
+    sd = np.full(steps, float(np.std(last, ddof=1)) if len(last) > 1 else 0.0)
+    psi = np.r_[1.0, np.zeros(steps - 1)]
+    mean = np.full(steps, float(np.mean(last)))
+    return mean[trailing:], sd[trailing:], psi[:h], True, "intermittent_mean"
 
 
 def _driver_fit(y: np.ndarray, x: np.ndarray, lag: int) -> np.ndarray | None:
@@ -80,17 +127,29 @@ def _driver_fit(y: np.ndarray, x: np.ndarray, lag: int) -> np.ndarray | None:
     return coef
 
 
-def _driver_mean(
-    y: np.ndarray, x: np.ndarray, lag: int, h: int, first_month: int, season_x
-) -> np.ndarray | None:
-    coef = _driver_fit(y, x, lag)
-    if coef is None or not np.isfinite(x[-1]):
-        return None
-    x_fc, *_ = univariate(x, h, first_month, season_x)
-    ext = np.r_[x, x_fc]
-    t = len(y)
+def _driver_means(
+    y: np.ndarray, x: np.ndarray, lag: int, h: int, first_month: int, season_x, rows
+) -> dict[int, np.ndarray]:
+    """Driver-model means (length h) of ``rows``, keyed by row; rows without one are left out.
+
+    ``y``, ``x`` have shape (k, t); the driver's own forecasts of all rows run in one
+    batched :func:`univariate_many` call.
+    """
+    coefs = {}
+    for i in rows:
+        coef = _driver_fit(y[i], x[i], lag)
+        if coef is not None and np.isfinite(x[i, -1]):
+            coefs[i] = coef
+    idx = list(coefs)
+    sx = None if season_x is None else season_x[idx]
+    x_fc = univariate_many(x[idx], h, first_month, sx) if idx else []
+    t = y.shape[1]
     steps = np.arange(t, t + h)
-    return coef[0] + coef[1] * ext[steps - lag] + coef[2] * ext[steps - lag - 1]
+    out = {}
+    for i, (fc, *_) in zip(idx, x_fc, strict=True):
+        coef, ext = coefs[i], np.r_[x[i], fc]
+        out[i] = coef[0] + coef[1] * ext[steps - lag] + coef[2] * ext[steps - lag - 1]
+    return out
 
 
 def forecast_block(
@@ -105,50 +164,63 @@ def forecast_block(
     """Forecast every row of ``values`` (shape (k, T), one calendar) ``h`` steps ahead.
 
     Returns one dict per row: ``mean``, ``sd``, ``psi`` (arrays of length h), ``nonneg``,
-    ``method``.
+    ``method``. The univariate fits, the driver forecasts and each origin of the
+    rolling-origin choice run batched across rows; every row gets the figures it would
+    get alone.
     """
     out = []
-    for i in range(values.shape[0]):
-        y = values[i]
-        s = None if seasons is None else seasons[i]
-        mean, sd, psi, nonneg, method = univariate(y, h, first_month, s)
-        if drivers is not None and lag >= 1 and np.isfinite(y[-1]):
-            sx = None if driver_seasons is None else driver_seasons[i]
-            choice = _select(y, drivers[i], lag, first_month, s, sx, h)
-            if choice is not None:
-                name, dmean = choice
-                if name == "driver":
-                    mean, method = dmean, f"driver(lag {lag})"
-                elif name == "combo":
-                    mean, method = (mean + dmean) / 2, f"mean(univariate,driver(lag {lag}))"
-                if nonneg:
-                    mean = np.maximum(mean, 0.0)
+    for mean, sd, psi, nonneg, method in univariate_many(values, h, first_month, seasons):
         out.append({"mean": mean, "sd": sd, "psi": psi, "nonneg": nonneg, "method": method})
+    if drivers is None or lag < 1:
+        return out
+    rows = [i for i in range(values.shape[0]) if np.isfinite(values[i, -1])]
+    chosen = _select(values, drivers, lag, first_month, seasons, driver_seasons, h, rows)
+    for i, (name, dmean) in chosen.items():
+        row = out[i]
+        if name == "driver":
+            row["mean"], row["method"] = dmean, f"driver(lag {lag})"
+        elif name == "combo":
+            row["mean"] = (row["mean"] + dmean) / 2
+            row["method"] = f"mean(univariate,driver(lag {lag}))"
+        if row["nonneg"]:
+            row["mean"] = np.maximum(row["mean"], 0.0)
     return out
 
 
-def _select(y, x, lag, first_month, s, sx, h):
-    """Rolling-origin choice between univariate, driver and their mean (MAE)."""
-    dmean = _driver_mean(y, x, lag, h, first_month, sx)
-    if dmean is None:
-        return None
+def _select(y, x, lag, first_month, s, sx, h, rows) -> dict[int, tuple[str, np.ndarray]]:
+    """Rolling-origin choice between univariate, driver and their mean (MAE), per row.
+
+    Returns ``row -> (name, driver mean)`` for the rows where the driver model or the
+    mean wins; every origin's forecasts of all rows run in one batched call each.
+    """
+    dmean = _driver_means(y, x, lag, h, first_month, sx, rows)
+    live = list(dmean)
     bh = min(h, 3)
-    errs = {"univariate": [], "driver": [], "combo": []}
-    t = len(y)
+    errs: dict[int, dict[str, list]] = {
+        i: {"univariate": [], "driver": [], "combo": []} for i in live
+    }
+    t = y.shape[1]
     for k in range(_SELECT_ORIGINS):
         cut = t - bh - k
-        if cut < 24:
+        if cut < 24 or not live:
             break
-        actual = y[cut : cut + bh]
-        u, *_ = univariate(y[:cut], bh, first_month, s)
-        d = _driver_mean(y[:cut], x[:cut], lag, bh, first_month, sx)
-        if d is None:
-            return None
-        errs["univariate"].append(np.abs(u - actual))
-        errs["driver"].append(np.abs(d - actual))
-        errs["combo"].append(np.abs((u + d) / 2 - actual))
-    if not errs["driver"]:
-        return None
-    score = {k: float(np.nanmean(np.concatenate(v))) for k, v in errs.items()}
-    best = min(score, key=score.get)
-    return (best, dmean) if best != "univariate" else None
+        u = univariate_many(y[live, :cut], bh, first_month, None if s is None else s[live])
+        d = _driver_means(y[:, :cut], x[:, :cut], lag, bh, first_month, sx, live)
+        for i, (ui, *_) in zip(live, u, strict=True):
+            if i not in d:
+                continue
+            actual = y[i, cut : cut + bh]
+            errs[i]["univariate"].append(np.abs(ui - actual))
+            errs[i]["driver"].append(np.abs(d[i] - actual))
+            errs[i]["combo"].append(np.abs((ui + d[i]) / 2 - actual))
+        # a row whose driver model cannot be fitted at an origin keeps its univariate model
+        live = [i for i in live if i in d]
+    chosen = {}
+    for i in live:
+        if not errs[i]["driver"]:
+            continue
+        score = {key: float(np.nanmean(np.concatenate(v))) for key, v in errs[i].items()}
+        best = min(score, key=score.get)
+        if best != "univariate":
+            chosen[i] = (best, dmean[i])
+    return chosen

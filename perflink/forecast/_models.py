@@ -52,7 +52,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import t as student_t
 
-from perflink.forecast._arima import ARIMA_ORDERS, arima_forecast, fit_arima  # noqa: F401 (re-exported for tests)
+from perflink.forecast._arima import (  # noqa: F401 (fit_arima and ARIMA_ORDERS re-exported for tests)
+    ARIMA_ORDERS,
+    arima_forecast,
+    arima_forecast_many,
+    fit_arima,
+    fit_arima_many,
+)
 
 #: Components whose median is the published forecast; see the module docstring.
 COMBINATION: tuple[str, ...] = ("theta", "damped", "arima")
@@ -160,36 +166,68 @@ def seasonal_indices(y: np.ndarray, m: int, multiplicative: bool) -> np.ndarray:
     return s / s.mean() if multiplicative else s - s.mean()
 
 
+#: Rows per filter pass of the batched fits: numpy's per-call cost is spread over this
+#: many series while the working arrays (rows x grid) still fit in the CPU cache.
+_ROWS = 32
+
+
+def _row_blocks(k: int) -> list[slice]:
+    return [slice(i, min(i + _ROWS, k)) for i in range(0, k, _ROWS)]
+
+
 def _ses_filter(y: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Best SSE and final level per alpha, with the initial level optimal for each alpha.
 
     The one-step errors are linear in the initial level ``l0`` (``e = e0 - l0 * g``), so
     the filter runs once for ``l0 = 0`` and once for the sensitivity ``g``, and ``l0``
-    comes from least squares in closed form.
+    comes from least squares in closed form. ``y`` has shape (n,) or (k, n) (k series of
+    one length); the results have shape (g,) or (k, g). ``g`` does not depend on the data,
+    so it runs once for all rows.
     """
-    l0 = np.zeros(alpha.shape)
+    y = np.asarray(y, dtype=float)
+    rows2 = np.atleast_2d(y)
+    k, n = rows2.shape
     g = np.ones(alpha.shape)
-    s00 = np.zeros(alpha.shape)
-    s01 = np.zeros(alpha.shape)
     s11 = np.zeros(alpha.shape)
-    for t in range(len(y)):
-        e = y[t] - l0
-        s00 += e * e
-        s01 += e * g
+    gs = np.empty((n, alpha.shape[0]))
+    for t in range(n):
+        gs[t] = g
         s11 += g * g
-        l0 = l0 + alpha * e
         g = g - alpha * g
-    init = s01 / s11
-    sse = np.maximum(s00 - init * s01, 0.0)
-    return sse, l0 + init * g
+    yt = np.ascontiguousarray(rows2.T)
+    sse = np.empty((k, alpha.shape[0]))
+    level = np.empty((k, alpha.shape[0]))
+    for rows in _row_blocks(k):
+        l0 = np.zeros((rows.stop - rows.start, alpha.shape[0]))
+        s00 = np.zeros(l0.shape)
+        s01 = np.zeros(l0.shape)
+        for t in range(n):
+            e = yt[t, rows, None] - l0
+            s00 += e * e
+            s01 += e * gs[t]
+            l0 = l0 + alpha * e
+        init = s01 / s11
+        sse[rows] = np.maximum(s00 - init * s01, 0.0)
+        level[rows] = l0 + init * g
+    return (sse[0], level[0]) if y.ndim == 1 else (sse, level)
 
 
 def fit_ses(y: np.ndarray) -> tuple[float, float, float]:
     """Return (alpha, final level, residual sd) of the best grid SES fit."""
-    sse, level = _ses_filter(y, _ALPHAS)
-    i = int(np.argmin(sse))
-    sd = float(np.sqrt(sse[i] / max(len(y) - 2, 1)))
-    return float(_ALPHAS[i]), float(level[i]), sd
+    alpha, level, sd = fit_ses_many(np.asarray(y, dtype=float)[None, :])
+    return float(alpha[0]), float(level[0]), float(sd[0])
+
+
+def fit_ses_many(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fit_ses` of every row of ``values`` (shape (k, n), one length, no NaN).
+
+    Returns (alpha, final level, residual sd), each of shape (k,), as each row alone.
+    """
+    n = values.shape[1]
+    sse, level = _ses_filter(values, _ALPHAS)
+    i = np.argmin(sse, axis=1)
+    rows = np.arange(sse.shape[0])
+    return _ALPHAS[i], level[rows, i], np.sqrt(sse[rows, i] / max(n - 2, 1))
 
 
 def _trend_grid(damped: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -207,59 +245,120 @@ def fit_trend(y: np.ndarray, *, damped: bool) -> dict:
     The one-step errors are linear in the initial level and slope, so for every grid
     point they are chosen by least squares in closed form: the filter runs on three
     channels (data with zero initial states, and the responses to a unit initial
-    level and a unit initial slope).
+    level and a unit initial slope). The one-row case of :func:`fit_trend_many`.
+    """
+    fits = fit_trend_many(np.asarray(y, dtype=float)[None, :], damped=damped)
+    return {key: float(v[0]) for key, v in fits.items()}
+
+
+def fit_trend_many(values: np.ndarray, *, damped: bool) -> dict[str, np.ndarray]:
+    """:func:`fit_trend` of every row of ``values`` at once.
+
+    Parameters
+    ----------
+    values : ndarray, shape (k, n)
+        ``k`` series of one length ``n`` (no NaN), any unit.
+    damped : bool
+        Damped trend (ETS(A,Ad,N)) or Holt's linear trend.
+
+    Returns
+    -------
+    dict of ndarray, each of shape (k,)
+        ``alpha``, ``beta``, ``phi``, final ``level`` and ``trend`` (units of the input)
+        and the residual ``sd``: what :func:`fit_trend` gives each row alone. The two
+        unit-response channels do not depend on the data, so they run once for all
+        rows; the data channel runs on blocks of rows (element-wise arithmetic in the
+        same order, so the figures do not depend on the block).
     """
     alpha, beta, phi = _GRID[damped]
+    y = np.asarray(values, dtype=float)
+    k, n = y.shape
     gsize = alpha.shape[0]
-    level = np.zeros((3, gsize))
-    level[1] = 1.0
-    trend = np.zeros((3, gsize))
-    trend[2] = 1.0
-    obs = np.zeros((3, 1))
-    acc = np.zeros((6, gsize))  # s00, s01, s02, s11, s12, s22
-    for t in range(len(y)):
-        obs[0, 0] = y[t]
-        pt = phi * trend
-        e = obs - level - pt
-        e0, e1, e2 = e
-        acc += (e0 * e0, e0 * e1, e0 * e2, e1 * e1, e1 * e2, e2 * e2)
-        level = level + pt + alpha * e
-        trend = pt + beta * e
-    s00, s01, s02, s11, s12, s22 = acc
+    # channels 1 and 2 of the three-channel filter (data zero): unit initial level, slope
+    lv = np.zeros((2, gsize))
+    lv[0] = 1.0
+    tr = np.zeros((2, gsize))
+    tr[1] = 1.0
+    zero = np.zeros((2, 1))
+    resp = np.empty((n, 2, gsize))
+    s11, s12, s22 = np.zeros(gsize), np.zeros(gsize), np.zeros(gsize)
+    for t in range(n):
+        pt = phi * tr
+        e = zero - lv - pt
+        resp[t] = e
+        s11 += e[0] * e[0]
+        s12 += e[0] * e[1]
+        s22 += e[1] * e[1]
+        lv = lv + pt + alpha * e
+        tr = pt + beta * e
     # e(l0, b0) = e0 + l0 * e1 + b0 * e2 ; minimise sum e^2 over (l0, b0).
     ridge = 1e-9 * (s11 + s22) + 1e-300
     det = (s11 + ridge) * (s22 + ridge) - s12 * s12
-    l0 = -(s01 * (s22 + ridge) - s02 * s12) / det
-    b0 = -(s02 * (s11 + ridge) - s01 * s12) / det
-    sse = s00 + 2 * l0 * s01 + 2 * b0 * s02 + l0 * l0 * s11 + 2 * l0 * b0 * s12 + b0 * b0 * s22
-    sse = np.where(np.isfinite(sse), np.maximum(sse, 0.0), np.inf)
-    i = int(np.argmin(sse))
-    lvl = level[0, i] + l0[i] * level[1, i] + b0[i] * level[2, i]
-    trd = trend[0, i] + l0[i] * trend[1, i] + b0[i] * trend[2, i]
-    return {
-        "alpha": float(alpha[i]),
-        "beta": float(beta[i]),
-        "phi": float(phi[i]),
-        "level": float(lvl),
-        "trend": float(trd),
-        "sd": float(np.sqrt(sse[i] / max(len(y) - 4, 1))),
-    }
+    yt = np.ascontiguousarray(y.T)
+    best = np.empty(k, dtype=np.intp)
+    out = {key: np.empty(k) for key in ("level", "trend", "sd")}
+    for rows in _row_blocks(k):
+        level = np.zeros((rows.stop - rows.start, gsize))
+        trend = np.zeros(level.shape)
+        s00, s01, s02 = np.zeros(level.shape), np.zeros(level.shape), np.zeros(level.shape)
+        for t in range(n):
+            pt = phi * trend
+            e = yt[t, rows, None] - level - pt
+            s00 += e * e
+            s01 += e * resp[t, 0]
+            s02 += e * resp[t, 1]
+            level = level + pt + alpha * e
+            trend = pt + beta * e
+        l0 = -(s01 * (s22 + ridge) - s02 * s12) / det
+        b0 = -(s02 * (s11 + ridge) - s01 * s12) / det
+        sse = s00 + 2 * l0 * s01 + 2 * b0 * s02 + l0 * l0 * s11 + 2 * l0 * b0 * s12 + b0 * b0 * s22
+        sse = np.where(np.isfinite(sse), np.maximum(sse, 0.0), np.inf)
+        i = np.argmin(sse, axis=1)
+        r = np.arange(i.shape[0])
+        best[rows] = i
+        out["level"][rows] = level[r, i] + l0[r, i] * lv[0, i] + b0[r, i] * lv[1, i]
+        out["trend"][rows] = trend[r, i] + l0[r, i] * tr[0, i] + b0[r, i] * tr[1, i]
+        out["sd"][rows] = np.sqrt(sse[r, i] / max(n - 4, 1))
+    return {"alpha": alpha[best], "beta": beta[best], "phi": phi[best], **out}
+
+
+def _damping(phi: float, steps: np.ndarray) -> np.ndarray:
+    """sum_{j=1..s} phi^j for each s in ``steps`` (``steps`` itself when phi == 1)."""
+    return steps.astype(float) if phi == 1.0 else phi * (1 - phi**steps) / (1 - phi)
+
+
+def _by_phi(phi: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """:func:`_damping` per row (shape (k, len(steps))), once per distinct grid value."""
+    out = np.empty((phi.shape[0], steps.shape[0]))
+    for value in np.unique(phi):
+        out[phi == value] = _damping(float(value), steps)
+    return out
 
 
 def trend_forecast(fit: dict, h: int) -> np.ndarray:
     """Point forecast of a :func:`fit_trend` result for steps 1..h."""
-    phi = fit["phi"]
-    steps = np.arange(1, h + 1)
-    damp = steps.astype(float) if phi == 1.0 else phi * (1 - phi**steps) / (1 - phi)
-    return fit["level"] + damp * fit["trend"]
+    return fit["level"] + _damping(fit["phi"], np.arange(1, h + 1)) * fit["trend"]
+
+
+def trend_forecast_many(fits: dict[str, np.ndarray], h: int) -> np.ndarray:
+    """Point forecasts, shape (k, h), of a :func:`fit_trend_many` result."""
+    damp = _by_phi(fits["phi"], np.arange(1, h + 1))
+    return fits["level"][:, None] + damp * fits["trend"][:, None]
 
 
 def trend_psi(fit: dict, h: int) -> np.ndarray:
     """ETS(A,Ad,N) impulse weights: psi_j = alpha + beta * phi (1 - phi^j) / (1 - phi)."""
-    a, b, phi = fit["alpha"], fit["beta"], fit["phi"]
-    j = np.arange(1, h, dtype=float)
-    cum = j if phi == 1.0 else phi * (1 - phi**j) / (1 - phi)
-    return np.r_[1.0, a + b * cum]
+    cum = _damping(fit["phi"], np.arange(1, h, dtype=float))
+    return np.r_[1.0, fit["alpha"] + fit["beta"] * cum]
+
+
+def trend_psi_many(fits: dict[str, np.ndarray], h: int) -> np.ndarray:
+    """Impulse weights, shape (k, h), of a :func:`fit_trend_many` result."""
+    cum = _by_phi(fits["phi"], np.arange(1, h, dtype=float))
+    psi = np.empty((cum.shape[0], h))
+    psi[:, 0] = 1.0
+    psi[:, 1:] = fits["alpha"][:, None] + fits["beta"][:, None] * cum
+    return psi
 
 
 def theta_forecast(y: np.ndarray, h: int, ses: tuple[float, float, float]) -> np.ndarray:
@@ -273,10 +372,13 @@ def theta_forecast(y: np.ndarray, h: int, ses: tuple[float, float, float]) -> np
 
 def seasonal_naive(y: np.ndarray, h: int, m: int) -> np.ndarray:
     """Repeat the last full season (plain naive when ``m == 1`` or ``len(y) < m``)."""
-    if m <= 1 or len(y) < m:
-        return np.full(h, y[-1], dtype=float)
-    last = y[-m:]
-    return last[np.arange(h) % m].astype(float)
+    return _seasonal_naive_many(np.asarray(y)[None, :], h, m)[0]
+
+
+def _seasonal_naive_many(y: np.ndarray, h: int, m: int) -> np.ndarray:
+    if m <= 1 or y.shape[1] < m:
+        return np.repeat(y[:, -1:].astype(float), h, axis=1)
+    return y[:, -m:][:, np.arange(h) % m].astype(float)
 
 
 def _finish(
@@ -315,61 +417,121 @@ def forecast_core(
     panel code pools it across similar series, because the 90% ACF test rarely passes
     on three years of monthly data (see :mod:`perflink.forecast._season`). With a
     non-positive value in ``y`` the indices are applied additively, scaled by the mean.
+    The one-row case of :func:`forecast_core_many`.
     """
-    y = np.asarray(y, dtype=float)
-    n = len(y)
-    nonneg = bool(n > 0 and np.all(y >= 0))
-    ones = np.ones(h)
+    seasons = None if season is None else np.asarray(season, dtype=float)[None, :]
+    y2 = np.asarray(y, dtype=float)[None, :]
+    return forecast_core_many(y2, h, m, combination=combination, seasons=seasons)[0]
+
+
+def forecast_core_many(
+    values: np.ndarray,
+    h: int,
+    m: int,
+    *,
+    combination: tuple[str, ...] = COMBINATION,
+    seasons: np.ndarray | None = None,
+) -> list[CoreForecast]:
+    """:func:`forecast_core` of every row of ``values``, the model fits batched across rows.
+
+    Parameters
+    ----------
+    values : ndarray, shape (k, n)
+        ``k`` series of one length ``n`` (observed values, no NaN), any unit.
+    h : int
+        Steps ahead.
+    m : int
+        Season length.
+    combination : tuple of str
+        Components whose median (mean for two) is the forecast.
+    seasons : ndarray, shape (k, m), optional
+        Each row's seasonal indices, as ``season`` of :func:`forecast_core`.
+
+    Returns
+    -------
+    list of CoreForecast
+        One per row, the same figures :func:`forecast_core` gives the row alone (the fits
+        only batch element-wise arithmetic; sums, fits by least squares and logs stay per
+        row), with arrays that may be views of one (k, h) array.
+    """
+    y = np.asarray(values, dtype=float)
+    k, n = y.shape
     if n == 0:
-        nan = np.full(h, np.nan)
-        return _finish(nan, nan, ones, "no_data", m, False)
+        nan = [np.full(h, np.nan) for _ in range(k)]
+        return [_finish(v, v, np.ones(h), "no_data", m, False) for v in nan]
+    nonneg = np.all(y >= 0, axis=1).tolist()
+    out: list[CoreForecast | None] = [None] * k
     if n == 1:
-        sd1 = ONE_OBS_REL_SD * abs(y[0]) if y[0] != 0 else 1.0
-        sd = sd1 * np.sqrt(np.arange(1, h + 1))
-        return _finish(np.full(h, y[0]), sd, ones, "naive_single_obs", m, nonneg)
-    if np.all(y == y[0]):
-        return _finish(np.full(h, y[0]), np.zeros(h), ones, "constant", m, nonneg)
+        for r in range(k):
+            sd1 = ONE_OBS_REL_SD * abs(y[r, 0]) if y[r, 0] != 0 else 1.0
+            sd = sd1 * np.sqrt(np.arange(1, h + 1))
+            out[r] = _finish(np.full(h, y[r, 0]), sd, np.ones(h), "naive_single_obs", m, nonneg[r])
+        return out
+    const = np.all(y == y[:, :1], axis=1)
+    for r in np.flatnonzero(const):
+        out[r] = _finish(np.full(h, y[r, 0]), np.zeros(h), np.ones(h), "constant", m, nonneg[r])
+    live = np.flatnonzero(~const)
     if n < 4:
-        sd1 = float(np.sqrt(np.mean(np.diff(y) ** 2)))
-        sd = scale_factor(m) * sd1 * np.sqrt(np.arange(1, h + 1))
-        return _finish(np.full(h, y[-1]), sd, ones, "naive", m, nonneg)
+        for r in live:
+            sd1 = float(np.sqrt(np.mean(np.diff(y[r]) ** 2)))
+            sd = scale_factor(m) * sd1 * np.sqrt(np.arange(1, h + 1))
+            out[r] = _finish(np.full(h, y[r, -1]), sd, np.ones(h), "naive", m, nonneg[r])
+    elif live.size:
+        s = None if seasons is None else np.asarray(seasons, dtype=float)[live]
+        fits = _combine(y[live], h, m, combination, s)
+        for r, (mean, sd, psi, method, seasonal, comps) in zip(live, fits, strict=True):
+            kw = {"seasonal": seasonal, "components": comps}
+            out[r] = _finish(mean, sd, psi, method, m, nonneg[r], **kw)
+    return out
 
-    mult = bool(np.all(y > 0))
-    if season is not None and m > 1 and len(season) == m:
-        seasonal = bool(np.any(np.asarray(season) != 1.0))
-        s = np.asarray(season, dtype=float)
-        if not mult:
-            s = (s - 1.0) * float(np.mean(np.abs(y)))
-    else:
-        seasonal = seasonality_test(y, m)
-        s = seasonal_indices(y, m, mult) if seasonal else None
-    if seasonal:
-        pos_in = np.arange(n) % m
-        pos_out = np.arange(n, n + h) % m
-        adj = y / s[pos_in] if mult else y - s[pos_in]
-    else:
-        adj = y
 
-    ses = fit_ses(adj)
-    damped = fit_trend(adj, damped=True)
+def _combine(y: np.ndarray, h: int, m: int, combination: tuple[str, ...], season):
+    """The model combination for rows of >= 4 values that are not constant.
+
+    Returns per row (mean, sd, psi, method, seasonal, components), mean not yet clipped.
+    """
+    k, n = y.shape
+    mult = np.all(y > 0, axis=1)
+    if season is not None and m > 1 and season.shape[1] == m:
+        seasonal = np.any(season != 1.0, axis=1)
+        s = season.copy()
+        for r in np.flatnonzero(~mult):
+            s[r] = (season[r] - 1.0) * float(np.mean(np.abs(y[r])))
+    else:
+        seasonal = np.array([seasonality_test(row, m) for row in y], dtype=bool)
+        s = np.ones((k, max(m, 1)))
+        for r in np.flatnonzero(seasonal):
+            s[r] = seasonal_indices(y[r], m, bool(mult[r]))
+    pos_in = np.arange(n) % max(m, 1)
+    pos_out = np.arange(n, n + h) % max(m, 1)
+    by_mult = seasonal & mult
+    by_add = seasonal & ~mult
+    adj = y.copy()
+    adj[by_mult] = y[by_mult] / s[by_mult][:, pos_in]
+    adj[by_add] = y[by_add] - s[by_add][:, pos_in]
+
+    alpha, level, _ = fit_ses_many(adj)
+    damped = fit_trend_many(adj, damped=True)
+    theta = np.empty((k, h))
+    for r in range(k):
+        theta[r] = theta_forecast(adj[r], h, (float(alpha[r]), level[r], 0.0))
     comps: dict[str, np.ndarray] = {
-        "ses": np.full(h, ses[1]),
-        "theta": theta_forecast(adj, h, ses),
-        "damped": trend_forecast(damped, h),
+        "ses": np.repeat(level[:, None], h, axis=1),
+        "theta": theta,
+        "damped": trend_forecast_many(damped, h),
     }
     if "holt" in combination:
-        comps["holt"] = trend_forecast(fit_trend(adj, damped=False), h)
+        comps["holt"] = trend_forecast_many(fit_trend_many(adj, damped=False), h)
     if "arima" in combination:
-        comps["arima"] = arima_forecast(fit_arima(adj), h)
-    psi = trend_psi(damped, h)
-    sd = scale_factor(m) * damped["sd"] * np.sqrt(np.cumsum(psi**2))
+        comps["arima"] = arima_forecast_many(fit_arima_many(adj), h)
+    psi = trend_psi_many(damped, h)
+    sd = scale_factor(m) * damped["sd"][:, None] * np.sqrt(np.cumsum(psi**2, axis=1))
 
-    if seasonal:
-        for key, val in comps.items():
-            comps[key] = val * s[pos_out] if mult else val + s[pos_out]
-        if mult:
-            sd = sd * s[pos_out]
-    comps["snaive"] = seasonal_naive(y, h, m)
+    for val in comps.values():
+        val[by_mult] = val[by_mult] * s[by_mult][:, pos_out]
+        val[by_add] = val[by_add] + s[by_add][:, pos_out]
+    sd[by_mult] = sd[by_mult] * s[by_mult][:, pos_out]
+    comps["snaive"] = _seasonal_naive_many(y, h, m)
     # Median, chosen on the train holdouts (module docstring); equals the mean for <= 2.
     mean = np.median([comps[c] for c in combination], axis=0)
     method = (
@@ -377,9 +539,18 @@ def forecast_core(
         if len(combination) > 2
         else (f"mean({','.join(combination)})")
     )
-    if seasonal:
-        method += "+mult_seasonal" if mult else "+add_seasonal"
-    return _finish(mean, sd, psi, method, m, nonneg, seasonal=seasonal, components=comps)
+    suffix = np.where(mult, "+mult_seasonal", "+add_seasonal")
+    return [
+        (
+            mean[r],
+            sd[r],
+            psi[r],
+            method + suffix[r] if seasonal[r] else method,
+            bool(seasonal[r]),
+            {key: val[r] for key, val in comps.items()},
+        )
+        for r in range(k)
+    ]
 
 
 def interval_z(level: float) -> float:
