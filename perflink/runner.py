@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+import pyarrow
+
 from perflink import _review_inputs
 from perflink import _runner_exec as _ex
 from perflink import _runner_output as _out
@@ -173,6 +175,7 @@ def run_review(
         # so this process does not hold a copy of every input while the notebooks run
         hashes = _out.input_hashes(params, inputs=inputs)
         del inputs
+        pyarrow.default_memory_pool().release_unused()  # else the pool keeps the pages
         outcomes = _run_all(
             params, order, available, tmp, jobs=params.jobs or os.cpu_count() or 1,
             snapshot=snapshot,
