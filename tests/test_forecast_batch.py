@@ -139,14 +139,19 @@ def _ses_reference(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------ properties
 @seed(17)
 @settings(max_examples=40, deadline=None)
-@given(blocks(lengths=(4, 7, 13, 30)), st.sampled_from([1, 3, 32]))
+@given(blocks(lengths=(4, 7, 13, 30)), st.sampled_from([1, 3, 32, 100_000]))
 def test_batched_fits_equal_per_series_fits(block, rows_per_pass):
     values = _finite_block(block[0])
-    with mock.patch.object(fm, "_ROWS", rows_per_pass):
+    # passes of 1 or 3 rows split the block: a pass boundary must not change a figure
+    with (
+        mock.patch.object(fm, "_ROWS", rows_per_pass),
+        mock.patch.object(fm, "_SES_ROWS", rows_per_pass),
+        mock.patch.object(_arima, "_CELLS", rows_per_pass),  # 4 series per pass
+    ):
         ses = fm.fit_ses_many(values)
         trends = {d: fm.fit_trend_many(values, damped=d) for d in (True, False)}
         sse, level = fm._ses_filter(values, fm._ALPHAS)
-    arima = _arima.fit_arima_many(values)
+        arima = _arima.fit_arima_many(values)
     for r, y in enumerate(values):
         one = fm.fit_ses(y)
         np.testing.assert_array_equal([a[r] for a in ses], one)

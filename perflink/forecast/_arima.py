@@ -20,6 +20,10 @@ ARIMA_ORDERS: dict[str, tuple[int, int, bool]] = {
     "111": (1, 1, False),
 }
 _COEF_BOUND = 0.98  # |phi|, |theta| <= this: stationary and invertible
+#: Values per filter pass of :func:`fit_arima_many` (a series takes 3 channels x 64 thetas
+#: x its length): about 1.6 MB, so the filter's arrays stay in the CPU cache (at 45 months,
+#: 23 series per pass took about 69 us each on the development machine, 34 about 118 us).
+_CELLS = 200_000
 _COARSE = np.linspace(-_COEF_BOUND, _COEF_BOUND, 50)
 _STEP = _COARSE[1] - _COARSE[0]
 _FINE = np.linspace(-_STEP, _STEP, 21)
@@ -36,22 +40,27 @@ def _ma_filter(x: np.ndarray, theta: np.ndarray) -> np.ndarray:
     # time last, as the einsums of _css read it: their sums must see the same layout
     out = np.empty((n, k, g))
     e = np.zeros((k, g))
+    prod = np.empty((k, g))
     xt = np.ascontiguousarray(x.T)
     for t in range(n):
-        e = np.subtract(xt[t, :, None], theta * e, out=out[t])
+        e = np.subtract(xt[t, :, None], np.multiply(theta, e, out=prod), out=out[t])
     return np.ascontiguousarray(out.transpose(1, 2, 0))
 
 
-def _css(chans: np.ndarray, p: int, drift: bool) -> tuple[np.ndarray, np.ndarray]:
+def _css(
+    chans: np.ndarray, p: int, drift: bool, s00: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Conditional SSE per theta of ARIMA(p,1,1), with phi or the drift c in closed form.
 
     ``chans`` (shape (..., 3, g, t)) holds the MA-filtered ``w_t``, ``w_{t-1}`` and 1: the
     residuals ``e = F(w_t) - phi F(w_{t-1}) - c F(1)`` are linear in phi and c for a fixed
     theta, so they come from least squares; phi is then clipped to the bound and the SSE
-    recomputed exactly. Returns (sse, coef), each of shape (..., g).
+    recomputed exactly. Returns (sse, coef), each of shape (..., g). ``s00`` (the sums
+    of ``F(w_t)^2``, shared by the orders on one grid) is computed when not given.
     """
     e0, e1, e2 = chans[..., 0, :, :], chans[..., 1, :, :], chans[..., 2, :, :]
-    s00 = np.einsum("...gt,...gt->...g", e0, e0)
+    if s00 is None:
+        s00 = np.einsum("...gt,...gt->...g", e0, e0)
     coef = np.zeros(s00.shape)
     if p or drift:
         other = e1 if p else e2
@@ -95,6 +104,14 @@ def fit_arima_many(values: np.ndarray) -> dict[str, np.ndarray]:
         (last residual), the same values :func:`fit_arima` gives each row alone.
     """
     y = np.asarray(values, dtype=float)
+    rows = max(4, _CELLS // (3 * 64 * max(y.shape[1], 1)))
+    parts = [_fit_rows(y[i : i + rows]) for i in range(0, y.shape[0], rows)]
+    if not parts:
+        parts = [_fit_rows(y)]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _fit_rows(y: np.ndarray) -> dict[str, np.ndarray]:
     k, n = y.shape
     w = np.diff(y, axis=1)
     zero = np.zeros(k)
@@ -110,10 +127,11 @@ def fit_arima_many(values: np.ndarray) -> dict[str, np.ndarray]:
     ne = n - 2
     x = np.stack([w[:, 1:], w[:, :-1], np.ones((k, ne))], axis=1).reshape(3 * k, ne)
     chans = _ma_filter(x, _COARSE).reshape(k, 3, _COARSE.shape[0], ne)
+    s00 = np.einsum("...gt,...gt->...g", chans[:, 0], chans[:, 0])
     fine: dict[str, np.ndarray] = {}
     for name, (p, q, drift) in ARIMA_ORDERS.items():
         if q:
-            centre = _COARSE[np.argmin(_css(chans, p, drift)[0], axis=1)]
+            centre = _COARSE[np.argmin(_css(chans, p, drift, s00)[0], axis=1)]
             fine[name] = np.clip(centre[:, None] + _FINE, -_COEF_BOUND, _COEF_BOUND)
     grid = np.concatenate([np.zeros((k, 1)), *fine.values()], axis=1)
     chans = _ma_filter(x, np.repeat(grid, 3, axis=0)).reshape(k, 3, grid.shape[1], ne)

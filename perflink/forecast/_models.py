@@ -166,13 +166,15 @@ def seasonal_indices(y: np.ndarray, m: int, multiplicative: bool) -> np.ndarray:
     return s / s.mean() if multiplicative else s - s.mean()
 
 
-#: Rows per filter pass of the batched fits: numpy's per-call cost is spread over this
-#: many series while the working arrays (rows x grid) still fit in the CPU cache.
+#: Rows per filter pass of the batched trend fits: numpy's per-call cost is spread over
+#: this many series while the working arrays (rows x 325 grid points) stay in the CPU
+#: cache; SES has 13 grid points, so it takes more rows per pass.
 _ROWS = 32
+_SES_ROWS = 512
 
 
-def _row_blocks(k: int) -> list[slice]:
-    return [slice(i, min(i + _ROWS, k)) for i in range(0, k, _ROWS)]
+def _row_blocks(k: int, rows: int) -> list[slice]:
+    return [slice(i, min(i + rows, k)) for i in range(0, k, rows)]
 
 
 def _ses_filter(y: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,7 +199,7 @@ def _ses_filter(y: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarra
     yt = np.ascontiguousarray(rows2.T)
     sse = np.empty((k, alpha.shape[0]))
     level = np.empty((k, alpha.shape[0]))
-    for rows in _row_blocks(k):
+    for rows in _row_blocks(k, _SES_ROWS):
         l0 = np.zeros((rows.stop - rows.start, alpha.shape[0]))
         s00 = np.zeros(l0.shape)
         s01 = np.zeros(l0.shape)
@@ -297,18 +299,24 @@ def fit_trend_many(values: np.ndarray, *, damped: bool) -> dict[str, np.ndarray]
     yt = np.ascontiguousarray(y.T)
     best = np.empty(k, dtype=np.intp)
     out = {key: np.empty(k) for key in ("level", "trend", "sd")}
-    for rows in _row_blocks(k):
-        level = np.zeros((rows.stop - rows.start, gsize))
-        trend = np.zeros(level.shape)
-        s00, s01, s02 = np.zeros(level.shape), np.zeros(level.shape), np.zeros(level.shape)
+    for rows in _row_blocks(k, _ROWS):
+        shape = (rows.stop - rows.start, gsize)
+        level, trend = np.zeros(shape), np.zeros(shape)
+        s00, s01, s02 = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        pt, e, tmp = np.empty(shape), np.empty(shape), np.empty(shape)
         for t in range(n):
-            pt = phi * trend
-            e = yt[t, rows, None] - level - pt
-            s00 += e * e
-            s01 += e * resp[t, 0]
-            s02 += e * resp[t, 1]
-            level = level + pt + alpha * e
-            trend = pt + beta * e
+            # in place, in the order of the one-series expressions below (same roundings):
+            # pt = phi * trend; e = y_t - level - pt; s0j += e * e_j;
+            # level = level + pt + alpha * e; trend = pt + beta * e
+            np.multiply(phi, trend, out=pt)
+            np.subtract(yt[t, rows, None], level, out=e)
+            np.subtract(e, pt, out=e)
+            s00 += np.multiply(e, e, out=tmp)
+            s01 += np.multiply(e, resp[t, 0], out=tmp)
+            s02 += np.multiply(e, resp[t, 1], out=tmp)
+            level += pt
+            level += np.multiply(alpha, e, out=tmp)
+            np.add(pt, np.multiply(beta, e, out=tmp), out=trend)
         l0 = -(s01 * (s22 + ridge) - s02 * s12) / det
         b0 = -(s02 * (s11 + ridge) - s01 * s12) / det
         sse = s00 + 2 * l0 * s01 + 2 * b0 * s02 + l0 * l0 * s11 + 2 * l0 * b0 * s12 + b0 * b0 * s22
