@@ -969,6 +969,29 @@ def test_level_correction_is_the_units_shared_shortfall_and_moves_parents_with_t
     assert got == pytest.approx(60.0 / (600 + 11 * 60))
 
 
+def test_factors_of_few_windows_take_the_conformal_rule_and_the_group_its_parents_at_least():
+    from perflink.forecast import _joint
+
+    # the ceil((n + 1) q)-th smallest; past n: the largest
+    assert _joint.conformal_quantile(np.arange(1.0, 20.0), 0.8) == 16.0  # ceil(20 * 0.8)
+    assert _joint.conformal_quantile([3.0, 1.0, 2.0], 0.8) == 3.0
+    assert _joint.conformal_quantile([3.0, 1.0, 2.0, 0.5, 0.7, 0.9], 0.95) == 3.0
+    few = np.array([0.5, 0.9, 1.4, 1.1, 0.7])  # a group: one sum per window
+    many = np.linspace(0.0, 2.0, 201)  # units
+    learner = _joint.Learner({}, {}, 3)
+    learner.scores = {("revenue", "group"): (few, few), ("revenue", "unit"): (many, many)}
+    got = _joint.factors_from(learner)
+    assert got[("revenue", "group")] == (1.4, 1.4)  # the largest of 5, not a quantile below it
+    assert got[("revenue", "unit")] == pytest.approx((1.6, 1.9))  # the plain quantile
+    # the group takes the other parents' factor where that is wider, edge by edge
+    factors = {("revenue", "group"): (1.0, 1.6), ("revenue", "parent"): (1.3, 1.2)}
+    assert _joint.level_factor(factors, "revenue", "group") == (1.3, 1.6)
+    assert _joint.level_factor(factors, "revenue", "parent") == (1.3, 1.2)
+    del factors[("revenue", "group")]
+    assert _joint.level_factor(factors, "revenue", "group") == (1.3, 1.2)
+    assert _joint.level_factor({}, "revenue", "group") is None
+
+
 def test_page_says_the_level_correction_or_why_there_is_none(tiny_result):
     """Two units, six calibration windows: 12 checked forecasts per flow, enough for a
     correction; the page names each flow with its signed share, or says why there is none."""

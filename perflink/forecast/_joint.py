@@ -53,6 +53,10 @@ COVER = 0.8
 COVER_95 = 0.95
 #: Fewer realised rows than this at a level: the level takes the unit factor of its metric.
 MIN_ROWS = 3
+#: Fewer rows than this (a group's one sum per window): the factors take the conformal rule
+#: (:func:`conformal_quantile`) instead of the plain quantile, which lies below the largest
+#: of a handful of scores.
+FEW_ROWS = 12
 LEVELS = ("unit", "parent", "group")
 #: A metric's level correction needs at least this many unit rows of past errors.
 MIN_SHIFT_ROWS = 10
@@ -369,11 +373,21 @@ def simulate(
 
 def level_factor(factors: dict, metric: str, level: str):
     """The factor of ``metric`` at ``level``; a level without one takes the next lower's
-    (group -> other parents -> units)."""
+    (group -> other parents -> units).
+
+    The group's factor is at least the other parents' (edge by edge): both apply on top of
+    the units' factors, and a group is one sum per window, so its own factor rests on a
+    handful of overlapping windows, while the other parents' rest on several sums per
+    window; the more units a sum holds, the more of its error is what they share, which
+    the simulation does not widen by itself.
+    """
     chain = {"unit": ("unit",), "parent": ("parent", "unit"), "group": ("group", "parent", "unit")}
     for lv in chain[level]:
         if (metric, lv) in factors:
-            return factors[(metric, lv)]
+            own = factors[(metric, lv)]
+            if lv == "group" and (metric, "parent") in factors:
+                return tuple(np.maximum(own, factors[(metric, "parent")]).tolist())
+            return own
     return None
 
 
@@ -386,7 +400,19 @@ def factors_from(learner: Learner) -> dict:
     out = {}
     for key, (s80, s95) in learner.scores.items():
         if len(s80) >= MIN_ROWS:
-            f80 = float(np.clip(np.quantile(s80, COVER), *FACTOR_RANGE))
-            f95 = float(np.clip(np.quantile(s95, COVER_95), *FACTOR_RANGE))
+            quantile = conformal_quantile if len(s80) < FEW_ROWS else np.quantile
+            f80 = float(np.clip(quantile(s80, COVER), *FACTOR_RANGE))
+            f95 = float(np.clip(quantile(s95, COVER_95), *FACTOR_RANGE))
             out[key] = (f80, f95)
     return out
+
+
+def conformal_quantile(scores: np.ndarray, cover: float) -> float:
+    """The ``ceil((n + 1) cover)``-th smallest of ``n`` scores (the largest when that is
+    past ``n``): split-conformal's rule, which covers a new window with probability at least
+    ``cover`` when the windows are exchangeable. The plain empirical quantile covers less
+    on few windows (the 95% quantile of 6 scores lies below their largest), which is what
+    a group's or a small subsidiary's handful of windows gives."""
+    s = np.sort(np.asarray(scores, dtype=float))
+    k = min(len(s), int(np.ceil((len(s) + 1) * cover)))
+    return float(s[k - 1])
