@@ -231,6 +231,31 @@ def test_forecast_block_gives_each_row_what_it_gets_alone(block, h, first_month,
         assert got[i]["mean"].shape == (h,)
 
 
+@seed(20)
+@settings(max_examples=40, deadline=None)
+@given(blocks(lengths=(2, 3, 13, 30, 40)))
+def test_theta_slope_is_polyfit_and_driver_fits_are_plain_least_squares(block):
+    values, drivers, _ = block
+    for y in _finite_block(values):
+        want = np.polyfit(np.arange(len(y), dtype=float), y, 1)[0]
+        assert fm._slope(y) == want
+    lag = 2
+    fits = ff._driver_fits(values, drivers, lag, list(range(len(values))))
+    for i, (y, x) in enumerate(zip(values, drivers, strict=True)):
+        t = len(y)
+        if t <= lag + 1:
+            assert fits[i] is None
+            continue
+        x1 = np.r_[np.full(lag, np.nan), x[: t - lag]]
+        x2 = np.r_[np.full(lag + 1, np.nan), x[: t - lag - 1]]
+        ok = np.isfinite(y) & np.isfinite(x1) & np.isfinite(x2)
+        if ok.sum() < 8:
+            assert fits[i] is None
+            continue
+        design = np.c_[np.ones(ok.sum()), x1[ok], x2[ok]]
+        np.testing.assert_array_equal(fits[i], np.linalg.lstsq(design, y[ok], rcond=None)[0])
+
+
 # ------------------------------------------------------------------ cases that must occur
 def test_driver_choice_is_batched_like_the_rows_alone():
     # Series that follow their driver with a lag of one month: the rolling-origin choice

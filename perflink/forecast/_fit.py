@@ -114,17 +114,36 @@ def _intermittent(obs: np.ndarray, h: int, trailing: int):
 
 def _driver_fit(y: np.ndarray, x: np.ndarray, lag: int) -> np.ndarray | None:
     """OLS coefficients (a, b1, b2) of y_t on x_{t-lag}, x_{t-lag-1}; None if too short."""
-    t = len(y)
+    return _driver_fits(y[None, :], x[None, :], lag, [0])[0]
+
+
+def _driver_fits(y: np.ndarray, x: np.ndarray, lag: int, rows) -> dict[int, np.ndarray | None]:
+    """:func:`_driver_fit` of ``rows`` of ``y`` and ``x`` (shape (k, t)), keyed by row.
+
+    The lagged regressors and their masks are built for all rows at once; each row keeps
+    its own least squares (LAPACK on that row's values alone).
+    """
+    t = y.shape[1]
     if t <= lag + 1:
-        return None
-    x1 = np.r_[np.full(lag, np.nan), x[: t - lag]]
-    x2 = np.r_[np.full(lag + 1, np.nan), x[: t - lag - 1]]
-    ok = np.isfinite(y) & np.isfinite(x1) & np.isfinite(x2)
-    if ok.sum() < 8:
-        return None
-    design = np.c_[np.ones(ok.sum()), x1[ok], x2[ok]]
-    coef, *_ = np.linalg.lstsq(design, y[ok], rcond=None)
-    return coef
+        return dict.fromkeys(rows)
+    x1 = np.full((len(rows), t), np.nan)
+    x1[:, lag:] = x[rows, : t - lag]
+    x2 = np.full((len(rows), t), np.nan)
+    x2[:, lag + 1 :] = x[rows, : t - lag - 1]
+    yr = y[rows]
+    ok = np.isfinite(yr) & np.isfinite(x1) & np.isfinite(x2)
+    count = ok.sum(axis=1)
+    out: dict[int, np.ndarray | None] = {}
+    for j, i in enumerate(rows):
+        if count[j] < 8:
+            out[i] = None
+            continue
+        design = np.empty((count[j], 3))
+        design[:, 0] = 1.0
+        design[:, 1] = x1[j, ok[j]]
+        design[:, 2] = x2[j, ok[j]]
+        out[i] = np.linalg.lstsq(design, yr[j, ok[j]], rcond=None)[0]
+    return out
 
 
 def _driver_means(
@@ -135,11 +154,8 @@ def _driver_means(
     ``y``, ``x`` have shape (k, t); the driver's own forecasts of all rows run in one
     batched :func:`univariate_many` call.
     """
-    coefs = {}
-    for i in rows:
-        coef = _driver_fit(y[i], x[i], lag)
-        if coef is not None and np.isfinite(x[i, -1]):
-            coefs[i] = coef
+    rows = [i for i in rows if np.isfinite(x[i, -1])]
+    coefs = {i: c for i, c in _driver_fits(y, x, lag, rows).items() if c is not None}
     idx = list(coefs)
     sx = None if season_x is None else season_x[idx]
     x_fc = univariate_many(x[idx], h, first_month, sx) if idx else []

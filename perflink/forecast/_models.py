@@ -47,6 +47,7 @@ for theta+damped: monthly 13.576 / 0.854, quarterly 9.323 / 1.144).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -369,11 +370,32 @@ def trend_psi_many(fits: dict[str, np.ndarray], h: int) -> np.ndarray:
     return psi
 
 
+@functools.lru_cache(maxsize=64)
+def _slope_design(n: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``np.polyfit(arange(n), y, 1)``'s scaled design, column scales and rcond."""
+    lhs = np.vander(np.arange(n, dtype=float) + 0.0, 2)
+    scale = np.sqrt((lhs * lhs).sum(axis=0))
+    lhs /= scale
+    lhs.flags.writeable = False  # shared by every fit of length n
+    return lhs, scale, n * np.finfo(float).eps
+
+
+def _slope(y: np.ndarray) -> float:
+    """Least-squares slope of ``y`` on 0..n-1, exactly as ``np.polyfit(..., 1)[0]`` (n >= 2).
+
+    The same lstsq on the same values, with the design built once per length: polyfit
+    rebuilt it for every one of the thousands of series of a panel.
+    """
+    lhs, scale, rcond = _slope_design(len(y))
+    coef = np.linalg.lstsq(lhs, y + 0.0, rcond)[0]
+    return (coef / scale)[0]
+
+
 def theta_forecast(y: np.ndarray, h: int, ses: tuple[float, float, float]) -> np.ndarray:
     """Standard Theta method: SES plus half the regression slope (Hyndman & Billah 2003)."""
     alpha, level, _ = ses
     n = len(y)
-    slope = np.polyfit(np.arange(n, dtype=float), y, 1)[0] if n > 1 else 0.0
+    slope = _slope(np.asarray(y, dtype=float)) if n > 1 else 0.0
     drift = 0.5 * slope * (np.arange(h) + (1 - (1 - alpha) ** n) / alpha)
     return level + drift
 
