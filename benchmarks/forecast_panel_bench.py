@@ -3,13 +3,16 @@
 Generates the sample group with 2,000 units x 48 months (cached in a temp folder), then
 times forecast_panel (every unit, subsidiary and the group; revenue, cogs, opex and net
 profit per path) and, with ``--backtest``, backtest_panel. Prints wall time, series per
-second and peak memory (RSS).
+second, peak memory (RSS) and the load average (the figures are only comparable at a
+similar load). ``--profile N`` runs forecast_panel once more in this process (one
+worker) under cProfile and prints its N top costs by own time and by cumulative time.
 
 Usage (from the repo root)::
 
     .venv/bin/python benchmarks/forecast_panel_bench.py                 # 2000 x 48, 2 workers
     .venv/bin/python benchmarks/forecast_panel_bench.py --entities 500 --jobs 1
     .venv/bin/python benchmarks/forecast_panel_bench.py --backtest
+    .venv/bin/python benchmarks/forecast_panel_bench.py --profile 15
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import pstats  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -39,6 +44,7 @@ def main() -> None:
     ap.add_argument("--months", type=int, default=48)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--backtest", action="store_true")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="top N cProfile costs")
     args = ap.parse_args()
     folder = Path(tempfile.gettempdir()) / f"perflink-bench-{args.entities}x{args.months}"
     if not (folder / "params.yaml").is_file():
@@ -50,6 +56,7 @@ def main() -> None:
     facts, targets, entities = review.facts, review.targets, review.entities
     print(f"inputs loaded in {time.perf_counter() - t:.1f} s ({len(facts):,} fact rows)")
 
+    print(f"load average before the runs: {os.getloadavg()[0]:.2f}")
     t = time.perf_counter()
     res = forecast_panel(
         facts, targets, entities, review.catalog, quarter=review.quarter, n_jobs=args.jobs
@@ -70,8 +77,30 @@ def main() -> None:
         )
         print(f"backtest_panel: {time.perf_counter() - t:.1f} s wall")
         print(bt.to_frame().round(3).to_string(index=False))
+    if args.profile:
+        profile(review, args.profile)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (main process): {rss:,.0f} MB; load average {os.getloadavg()[0]:.2f}")
+
+
+def profile(review, top: int) -> None:
+    """forecast_panel with one worker under cProfile: its ``top`` costs, own and cumulative."""
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    forecast_panel(
+        review.facts,
+        review.targets,
+        review.entities,
+        review.catalog,
+        quarter=review.quarter,
+        n_jobs=1,
+    )
+    prof.disable()
+    print(f"forecast_panel under cProfile, 1 worker: {time.perf_counter() - t:.1f} s wall")
+    stats = pstats.Stats(prof).strip_dirs()
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ joblib workers. One job forecasts a block of series of one metric:
   rolling-origin backtest on the series' own last origins (mean absolute error);
   intervals keep the univariate model's calibrated scale (conservative when the
   driver model wins: its early steps are known better).
+
+The fits run batched across the block's rows (rows with the same observed span share
+one filter pass, and each rolling origin is one call for all rows), with every row's
+figures identical bit for bit to a fit of that row alone; so the panel's figures do
+not depend on how its series are split into blocks or workers.
 """
 
 from __future__ import annotations

@@ -1,7 +1,14 @@
 """Model zoo behind :mod:`perflink.forecast` (not API).
 
 Everything here works on a plain 1-D float array of observed values (no NaN, in
-time order) and is a pure function, so panel code can run it under joblib.
+time order) and is a pure function, so panel code can run it under joblib. The
+``*_many`` functions take a block of such series of one length, shape (k, n), and fit
+them in one filter pass (a panel has thousands of short series, where numpy's per-call
+cost dominated the per-series fits); the per-series functions are their one-row case.
+Batching keeps every series' figures to the last bit: only element-wise arithmetic (and
+square roots, which are exact) runs across rows, while sums over time, least squares,
+logs and powers (whose SIMD versions may round differently) stay per series or per grid
+value, in the order of the one-series code; tests compare blocks with series alone.
 
 Models (all on the seasonally adjusted series when seasonality is detected):
 
@@ -10,8 +17,8 @@ Models (all on the seasonally adjusted series when seasonality is detected):
 - SES, Holt, damped-trend Holt (ETS(A,N,N), ETS(A,A,N), ETS(A,Ad,N)), fitted by
   minimising the one-step SSE over a fixed grid of smoothing parameters, with the
   initial states solved in closed form for every grid point (the errors are linear
-  in them); vectorised over the grid, so a fit takes about a millisecond and is
-  deterministic;
+  in them); vectorised over the grid and across series and deterministic (the whole
+  combination: 0.17 ms per series of 45 months in a block of 256, 1.7 ms alone);
 - Theta (Assimakopoulos & Nikolopoulos 2000, in the SES-with-drift form of
   Hyndman & Billah 2003, as in ``forecast::thetaf``);
 - ARIMA(p,1,q) chosen by AICc among (0,1,1), (0,1,1)+drift, (1,1,0), (1,1,1), fitted
