@@ -265,8 +265,13 @@ def test_kernel_env_shares_the_cores_among_the_kernels_at_once(monkeypatch) -> N
     assert ex.kernel_env(at_once=3)["PERFLINK_LOCAL_WORKERS"] == "2"
     assert ex.kernel_env(at_once=16)["PERFLINK_LOCAL_WORKERS"] == "1"
     assert ex.kernel_env()["PERFLINK_LOCAL_WORKERS"] == "8"
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+        assert ex.kernel_env(at_once=2)[name] == "4"  # numpy's threads share the cores too
     monkeypatch.setenv("PERFLINK_LOCAL_WORKERS", "3")  # the user's own setting stays
-    assert ex.kernel_env(at_once=2)["PERFLINK_LOCAL_WORKERS"] == "3"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "6")
+    env = ex.kernel_env(at_once=2)
+    assert (env["PERFLINK_LOCAL_WORKERS"], env["OPENBLAS_NUM_THREADS"]) == ("3", "6")
 
 
 def test_publish_replaces_and_keeps_failed_history(tmp_path: Path) -> None:
