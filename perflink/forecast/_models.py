@@ -576,13 +576,12 @@ def _combine(y: np.ndarray, h: int, m: int, combination: tuple[str, ...], season
         if len(combination) > 2
         else (f"mean({','.join(combination)})")
     )
-    suffix = np.where(mult, "+mult_seasonal", "+add_seasonal")
     return [
         (
             mean[r],
             sd[r],
             psi[r],
-            method + suffix[r] if seasonal[r] else method,
+            method + ("+mult_seasonal" if mult[r] else "+add_seasonal") if seasonal[r] else method,
             bool(seasonal[r]),
             {key: val[r] for key, val in comps.items()},
         )
