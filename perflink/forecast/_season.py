@@ -131,8 +131,3 @@ def pooled_indices(
             s = mean[seasonal]
             idx_g[seasonal] = s / s.mean(axis=1, keepdims=True)
     return idx_g[codes], p_g[codes]
-
-
-def rotate(calendar_index: np.ndarray, start_month: int) -> np.ndarray:
-    """Re-order a calendar-month index (January first) to start at ``start_month`` (1-12)."""
-    return np.roll(calendar_index, -(start_month - 1))
