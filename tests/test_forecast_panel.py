@@ -755,6 +755,40 @@ def test_profit_interval_wider_than_shared_noise_when_errors_are_independent():
     np.testing.assert_array_equal(again["net_profit"], joint["net_profit"])
 
 
+def test_paths_simulated_a_block_of_units_at_a_time_are_the_whole_panels(monkeypatch):
+    """simulate works through blocks of units to keep its temporaries small: blocks of one
+    unit give every path, score and parent sum the whole panel gives, bit for bit,
+    including a unit without innovations (normal draws) and rescaled spreads."""
+    from perflink.forecast import _joint
+    from perflink.forecast import _panel as _fp
+
+    facts, _, entities = _independent()
+    opts = ForecastOptions(n_paths=300).for_catalog(CATALOG)
+    wide = _fp.unit_panel(facts, pd.Period("2026-09", "M"), list(opts.metrics))
+    fc = _fp.forecast_arrays(wide, entities, CATALOG, opts, 6, _fp.executor_of(None, 1))
+    fc["innov_ok"] = {**fc["innov_ok"], "cogs": np.array([True, False])}
+    factors = {("revenue", "unit"): (1.3, 1.6), ("net_profit", "unit"): (1.2, 1.5)}
+    n_e = len(fc["entity_ids"])
+    realised = {m: np.linspace(1000.0, 2000.0, n_e) for m in (*opts.metrics, "net_profit")}
+
+    def run():
+        learner = _joint.Learner({m: np.zeros(n_e) for m in realised}, realised, 3)
+        paths = _joint.simulate(
+            fc, CATALOG, opts, 6, derive=_fp.derive, factors=factors, learner=learner
+        )
+        return paths, learner.scores
+
+    whole, whole_scores = run()
+    monkeypatch.setattr(_joint, "_CHUNK_UNITS", 1)
+    blocks, block_scores = run()
+    assert whole.keys() == blocks.keys() and whole_scores.keys() == block_scores.keys()
+    for m in whole:
+        np.testing.assert_array_equal(blocks[m], whole[m])
+    for key in whole_scores:
+        np.testing.assert_array_equal(block_scores[key][0], whole_scores[key][0])
+        np.testing.assert_array_equal(block_scores[key][1], whole_scores[key][1])
+
+
 def _taxed_catalog() -> Catalog:
     """The sample catalog with net profit taxed on positive profit only: a formula that is
     not additive, so a parent's sum of unit profits differs from the formula on its flows."""

@@ -62,6 +62,10 @@ LEVELS = ("unit", "parent", "group")
 MIN_SHIFT_ROWS = 10
 #: Level corrections stay within this share of the forecast rest of the year.
 SHIFT_RANGE = 0.1
+#: Units simulated at a time: the temporaries of a block of this many units (innovations,
+#: shocks, the spread's rescaling, the profit formula) are a few MB each, where the whole
+#: panel's were 0.5 GB each at 10,000 units.
+_CHUNK_UNITS = 256
 
 
 def innovations(y: np.ndarray, season: np.ndarray | None, first_month: int):
@@ -309,7 +313,6 @@ def simulate(
     mix = np.sqrt(rng.chisquare(_fm.T_DF, size=(n_p, 1)) / _fm.T_DF)
     k = np.arange(horizon)
     lag = k[:, None] - k[None, :]
-    unit_rows = slice(0, n_u)
     # parents: the top of the hierarchy (kind "group") is calibrated apart from the others:
     # the more units a sum holds, the more its error is what they share
     top = np.asarray(fc["kind"][n_u:]) == "group"
@@ -323,7 +326,9 @@ def simulate(
                 par[sel] = _scale(par[sel], level_factor(factors, metric, level), steps)
         return par
 
-    unit_paths = {}
+    n_all = len(fc["entity_ids"])
+    chunks = [slice(a, min(a + _CHUNK_UNITS, n_u)) for a in range(0, n_u, _CHUNK_UNITS)]
+    out: dict[str, np.ndarray] = {}
     for j, metric in enumerate(metrics):
         z, ok = fc["innov"][metric], fc["innov_ok"][metric]
         eps = np.empty((n_u, n_p, horizon))
@@ -339,34 +344,38 @@ def simulate(
         low = np.where(lag >= 0, psi[:, np.clip(lag, 0, None)], 0.0)
         norm = np.sqrt(np.sum(low**2, axis=2, keepdims=True))
         low = np.divide(low, norm, out=np.zeros_like(low), where=norm > 0)
-        shock = np.einsum("eph,ekh->epk", eps, low) / mix
-        mean = fc["mean"][metric][:n_u]
-        p = mean[:, None, :] + shock * fc["sd"][metric][:n_u, None, :]
-        if learner is not None:
-            learner.record(metric, "unit", unit_rows, p)
-        p = _scale(p, factors.get((metric, "unit")), steps)
-        nonneg = fc["nonneg"][metric][:n_u, None, None]
-        np.maximum(p, 0.0, out=p, where=nonneg)
-        unit_paths[metric] = p
+        # one product for the whole panel: einsum's summation order follows the arrays'
+        # layout, so a block's product could differ in the last bit from the panel's
+        shock = np.einsum("eph,ekh->epk", eps, low)
+        del eps
+        shock /= mix
+        paths = out[metric] = np.empty((n_all, n_p, horizon))
+        for rows in chunks:
+            # a block of units at a time: the temporaries below are (block, paths, horizon),
+            # not (units, paths, horizon); each unit's figures are the same either way
+            mean, sd = fc["mean"][metric][rows], fc["sd"][metric][rows]
+            p = mean[:, None, :] + shock[rows] * sd[:, None, :]
+            if learner is not None:
+                learner.record(metric, "unit", rows, p)
+            p = _scale(p, factors.get((metric, "unit")), steps)
+            np.maximum(p, 0.0, out=p, where=fc["nonneg"][metric][rows, None, None])
+            paths[rows] = p
     if stages < 2:
-        return unit_paths
-    out = {}
-    for metric, p in unit_paths.items():
-        # units and parents in one array, the units' rows written once: a unit path array
-        # and its concatenated copy were both alive (0.4 GB each at 2,000 units)
-        par = parents(metric, sum_rows(agg, p))
+        return {m: v[:n_u] for m, v in out.items()}
+    for metric in metrics:
+        par = parents(metric, sum_rows(agg, out[metric][:n_u]))
         np.maximum(par, 0.0, out=par, where=fc["nonneg"][metric][n_u:, None, None])
-        both = np.empty((n_u + len(par), *p.shape[1:]))
-        both[:n_u], both[n_u:] = p, par
-        out[metric] = both
-        unit_paths[metric] = both[:n_u]
+        out[metric][n_u:] = par
     pm = options.profit_metric
     if pm:
         absent = fc["absent"]
-        unit_p = profit_of(catalog, pm, unit_paths, absent, derive)
-        if learner is not None:
-            learner.record(pm, "unit", unit_rows, unit_p)
-        unit_p = _scale(unit_p, factors.get((pm, "unit")), steps)
+        unit_p = np.empty((n_u, n_p, horizon))
+        for rows in chunks:
+            block = {m: v[rows] for m, v in out.items()}
+            p = profit_of(catalog, pm, block, {m: a[rows] for m, a in absent.items()}, derive)
+            if learner is not None:
+                learner.record(pm, "unit", rows, p)
+            unit_p[rows] = _scale(p, factors.get((pm, "unit")), steps)
         if stages < 3:
             return out
         if catalog.metrics[pm].aggregation == "formula":
