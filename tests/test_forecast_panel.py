@@ -678,6 +678,7 @@ def test_nanquantile_equals_numpy(shape, axis, gaps, seed):
     # slices without NaN go through np.quantile in one call; the values must not move a bit
     import warnings
 
+    from perflink.forecast import _panel as _fp
     from perflink.forecast._panel import nanquantile
 
     rng = np.random.default_rng(seed)
@@ -687,8 +688,15 @@ def test_nanquantile_equals_numpy(shape, axis, gaps, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices, as numpy warns
         got, want = nanquantile(x, q, axis=axis), np.nanquantile(x, q, axis=axis)
-    assert got.shape == want.shape
+        # and over blocks of the first axis, as a large panel runs it
+        block, _fp._QUANTILE_BLOCK = _fp._QUANTILE_BLOCK, 2
+        try:
+            blocks = nanquantile(x, q, axis=axis)
+        finally:
+            _fp._QUANTILE_BLOCK = block
+    assert got.shape == want.shape == blocks.shape
     np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+    np.testing.assert_array_equal(blocks.view(np.int64), want.view(np.int64))
 
 
 # ------------------------------------------------------------- issue 15: joint uncertainty

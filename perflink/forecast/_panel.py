@@ -591,13 +591,25 @@ def forecast_steps(wide: pd.DataFrame, entities: pd.DataFrame, options, setup_: 
     return metrics * n_units + metrics * past + simulation_passes(options) * past + n_units
 
 
+#: Entities per block of :func:`nanquantile`.
+_QUANTILE_BLOCK = 256
+
+
 def nanquantile(x: np.ndarray, q: list[float], axis: int) -> np.ndarray:
     """``np.nanquantile(x, q, axis=axis)``, faster: slices without NaN go through ``np.quantile``.
 
     ``np.nanquantile`` calls a Python function per slice (tens of thousands of entity-month
     path sets); on a slice without NaN it computes exactly ``np.quantile``, which takes all
-    such slices in one call. Same values, bit for bit.
+    such slices in one call. Same values, bit for bit. Over a block of the first axis at a
+    time (each slice's quantiles are its own): the copies the quantiles make are a block's,
+    not the whole panel's (three of 0.5 GB per metric at 10,000 units).
     """
+    if axis not in (0, -x.ndim) and x.shape[0] > _QUANTILE_BLOCK:
+        parts = [
+            nanquantile(x[i : i + _QUANTILE_BLOCK], q, axis)
+            for i in range(0, x.shape[0], _QUANTILE_BLOCK)
+        ]
+        return np.concatenate(parts, axis=1)
     moved = np.moveaxis(x, axis, -1)
     flat = moved.reshape(-1, moved.shape[-1])
     out = np.empty((len(q), flat.shape[0]))
