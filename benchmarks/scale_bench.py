@@ -150,6 +150,21 @@ def _run_review(params: Path, out: Path, tasks: str | None) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _cluster(workers: int):
+    """A client of a fresh LocalCluster of ``workers`` single-threaded worker processes."""
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.get_task_stream()  # registers the scheduler's task-stream plugin before the run
+        yield client
+
+
 def _task_stream(client, since: float, wall: float, workers: int) -> str:
     """How the cluster's time split since ``since`` (epoch seconds), from the task stream."""
     actions: dict[str, float] = {}
@@ -229,20 +244,11 @@ def main() -> int:
     kinds = ["local", "dask"] if args.executor == "both" else [args.executor]
     base_size = args.growth_base if args.growth_base in sizes else sizes[0]
 
-    cluster = client = None
     workers = args.dask_workers or os.cpu_count() or 1
-    if "dask" in kinds:
-        from dask.distributed import Client, LocalCluster
-
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = Client(cluster)
-        client.get_task_stream()  # registers the scheduler's task-stream plugin before the run
     print(
         f"scale_bench: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB, "
         f"{args.months} months, executor {args.executor}"
-        + (f" ({workers} Dask workers)" if cluster is not None else "")
+        + (f" ({workers} Dask workers)" if "dask" in kinds else "")
     )
     head = " ".join(f"{t[:8]:>8s}" for t in TASKS)
     print(
@@ -251,35 +257,34 @@ def main() -> int:
     )
     walls: dict[tuple[int, str], float] = {}
     results: dict[int, dict] = {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="perflink-scale-") as tmp:
-            root = args.keep or Path(tmp)
-            for size in sizes:
-                sample = root / f"sample-{size}"
-                gen_s, rows, gen_peak = _generate(sample, size, args.months)
-                for kind in kinds:
-                    address = cluster.scheduler_address if kind == "dask" else None
+    with tempfile.TemporaryDirectory(prefix="perflink-scale-") as tmp:
+        root = args.keep or Path(tmp)
+        for size in sizes:
+            sample = root / f"sample-{size}"
+            gen_s, rows, gen_peak = _generate(sample, size, args.months)
+            for kind in kinds:
+                # the cluster lives only for its own run: its idle workers would count
+                # in a local run's peak memory (they are this process's children)
+                with _cluster(workers) if kind == "dask" else contextlib.nullcontext() as cl:
                     since = time.time()
                     r = _run_review(
-                        _params(sample, address), root / f"reports-{size}-{kind}", args.tasks
+                        _params(sample, cl.cluster.scheduler_address if cl else None),
+                        root / f"reports-{size}-{kind}",
+                        args.tasks,
                     )
                     walls[size, kind] = r["wall"]
                     results.setdefault(size, r)
                     print(_row(size, rows, (gen_s, gen_peak), kind, r), flush=True)
-                    if kind == "dask":
-                        print(f"{'':6s} dask: {_task_stream(client, since, r['wall'], workers)}")
-                if not args.keep:  # a 10,000-unit sample and its report take gigabytes
-                    shutil.rmtree(sample, ignore_errors=True)
-                    for kind in kinds:
-                        shutil.rmtree(root / f"reports-{size}-{kind}", ignore_errors=True)
-                if len(kinds) == 2:
-                    ratio = walls[size, "dask"] / walls[size, "local"]
-                    print(f"{'':6s} dask/local wall time: {ratio:.2f}")
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+                    if cl is not None:
+                        split = _task_stream(cl, since, r["wall"], workers)
+                        print(f"{'':6s} dask: {split}")
+            if not args.keep:  # a 10,000-unit sample and its report take gigabytes
+                shutil.rmtree(sample, ignore_errors=True)
+                for kind in kinds:
+                    shutil.rmtree(root / f"reports-{size}-{kind}", ignore_errors=True)
+            if len(kinds) == 2:
+                ratio = walls[size, "dask"] / walls[size, "local"]
+                print(f"{'':6s} dask/local wall time: {ratio:.2f}")
     print(f"growth (seconds per 1,000 units over the same at {base_size} units; 1.0 = linear):")
     base = walls[base_size, kinds[0]] / base_size * 1000
     for size in sizes:
