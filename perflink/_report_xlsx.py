@@ -10,27 +10,35 @@ the format of their unit (a rate as ``86.7%``, money ``#,##0.0`` with the unit i
 or a unit column, each cell of a column mixing metrics in its own row's unit); column widths
 from the content, long text wrapped; evidence links live; the header row frozen, filtered
 and repeated on every printed page; A4 landscape, fitted to the page width. Text cells are
-string cells whatever they start with (:func:`perflink._report_tables.xlsx_row`): no text
-read from the inputs ever becomes a formula.
+string cells whatever they start with (``write_string``): no text read from the inputs ever
+becomes a formula.
+
+Written with XlsxWriter (``constant_memory``: a row at a time), about three times as fast as
+openpyxl's write-only cells on a large group's scorecard; reading stays with openpyxl.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import math
 import re
 import unicodedata
+import weakref
 from collections.abc import Collection, Mapping
-from copy import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from perflink import labels
-from perflink._report_tables import xlsx_row
 from perflink.units import parse_unit, unit_label
+
+if TYPE_CHECKING:
+    from xlsxwriter.format import Format
+    from xlsxwriter.workbook import Workbook
+    from xlsxwriter.worksheet import Worksheet
 
 __all__ = [
     "AMOUNT",
@@ -102,6 +110,14 @@ _WRAP_OTHER = 0.9
 _MAX_LINES = 12
 #: Rows looked at to size a column (a workbook may hold thousands).
 _SAMPLE_ROWS = 500
+#: Characters XML cannot hold: control characters other than tab, LF, CR (openpyxl's
+#: ILLEGAL_CHARACTERS_RE).
+_ILLEGAL = re.compile(r"[\000-\010\013\014\016-\037]")
+#: Excel's most hyperlinks on one sheet: a link past it is written as its text.
+_MAX_LINKS = 65_530
+#: Formats of date-time and date values (openpyxl's defaults).
+_DATETIME = "yyyy-mm-dd h:mm:ss"
+_DATE = "yyyy-mm-dd"
 
 
 @functools.cache
@@ -249,7 +265,7 @@ def _missing(v: Any) -> bool:
 
 
 def _plain(v: Any) -> Any:
-    """A value as openpyxl writes it: numbers as numbers, periods as text, no NaN/inf."""
+    """A value as a cell holds it: numbers as numbers, periods as text, no NaN/inf."""
     if _missing(v):
         return None
     if isinstance(v, np.generic):
@@ -288,20 +304,21 @@ def _shown(value: Any, fmt: str | None) -> str:
     return f"{value:,.1f}" if abs(value) >= 100 or fmt != SCORE else f"{value:,.2f}"
 
 
-def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = None) -> None:
-    """Write ``df`` to the empty worksheet ``ws``: one header row in ``lang``, then the rows.
+def write_sheet(
+    book: Workbook, title: str, df: pd.DataFrame, *, lang: str, spec: Sheet | None = None
+) -> Worksheet:
+    """Add a worksheet ``title`` to the XlsxWriter ``book`` and write ``df`` to it: one header
+    row in ``lang``, then the rows. Returns the worksheet.
 
-    Works for normal and write-only worksheets (the scorecard of a large group streams);
-    links are live on normal worksheets only. Column order is ``df``'s. See the module
-    docstring for what the sheet looks like.
+    Works in XlsxWriter's ``constant_memory`` mode (the scorecard of a large group streams):
+    every row is written once, in order, its height set before its cells. A title the book
+    already has (Excel compares them ignoring case) gets a number, as openpyxl gave it
+    (``S1`` -> ``S11``). Column order is ``df``'s. See the module docstring for what the
+    sheet looks like.
     """
-    from openpyxl.cell.cell import Cell
-    from openpyxl.formatting.rule import CellIsRule
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.worksheet import Worksheet
-
     spec = spec or Sheet()
+    styles = _styles(book)
+    ws = book.add_worksheet(_free_title(title, styles.titles))
     cols = [str(c) for c in df.columns]
     row_units: list[str | None] = [None] * len(df)
     if spec.row_unit is not None and spec.row_unit in df:
@@ -354,50 +371,53 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
         if c in wrap_cols or width > cap:
             wrapped.add(c)
         widths.append(min(width, cap))
-    # a write-only sheet writes its views and columns with its first row: set them first
-    for i, w in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = w
-    if cols:
-        ws.freeze_panes = f"{get_column_letter(spec.freeze_cols + 1)}2"
-    print_setup(ws, lang)  # its fit-to-page flag is written before the rows, too
+    for i, w in enumerate(widths):
+        ws.set_column(i, i, w)
+    n = len(cols)
+    if n:
+        ws.freeze_panes(1, spec.freeze_cols)
+    print_setup(ws, lang)
 
-    bold = Font(bold=True)
-    head_align = Alignment(wrap_text=True, vertical="top")
-    wrap_align = Alignment(wrap_text=True, vertical="top")
-    top = Alignment(vertical="top")
-    header_cells = []
-    for h in xlsx_row(ws, heads):
-        cell = h if isinstance(h, Cell) else Cell(ws, row=1, column=1, value=h)
-        cell.font = bold
-        cell.alignment = head_align
-        header_cells.append(cell)
     # row heights set here: neither LibreOffice nor every Excel grows a row to its wrapped
-    # text on opening a file, and a write-only sheet writes a row's height with the row
-    ws.row_dimensions[1].height = _height(heads, widths)
-    ws.append(header_cells)
+    # text on opening a file (and constant_memory writes a row's height with the row)
+    ws.set_row(0, _height(heads, widths))
+    for i, h in enumerate(heads):
+        ws.write_string(0, i, _text(h), styles.head)
 
-    normal = isinstance(ws, Worksheet)
-    styles: dict[tuple[str | None, bool], Any] = {}
     # per column once, not per cell (a large group's scorecard has ~700,000 cells): its own
     # format or each row's (row_unit_columns), wrapping, links
     own_fmt = [None if c in spec.row_unit_columns else formats.get(c) for c in cols]
     per_row = [c in spec.row_unit_columns for c in cols]
     wraps = [c in wrapped for c in cols]
+    text_style = [styles.cell(None, w) for w in wraps]
     link_at = [i for i, c in enumerate(cols) if c in links]
     tall_at = [i for i, c in enumerate(cols) if c in wrapped]
     unit_fmt: dict[str | None, str] = {}
+    live = 0
     for r in range(len(df)):
+        row = r + 1
         values = [s[r] for s in shown]
         urls = {}
         for i in link_at:
             if isinstance(values[i], str) and _PAGE_LINK.fullmatch(values[i]):
                 urls[i] = values[i]
                 values[i] = _link_text(values[i], lang)
-        cells = xlsx_row(ws, values)
-        for i, v in enumerate(cells):
-            cell = v if isinstance(v, Cell) else Cell(ws, row=1, column=1, value=v)
-            fmt = None
-            if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
+        if tall_at:
+            ws.set_row(row, _height([values[i] for i in tall_at], [widths[i] for i in tall_at]))
+        for i, v in enumerate(values):
+            if v is None or v == "":
+                continue
+            if isinstance(v, str):
+                # a string cell whatever the text starts with: never a formula or a link
+                if i in urls and live < _MAX_LINKS:
+                    live += 1
+                    # kpi.html#tier1: the page as the link's target, the anchor its location,
+                    # as Excel itself writes a link into a page
+                    ws.write_url(row, i, "external:" + urls[i], styles.cell(None, wraps[i], True),
+                                 string=_text(v))  # fmt: skip
+                else:
+                    ws.write_string(row, i, _text(v), text_style[i])
+            elif isinstance(v, int | float):
                 if per_row[i]:
                     u = row_units[r]
                     if u not in unit_fmt:
@@ -405,47 +425,96 @@ def write_sheet(ws: Any, df: pd.DataFrame, *, lang: str, spec: Sheet | None = No
                     fmt = unit_fmt[u]
                 else:
                     fmt = own_fmt[i]
-            key = (fmt, wraps[i])
-            if key not in styles:  # styled once per kind: openpyxl's style lookups are slow
-                probe = Cell(ws, row=1, column=1)
-                if fmt:
-                    probe.number_format = fmt
-                probe.alignment = wrap_align if wraps[i] else top
-                styles[key] = probe._style
-            # cells of a kind share one style array; a link cell's is restyled below: its own
-            cell._style = copy(styles[key]) if i in urls else styles[key]
-            cells[i] = cell
-        if tall_at:
-            ws.row_dimensions[r + 2].height = _height(
-                [values[i] for i in tall_at], [widths[i] for i in tall_at]
-            )
-        ws.append(cells)
-        if normal:
-            for i, url in urls.items():
-                cell = ws.cell(row=r + 2, column=i + 1)  # ws.max_row scans every cell
-                cell.hyperlink = url
-                cell.style = "Hyperlink"
-                cell.alignment = wrap_align if cols[i] in wrapped else top
+                ws.write_number(row, i, v, styles.cell(fmt, wraps[i]))
+            elif isinstance(v, dt.datetime | dt.date):
+                fmt = _DATETIME if isinstance(v, dt.datetime) else _DATE
+                ws.write_datetime(row, i, v, styles.cell(fmt, wraps[i]))
+            else:
+                ws.write_string(row, i, _text(str(v)), text_style[i])
 
-    last = len(df) + 1
-    n = len(cols)
+    last = len(df)  # zero-based index of the last row
     if n:
-        end = get_column_letter(n)
-        ws.auto_filter.ref = f"A1:{end}{last}"
-        ws.print_title_rows = "1:1"
-        ws.print_area = f"A1:{end}{last}"
+        ws.autofilter(0, 0, last, n - 1)
+        ws.repeat_rows(0)
+        ws.print_area(0, 0, last, n - 1)
     for c, colors in spec.colors.items():
-        if c not in cols or last < 2:
+        if c not in cols or last < 1:
             continue
-        letter = get_column_letter(cols.index(c) + 1)
+        j = cols.index(c)
         for code, color in colors.items():
-            fill = PatternFill(start_color=color[1:], end_color=color[1:], fill_type="solid")
             word = value_text(c, code, lang) if c in _CODED else code
-            ws.conditional_formatting.add(
-                f"{letter}2:{letter}{last}",
-                CellIsRule(operator="equal", formula=[_quoted(word)], fill=fill,
-                           font=Font(color="FFFFFF")),
+            ws.conditional_format(
+                1, j, last, j,
+                {"type": "cell", "criteria": "equal to", "value": _quoted(word),
+                 "format": styles.fill(color)},
             )  # fmt: skip
+    return ws
+
+
+class _Styles:
+    """The formats of one workbook, each made once (an XlsxWriter format belongs to its
+    book), and the sheet titles it holds (lower case)."""
+
+    def __init__(self, book: Workbook) -> None:
+        self.book = book
+        self.head = book.add_format({"bold": True, "text_wrap": True, "valign": "top"})
+        self.cells: dict[tuple[str | None, bool, bool], Format] = {}
+        self.fills: dict[str, Format] = {}
+        self.titles: set[str] = set()
+
+    def cell(self, fmt: str | None, wrap: bool, link: bool = False) -> Format:
+        """Top-aligned cells of number format ``fmt``, wrapped or not, a link or not."""
+        key = (fmt, wrap, link)
+        if key not in self.cells:
+            props: dict[str, Any] = {"valign": "top"}
+            if fmt:
+                props["num_format"] = fmt
+            if wrap:
+                props["text_wrap"] = True
+            if link:
+                props["hyperlink"] = True  # Excel's Hyperlink cell style
+            self.cells[key] = self.book.add_format(props)
+        return self.cells[key]
+
+    def fill(self, color: str) -> Format:
+        """A conditional format: white text on ``color`` (``#rrggbb``)."""
+        if color not in self.fills:
+            self.fills[color] = self.book.add_format({"bg_color": color, "font_color": "#FFFFFF"})
+        return self.fills[color]
+
+
+_STYLES: weakref.WeakKeyDictionary[Workbook, _Styles] = weakref.WeakKeyDictionary()
+
+
+def _styles(book: Workbook) -> _Styles:
+    if book not in _STYLES:
+        _STYLES[book] = _Styles(book)
+    return _STYLES[book]
+
+
+def _text(value: str) -> str:
+    """``value`` without the characters XML cannot hold (control characters other than tab,
+    CR, LF), shown as U+FFFD instead of failing the save."""
+    return _ILLEGAL.sub("\ufffd", value) if _ILLEGAL.search(value) else value
+
+
+def _utf16_cut(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-16 units (Excel's measure of a sheet title)."""
+    while len(text.encode("utf-16-le")) > 2 * limit:
+        text = text[:-1]
+    return text
+
+
+def _free_title(title: str, taken: set[str]) -> str:
+    """``title`` at most 31 characters long, made unique among ``taken`` (lower case; Excel
+    compares titles ignoring case) with a number, and not ``History`` (Excel's own)."""
+    title = _utf16_cut(title, 31) or "_"
+    out, k = title, 0
+    while out.lower() in taken or out.lower() == "history":
+        k += 1
+        out = _utf16_cut(title, 31 - len(str(k))) + str(k)
+    taken.add(out.lower())
+    return out
 
 
 def _height(texts: list[Any], widths: list[float]) -> float:
@@ -486,21 +555,13 @@ def _distinct(heads: list[str], cols: list[str], spec: Sheet, lang: str) -> list
     return [f"{h} {out[:i].count(h) + 1}" if h in out[:i] else h for i, h in enumerate(out)]
 
 
-def print_setup(ws: Any, lang: str) -> None:
+def print_setup(ws: Worksheet, lang: str) -> None:
     """A4 landscape, every column on the page width (as many pages down as it takes), the
-    header row on every page, narrow margins, grid lines and a "sheet, page n of m"
-    footer."""
-    from openpyxl.worksheet.properties import PageSetupProperties
-    from openpyxl.worksheet.worksheet import Worksheet
-
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    if ws.sheet_properties.pageSetUpPr is None:
-        ws.sheet_properties.pageSetUpPr = PageSetupProperties()
-    ws.sheet_properties.pageSetUpPr.fitToPage = True  # without it Excel ignores fitToWidth
-    ws.print_options.gridLines = True
-    ws.page_margins.left = ws.page_margins.right = 0.4
-    ws.page_margins.top = ws.page_margins.bottom = 0.5
-    ws.oddFooter.center.text = labels.t("workbook.footer", lang)
+    header row on every page (:func:`write_sheet`), narrow margins, grid lines and a
+    "sheet, page n of m" footer."""
+    ws.set_landscape()
+    ws.set_paper(9)  # A4
+    ws.fit_to_pages(1, 0)  # also sets the fit-to-page flag, without which Excel ignores it
+    ws.hide_gridlines(0)  # 0: grid lines on screen and printed
+    ws.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.5)
+    ws.set_footer("&C" + labels.t("workbook.footer", lang))

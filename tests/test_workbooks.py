@@ -15,7 +15,9 @@ from types import SimpleNamespace
 import openpyxl
 import pandas as pd
 import pytest
+from openpyxl.utils.cell import absolute_coordinate
 
+from perflink import labels
 from perflink._report_xlsx import PCT, SCORE, header_text, number_format, value_text
 from perflink.errors import ReportError
 from perflink.scoring import write_scorecard_xlsx
@@ -228,19 +230,33 @@ def test_review_workbook_widths_wrap_and_live_links(tmp_path):
     assert ws.row_dimensions[2].height > 2 * ws.row_dimensions[3].height
     assert ws.column_dimensions["A"].width < 20  # ids stay narrow
     link = _column(ws, "证据页面")
-    assert link[0].hyperlink is not None and link[0].hyperlink.target == "kpi.html#tier1"
+    assert link[0].hyperlink is not None and _href(link[0]) == "kpi.html#tier1"
     assert link[0].value != "kpi.html#tier1"  # the page's title, in words
-    assert link[1].hyperlink.target == "anomaly.html#list"
+    assert _href(link[1]) == "anomaly.html#list"
 
 
-def _assert_print_setup(ws, freeze: str = "A2") -> None:
+def _href(cell) -> str:
+    """Where a link cell points: the page (the link's target) and its anchor (its location,
+    as Excel writes a link into a page)."""
+    link = cell.hyperlink
+    return link.target + (f"#{link.location}" if link.location else "")
+
+
+def _assert_print_setup(ws, freeze: str = "A2", lang: str = "en") -> None:
     assert ws.page_setup.orientation == "landscape"
     assert int(ws.page_setup.paperSize) == 9  # A4
-    assert int(ws.page_setup.fitToWidth) == 1 and int(ws.page_setup.fitToHeight) == 0
+    # one page wide: fitToWidth left out of the file is its default, 1 (ECMA-376)
+    assert int(ws.page_setup.fitToWidth or 1) == 1 and int(ws.page_setup.fitToHeight) == 0
     assert ws.sheet_properties.pageSetUpPr.fitToPage
     assert ws.print_title_rows == "$1:$1"
+    last = f"{openpyxl.utils.get_column_letter(ws.max_column)}{ws.max_row}"
+    assert ws.print_area == f"'{ws.title}'!$A$1:{absolute_coordinate(last)}"
     assert ws.freeze_panes == freeze
-    assert ws.auto_filter.ref.startswith("A1:")
+    assert ws.auto_filter.ref == f"A1:{last}"
+    assert ws.print_options.gridLines
+    assert (ws.page_margins.left, ws.page_margins.right) == (0.4, 0.4)
+    assert (ws.page_margins.top, ws.page_margins.bottom) == (0.5, 0.5)
+    assert ws.oddFooter.center.text == labels.t("workbook.footer", lang)
 
 
 def test_review_workbook_print_setup(tmp_path):
@@ -296,7 +312,7 @@ def test_scorecard_workbook_formatted_like_the_page(tmp_path):
         "rule", "threshold", "zh"
     )
     assert _column(ws, "得分")[0].number_format == SCORE
-    _assert_print_setup(ws, freeze="C2")
+    _assert_print_setup(ws, freeze="C2", lang="zh")
 
 
 def test_scorecard_workbook_in_english(tmp_path):
@@ -333,13 +349,54 @@ def test_workbook_bad_path_is_a_clear_error(tmp_path):
         write_workbook(_summary("zh", tmp_path), path=tmp_path / "review.csv")
 
 
-def test_only_report_page_links_are_live():
+def test_only_report_page_links_are_live(tmp_path):
+    import xlsxwriter
+
     from perflink._report_xlsx import Sheet, write_sheet
 
-    wb = openpyxl.Workbook()
     df = pd.DataFrame({"evidence_link": ["kpi.html#a", "http://x.invalid/", "=HYPERLINK(1)"]})
-    write_sheet(wb.active, df, lang="en", spec=Sheet(links=("evidence_link",)))
-    cells = [row[0] for row in wb.active.iter_rows(min_row=2)]
-    assert cells[0].hyperlink.target == "kpi.html#a"
+    with xlsxwriter.Workbook(tmp_path / "t.xlsx") as book:
+        write_sheet(book, "Sheet", df, lang="en", spec=Sheet(links=("evidence_link",)))
+    ws = openpyxl.load_workbook(tmp_path / "t.xlsx")["Sheet"]
+    cells = [row[0] for row in ws.iter_rows(min_row=2)]
+    assert _href(cells[0]) == "kpi.html#a"
     assert [c.hyperlink for c in cells[1:]] == [None, None]
     assert cells[2].value == "=HYPERLINK(1)" and cells[2].data_type == "s"  # text, as read
+
+
+def test_status_colours_are_conditional_formats_on_the_words(tmp_path):
+    from perflink.charts import STATUS_WORD_COLORS
+
+    path = write_scorecard_xlsx(_scores("zh"), tmp_path / "scorecard.xlsx", catalog=_catalog())
+    ws = openpyxl.load_workbook(path)["S01"]
+    heads = [c.value for c in ws[1]]
+    letter = openpyxl.utils.get_column_letter(heads.index("状态") + 1)
+    fills = {}
+    for cf in ws.conditional_formatting:
+        assert str(cf.sqref) == f"{letter}2:{letter}{ws.max_row}"
+        for rule in cf.rules:
+            assert rule.type == "cellIs" and rule.operator == "equal"
+            fill = rule.dxf.fill  # a solid fill of a conditional format: its bgColor
+            fills[rule.formula[0]] = fill.bgColor.rgb[-6:].upper()
+            assert rule.dxf.font.color.rgb[-6:].upper() == "FFFFFF"
+    want = {
+        f'"{value_text("status", k, "zh")}"': v[1:].upper() for k, v in STATUS_WORD_COLORS.items()
+    }
+    assert fills == want
+
+
+def test_sheet_titles_stay_distinct_and_text_stays_text(tmp_path):
+    card = pd.DataFrame(
+        {"entity_id": ["S/1", "S_1", "s_1"], "score": [1.0, 2.0, 3.0]}
+    )  # fmt: skip
+    result = SimpleNamespace(
+        scorecard=card,
+        names={"S/1": "a\x01b", "S_1": "=1+1", "s_1": ""},
+        parents={"S/1": "G", "S_1": "G", "s_1": "G", "G": None},
+        language="en",
+    )
+    wb = openpyxl.load_workbook(write_scorecard_xlsx(result, tmp_path / "scorecard.xlsx"))
+    assert [t.lower() for t in wb.sheetnames] == ["s_1", "s_11", "s_12"]
+    names = [ws.cell(2, 2) for ws in wb.worksheets]
+    assert [c.value for c in names] == ["a\ufffdb", "=1+1", None]  # no formula, no bad XML
+    assert names[1].data_type == "s"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openpyxl import Workbook
+import xlsxwriter
 
 from perflink._report_tables import atomic_write
 from perflink._report_xlsx import PCT, SCORE, Sheet, header_text, write_sheet
@@ -87,18 +87,24 @@ def write_scorecard_xlsx(
         colors={"status": STATUS_WORD_COLORS},
         task="scoring",
     )
-    # openpyxl's write-only workbook streams each sheet: pandas' ExcelWriter looks every
-    # sheet up again per sheet written, quadratic in the ~700 subsidiaries of a large group.
-    book = Workbook(write_only=True)
-    for sheet, part in card.groupby("sheet", sort=True):
-        ws = book.create_sheet(title=_sheet_title(sheet))
-        write_sheet(ws, part.drop(columns=["sheet"]), lang=lang, spec=spec)
-    atomic_write(path, book.save)
+    parts = card.groupby("sheet", sort=True)
+
+    def write(tmp: Path) -> None:
+        # one workbook streamed a row at a time (XlsxWriter's constant_memory): pandas'
+        # ExcelWriter looks every sheet up again per sheet written, quadratic in the ~700
+        # subsidiaries of a large group
+        with xlsxwriter.Workbook(str(tmp), {"constant_memory": True}) as book:
+            for sheet, part in parts:
+                write_sheet(book, _sheet_title(sheet), part.drop(columns=["sheet"]), lang=lang,
+                            spec=spec)  # fmt: skip
+
+    atomic_write(path, write)
     return path
 
 
 def _sheet_title(entity: object) -> str:
     """An entity id as an Excel sheet title: no ``[]:*?/\\``, no leading or trailing
-    apostrophe, at most 31 characters (an id like ``S/1`` would fail the whole workbook)."""
+    apostrophe, at most 31 characters (an id like ``S/1`` would fail the whole workbook).
+    Two ids with one title (``S/1``, ``S_1``) get a number (:func:`write_sheet`)."""
     title = str(entity).translate(str.maketrans(dict.fromkeys("[]:*?/\\", "_")))
     return title.strip("'")[:31] or "_"

@@ -190,7 +190,7 @@ def write_workbook(
     ReportError
         If ``path`` is not an ``.xlsx`` file name.
     """
-    from openpyxl import Workbook
+    import xlsxwriter
 
     if path is None:
         tdir = result.inputs.tables_dir if result.inputs is not None else None
@@ -214,14 +214,16 @@ def write_workbook(
             **dict(getattr(result, "names", None) or {}),
         },
     }
-    wb = Workbook()
-    wb.remove(wb.active)
-    for key, df in tables.items():
-        df = _named(df, names["entity"])
-        ws = wb.create_sheet(labels.t(f"workbook.sheet.{key}", lang)[:31])
-        write_sheet(ws, df, lang=lang, spec=_spec(key, df, result, names))
+    frames = {key: _named(df, names["entity"]) for key, df in tables.items()}
+
+    def write(tmp: Path) -> None:
+        with xlsxwriter.Workbook(str(tmp), {"constant_memory": True}) as book:
+            for key, df in frames.items():
+                title = labels.t(f"workbook.sheet.{key}", lang)
+                write_sheet(book, title, df, lang=lang, spec=_spec(key, df, result, names))
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, wb.save)
+    atomic_write(path, write)
     return path
 
 
