@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from perflink import labels
+from perflink.errors import ReportError
 from perflink.units import parse_unit, unit_label
 
 if TYPE_CHECKING:
@@ -48,9 +49,45 @@ __all__ = [
     "Sheet",
     "header_text",
     "number_format",
+    "open_files_for",
     "value_text",
     "write_sheet",
 ]
+
+#: Files a process keeps open besides a workbook's sheets (kernel sockets, logs, libraries).
+_SPARE_FILES = 256
+
+
+def open_files_for(sheets: int, *, name: str) -> None:
+    """Let this process keep a file open per sheet of a streamed workbook.
+
+    XlsxWriter's ``constant_memory`` mode keeps each sheet's rows in an open temporary file
+    until the workbook is closed, so a scorecard of 1,429 subsidiaries needs 1,429 files
+    open at once: past the common soft limit of 1,024 it stopped with "Too many open
+    files". The soft limit is raised up to the hard one where that is needed.
+
+    Raises
+    ------
+    ReportError
+        The hard limit is too low: the message names the workbook and the limit to set.
+    """
+    try:
+        import resource
+    except ImportError:  # not on Windows, whose limit is not per process in this way
+        return
+    need = sheets + _SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or need <= soft:
+        return
+    if hard != resource.RLIM_INFINITY and need > hard:
+        raise ReportError(
+            f"{name}: {sheets} sheets, written with a file open per sheet, need {need} open "
+            f"files; this process may open at most {hard}. Raise the limit (for example "
+            f"`ulimit -n {need}` in the shell that starts perflink, or LimitNOFILE={need} in "
+            "a systemd unit) and run the review again."
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
 
 #: Number formats. Rates are fractions (0.867 -> 86.7%); amounts have one decimal as the
 #: page tables show them; a score has the decimals of the page's plain numbers (95.27,

@@ -400,3 +400,21 @@ def test_sheet_titles_stay_distinct_and_text_stays_text(tmp_path):
     names = [ws.cell(2, 2) for ws in wb.worksheets]
     assert [c.value for c in names] == ["a\ufffdb", "=1+1", None]  # no formula, no bad XML
     assert names[1].data_type == "s"
+
+
+def test_a_workbook_of_many_sheets_may_keep_a_file_open_per_sheet(monkeypatch):
+    # XlsxWriter's constant_memory keeps every sheet's temporary file open: a scorecard of
+    # 1,429 subsidiaries stopped at the common soft limit of 1,024 open files
+    resource = pytest.importorskip("resource")
+    from perflink._report_xlsx import open_files_for
+
+    limits = {"now": (1024, 4096)}
+    monkeypatch.setattr(resource, "getrlimit", lambda _: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", lambda _, v: limits.update(now=v))
+    open_files_for(100, name="scorecard.xlsx")
+    assert limits["now"] == (1024, 4096)  # enough already: untouched
+    open_files_for(1500, name="scorecard.xlsx")
+    assert limits["now"] == (1756, 4096)  # the soft limit raised within the hard one
+    limits["now"] = (1024, 1100)
+    with pytest.raises(ReportError, match=r"scorecard\.xlsx: 1500 sheets.*ulimit -n 1756"):
+        open_files_for(1500, name="scorecard.xlsx")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import xlsxwriter
 
 from perflink._report_tables import atomic_write
-from perflink._report_xlsx import PCT, SCORE, Sheet, header_text, write_sheet
+from perflink._report_xlsx import PCT, SCORE, Sheet, header_text, open_files_for, write_sheet
 from perflink.charts import STATUS_WORD_COLORS
 from perflink.scoring._result import ScorecardResult, _sheet
 
@@ -93,6 +93,7 @@ def write_scorecard_xlsx(
         # one workbook streamed a row at a time (XlsxWriter's constant_memory): pandas'
         # ExcelWriter looks every sheet up again per sheet written, quadratic in the ~700
         # subsidiaries of a large group
+        open_files_for(parts.ngroups, name=path.name)
         with xlsxwriter.Workbook(str(tmp), {"constant_memory": True}) as book:
             for sheet, part in parts:
                 write_sheet(book, _sheet_title(sheet), part.drop(columns=["sheet"]), lang=lang,
