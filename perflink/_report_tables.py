@@ -9,9 +9,8 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -28,7 +27,6 @@ __all__ = [
     "csv_safe",
     "csv_safe_frame",
     "write_table",
-    "xlsx_row",
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -51,7 +49,7 @@ def csv_safe(value: object) -> object:
     read what follows as a new cell, formula included). Numbers, missing values and text that
     is a plain decimal number (``-12.5``) are returned as they are. Used for every CSV cell
     perflink writes; Parquet keeps the raw text (typed data, not opened as formulas) and
-    workbooks write text as string cells (:func:`xlsx_row`).
+    workbooks write text as string cells (:func:`perflink._report_xlsx.write_sheet`).
     """
     if not isinstance(value, str):
         return value
@@ -83,29 +81,6 @@ def csv_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
             out.isetitem(i, pd.Series(safe, index=s.index, dtype=object))
     names = [csv_safe(c) for c in df.columns]
     return out if names == list(df.columns) else out.set_axis(names, axis=1)
-
-
-def xlsx_row(ws: Any, values: Iterable[object]) -> list[object]:
-    """``values`` ready for ``ws.append``: every text value as an explicit string cell.
-
-    openpyxl stores a ``str`` starting with ``=`` as a formula and ``#N/A`` and the like as
-    error cells; a cell whose data type is set to ``"s"`` is written as text whatever it
-    starts with, so the workbook shows exactly the text read from the inputs. Characters
-    XML cannot hold (control characters other than tab, CR, LF) become U+FFFD instead of
-    failing the save. Works for normal and write-only worksheets.
-    """
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
-
-    row: list[object] = []
-    for v in values:
-        if isinstance(v, str):
-            # row/column are placeholders that append() replaces (openpyxl's WriteOnlyCell)
-            cell = Cell(ws, row=1, column=1, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", v))
-            cell.data_type = "s"
-            row.append(cell)
-        else:
-            row.append(v)
-    return row
 
 
 def _portable(df: pd.DataFrame) -> pd.DataFrame:

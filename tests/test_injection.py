@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 
-from perflink._report_tables import csv_safe, csv_safe_frame, write_table, xlsx_row
+from perflink._report_tables import csv_safe, csv_safe_frame, write_table
 from perflink.report import ReportError
 
 PAYLOADS = (
@@ -143,33 +143,6 @@ def test_write_table_bad_input_still_rejected(tmp_path):
 
 
 # --------------------------------------------------------------------------- workbooks
-
-
-@pytest.mark.parametrize("write_only", [False, True])
-def test_xlsx_row_writes_text_as_string_cells(tmp_path, write_only):
-    wb = Workbook(write_only=write_only)
-    if not write_only:
-        wb.remove(wb.active)
-    ws = wb.create_sheet("s")
-    values = [*PAYLOADS, "#N/A", "bell\x07", -2.5, 3, None]
-    ws.append(xlsx_row(ws, values))
-    path = tmp_path / "t.xlsx"
-    wb.save(path)
-    assert _formula_cells(path) == []
-    cells = next(load_workbook(path)["s"].iter_rows())
-    assert [c.data_type for c in cells[: len(PAYLOADS) + 2]] == ["s"] * (len(PAYLOADS) + 2)
-    assert [c.value for c in cells[: len(PAYLOADS)]] == list(PAYLOADS)
-    assert cells[len(PAYLOADS) + 1].value == "bell\ufffd"  # XML cannot hold a bell: replaced
-    assert [c.value for c in cells[len(PAYLOADS) + 2 : len(PAYLOADS) + 4]] == [-2.5, 3]
-    assert cells[len(PAYLOADS) + 2].data_type == "n"
-
-
-def test_xlsx_row_shows_openpyxl_would_write_formulas(tmp_path):
-    """The hazard is real: a plain str starting with '=' becomes a formula cell."""
-    wb = Workbook()
-    wb.active.append([PAYLOADS[0]])
-    wb.save(tmp_path / "raw.xlsx")
-    assert _formula_cells(tmp_path / "raw.xlsx")
 
 
 def _summary_result(tmp_path: Path) -> SimpleNamespace:

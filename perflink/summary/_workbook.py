@@ -6,7 +6,7 @@ numbers formatted with their units, widths from the content, long text wrapped, 
 links live, header frozen, filtered and repeated on every printed page (A4 landscape, fit
 to the page width); status and severity coloured by conditional formatting on the cell's
 own words (so sorting and filtering never break it); values only, no formulas: every text
-cell is a string cell, whatever it starts with (``_report_tables.xlsx_row``).
+cell is a string cell, whatever it starts with (:func:`perflink._report_xlsx.write_sheet`).
 """
 
 from __future__ import annotations
