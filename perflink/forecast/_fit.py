@@ -117,13 +117,9 @@ def _intermittent(obs: np.ndarray, h: int, trailing: int):
     return mean[trailing:], sd[trailing:], psi[:h], True, "intermittent_mean"
 
 
-def _driver_fit(y: np.ndarray, x: np.ndarray, lag: int) -> np.ndarray | None:
-    """OLS coefficients (a, b1, b2) of y_t on x_{t-lag}, x_{t-lag-1}; None if too short."""
-    return _driver_fits(y[None, :], x[None, :], lag, [0])[0]
-
-
 def _driver_fits(y: np.ndarray, x: np.ndarray, lag: int, rows) -> dict[int, np.ndarray | None]:
-    """:func:`_driver_fit` of ``rows`` of ``y`` and ``x`` (shape (k, t)), keyed by row.
+    """OLS coefficients (a, b1, b2) of y_t on x_{t-lag}, x_{t-lag-1} for ``rows`` of ``y``
+    and ``x`` (shape (k, t)), keyed by row; None where a row has fewer than 8 usable months.
 
     The lagged regressors and their masks are built for all rows at once; each row keeps
     its own least squares (LAPACK on that row's values alone).

@@ -351,25 +351,15 @@ def _by_phi(phi: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return out
 
 
-def trend_forecast(fit: dict, h: int) -> np.ndarray:
-    """Point forecast of a :func:`fit_trend` result for steps 1..h."""
-    return fit["level"] + _damping(fit["phi"], np.arange(1, h + 1)) * fit["trend"]
-
-
 def trend_forecast_many(fits: dict[str, np.ndarray], h: int) -> np.ndarray:
     """Point forecasts, shape (k, h), of a :func:`fit_trend_many` result."""
     damp = _by_phi(fits["phi"], np.arange(1, h + 1))
     return fits["level"][:, None] + damp * fits["trend"][:, None]
 
 
-def trend_psi(fit: dict, h: int) -> np.ndarray:
-    """ETS(A,Ad,N) impulse weights: psi_j = alpha + beta * phi (1 - phi^j) / (1 - phi)."""
-    cum = _damping(fit["phi"], np.arange(1, h, dtype=float))
-    return np.r_[1.0, fit["alpha"] + fit["beta"] * cum]
-
-
 def trend_psi_many(fits: dict[str, np.ndarray], h: int) -> np.ndarray:
-    """Impulse weights, shape (k, h), of a :func:`fit_trend_many` result."""
+    """ETS(A,Ad,N) impulse weights, shape (k, h), of a :func:`fit_trend_many` result:
+    psi_0 = 1, psi_j = alpha + beta * phi (1 - phi^j) / (1 - phi)."""
     cum = _by_phi(fits["phi"], np.arange(1, h, dtype=float))
     psi = np.empty((cum.shape[0], h))
     psi[:, 0] = 1.0
