@@ -170,6 +170,14 @@ class Executor:
         log.info("%s: %d/%d blocks done", desc, n, n)
         return out
 
+    def blocks_for(self, items: int, per_worker: int = 4) -> int:
+        """How many blocks to split a map over ``items`` series into: ``per_worker`` per
+        worker, so a slow block does not leave the others idle; one when the map runs in
+        this process, where more blocks only add fits (a batched fit of 42 series costs
+        about what one of 8 does: on the sample, 6 blocks per metric made the forecast and
+        its backtest 2.6 s slower)."""
+        return 1 if self._in_process(items) else max(1, self.workers * per_worker)
+
     def _run(self, fn: Callable[..., Any], tasks: list[tuple]) -> Iterator[tuple[int, Any]]:
         """Yield ``(task index, result)`` as tasks finish (any order)."""
         raise NotImplementedError

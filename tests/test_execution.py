@@ -101,6 +101,15 @@ def test_small_local_maps_run_in_this_process() -> None:
     assert os.getpid() not in set(big)
 
 
+def test_maps_run_in_this_process_take_one_block(dask_ex) -> None:
+    # In this process every block is one more batched fit; across workers, four per worker
+    # keep them busy.
+    assert LocalExecutor(2).blocks_for(LOCAL_MIN_ITEMS - 1) == 1
+    assert LocalExecutor(2).blocks_for(LOCAL_MIN_ITEMS) == 8
+    assert LocalExecutor(3).blocks_for(LOCAL_MIN_ITEMS, per_worker=2) == 6
+    assert dask_ex.blocks_for(10) == 4 * dask_ex.workers
+
+
 def _pid(_: int) -> int:
     return os.getpid()
 

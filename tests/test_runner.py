@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -348,6 +349,61 @@ def _no_kernel(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def _left(reports: Path) -> list[str]:
     return sorted(p.name for p in reports.iterdir()) if reports.exists() else []
+
+
+def _fake_notebooks(monkeypatch: pytest.MonkeyPatch, events: list) -> None:
+    """Notebooks that "run" in 0.2 s without a kernel (the executed copy is the source)."""
+
+    def execute(task, src, executed, **kwargs):
+        start = datetime.now().astimezone()
+        events.append(("run", task))
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        executed.write_bytes(src.read_bytes())
+        time.sleep(0.2)
+        events.append(("ran", task))
+        end = datetime.now().astimezone()
+        return ex.TaskOutcome(task, src.name, "ok", start, end, (end - start).total_seconds())
+
+    monkeypatch.setattr(ex, "execute", execute)
+
+
+def test_a_page_renders_while_the_next_notebook_runs(
+    tmp_path: Path, fixture_notebooks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One notebook at a time: beta starts while alpha's page still renders, and the report
+    # is published only when every page is written.
+    events: list = []
+    _fake_notebooks(monkeypatch, events)
+
+    def render(executed, out_html, **kwargs):
+        events.append(("render", out_html.stem))
+        time.sleep(0.5)
+        out_html.write_text("<html></html>", encoding="utf-8")
+        events.append(("rendered", out_html.stem))
+
+    monkeypatch.setattr(out, "render_task", render)
+    params = make_review_dir(tmp_path / "review", tasks=["alpha", "beta"], jobs=1)
+    result = run_review(params, out_dir=tmp_path / "reports", notebooks_dir=fixture_notebooks)
+    assert events.index(("run", "beta")) < events.index(("rendered", "alpha"))
+    assert sorted(p.name for p in result.report_dir.glob("*.html")) == [
+        "alpha.html", "beta.html", "index.html"
+    ]  # fmt: skip
+
+
+def test_a_page_that_fails_to_render_fails_the_run(
+    tmp_path: Path, fixture_notebooks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_notebooks(monkeypatch, [])
+
+    def render(executed, out_html, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(out, "render_task", render)
+    params = make_review_dir(tmp_path / "review", tasks=["alpha"])
+    reports = tmp_path / "reports"
+    with pytest.raises(OSError, match="No space left"):
+        run_review(params, out_dir=reports, notebooks_dir=fixture_notebooks)
+    assert _left(reports) == []  # nothing published, no build folder left
 
 
 @pytest.mark.kernel

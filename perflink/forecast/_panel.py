@@ -243,7 +243,7 @@ def forecast_arrays(
 ) -> dict:
     """Forecast every unit series and every aggregate of ``wide`` ``horizon`` months ahead.
 
-    The unit series run in blocks on ``executor`` (about four blocks per worker).
+    The unit series run in blocks on ``executor`` (:meth:`~perflink.execution.Executor.blocks_for`).
 
     Returns a dict with ``entity_ids`` (units then parents), ``kind`` per entity,
     ``actual[metric]`` (E, T) monthly actuals, ``mean/sd[metric]`` (E, h),
@@ -262,7 +262,7 @@ def forecast_arrays(
         agg[j, members[p]] = 1.0
     present = {c for c in wide.columns if wide[c].notna().any()}
     drivers = driver_map(catalog, metrics, present) if options.use_drivers else {}
-    chunk = max(8, -(-len(units) // (executor.workers * 4)))
+    chunk = max(8, -(-len(units) // executor.blocks_for(len(units))))
     out = {"entity_ids": units + parents, "periods": periods, "actual": {}, "mean": {}}
     for key in ("sd", "psi", "nonneg", "method", "innov", "innov_ok", "absent"):
         out[key] = {}
