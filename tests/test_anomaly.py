@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from perflink.anomaly import COLUMNS, detect_frame, detect_series
+from perflink.anomaly import _core
 from perflink.anomaly._core import nanmedian_last
 from perflink.errors import InputError, ParamsError, PerflinkError
 
@@ -290,3 +291,23 @@ def test_short_series_and_rates_in_detect_frame_match_detect_series():
         assert part["method"].iloc[0] == one.attrs["method"]
         np.testing.assert_array_equal(part["is_anomaly"].to_numpy(), one["is_anomaly"].to_numpy())
     assert long[long["series"] == "short"]["is_anomaly"].to_numpy()[40]
+
+
+def test_rows_scored_in_blocks_get_the_figures_they_get_together(monkeypatch) -> None:
+    # detect_block scores many rows a block at a time (memory); every figure of a row is
+    # its own, spikes and level shifts (the second pass) included.
+    rng = np.random.default_rng(7)
+    t = np.arange(48)
+    y = 100 + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 2, (9, 48))
+    y[1, 30] += 40  # a spike
+    y[4, 24:] += 30  # a level shift
+    y[6, :5] = np.nan  # a late start
+    for season in (12, 1):
+        whole = _core.detect_block(y, season)
+        with monkeypatch.context() as mp:
+            mp.setattr(_core, "BLOCK_ROWS", 2)
+            blocks = _core.detect_block(y, season)
+        assert whole.keys() == blocks.keys()
+        for key in whole:
+            np.testing.assert_array_equal(whole[key], blocks[key])
+    assert whole["is_anomaly"][1, 30] and whole["is_anomaly"][4].any()
