@@ -17,6 +17,8 @@ import copy
 import json
 import math
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from typing import Any
@@ -47,16 +49,28 @@ def _vl_version(vl_convert) -> str | None:
     return wanted if wanted in vl_convert.get_vegalite_versions() else None
 
 
-def bundle() -> str:
-    """vega + vega-lite + vega-embed as one classic script (vl-convert; built once per process).
+#: Builds the bundle in a child process: vl-convert bundles in a V8 engine that keeps about
+#: 120 MB for the rest of the process that ran it, and ``perflink review`` renders every page
+#: in its own process while the notebooks run.
+_BUILD = (
+    "import sys, vl_convert; "
+    "sys.stdout.buffer.write(vl_convert.javascript_bundle(vl_version=sys.argv[1] or None)"
+    ".encode('utf-8'))"
+)
+_BUILD_TIMEOUT_S = 300
 
-    Building it takes several seconds, so it is cached; the lock keeps the runner's page
+
+def bundle() -> str:
+    """vega + vega-lite + vega-embed as one classic script (vl-convert; built once per process,
+    in a child process: see :data:`_BUILD`).
+
+    Building it takes a second or more, so it is cached; the lock keeps the runner's page
     threads from building it twice.
 
     Raises
     ------
     PerflinkError
-        If vl-convert is not installed or returns a script that cannot be inlined.
+        If vl-convert is not installed, fails, or returns a script that cannot be inlined.
     """
     with _lock:
         if _state["bundle"] is None:
@@ -67,7 +81,20 @@ def bundle() -> str:
                     "Charts need the vega-embed bundle from vl-convert: install it with "
                     "`pip install vl-convert-python`."
                 ) from exc
-            text = vl_convert.javascript_bundle(vl_version=_vl_version(vl_convert))
+            version = _vl_version(vl_convert) or ""
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-c", _BUILD, version],
+                    capture_output=True, check=True, timeout=_BUILD_TIMEOUT_S,
+                )  # fmt: skip
+            except (OSError, subprocess.SubprocessError) as exc:
+                detail = getattr(exc, "stderr", None) or b""
+                last = detail.decode("utf-8", "replace").strip().splitlines()[-1:] or [str(exc)]
+                raise PerflinkError(
+                    f"vl-convert could not build the charts' vega-embed bundle ({last[0]}); "
+                    "reinstall it with `pip install --force-reinstall vl-convert-python`."
+                ) from exc
+            text = done.stdout.decode("utf-8")
             # Inlined in a <script> element: a "</script" or "<!--" would end or hide it.
             if re.search(r"</script|<!--", text, flags=re.IGNORECASE):
                 raise PerflinkError(

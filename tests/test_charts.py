@@ -261,3 +261,27 @@ def test_task_page_draws_charts_with_one_inlined_bundle(tmp_path):
     nbformat.write(new_notebook(cells=[new_code_cell("x")]), tmp_path / "n.ipynb")
     render_task_html(tmp_path / "n.ipynb", tmp_path / "n.html", language="zh", title="t")
     assert "vegaEmbed" not in (tmp_path / "n.html").read_text(encoding="utf-8")
+
+
+def test_bundle_is_vl_converts_built_in_a_child_process(monkeypatch) -> None:
+    # Built in a child process (vl-convert's V8 engine would keep ~120 MB in the review's
+    # own process), the script is vl-convert's own, for the Vega-Lite version altair writes.
+    import vl_convert
+
+    from perflink import _charts_embed
+
+    monkeypatch.setitem(_charts_embed._state, "bundle", None)
+    built = _charts_embed.bundle()
+    version = _charts_embed._vl_version(vl_convert)
+    assert built == vl_convert.javascript_bundle(vl_version=version)
+    assert _charts_embed.bundle() is built  # once per process
+
+
+def test_bundle_that_cannot_be_built_is_a_clear_error(monkeypatch) -> None:
+    from perflink import _charts_embed
+
+    monkeypatch.setitem(_charts_embed._state, "bundle", None)
+    monkeypatch.setattr(_charts_embed, "_BUILD", "import sys; sys.exit('V8 out of memory')")
+    with pytest.raises(PerflinkError, match=r"V8 out of memory.*pip install --force-reinstall"):
+        _charts_embed.bundle()
+    assert _charts_embed._state["bundle"] is None

@@ -67,11 +67,15 @@ def missed_findings(tier1, attribution, catalog: Catalog, entities, status, lang
     if miss.empty:
         return pd.DataFrame(columns=COLUMNS)
     keys = ["entity_id", "scope", "metric_id"]
-    a = attribution[attribution["base"] == "target"]
+    # the rows and columns the trace reads, before the join: the whole attribution of a
+    # 2,000-unit group joined at once took half a GB
+    used = ["driver_id", "parent_id", "link", "tier", "lag", "contribution", "driver_actual",
+            "driver_base"]  # fmt: skip
+    a = attribution.loc[attribution["base"] == "target", [*keys, *used]]
+    a = a[~a["driver_id"].str.startswith("_") & ((a["lag"] == 0) | (a["link"] == "mapping"))]
     a = a.merge(miss[keys], on=keys, how="inner")
     sign = a["metric_id"].map(lambda m: 1.0 if catalog.metrics[m].direction == "higher" else -1.0)
     a = a.assign(adverse=a["contribution"] * sign)
-    a = a[~a["driver_id"].str.startswith("_") & ((a["lag"] == 0) | (a["link"] == "mapping"))]
     tier2 = _worst(a[(a["link"] == "formula") & (a["tier"] == 2)], keys)
     tier2 = tier2[[*keys, "driver_id"]]
     kids = a.merge(tier2.rename(columns={"driver_id": "parent_id"}), on=[*keys, "parent_id"])
