@@ -30,6 +30,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import ctypes
+import functools
 import logging
 import numbers
 import os
@@ -53,6 +55,8 @@ __all__ = [
     "current_progress",
     "get_executor",
     "progress",
+    "release_memory",
+    "releases_memory",
 ]
 
 log = logging.getLogger("perflink.execution")
@@ -643,3 +647,47 @@ def _progress_bar() -> Any:
     else:
         from tqdm.auto import tqdm
     return tqdm
+
+
+# --- memory: freed pages back to the system after a task step ---------------------------
+
+
+def release_memory() -> None:
+    """Give the memory a finished step freed back to the operating system.
+
+    Freed memory stays in the process for reuse: pyarrow's pool keeps its pages, and glibc's
+    malloc keeps freed heap pages below the top of the heap. In a review's kernel, which
+    keeps running its page cells after the task's figures are made, both count in its
+    resident size: 0.2 GB of the KPI kernel's 1.0 GB at 2,000 units. pyarrow's
+    ``release_unused`` and glibc's ``malloc_trim`` return them (a few ms); elsewhere
+    (another libc, pyarrow not loaded) the part that does not apply is skipped.
+    """
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:
+        pyarrow.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl and other libcs have no malloc_trim
+        return None
+
+
+def releases_memory(func: Callable) -> Callable:
+    """Decorate a task's entry point: :func:`release_memory` when it returns or raises."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            release_memory()
+
+    return wrapper

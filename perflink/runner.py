@@ -20,12 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-import pyarrow
-
 from perflink import _review_inputs
 from perflink import _runner_exec as _ex
 from perflink import _runner_output as _out
 from perflink.errors import PerflinkError, RunError
+from perflink.execution import release_memory
 from perflink.params import load_params
 from perflink.review import _scope_params, subtree
 
@@ -175,7 +174,7 @@ def run_review(
         # so this process does not hold a copy of every input while the notebooks run
         hashes = _out.input_hashes(params, inputs=inputs)
         del inputs
-        pyarrow.default_memory_pool().release_unused()  # else the pool keeps the pages
+        release_memory()  # else pyarrow's pool and malloc keep the pages
         outcomes = _run_all(
             params, order, available, tmp, jobs=params.jobs or os.cpu_count() or 1,
             snapshot=snapshot,
@@ -273,6 +272,7 @@ def _run_all(params, order: list[str], available: dict, tmp: Path, *, jobs: int,
     def render(task: str, executed: Path) -> None:
         title = _title(task, available[task], params.language)
         _out.render_task(executed, tmp / f"{task}.html", language=params.language, title=title)
+        release_memory()  # a page's notebook and HTML: 60-100 MB at 2,000 units
 
     def run(task: str) -> _ex.TaskOutcome:
         src = available[task]

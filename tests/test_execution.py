@@ -391,3 +391,56 @@ def test_progress_bad_input(bars_on, monkeypatch) -> None:
     with pytest.raises(ParamsError, match="PERFLINK_PROGRESS: got 'maybe'; set it to 0"):
         LocalExecutor(1).map(operator.mul, _squares(2), desc="m")
     assert execution.current_progress() is None  # nothing left open
+
+
+def test_task_steps_give_freed_memory_back(monkeypatch) -> None:
+    # Every task entry point a notebook calls releases pyarrow's pool and trims malloc's
+    # heap when it returns or raises, so a kernel running its page cells holds what it uses.
+    import pyarrow
+
+    import perflink.anomaly
+    import perflink.forecast
+    import perflink.kpi
+    import perflink.mapping
+    import perflink.scoring
+    import perflink.summary
+    from perflink import execution
+
+    calls: list[str] = []
+    pool = pyarrow.default_memory_pool()
+    monkeypatch.setattr(
+        pyarrow,
+        "default_memory_pool",
+        lambda: type("P", (), {"release_unused": lambda s: calls.append("arrow")})(),
+    )
+    monkeypatch.setattr(execution, "_malloc_trim", lambda: lambda pad: calls.append(f"trim {pad}"))
+    execution.release_memory()
+    assert calls == ["arrow", "trim 0"]
+
+    @execution.releases_memory
+    def step():
+        raise ValueError("bad input")
+
+    calls.clear()
+    with pytest.raises(ValueError, match="bad input"):
+        step()
+    assert calls == ["arrow", "trim 0"]
+    monkeypatch.setattr(pyarrow, "default_memory_pool", lambda: pool)
+    for entry in (
+        perflink.mapping.run, perflink.kpi.run, perflink.scoring.run, perflink.forecast.run,
+        perflink.forecast.backtest, perflink.anomaly.run, perflink.summary.run,
+    ):  # fmt: skip
+        chain = [entry]
+        while hasattr(chain[-1], "__wrapped__"):
+            chain.append(chain[-1].__wrapped__)
+        assert step.__code__ in [f.__code__ for f in chain], entry.__module__
+
+
+def test_release_memory_without_malloc_trim(monkeypatch) -> None:
+    from perflink import execution
+
+    execution._malloc_trim.cache_clear()
+    monkeypatch.setattr(execution.sys, "platform", "darwin")
+    assert execution._malloc_trim() is None
+    execution.release_memory()  # nothing to trim: no error
+    execution._malloc_trim.cache_clear()

@@ -54,6 +54,7 @@ from perflink.anomaly._results import (
 )
 from perflink.anomaly._series import COLUMNS, detect_frame, detect_series
 from perflink.common import review_keywords
+from perflink.execution import releases_memory
 from perflink.options import AnomalyOptions
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ __all__ = [
 ]
 
 
+@releases_memory
 def run(review: Review, *, options: AnomalyOptions | None = None) -> AnomalyResult:
     """Find the review quarter's anomalies and say why (notebook 04's entry point).
 

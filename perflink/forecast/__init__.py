@@ -51,6 +51,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from perflink.common import review_keywords
+from perflink.execution import releases_memory
 from perflink.forecast._backtest import accuracy, backtest_series
 from perflink.forecast._backtest_panel import backtest_panel
 from perflink.forecast._results import (
@@ -82,6 +83,7 @@ __all__ = [
 ]
 
 
+@releases_memory
 def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastResult:
     """Forecast the rest of the fiscal year for a review and project it against budget.
 
@@ -113,6 +115,7 @@ def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastRe
     return forecast_panel(*tables, status=review.params.status, **keywords)
 
 
+@releases_memory
 def backtest(review: Review, *, options: ForecastOptions | None = None) -> BacktestResult:
     """Rolling-origin backtest of the forecast method on a review's units.
 

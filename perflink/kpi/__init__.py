@@ -54,6 +54,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from perflink.common import task_options
+from perflink.execution import releases_memory
 from perflink.kpi._attribute import (
     MAX_EXACT,
     METHODS,
@@ -98,6 +99,7 @@ __all__ = [
 ]
 
 
+@releases_memory
 def run(review: Review, *, options: KpiOptions | None = None) -> DecompositionResult:
     """Decompose the review's tier-1 results down the three-tier tree (notebook 02's entry point).
 

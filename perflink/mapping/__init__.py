@@ -26,7 +26,7 @@ import pandas as pd
 
 from perflink.catalog import Catalog, Rule
 from perflink.errors import PerflinkError
-from perflink.execution import advance, progress
+from perflink.execution import advance, progress, releases_memory
 from perflink.mapping import _caliber, _catalog, _data, _drivers
 from perflink.mapping._common import (
     FINDING_COLUMNS,
@@ -440,6 +440,7 @@ def data_quality(
 
 
 @progress("mapping checks", _CHECKS, unit="check")
+@releases_memory
 def run(review: Review, *, options: MappingOptions | None = None) -> ValidationResult:
     """Run every mapping check for a review (notebook 01's entry point).
 

@@ -27,6 +27,7 @@ from perflink import kpi
 from perflink.catalog import Catalog, check_schemes
 from perflink.common import task_options, window_months
 from perflink.errors import InputError
+from perflink.execution import releases_memory
 from perflink.kpi import DecompositionResult, compare
 from perflink.labels import t, value_label
 from perflink.options import KpiOptions, StatusOptions
@@ -212,6 +213,7 @@ def scheme_names(schemes: pd.DataFrame, names: dict, lang: str) -> dict[str, str
     return out
 
 
+@releases_memory
 def run(
     review: Review,
     *,

@@ -37,6 +37,7 @@ import pandas as pd
 from perflink import labels, panel
 from perflink.common import check_findings, parse_quarter
 from perflink.errors import InputError
+from perflink.execution import releases_memory
 from perflink.options import StatusOptions, SummaryOptions
 from perflink.summary import _decisions as _d
 from perflink.summary import _findings as _f
@@ -356,6 +357,7 @@ def summarize(
     )  # fmt: skip
 
 
+@releases_memory
 def run(review: Review, *, options: SummaryOptions | None = None) -> SummaryResult:
     """The leadership summary of a review (notebook 05's entry point).
 
