@@ -1070,3 +1070,40 @@ def test_spread_factors_move_the_80_and_95_percent_edges_each_by_its_own():
     assert (np.diff(out[0, order, :3].sum(axis=1)) >= -1e-9).all()
     np.testing.assert_allclose(out.mean(axis=1), paths.mean(axis=1), atol=0.05)
     assert _scale(paths, (1.0, 1.0), 3) is paths and _scale(paths, None, 3) is paths
+
+
+def test_calibration_passes_reuse_the_unit_paths_with_the_same_factors(monkeypatch):
+    # calibrate keeps each window's unit paths between its passes when they fit
+    # CALIBRATION_CACHE_BYTES; drawn again or kept, the factors are the same bit for bit.
+    from perflink.forecast import _joint
+    from perflink.forecast import _panel as fp
+
+    facts, _targets, entities = _tiny(miss=0.75)
+    options = FAST.for_catalog(CATALOG)
+    st = fp.setup("2026Q3", options)
+    wide = fp.unit_panel(facts, st.cutoff, list(options.metrics))
+    periods = wide.index.get_level_values("period").unique()
+    origins = fp.windows_for(periods, st.cutoff, 2, options)
+    ex = fp.executor_of(None, 1)
+    drawn: list[int] = []
+    real = _joint._unit_paths
+
+    def counting(*args, **kwargs):
+        drawn.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_joint, "_unit_paths", counting)
+
+    def factors():
+        runs = fp.past_runs(wide, entities, CATALOG, options, origins, ex, steps=st.fy_steps)
+        drawn.clear()
+        return fp.calibrate(runs, CATALOG, options)
+
+    kept = factors()
+    n_kept = len(drawn)
+    monkeypatch.setattr(fp, "CALIBRATION_CACHE_BYTES", 0)
+    again = factors()
+    passes = fp.simulation_passes(options)
+    assert n_kept == len(origins) * len(options.metrics)  # once per window and flow
+    assert len(drawn) == passes * n_kept  # once per pass
+    assert kept == again and len(kept) > len(options.metrics)

@@ -211,12 +211,17 @@ class Learner:
     origin; ``scores[(metric, level)]`` collects, per realised year, its distance from the
     median in half-widths of the 80% and of the 95% interval."""
 
-    def __init__(self, ytd: dict, realised: dict, steps: int):
+    def __init__(self, ytd: dict, realised: dict, steps: int, *, only=None):
         self.ytd, self.realised, self.steps = ytd, realised, steps
         self.scores: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self.naive: dict = {}
+        # the (metric, level) keys to record, None for all: a calibration pass learns the
+        # factors of its own stage only (the earlier stages' scores would be thrown away)
+        self.only = None if only is None else frozenset(only)
 
     def record(self, metric: str, level: str, rows, paths: np.ndarray) -> None:
+        if self.only is not None and (metric, level) not in self.only:
+            return
         fy = self.ytd[metric][rows, None] + np.sum(paths[:, :, : self.steps], axis=2)
         real = self.realised[metric][rows]
         ok = np.isfinite(real) & np.isfinite(fy).all(axis=1)
@@ -291,6 +296,7 @@ def simulate(
     learner: Learner | None = None,
     stages: int = 3,
     steps: int | None = None,
+    cache: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """Paths ``(E, n_paths, horizon)`` of every flow and the profit metric, units then parents.
 
@@ -299,7 +305,9 @@ def simulate(
     ``factors`` maps ``(metric, "unit" | "parent")`` to the calibration factor (missing: 1);
     with a ``learner`` the scores of each stage are recorded before its factor is applied.
     ``stages`` < 3 stops early (calibration): 1 after the unit flows, 2 before the parents'
-    profit.
+    profit. A ``cache`` dict keeps the unit flows' paths before their factors between calls
+    on the same ``fc`` and horizon (the calibration's passes): they depend on neither the
+    factors nor the stage, so a later pass reads them instead of drawing them again.
     """
     factors = factors or {}
     steps = learner.steps if learner is not None else (horizon if steps is None else steps)
@@ -311,8 +319,6 @@ def simulate(
     n_months = min((fc["innov"][m].shape[1] for m in metrics), default=0)
     months = rng.integers(0, max(n_months, 1), size=(n_p, horizon))
     mix = np.sqrt(rng.chisquare(_fm.T_DF, size=(n_p, 1)) / _fm.T_DF)
-    k = np.arange(horizon)
-    lag = k[:, None] - k[None, :]
     # parents: the top of the hierarchy (kind "group") is calibrated apart from the others:
     # the more units a sum holds, the more its error is what they share
     top = np.asarray(fc["kind"][n_u:]) == "group"
@@ -330,36 +336,20 @@ def simulate(
     chunks = [slice(a, min(a + _CHUNK_UNITS, n_u)) for a in range(0, n_u, _CHUNK_UNITS)]
     out: dict[str, np.ndarray] = {}
     for j, metric in enumerate(metrics):
-        z, ok = fc["innov"][metric], fc["innov_ok"][metric]
-        eps = np.empty((n_u, n_p, horizon))
-        if n_months:
-            eps[ok] = z[ok][:, months]
-        bad = ~ok if n_months else np.ones(n_u, dtype=bool)
-        if bad.any():
-            eps[bad] = np.random.default_rng([options.seed, 16, j]).standard_normal(
-                (int(bad.sum()), n_p, horizon)
-            )
-        psi = fc["psi"][metric][:n_u]
-        # lower-triangular L[e, k, j] = psi[e, k - j], rows normalised to unit variance
-        low = np.where(lag >= 0, psi[:, np.clip(lag, 0, None)], 0.0)
-        norm = np.sqrt(np.sum(low**2, axis=2, keepdims=True))
-        low = np.divide(low, norm, out=np.zeros_like(low), where=norm > 0)
-        # one product for the whole panel: einsum's summation order follows the arrays'
-        # layout, so a block's product could differ in the last bit from the panel's
-        shock = np.einsum("eph,ekh->epk", eps, low)
-        del eps
-        shock /= mix
+        raw = None if cache is None else cache.get(metric)
+        if raw is None:
+            raw = _unit_paths(fc, metric, j, options.seed, months, mix, chunks, n_months)
+            if cache is not None:
+                cache[metric] = raw
         paths = out[metric] = np.empty((n_all, n_p, horizon))
         for rows in chunks:
             # a block of units at a time: the temporaries below are (block, paths, horizon),
             # not (units, paths, horizon); each unit's figures are the same either way
-            mean, sd = fc["mean"][metric][rows], fc["sd"][metric][rows]
-            p = mean[:, None, :] + shock[rows] * sd[:, None, :]
             if learner is not None:
-                learner.record(metric, "unit", rows, p)
-            p = _scale(p, factors.get((metric, "unit")), steps)
-            np.maximum(p, 0.0, out=p, where=fc["nonneg"][metric][rows, None, None])
-            paths[rows] = p
+                learner.record(metric, "unit", rows, raw[rows])
+            block = paths[rows]  # a view: the cached paths are never changed
+            block[...] = _scale(raw[rows], factors.get((metric, "unit")), steps)
+            np.maximum(block, 0.0, out=block, where=fc["nonneg"][metric][rows, None, None])
     if stages < 2:
         return {m: v[:n_u] for m, v in out.items()}
     for metric in metrics:
@@ -384,6 +374,39 @@ def simulate(
             par = sum_rows(agg, unit_p)
         out[pm] = np.concatenate([unit_p, parents(pm, par)])
     return out
+
+
+def _unit_paths(fc, metric, j, seed, months, mix, chunks, n_months) -> np.ndarray:
+    """Unit paths ``(units, n_paths, horizon)`` of flow ``metric`` (the ``j``-th) before any
+    factor: point forecast plus the drawn months' innovations, correlated over the horizon
+    by the model's psi weights and scaled by the mixing factors and the sd."""
+    n_u = fc["n_units"]
+    n_p, horizon = months.shape
+    k = np.arange(horizon)
+    lag = k[:, None] - k[None, :]
+    z, ok = fc["innov"][metric], fc["innov_ok"][metric]
+    eps = np.empty((n_u, n_p, horizon))
+    if n_months:
+        eps[ok] = z[ok][:, months]
+    bad = ~ok if n_months else np.ones(n_u, dtype=bool)
+    if bad.any():
+        eps[bad] = np.random.default_rng([seed, 16, j]).standard_normal(
+            (int(bad.sum()), n_p, horizon)
+        )
+    psi = fc["psi"][metric][:n_u]
+    # lower-triangular L[e, k, j] = psi[e, k - j], rows normalised to unit variance
+    low = np.where(lag >= 0, psi[:, np.clip(lag, 0, None)], 0.0)
+    norm = np.sqrt(np.sum(low**2, axis=2, keepdims=True))
+    low = np.divide(low, norm, out=np.zeros_like(low), where=norm > 0)
+    # one product for the whole panel: einsum's summation order follows the arrays'
+    # layout, so a block's product could differ in the last bit from the panel's
+    shock = np.einsum("eph,ekh->epk", eps, low)
+    del eps
+    shock /= mix
+    for rows in chunks:  # in place, a block at a time (the temporaries are a block's)
+        mean, sd = fc["mean"][metric][rows], fc["sd"][metric][rows]
+        shock[rows] = mean[:, None, :] + shock[rows] * sd[:, None, :]
+    return shock
 
 
 def level_factor(factors: dict, metric: str, level: str):

@@ -527,6 +527,12 @@ def _window_learner(real_all, periods, origin, steps) -> _joint.Learner:
     return _joint.Learner(zero, realised, steps)
 
 
+#: Bytes of unit paths :func:`calibrate` may keep between its passes (each pass would draw
+#: them again): the sample's six windows of three months hold 18 MB; a 400-unit calibration
+#: sample's hold 173 MB, more than a kernel of a large review should add, and are drawn again.
+CALIBRATION_CACHE_BYTES = 64 * 2**20
+
+
 def calibrate(runs, catalog, options) -> dict:
     """Level corrections (``(metric, "shift")``, :func:`perflink.forecast._joint.learn_shifts`)
     and spread factors per (metric, level) from past runs (:func:`past_runs`), stage by
@@ -534,15 +540,19 @@ def calibrate(runs, catalog, options) -> dict:
     # first the level of the flows (a shortfall every unit shares), then the spread around it
     factors: dict = _joint.learn_shifts(runs, list(options.metrics))
     runs = [(_joint.shift_means(fc, factors), learner, origin) for fc, learner, origin in runs]
+    # each pass draws the same unit paths: kept between passes when they fit the budget
+    size = sum(fc["n_units"] * learner.steps for fc, learner, _origin in runs)
+    keep = size * options.n_paths * len(options.metrics) * 8 <= CALIBRATION_CACHE_BYTES
+    caches = [{} if keep else None for _run in runs]
     for k, stage in enumerate(_stages(list(options.metrics), options.profit_metric), start=1):
         if not stage:
             continue
         learners = []
-        for fc, learner, _origin in runs:
-            fresh = _joint.Learner(learner.ytd, learner.realised, learner.steps)
+        for (fc, learner, _origin), cache in zip(runs, caches, strict=True):
+            fresh = _joint.Learner(learner.ytd, learner.realised, learner.steps, only=stage)
             _joint.simulate(
                 fc, catalog, options, learner.steps, derive=derive, factors=factors,
-                learner=fresh, stages=k,
+                learner=fresh, stages=k, cache=cache,
             )  # fmt: skip
             advance(fc["n_units"])
             learners.append(fresh)
