@@ -113,14 +113,15 @@ def backtest_panel(
     cuts = [c for c in cuts if c >= 13]
     expect(_steps(wide, options, st, [periods[c] for c in cuts]))
     z = {lv: _fm.interval_z(lv) for lv in (80, 95)}
-    monthly = {}
-    for metric in metrics:
-        acc = {k: [] for k in ("smape", "mase", "smape_sn", "mase_sn", "in80", "in95")}
-        n_series = 0
-        for cut in cuts:
-            sub = wide[wide.index.get_level_values("period") < periods[cut]]
-            fc = _fp.forecast_arrays(sub, entities, catalog, _one(options, metric), horizon, ex)
-            n_u = len(sub.index.get_level_values("entity_id").unique())
+    acc = {m: {k: [] for k in ("smape", "mase", "smape_sn", "mase_sn", "in80", "in95")}
+           for m in metrics}  # fmt: skip
+    n_series = dict.fromkeys(metrics, 0)
+    for cut in cuts:
+        # every metric from one forecast per cut: a metric's series are forecast alone
+        sub = wide[wide.index.get_level_values("period") < periods[cut]]
+        fc = _fp.forecast_arrays(sub, entities, catalog, options, horizon, ex)
+        n_u = len(sub.index.get_level_values("entity_id").unique())
+        for metric in metrics:
             hist = fc["actual"][metric][:n_u]
             actual = wide[metric].to_numpy().reshape(n_u, t_all)[:, cut : cut + horizon]
             mean, sd = fc["mean"][metric][:n_u], fc["sd"][metric][:n_u]
@@ -129,18 +130,22 @@ def backtest_panel(
             snaive = hist[:, -12:][:, np.arange(horizon) % 12]
             scale = np.nanmean(np.abs(hist[:, 12:] - hist[:, :-12]), axis=1)
             ok &= scale > 0
-            n_series = max(n_series, int(ok.sum()))
+            n_series[metric] = max(n_series[metric], int(ok.sum()))
             a, f, s = actual[ok], mean[ok], snaive[ok]
-            acc["smape"].append(_smape(a, f))
-            acc["smape_sn"].append(_smape(a, s))
-            acc["mase"].append(np.mean(np.abs(a - f), axis=1) / scale[ok])
-            acc["mase_sn"].append(np.mean(np.abs(a - s), axis=1) / scale[ok])
+            got = acc[metric]
+            got["smape"].append(_smape(a, f))
+            got["smape_sn"].append(_smape(a, s))
+            got["mase"].append(np.mean(np.abs(a - f), axis=1) / scale[ok])
+            got["mase_sn"].append(np.mean(np.abs(a - s), axis=1) / scale[ok])
             for lv in (80, 95):
                 lo, hi = f - z[lv] * sd[ok], f + z[lv] * sd[ok]
-                acc[f"in{lv}"].append(((a >= lo) & (a <= hi)).ravel())
-        cat = {k: np.concatenate(v) if v else np.array([np.nan]) for k, v in acc.items()}
+                got[f"in{lv}"].append(((a >= lo) & (a <= hi)).ravel())
+        del fc
+    monthly = {}
+    for metric in metrics:
+        cat = {k: np.concatenate(v) if v else np.array([np.nan]) for k, v in acc[metric].items()}
         monthly[metric] = {
-            "n_series": n_series,
+            "n_series": n_series[metric],
             "n_origins": len(cuts),
             "horizon": horizon,
             "smape": float(np.nanmean(cat["smape"])),
@@ -343,10 +348,6 @@ def _empty_table() -> pd.DataFrame:
     for c in ("metric_id", "level", "fy_origins"):
         df[c] = df[c].astype("str")
     return df
-
-
-def _one(options: ForecastOptions, metric: str) -> ForecastOptions:
-    return options.model_copy(update={"metrics": (metric,)})
 
 
 def _smape(a: np.ndarray, f: np.ndarray) -> np.ndarray:
