@@ -225,6 +225,18 @@ def test_detect_anomalies_identical_local_and_dask(sample_review, dask_ex, monke
     assert_frame_equal(local.timelines, remote.timelines, check_exact=True)
 
 
+def test_detect_anomalies_in_blocks_in_this_process(sample_review, monkeypatch) -> None:
+    # One worker scores the series a block of entities at a time (memory): same findings.
+    r = sample_review
+    kw = dict(quarter=r.quarter, adjustments=r.adjustments, options=r.params.anomaly)
+    whole = detect_anomalies(r.facts, r.entities, r.catalog, executor=1, **kw)
+    monkeypatch.setattr(_detect, "LOCAL_BLOCK_SERIES", 60)  # two or three entities a block
+    blocks = detect_anomalies(r.facts, r.entities, r.catalog, executor=1, **kw)
+    assert len(whole.to_frame()) > 0
+    assert_frame_equal(whole.to_frame(), blocks.to_frame(), check_exact=True)
+    assert_frame_equal(whole.timelines, blocks.timelines, check_exact=True)
+
+
 def test_review_forecast_same_bytes_on_dask(cluster, sample_review, tmp_path) -> None:
     """A review run whose params name the cluster writes the bytes a local run writes."""
     import perflink.report

@@ -29,6 +29,10 @@ _LINK_HISTORY = 24  # months before the quarter that set the usual driver ratio
 #: the executor: a block of 4,000 series of 48 months takes about 1.5 s on one core, well
 #: above the cost of sending it to a worker (see benchmarks/anomaly_panel_bench.py).
 SERIES_PER_BLOCK = 4000
+#: Most series scored at once in this process: the detector's long tables of a block hold
+#: a few hundred bytes per point, and the 315,000 series of a 10,000-unit group at once
+#: took the anomaly kernel to 3.2 GB.
+LOCAL_BLOCK_SERIES = 16_000
 _COLUMNS = ["e", "t", "metric_id", "kind", "value", "expected", "lower", "upper", "score"]
 
 
@@ -107,10 +111,17 @@ def _score_blocks(
     workers = executor.workers if executor is not None else 1
     n_blocks = min(2 * workers, (n_ent * n_met) // SERIES_PER_BLOCK, n_ent)
     if workers < 2 or n_blocks < 2:
-        return score_series(y, periods, season=12, flag_rate=flag_rate)
-    bounds = np.linspace(0, n_ent, n_blocks + 1).astype(int)
-    tasks = [(y[lo:hi], periods, 12, flag_rate) for lo, hi in itertools.pairwise(bounds)]
-    parts = executor.map(_score_block, tasks, desc="anomaly series", items=n_ent * n_met)
+        per = max(1, LOCAL_BLOCK_SERIES // max(n_met, 1))  # entities at a time
+        parts = [
+            score_series(y[lo : lo + per], periods, season=12, flag_rate=flag_rate)
+            for lo in range(0, max(n_ent, 1), per)  # one (empty) block when no entity
+        ]
+    else:
+        bounds = np.linspace(0, n_ent, n_blocks + 1).astype(int)
+        tasks = [(y[lo:hi], periods, 12, flag_rate) for lo, hi in itertools.pairwise(bounds)]
+        parts = executor.map(_score_block, tasks, desc="anomaly series", items=n_ent * n_met)
+    if len(parts) == 1:
+        return parts[0]
     return Scored(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Scored)))
 
 
