@@ -95,10 +95,13 @@ def innovations(y: np.ndarray, season: np.ndarray | None, first_month: int):
 def sum_rows(agg: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Parent sums ``agg @ x`` over the first axis of ``x`` (any shape); NaN where no member
     has a value."""
-    flat = x.reshape(x.shape[0], -1)
+    flat = np.ascontiguousarray(x.reshape(x.shape[0], -1))
     ok = np.isfinite(flat)
-    total = agg @ np.where(ok, flat, 0.0)
-    count = agg @ ok.astype(float)
+    # without a NaN the values themselves (a zero-filled copy of every path of every unit
+    # is the forecast kernel's largest temporary); members counted in float32, exact for
+    # any count below 2**24
+    total = agg @ (flat if ok.all() else np.where(ok, flat, 0.0))
+    count = agg.astype(np.float32) @ ok.astype(np.float32)
     out = np.where(count > 0, total, np.nan)
     return out.reshape((agg.shape[0], *x.shape[1:]))
 
@@ -359,7 +362,8 @@ def simulate(
     pm = options.profit_metric
     if pm:
         absent = fc["absent"]
-        unit_p = np.empty((n_u, n_p, horizon))
+        profit = np.empty((n_all, n_p, horizon))  # filled in place: no copy of the units' rows
+        unit_p = profit[:n_u]
         for rows in chunks:
             block = {m: v[rows] for m, v in out.items()}
             p = profit_of(catalog, pm, block, {m: a[rows] for m, a in absent.items()}, derive)
@@ -372,7 +376,8 @@ def simulate(
             par = derive(catalog, pm, {m: out[m][n_u:] for m in metrics})
         else:
             par = sum_rows(agg, unit_p)
-        out[pm] = np.concatenate([unit_p, parents(pm, par)])
+        profit[n_u:] = parents(pm, par)
+        out[pm] = profit
     return out
 
 

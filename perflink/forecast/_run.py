@@ -212,6 +212,8 @@ def forecast_panel(
         )
         rows.append(frame[np.isfinite(proj)])
     dev_df = pd.concat(rows, ignore_index=True)
+    shown = list(flows)
+    del flows, paths  # the joint paths (entity x path x month): what follows needs none
     sign = np.where(dev_df["direction"] == "higher", -1.0, 1.0)
     adverse = (sign * dev_df["deviation_pct"]).fillna(-np.inf).to_numpy()
     p_miss = (1 - dev_df["p_meet_budget"]).fillna(0).to_numpy()
@@ -224,7 +226,7 @@ def forecast_panel(
     dev_df["severity"] = _dev.classify(adverse, p_miss, dev_df["status"].to_numpy(), options)
     dev_df["severity"] = _material(dev_df, entities, catalog)
     names, metric_names = _names(entities, catalog, lang)
-    units = {m: catalog.metrics[m].unit for m in [*flows, *(d for d, _ in drivers.values())]}
+    units = {m: catalog.metrics[m].unit for m in [*shown, *(d for d, _ in drivers.values())]}
     lead_of = {m: drivers[m] for m in leads}
     dev_df["message"] = _dev.messages(dev_df, names, metric_names, lang, units=units, leads=lead_of)
     dev_df["_rank"] = dev_df["severity"].map(SEVERITY_RANK)
