@@ -79,10 +79,13 @@ MAX_LOCAL_JOBS = 8
 #: machine each starting a pool of 2 workers put 4 processes on 2 cores, and the pools held
 #: 1.3 of the 3.1 GiB at 2,000 units.
 WORKERS_ENV = "PERFLINK_LOCAL_WORKERS"
-#: Local maps covering fewer items (series) run in this process: starting the worker
-#: processes (each imports numpy, pandas and the task's models) costs seconds of CPU per
-#: worker, more than a thousand series of forecasting (about 1-2 ms each); on the 42-unit
-#: sample the pool made the forecast notebook 15 s instead of 1.5 s. Same results either way.
+#: Maps covering fewer items (series) run in this process, local or Dask (the default of
+#: ``executor.min_items``): starting local worker processes (each imports numpy, pandas and
+#: the task's models) costs seconds of CPU per worker, more than a thousand series of
+#: forecasting (about 1-2 ms each), and on the sample the pool made the forecast notebook
+#: 15 s instead of 1.5 s; sending a few hundred series to a Dask cluster costs more than
+#: fitting them (a 2,000-unit review's 400-unit backtests as 264 small tasks made it 1.30 x
+#: local, 1.16 x in the kernel). Same results either way.
 LOCAL_MIN_ITEMS = 1000
 _PACKAGE = "perflink"  # what every Dask worker must have installed
 
@@ -108,6 +111,8 @@ class Executor:
     """
 
     kind = ""
+    #: ``executor.min_items`` (None: :data:`LOCAL_MIN_ITEMS`).
+    min_items: int | None = None
 
     @property
     def workers(self) -> int:
@@ -187,18 +192,22 @@ class Executor:
         raise NotImplementedError
 
     def _in_process(self, items: int) -> bool:
-        """True when a map over ``items`` series is cheaper here than on the workers."""
-        return False
+        """True when a map over ``items`` series is cheaper here than on the workers
+        (fewer than :attr:`min_items`)."""
+        return items < (LOCAL_MIN_ITEMS if self.min_items is None else self.min_items)
 
 
 class LocalExecutor(Executor):
-    """Worker processes on this machine (joblib); in-process for one worker or one task.
+    """Worker processes on this machine (joblib); in-process for one worker, one task or a
+    map over fewer than ``min_items`` series.
 
     Parameters
     ----------
     n_jobs : int, optional
         Worker processes (default: :data:`WORKERS_ENV` when set, else the CPU count, at
         most :data:`MAX_LOCAL_JOBS`).
+    min_items : int, optional
+        Maps over fewer series run in this process (default :data:`LOCAL_MIN_ITEMS`).
 
     Raises
     ------
@@ -208,15 +217,13 @@ class LocalExecutor(Executor):
 
     kind = "local"
 
-    def __init__(self, n_jobs: int | None = None) -> None:
+    def __init__(self, n_jobs: int | None = None, *, min_items: int | None = None) -> None:
         self._n = _jobs(n_jobs)
+        self.min_items = min_items
 
     @property
     def workers(self) -> int:
         return self._n
-
-    def _in_process(self, items: int) -> bool:
-        return items < LOCAL_MIN_ITEMS
 
     def _run(self, fn, tasks):
         if self._n == 1 or len(tasks) <= 1:
@@ -246,6 +253,9 @@ class DaskExecutor(Executor):
     shown : str, optional
         The address as messages and ``repr`` show it (default ``address``); the params'
         written form (``${PERFLINK_DASK_SCHEDULER}``) when it came from the environment.
+    min_items : int, optional
+        Maps over fewer series run in this process, not on the cluster (default
+        :data:`LOCAL_MIN_ITEMS`; 0 sends every map).
 
     Raises
     ------
@@ -257,8 +267,16 @@ class DaskExecutor(Executor):
 
     kind = "dask"
 
-    def __init__(self, address: str, *, timeout: float = 10.0, shown: str | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float = 10.0,
+        shown: str | None = None,
+        min_items: int | None = None,
+    ) -> None:
         self.address = address
+        self.min_items = min_items
         self.shown = shown or address
         self.timeout = float(timeout)
         _ = self._client  # connect now: a wrong address fails here, not in the first map
@@ -324,8 +342,10 @@ def get_executor(
         return LocalExecutor(spec)
     if isinstance(spec, ExecutorOptions):
         if spec.kind == "dask":
-            return DaskExecutor(spec.address, timeout=spec.timeout, shown=shown)
-        return LocalExecutor(spec.n_jobs)
+            return DaskExecutor(
+                spec.address, timeout=spec.timeout, shown=shown, min_items=spec.min_items
+            )
+        return LocalExecutor(spec.n_jobs, min_items=spec.min_items)
     raise ParamsError(
         f"executor: got {type(spec).__name__}; pass review.executor, an ExecutorOptions, "
         "an int (local worker processes) or None."

@@ -88,12 +88,16 @@ class ExecutorOptions(_Options):
     address : the Dask scheduler (``tcp://10.0.0.5:8786``); required for ``kind: dask``.
         May be written as ``${NAME}`` and exported as that environment variable.
     timeout : seconds to wait for the scheduler to answer and for a first worker.
+    min_items : a map over fewer series runs in the calling process (the notebook's kernel),
+        whichever the kind: sending it to workers costs more than computing it (default
+        ``perflink.execution.LOCAL_MIN_ITEMS``, 1,000); 0 sends every map to the workers.
     """
 
     kind: Literal["local", "dask"] = "local"
     n_jobs: int | None = Field(None, ge=1)
     address: str | None = None
     timeout: float = Field(10.0, gt=0, le=600)
+    min_items: int | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _address(self) -> ExecutorOptions:

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perflink.anomaly import COLUMNS, detect_frame, detect_series
-from perflink.anomaly import _core
+from perflink.anomaly import COLUMNS, _core, detect_frame, detect_series
 from perflink.anomaly._core import nanmedian_last
 from perflink.errors import InputError, ParamsError, PerflinkError
 

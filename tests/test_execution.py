@@ -46,7 +46,8 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def dask_ex(cluster) -> DaskExecutor:
-    return DaskExecutor(cluster.scheduler_address, timeout=30)
+    # every map to the cluster, however small: what these tests compare is remote work
+    return DaskExecutor(cluster.scheduler_address, timeout=30, min_items=0)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,23 @@ def test_maps_run_in_this_process_take_one_block(dask_ex) -> None:
     assert LocalExecutor(2).blocks_for(LOCAL_MIN_ITEMS - 1) == 1
     assert LocalExecutor(2).blocks_for(LOCAL_MIN_ITEMS) == 8
     assert LocalExecutor(3).blocks_for(LOCAL_MIN_ITEMS, per_worker=2) == 6
-    assert dask_ex.blocks_for(10) == 4 * dask_ex.workers
+    assert dask_ex.blocks_for(10) == 4 * dask_ex.workers  # min_items=0: all on the cluster
+
+
+def test_small_maps_stay_in_this_process_on_a_cluster_too(cluster, dask_ex) -> None:
+    # A few hundred series cost less to fit than to send (executor.min_items, default
+    # LOCAL_MIN_ITEMS); the params can send every map (min_items: 0) or set another bound.
+    spec = ExecutorOptions(kind="dask", address=cluster.scheduler_address, timeout=30)
+    ex = get_executor(spec)
+    assert ex.min_items is None and ex.blocks_for(LOCAL_MIN_ITEMS - 1) == 1
+    before = cluster.scheduler.transition_counter
+    tasks = [(i,) for i in range(4)]
+    assert set(ex.map(_pid, tasks, desc="pids", items=LOCAL_MIN_ITEMS - 1)) == {os.getpid()}
+    assert cluster.scheduler.transition_counter == before  # nothing sent
+    assert os.getpid() not in set(ex.map(_pid, tasks, desc="pids", items=LOCAL_MIN_ITEMS))
+    some = get_executor(spec.model_copy(update={"min_items": 5}))
+    assert some.blocks_for(4) == 1 and some.blocks_for(5) == 4 * some.workers
+    assert LocalExecutor(2, min_items=0).blocks_for(1) == 8
 
 
 def _pid(_: int) -> int:
@@ -248,7 +265,7 @@ def test_review_forecast_same_bytes_on_dask(cluster, sample_review, tmp_path) ->
     params = folder / src.name
     raw = yaml.safe_load(params.read_text(encoding="utf-8"))
     raw["forecast"] = {"n_paths": 200, "backtest_origins": 1}
-    raw["executor"] = {"kind": "dask", "address": cluster.scheduler_address}
+    raw["executor"] = {"kind": "dask", "address": cluster.scheduler_address, "min_items": 0}
     params.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     before = cluster.scheduler.transition_counter
     res = run_review(params, out_dir=tmp_path / "out", tasks=["forecast"])
