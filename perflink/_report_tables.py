@@ -16,6 +16,7 @@ import pandas as pd
 
 from perflink.common import SEVERITIES, check_findings
 from perflink.errors import ReportError
+from perflink.execution import release_memory
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,9 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary name next to ``path``, then rename it to ``path``.
 
     A reader never sees half a file, and a failed write leaves the old file (if any) as it was.
+    The writer's buffers go back to the system after it (:func:`perflink.execution.release_memory`):
+    the Parquet and CSV buffers of a 2,000-unit attribution table stayed in the KPI kernel
+    as 90 MB for the rest of its run.
     """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -112,6 +116,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        release_memory()
 
 
 #: A table with more rows than this is written as Parquet only: a CSV of hundreds of

@@ -199,3 +199,24 @@ def test_a_table_too_long_for_a_spreadsheet_is_written_as_parquet_only(tmp_path,
     _report_tables.write_table(big, "t", tmp_path, findings=False)  # the stale CSV goes
     assert not (tmp_path / "t.csv").exists()
     assert pd.read_parquet(tmp_path / "t.parquet")["x"].tolist() == [1, 2, 3, 4]
+
+
+def test_atomic_write_gives_the_writers_buffers_back(tmp_path, monkeypatch) -> None:
+    # Whole file or the old one, and the writer's freed buffers go back to the system
+    # (release_memory) whether it succeeded or failed.
+    from perflink import _report_tables
+
+    released: list[int] = []
+    monkeypatch.setattr(_report_tables, "release_memory", lambda: released.append(1))
+    path = tmp_path / "t.csv"
+    _report_tables.atomic_write(path, lambda tmp: tmp.write_text("a\n1\n", encoding="utf-8"))
+    assert path.read_text(encoding="utf-8") == "a\n1\n" and released == [1]
+
+    def broken(tmp):
+        tmp.write_text("a\n", encoding="utf-8")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        _report_tables.atomic_write(path, broken)
+    assert path.read_text(encoding="utf-8") == "a\n1\n" and released == [1, 1]
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no temporary left
