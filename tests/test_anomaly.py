@@ -310,3 +310,35 @@ def test_rows_scored_in_blocks_get_the_figures_they_get_together(monkeypatch) ->
         for key in whole:
             np.testing.assert_array_equal(whole[key], blocks[key])
     assert whole["is_anomaly"][1, 30] and whole["is_anomaly"][4].any()
+
+
+def test_no_task_imports_scipy_stats_and_its_formulas_agree() -> None:
+    # The tasks use scipy.special's functions where they used scipy.stats' distributions
+    # (importing scipy.stats cost every kernel 0.5 s); the figures are the same bit for bit.
+    import subprocess
+    import sys
+
+    from scipy import special, stats
+
+    from perflink.forecast import _models
+
+    code = (
+        "import sys, perflink.mapping, perflink.kpi, perflink.scoring, perflink.forecast, "
+        "perflink.anomaly, perflink.summary, perflink.report; print('scipy.stats' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    for level in (50, 80, 95, 99):
+        assert _models.interval_z(level) == stats.t.ppf(0.5 + level / 200, _models.T_DF)
+    rng = np.random.default_rng(3)
+    d2 = np.r_[rng.chisquare(4, 2000) * 3, 0.0, -1e-12, np.nan, np.inf]
+    for k in (1, 2, 4, 7):
+        want = stats.chi2.sf(d2, k)
+        got = np.where(d2 < 0, 1.0, special.chdtrc(k, d2))
+        np.testing.assert_array_equal(got, want)
+    p = np.r_[rng.uniform(0, 1, 2000), 1e-300, 0.5, 1.0]
+    got = 0.0 - special.ndtri(p)
+    np.testing.assert_array_equal(got, stats.norm.isf(p))
+    assert not np.signbit(got[p == 0.5]).any()
+    f, d1, dd = rng.uniform(0, 40, 2000), rng.integers(1, 12, 2000), rng.integers(2, 400, 2000)
+    np.testing.assert_array_equal(special.fdtrc(d1, dd, f), stats.f.sf(f, d1, dd))

@@ -13,7 +13,7 @@ from dataclasses import fields
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import chdtrc, ndtri
 
 from perflink.anomaly._cube import Cube, Scored, material, nanmedian, score_series
 from perflink.anomaly._features import Feature, feature_cube
@@ -296,7 +296,9 @@ def multivariate_flags(
         pz = zq @ prec
         contrib = zq * pz
         d2 = contrib.sum(axis=-1)
-        pval = stats.chi2.sf(d2, k.size)
+        # scipy.stats' chi2.sf and norm.isf by their own formulas (scipy.special), without
+        # importing scipy.stats (0.5 s per kernel); chi2.sf is 1 below its support
+        pval = np.where(d2 < 0, 1.0, chdtrc(k.size, d2))
         flag = np.isfinite(d2) & (pval < opts.multivariate_alpha)
         ei, qi = np.nonzero(flag)
         if ei.size == 0:
@@ -304,7 +306,7 @@ def multivariate_flags(
         top = np.argmax(contrib[ei, qi], axis=1)
         kk = k[top]
         e, t = ents[ei], q[qi]
-        zscore = np.where(pval[ei, qi] > 0, stats.norm.isf(pval[ei, qi] / 2), np.sqrt(d2[ei, qi]))
+        zscore = np.where(pval[ei, qi] > 0, 0.0 - ndtri(pval[ei, qi] / 2), np.sqrt(d2[ei, qi]))
         filed = [
             _file_under(cube, rel_dev, feats[f], a, b) for f, a, b in zip(kk, e, t, strict=True)
         ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import f as f_dist
+from scipy.special import fdtrc
 
 #: Significance level of the ANOVA on month of year.
 ALPHA: float = 0.01
@@ -121,10 +121,12 @@ def pooled_indices(
             ssw = (var[tested] * (count[tested] - 1)).sum(axis=1)
             p = np.where(ssb > 0, 0.0, 1.0)
             pos = ssw > 0
-            p[pos] = f_dist.sf(
-                (ssb[pos] / (kt[pos] - 1)) / (ssw[pos] / (nt[pos] - kt[pos])),
+            # the F distribution's survival function (scipy.stats.f.sf's own formula,
+            # without importing scipy.stats: 0.5 s per kernel)
+            p[pos] = fdtrc(
                 kt[pos] - 1,
                 nt[pos] - kt[pos],
+                (ssb[pos] / (kt[pos] - 1)) / (ssw[pos] / (nt[pos] - kt[pos])),
             )
             p_g[tested] = p
             seasonal = tested[p < alpha]
