@@ -542,10 +542,16 @@ def _utf16_cut(text: str, limit: int) -> str:
     return text
 
 
+#: Characters Excel refuses in a sheet title.
+_TITLE_BAD = str.maketrans(dict.fromkeys("[]:*?/\\", "_"))
+
+
 def _free_title(title: str, taken: set[str]) -> str:
-    """``title`` at most 31 characters long, made unique among ``taken`` (lower case; Excel
-    compares titles ignoring case) with a number, and not ``History`` (Excel's own)."""
-    title = _utf16_cut(title, 31) or "_"
+    """``title`` as Excel takes it: ``[]:*?/\\`` as ``_``, no leading or trailing apostrophe,
+    at most 31 characters long (an entity id such as ``S/1`` would fail the whole workbook),
+    made unique among ``taken`` (lower case; Excel compares titles ignoring case) with a
+    number, and not ``History`` (Excel's own)."""
+    title = _utf16_cut(title.translate(_TITLE_BAD).strip("'"), 31).strip("'") or "_"
     out, k = title, 0
     while out.lower() in taken or out.lower() == "history":
         k += 1

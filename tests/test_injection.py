@@ -284,12 +284,14 @@ def test_review_with_formula_payloads_writes_no_live_formula(tmp_path):
 def test_scorecard_workbook_sheet_titles_from_any_entity_id(tmp_path):
     from perflink.scoring import write_scorecard_xlsx
 
-    card = pd.DataFrame({"entity_id": ["S/1:x", "'S2'"], "score": [1.0, 2.0]})
+    long = "A" * 30 + "'B"  # cut to 31 characters, it would end with an apostrophe
+    card = pd.DataFrame({"entity_id": ["S/1:x", "'S2'", long], "score": [1.0, 2.0, 3.0]})
     result = SimpleNamespace(
         scorecard=card,
-        names={"S/1:x": "=A1", "'S2'": "b"},
-        parents={"S/1:x": "G", "'S2'": "G", "G": None},
+        names={"S/1:x": "=A1", "'S2'": "b", long: "c"},
+        parents={"S/1:x": "G", "'S2'": "G", long: "G", "G": None},
         language="en",
     )
     path = write_scorecard_xlsx(result, tmp_path / "scorecard.xlsx")
-    assert load_workbook(path).sheetnames == ["S2", "S_1_x"]  # '/' and ':' would fail the save
+    # '/', ':' and a leading or trailing apostrophe would fail the save
+    assert load_workbook(path).sheetnames == ["S2", "A" * 30, "S_1_x"]

@@ -96,16 +96,9 @@ def write_scorecard_xlsx(
         open_files_for(parts.ngroups, name=path.name)
         with xlsxwriter.Workbook(str(tmp), {"constant_memory": True}) as book:
             for sheet, part in parts:
-                write_sheet(book, _sheet_title(sheet), part.drop(columns=["sheet"]), lang=lang,
+                # the entity id as the title: write_sheet makes it one Excel takes
+                write_sheet(book, str(sheet), part.drop(columns=["sheet"]), lang=lang,
                             spec=spec)  # fmt: skip
 
     atomic_write(path, write)
     return path
-
-
-def _sheet_title(entity: object) -> str:
-    """An entity id as an Excel sheet title: no ``[]:*?/\\``, no leading or trailing
-    apostrophe, at most 31 characters (an id like ``S/1`` would fail the whole workbook).
-    Two ids with one title (``S/1``, ``S_1``) get a number (:func:`write_sheet`)."""
-    title = str(entity).translate(str.maketrans(dict.fromkeys("[]:*?/\\", "_")))
-    return title.strip("'")[:31] or "_"
