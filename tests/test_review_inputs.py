@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import weakref
 from pathlib import Path
 
 import nbformat
@@ -145,6 +146,25 @@ def test_open_review_reads_the_snapshot_not_the_files(tmp_path: Path, monkeypatc
     assert list(review.entities["entity_id"]) == ["S01"]  # scoped after the load
     with pytest.raises(AssertionError, match="read again"):
         open_review(params_path).facts  # noqa: B018  # without a snapshot: the files
+
+
+def test_release_inputs_lets_the_tables_go_and_reads_the_snapshot_again(tmp_path: Path) -> None:
+    params_path = _review(tmp_path, _rows(["2026-07", "2026-08", "2026-09"]))
+    params = load_params(params_path)
+    inputs, notes = ri.load(params, load_catalog(params.catalog_dir))
+    ri.write_snapshot(inputs, notes, tmp_path / "snap", quarter=params.quarter)
+    review = open_review(params_path, snapshot_dir=tmp_path / "snap", scope="S01")
+    first = weakref.ref(review.facts)
+    before = {kind: getattr(review, kind).copy() for kind in KINDS}
+    assert review.release_inputs() is True
+    assert first() is None  # nothing else held the table: its memory went back
+    for kind in KINDS:  # the same tables, scoped again, when asked for again
+        pd.testing.assert_frame_equal(getattr(review, kind), before[kind])
+    assert review.input_notes == notes and review.root_id == "S01"
+
+    files = open_review(params_path)  # no snapshot: reading again would check the files again
+    held = files.facts
+    assert files.release_inputs() is False and files.facts is held
 
 
 def test_open_review_quarter_overrides_the_params(tmp_path: Path) -> None:
