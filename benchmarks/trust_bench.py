@@ -9,7 +9,9 @@ Prints, for groups generated with seeds the tests do not use (issue 15's benchma
     level (unit = department, subsidiary, group): how many rows, and the share whose 80% and
     95% intervals held the realised figure (goals 75-85% and 92-97%). Then the calibration of
     the probability of meeting budget: rows binned by the probability shown, and of each bin
-    the share that met budget.
+    the share that met budget; and how the error follows the gap between the projection and
+    the budget (where the budget foretold the year better than the projection, the rows
+    shown far from budget are the ones that miss on its side).
 ``clean``
     Groups generated ``--clean`` (no planted problem): findings of every task by severity,
     and high findings per 50 units (goal: no critical and at most one high per 50 units).
@@ -122,6 +124,53 @@ def coverage(seeds: list[int], origins: list[str], realised_q: str, work: Path) 
         n=("met", "size"), shown=("p_meet_budget", "mean"), met=("met", "mean")
     )
     print("\n   by level:\n" + by_level.to_string(float_format=lambda v: f"{v:.1%}"))
+    _budget_gap(df)
+
+
+def _budget_gap(df: pd.DataFrame) -> None:
+    """Print how the forecast's error follows the gap between its projection and the budget.
+
+    ``corr`` and ``slope`` of the error (realised - projected) on the gap (budget - projected),
+    both over the forecast rest of the year and clipped to +-1: a slope of 0.8 means the
+    realised year ended 80% of the way from the projection to the budget, i.e. the budget
+    foretold the year better than the projection. ``miss80``: of the rows shown a
+    probability of meeting budget of at least 95% (or under 5%), the share whose realised
+    year fell outside the 80% interval on the budget's side (about 10% when calibrated).
+    """
+    rest = df["forecast_rest"].abs().where(lambda v: v > 0)
+    err = ((df["realised"] - df["projected"]) / rest).clip(-1, 1)
+    gap = ((df["budget"] - df["projected"]) / rest).clip(-1, 1)
+    toward = np.where(gap >= 0, df["realised"] > df["hi_80"], df["realised"] < df["lo_80"])
+    p = df["p_meet_budget"]
+    data = df.assign(err=err, gap=gap, toward=toward, extreme=(p >= 0.95) | (p < 0.05))
+    rows = []
+    for (metric, level), part in data.dropna(subset=["err", "gap"]).groupby(
+        ["metric_id", "level"]
+    ):
+        x, y = part["gap"].to_numpy(), part["err"].to_numpy()
+        slope = float(np.polyfit(x, y, 1)[0]) if len(part) > 2 and x.std() > 0 else np.nan
+        ext = part[part["extreme"]]
+        rows.append(
+            {
+                "metric_id": metric,
+                "level": level,
+                "n": len(part),
+                "corr": float(np.corrcoef(x, y)[0, 1]) if len(part) > 2 else np.nan,
+                "slope": slope,
+                "n_extreme": len(ext),
+                "miss80": float(ext["toward"].mean()) if len(ext) else np.nan,
+            }
+        )
+    print("\n== Forecast error against the gap to budget (both over the forecast rest of year)")
+    print("   slope 0: the budget adds nothing to the projection; 1: the year ends at budget")
+    table = pd.DataFrame(rows)
+    print(
+        table.to_string(
+            index=False,
+            formatters={"corr": "{:.2f}".format, "slope": "{:.2f}".format,
+                        "miss80": "{:.1%}".format},
+        )  # fmt: skip
+    )
 
 
 def clean(seeds: list[int], sizes: list[int], work: Path) -> None:
