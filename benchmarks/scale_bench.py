@@ -11,6 +11,9 @@ as a scheduled run would, and prints:
 - peak memory: the largest sum of resident memory over this process and all its
   descendants (the CLI, the kernels, joblib or Dask workers), sampled every 0.2 s
   with psutil;
+- CPU seconds per kind of process over the run (kernels, the ``perflink review`` process,
+  Dask or joblib workers, this process: with Dask, the scheduler and its client) and their
+  total as a share of the cores over the wall time: where a slower run spent its time;
 - report size: the largest HTML page and the whole report folder;
 - growth: seconds per 1,000 units at each size over the same at the base size
   (``--growth-base``, default 2,000 units when it is among the sizes, else the first size):
@@ -63,13 +66,17 @@ TASKS = ("mapping", "kpi", "forecast", "anomaly", "summary")
 
 
 class PeakMemory:
-    """Largest total RSS of this process and its descendants, sampled in a thread."""
+    """Largest total RSS of this process and its descendants, sampled in a thread; and the
+    CPU seconds each kind of process used meanwhile (:meth:`cpu`)."""
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._first: dict[int, float] = {}  # CPU seconds when first seen
+        self._last: dict[int, float] = {}  # ... when last seen
+        self._kind: dict[int, str] = {}
 
     def _total(self) -> int:
         me = psutil.Process()
@@ -77,7 +84,22 @@ class PeakMemory:
         for proc in [me, *me.children(recursive=True)]:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                 total += proc.memory_info().rss
+                times = proc.cpu_times()
+                used = times.user + times.system
+                if proc.pid not in self._kind:
+                    self._kind[proc.pid] = _kind_of(proc, me)
+                    self._first[proc.pid] = used if proc.pid in self._before else 0.0
+                self._last[proc.pid] = used
         return total
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds (user + system) per kind of process over the measured block: a
+        process is sampled every ``interval``, so one that ends loses its last fraction of
+        a second, and one that lives less than that may be missed."""
+        out: dict[str, float] = {}
+        for pid, kind in self._kind.items():
+            out[kind] = out.get(kind, 0.0) + self._last[pid] - self._first[pid]
+        return out
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -85,6 +107,8 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakMemory:
+        me = psutil.Process()
+        self._before = {p.pid for p in [me, *me.children(recursive=True)]}
         self.peak = self._total()
         self._thread.start()
         return self
@@ -92,6 +116,34 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _kind_of(proc: psutil.Process, me: psutil.Process) -> str:
+    """What a process of the measured tree is, for :meth:`PeakMemory.cpu`."""
+    if proc.pid == me.pid:
+        return "this process"  # with a Dask run: the scheduler and its client
+    try:
+        cmd = " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "other"
+    if "ipykernel" in cmd:
+        return "kernels"
+    if "perflink review" in cmd or "perflink sample-data" in cmd:
+        return "perflink"
+    if proc.ppid() == me.pid or "multiprocessing" in cmd:
+        return "workers"  # the LocalCluster's nannies and workers, or joblib's
+    return "other"  # e.g. the chart bundle's child process
+
+
+def _cpu_line(cpu: dict[str, float], wall: float) -> str:
+    order = ["kernels", "perflink", "workers", "this process", "other"]
+    parts = [f"{k} {cpu[k]:.1f}" for k in order if cpu.get(k, 0.0) >= 0.05]
+    total = sum(cpu.values())
+    cores = os.cpu_count() or 1
+    return (
+        f"cpu s: {', '.join(parts)}; total {total:.1f} = {total / (cores * wall):.0%} of "
+        f"{cores} cores x {wall:.1f} s wall"
+    )
 
 
 def _generate(folder: Path, entities: int, months: int) -> tuple[float, int, int]:
@@ -147,6 +199,7 @@ def _run_review(params: Path, out: Path, tasks: str | None) -> dict:
         "tasks": {t["name"]: t["duration_s"] for t in manifest["tasks"]},
         "largest_page": max(pages.items(), key=lambda kv: kv[1]),
         "report_bytes": total,
+        "cpu": mem.cpu(),
     }
 
 
@@ -275,6 +328,7 @@ def main() -> int:
                     walls[size, kind] = r["wall"]
                     results.setdefault(size, r)
                     print(_row(size, rows, (gen_s, gen_peak), kind, r), flush=True)
+                    print(f"{'':6s} {kind}: {_cpu_line(r['cpu'], r['wall'])}")
                     if cl is not None:
                         split = _task_stream(cl, since, r["wall"], workers)
                         print(f"{'':6s} dask: {split}")

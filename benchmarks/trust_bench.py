@@ -144,9 +144,7 @@ def _budget_gap(df: pd.DataFrame) -> None:
     p = df["p_meet_budget"]
     data = df.assign(err=err, gap=gap, toward=toward, extreme=(p >= 0.95) | (p < 0.05))
     rows = []
-    for (metric, level), part in data.dropna(subset=["err", "gap"]).groupby(
-        ["metric_id", "level"]
-    ):
+    for (metric, level), part in data.dropna(subset=["err", "gap"]).groupby(["metric_id", "level"]):
         x, y = part["gap"].to_numpy(), part["err"].to_numpy()
         slope = float(np.polyfit(x, y, 1)[0]) if len(part) > 2 and x.std() > 0 else np.nan
         ext = part[part["extreme"]]
@@ -167,9 +165,12 @@ def _budget_gap(df: pd.DataFrame) -> None:
     print(
         table.to_string(
             index=False,
-            formatters={"corr": "{:.2f}".format, "slope": "{:.2f}".format,
-                        "miss80": "{:.1%}".format},
-        )  # fmt: skip
+            formatters={
+                "corr": "{:.2f}".format,
+                "slope": "{:.2f}".format,
+                "miss80": "{:.1%}".format,
+            },
+        )
     )
 
 
