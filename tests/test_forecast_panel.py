@@ -1011,6 +1011,94 @@ def test_level_correction_is_the_units_shared_shortfall_and_moves_parents_with_t
     assert got == pytest.approx(60.0 / (600 + 11 * 60))
 
 
+def _blend_runs(units: int = 12, steps: int = 3, t: int = 15):
+    """Past runs of sales and a cost that is 60% of sales month by month, a year before and
+    after; the cost's own forecast is 20% off and the sales forecast exact."""
+    from perflink.forecast import _joint
+
+    rng = np.random.default_rng(3)
+    sales_hist = rng.uniform(50.0, 150.0, size=(units, t))
+    sales_next = rng.uniform(50.0, 150.0, size=(units, steps))
+    actual = {"revenue": sales_hist, "cogs": 0.6 * sales_hist}
+    # the same months a year before the forecast months carry next year's shape
+    actual["revenue"][:, t - 12 : t - 12 + steps] = sales_next
+    actual["cogs"][:, t - 12 : t - 12 + steps] = 0.6 * sales_next
+
+    def with_parent(x):
+        return np.vstack([x, x.sum(axis=0)])
+
+    fc = {
+        "n_units": units,
+        "agg": np.ones((1, units)),
+        "actual": {m: with_parent(v) for m, v in actual.items()},
+        "mean": {"revenue": with_parent(sales_next), "cogs": with_parent(0.6 * sales_next * 1.2)},
+        "nonneg": {m: np.ones(units + 1, bool) for m in actual},
+    }
+    realised = {"revenue": sales_next.sum(axis=1), "cogs": 0.6 * sales_next.sum(axis=1)}
+    realised = {m: np.r_[v, v.sum()] for m, v in realised.items()}
+    zero = {m: np.zeros(units + 1) for m in realised}
+    learner = _joint.Learner(zero, realised, steps)
+    return fc, [(fc, learner, pd.Period("2025-03", "M"))]
+
+
+def test_a_cost_that_follows_sales_is_blended_with_sales_at_last_years_ratio():
+    from perflink.forecast import _joint
+
+    fc, runs = _blend_runs()
+    ratio = _joint.ratio_means(fc, "revenue")
+    # the month a year before each forecast month: sales x 0.6 exactly
+    np.testing.assert_allclose(ratio["cogs"], 0.6 * fc["mean"]["revenue"][:-1])
+    blends = _joint.learn_blends(runs, ["revenue", "cogs"], "revenue")
+    assert blends == {("cogs", "blend"): 0.0}  # the ratio was right, the own forecast 20% off
+    moved = _joint.blend_means(fc, blends, "revenue")
+    np.testing.assert_allclose(moved["mean"]["cogs"][:-1], 0.6 * fc["mean"]["revenue"][:-1])
+    np.testing.assert_allclose(moved["mean"]["cogs"][-1], moved["mean"]["cogs"][:-1].sum(axis=0))
+    assert moved["mean"]["revenue"] is fc["mean"]["revenue"]  # sales keeps its own
+    assert fc["mean"]["cogs"][0, 0] == pytest.approx(0.72 * fc["mean"]["revenue"][0, 0])
+
+    # a cost whose own forecast is right and last year's ratio is not keeps its own (w = 1)
+    own_right = {**fc, "mean": {**fc["mean"], "cogs": fc["mean"]["cogs"] / 1.2 * 1.0}}
+    runs[0][1].realised["cogs"] = np.r_[own_right["mean"]["cogs"][:-1].sum(axis=1), np.nan]
+    skewed = {**own_right, "actual": {**fc["actual"], "cogs": fc["actual"]["cogs"] * 1.3}}
+    got = _joint.learn_blends([(skewed, runs[0][1], runs[0][2])], ["revenue", "cogs"], "revenue")
+    assert got == {("cogs", "blend"): 1.0}
+    assert _joint.blend_means(skewed, got, "revenue") is skewed
+    # no sales metric among the flows, or too few rows: no blend
+    assert _joint.learn_blends(runs, ["cogs"], None) == {}
+    assert _joint.learn_blends(runs, ["cogs"], "revenue") == {}
+    few_fc, few = _blend_runs(units=_joint.MIN_SHIFT_ROWS - 1)
+    assert _joint.learn_blends(few, ["revenue", "cogs"], "revenue") == {}
+    # a month with no year before (a 13th month ahead) or no sales keeps the own forecast
+    short = {**fc, "actual": {m: v[:, -11:] for m, v in fc["actual"].items()}}
+    assert np.isnan(_joint.ratio_means(short, "revenue")["cogs"][:, 0]).all()
+
+
+def test_unit_factors_may_narrow_the_spread_parent_factors_may_not():
+    from perflink.forecast import _joint
+
+    small = np.full(200, 0.3)  # realised years well inside the simulated intervals
+    learner = _joint.Learner({}, {}, 3)
+    learner.scores = {
+        ("net_profit", "unit"): (small, small),
+        ("net_profit", "parent"): (small, small),
+    }
+    got = _joint.factors_from(learner)
+    assert got[("net_profit", "unit")] == (_joint.UNIT_FACTOR_MIN, _joint.UNIT_FACTOR_MIN)
+    assert got[("net_profit", "parent")] == (_joint.FACTOR_RANGE[0], _joint.FACTOR_RANGE[0])
+    assert _joint.UNIT_FACTOR_MIN < 1.0 == _joint.FACTOR_RANGE[0]
+
+
+def test_page_names_the_blend_weights(tiny_result):
+    from dataclasses import replace
+
+    moved = replace(tiny_result, blends={"cogs": 0.3, "opex": 0.7})
+    text = moved.method().text
+    name = tiny_result._name
+    assert f"{name('cogs')} 30%" in text and f"{name('opex')} 70%" in text
+    assert "same month last year" in text and name("revenue") in text
+    assert "blended" not in replace(tiny_result, blends={}).method().text
+
+
 def test_factors_of_few_windows_take_the_conformal_rule_and_the_group_its_parents_at_least():
     from perflink.forecast import _joint
 

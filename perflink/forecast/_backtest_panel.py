@@ -9,7 +9,6 @@ from perflink import labels
 from perflink.common import require_columns
 from perflink.execution import Executor, expect, progress
 from perflink.forecast import _deviation as _dev
-from perflink.forecast import _joint
 from perflink.forecast import _models as _fm
 from perflink.forecast import _panel as _fp
 from perflink.forecast._results import BacktestResult
@@ -242,7 +241,7 @@ def _full_year(wide, entities, catalog, options, st, ex, targets):
         # out of sample: the factors the review would have had at that origin
         cal_runs = runs_of(calibration[origin], _fp.M - origin.month)
         factors = _fp.calibrate(cal_runs, catalog, options)
-        fc = _joint.shift_means(fc, factors)
+        fc = _fp.correct_means(fc, factors, catalog, options)
         paths = _fp.draw_paths(fc, catalog, options, learner.steps, factors=factors)
         level = np.array([LEVEL_OF_KIND.get(k, "unit") for k in fc["kind"]], dtype=object)
         budgets = {}

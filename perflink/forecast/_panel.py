@@ -533,12 +533,31 @@ def _window_learner(real_all, periods, origin, steps) -> _joint.Learner:
 CALIBRATION_CACHE_BYTES = 64 * 2**20
 
 
+def sales_metric(catalog, options) -> str | None:
+    """The catalog's sales metric (``role: sales``) when it is among the forecast flows: the
+    other flows may follow it at last year's ratio (:func:`perflink.forecast._joint.learn_blends`)."""
+    sales = catalog.role("sales")
+    return sales if sales in options.metrics else None
+
+
+def correct_means(fc: dict, factors: dict, catalog, options) -> dict:
+    """``fc`` with the corrections :func:`calibrate` learnt: each flow blended with the sales
+    forecast at last year's ratio, then its level corrected."""
+    blended = _joint.blend_means(fc, factors, sales_metric(catalog, options))
+    return _joint.shift_means(blended, factors)
+
+
 def calibrate(runs, catalog, options) -> dict:
-    """Level corrections (``(metric, "shift")``, :func:`perflink.forecast._joint.learn_shifts`)
+    """Blend weights (``(metric, "blend")``, :func:`perflink.forecast._joint.learn_blends`),
+    level corrections (``(metric, "shift")``, :func:`perflink.forecast._joint.learn_shifts`)
     and spread factors per (metric, level) from past runs (:func:`past_runs`), stage by
-    stage; apply the corrections with :func:`perflink.forecast._joint.shift_means`."""
-    # first the level of the flows (a shortfall every unit shares), then the spread around it
-    factors: dict = _joint.learn_shifts(runs, list(options.metrics))
+    stage; apply the first two with :func:`correct_means`."""
+    # first how each flow follows sales, then the level of the flows (a shortfall every
+    # unit shares), then the spread around it
+    metrics, sales = list(options.metrics), sales_metric(catalog, options)
+    factors: dict = _joint.learn_blends(runs, metrics, sales)
+    runs = [(_joint.blend_means(fc, factors, sales), lr, o) for fc, lr, o in runs]
+    factors.update(_joint.learn_shifts(runs, metrics))
     runs = [(_joint.shift_means(fc, factors), learner, origin) for fc, learner, origin in runs]
     # each pass draws the same unit paths: kept between passes when they fit the budget
     size = sum(fc["n_units"] * learner.steps for fc, learner, _origin in runs)

@@ -510,6 +510,10 @@ class ForecastResult(TaskResult):
     #: recent calibration windows; empty when the history was too short for them, None
     #: when there was nothing left of the year to calibrate.
     corrections: Mapping[str, float] | None = None
+    #: Weight of each flow's own forecast in its blend with the sales forecast at last
+    #: year's ratio to sales (the rest), learnt on the same windows; empty when no flow
+    #: could be checked or the catalog has no sales metric among the flows.
+    blends: Mapping[str, float] | None = None
 
     _frame = "forecast"
 
@@ -555,8 +559,8 @@ class ForecastResult(TaskResult):
         return ForecastTextResult(labels.spaced(text, lang), lang)
 
     def method(self) -> ForecastTextResult:
-        """How parents, profit and intervals are simulated, and the level corrections applied
-        (or that the history was too short for them)."""
+        """How parents, profit and intervals are simulated, the level corrections applied (or
+        that the history was too short for them) and how the flows follow sales."""
         lang = self.language
         parts = [labels.t("forecast.text.aggregate", lang)]
         if self.corrections:
@@ -564,6 +568,18 @@ class ForecastResult(TaskResult):
             parts.append(labels.t("forecast.text.level", lang, corrections=_join(each, lang)))
         elif self.corrections is not None and not self.nothing:
             parts.append(labels.t("forecast.text.no_level", lang, rows=MIN_SHIFT_ROWS))
+        sales = self.roles.get("sales")
+        if self.blends and sales:
+            each = [f"{self._name(m)} {w:.0%}" for m, w in self.blends.items()]
+            parts.append(
+                labels.t(
+                    "forecast.text.blend",
+                    lang,
+                    flows=_join([self._name(m) for m in self.blends], lang),
+                    sales=self._name(sales),
+                    weights=_join(each, lang),
+                )
+            )
         text = ("" if lang == "zh" else " ").join(parts)
         return ForecastTextResult(labels.spaced(text, lang), lang)
 

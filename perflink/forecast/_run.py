@@ -131,7 +131,7 @@ def forecast_panel(
     sample = _fp.sample_units(wide, entities, options.backtest_max_units)
     runs = _fp.past_runs(sample, entities, catalog, options, origins, ex, steps=st.fy_steps)
     factors = _fp.calibrate(runs, catalog, options)
-    fc = _joint.shift_means(fc, factors)
+    fc = _fp.correct_means(fc, factors, catalog, options)
     paths = _fp.draw_paths(fc, catalog, options, st.horizon, factors=factors, steps=st.fy_steps)
     actual = _fp.full_actuals(fc, catalog, pm)
     ids = fc["entity_ids"]
@@ -263,6 +263,7 @@ def forecast_panel(
         leads=lead_of,
         status=status,
         corrections=_joint.shifts_of(factors) if st.fy_steps else None,
+        blends=_joint.blends_of(factors) if st.fy_steps else None,
     )
 
 
