@@ -6,8 +6,9 @@ Prints, for groups generated with seeds the tests do not use (issue 15's benchma
     The forecast made as of each origin quarter (default 2025Q1-Q3) against the realised full
     year (the same forecast run as of 2025Q4, whose year-to-date actual *is* the full year,
     so "realised" follows exactly the definitions the forecast projects). Per metric and
-    level (unit = department, subsidiary, group): how many rows, and the share whose 80% and
-    95% intervals held the realised figure (goals 75-85% and 92-97%). Then the calibration of
+    level (unit = department, subsidiary, group): how many rows, the share whose 80% and
+    95% intervals held the realised figure (goals 75-85% and 92-97%), and the projection's
+    error (``wape``: summed absolute error over the summed realised figures). Then the calibration of
     the probability of meeting budget: rows binned by the probability shown, and of each bin
     the share that met budget; and how the error follows the gap between the projection and
     the budget (where the budget foretold the year better than the projection, the rows
@@ -94,11 +95,21 @@ def coverage(seeds: list[int], origins: list[str], realised_q: str, work: Path) 
         f"\n== Interval coverage of the realised full year ({len(seeds)} seeds x origins {origins})"
     )
     print("   goals: 80% interval 75-85%, 95% interval 92-97%")
+    df["abs_err"] = (df["realised"] - df["projected"]).abs()
+    df["abs_real"] = df["realised"].abs()
     table = (
         df.groupby(["metric_id", "level"])
-        .agg(n=("in80", "size"), cover80=("in80", "mean"), cover95=("in95", "mean"))
+        .agg(
+            n=("in80", "size"),
+            cover80=("in80", "mean"),
+            cover95=("in95", "mean"),
+            abs_err=("abs_err", "sum"),
+            abs_real=("abs_real", "sum"),
+        )
         .reset_index()
     )
+    # the projection's full-year error, summed over the rows (weighted absolute % error)
+    table["wape"] = table.pop("abs_err") / table.pop("abs_real")
     table["ok"] = table["cover80"].between(0.75, 0.85) & table["cover95"].between(0.92, 0.97)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1%}"))
     by_origin = df.groupby(["origin", "level"]).agg(
