@@ -86,9 +86,12 @@ class PeakMemory:
                 total += proc.memory_info().rss
                 times = proc.cpu_times()
                 used = times.user + times.system
-                if proc.pid not in self._kind:
-                    self._kind[proc.pid] = _kind_of(proc, me)
+                if proc.pid not in self._first:
                     self._first[proc.pid] = used if proc.pid in self._before else 0.0
+                # until it is known: a child seen between fork and exec shows this command,
+                # and an exiting one may no longer show its own
+                if self._kind.get(proc.pid, "other") == "other":
+                    self._kind[proc.pid] = _kind_of(proc, me) or "other"
                 self._last[proc.pid] = used
         return total
 
@@ -118,14 +121,17 @@ class PeakMemory:
         self._thread.join()
 
 
-def _kind_of(proc: psutil.Process, me: psutil.Process) -> str:
-    """What a process of the measured tree is, for :meth:`PeakMemory.cpu`."""
+def _kind_of(proc: psutil.Process, me: psutil.Process) -> str | None:
+    """What a process of the measured tree is, for :meth:`PeakMemory.cpu` (None: not yet
+    known, a child between fork and exec)."""
     if proc.pid == me.pid:
         return "this process"  # with a Dask run: the scheduler and its client
     try:
         cmd = " ".join(proc.cmdline())
+        if proc.cmdline() == me.cmdline():
+            return None
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return "other"
+        return None
     if "ipykernel" in cmd:
         return "kernels"
     if "perflink review" in cmd or "perflink sample-data" in cmd:
