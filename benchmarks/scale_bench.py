@@ -127,11 +127,12 @@ def _kind_of(proc: psutil.Process, me: psutil.Process) -> str | None:
     if proc.pid == me.pid:
         return "this process"  # with a Dask run: the scheduler and its client
     try:
-        cmd = " ".join(proc.cmdline())
-        if proc.cmdline() == me.cmdline():
-            return None
+        args = proc.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+    if args == me.cmdline():
+        return None
+    cmd = " ".join(args)
     if "ipykernel" in cmd:
         return "kernels"
     if "perflink review" in cmd or "perflink sample-data" in cmd:

@@ -211,13 +211,15 @@ def shift_means(fc: dict, factors: dict) -> dict:
     n_u = fc["n_units"]
     mean = dict(fc["mean"])
     for metric, s in shifts.items():
-        v = mean[metric]
-        unit_add = s * np.abs(v[:n_u])
-        par_add = fc["agg"] @ np.nan_to_num(unit_add)
-        nonneg = fc["nonneg"][metric]
-        new = v + np.vstack([unit_add, par_add])
-        mean[metric] = np.where(nonneg[:, None], np.maximum(new, 0.0), new)
+        mean[metric] = _moved_units(fc, metric, s * np.abs(mean[metric][:n_u]))
     return {**fc, "mean": mean}
+
+
+def _moved_units(fc: dict, metric: str, unit_add: np.ndarray) -> np.ndarray:
+    """``metric``'s forecast means with ``unit_add`` added to the units' rows and the sum of
+    their additions to each parent's; a metric that cannot be negative stays at 0 or above."""
+    new = fc["mean"][metric] + np.vstack([unit_add, fc["agg"] @ np.nan_to_num(unit_add)])
+    return np.where(fc["nonneg"][metric][:, None], np.maximum(new, 0.0), new)
 
 
 def ratio_means(fc: dict, sales: str) -> dict[str, np.ndarray]:
@@ -303,13 +305,9 @@ def blend_means(fc: dict, factors: dict, sales: str | None) -> dict:
     alt = ratio_means(fc, sales)
     mean = dict(fc["mean"])
     for metric, w in weights.items():
-        v = mean[metric]
-        own = v[:n_u]
+        own = fc["mean"][metric][:n_u]
         unit_add = (1.0 - w) * (np.where(np.isfinite(alt[metric]), alt[metric], own) - own)
-        unit_add = np.where(np.isfinite(unit_add), unit_add, 0.0)
-        new = v + np.vstack([unit_add, fc["agg"] @ unit_add])
-        nonneg = fc["nonneg"][metric]
-        mean[metric] = np.where(nonneg[:, None], np.maximum(new, 0.0), new)
+        mean[metric] = _moved_units(fc, metric, np.where(np.isfinite(unit_add), unit_add, 0.0))
     return {**fc, "mean": mean}
 
 
@@ -543,9 +541,8 @@ def factors_from(learner: Learner) -> dict:
     """Factors ``(f80, f95)`` per (metric, level): what puts :data:`COVER` of the recorded
     windows inside the 80% interval and :data:`COVER_95` inside the 95% interval, each
     within :data:`FACTOR_RANGE` (units from :data:`UNIT_FACTOR_MIN`; see :func:`_scale`);
-    levels with fewer than
-    :data:`MIN_ROWS` windows are left out (they take the next lower level's, see
-    :func:`level_factor`)."""
+    levels with fewer than :data:`MIN_ROWS` windows are left out (they take the next lower
+    level's, see :func:`level_factor`)."""
     out = {}
     for key, (s80, s95) in learner.scores.items():
         if len(s80) >= MIN_ROWS:
