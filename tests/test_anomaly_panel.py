@@ -320,6 +320,34 @@ def test_rarity_in_chinese_and_the_years_follow_the_score(catalog):
     assert years(big["message"].iloc[0]) > years(small["message"].iloc[0])
 
 
+def test_a_point_two_checks_flag_at_medium_is_raised_to_high(catalog):
+    def edit(d):
+        d["U03"]["opex"][-2] *= 1.12  # its history, its driver and its ratios each see it
+
+    row = _run(_facts(edit=edit), catalog).table.iloc[0]
+    assert (row["entity_id"], str(row["period"]), row["metric_id"]) == ("U03", "2026-08", "opex")
+    assert abs(row["score"]) < 6.0  # medium on its own score
+    assert row["severity"] == "high" and row["also"]
+    assert "checks flagged this point on their own" in row["message"]
+
+    from perflink.anomaly._explain import corroborated
+
+    rows = pd.DataFrame(
+        {
+            "entity_id": ["U01"] * 6 + ["U02", "U02"],
+            "period": ["2026-08"] * 2 + ["2026-09"] * 2 + ["2026-07"] * 2 + ["2026-08", "2026-09"],
+            "metric_id": "opex",
+            "kind": ["spike", "multivariate", "spike", "level_shift", "peer", "linkage"]
+            + ["spike", "linkage"],
+            "severity": ["medium", "medium", "medium", "medium", "medium", "low"]
+            + ["medium", "medium"],
+        }
+    )
+    # two checks: raised; one check's two kinds, a low second flag, another month: not
+    want = ["high", "high", "medium", "medium", "medium", "low", "medium", "medium"]
+    assert list(corroborated(rows)) == want
+
+
 def test_small_count_month_is_not_a_critical_finding(catalog):
     rng = np.random.default_rng(2)
 

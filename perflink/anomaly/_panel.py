@@ -20,7 +20,9 @@ from perflink.anomaly._detect import (
     series_flags,
 )
 from perflink.anomaly._explain import (
+    _SERIES_KINDS,
     SEVERITY_ORDER,
+    corroborated,
     explained_by,
     message,
     rarity_years,
@@ -63,7 +65,6 @@ __all__ = ["DETECTORS", "detect_anomalies"]
 
 #: Detector names accepted in ``AnomalyOptions.detectors``.
 DETECTORS = ("series", "multivariate", "peer", "linkage")
-_SERIES_KINDS = ("spike", "level_shift", "trend_break")
 
 
 def detect_anomalies(
@@ -310,7 +311,12 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
     method = np.array([str(sc.method[e, m]) for e, m in zip(cand["e"], cand["m"], strict=True)])
     count = np.char.startswith(method, "count_") & cand["kind"].isin(_SERIES_KINDS).to_numpy()
     cand.loc[count & (cand["severity"] == "critical").to_numpy(), "severity"] = "high"
-    cand["rarity_years"] = rarity_years(cand, sc)
+    raised = corroborated(cand)
+    cand["raised"] = raised != cand["severity"].to_numpy(dtype=object)
+    cand["severity"] = raised
+    # the multivariate distance's tails are not the spike test's: its rarity is read from
+    # the same capped evidence as its severity, so a medium never says "once in 1,000 years"
+    cand["rarity_years"] = rarity_years(cand.assign(score=evidence), sc)
     ctx = {**names, "flag_rate": opts.flag_rate}
     cand["explanation"] = [message(r, cube, catalog, sc, ctx, lang) for _, r in cand.iterrows()]
     cand["explanation"] = cand["explanation"] + stake_text(priced, catalog, names["metrics"], lang)
@@ -327,6 +333,13 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
         for b in first["explained_by"]
     ]
     first["explanation"] = first["explanation"] + note
+    checks = cand.groupby(key, sort=False)["kind"].agg(
+        lambda s: sorted({"series" if k in _SERIES_KINDS else k for k in s})
+    )
+    first["explanation"] = first["explanation"] + [
+        f"{sep}{_corroboration(checks[k], lang)}" if r else ""
+        for r, k in zip(first["raised"], zip(*(first[c] for c in key)), strict=True)
+    ]
     inputs = {
         target: [m for m in re.findall(r"[A-Za-z_]\w*", drivers) if m in catalog.metrics]
         for target, (_, drivers, _) in linkage_models(cube, catalog, opts.min_level).items()
@@ -342,6 +355,14 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
     first = _rank(first)
     first["rank"] = np.arange(1, len(first) + 1)
     return first[TABLE_COLUMNS].reset_index(drop=True)
+
+
+def _corroboration(checks: list[str], lang: str) -> str:
+    """ "Flagged by 3 checks at this point (…): raised to high", in ``lang``."""
+    names = [labels.t(f"anomaly.check.{c}", lang) for c in checks]
+    return labels.t(
+        "anomaly.msg.corroborated", lang, n=len(names), checks=labels.t("workbook.value.list_sep", lang).join(names)
+    )
 
 
 def _rank(df: pd.DataFrame) -> pd.DataFrame:
