@@ -424,6 +424,50 @@ def test_driver_strength_wrong_sign():
     assert row["strength"] == "wrong_sign" and row["severity"] == "high" and row["elasticity"] < 0
 
 
+def _plant_facts(yield_power: float) -> pd.DataFrame:
+    """Plants whose yield rises with their volume (a fuller line runs cleaner): production
+    cost = volume x unit cost x yield ** ``yield_power``, the volume moving 10% a month and
+    the yield 0.4%."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for e in range(8):
+        z = rng.normal(0, 1, len(MONTHS) + 1)
+        qty = 40_000 * np.exp(0.1 * z)
+        yld = 0.95 * np.exp(0.004 * (0.8 * z + 0.6 * rng.normal(0, 1, len(z))))
+        cost = qty * 0.5 * yld**yield_power * np.exp(rng.normal(0, 0.005, len(z)))
+        save = rng.normal(0.02, 0.005, len(z))
+        for i, p in enumerate(MONTHS):
+            rows += [
+                (f"P{e}", str(p), "production_qty", qty[i + 1]),
+                (f"P{e}", str(p), "production_plan_qty", qty[i]),
+                (f"P{e}", str(p), "yield_rate", yld[i + 1]),
+                (f"P{e}", str(p), "procurement_savings_rate", save[i + 1]),
+                (f"P{e}", str(p), "production_cost", cost[i + 1]),
+            ]
+    return _facts(rows)
+
+
+def _m05(yield_power: float) -> pd.Series:
+    t = pm.driver_strength(_plant_facts(yield_power), CATALOG, quarter=Q, lang="en")
+    return t.to_frame().set_index("mapping_id").loc["M05"]
+
+
+def test_a_wrong_sign_must_hold_with_the_targets_other_drivers():
+    # a yield that does not move cost: alone against production cost it takes on the
+    # volume's move (far above zero, "significant"); with the volume held fixed it shows
+    # no effect, which is what the finding says (not a wrong sign, not high)
+    row = _m05(0.0)
+    assert row["strength"] == "inconclusive" and row["model"] == "partial"
+    assert row["severity"] == "low" and row["p_value"] > 0.05
+    assert "wrong sign" not in row["message"]
+    # the catalog's sign found on the fuller model, and a yield that really raises cost
+    # still called wrong on it
+    assert _m05(-1.0)[["strength", "model"]].tolist() == ["confirmed", "partial"]
+    row = _m05(3.0)
+    assert row["strength"] == "wrong_sign" and row["model"] == "partial"
+    assert row["severity"] == "high" and row["elasticity"] > 0
+
+
 def test_driver_strength_names_the_kpi_quarterly_elasticity_beside_its_own():
     # the figure the KPI decomposition prices deviations with, by the same definition
     from perflink import kpi

@@ -350,8 +350,10 @@ def driver_strength(
     ``confirmed`` when either model gives the expected sign at ``p < alpha`` and explains
     at least ``min_r2`` of the target's variation within units (else ``weak``: significant
     but too small to steer by);
-    ``wrong_sign`` when one gives the opposite sign significantly; ``weak`` when neither
-    and the 95% interval rules out an elasticity of ``min_elasticity`` in the expected
+    ``wrong_sign`` when the fuller model (partial where there is one: a driver that barely
+    moves takes on the volume beside it when fitted alone) gives the opposite sign
+    significantly; a mapping not confirmed is judged and shown on that model: ``weak`` when
+    the 95% interval rules out an elasticity of ``min_elasticity`` in the expected
     direction; ``inconclusive`` when it does not (the driver varies too little to tell);
     ``unstable`` when confirmed but the two halves of the window (last year vs this year)
     differ by ``|z| > stability_z`` and by sign or a factor over 2;

@@ -243,13 +243,18 @@ def run(
             for k, f in fits.items()
             if np.sign(f["elasticity"]) == mp.sign and f["p_value"] < alpha
         )
-        wrong = sorted(
-            (f["p_value"], k)
-            for k, f in fits.items()
-            if np.sign(f["elasticity"]) == -mp.sign and f["p_value"] < alpha
-        )
-        model = confirmed[0][1] if confirmed else wrong[0][1] if wrong else "simple"
-        model = model if model in fits else next(iter(fits))
+        # A sign against the catalog's must hold with the target's other drivers held
+        # fixed: without them a driver that barely moves (a yield rate) takes on whatever
+        # the volume beside it did, and clean groups showed "wrong sign" where the model
+        # with the volume had the catalog's sign. A mapping not confirmed is judged on that
+        # fuller model.
+        full = "partial" if "partial" in fits else next(iter(fits))
+        wrong = [
+            k
+            for k in (full,)
+            if np.sign(fits[k]["elasticity"]) == -mp.sign and fits[k]["p_value"] < alpha
+        ]
+        model = confirmed[0][1] if confirmed else full
         fit = fits[model]
         status = "confirmed" if confirmed else "wrong_sign" if wrong else "weak"
         # significant yet explaining almost none of the target's moves: a chance link (one
