@@ -1195,3 +1195,60 @@ def test_calibration_passes_reuse_the_unit_paths_with_the_same_factors(monkeypat
     assert n_kept == len(origins) * len(options.metrics)  # once per window and flow
     assert len(drawn) == passes * n_kept  # once per pass
     assert kept == again and len(kept) > len(options.metrics)
+
+
+def test_the_groups_factors_also_learn_from_full_years_of_earlier_years():
+    # runs from the same month a year and two years before add to the group's scores only:
+    # the other factors, the blends and the level corrections are those of the windows
+    from perflink.forecast import _panel as fp
+
+    facts, _targets, entities = _tiny(miss=0.75)
+    options = FAST.for_catalog(CATALOG)
+    st = fp.setup("2026Q3", options)
+    wide = fp.unit_panel(facts, st.cutoff, list(options.metrics))
+    periods = wide.index.get_level_values("period").unique()
+    ex = fp.executor_of(None, 1)
+    windows = fp.windows_for(periods, st.cutoff, 2, options)
+    runs = fp.past_runs(wide, entities, CATALOG, options, windows, ex, steps=st.fy_steps)
+    years = fp.origins_for(periods, st.cutoff, 2, options)
+    assert {o.year for o in years} == {2025, 2024} and all(o.month <= 9 for o in years)
+    year_runs = fp.past_runs(wide, entities, CATALOG, options, years, ex)
+    alone = fp.calibrate(runs, CATALOG, options)
+    both = fp.calibrate(runs, CATALOG, options, group_runs=year_runs)
+    group = {k for k in both if k[1] == "group"}
+    assert group and {k: v for k, v in both.items() if k not in group} == {
+        k: v for k, v in alone.items() if k not in group
+    }
+    assert any(both[k] != alone[k] for k in group)
+    # a year run that missed by far widens the group, and only the group
+    far = [(fc, _joint_far(lr), o) for fc, lr, o in year_runs]
+    wide_group = fp.calibrate(runs, CATALOG, options, group_runs=far)
+    for key in group:
+        assert all(np.greater_equal(wide_group[key], both[key]))
+    assert any(np.greater(wide_group[k], both[k]).any() for k in group)
+
+
+def _joint_far(learner):
+    """``learner`` whose realised years are 30% above what they were."""
+    from perflink.forecast import _joint
+
+    real = {m: v * 1.3 for m, v in learner.realised.items()}
+    out = _joint.Learner(learner.ytd, real, learner.steps)
+    out.naive = learner.naive
+    return out
+
+
+def test_a_parents_projection_stays_the_sum_of_its_units_under_a_wide_factor(tiny_result):
+    # a parent's paths are spread by its factor and not clipped again (clipping moved its
+    # mean off its units' sum); its lower edges are floored at zero where shown
+    from perflink.forecast import _panel as fp
+
+    dev = tiny_result.deviation.to_frame().set_index(["entity_id", "metric_id"])
+    for metric in ("revenue", "cogs", "opex"):
+        units = dev.loc[("S1U1", metric), "projected"] + dev.loc[("S1U2", metric), "projected"]
+        for parent in ("S1", "G"):
+            np.testing.assert_allclose(dev.loc[(parent, metric), "projected"], units, rtol=1e-9)
+    q = np.array([[-5.0, -5.0], [3.0, 3.0]])
+    fc = {"nonneg": {"revenue": np.array([True, False])}}
+    np.testing.assert_array_equal(fp.floor_zero(q, fc, "revenue"), [[0.0, -5.0], [3.0, 3.0]])
+    assert fp.floor_zero(q, fc, "net_profit") is q

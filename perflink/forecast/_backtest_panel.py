@@ -195,33 +195,38 @@ def _steps(wide, options, st, cut_months) -> int:
     """
     metrics = len(options.metrics)
     monthly = sum(_fp.units_upto(wide, m, before=True) for m in cut_months)
-    origins, calibration = _origins(wide, options, st)
+    origins, calibration, years = _origins(wide, options, st)
     distinct = {(o, None) for o in origins}.union(
-        *({(c, _fp.M - o.month) for c in cals} for o, cals in calibration.items())
+        *({(c, _fp.M - o.month) for c in cals} for o, cals in calibration.items()),
+        *({(y, None) for y in ys} for ys in years.values()),
     )
     forecasts = sum(_fp.units_upto(wide, o) for o, _check in distinct)
-    passes = _fp.simulation_passes(options)
+    passes, group = _fp.simulation_passes(options), _fp.group_passes(options)
     simulated = sum(
-        passes * sum(_fp.units_upto(wide, c) for c in calibration[o]) + _fp.units_upto(wide, o)
+        passes * sum(_fp.units_upto(wide, c) for c in calibration[o])
+        + group * sum(_fp.units_upto(wide, y) for y in years[o])
+        + _fp.units_upto(wide, o)
         for o in origins
     )
     return metrics * monthly + metrics * forecasts + simulated
 
 
-def _origins(wide, options, st) -> tuple[list, dict]:
-    """The full-year check's origins (the review month one year earlier and its neighbours)
-    and the calibration origins of each."""
+def _origins(wide, options, st) -> tuple[list, dict, dict]:
+    """The full-year check's origins (the review month one year earlier and its neighbours),
+    the calibration windows of each and the full-year origins a year and two years before
+    each (its group factors' further runs, as the review's)."""
     periods = wide.index.get_level_values("period").unique()
     n_u = wide.index.get_level_values("entity_id").nunique()
     origins = [
         o for o in _fp.origins_for(periods, st.cutoff, n_u, options) if o.year == st.year - 1
     ]
-    return origins, {o: _fp.windows_for(periods, o, n_u, options) for o in origins}
+    windows = {o: _fp.windows_for(periods, o, n_u, options) for o in origins}
+    return origins, windows, {o: _fp.origins_for(periods, o, n_u, options) for o in origins}
 
 
 def _full_year(wide, entities, catalog, options, st, ex, targets):
     """Rows per metric x level and the calibration table of the full-year backtest."""
-    origins, calibration = _origins(wide, options, st)
+    origins, calibration, years = _origins(wide, options, st)
     # each origin's projection is made once: an origin of the check is also the calibration
     # origin of later ones (its realised year lies before them, so no later data is read)
     cache: dict = {}
@@ -240,7 +245,7 @@ def _full_year(wide, entities, catalog, options, st, ex, targets):
     for fc, learner, origin in runs:
         # out of sample: the factors the review would have had at that origin
         cal_runs = runs_of(calibration[origin], _fp.M - origin.month)
-        factors = _fp.calibrate(cal_runs, catalog, options)
+        factors = _fp.calibrate(cal_runs, catalog, options, group_runs=runs_of(years[origin]))
         fc = _fp.correct_means(fc, factors, catalog, options)
         paths = _fp.draw_paths(fc, catalog, options, learner.steps, factors=factors)
         level = np.array([LEVEL_OF_KIND.get(k, "unit") for k in fc["kind"]], dtype=object)

@@ -459,9 +459,10 @@ def simulate(
     if stages < 2:
         return {m: v[:n_u] for m, v in out.items()}
     for metric in metrics:
-        par = parents(metric, sum_rows(agg, out[metric][:n_u]))
-        np.maximum(par, 0.0, out=par, where=fc["nonneg"][metric][n_u:, None, None])
-        out[metric][n_u:] = par
+        # sums of the units' clipped paths, spread by the parent's factor and not clipped
+        # again: clipping would move the mean, and a parent's projection is the sum of its
+        # units' (the edges shown are floored at zero: perflink.forecast._panel.floor_zero)
+        out[metric][n_u:] = parents(metric, sum_rows(agg, out[metric][:n_u]))
     pm = options.profit_metric
     if pm:
         absent = fc["absent"]
@@ -542,11 +543,15 @@ def factors_from(learner: Learner) -> dict:
     windows inside the 80% interval and :data:`COVER_95` inside the 95% interval, each
     within :data:`FACTOR_RANGE` (units from :data:`UNIT_FACTOR_MIN`; see :func:`_scale`);
     levels with fewer than :data:`MIN_ROWS` windows are left out (they take the next lower
-    level's, see :func:`level_factor`)."""
+    level's, see :func:`level_factor`). Fewer than :data:`FEW_ROWS` scores, and the group's
+    at any count, take :func:`conformal_quantile`."""
     out = {}
     for key, (s80, s95) in learner.scores.items():
         if len(s80) >= MIN_ROWS:
-            quantile = conformal_quantile if len(s80) < FEW_ROWS else np.quantile
+            # the group's sums always: its runs share most of their months (a dozen of them
+            # are a few independent checks)
+            few = len(s80) < FEW_ROWS or key[1] == "group"
+            quantile = conformal_quantile if few else np.quantile
             low = UNIT_FACTOR_MIN if key[1] == "unit" else FACTOR_RANGE[0]
             f80 = float(np.clip(quantile(s80, COVER), low, FACTOR_RANGE[1]))
             f95 = float(np.clip(quantile(s95, COVER_95), low, FACTOR_RANGE[1]))

@@ -130,7 +130,10 @@ def forecast_panel(
     # spread, which a stratified sample estimates at a fraction of the cost
     sample = _fp.sample_units(wide, entities, options.backtest_max_units)
     runs = _fp.past_runs(sample, entities, catalog, options, origins, ex, steps=st.fy_steps)
-    factors = _fp.calibrate(runs, catalog, options)
+    # and the group's, also on full years from the same month of earlier years
+    years = _fp.origins_for(fc["periods"], st.cutoff, n_units, options) if st.fy_steps else []
+    year_runs = _fp.past_runs(sample, entities, catalog, options, years, ex)
+    factors = _fp.calibrate(runs, catalog, options, group_runs=year_runs)
     fc = _fp.correct_means(fc, factors, catalog, options)
     paths = _fp.draw_paths(fc, catalog, options, st.horizon, factors=factors, steps=st.fy_steps)
     actual = _fp.full_actuals(fc, catalog, pm)
@@ -164,6 +167,7 @@ def forecast_panel(
             if fy.size
             else np.zeros((5, 0))
         )
+        q = _fp.floor_zero(q, fc, metric)
         proj = np.nanmean(fy, axis=1)
         bud = np.nansum(budgets[metric], axis=1)
         bud[~np.isfinite(budgets[metric]).all(axis=1)] = np.nan
