@@ -213,13 +213,11 @@ def _steps(wide, options, st, cut_months) -> int:
 
 def _origins(wide, options, st) -> tuple[list, dict, dict]:
     """The full-year check's origins (the review month one year earlier and its neighbours),
-    the calibration windows of each and the full-year origins a year and two years before
-    each (its group factors' further runs, as the review's)."""
+    the calibration windows of each and the full-year origins a year before each (its group
+    factors' further runs, as the review's)."""
     periods = wide.index.get_level_values("period").unique()
     n_u = wide.index.get_level_values("entity_id").nunique()
-    origins = [
-        o for o in _fp.origins_for(periods, st.cutoff, n_u, options) if o.year == st.year - 1
-    ]
+    origins = _fp.origins_for(periods, st.cutoff, n_u, options)
     windows = {o: _fp.windows_for(periods, o, n_u, options) for o in origins}
     return origins, windows, {o: _fp.origins_for(periods, o, n_u, options) for o in origins}
 

@@ -426,22 +426,21 @@ def sample_units(wide: pd.DataFrame, entities: pd.DataFrame, max_units: int) -> 
 def calibration_origins(
     periods: pd.PeriodIndex, cutoff: pd.Period, *, neighbours: int = CALIBRATION_NEIGHBOURS
 ) -> list[pd.Period]:
-    """The same month one and two years before ``cutoff`` and the ``neighbours`` months
-    before each, that leave at least 13 months of history from January of their year on
-    (the calibration and backtest origins)."""
+    """The same month a year before ``cutoff`` and the ``neighbours`` months before it, in
+    that year, that leave at least 13 months of history from January of their year on (the
+    backtest's full-year origins, and the group's further calibration runs)."""
     out = []
-    for years in (1, 2):
-        for back in range(neighbours + 1):
-            origin = cutoff - 12 * years - back
-            jan = pd.Period(f"{origin.year}-01", "M")
-            if (
-                origin.year == (cutoff - 12 * years).year
-                and origin.month < M
-                and origin in periods
-                and periods[0] <= jan
-                and (origin - periods[0]).n >= 12
-            ):
-                out.append(origin)
+    for back in range(neighbours + 1):
+        origin = cutoff - 12 - back
+        jan = pd.Period(f"{origin.year}-01", "M")
+        if (
+            origin.year == cutoff.year - 1
+            and origin.month < M
+            and origin in periods
+            and periods[0] <= jan
+            and (origin - periods[0]).n >= 12
+        ):
+            out.append(origin)
     return out
 
 
@@ -560,12 +559,12 @@ def calibrate(runs, catalog, options, *, group_runs=()) -> dict:
     and spread factors per (metric, level) from past runs (:func:`past_runs`), stage by
     stage; apply the first two with :func:`correct_means`.
 
-    ``group_runs``: full-year runs from the same month a year and two years before
+    ``group_runs``: full-year runs from the same month a year before and its neighbours
     (:func:`origins_for`) whose scores count for the group's factors only. The group is
     one sum per run: its windows ending at the cutoff are a handful that share most of their
     months and none of the months ahead (at a mid-year cutoff its 80% interval held 64% of
     realised years over 20 generated groups); the same months of earlier years add checks
-    of the very task. Units and subsidiaries have rows enough in the windows, and those
+    of the very task (the backtest's full-year origins). Units and subsidiaries have rows enough in the windows, and those
     runs, made from a year less history, err more than the review's own forecast: counted
     at every level they widened intervals that already held more than 85%.
     """

@@ -130,7 +130,7 @@ def forecast_panel(
     # spread, which a stratified sample estimates at a fraction of the cost
     sample = _fp.sample_units(wide, entities, options.backtest_max_units)
     runs = _fp.past_runs(sample, entities, catalog, options, origins, ex, steps=st.fy_steps)
-    # and the group's, also on full years from the same month of earlier years
+    # and the group's, also on full years from the same month a year before (the backtest's)
     years = _fp.origins_for(fc["periods"], st.cutoff, n_units, options) if st.fy_steps else []
     year_runs = _fp.past_runs(sample, entities, catalog, options, years, ex)
     factors = _fp.calibrate(runs, catalog, options, group_runs=year_runs)
