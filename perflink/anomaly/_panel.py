@@ -338,7 +338,7 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
     )
     first["explanation"] = first["explanation"] + [
         f"{sep}{_corroboration(checks[k], lang)}" if r else ""
-        for r, k in zip(first["raised"], zip(*(first[c] for c in key)), strict=True)
+        for r, k in zip(first["raised"], zip(*(first[c] for c in key), strict=True), strict=True)
     ]
     inputs = {
         target: [m for m in re.findall(r"[A-Za-z_]\w*", drivers) if m in catalog.metrics]
@@ -361,7 +361,10 @@ def _corroboration(checks: list[str], lang: str) -> str:
     """ "Flagged by 3 checks at this point (…): raised to high", in ``lang``."""
     names = [labels.t(f"anomaly.check.{c}", lang) for c in checks]
     return labels.t(
-        "anomaly.msg.corroborated", lang, n=len(names), checks=labels.t("workbook.value.list_sep", lang).join(names)
+        "anomaly.msg.corroborated",
+        lang,
+        n=len(names),
+        checks=labels.t("workbook.value.list_sep", lang).join(names),
     )
 
 

@@ -563,10 +563,11 @@ def calibrate(runs, catalog, options, *, group_runs=()) -> dict:
     (:func:`origins_for`) whose scores count for the group's factors only. The group is
     one sum per run: its windows ending at the cutoff are a handful that share most of their
     months and none of the months ahead (at a mid-year cutoff its 80% interval held 64% of
-    realised years over 20 generated groups); the same months of earlier years add checks
-    of the very task (the backtest's full-year origins). Units and subsidiaries have rows enough in the windows, and those
-    runs, made from a year less history, err more than the review's own forecast: counted
-    at every level they widened intervals that already held more than 85%.
+    realised years over 20 generated groups); the same months of the year before add
+    checks of the very task (the backtest's full-year origins). Units and subsidiaries have
+    rows enough in the windows, and those runs, made from a year less history, err more
+    than the review's own forecast: counted at every level they widened intervals that
+    already held more than 85%.
     """
     # first how each flow follows sales, then the level of the flows (a shortfall every
     # unit shares), then the spread around it
