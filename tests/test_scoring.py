@@ -108,6 +108,28 @@ def test_scorecard_without_panels_raises(samples):
         scoring.scorecard(dec, review.schemes, review.entities, review.catalog)
 
 
+def test_release_panels_lets_them_go_and_a_later_scoring_says_what_to_do(samples):
+    import gc
+    import weakref
+
+    _, review, _, _ = samples["s0"]
+    dec = kpi.decompose_review(review)
+    scoring.score_review(review, dec)  # what the notebook scores before letting them go
+    panels = weakref.ref(dec.panels)
+    shown = dec.to_frame().copy(), dec.tier1.copy(), dec.findings.copy()
+    assert dec.release_panels() is True and dec.panels is None
+    gc.collect()
+    assert panels() is None  # nothing else held them (the scores keep their own tables)
+    pd.testing.assert_frame_equal(dec.to_frame(), shown[0])  # what the page shows is kept
+    pd.testing.assert_frame_equal(dec.tier1, shown[1])
+    pd.testing.assert_frame_equal(dec.findings, shown[2])
+    assert dec.release_panels() is False
+    with pytest.raises(PerflinkError, match=r"release_panels.*perflink\.kpi\.run"):
+        scoring.scorecard(dec, review.schemes, review.entities, review.catalog)
+    source = "".join("".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"])
+    assert "decomposition.release_panels()" in source  # the KPI notebook lets them go
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_scheme_violation_and_bonus_overrun_flagged(samples, seed):
     _, _, sc, problems = samples[f"s{seed}"]

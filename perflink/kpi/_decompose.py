@@ -181,10 +181,13 @@ def decompose(
                 part.insert(1, "period", str(q))
                 part.insert(2, "scope", scope)
                 part.insert(3, "base", base)
-                frames.append(part)
+                # rows without a contribution dropped per tree: filtering the whole table
+                # copied it (0.7 GB at 10,000 units) beside the parts and their concatenation
+                frames.append(part[part["contribution"].notna().to_numpy()])
+                del part, rows
                 advance()
     attribution = pd.concat(frames, ignore_index=True)
-    attribution = attribution[attribution["contribution"].notna()].reset_index(drop=True)
+    del frames
     attribution["unit"] = attribution["metric_id"].map(
         {m: catalog.metrics[m].unit for m in pd.unique(attribution["metric_id"])}
     )

@@ -229,6 +229,27 @@ class DecompositionResult(QuarterResult):
         cols += ["driver_actual", "driver_base"]
         return self.attribution[cols]
 
+    def release_panels(self) -> bool:
+        """Let go of :attr:`panels` (actual, adjusted and target values per unit-month), which
+        only scoring reads (:func:`perflink.scoring.run`); nothing this result shows needs
+        them. The KPI notebook calls it once its scores are computed: at 10,000 units the
+        panels are 1.0 GB that its kernel kept through the page's charts and saved tables
+        while the forecast kernel computed beside it. Scoring this result afterwards raises
+        an error that says to run :func:`perflink.kpi.run` again.
+
+        Returns
+        -------
+        bool
+            True when there were panels to let go.
+        """
+        if self.panels is None:
+            return False
+        object.__setattr__(self, "panels", None)  # a frozen result: its figures stay as they are
+        from perflink.execution import release_memory
+
+        release_memory()
+        return True
+
     def named(self, table: pd.DataFrame) -> pd.DataFrame:
         """``table`` (e.g. :attr:`findings`, :attr:`elasticities`) with entity and metric
         names instead of ids, for a page (:func:`named_view`)."""

@@ -111,7 +111,11 @@ def scorecard(
     lang = decomposition.language if lang is None else lang  # language flows from the review
     panels = decomposition.panels
     if panels is None:
-        raise InputError("scorecard: the decomposition has no panels; run perflink.kpi.decompose")
+        raise InputError(
+            "scorecard: the decomposition has no panels (built without them, or let go by "
+            "DecompositionResult.release_panels); run perflink.kpi.run(review) again and score "
+            "that result."
+        )
     q = pd.Period(decomposition.quarter, "Q")
     assign = _assign(schemes, entities)
     rows = []
