@@ -49,9 +49,18 @@ def severity(score: np.ndarray, stake: np.ndarray, opts: AnomalyOptions) -> np.n
 
 
 _SERIES_KINDS = ("spike", "level_shift", "trend_break")
-# the unit's own history, the drivers' linkage, the peers, the mix of ratios: the checks that
-# look at a value in different ways (the series kinds are one history, one check)
-_CHECK_OF = {k: "series" for k in _SERIES_KINDS}
+
+
+def check_of(kind: str) -> str:
+    """The check a finding's ``kind`` comes from: the unit's own history (``series``: its
+    spike, level-shift and trend-break tests are one look at one history), the drivers'
+    ``linkage``, the ``peer`` comparison or the ``multivariate`` mix of ratios."""
+    return "series" if kind in _SERIES_KINDS else kind
+
+
+def counted(rows: pd.DataFrame) -> pd.Series:
+    """Rows whose flag counts toward :func:`corroborated`: ``medium`` or above."""
+    return rows["severity"].map(SEVERITY_ORDER) <= SEVERITY_ORDER["medium"]
 
 
 def corroborated(rows: pd.DataFrame) -> np.ndarray:
@@ -68,11 +77,9 @@ def corroborated(rows: pd.DataFrame) -> np.ndarray:
     sev = rows["severity"].to_numpy(dtype=object)
     if rows.empty:
         return sev
-    kind = rows["kind"].astype(str)
-    check = kind.map(lambda k: _CHECK_OF.get(k, k))
-    counted = rows["severity"].map(SEVERITY_ORDER) <= SEVERITY_ORDER["medium"]
+    check = rows["kind"].astype(str).map(check_of)
     key = [rows[c].astype(str) for c in ("entity_id", "period", "metric_id")]
-    n = check.where(counted).groupby(key).transform("nunique").to_numpy()
+    n = check.where(counted(rows)).groupby(key).transform("nunique").to_numpy()
     return np.where((n >= 2) & (sev == "medium"), "high", sev)
 
 

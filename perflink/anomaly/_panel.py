@@ -22,7 +22,9 @@ from perflink.anomaly._detect import (
 from perflink.anomaly._explain import (
     _SERIES_KINDS,
     SEVERITY_ORDER,
+    check_of,
     corroborated,
+    counted,
     explained_by,
     message,
     rarity_years,
@@ -333,8 +335,11 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
         for b in first["explained_by"]
     ]
     first["explanation"] = first["explanation"] + note
-    checks = cand.groupby(key, sort=False)["kind"].agg(
-        lambda s: sorted({"series" if k in _SERIES_KINDS else k for k in s})
+    # the checks the rule counted (medium or above), as the sentence names them
+    checks = (
+        cand[counted(cand)]
+        .groupby(key, sort=False)["kind"]
+        .agg(lambda s: sorted({check_of(k) for k in s}))
     )
     first["explanation"] = first["explanation"] + [
         f"{sep}{_corroboration(checks[k], lang)}" if r else ""
