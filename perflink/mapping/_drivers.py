@@ -249,11 +249,7 @@ def run(
         # with the volume had the catalog's sign. A mapping not confirmed is judged on that
         # fuller model.
         full = "partial" if "partial" in fits else next(iter(fits))
-        wrong = [
-            k
-            for k in (full,)
-            if np.sign(fits[k]["elasticity"]) == -mp.sign and fits[k]["p_value"] < alpha
-        ]
+        wrong = np.sign(fits[full]["elasticity"]) == -mp.sign and fits[full]["p_value"] < alpha
         model = confirmed[0][1] if confirmed else full
         fit = fits[model]
         status = "confirmed" if confirmed else "wrong_sign" if wrong else "weak"
