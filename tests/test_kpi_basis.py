@@ -208,7 +208,7 @@ def test_a_sales_adjustment_moves_profit_by_its_margin_after_tax():
     carried = dec.panels.carried
     assert list(carried["cost_id"]) == ["cogs"]  # opex is driven by headcount (a mapping)
     assert carried["ratio"].iloc[0] == pytest.approx(0.6)
-    q = panel.window(dec.panels.adjusted, CATALOG, "2026-07", "2026-09")
+    q = dec.panels.window(dec.panels.adjusted, CATALOG, "2026-07", "2026-09")
     b = panel.window(dec.panels.actual, CATALOG, "2026-07", "2026-09")
     tax = 0.25  # the catalog's profit formula taxes a positive month at 25%
     moved = q.at["P", PROFIT] - b.at["P", PROFIT]

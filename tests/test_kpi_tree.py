@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import perflink
 import perflink.kpi as kpi
+from perflink import panel
 from perflink.catalog import load_catalog
 from perflink.errors import InputError, ParamsError, PerflinkError
 from perflink.options import KpiEnvironmentChange, KpiOptions
@@ -155,6 +156,49 @@ def test_environment_change_shows_both_targets():
     assert (
         before == panels.target_original["quarter"].loc[("U", pd.Period("2026-06", "M")), "revenue"]
     )
+
+
+def test_decompose_keeps_the_adjusted_and_original_panels_as_the_windows_it_reads():
+    facts, targets, ents = _tiny()
+    ch = KpiEnvironmentChange(
+        business_line="retail", metric_id="revenue", from_period="2026-07", factor=0.9
+    )
+    opts = KpiOptions(environment_changes=(ch,), tenure=())
+    adj = pd.DataFrame(
+        {
+            "entity_id": ["U"],
+            "period": [pd.Period("2026-08", "M")],
+            "metric_id": ["revenue"],
+            "amount": [7.0],
+            "reason": ["flood"],
+            "approved_by": ["board"],
+        }
+    )
+    full = kpi.build_panels(facts, targets, ents, CATALOG, adjustments=adj, options=opts)
+    dec = kpi.decompose(
+        facts, targets, ents, CATALOG, quarter="2026Q3", adjustments=adj, options=opts
+    )
+    panels = dec.panels
+    spans = {"quarter": ("2026-07", "2026-09"), "ytd": ("2026-01", "2026-09")}
+    assert isinstance(panels.adjusted, kpi.Windowed)
+    for scope, (start, end) in spans.items():
+        want = panel.window(full.adjusted, CATALOG, start, end)
+        got = panels.window(panels.adjusted, CATALOG, start, end)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert isinstance(panels.target_original[scope], kpi.Windowed)
+        want = panel.window(full.target_original[scope], CATALOG, start, end)
+        got = panels.window(panels.target_original[scope], CATALOG, start, end)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert (
+        got.at["U", "revenue"]
+        != panels.window(panels.target["ytd"], CATALOG, start, end).at["U", "revenue"]
+    )  # the change is there, and the original is not the changed target
+    # the kept panels stay monthly; a window the decomposition did not keep says what to do
+    pd.testing.assert_frame_equal(panels.actual, full.actual)
+    with pytest.raises(ParamsError, match="build_panels"):
+        panels.window(panels.adjusted, CATALOG, "2026-04", "2026-06")
+    with pytest.raises(ParamsError, match=r"target_original\[quarter\]"):
+        panels.window(panels.target_original["quarter"], CATALOG, "2026-01", "2026-09")
 
 
 def test_decompose_bad_inputs_raise():

@@ -69,7 +69,7 @@ from perflink.kpi._decompose import (
     estimate_elasticities,
 )
 from perflink.kpi._page import TOP_SUBSIDIARIES, PageTable, free_text_header
-from perflink.kpi._result import DecompositionResult, named_view
+from perflink.kpi._result import DecompositionResult, KpiPanels, Windowed, named_view
 from perflink.options import KpiOptions
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ __all__ = [
     "METHODS",
     "AttributionWarning",
     "DecompositionResult",
+    "KpiPanels",
     "PageTable",
     "attainment",
     "attribute",
@@ -96,6 +97,7 @@ __all__ = [
     "free_text_header",
     "named_view",
     "run",
+    "Windowed",
 ]
 
 

@@ -25,6 +25,30 @@ CHANGE_COLUMNS = ["business_line", "metric_id", "from_period", "factor", "reason
 
 
 @dataclass(frozen=True)
+class Windowed:
+    """What :func:`perflink.kpi.decompose` keeps of a monthly panel that differs from a kept
+    one in a few rows (the actuals after adjustments, the targets before environment
+    changes): its windows that the result and the scorecard read, computed before the
+    monthly copy was let go (190 MB each at 10,000 units, three of them beside the kept
+    three). :meth:`KpiPanels.window` reads them; any other window raises.
+
+    Attributes
+    ----------
+    name : the panel's field, as an error names it (``adjusted``, ``target_original[ytd]``).
+    windows : ``(start, end)`` months -> :func:`perflink.panel.window` of the panel.
+    """
+
+    name: str
+    windows: dict[tuple[pd.Period, pd.Period], pd.DataFrame]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, name: str, catalog, spans) -> Windowed:
+        """The windows ``spans`` (``(start, end)`` month pairs) of the monthly ``frame``."""
+        spans = {(pd.Period(s, "M"), pd.Period(e, "M")) for s, e in spans}
+        return cls(name, {(s, e): panel.window(frame, catalog, s, e) for s, e in sorted(spans)})
+
+
+@dataclass(frozen=True)
 class KpiPanels:
     """Monthly panels (MultiIndex entity_id x period, one column per metric, all levels).
 
@@ -32,27 +56,46 @@ class KpiPanels:
     ----------
     actual : reported actuals.
     adjusted : actuals plus approved adjustments and the costs they carry (the scorecard's
-        "after" view); derived metrics follow through their formulas.
+        "after" view); derived metrics follow through their formulas. ``actual`` itself
+        without adjustments; in a :func:`perflink.kpi.decompose` result, a
+        :class:`Windowed` (its quarter and year-to-date windows).
     target : per scope (``quarter`` / ``ytd``) the target panel with environment changes.
-    target_original : the same without environment changes.
+    target_original : the same without environment changes (``target[scope]`` itself
+        without changes; in a :func:`perflink.kpi.decompose` result, a :class:`Windowed`
+        of the scope's window). :func:`perflink.kpi.build_panels` gives every panel monthly.
     carried : the costs each adjustment carries along (``entity_id, period, metric_id,
         amount, cost_id, ratio, carried, ratio_from, ratio_to``; empty when none).
     """
 
     actual: pd.DataFrame
-    adjusted: pd.DataFrame
+    adjusted: pd.DataFrame | Windowed
     target: dict[str, pd.DataFrame]
-    target_original: dict[str, pd.DataFrame]
+    target_original: dict[str, pd.DataFrame | Windowed]
     carried: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
     _windows: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def window(self, frame: pd.DataFrame, catalog, start: pd.Period, end: pd.Period):
+    def window(self, frame: pd.DataFrame | Windowed, catalog, start: pd.Period, end: pd.Period):
         """:func:`perflink.panel.window` of one of these panels, computed once per window.
 
         The tree (both bases) and the scorecard read the same windows of the same panels;
         panels shared between fields (``adjusted is actual`` without adjustments) share them.
+
+        Raises
+        ------
+        ParamsError
+            ``frame`` is a :class:`Windowed` without this window.
         """
-        key = (id(frame), pd.Period(start, "M"), pd.Period(end, "M"))
+        start, end = pd.Period(start, "M"), pd.Period(end, "M")
+        if isinstance(frame, Windowed):
+            if (start, end) not in frame.windows:
+                kept = ", ".join(f"{s}..{e}" for s, e in frame.windows) or "none"
+                raise ParamsError(
+                    f"the {frame.name} panel of this decomposition keeps its windows {kept} "
+                    f"only, not {start}..{end}; build the monthly panels with "
+                    "perflink.kpi.build_panels to read another window."
+                )
+            return frame.windows[start, end]
+        key = (id(frame), start, end)
         if key not in self._windows:
             self._windows[key] = panel.window(frame, catalog, start, end)
         return self._windows[key]
