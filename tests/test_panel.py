@@ -19,13 +19,18 @@ from perflink.errors import PerflinkError
 CATALOG = load_catalog(Path(perflink.__file__).parent / "data" / "catalog")
 
 
-def _group(n_units: int) -> pd.DataFrame:
-    """A group ``G`` with two subsidiaries and ``n_units`` units alternating between them."""
+def _group(n_units: int, *, deep: bool = False) -> pd.DataFrame:
+    """A group ``G`` with two subsidiaries and ``n_units`` units alternating between them;
+    ``deep``: every third unit under a department ``SA1`` of ``SA`` (chains of two and three
+    ancestors side by side)."""
     units = [f"U{i}" for i in range(n_units)]
+    parents = ["SA" if i % 2 else "SB" for i in range(n_units)]
+    if deep:
+        parents = ["SA1" if i % 3 == 0 else p for i, p in enumerate(parents)]
     return pd.DataFrame(
         {
-            "entity_id": ["G", "SA", "SB", *units],
-            "parent_id": [np.nan, "G", "G", *["SA" if i % 2 else "SB" for i in range(n_units)]],
+            "entity_id": ["G", "SA", "SB", "SA1", *units],
+            "parent_id": [np.nan, "G", "G", "SA", *parents],
         }
     )
 
@@ -77,8 +82,9 @@ def _bits(frame: pd.DataFrame) -> np.ndarray:
     months=st.integers(1, 14),
     seed=st.integers(0, 2**32 - 1),
     missing=st.floats(0.0, 0.6),
+    deep=st.booleans(),
 )
-def test_rollup_matches_per_metric_reference(n_units, months, seed, missing):
+def test_rollup_matches_per_metric_reference(n_units, months, seed, missing, deep):
     rng = np.random.default_rng(seed)
     size = n_units * months * len(CATALOG.reported)
     values = rng.lognormal(3.0, 2.0, size) * rng.choice([-1.0, 1.0], size)
@@ -87,8 +93,8 @@ def test_rollup_matches_per_metric_reference(n_units, months, seed, missing):
     if facts.empty:
         return
     wide = panel.to_wide(facts, metrics=CATALOG.reported)
-    got = panel.rollup(wide, _group(n_units), CATALOG)
-    want = _reference_rollup(wide, _group(n_units))
+    got = panel.rollup(wide, _group(n_units, deep=deep), CATALOG)
+    want = _reference_rollup(wide, _group(n_units, deep=deep))
     assert got.index.equals(want.index)
     assert list(got.columns) == list(want.columns)
     np.testing.assert_array_equal(_bits(got), _bits(want))  # same bits, NaN included
