@@ -127,6 +127,25 @@ def test_expense_spike_found_with_numbers_and_source_ref(catalog):
     assert "Headcount" in row["message"]  # what the linked driver says
 
 
+def test_facts_read_without_their_lineage_name_their_sources_from_the_lineage_reader(catalog):
+    def edit(d):
+        d["U03"]["opex"][-2] *= 1.8  # 2026-08
+
+    facts = _facts(edit=edit)
+    asked = []
+
+    def lineage(entity_ids):
+        asked.append(sorted(entity_ids))
+        return facts[facts["entity_id"].isin(entity_ids)]
+
+    bare = facts.drop(columns="source_ref")
+    got = _run(bare, catalog, lineage=lineage).table
+    pd.testing.assert_frame_equal(got, _run(facts, catalog).table)
+    assert "U03-2026-08-opex" in got["source_refs"].iloc[0]
+    assert asked == [sorted(got["entity_id"].unique())]  # once, for the flagged entities only
+    assert (_run(bare, catalog).table["source_refs"] == "").all()  # nothing to name them from
+
+
 def test_revenue_off_shipments_times_price_is_a_linkage_anomaly(catalog):
     def edit(d):
         d["U05"]["revenue"][-3] *= 1.08  # 2026-07, shipments and price unchanged

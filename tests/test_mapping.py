@@ -132,6 +132,34 @@ def test_check_completeness_missing_in_quarter_and_history_and_duplicates():
     assert (dup["check"] == "duplicated").sum() == 1
 
 
+def test_facts_without_source_ref_name_their_sources_from_the_lineage_reader():
+    facts = _facts(
+        _sales("A", rev_factor={"2026-08": 1.10})
+        + [("B", str(p), m, 10.0) for p in MONTHS for m in ("headcount", "opex")]
+    )
+    facts = pd.concat([facts, facts.iloc[[5]].assign(value=99.0)], ignore_index=True)
+    asked = []
+
+    def lineage(entity_ids):
+        asked.append(sorted(entity_ids))
+        return facts[facts["entity_id"].isin(entity_ids)]
+
+    bare = facts.drop(columns="source_ref")
+    ents = _entities({"A": "S", "B": "S"})
+    checks = (
+        lambda f, **kw: pm.check_completeness(f, ents, CATALOG, quarter=Q, lang="en", **kw),
+        lambda f, **kw: pm.check_rules(f, CATALOG, quarter=Q, entities=ents, lang="en", **kw),
+    )
+    for check in checks:
+        want = check(facts).to_frame()
+        got = check(bare, lineage=lineage).to_frame()
+        pd.testing.assert_frame_equal(got, want)
+        assert want["source_refs"].str.contains("A-20").any()  # there were refs to name
+        blind = check(bare).to_frame()
+        assert not blind["source_refs"].fillna("").str.contains("A-20").any()
+    assert asked == [["A"], ["A"]]  # the flagged entity only, once per check
+
+
 def test_check_completeness_bad_input():
     facts = _facts(_sales("A"))
     with pytest.raises(InputError, match="lacks column"):

@@ -101,4 +101,6 @@ def run(review: Review, *, options: AnomalyOptions | None = None) -> AnomalyResu
     """
     tables = (review.facts, review.entities, review.catalog)
     keywords = review_keywords(review, "anomaly", options)
-    return detect_anomalies(*tables, adjustments=review.adjustments, **keywords)
+    return detect_anomalies(
+        *tables, adjustments=review.adjustments, lineage=review.fact_lineage, **keywords
+    )

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,7 @@ def detect_anomalies(
     options: AnomalyOptions | None = None,
     language: str | None = None,
     executor: Executor | ExecutorOptions | int | None = None,
+    lineage: Callable[[Collection[str]], pd.DataFrame] | None = None,
 ) -> AnomalyResult:
     """Find the numbers of the review quarter that deserve a look, and say why.
 
@@ -105,7 +107,8 @@ def detect_anomalies(
     ----------
     facts : pandas.DataFrame
         The facts table (reads ``entity_id, period`` (Period[M]), ``metric_id, value``,
-        ``source_ref``); units' monthly values in each metric's unit.
+        ``source_ref`` unless ``lineage`` is given); units' monthly values in each metric's
+        unit.
     entities : pandas.DataFrame
         The entities table (reads ``entity_id, name_zh, name_en, parent_id, center_type,
         business_line``).
@@ -127,6 +130,10 @@ def detect_anomalies(
         ``executor:`` block), an int = local worker processes; default: local processes
         (cores, at most 8).
         The findings do not depend on it (see :mod:`perflink.execution`).
+    lineage : callable, optional
+        The facts of some entity ids with their ``source_ref``
+        (:meth:`perflink.review.Review.fact_lineage`), for facts read without it; default:
+        ``facts``' own.
 
     Returns
     -------
@@ -183,8 +190,18 @@ def detect_anomalies(
         "features": features,
     }
     elastic = elasticities(cube, catalog)
+    sources = facts if lineage is None else lineage
     table = _findings(
-        cand, cube, catalog, sc, facts, adjustments, opts, lang, info, {**names, "elastic": elastic}
+        cand,
+        cube,
+        catalog,
+        sc,
+        sources,
+        adjustments,
+        opts,
+        lang,
+        info,
+        {**names, "elastic": elastic},
     )
     n_points = int(np.isfinite(cube.values[:, :, cube.quarter]).sum())
     stats = {
@@ -281,8 +298,12 @@ def _peer_groups(info: pd.DataFrame, lang: str) -> tuple[np.ndarray, dict[int, s
     return codes.astype(int), names
 
 
-def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, names) -> pd.DataFrame:
-    """The findings table; ``names`` maps entity, metric and peer-group ids to display names."""
+def _findings(
+    cand, cube, catalog, sc, sources, adjustments, opts, lang, info, names
+) -> pd.DataFrame:
+    """The findings table; ``names`` maps entity, metric and peer-group ids to display names;
+    ``sources``: the facts with their ``source_ref``, or what reads them for some entity ids
+    (``lineage`` of :func:`detect_anomalies`)."""
     if cand is None or cand.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in TABLE_COLUMNS})
     for col in ("feature", "drivers"):
@@ -349,7 +370,9 @@ def _findings(cand, cube, catalog, sc, facts, adjustments, opts, lang, info, nam
         target: [m for m in re.findall(r"[A-Za-z_]\w*", drivers) if m in catalog.metrics]
         for target, (_, drivers, _) in linkage_models(cube, catalog, opts.min_level).items()
     }
+    facts = sources(first["entity_id"].unique()) if callable(sources) else sources
     first["source_refs"] = source_refs(first, facts, inputs, names["features"]).to_numpy()
+    del facts
     first["message"] = first["explanation"]
     first["entity"] = first["entity_id"].map(names["entities"])
     first["metric"] = first["metric_id"].map(names["metrics"])

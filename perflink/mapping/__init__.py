@@ -20,6 +20,7 @@ empty for the catalog).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -152,6 +153,7 @@ def check_completeness(
     history: int = _DEFAULTS.completeness_months,
     expected_share: float = _DEFAULTS.expected_share,
     lang: str | None = None,
+    lineage: Callable[[Collection[str]], pd.DataFrame] | None = None,
 ) -> CompletenessResult:
     """Which expected entity × metric × month values are missing (or duplicated).
 
@@ -173,6 +175,9 @@ def check_completeness(
     history : months before the quarter checked for gaps.
     expected_share : share of months that makes a metric expected (0-1].
     lang : message language.
+    lineage : the facts of some entity ids with every input column
+        (:meth:`perflink.review.Review.fact_lineage`), for ``facts`` read without
+        ``source_ref``: the duplicated rows name their sources from it.
 
     Returns
     -------
@@ -187,8 +192,9 @@ def check_completeness(
             f"check_completeness: expected_share must be in (0, 1], got {expected_share}"
         )
     rows, summary, cells, exp = _data.completeness(
-        facts, entities, catalog, q, history=history, share=expected_share, lang=lang
-    )
+        facts, entities, catalog, q, history=history, share=expected_share, lang=lang,
+        lineage=lineage,
+    )  # fmt: skip
     quarter_cells = cells[cells["in_quarter"]].drop(columns="in_quarter").reset_index(drop=True)
     summary = summary.rename(columns={"expected": "expected_values"})
     return CompletenessResult(
@@ -207,6 +213,7 @@ def check_rules(
     expected_share: float = _DEFAULTS.expected_share,
     drift_z: float = _DEFAULTS.drift_z,
     lang: str | None = None,
+    lineage: Callable[[Collection[str]], pd.DataFrame] | None = None,
 ) -> RuleCheckResult:
     """Evaluate every reconciliation rule (勾稽关系) per entity and month.
 
@@ -234,6 +241,8 @@ def check_rules(
     expected_share : used when ``expected`` is None.
     drift_z : robust z beyond which a passing month is reported as drift.
     lang : message language.
+    lineage : as in :func:`check_completeness`: where a breach's ``source_refs`` come from
+        when ``facts`` lack ``source_ref``.
 
     Returns
     -------
@@ -246,8 +255,9 @@ def check_rules(
     if expected is None:
         expected = _data.expected_set(facts, entities, catalog, q, expected_share)
     rows, evals = _data.rules(
-        facts, entities, catalog, q, expected, history=history, drift_z=drift_z, lang=lang
-    )
+        facts, entities, catalog, q, expected, history=history, drift_z=drift_z, lang=lang,
+        lineage=lineage,
+    )  # fmt: skip
     findings = findings_frame(rows)
     overview = rule_overview(evals, findings, catalog, lang)
     rule_names = {r.id: r.name(lang) for r in catalog.rules}
@@ -478,16 +488,17 @@ def run(review: Review, *, options: MappingOptions | None = None) -> ValidationR
     opt = options or getattr(getattr(review, "params", None), "mapping", None) or _DEFAULTS
     facts, ents, cat, lang = review.facts, review.entities, review.catalog, review.language
     q = quarter_of(review.quarter)
+    lineage = getattr(review, "fact_lineage", None)  # a run's facts come without source_ref
     cat_res = check_catalog(cat, lang=lang)
     advance()
     comp = check_completeness(
         facts, ents, cat, quarter=q, history=opt.completeness_months,
-        expected_share=opt.expected_share, lang=lang,
+        expected_share=opt.expected_share, lang=lang, lineage=lineage,
     )  # fmt: skip
     advance()
     rules = check_rules(
         facts, cat, quarter=q, entities=ents, history=opt.rule_history_months,
-        expected=comp.expected, drift_z=opt.drift_z, lang=lang,
+        expected=comp.expected, drift_z=opt.drift_z, lang=lang, lineage=lineage,
     )  # fmt: skip
     advance()
     cal = check_calibers(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+
 import numpy as np
 import pandas as pd
 
@@ -23,6 +25,10 @@ from perflink.mapping._common import (
 )
 
 _MIN_HISTORY = 3  # months of history before the quarter needed to infer an entity's own set
+
+
+#: What reads the facts of some entity ids with every input column (``source_ref`` included).
+Lineage = Callable[[Collection[str]], pd.DataFrame]
 
 
 def expected_set(
@@ -93,8 +99,11 @@ def completeness(
     history: int,
     share: float,
     lang: str,
+    lineage: Lineage | None = None,
 ) -> tuple[list[dict], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Missing and duplicated values: (findings rows, per-system summary, cells, expected set)."""
+    """Missing and duplicated values: (findings rows, per-system summary, cells, expected set).
+    ``lineage``: the facts of some entities with their ``source_ref``, for facts read without
+    it (:meth:`perflink.review.Review.fact_lineage`)."""
     exp = expected_set(facts, entities, catalog, quarter, share)
     months = quarter_months(quarter)
     q0, q1 = months[0], months[-1]
@@ -176,6 +185,9 @@ def completeness(
         )
     dup_key = ["entity_id", "period", "metric_id"]
     dups = facts[facts.duplicated(dup_key, keep=False)]
+    if len(dups) and "source_ref" not in dups and lineage is not None:
+        rows_of = lineage(dups["entity_id"].unique())  # the same rows, in the facts' order
+        dups = rows_of[rows_of.duplicated(dup_key, keep=False)]
     for (e, p, m), part in dups.groupby(dup_key, sort=True):
         refs = ";".join(part["source_ref"].dropna().astype(str)) if "source_ref" in part else ""
         rows.append(
@@ -230,8 +242,10 @@ def rules(
     history: int,
     drift_z: float,
     lang: str,
+    lineage: Lineage | None = None,
 ) -> tuple[list[dict], pd.DataFrame]:
-    """Evaluate every rule per entity and month: (findings rows, evaluations)."""
+    """Evaluate every rule per entity and month: (findings rows, evaluations); ``lineage`` as
+    in :func:`completeness`."""
     months = quarter_months(quarter)
     q0, q1 = months[0], months[-1]
     start = q0 - history
@@ -297,7 +311,7 @@ def rules(
         bad = frame[frame["status"] != "pass"]
         if bad.empty:
             continue
-        refs = _refs(facts, bad, used)
+        refs = _refs(facts, bad, used, lineage)
         metric = checked_metric(rule, catalog)
         unit = rule_unit(rule, catalog)
         sides = {  # the two sides named by what they are (metric names, math signs)
@@ -365,8 +379,10 @@ def _drift(lhs, rhs, ents, periods, q0: pd.Period, months: int = 24) -> np.ndarr
     return np.where(np.isfinite(z), z, np.nan)
 
 
-def _refs(facts: pd.DataFrame, bad: pd.DataFrame, metrics: list[str]) -> list[str]:
+def _refs(facts: pd.DataFrame, bad: pd.DataFrame, metrics: list[str], lineage=None) -> list[str]:
     """``source_ref`` of the fact rows a rule read for each (entity, month) of ``bad``."""
+    if "source_ref" not in facts and lineage is not None:
+        facts = lineage(bad["entity_id"].unique())
     if "source_ref" not in facts:
         return [""] * len(bad)
     keys = bad[["entity_id", "period"]].reset_index(drop=True).reset_index(names="_row")
