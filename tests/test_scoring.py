@@ -136,6 +136,29 @@ def test_release_panels_lets_them_go_and_a_later_scoring_says_what_to_do(samples
     assert not re.findall(r"review\.(?!catalog\b)\w+", later), re.findall(r"review\.\w+", later)
 
 
+def test_release_attribution_keeps_the_charted_entities_and_says_where_the_rest_is(samples):
+    _, review, _, _ = samples["s0"]
+    dec = kpi.decompose_review(review)
+    root, other = review.root_id, dec.top_level()[1]
+    whole = dec.to_frame()
+    charts = [dec.waterfall_frame(root), dec.waterfall_frame(root, scope="ytd")]
+    assert dec.release_attribution(keep=[root]) is True
+    assert set(dec.attribution["entity_id"]) == {root} and len(dec.attribution) < len(whole)
+    pd.testing.assert_frame_equal(dec.waterfall_frame(root), charts[0])  # the page's charts
+    pd.testing.assert_frame_equal(dec.waterfall_frame(root, scope="ytd"), charts[1])
+    pd.testing.assert_frame_equal(dec.tier1, kpi.decompose_review(review).tier1)
+    with pytest.raises(PerflinkError, match=r"attribution\.parquet.*perflink\.kpi\.run"):
+        dec.to_frame()
+    with pytest.raises(PerflinkError, match=f"waterfall of {other}"):
+        dec.chart(other)
+    assert dec.release_attribution(keep=[root]) is False
+    cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"]]
+    [at] = [i for i, c in enumerate(cells) if "perflink.kpi.run(review)" in c]
+    saved = cells[at].index('save_table(decomposition.to_frame(), "attribution")')
+    assert saved < cells[at].index("decomposition.release_attribution(keep=[root])")
+    assert "decomposition.to_frame()" not in "".join(cells[at + 1 :])
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_scheme_violation_and_bonus_overrun_flagged(samples, seed):
     _, _, sc, problems = samples[f"s{seed}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import altair as alt
@@ -11,7 +12,7 @@ import pandas as pd
 from perflink import charts, panel
 from perflink._report_format import TABLE_MAX_ROWS, fmt_number
 from perflink.common import ACTUAL_STATUSES
-from perflink.errors import ParamsError
+from perflink.errors import InputError, ParamsError
 from perflink.kpi._basis import format_gap
 from perflink.kpi._page import TOP_SUBSIDIARIES, PageTable, free_text_header, shown_of
 from perflink.labels import column_label, t
@@ -259,6 +260,9 @@ class DecompositionResult(QuarterResult):
     summed_metrics: tuple[str, ...] = field(default=(), compare=False)
     recomputed_metrics: tuple[str, ...] = field(default=(), compare=False)
     parents: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
+    #: The entities whose attribution rows are kept after :meth:`release_attribution` (None:
+    #: every entity's).
+    kept: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     _title = "kpi.result.title"
     _table_name = "attribution"
@@ -266,7 +270,14 @@ class DecompositionResult(QuarterResult):
 
     def to_frame(self) -> pd.DataFrame:
         """The attribution table (entity_id, period, metric_id, driver_id, tier, contribution,
-        unit, method, ...)."""
+        unit, method, ...).
+
+        Raises
+        ------
+        InputError
+            After :meth:`release_attribution`: the result keeps part of it.
+        """
+        self._whole_attribution("to_frame()")
         cols = ["entity_id", "period", "scope", "base", "metric_id", "parent_id", "driver_id"]
         cols += ["lag", "tier", "link", "method", "contribution", "unit"]
         cols += ["driver_actual", "driver_base"]
@@ -292,6 +303,41 @@ class DecompositionResult(QuarterResult):
 
         release_memory()
         return True
+
+    def release_attribution(self, keep: Iterable[str]) -> bool:
+        """Keep the attribution rows of the entities ``keep`` only: the waterfalls a page
+        draws (:meth:`chart`). The KPI notebook calls it in a ``perflink review`` run once it
+        has saved the whole table (``tables/attribution.parquet``): at 10,000 units its 2.7
+        million rows are 0.5 GB that the kernel kept through the page's charts while the
+        forecast kernel drew its paths beside it. Afterwards :meth:`to_frame`, or a
+        waterfall of another entity, raises an error that says where the whole table is.
+
+        Returns
+        -------
+        bool
+            True when rows were let go (False when only ``keep``'s were left already).
+        """
+        keep = frozenset(str(e) for e in keep)
+        rows = self.attribution["entity_id"].isin(keep).to_numpy()
+        object.__setattr__(self, "kept", keep if self.kept is None else self.kept & keep)
+        if rows.all():
+            return False
+        # a frozen result: the rows kept keep their figures
+        object.__setattr__(self, "attribution", self.attribution[rows])
+        from perflink.execution import release_memory
+
+        release_memory()
+        return True
+
+    def _whole_attribution(self, what: str, entity_id: str | None = None) -> None:
+        if self.kept is None or (entity_id is not None and entity_id in self.kept):
+            return
+        raise InputError(
+            f"KPI decomposition: {what} needs attribution rows this result let go "
+            f"(release_attribution kept {', '.join(sorted(self.kept)) or 'none'}); the whole "
+            "table is in the run's tables/attribution.parquet, or run perflink.kpi.run(review) "
+            "again."
+        )
 
     def named(self, table: pd.DataFrame) -> pd.DataFrame:
         """``table`` (e.g. :attr:`findings`, :attr:`elasticities`) with entity and metric
@@ -333,6 +379,7 @@ class DecompositionResult(QuarterResult):
         (:meth:`lead_metric`); another id raises :class:`ParamsError`.
         """
         metric_id = self._tier1_metric(metric_id)
+        self._whole_attribution(f"the waterfall of {entity_id}", entity_id)
         a = self.attribution
         part = a[
             (a["entity_id"] == entity_id)
