@@ -85,3 +85,22 @@ def test_notebook_calls_its_task_entry_point(path: Path):
                 wired.append(f"review.{node.attr}")
     assert any(r.startswith("perflink.") for r in runs), f"{path.name}: no perflink.<task>.run"
     assert not wired, f"{path.name}: pass the review to perflink.<task>.run, not {wired}"
+
+
+#: Review attributes a page may read after its inputs went back (none of them is an input).
+AFTER_RELEASE = {"catalog", "quarter", "params", "language", "root_id", "scope"}
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if not p.name.startswith("05")], ids=lambda p: p.name
+)
+def test_a_task_notebook_gives_its_inputs_back_once_its_figures_are_made(path: Path):
+    """The four task notebooks run two at a time beside each other: each lets its inputs go
+    in the cell that computes its figures (in a run; a no-op in JupyterLab), and its page
+    reads the result only (an input read later would load them all again). The summary
+    runs alone, last."""
+    code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    [at] = [i for i, s in enumerate(code) if re.search(r"perflink\.\w+\.run\(review", s)]
+    assert "review.release_inputs()" in code[at], f"{path.name}: no release_inputs in its run cell"
+    later = {m for s in code[at + 1 :] for m in re.findall(r"\breview\.(\w+)", s)}
+    assert later <= AFTER_RELEASE, f"{path.name}: the page reads {sorted(later - AFTER_RELEASE)}"
