@@ -9,7 +9,7 @@ Presentation (number, money and period formatting) lives in ``perflink._report_f
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import numpy as np
@@ -166,6 +166,21 @@ def require_columns(df: object, columns: Iterable[str], *, table: str, hint: str
 
 #: Review windows: the quarter itself, or the year to date (January .. quarter end).
 WINDOW_SCOPES = ("quarter", "ytd")
+
+
+#: What reads the facts of some entity ids with every input column, ``source_ref`` included
+#: (:meth:`perflink.review.Review.fact_lineage`): a run's kernels read the facts without it.
+Lineage = Callable[[Collection[str]], pd.DataFrame]
+
+
+def facts_with_refs(
+    facts: pd.DataFrame, entity_ids: Collection[str], lineage: Lineage | None
+) -> pd.DataFrame:
+    """``facts`` when they carry ``source_ref`` (or nothing can read it), else the facts of
+    ``entity_ids`` with it, read by ``lineage``: where a finding names its source records."""
+    if "source_ref" in facts or lineage is None:
+        return facts
+    return lineage(entity_ids)
 
 
 def window_months(quarter: pd.Period, scope: str) -> tuple[pd.Period, pd.Period]:

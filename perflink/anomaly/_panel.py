@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
 
 import numpy as np
 import pandas as pd
@@ -59,7 +58,13 @@ from perflink.anomaly._views import (
     top_series,
 )
 from perflink.catalog import Catalog
-from perflink.common import parse_quarter, require_columns, severities_from
+from perflink.common import (
+    Lineage,
+    facts_with_refs,
+    parse_quarter,
+    require_columns,
+    severities_from,
+)
 from perflink.errors import ParamsError
 from perflink.execution import Executor, get_executor
 from perflink.options import AnomalyOptions, ExecutorOptions
@@ -80,7 +85,7 @@ def detect_anomalies(
     options: AnomalyOptions | None = None,
     language: str | None = None,
     executor: Executor | ExecutorOptions | int | None = None,
-    lineage: Callable[[Collection[str]], pd.DataFrame] | None = None,
+    lineage: Lineage | None = None,
 ) -> AnomalyResult:
     """Find the numbers of the review quarter that deserve a look, and say why.
 
@@ -190,19 +195,10 @@ def detect_anomalies(
         "features": features,
     }
     elastic = elasticities(cube, catalog)
-    sources = facts if lineage is None else lineage
     table = _findings(
-        cand,
-        cube,
-        catalog,
-        sc,
-        sources,
-        adjustments,
-        opts,
-        lang,
-        info,
+        cand, cube, catalog, sc, facts, lineage, adjustments, opts, lang, info,
         {**names, "elastic": elastic},
-    )
+    )  # fmt: skip
     n_points = int(np.isfinite(cube.values[:, :, cube.quarter]).sum())
     stats = {
         "quarter": str(q),
@@ -299,11 +295,10 @@ def _peer_groups(info: pd.DataFrame, lang: str) -> tuple[np.ndarray, dict[int, s
 
 
 def _findings(
-    cand, cube, catalog, sc, sources, adjustments, opts, lang, info, names
+    cand, cube, catalog, sc, facts, lineage, adjustments, opts, lang, info, names
 ) -> pd.DataFrame:
     """The findings table; ``names`` maps entity, metric and peer-group ids to display names;
-    ``sources``: the facts with their ``source_ref``, or what reads them for some entity ids
-    (``lineage`` of :func:`detect_anomalies`)."""
+    ``lineage`` reads the flagged entities' ``source_ref`` when ``facts`` lack it."""
     if cand is None or cand.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in TABLE_COLUMNS})
     for col in ("feature", "drivers"):
@@ -370,9 +365,9 @@ def _findings(
         target: [m for m in re.findall(r"[A-Za-z_]\w*", drivers) if m in catalog.metrics]
         for target, (_, drivers, _) in linkage_models(cube, catalog, opts.min_level).items()
     }
-    facts = sources(first["entity_id"].unique()) if callable(sources) else sources
-    first["source_refs"] = source_refs(first, facts, inputs, names["features"]).to_numpy()
-    del facts
+    refs = facts_with_refs(facts, first["entity_id"].unique(), lineage)
+    first["source_refs"] = source_refs(first, refs, inputs, names["features"]).to_numpy()
+    del refs
     first["message"] = first["explanation"]
     first["entity"] = first["entity_id"].map(names["entities"])
     first["metric"] = first["metric_id"].map(names["metrics"])

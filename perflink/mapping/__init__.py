@@ -20,12 +20,12 @@ empty for the catalog).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from perflink.catalog import Catalog, Rule
+from perflink.common import Lineage
 from perflink.errors import PerflinkError
 from perflink.execution import advance, progress, releases_memory
 from perflink.mapping import _caliber, _catalog, _data, _drivers
@@ -153,7 +153,7 @@ def check_completeness(
     history: int = _DEFAULTS.completeness_months,
     expected_share: float = _DEFAULTS.expected_share,
     lang: str | None = None,
-    lineage: Callable[[Collection[str]], pd.DataFrame] | None = None,
+    lineage: Lineage | None = None,
 ) -> CompletenessResult:
     """Which expected entity × metric × month values are missing (or duplicated).
 
@@ -213,7 +213,7 @@ def check_rules(
     expected_share: float = _DEFAULTS.expected_share,
     drift_z: float = _DEFAULTS.drift_z,
     lang: str | None = None,
-    lineage: Callable[[Collection[str]], pd.DataFrame] | None = None,
+    lineage: Lineage | None = None,
 ) -> RuleCheckResult:
     """Evaluate every reconciliation rule (勾稽关系) per entity and month.
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-
 import numpy as np
 import pandas as pd
 
 from perflink import formula as _formula
 from perflink import panel
 from perflink.catalog import Catalog
+from perflink.common import Lineage, facts_with_refs
 from perflink.labels import t
 from perflink.mapping._common import (
     checked_metric,
@@ -25,10 +24,6 @@ from perflink.mapping._common import (
 )
 
 _MIN_HISTORY = 3  # months of history before the quarter needed to infer an entity's own set
-
-
-#: What reads the facts of some entity ids with every input column (``source_ref`` included).
-Lineage = Callable[[Collection[str]], pd.DataFrame]
 
 
 def expected_set(
@@ -185,9 +180,10 @@ def completeness(
         )
     dup_key = ["entity_id", "period", "metric_id"]
     dups = facts[facts.duplicated(dup_key, keep=False)]
-    if len(dups) and "source_ref" not in dups and lineage is not None:
-        rows_of = lineage(dups["entity_id"].unique())  # the same rows, in the facts' order
-        dups = rows_of[rows_of.duplicated(dup_key, keep=False)]
+    if len(dups):
+        rows_of = facts_with_refs(dups, dups["entity_id"].unique(), lineage)
+        if rows_of is not dups:  # the same rows read again with their refs, in the same order
+            dups = rows_of[rows_of.duplicated(dup_key, keep=False)]
     for (e, p, m), part in dups.groupby(dup_key, sort=True):
         refs = ";".join(part["source_ref"].dropna().astype(str)) if "source_ref" in part else ""
         rows.append(
@@ -379,10 +375,11 @@ def _drift(lhs, rhs, ents, periods, q0: pd.Period, months: int = 24) -> np.ndarr
     return np.where(np.isfinite(z), z, np.nan)
 
 
-def _refs(facts: pd.DataFrame, bad: pd.DataFrame, metrics: list[str], lineage=None) -> list[str]:
+def _refs(
+    facts: pd.DataFrame, bad: pd.DataFrame, metrics: list[str], lineage: Lineage | None = None
+) -> list[str]:
     """``source_ref`` of the fact rows a rule read for each (entity, month) of ``bad``."""
-    if "source_ref" not in facts and lineage is not None:
-        facts = lineage(bad["entity_id"].unique())
+    facts = facts_with_refs(facts, bad["entity_id"].unique(), lineage)
     if "source_ref" not in facts:
         return [""] * len(bad)
     keys = bad[["entity_id", "period"]].reset_index(drop=True).reset_index(names="_row")
