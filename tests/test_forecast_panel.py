@@ -699,6 +699,33 @@ def test_nanquantile_equals_numpy(shape, axis, gaps, seed):
     np.testing.assert_array_equal(blocks.view(np.int64), want.view(np.int64))
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 9), st.integers(1, 40), st.integers(1, 5)),
+    gaps=st.sampled_from([0.0, 0.02, 0.5, 1.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_path_means_over_blocks_of_entities_equal_numpy(shape, gaps, seed):
+    # the profit's monthly mean, a block of entities at a time: the values must not move a bit
+    import warnings
+
+    from perflink.forecast import _panel as _fp
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1e6, shape)
+    x[rng.random(shape) < gaps] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices, as numpy warns
+        block, _fp._QUANTILE_BLOCK = _fp._QUANTILE_BLOCK, 2
+        try:
+            got = _fp._nanmean_blocks(x)
+        finally:
+            _fp._QUANTILE_BLOCK = block
+        want = np.nanmean(x, axis=1)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+
+
 # ------------------------------------------------------------- issue 15: joint uncertainty
 def _independent(months: int = 45, seed: int = 3):
     """Two units whose revenue, cogs and opex errors are independent of each other; unit
@@ -766,7 +793,8 @@ def test_profit_interval_wider_than_shared_noise_when_errors_are_independent():
 def test_paths_simulated_a_block_of_units_at_a_time_are_the_whole_panels(monkeypatch):
     """simulate works through blocks of units to keep its temporaries small: blocks of one
     unit give every path, score and parent sum the whole panel gives, bit for bit,
-    including a unit without innovations (normal draws) and rescaled spreads."""
+    including a unit without innovations (normal draws) and rescaled spreads; so do the
+    paths a calibration pass keeps apart (``cache``) and those drawn into their rows."""
     from perflink.forecast import _joint
     from perflink.forecast import _panel as _fp
 
@@ -774,27 +802,32 @@ def test_paths_simulated_a_block_of_units_at_a_time_are_the_whole_panels(monkeyp
     opts = ForecastOptions(n_paths=300).for_catalog(CATALOG)
     wide = _fp.unit_panel(facts, pd.Period("2026-09", "M"), list(opts.metrics))
     fc = _fp.forecast_arrays(wide, entities, CATALOG, opts, 6, _fp.executor_of(None, 1))
-    fc["innov_ok"] = {**fc["innov_ok"], "cogs": np.array([True, False])}
+    # normal draws for one unit of cogs and both of opex (one stream, however cut)
+    no = {"cogs": np.array([True, False]), "opex": np.array([False, False])}
+    fc["innov_ok"] = {**fc["innov_ok"], **no}
     factors = {("revenue", "unit"): (1.3, 1.6), ("net_profit", "unit"): (1.2, 1.5)}
     n_e = len(fc["entity_ids"])
     realised = {m: np.linspace(1000.0, 2000.0, n_e) for m in (*opts.metrics, "net_profit")}
 
-    def run():
+    def run(cache=None):
         learner = _joint.Learner({m: np.zeros(n_e) for m in realised}, realised, 3)
         paths = _joint.simulate(
-            fc, CATALOG, opts, 6, derive=_fp.derive, factors=factors, learner=learner
-        )
+            fc, CATALOG, opts, 6, derive=_fp.derive, factors=factors, learner=learner,
+            cache=cache,
+        )  # fmt: skip
         return paths, learner.scores
 
     whole, whole_scores = run()
     monkeypatch.setattr(_joint, "_CHUNK_UNITS", 1)
-    blocks, block_scores = run()
-    assert whole.keys() == blocks.keys() and whole_scores.keys() == block_scores.keys()
-    for m in whole:
-        np.testing.assert_array_equal(blocks[m], whole[m])
-    for key in whole_scores:
-        np.testing.assert_array_equal(block_scores[key][0], whole_scores[key][0])
-        np.testing.assert_array_equal(block_scores[key][1], whole_scores[key][1])
+    cache: dict = {}
+    for blocks, block_scores in (run(), run(cache), run(cache)):
+        assert whole.keys() == blocks.keys() and whole_scores.keys() == block_scores.keys()
+        for m in whole:
+            np.testing.assert_array_equal(blocks[m], whole[m])
+        for key in whole_scores:
+            np.testing.assert_array_equal(block_scores[key][0], whole_scores[key][0])
+            np.testing.assert_array_equal(block_scores[key][1], whole_scores[key][1])
+    assert set(cache) == set(opts.metrics)  # the unit flows, kept as drawn
 
 
 def _taxed_catalog() -> Catalog:

@@ -709,11 +709,26 @@ def monthly_table(fc: dict, paths: dict, setup_: Setup, options):
         if metric in fc["mean"]:
             mean, method = fc["mean"][metric], np.repeat(fc["method"][metric], h)
         else:
-            mean, method = np.nanmean(pth, axis=1), np.repeat("derived_paths", e_n * h)
+            mean, method = _nanmean_blocks(pth), np.repeat("derived_paths", e_n * h)
         cols = {"mean": mean, "lo_80": q[1], "hi_80": q[2], "lo_95": q[0], "hi_95": q[3]}
         frames.append(_long(ids, metric, future, cols, method))
     out = pd.concat(frames, ignore_index=True)
     return out[np.isfinite(out["mean"].to_numpy(dtype=float))].reset_index(drop=True)
+
+
+def _nanmean_blocks(paths: np.ndarray) -> np.ndarray:
+    """``np.nanmean(paths, axis=1)`` of ``(entities, paths, months)``, a block of
+    entities at a time: each entity-month's mean sums the same paths in the same order
+    (same values, bit for bit), but ``nanmean`` copies its input, which for the whole panel
+    was 0.27 GB at 10,000 units beside the paths themselves."""
+    if paths.shape[0] <= _QUANTILE_BLOCK:
+        return np.nanmean(paths, axis=1)
+    return np.concatenate(
+        [
+            np.nanmean(paths[i : i + _QUANTILE_BLOCK], axis=1)
+            for i in range(0, paths.shape[0], _QUANTILE_BLOCK)
+        ]
+    )
 
 
 def _long(ids, metric, future, cols: dict, method) -> pd.DataFrame:
