@@ -55,6 +55,8 @@ _SNAPSHOT_VERSION = 1
 #: every kernel beside the figures. (``source_system`` stays: the mapping task counts
 #: completeness per system.)
 LINEAGE_COLUMNS = ("source_ref",)
+#: Tables with a row per metric: what :func:`read_snapshot` reads of some metrics only.
+METRIC_TABLES = ("facts", "targets")
 #: Fact rows :func:`read_lineage` reads at a time.
 _LINEAGE_BATCH = 2**17
 
@@ -181,8 +183,13 @@ def write_snapshot(inputs: Any, notes: list[dict[str, Any]], folder: Path, *, qu
     (folder / SNAPSHOT_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), "utf-8")
 
 
-def read_snapshot(folder: Path, params: Any) -> tuple[Any, list[dict[str, Any]]]:
+def read_snapshot(
+    folder: Path, params: Any, *, metrics: Collection[str] | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
     """The inputs and notes :func:`write_snapshot` wrote, for a review of ``params.quarter``.
+
+    ``metrics``: read the facts and targets of these metric ids only (the rows a task of a
+    few metrics reads, in the snapshot's order, index 0..n-1), not every row.
 
     Raises
     ------
@@ -194,10 +201,7 @@ def read_snapshot(folder: Path, params: Any) -> tuple[Any, list[dict[str, Any]]]
     folder = Path(folder)
     try:
         meta = json.loads((folder / SNAPSHOT_FILE).read_text("utf-8"))
-        tables = {
-            kind: pd.read_parquet(folder / f"{kind}.parquet", columns=_columns(folder, kind))
-            for kind in KINDS
-        }
+        tables = {kind: _read(folder, kind, metrics) for kind in KINDS}
     except (OSError, ValueError) as exc:
         raise ParamsError(
             f"snapshot_dir: {folder} is not a snapshot of validated inputs ({exc}); leave "
@@ -229,6 +233,23 @@ def read_lineage(folder: Path, entity_ids: Collection[str]) -> pd.DataFrame:
         for batch in source.iter_batches(batch_size=_LINEAGE_BATCH)
     ]
     return pa.Table.from_batches(parts, schema=source.schema_arrow).to_pandas()
+
+
+def _read(folder: Path, kind: str, metrics: Collection[str] | None) -> pd.DataFrame:
+    """The snapshot's table ``kind`` (:func:`read_snapshot`)."""
+    path, columns = folder / f"{kind}.parquet", _columns(folder, kind)
+    if metrics is None or kind not in METRIC_TABLES:
+        return pd.read_parquet(path, columns=columns)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    # filtered batch by batch as the rows are decoded: the other metrics' rows never load
+    # (the value set typed as the column, so that no metric at all is a filter too)
+    kind_of = pq.read_schema(path).field("metric_id").type
+    ids = pa.array(sorted({str(m) for m in metrics}), type=kind_of)
+    out = pd.read_parquet(path, columns=columns, filters=pc.field("metric_id").isin(ids))
+    return out.reset_index(drop=True)
 
 
 def _columns(folder: Path, kind: str) -> list[str] | None:

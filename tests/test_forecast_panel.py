@@ -667,6 +667,33 @@ def test_backtest_samples_units_of_large_groups(samples):
     assert part["mase"] != full["mase"]
 
 
+def test_a_run_forecasts_from_the_rows_of_its_metrics_only(samples, tmp_path):
+    """In a run the forecast and its backtest read the facts and targets of the flows, the
+    profit and the drivers that may lead a flow from the snapshot, never the whole inputs;
+    their tables are those of the whole inputs."""
+    import perflink
+    from perflink import _review_inputs as ri
+    from perflink.forecast import _panel as _fp
+    from perflink.params import load_params
+
+    params = load_params(samples["s0"])
+    inputs, notes = ri.load(params, load_catalog(params.catalog_dir))
+    ri.write_snapshot(inputs, notes, tmp_path / "snap", quarter=params.quarter)
+    run = perflink.open_review(samples["s0"], snapshot_dir=tmp_path / "snap")
+    files = perflink.open_review(samples["s0"])
+    opts = ForecastOptions(n_paths=200, backtest_origins=1)
+    got, want = (perflink.forecast.run(r, options=opts) for r in (run, files))
+    back = perflink.forecast.backtest(run, options=opts)
+    assert "_loaded" not in run.__dict__
+    pd.testing.assert_frame_equal(got.to_frame(), want.to_frame())
+    pd.testing.assert_frame_equal(got.deviation.to_frame(), want.deviation.to_frame())
+    assert got.deviation.to_frame()["lead_recent"].notna().any()  # the drivers were read
+    full = perflink.forecast.backtest(files, options=opts)
+    pd.testing.assert_frame_equal(back.to_frame(), full.to_frame())
+    read = _fp.metrics_read(run.catalog, opts.for_catalog(run.catalog))
+    assert set(run.inputs_of(read).facts["metric_id"]) < set(files.facts["metric_id"])
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     shape=st.tuples(st.integers(1, 6), st.integers(1, 40), st.integers(1, 5)),

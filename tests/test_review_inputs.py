@@ -175,6 +175,35 @@ def test_release_inputs_lets_the_tables_go_and_reads_the_snapshot_again(tmp_path
     assert files.release_inputs() is False and files.facts is held
 
 
+def test_inputs_of_some_metrics_reads_their_rows_only(tmp_path: Path) -> None:
+    params_path = _review(tmp_path, _rows(["2026-07", "2026-08", "2026-09"]))
+    params = load_params(params_path)
+    inputs, notes = ri.load(params, load_catalog(params.catalog_dir))
+    ri.write_snapshot(inputs, notes, tmp_path / "snap", quarter=params.quarter)
+    run = open_review(params_path, snapshot_dir=tmp_path / "snap")
+    some, none = run.inputs_of(["revenue"]), run.inputs_of([])
+    assert "_loaded" not in run.__dict__  # read from the snapshot: the whole inputs stay unread
+    for kind in ("facts", "targets"):  # every row is revenue here
+        pd.testing.assert_frame_equal(getattr(some, kind), getattr(run, kind))
+        assert getattr(none, kind).empty
+        assert list(getattr(none, kind).columns) == list(getattr(run, kind).columns)
+        assert getattr(none, kind).attrs == getattr(run, kind).attrs
+    pd.testing.assert_frame_equal(none.entities, run.entities)
+    loaded = run.inputs_of([])  # the review has loaded its inputs now: those, filtered
+    assert loaded.facts.empty and list(loaded.facts.columns) == list(run.facts.columns)
+    files = open_review(params_path)  # no snapshot: the tables read from the files
+    pd.testing.assert_frame_equal(files.inputs_of(["revenue"]).facts, files.facts)
+    assert files.inputs_of(["cost"]).facts.empty
+    scoped = open_review(params_path, snapshot_dir=tmp_path / "snap", scope="S01")
+    want = scoped.inputs_of(["revenue"])  # loaded to check the scope: those, filtered
+    pd.testing.assert_frame_equal(want.facts, scoped.facts)
+    assert scoped.release_inputs() and "_loaded" not in scoped.__dict__
+    again = scoped.inputs_of(["revenue"])  # from the snapshot, scoped as the review is
+    assert "_loaded" not in scoped.__dict__
+    for kind in ("facts", "targets", "entities", "schemes"):
+        pd.testing.assert_frame_equal(getattr(again, kind), getattr(want, kind))
+
+
 def test_open_review_quarter_overrides_the_params(tmp_path: Path) -> None:
     params_path = _review(tmp_path, _rows(["2026-04", "2026-05", "2026-06", "2026-07"]))
     review = open_review(params_path, quarter="2026Q2")

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 
 from perflink.common import review_keywords
 from perflink.execution import releases_memory
+from perflink.forecast import _panel as _fp
 from perflink.forecast._backtest import accuracy, backtest_series
 from perflink.forecast._backtest_panel import backtest_panel
 from perflink.forecast._results import (
@@ -110,8 +111,9 @@ def run(review: Review, *, options: ForecastOptions | None = None) -> ForecastRe
     InputError, ParamsError, RunError
         As :func:`forecast_panel`.
     """
-    tables = (review.facts, review.targets, review.entities, review.catalog)
     keywords = review_keywords(review, "forecast", options)
+    inputs = _inputs(review, keywords["options"])
+    tables = (inputs.facts, inputs.targets, inputs.entities, review.catalog)
     return forecast_panel(*tables, status=review.params.status, **keywords)
 
 
@@ -138,6 +140,14 @@ def backtest(review: Review, *, options: ForecastOptions | None = None) -> Backt
     InputError, ParamsError, RunError
         As :func:`backtest_panel`.
     """
-    tables = (review.facts, review.entities, review.catalog)
     keywords = review_keywords(review, "forecast", options)
-    return backtest_panel(*tables, targets=review.targets, **keywords)
+    inputs = _inputs(review, keywords["options"])
+    tables = (inputs.facts, inputs.entities, review.catalog)
+    return backtest_panel(*tables, targets=inputs.targets, **keywords)
+
+
+def _inputs(review: Review, options: ForecastOptions | None):
+    """The review's inputs with the facts and targets of the metrics a forecast with
+    ``options`` reads only (:func:`perflink.forecast._panel.metrics_read`)."""
+    resolved = (options or ForecastOptions()).for_catalog(review.catalog)
+    return review.inputs_of(_fp.metrics_read(review.catalog, resolved))

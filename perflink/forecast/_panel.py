@@ -327,13 +327,29 @@ def _seasons(y: np.ndarray, groups: np.ndarray, first_month: int) -> np.ndarray:
 
 
 def driver_map(catalog, metrics, present) -> dict[str, tuple[str, int]]:
-    """metric -> (driver, lag) for mappings with a lag >= 1 whose driver is ``present``."""
+    """metric -> (driver, lag): the first of :func:`_leading` whose driver is ``present``."""
     out = {}
     for metric in metrics:
-        for mp in catalog.mappings_to(metric):
-            if mp.lag >= 1 and mp.sign > 0 and mp.driver in present:
+        for mp in _leading(catalog, metric):
+            if mp.driver in present:
                 out[metric] = (mp.driver, int(mp.lag))
                 break
+    return out
+
+
+def _leading(catalog, metric: str) -> list:
+    """The catalog's mappings to ``metric`` that may lead it: a lag >= 1, same direction."""
+    return [mp for mp in catalog.mappings_to(metric) if mp.lag >= 1 and mp.sign > 0]
+
+
+def metrics_read(catalog, options) -> set[str]:
+    """Metric ids whose facts and targets a panel forecast with ``options`` (resolved for
+    ``catalog``) reads: the flows, the profit metric and every driver that may lead a flow
+    (:func:`driver_map` takes the first present). A review reads only their rows
+    (:meth:`perflink.review.Review.inputs_of`)."""
+    out = set(options.metrics) | ({options.profit_metric} if options.profit_metric else set())
+    for metric in options.metrics:
+        out |= {mp.driver for mp in _leading(catalog, metric)}
     return out
 
 
