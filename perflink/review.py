@@ -151,7 +151,7 @@ class Review:
 
         For a task that reads a few metrics (the forecast's flows, their drivers and the
         profit): a review of a run that has not loaded its inputs reads just those rows from
-        the run's snapshot, which at 10,000 units kept 0.6 GB of other metrics' facts and
+        the run's snapshot, which at 10,000 units kept 0.36 GB of other metrics' facts and
         targets out of the kernel; otherwise the loaded tables' rows, filtered. Either way
         the same rows, in the same order, indexed 0..n-1; not kept by the review.
         """
@@ -162,7 +162,10 @@ class Review:
             tables = {k: getattr(self.inputs, k) for k in _review_inputs.METRIC_TABLES}
             rows = {k: _rows(t, t["metric_id"].isin(ids)) for k, t in tables.items()}
             return replace(self.inputs, **rows)
+        from perflink.execution import release_memory
+
         inputs, _notes = _review_inputs.read_snapshot(self.snapshot_dir, self.params, metrics=ids)
+        release_memory()  # the decoded rows of the other metrics: 0.2 GB at 10,000 units
         if self.params.scope is not None:
             return scope_inputs(inputs, self.params.scope)
         return inputs
