@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,6 +41,7 @@ __all__ = [
     "load",
     "read_lineage",
     "read_snapshot",
+    "read_snapshot_entities",
     "write_snapshot",
 ]
 
@@ -184,12 +185,17 @@ def write_snapshot(inputs: Any, notes: list[dict[str, Any]], folder: Path, *, qu
 
 
 def read_snapshot(
-    folder: Path, params: Any, *, metrics: Collection[str] | None = None
+    folder: Path,
+    params: Any,
+    *,
+    metrics: Collection[str] | None = None,
+    entity_ids: Collection[str] | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """The inputs and notes :func:`write_snapshot` wrote, for a review of ``params.quarter``.
 
-    ``metrics``: read the facts and targets of these metric ids only (the rows a task of a
-    few metrics reads, in the snapshot's order, index 0..n-1), not every row.
+    ``metrics``, ``entity_ids``: read the facts and targets of these metric ids and of these
+    entities only (the rows a task of a few metrics, or a review of one subsidiary, reads;
+    in the snapshot's order, index 0..n-1), not every row.
 
     Raises
     ------
@@ -199,9 +205,25 @@ def read_snapshot(
     from perflink.io import KINDS, Inputs
 
     folder = Path(folder)
+    rows = {"metric_id": metrics, "entity_id": entity_ids}
+    meta, tables = _open(folder, params, lambda: {k: _read(folder, k, rows) for k in KINDS})
+    paths = {k: v for k, v in params.input_paths.items() if k in KINDS}
+    return Inputs(**tables, paths=paths), list(meta.get("notes") or [])
+
+
+def read_snapshot_entities(folder: Path, params: Any) -> pd.DataFrame:
+    """The entities table of the snapshot in *folder* (:func:`read_snapshot`'s checks):
+    what a scoped review checks its scope against before it reads any other row."""
+    folder = Path(folder)
+    return _open(folder, params, lambda: _read(folder, "entities", {}))[1]
+
+
+def _open(folder: Path, params: Any, read: Callable[[], Any]) -> tuple[dict[str, Any], Any]:
+    """The snapshot's description and what ``read`` reads of it, once the folder is known
+    to be a snapshot of ``params.quarter``."""
     try:
         meta = json.loads((folder / SNAPSHOT_FILE).read_text("utf-8"))
-        tables = {kind: _read(folder, kind, metrics) for kind in KINDS}
+        tables = read()
     except (OSError, ValueError) as exc:
         raise ParamsError(
             f"snapshot_dir: {folder} is not a snapshot of validated inputs ({exc}); leave "
@@ -212,8 +234,7 @@ def read_snapshot(
             f"snapshot_dir: {folder} holds the inputs of a review of {meta.get('quarter')}, "
             f"not {params.quarter}; leave snapshot_dir empty to read the input files."
         )
-    paths = {k: v for k, v in params.input_paths.items() if k in KINDS}
-    return Inputs(**tables, paths=paths), list(meta.get("notes") or [])
+    return meta, tables
 
 
 def read_lineage(folder: Path, entity_ids: Collection[str]) -> pd.DataFrame:
@@ -235,20 +256,29 @@ def read_lineage(folder: Path, entity_ids: Collection[str]) -> pd.DataFrame:
     return pa.Table.from_batches(parts, schema=source.schema_arrow).to_pandas()
 
 
-def _read(folder: Path, kind: str, metrics: Collection[str] | None) -> pd.DataFrame:
-    """The snapshot's table ``kind`` (:func:`read_snapshot`)."""
+def _read(folder: Path, kind: str, rows: dict[str, Collection[str] | None]) -> pd.DataFrame:
+    """The snapshot's table ``kind`` (:func:`read_snapshot`); a table of
+    :data:`METRIC_TABLES` only its rows whose ``column`` is among ``rows[column]`` (None:
+    any)."""
     path, columns = folder / f"{kind}.parquet", _columns(folder, kind)
-    if metrics is None or kind not in METRIC_TABLES:
+    wanted = {c: v for c, v in rows.items() if v is not None} if kind in METRIC_TABLES else {}
+    if not wanted:
         return pd.read_parquet(path, columns=columns)
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    # filtered batch by batch as the rows are decoded: the other metrics' rows never load
-    # (the value set typed as the column, so that no metric at all is a filter too)
-    kind_of = pq.read_schema(path).field("metric_id").type
-    ids = pa.array(sorted({str(m) for m in metrics}), type=kind_of)
-    out = pd.read_parquet(path, columns=columns, filters=pc.field("metric_id").isin(ids))
+    # filtered batch by batch as the rows are decoded: the other rows never load (each value
+    # set typed as its column, so that an empty set is a filter too)
+    schema = pq.read_schema(path)
+    keep = None
+    for column, values in wanted.items():
+        kind_of = schema.field(column).type  # null when no row has a value: none match
+        ids = [] if pa.types.is_null(kind_of) else sorted({str(v) for v in values})
+        typed = pa.array(ids, type=kind_of)
+        test = pc.field(column).isin(typed)
+        keep = test if keep is None else keep & test
+    out = pd.read_parquet(path, columns=columns, filters=keep)
     return out.reset_index(drop=True)
 
 

@@ -58,16 +58,21 @@ class Review:
     ) -> None:
         self.params = params
         self.snapshot_dir = snapshot_dir
-        if params.scope is not None:
+        #: The ids of the scope's subtree (None: the whole group).
+        self.scope_ids: tuple[str, ...] | None = None
+        if params.scope is not None:  # the entities alone are enough to check the scope
             if snapshot_dir is not None:
-                entities = self.unscoped_inputs.entities
-            else:  # the entities alone are enough to check the scope
+                from perflink._review_inputs import read_snapshot_entities
+
+                entities = read_snapshot_entities(snapshot_dir, params)
+            else:
                 from perflink.io import read_table
 
                 entities = read_table(
                     params.input_paths["entities"], "entities", encoding=params.input_encoding
                 )
-            params = _scope_params(params, entities, subtree(entities, params.scope))
+            self.scope_ids = tuple(subtree(entities, params.scope))
+            params = _scope_params(params, entities, list(self.scope_ids))
         self.params = params
         self.quarter = params.period
         self.language = language
@@ -101,10 +106,18 @@ class Review:
 
     @cached_property
     def inputs(self) -> Any:
-        """The validated input tables (:class:`perflink.io.Inputs`), loaded on first use."""
-        if self.params.scope is not None:
-            return scope_inputs(self.unscoped_inputs, self.params.scope)
-        return self.unscoped_inputs
+        """The validated input tables (:class:`perflink.io.Inputs`), loaded on first use.
+
+        A scoped review of a run reads the facts and targets of its subtree only from the
+        run's snapshot: the whole group's, kept beside them, cost every kernel of a
+        subsidiary's run the group's memory (the group's own totals, shown with
+        ``scope_group_totals``, read :attr:`unscoped_inputs` when asked for).
+        """
+        if self.params.scope is None:
+            return self.unscoped_inputs
+        if self.snapshot_dir is not None and "_loaded" not in self.__dict__:
+            return self._snapshot_rows(metrics=None)
+        return scope_inputs(self.unscoped_inputs, self.params.scope)
 
     @property
     def unscoped_inputs(self) -> Any:
@@ -158,14 +171,23 @@ class Review:
         from perflink import _review_inputs
 
         ids = {str(m) for m in metrics}
-        if self.snapshot_dir is None or "_loaded" in self.__dict__:
+        loaded = "inputs" in self.__dict__ or "_loaded" in self.__dict__
+        if self.snapshot_dir is None or loaded:
             tables = {k: getattr(self.inputs, k) for k in _review_inputs.METRIC_TABLES}
             rows = {k: _rows(t, t["metric_id"].isin(ids)) for k, t in tables.items()}
             return replace(self.inputs, **rows)
+        return self._snapshot_rows(metrics=ids)
+
+    def _snapshot_rows(self, *, metrics: set[str] | None) -> Any:
+        """The inputs from the run's snapshot, the facts and targets of ``metrics`` (None:
+        all) and of the scope's subtree only, scoped as :attr:`inputs` is."""
+        from perflink import _review_inputs
         from perflink.execution import release_memory
 
-        inputs, _notes = _review_inputs.read_snapshot(self.snapshot_dir, self.params, metrics=ids)
-        release_memory()  # the decoded rows of the other metrics: 0.2 GB at 10,000 units
+        inputs, _notes = _review_inputs.read_snapshot(
+            self.snapshot_dir, self.params, metrics=metrics, entity_ids=self.scope_ids
+        )
+        release_memory()  # the decoded rows not kept: 0.2 GB at 10,000 units
         if self.params.scope is not None:
             return scope_inputs(inputs, self.params.scope)
         return inputs

@@ -18,7 +18,7 @@ from perflink.catalog import load_catalog
 from perflink.errors import InputError, ParamsError
 from perflink.io import KINDS
 from perflink.params import load_params
-from perflink.review import open_review
+from perflink.review import open_review, scope_inputs
 
 FACTS_HEAD = "entity_id,period,metric_id,value,source_system,source_ref\n"
 
@@ -149,6 +149,12 @@ def test_open_review_reads_the_snapshot_not_the_files(tmp_path: Path, monkeypatc
     monkeypatch.setattr("perflink.io.read_table", no_raw_read)
     review = open_review(params_path, snapshot_dir=tmp_path / "snap", scope="S01")
     assert len(review.facts) == 3 and review.snapshot_dir == tmp_path / "snap"
+    # the subtree's rows only: the whole group's inputs are never loaded beside them
+    assert "_loaded" not in review.__dict__ and review.scope_ids == ("S01",)
+    whole = scope_inputs(ri.read_snapshot(tmp_path / "snap", params)[0], "S01")
+    for kind in KINDS:
+        pd.testing.assert_frame_equal(getattr(review, kind), getattr(whole, kind))
+        assert getattr(review, kind).attrs == getattr(whole, kind).attrs
     assert "source_ref" not in review.facts
     assert list(review.fact_lineage(["S01"])["source_ref"]) == ["R1", "R2", "R3"]
     assert list(review.entities["entity_id"]) == ["S01"]  # scoped after the load
@@ -195,7 +201,7 @@ def test_inputs_of_some_metrics_reads_their_rows_only(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(files.inputs_of(["revenue"]).facts, files.facts)
     assert files.inputs_of(["cost"]).facts.empty
     scoped = open_review(params_path, snapshot_dir=tmp_path / "snap", scope="S01")
-    want = scoped.inputs_of(["revenue"])  # loaded to check the scope: those, filtered
+    want = scoped.inputs_of(["revenue"])  # its subtree's rows of revenue, from the snapshot
     pd.testing.assert_frame_equal(want.facts, scoped.facts)
     assert scoped.release_inputs() and "_loaded" not in scoped.__dict__
     again = scoped.inputs_of(["revenue"])  # from the snapshot, scoped as the review is
