@@ -71,13 +71,16 @@ def missed_findings(tier1, attribution, catalog: Catalog, entities, status, lang
     # 2,000-unit group joined at once took half a GB
     used = ["driver_id", "parent_id", "link", "tier", "lag", "contribution", "driver_actual",
             "driver_base"]  # fmt: skip
-    # the rows of the missed targets picked before any column is copied (what an inner
-    # merge on the keys kept, in the same order: the keys of ``miss`` are unique): copies
-    # of half the table, then of its rows read, took 0.3 GB at 10,000 units
+    # the rows of the missed targets picked from the keys of the rows read before the
+    # columns are copied (what an inner merge on the keys kept, in the same order: the keys
+    # of ``miss`` are unique): copies of half the table, then of its rows read, took 0.3 GB
+    # at 10,000 units
     rows = (attribution["base"] == "target") & ~attribution["driver_id"].str.startswith("_")
     rows &= (attribution["lag"] == 0) | (attribution["link"] == "mapping")
-    rows &= pd.MultiIndex.from_frame(attribution[keys]).isin(pd.MultiIndex.from_frame(miss[keys]))
-    a = attribution.loc[rows.to_numpy(), [*keys, *used]].reset_index(drop=True)
+    read = attribution.loc[rows.to_numpy(), keys]
+    missed = pd.MultiIndex.from_frame(read).isin(pd.MultiIndex.from_frame(miss[keys]))
+    a = attribution.loc[read.index[missed], [*keys, *used]].reset_index(drop=True)
+    del read
     sign = a["metric_id"].map(lambda m: 1.0 if catalog.metrics[m].direction == "higher" else -1.0)
     a = a.assign(adverse=a["contribution"] * sign)
     tier2 = _worst(a[(a["link"] == "formula") & (a["tier"] == 2)], keys)
