@@ -135,6 +135,11 @@ def test_snapshot_of_another_quarter_or_no_snapshot_is_refused(tmp_path: Path) -
         ri.read_snapshot(tmp_path / "snap", other)
     with pytest.raises(ParamsError, match="is not a snapshot"):
         ri.read_snapshot(tmp_path / "nothing", params)
+    # a scoped review checks its scope against the snapshot's entities: the same refusals
+    with pytest.raises(ParamsError, match=r"review of 2026Q3, not 2026Q2"):
+        ri.read_snapshot_entities(tmp_path / "snap", other)
+    with pytest.raises(ParamsError, match="is not a snapshot"):
+        open_review(params_path, snapshot_dir=tmp_path / "nothing", scope="S01")
 
 
 def test_open_review_reads_the_snapshot_not_the_files(tmp_path: Path, monkeypatch) -> None:
