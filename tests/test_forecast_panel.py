@@ -516,6 +516,7 @@ def test_missing_role_or_flows_give_a_sentence_or_a_clear_error():
 def test_retail_example_forecasts_its_nested_profit(tmp_path):
     import perflink
     from perflink import sample
+    from perflink.forecast import _joint
 
     params = sample.generate(tmp_path / "retail", example="retail")
     review = perflink.open_review(params, language="en")
@@ -551,6 +552,14 @@ def test_retail_example_forecasts_its_nested_profit(tmp_path):
     assert len(oi) == 3 and oi.notna().all()
     assert "No leading indicator is mapped to Net sales" in str(res.warning())
     assert "USD" in res.deviation._repr_html_() and "CNY" not in res.deviation._repr_html_()
+    # flows that fewer units report than a unit factor's plain quantile needs: named, with
+    # as many units as report them in the quarter
+    facts = review.facts[review.facts["period"].astype(str) <= "2026-09"]
+    units = set(review.entities.loc[review.entities["kind"] == "department", "entity_id"])
+    reporting = facts[facts["entity_id"].isin(units)].groupby("metric_id")["entity_id"].nunique()
+    few = {m: int(reporting[m]) for m in flows if reporting[m] < _joint.FEW_ROWS}
+    assert few and res.few_units == few  # the profit: every unit with a flow has it
+    assert f"Fewer than {_joint.FEW_ROWS} units report each of these metrics" in res.method().text
 
 
 # ----------------------------------------------------------------------------- sample runs
@@ -1133,6 +1142,45 @@ def test_a_cost_that_follows_sales_is_blended_with_sales_at_last_years_ratio():
     assert np.isnan(_joint.ratio_means(short, "revenue")["cogs"][:, 0]).all()
 
 
+def test_unit_factors_of_a_metric_few_units_report_take_the_conformal_rank():
+    """21 unit rows from 7 units over 3 windows are 7 checks seen three times: the unit factor
+    takes the conformal rank; the same rows from 21 units, or a parent's, the plain quantile."""
+    from perflink.forecast import _joint
+
+    s = np.linspace(0.0, 2.0, 21)
+    few, many = _joint.Learner({}, {}, 3), _joint.Learner({}, {}, 3)
+    zero = {"revenue": np.zeros(7)}
+    for window in range(3):
+        run = _joint.Learner(zero, {"revenue": s[window::3]}, 1)
+        paths = np.zeros((7, 4, 1)) + s[:4][None, :, None]
+        for block in (slice(0, 4), slice(4, 7)):  # a run records its units block by block
+            run.record("revenue", "unit", np.arange(7)[block], paths[block])
+        assert run.entities == {("revenue", "unit"): 7}
+        few.merge(run)
+    assert few.entities == {("revenue", "unit"): 7}  # the most rows of one run, not the sum
+    scores = few.scores[("revenue", "unit")]
+    assert len(scores[0]) == 21
+    many.scores = {("revenue", "unit"): scores, ("revenue", "parent"): scores}
+    many.entities = {("revenue", "unit"): 21, ("revenue", "parent"): 7}
+    few.scores[("revenue", "parent")] = scores
+    few.entities[("revenue", "parent")] = 7
+    assert _joint.few_units(few) == {"revenue": 7} and _joint.few_units(many) == {}
+    got_few, got_many = _joint.factors_from(few), _joint.factors_from(many)
+    conformal = tuple(
+        _joint.conformal_quantile(scores[k], q)
+        for k, q in ((0, _joint.COVER), (1, _joint.COVER_95))
+    )
+    plain = (
+        float(np.quantile(scores[0], _joint.COVER)),
+        float(np.quantile(scores[1], _joint.COVER_95)),
+    )
+    assert got_few[("revenue", "unit")] == pytest.approx(conformal)
+    assert got_many[("revenue", "unit")] == pytest.approx(plain)
+    assert conformal[0] > plain[0]
+    # a parent's rows keep the plain quantile (its factor sits on the units' already)
+    assert got_few[("revenue", "parent")] == got_many[("revenue", "parent")] == pytest.approx(plain)
+
+
 def test_unit_factors_may_narrow_the_spread_parent_factors_may_not():
     from perflink.forecast import _joint
 
@@ -1195,6 +1243,10 @@ def test_page_says_the_level_correction_or_why_there_is_none(tiny_result):
     assert "corrected for the level" in text and "+1.2%" in text and "-0.4%" in text
     assert f"{tiny_result._name('revenue')} +1.2%" in text  # names, not ids
     none = replace(tiny_result, corrections={}).method().text
+    # two units report every flow: the page names them as resting on few units
+    assert tiny_result.few_units == {"revenue": 2, "cogs": 2, "opex": 2, "net_profit": 2}
+    assert "Fewer than 12 units report each of these metrics: " in text
+    assert "Fewer than 12 units" not in replace(tiny_result, few_units={}).method().text
     assert f"Fewer than {MIN_SHIFT_ROWS} unit forecasts" in none
     assert "corrected" not in replace(tiny_result, corrections=None).method().text
 

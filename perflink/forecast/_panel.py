@@ -573,7 +573,8 @@ def calibrate(runs, catalog, options, *, group_runs=()) -> dict:
     """Blend weights (``(metric, "blend")``, :func:`perflink.forecast._joint.learn_blends`),
     level corrections (``(metric, "shift")``, :func:`perflink.forecast._joint.learn_shifts`)
     and spread factors per (metric, level) from past runs (:func:`past_runs`), stage by
-    stage; apply the first two with :func:`correct_means`.
+    stage; apply the first two with :func:`correct_means`. ``(metric, "few_units")``: the
+    units behind a flow's unit factor when they are few (:func:`perflink.forecast._joint.few_units`).
 
     ``group_runs``: full-year runs from the same month a year before and its neighbours
     (:func:`origins_for`) whose scores count for the group's factors only. The group is
@@ -619,6 +620,8 @@ def calibrate(runs, catalog, options, *, group_runs=()) -> dict:
             pooled.merge(lr)
         learned = _joint.factors_from(pooled)
         factors.update({k: v for k, v in learned.items() if k in stage})
+        thin = _joint.few_units(pooled)
+        factors.update({(m, "few_units"): n for m, n in thin.items() if (m, "unit") in stage})
     return factors
 
 

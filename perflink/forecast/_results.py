@@ -18,7 +18,7 @@ from perflink._report_format import fmt_number
 from perflink.common import MATERIALITY, severities_from
 from perflink.errors import ParamsError
 from perflink.forecast._deviation import lead_lags
-from perflink.forecast._joint import MIN_SHIFT_ROWS
+from perflink.forecast._joint import FEW_ROWS, MIN_SHIFT_ROWS
 from perflink.options import ForecastOptions, StatusOptions
 from perflink.results import TableResult, TaskResult
 from perflink.units import parse_unit, unit_label
@@ -514,6 +514,9 @@ class ForecastResult(TaskResult):
     #: year's ratio to sales (the rest), learnt on the same windows; empty when no flow
     #: could be checked or the catalog has no sales metric among the flows.
     blends: Mapping[str, float] | None = None
+    #: Units reporting each metric whose unit intervals rest on fewer than ``FEW_ROWS`` of
+    #: them, and so take the cautious rank of the checks' misses (the page says which).
+    few_units: Mapping[str, int] | None = None
 
     _frame = "forecast"
 
@@ -563,6 +566,9 @@ class ForecastResult(TaskResult):
         that the history was too short for them) and how the flows follow sales."""
         lang = self.language
         parts = [labels.t("forecast.text.aggregate", lang)]
+        if self.few_units:
+            names = _join([self._name(m) for m in self.few_units], lang)
+            parts.append(labels.t("forecast.text.few_units", lang, metrics=names, rows=FEW_ROWS))
         if self.corrections:
             each = [f"{self._name(m)} {v:+.1%}" for m, v in self.corrections.items()]
             parts.append(labels.t("forecast.text.level", lang, corrections=_join(each, lang)))

@@ -271,6 +271,7 @@ def forecast_panel(
         status=status,
         corrections=_joint.shifts_of(factors) if st.fy_steps else None,
         blends=_joint.blends_of(factors) if st.fy_steps else None,
+        few_units=_joint.few_units_of(factors) if st.fy_steps else None,
     )
 
 
