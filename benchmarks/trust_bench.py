@@ -35,6 +35,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/trust_bench.py --part coverage --seeds 11,12,13,14,15
     .venv/bin/python benchmarks/trust_bench.py --part clean --sizes 42,120
     .venv/bin/python benchmarks/trust_bench.py --part recall --seeds 11,12,13,14,15
+    .venv/bin/python benchmarks/trust_bench.py --example retail --seeds 21,22,23  # the other company
 """
 
 from __future__ import annotations
@@ -71,14 +72,16 @@ def _deviation(params: Path, quarter: str) -> pd.DataFrame:
     return table
 
 
-def coverage(seeds: list[int], origins: list[str], realised_q: str, work: Path) -> None:
+def coverage(
+    seeds: list[int], origins: list[str], realised_q: str, work: Path, example: str = "sample"
+) -> None:
     """Print interval coverage per metric x level and the calibration of p_meet_budget."""
     from perflink import sample
     from perflink.catalog import load_catalog
 
     rows = []
     for seed in seeds:
-        params = sample.generate(work / f"cov{seed}", seed=seed)
+        params = sample.generate(work / f"cov{seed}", seed=seed, example=example)
         catalog = load_catalog(params.parent / "catalog")
         real = _deviation(params, realised_q).set_index(["entity_id", "metric_id"])["ytd_actual"]
         for origin in origins:
@@ -227,7 +230,7 @@ def _budget_gap(df: pd.DataFrame) -> None:
     )
 
 
-def clean(seeds: list[int], sizes: list[int], work: Path) -> None:
+def clean(seeds: list[int], sizes: list[int], work: Path, example: str = "sample") -> None:
     """Print findings by severity per task on --clean groups."""
     from perflink import anomaly, forecast, kpi, mapping, sample
 
@@ -237,9 +240,8 @@ def clean(seeds: list[int], sizes: list[int], work: Path) -> None:
     counts = []
     for size in sizes:
         for seed in seeds:
-            params = sample.generate(
-                work / f"clean{size}_{seed}", seed=seed, entities=size, clean=True
-            )
+            shape = {"entities": size} if example == "sample" else {"example": example}
+            params = sample.generate(work / f"clean{size}_{seed}", seed=seed, clean=True, **shape)
             review = _review(params, "")
             units = int((review.entities["kind"] == "department").sum())
             for name, run in tasks.items():
@@ -310,7 +312,7 @@ def _matches(df: pd.DataFrame, problem: dict) -> pd.Series:
     return (col("entity_id") == problem["entity_id"]) & about & when
 
 
-def recall(seeds: list[int], work: Path) -> None:
+def recall(seeds: list[int], work: Path, example: str = "sample") -> None:
     """Print, per planted problem, which tasks found it and whether the summary ranks it."""
     import yaml
 
@@ -318,7 +320,7 @@ def recall(seeds: list[int], work: Path) -> None:
 
     rows = []
     for seed in seeds:
-        params = sample.generate(work / f"recall{seed}", seed=seed)
+        params = sample.generate(work / f"recall{seed}", seed=seed, example=example)
         truth = yaml.safe_load((params.parent / "truth.yaml").read_text(encoding="utf-8"))
         result = summary.run(_review(params, ""))
         tables = result.inputs.tables
@@ -396,16 +398,26 @@ def main(argv: list[str] | None = None) -> int:
         "--realised", default="2025Q4", help="quarter whose YTD actual is the full year"
     )
     ap.add_argument("--sizes", default="42", help="units of the clean groups")
+    ap.add_argument(
+        "--example",
+        choices=["sample", "retail"],
+        default="sample",
+        help="which built-in company to generate (retail: a fixed shape of 23 centres)",
+    )
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.example == "retail" and sizes != [42]:
+        ap.error("--sizes applies to the sample only: the retail example has a fixed shape")
+    print(f"example: {args.example}")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="trust_bench_") as tmp:
         if args.part in ("coverage", "all"):
-            coverage(seeds, args.origins.split(","), args.realised, Path(tmp))
+            coverage(seeds, args.origins.split(","), args.realised, Path(tmp), args.example)
         if args.part in ("clean", "all"):
-            clean(seeds, [int(s) for s in args.sizes.split(",")], Path(tmp))
+            clean(seeds, sizes, Path(tmp), args.example)
         if args.part in ("recall", "all"):
-            recall(seeds, Path(tmp))
+            recall(seeds, Path(tmp), args.example)
     print(f"\n(trust_bench: {time.perf_counter() - start:.0f} s)")
     return 0
 
