@@ -1272,6 +1272,27 @@ def test_spread_factors_move_the_80_and_95_percent_edges_each_by_its_own():
     assert _scale(paths, (1.0, 1.0), 3) is paths and _scale(paths, None, 3) is paths
 
 
+def test_spread_factors_scale_an_entity_alike_beside_entities_without_the_metric():
+    """Rows of entities without the metric (wholly NaN) stay NaN and leave every other row as
+    it is scaled alone, bit for bit; a row with some NaN paths takes the NaN-skipping way."""
+    from perflink.forecast._joint import _scale
+
+    rng = np.random.default_rng(5)
+    paths = 50.0 + rng.standard_normal((4, 500, 3))
+    mixed = paths.copy()
+    mixed[[0, 2]] = np.nan
+    out = _scale(mixed, (1.4, 2.2), 3)
+    assert np.isnan(out[[0, 2]]).all()
+    np.testing.assert_array_equal(out[[1, 3]], _scale(paths[[1, 3]], (1.4, 2.2), 3))
+    assert np.isnan(_scale(np.full((2, 5, 3), np.nan), (1.4, 2.2), 3)).all()
+    # some paths of a row missing: the rest are scaled around their own mean
+    partial = paths[[1]].copy()
+    partial[0, :10] = np.nan
+    got = _scale(partial, (1.4, 2.2), 3)
+    assert np.isnan(got[0, :10]).all() and np.isfinite(got[0, 10:]).all()
+    np.testing.assert_allclose(np.nanmean(got, axis=1), np.nanmean(partial, axis=1))
+
+
 def test_calibration_passes_reuse_the_unit_paths_with_the_same_factors(monkeypatch):
     # calibrate keeps each window's unit paths between its passes when they fit
     # CALIBRATION_CACHE_BYTES; drawn again or kept, the factors are the same bit for bit.
