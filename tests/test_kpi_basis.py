@@ -17,6 +17,7 @@ from perflink.errors import ParamsError
 from perflink.options import KpiOptions, StatusOptions
 
 CATALOG = load_catalog(Path(perflink.__file__).parent / "data" / "catalog")
+RETAIL_CATALOG = Path(perflink.__file__).parent / "data" / "examples" / "retail" / "catalog"
 S = pd.Series
 
 
@@ -269,3 +270,32 @@ def test_a_miss_that_follows_from_the_profit_miss_is_low_and_materiality_makes_h
     # the group misses its profit by more than 5% of its own target: material, high
     g = f[(f["entity_id"] == "G") & (f["metric_id"] == PROFIT)]
     assert len(g) and (g["severity"] == "high").all()
+
+
+def test_a_part_of_the_profit_missed_with_the_profit_is_low_missed_alone_keeps_its_severity():
+    """The retail catalog's contribution is a formula input of its operating income: missed
+    where the operating income is missed too it is that shortfall seen again (low); missed
+    where the profit is met it keeps the materiality rule; a rate built on the profit too."""
+    from perflink.kpi._trace import _inputs, severity
+
+    catalog = load_catalog(RETAIL_CATALOG)
+    profit = catalog.role("profit")
+    part = next(m for m in catalog.tier(1) if m in _inputs(profit, catalog))
+    built_on = next(m for m in catalog.tier(1) if profit in _inputs(m, catalog))
+    entities = pd.DataFrame({"entity_id": ["GRP", "NE", "WE"], "parent_id": [None, "GRP", "GRP"]})
+    tier1 = pd.DataFrame(
+        {"entity_id": "GRP", "base": "target", "scope": "quarter", "metric_id": [profit],
+         "target": [1000.0]}
+    )  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "entity_id": ["NE", "NE", "NE", "WE"],
+            "scope": "quarter",
+            "metric_id": [profit, part, built_on, part],
+            "gap": [-200.0, -200.0, -0.02, -200.0],  # 20% of the group's profit target
+        }
+    )
+    assert list(severity(out, tier1, catalog, entities)) == ["high", "low", "low", "high"]
+    # below 5% of the group's profit target: medium
+    small = out.assign(gap=[-20.0, -20.0, -0.02, -20.0])
+    assert list(severity(small, tier1, catalog, entities)) == ["medium", "low", "low", "medium"]

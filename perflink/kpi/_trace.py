@@ -49,8 +49,8 @@ COLUMNS = [
 #: (a rate, a growth, a per-head figure, or a money shortfall below that) is ``medium``:
 #: a unit's noise around its budget is not a group-level problem, and a rate's money is in
 #: the profit finding of the same entity. A metric built on the profit (growth, a return,
-#: per head, EVA) missed where the entity's profit is missed too is ``low``: the same
-#: problem, whose finding is the profit's.
+#: per head, EVA), or one the profit is built from (a contribution), missed where the
+#: entity's profit is missed too is ``low``: the same problem, whose finding is the profit's.
 MATERIALITY = _MATERIALITY  # perflink.common.MATERIALITY, shared with the forecast
 
 
@@ -163,13 +163,17 @@ def severity(
         material = money.to_numpy(dtype=bool) & (out["gap"].abs().to_numpy() >= MATERIALITY * bases)
     sev = np.where(material, "high", "medium").astype(object)
     # one problem, one finding at its severity: a metric built on the profit (its growth,
-    # its return on a balance, per head, after a capital charge) missed where the profit
-    # itself is missed follows from that miss: low, evidence beside the profit finding
+    # its return on a balance, per head, after a capital charge) or one the profit is built
+    # from (a contribution, a gross margin) missed where the profit itself is missed is
+    # that miss seen again: low, evidence beside the profit finding, which traces the
+    # same shortfall to the same cause (a clean retail group's contribution and operating
+    # income were two high findings of one sales shortfall)
     if profit is not None:
         keys = list(zip(out["entity_id"], out["scope"], strict=True))
         profit_missed = {k for k, m in zip(keys, out["metric_id"], strict=True) if m == profit}
+        parts = _inputs(profit, catalog)
         follows = [
-            m != profit and k in profit_missed and profit in _inputs(m, catalog)
+            m != profit and k in profit_missed and (m in parts or profit in _inputs(m, catalog))
             for k, m in zip(keys, out["metric_id"], strict=True)
         ]
         sev = np.where(follows, "low", sev)
