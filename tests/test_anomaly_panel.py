@@ -201,6 +201,55 @@ def test_known_event_is_marked_explained_not_dropped(catalog):
     assert res.stats["explained"] >= 1
 
 
+def test_an_adjustment_no_check_flags_is_listed_once_with_its_figures(catalog):
+    """Every approved adjustment the checks score is accounted for: a flagged figure says it
+    is explained (one row, not two); one no check flagged gets an info row of kind
+    ``adjustment``, explained by it, with the month's value against the series check's
+    expected value and range, last in the ranking and not counted as a flag. Adjustments of
+    months before the quarter or of a subsidiary are the KPI page's audit only."""
+
+    def edit(d):
+        d["U01"]["revenue"][-3] *= 0.65  # 2026-07: flagged
+
+    adj = pd.DataFrame(
+        {
+            "entity_id": ["U01", "U02", "U03", "S01"],
+            "period": pd.PeriodIndex(["2026-07", "2026-08", "2026-03", "2026-08"], freq="M"),
+            "metric_id": ["revenue"] * 4,
+            "amount": [100.0, 5.0, 5.0, 5.0],
+            "reason": ["typhoon", "store refit", "old", "sub"],
+            "approved_by": ["board"] * 4,
+        }
+    )
+    facts = _facts(edit=edit)
+    res = _run(facts, catalog, adjustments=adj)
+    t = res.table
+    rows = t[t["kind"] == "adjustment"]
+    assert [
+        (e, str(p), m) for e, p, m in rows[["entity_id", "period", "metric_id"]].to_numpy()
+    ] == [("U02", "2026-08", "revenue")]
+    r = rows.iloc[0]
+    fact = facts[
+        (facts["entity_id"] == "U02")
+        & (facts["period"] == pd.Period("2026-08", "M"))
+        & (facts["metric_id"] == "revenue")
+    ]["value"].iloc[0]
+    assert r["value"] == fact and np.isfinite([r["expected"], r["lower"], r["upper"]]).all()
+    assert r["severity"] == "info" and "store refit" in r["explained_by"]
+    assert "no check flagged this figure" in r["message"] and "store refit" in r["message"]
+    assert r["source_refs"] == "U02-2026-08-revenue" and r["rank"] == len(t) == t["rank"].max()
+    hit = t[(t["entity_id"] == "U01") & (t["metric_id"] == "revenue")]
+    assert len(hit) == 1 and hit["kind"].iloc[0] != "adjustment"
+    assert "typhoon" in hit["explained_by"].iloc[0]
+    assert res.stats["flags"] == len(t) - 1 and res.stats["explained"] == 1
+    assert any(n.startswith("Approved adjustments of the quarter") for n in res.notes)
+    assert res.counts.table["n_explained"].sum() == 2
+    # without the adjustment the same figures give no such row and no note
+    plain = _run(facts, catalog, adjustments=adj.iloc[:1])
+    assert (plain.table["kind"] != "adjustment").all()
+    assert not any(n.startswith("Approved adjustments") for n in plain.notes)
+
+
 def test_small_moves_are_immaterial(catalog):
     def edit(d):
         d["U03"]["opex"][-2] *= 1.02

@@ -210,6 +210,25 @@ def test_an_explained_event_rides_on_an_item_but_makes_none_of_its_own():
     assert "revenue -35%" in item["other_messages"] and item["severity"] == "high"
 
 
+def test_an_adjustment_no_check_flagged_rides_on_the_item_of_its_unit_and_metric():
+    """The anomaly task lists an approved adjustment whose figure no check flagged as an
+    explained info row (kind ``adjustment``): the projected miss of the same unit and metric
+    carries it, like an explained anomaly, and it makes no item of its own."""
+    base = _anomalies().iloc[:1]  # no explained anomaly about S01D01's revenue
+    bare = _rank(_inputs(anomalies=base)).table
+    item = bare[(bare["entity_id"] == "S01D01") & (bare["subject"] == "revenue")].iloc[0]
+    assert "adjusted" not in str(item["other_messages"])
+    extra = pd.DataFrame(
+        [("S01D01", "2026-09", "revenue", "adjustment", "info", np.nan, "store fire",
+          "revenue adjusted, within range")],
+        columns=_anomalies().columns,
+    )  # fmt: skip
+    f = _rank(_inputs(anomalies=pd.concat([base, extra], ignore_index=True))).table
+    item = f[(f["entity_id"] == "S01D01") & (f["subject"] == "revenue")].iloc[0]
+    assert "revenue adjusted, within range" in item["other_messages"]
+    assert len(f) == len(bare)
+
+
 def test_rank_findings_caps_each_kind():
     res = _rank(_inputs(), options=SummaryOptions(per_kind=1, top_n=50))
     counts = res.top.groupby(["source_task", "finding_kind"]).size()

@@ -286,6 +286,36 @@ def explained_by(
     return out
 
 
+def adjustment_message(
+    row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, names: dict, lang: str
+) -> str:
+    """The explanation of an ``adjustment`` row (:func:`perflink.anomaly._panel._adjustment_checks`):
+    the month's value against the series check's expected value and normal range, that no
+    check flagged it, and what its mapped drivers did; or that its history is too short."""
+    metric = row["metric_id"]
+    unit = unit_of(catalog, metric)
+    fmt = dict(
+        entity=_spaced(names["entities"].get(row["entity_id"], row["entity_id"]), lang),
+        metric=_spaced(names["metrics"].get(metric, metric), lang),
+        period=fmt_period(row["period"], lang),
+    )
+    checked = all(np.isfinite(float(row[c])) for c in ("value", "expected", "lower", "upper"))
+    if not checked:
+        return t("anomaly.msg.adjustment_unchecked", lang, **fmt)
+    fmt.update(
+        value=_fmt(row["value"], unit, lang),
+        expected=_fmt(row["expected"], unit, lang),
+        lower=_fmt(row["lower"], unit, lang),
+        upper=_fmt(row["upper"], unit, lang),
+        change=_change(row["value"], row["expected"], unit, lang),
+    )
+    text = t("anomaly.msg.adjustment_check", lang, **fmt)
+    drivers = drivers_text(row, cube, catalog, sc, names["metrics"], lang)
+    if lang != "zh":
+        return " ".join(p for p in (text, drivers) if p)
+    return re.sub(r" {2,}", " ", "".join(p for p in (text, drivers) if p))
+
+
 def source_refs(
     rows: pd.DataFrame, facts: pd.DataFrame, linkage_inputs: dict, features: dict[str, Feature]
 ) -> pd.Series:

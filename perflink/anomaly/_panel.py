@@ -22,6 +22,7 @@ from perflink.anomaly._detect import (
 from perflink.anomaly._explain import (
     _SERIES_KINDS,
     SEVERITY_ORDER,
+    adjustment_message,
     check_of,
     corroborated,
     counted,
@@ -200,13 +201,17 @@ def detect_anomalies(
         {**names, "elastic": elastic},
     )  # fmt: skip
     n_points = int(np.isfinite(cube.values[:, :, cube.quarter]).sum())
+    flagged = table
+    table = _with_adjustments(table, cube, catalog, sc, facts, lineage, adjustments, info, names,
+                              lang)  # fmt: skip
+    n_adjusted = len(table) - len(flagged)
     stats = {
         "quarter": str(q),
         "points": n_points,
-        "flags": len(table),
-        "per_100": round(100.0 * len(table) / n_points, 2) if n_points else 0.0,
-        "high": int(table["severity"].isin(severities_from("high")).sum()),
-        "explained": int((table["explained_by"] != "").sum()),
+        "flags": len(flagged),
+        "per_100": round(100.0 * len(flagged) / n_points, 2) if n_points else 0.0,
+        "high": int(flagged["severity"].isin(severities_from("high")).sum()),
+        "explained": int((flagged["explained_by"] != "").sum()),
         "flag_rate": opts.flag_rate,
         "money_high": fmt_number(opts.money_high, catalog.money_unit, lang),
         "money_low": fmt_number(opts.money_low, catalog.money_unit, lang),
@@ -230,6 +235,7 @@ def detect_anomalies(
                 features_note(used, n_units, catalog, table, opts, lang),
                 linkage_note(bands, opts, lang),
                 stake_note(elastic, catalog, metric_names, lang),
+                labels.t("anomaly.text.adjustments", lang, n=n_adjusted) if n_adjusted else "",
             )
             if n
         ),
@@ -378,6 +384,76 @@ def _findings(
     first = _rank(first)
     first["rank"] = np.arange(1, len(first) + 1)
     return first[TABLE_COLUMNS].reset_index(drop=True)
+
+
+def _with_adjustments(
+    table, cube, catalog, sc, facts, lineage, adjustments, info, names, lang
+) -> pd.DataFrame:
+    """``table`` with a row per approved adjustment of the quarter that no finding is about
+    (its unit, month and metric), ranked again.
+
+    Bonuses are paid on the adjusted figures, so the page accounts for every adjustment the
+    checks score: a flagged month says it is explained (:func:`explained_by`); an adjustment
+    whose month no check flagged gets a row of kind ``adjustment``, severity ``info``,
+    explained by it, with the month's value against the series check's expected value and
+    normal range, so a reader sees whether the data bears the event out (a hurricane that
+    cut a volatile unit's sales by 30% can stay inside its normal range), and an item of the
+    summary about that unit and metric carries it as evidence. Adjustments of entities the
+    checks do not score (a subsidiary, the group) or of months before the quarter are the
+    KPI page's adjustment audit only.
+    """
+    if adjustments is None or len(adjustments) == 0:
+        return table
+    months = {str(p) for p in cube.periods[cube.quarter]}
+    index = {e: i for i, e in enumerate(cube.entities)}
+    adj = adjustments.assign(_p=adjustments["period"].astype(str))
+    adj = adj[adj["_p"].isin(months) & adj["entity_id"].isin(index)]
+    seen = set(
+        zip(table["entity_id"], table["period"].astype(str), table["metric_id"], strict=True)
+    )
+    keys = [
+        k
+        for k in dict.fromkeys(zip(adj["entity_id"], adj["_p"], adj["metric_id"], strict=True))
+        if k not in seen
+    ]
+    if not keys:
+        return table
+    rows = []
+    for eid, month, metric in keys:
+        e, m = index[eid], cube.m(metric)
+        t = int(cube.periods.get_loc(pd.Period(month, "M")))
+        cell = {
+            c: float(a[e, m, t]) if m is not None else np.nan
+            for c, a in (("value", cube.values), ("expected", sc.expected),
+                         ("lower", sc.lower), ("upper", sc.upper), ("score", sc.score))
+        }  # fmt: skip
+        rows.append(
+            dict(e=e, t=t, entity_id=eid, period=pd.Period(month, "M"), metric_id=metric,
+                 kind="adjustment", severity="info", at_stake=np.nan, effect=np.nan,
+                 favourable=False, feature=None, also="", **cell)
+        )  # fmt: skip
+    new = pd.DataFrame(rows)
+    new["explained_by"] = explained_by(new, adjustments, catalog, lang).to_numpy()
+    sep = "" if lang == "zh" else " "
+    new["explanation"] = [
+        adjustment_message(r, cube, catalog, sc, names, lang)
+        + f"{sep}{labels.t('anomaly.msg.explained', lang, by=r['explained_by'])}"
+        for _, r in new.iterrows()
+    ]
+    refs = facts_with_refs(facts, new["entity_id"].unique(), lineage)
+    new["source_refs"] = source_refs(new, refs, {}, names["features"]).to_numpy()
+    new["message"] = new["explanation"]
+    new["entity"] = new["entity_id"].map(names["entities"])
+    new["metric"] = new["metric_id"].map(lambda x: names["metrics"].get(x, x))
+    new["parent_id"] = info["parent_id"].to_numpy()[new["e"].to_numpy(int)]
+    new["source_system"] = new["metric_id"].map(
+        lambda x: catalog.metrics[x].source_system if x in catalog.metrics else ""
+    )
+    new["rank"] = 0
+    both = pd.concat([table, new[TABLE_COLUMNS]], ignore_index=True) if len(table) else new
+    both = _rank(both[TABLE_COLUMNS])
+    both["rank"] = np.arange(1, len(both) + 1)
+    return both.reset_index(drop=True)
 
 
 def _corroboration(checks: list[str], lang: str) -> str:
