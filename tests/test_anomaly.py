@@ -272,6 +272,28 @@ def test_quarterly_values_repeated_monthly_are_scored_per_quarter():
     assert res.attrs["method"] == "quarterly_steps" and _flags(res) == [29]
 
 
+def test_values_held_over_quarters_that_start_off_the_calendar_are_scored_per_quarter():
+    """A score held over quarters that start in December (or any month but a calendar
+    quarter's) is one value per quarter too: a new value is no spike of many times the
+    (nil) month-to-month swing, and a jump far from the usual quarter values is flagged at
+    the first month of its quarter."""
+    rng = np.random.default_rng(8)
+    q = 85 + rng.normal(0, 4.0, 16)
+    for into in (0, 1, 2):  # January is the 1st, 2nd, 3rd month of a block: Jan, Dec, Nov
+        v = np.repeat(q, 3)[into : into + 45]
+        res = detect_series(_monthly(v, start="2023-01"))
+        assert res.attrs["method"] == "quarterly_steps", into
+        assert not res["is_anomaly"].any(), into
+    q[12] += 30
+    v = np.repeat(q, 3)[1:46]  # from January: Jan, Feb end the first block
+    res = detect_series(_monthly(v, start="2023-01"))
+    assert res.attrs["method"] == "quarterly_steps" and _flags(res) == [12 * 3 - 1]
+    # without the quarter reading, the same series flags every change of quarter
+    assert (
+        detect_series(_monthly(v + np.arange(45) * 1e-6, start="2023-01"))["is_anomaly"].sum() > 1
+    )
+
+
 def test_short_series_and_rates_in_detect_frame_match_detect_series():
     rng = np.random.default_rng(6)
     wide = pd.DataFrame(

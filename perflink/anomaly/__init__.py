@@ -26,8 +26,9 @@ Methods (``attrs["method"]`` of the result):
     the Anscombe scale 2 sqrt(y + 3/8), with at least Poisson noise; counts
     need four full seasons for the seasonal method.
 ``quarterly_steps``
-    a monthly series holding one value per calendar quarter: scored per quarter
-    (season 4), flagged at the first month of the quarter that moved.
+    a monthly series holding one value per quarter (calendar quarters first, else
+    quarters starting a month or two later, as a fiscal year from February): scored
+    per quarter (season 4), flagged at the first month of the quarter that moved.
 ``insufficient_history``
     fewer than 6 observed points: nothing is flagged.
 

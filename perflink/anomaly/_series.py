@@ -60,9 +60,10 @@ def detect_series(
         Small counts (non-negative whole numbers, median at most 20: new customers)
         are scored on the Anscombe scale ``2 sqrt(y + 3/8)`` with at least Poisson
         noise, so ``score`` is in those units and the band is not symmetric.
-        Monthly series that hold one value per calendar quarter (a survey score
-        repeated over the quarter's months) are scored per quarter and flagged at
-        the first month of the quarter that moved.
+        Monthly series that hold one value per quarter (a survey score repeated
+        over the quarter's months; calendar quarters first, else quarters starting
+        a month or two later) are scored per quarter and flagged at the first month
+        of the quarter that moved.
 
         ``attrs["method"]`` names the method (see module docstring; also
         ``count_robust_seasonal``, ``count_short_series_mad`` and
@@ -325,12 +326,17 @@ def _detect_matrix(
         "kind": np.zeros((n_s, n), dtype=int),
     }
     method = np.full(n_s, "", dtype=object)
-    quarterly = _quarterly_rows(y, phase) if phase is not None else np.zeros(n_s, dtype=bool)
-    rows = np.flatnonzero(quarterly)
-    if rows.size:
-        res, method[rows] = _detect_quarterly(y[rows], flag_rate, phase)
-        for key in out:
-            out[key][rows] = res[key]
+    quarterly = np.zeros(n_s, dtype=bool)
+    # calendar quarters first, then quarters starting a month or two later (a fiscal year
+    # from February, a survey cycle from December): a score held over such a quarter read
+    # month by month makes every change of quarter a spike of many times its (nil) swing
+    for p in () if phase is None else (phase, (phase + 1) % 3, (phase + 2) % 3):
+        rows = np.flatnonzero(_quarterly_rows(y, p) & ~quarterly)
+        if rows.size:
+            quarterly[rows] = True
+            res, method[rows] = _detect_quarterly(y[rows], flag_rate, p)
+            for key in out:
+                out[key][rows] = res[key]
     count = _count_rows(y) & ~quarterly
     n_obs = np.sum(~np.isnan(y), axis=1)
     seasonal_ok = (season > 1) & (n_obs >= 2 * season + _EXTRA_POINTS)
