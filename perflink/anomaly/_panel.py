@@ -212,6 +212,7 @@ def detect_anomalies(
         "per_100": round(100.0 * len(flagged) / n_points, 2) if n_points else 0.0,
         "high": int(flagged["severity"].isin(severities_from("high")).sum()),
         "explained": int((flagged["explained_by"] != "").sum()),
+        "adjusted": n_adjusted,  # approved adjustments listed though no check flagged them
         "flag_rate": opts.flag_rate,
         "money_high": fmt_number(opts.money_high, catalog.money_unit, lang),
         "money_low": fmt_number(opts.money_low, catalog.money_unit, lang),
@@ -235,7 +236,6 @@ def detect_anomalies(
                 features_note(used, n_units, catalog, table, opts, lang),
                 linkage_note(bands, opts, lang),
                 stake_note(elastic, catalog, metric_names, lang),
-                labels.t("anomaly.text.adjustments", lang, n=n_adjusted) if n_adjusted else "",
             )
             if n
         ),
