@@ -352,7 +352,8 @@ class AnomalyOptions(_Options):
     ----------
     detectors : which detectors run: ``series`` (spikes, level shifts, trend breaks per
         entity x metric), ``multivariate`` (odd mix of ratio features in an entity-month),
-        ``peer`` (year-on-year change unlike units of the same centre type and business line),
+        ``peer`` (year-on-year change unlike units of the same centre type and business line,
+        beyond its usual gap to them),
         ``linkage`` (a finance metric off what its mapped business drivers imply).
     exclude_metrics : metrics never scored (e.g. standards set once a year).
     min_change : a flag moving the value less than this fraction of the expected value is
@@ -372,7 +373,8 @@ class AnomalyOptions(_Options):
     min_history : months of history a series, ratio or feature needs before it is scored.
     min_level : count-like metrics (not money, rates or prices) with a median monthly level
         below this are not compared with peers nor used as a ratio driver (too noisy).
-    peer_z : |robust z| of a unit's year-on-year change among its peers to be flagged.
+    peer_z : |robust z| of a unit's year-on-year change among its peers, beyond its usual gap
+        to them, to be flagged.
     min_peers : smallest peer group (same centre type and business line) that is compared.
     z_medium, z_high, z_critical : |score| bands of severity medium / high / critical.
     money_high : money at stake (in the catalog's money unit, :attr:`Catalog.money_unit`) at or

@@ -169,6 +169,29 @@ def test_unit_unlike_its_peers_is_a_peer_anomaly(catalog):
     assert any("peer" in {k, *a.split(",")} for k, a in zip(hit["kind"], hit["also"], strict=True))
 
 
+def test_a_unit_that_always_outgrows_its_peers_is_not_unusual_for_doing_so_again(catalog):
+    """The peer check weighs a unit's year-on-year change against its peers' beyond its
+    usual gap to them: 15% a year faster for three years is that unit's normal; a jump on
+    top of it is flagged, and its message states the usual gap."""
+    months = np.arange(len(PERIODS))
+
+    def steady(d):
+        d["U03"]["headcount"] = d["U03"]["headcount"] * 1.15 ** (months / 12)
+
+    res = _run(_facts(edit=steady), catalog)
+    peer = res.table[res.table["kind"].eq("peer") | res.table["also"].str.contains("peer")]
+    assert not (peer["entity_id"] == "U03").any()
+
+    def jump(d):
+        steady(d)
+        d["U03"]["headcount"][-1] *= 1.5
+
+    res = _run(_facts(edit=jump), catalog, options=AnomalyOptions(detectors=("peer",)))
+    hit = res.table[(res.table["entity_id"] == "U03") & (res.table["metric_id"] == "headcount")]
+    assert list(hit["kind"]) == ["peer"]
+    assert "usually runs +15.0 points from theirs" in hit["message"].iloc[0]
+
+
 def test_odd_mix_of_ratios_is_multivariate(catalog):
     def edit(d):  # revenue per head and expense ratio both up: normally they move apart
         d["U04"]["revenue"][-1] *= 1.10

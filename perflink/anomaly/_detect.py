@@ -348,10 +348,13 @@ def peer_flags(
 
     Peers = units of the same centre type and business line (``groups`` holds one code per
     entity, -1 = no group). Change = value / value 12 months earlier - 1 (rates: the
-    difference in points); robust z against the peers' median, scaled by the larger of the
-    peers' spread (1.4826 x MAD, at least 2% or 0.5 points) and the unit's own usual spread
-    of year-on-year changes over the 24 months before the quarter (noisy series, such as
-    small counts, need a larger move). Returns candidates and the (E, M, Q) changes for the peer charts.
+    difference in points); robust z of its gap to the peers' median beyond the unit's usual
+    gap (the median gap over the 24 months before the quarter: a unit that has grown 12
+    points a year faster than its peers for two years is not unusual for doing so again),
+    scaled by the larger of the peers' spread (1.4826 x MAD, at least 2% or 0.5 points) and
+    the unit's own usual spread of year-on-year changes over those months (noisy series,
+    such as small counts, need a larger move). Returns candidates and the (E, M, Q) changes
+    for the peer charts.
     """
     q = cube.quarter
     v = cube.values
@@ -365,8 +368,10 @@ def peer_flags(
         own_h = g_all[:, :, max(12, q[0] - _LINK_HISTORY) : q[0]]
         own_med = nanmedian(own_h, axis=-1, keepdims=True)
         own = _MAD * nanmedian(np.abs(own_h - own_med), axis=-1)
-    own = np.where(np.sum(np.isfinite(own_h), axis=-1) >= opts.min_history // 2, own, np.inf)
+    known = np.sum(np.isfinite(own_h), axis=-1) >= opts.min_history // 2
+    own = np.where(known, own, np.inf)
     g_all[small_counts(cube, catalog, opts.min_level)] = np.nan
+    hist = g_all[:, :, max(12, q[0] - _LINK_HISTORY) : q[0]]
     cur, prev, g = v[:, :, q], prev_all[:, :, q], g_all[:, :, q]
     frames = []
     for code in np.unique(groups[groups >= 0]):
@@ -378,11 +383,15 @@ def peer_flags(
         with np.errstate(all="ignore"):
             med = nanmedian(gg, axis=0)
             mad = nanmedian(np.abs(gg - med), axis=0)
+            # the unit's usual gap to its peers' median (0 without the history to tell)
+            gap_h = hist[ents] - nanmedian(hist[ents], axis=0)[None]
+            usual = np.where(known[ents], np.nan_to_num(nanmedian(gap_h, axis=-1)), 0.0)
         floor = np.where(rate[0], 0.005, 0.02)
         s = np.maximum(np.maximum(_MAD * mad, floor)[None], own[ents][..., None])
-        z = (gg - med) / s
+        centre = med[None] + usual[..., None]  # (e, M, Q): what the unit's change would be
+        z = (gg - centre) / s
         with np.errstate(all="ignore"):
-            expected = np.where(rate, prev[ents] + med, prev[ents] * (1 + med))
+            expected = np.where(rate, prev[ents] + centre, prev[ents] * (1 + centre))
         keep = (
             (np.abs(np.nan_to_num(z)) >= opts.peer_z)
             & (n >= opts.min_peers)
@@ -392,7 +401,8 @@ def peer_flags(
         if ei.size == 0:
             continue
         base = prev[ents][ei, m, k]
-        lo_g, hi_g = med[m, k] - opts.peer_z * s[ei, m, k], med[m, k] + opts.peer_z * s[ei, m, k]
+        at = centre[ei, m, k]
+        lo_g, hi_g = at - opts.peer_z * s[ei, m, k], at + opts.peer_z * s[ei, m, k]
         r = rate[0, m, 0]
         frames.append(
             _rows(
@@ -407,6 +417,7 @@ def peer_flags(
                 z[ei, m, k],
                 change=gg[ei, m, k],
                 peer_median=med[m, k],
+                peer_gap=usual[ei, m],
                 peer_n=n[m, k],
                 group=code,
             )

@@ -234,6 +234,7 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
                 else t("anomaly.msg.points", lang, x=f"{row['peer_median'] * 100:+.1f}")
             ),
             n=int(row["peer_n"]),
+            gap=t("anomaly.msg.points", lang, x=f"{row['peer_gap'] * 100:+.1f}"),
             group=ctx["groups"].get(int(row["group"]), ""),
         )
     elif kind == "linkage":

@@ -102,7 +102,7 @@ def detect_anomalies(
       features come from the catalog (:func:`perflink.anomaly.features_of`: its ratio
       metrics, per-head ratios of money flows, its reported rates, prices and scores);
     - ``peer``: a year-on-year change unlike the units of the same centre type and
-      business line in that month.
+      business line in that month, beyond the unit's usual gap to them.
 
     Flags that move a value by less than ``options.min_change`` are dropped. One row is kept
     per entity, metric and month (the most severe; the others are listed in ``also``).
