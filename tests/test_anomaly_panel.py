@@ -746,6 +746,39 @@ def test_a_driver_without_an_elasticity_is_not_priced_and_the_page_says_so(catal
     assert "At stake (adverse moves only)" in page and "At stake (CNY 10k" not in page
 
 
+def test_a_driver_fitted_in_levels_is_priced_over_the_mean_its_elasticity_holds_at(catalog):
+    """A driver that can be zero or negative (a savings rate) is fitted in levels, its
+    elasticity scaled at the means: its deviation is read over that mean, not over a month's
+    expected value near zero (0.5% expected, -0.4% actual was a -184% deviation, priced at
+    four times its slope). A driver fitted in logs keeps actual / expected - 1."""
+    from perflink.anomaly._cube import Cube, Scored
+    from perflink.anomaly._stake import Elasticity, _driver_effect, _fit
+
+    rng = np.random.default_rng(2)
+    ents = np.repeat(np.arange(4), 30)
+    x = rng.normal(0.02, 0.01, 120)  # a rate around 2%, some months below zero
+    y = 1000 * (1 - 0.5 * x) * np.exp(rng.normal(0, 0.001, 120))
+    level = _fit(y, [x], ents)
+    assert level.level == pytest.approx(x.mean()) and level.b < 0
+    logged = _fit(y, [np.abs(x) + 0.01], ents)
+    assert np.isnan(logged.level)
+
+    mp = next(m for m in catalog.mappings if catalog.metrics[m.driver].unit == "ratio")
+    periods = pd.period_range("2026-07", periods=1, freq="M")
+    values = np.array([[[-0.004], [7000.0]]])  # the driver this month, the target
+    expected = np.array([[[0.005], [7222.0]]])
+    cube = Cube(np.array(["U"]), [mp.driver, mp.target], periods, values, np.array([0]))
+    zeros = np.zeros_like(values)
+    sc = Scored(expected, zeros, zeros, zeros, zeros.astype(bool), zeros.astype(object),
+                np.zeros((1, 2), dtype=object))  # fmt: skip
+    money = catalog.in_money_unit(mp.target)
+    effect, figure = _driver_effect(cube, sc, catalog, mp, Elasticity(-0.02, 0.02), 0, 0)
+    assert figure == pytest.approx(7222.0 * money)
+    assert effect == pytest.approx(-0.02 * (-0.009 / 0.02) * 7222.0 * money)
+    effect, _ = _driver_effect(cube, sc, catalog, mp, Elasticity(-0.02), 0, 0)
+    assert effect == pytest.approx(-0.02 * (-0.004 / 0.005 - 1) * 7222.0 * money)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_clean_fixture_groups_have_no_high_or_critical_finding(catalog, seed):
     res = _run(_facts(seed=seed), catalog)

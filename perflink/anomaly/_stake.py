@@ -20,6 +20,8 @@ The effect is priced in the catalog's money unit:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -38,19 +40,33 @@ _MIN_PER_UNIT = 3  # months a unit needs to contribute within-unit variation
 _ALWAYS_AT_STAKE = ("linkage",)
 
 
-def _fit(y: np.ndarray, xs: list[np.ndarray], ents: np.ndarray) -> float:
+class Elasticity(NamedTuple):
+    """A mapping's elasticity and the driver level a deviation is read against: NaN where it
+    was fitted in logs (the month's expected value: a relative change is a log change), the
+    driver's mean over the fit where it was fitted in levels (a driver that can be zero or
+    negative, such as a savings rate: its elasticity holds at that mean, and a deviation
+    over a near-zero month's expected value would multiply it many times)."""
+
+    b: float
+    level: float = np.nan
+
+
+_NONE = Elasticity(np.nan)
+
+
+def _fit(y: np.ndarray, xs: list[np.ndarray], ents: np.ndarray) -> Elasticity:
     """Within-unit OLS slope of ``y`` on ``xs[0]`` (holding any ``xs[1:]`` fixed) as an
     elasticity: logs where a column is all positive, else levels scaled at the means."""
     data = np.column_stack([y, *xs])
     ok = np.isfinite(data).all(axis=1)
     data, ents = data[ok], ents[ok]
     if len(data) == 0:
-        return np.nan
+        return _NONE
     codes, counts = np.unique(ents, return_inverse=True, return_counts=True)[1:]
     keep = counts[codes] >= _MIN_PER_UNIT
     data, codes = data[keep], codes[keep]
     if len(data) < _MIN_OBS or np.unique(codes).size < 2:
-        return np.nan
+        return _NONE
     logged = (data > 0).all(axis=0)
     raw_mean = data.mean(axis=0)
     data = np.where(logged, np.log(np.where(logged, data, 1.0)), data)
@@ -59,10 +75,12 @@ def _fit(y: np.ndarray, xs: list[np.ndarray], ents: np.ndarray) -> float:
     with np.errstate(all="ignore"):  # units left out above have no rows to divide
         demeaned = data - (sums / np.bincount(codes)[:, None])[codes]
     if np.abs(demeaned[:, 1]).max() < 1e-12 or np.abs(demeaned[:, 0]).max() < 1e-12:
-        return np.nan
+        return _NONE
     beta = np.linalg.lstsq(demeaned[:, 1:], demeaned[:, 0], rcond=None)[0][0]
     scale = (1.0 if logged[1] else raw_mean[1]) / (1.0 if logged[0] else raw_mean[0])
-    return float(beta * scale) if np.isfinite(scale) and scale != 0 else np.nan
+    if not (np.isfinite(scale) and scale != 0):
+        return _NONE
+    return Elasticity(float(beta * scale), np.nan if logged[1] else float(raw_mean[1]))
 
 
 def _lagged(cube: Cube, metric: str, lag: int) -> np.ndarray:
@@ -72,7 +90,9 @@ def _lagged(cube: Cube, metric: str, lag: int) -> np.ndarray:
     return out
 
 
-def elasticities(cube: Cube, catalog: Catalog, *, months: int = ELASTICITY_MONTHS) -> dict:
+def elasticities(
+    cube: Cube, catalog: Catalog, *, months: int = ELASTICITY_MONTHS
+) -> dict[str, Elasticity]:
     """Elasticity of each mapping's finance target to its driver, by mapping id.
 
     The within-unit (fixed effects) least-squares slope of ``target_t`` on
@@ -90,12 +110,12 @@ def elasticities(cube: Cube, catalog: Catalog, *, months: int = ELASTICITY_MONTH
     the target's other mapped drivers held fixed (the mapping task's ``partial`` model);
     NaN when neither has the mapping's sign or there are fewer than 24 usable unit-months.
     """
-    out: dict[str, float] = {}
+    out: dict[str, Elasticity] = {}
     end = int(cube.quarter[0])  # the quarter's own anomalies must not set their price
     win = slice(max(0, end - months), end)
     ents = np.repeat(np.arange(len(cube.entities)), win.stop - win.start)
     for mp in catalog.mappings:
-        out[mp.id] = np.nan
+        out[mp.id] = _NONE
         if cube.m(mp.driver) is None or cube.m(mp.target) is None:
             continue
         y = cube.get(mp.target)[:, win].ravel()
@@ -106,25 +126,29 @@ def elasticities(cube: Cube, catalog: Catalog, *, months: int = ELASTICITY_MONTH
             if c.id != mp.id and cube.m(c.driver) is not None
         ]
         for xs in ([x], [x, *others]) if others else ([x],):
-            b = _fit(y, xs, ents)
-            if np.isfinite(b) and np.sign(b) == mp.sign:
-                out[mp.id] = b
+            fit = _fit(y, xs, ents)
+            if np.isfinite(fit.b) and np.sign(fit.b) == mp.sign:
+                out[mp.id] = fit
                 break
     return out
 
 
 def _driver_effect(
-    cube: Cube, sc: Scored, catalog: Catalog, mp: MetricMapping, b: float, e: int, t: int
+    cube: Cube, sc: Scored, catalog: Catalog, mp: MetricMapping, el: Elasticity, e: int, t: int
 ) -> tuple[float, float]:
-    """(``b x rel x figure``, ``figure``) in money: ``figure`` is the target's expected value
-    at ``t + lag`` (else ``t``; its actual where the detector has no expected value)."""
+    """(``b x rel x figure``, ``figure``) in money: ``rel`` the driver's deviation over its
+    expected value (over its mean where the elasticity was fitted in levels:
+    :class:`Elasticity`), ``figure`` the target's expected value at ``t + lag`` (else ``t``;
+    its actual where the detector has no expected value)."""
     factor = catalog.in_money_unit(mp.target) if mp.target in catalog.metrics else None
     m, md = cube.m(mp.target), cube.m(mp.driver)
+    b = el.b
     if factor is None or m is None or md is None or not np.isfinite(b):
         return np.nan, np.nan
     v, ex = cube.values[e, md, t], sc.expected[e, md, t]
-    if not (np.isfinite(v) and np.isfinite(ex)) or ex == 0:
+    if not (np.isfinite(v) and np.isfinite(ex)) or ex == 0 or el.level == 0:
         return np.nan, np.nan
+    rel = (v - ex) / el.level if np.isfinite(el.level) else v / ex - 1.0
     base = np.nan
     for tt in (t + mp.lag, t):
         if tt < len(cube.periods):
@@ -132,7 +156,7 @@ def _driver_effect(
             base = base if np.isfinite(base) else cube.values[e, m, tt]
             if np.isfinite(base):
                 break
-    return float(b * (v / ex - 1.0) * base * factor), float(base * factor)
+    return float(b * rel * base * factor), float(base * factor)
 
 
 def money_effect(
@@ -141,7 +165,7 @@ def money_effect(
     sc: Scored,
     catalog: Catalog,
     features: dict[str, Feature],
-    elastic: dict[str, float],
+    elastic: dict[str, Elasticity],
 ) -> pd.DataFrame:
     """Signed money effect of each candidate row and how it was priced.
 
@@ -149,7 +173,8 @@ def money_effect(
     cannot be priced: no money in the catalog, a driver without a mapping to a money metric
     or without an elasticity), ``priced`` (the metric id the money is of, or None); for a
     driver priced through a mapping also ``mapping_id``, ``elasticity`` and ``figure`` (the
-    finance figure, in the money unit; NaN otherwise).
+    finance figure, in the money unit; NaN otherwise) and ``level`` (the driver level its
+    deviation is read over where the elasticity was fitted in levels, :class:`Elasticity`).
     """
     n = len(rows)
     out = pd.DataFrame(
@@ -159,6 +184,7 @@ def money_effect(
             "mapping_id": np.full(n, None, dtype=object),
             "elasticity": np.full(n, np.nan),
             "figure": np.full(n, np.nan),
+            "level": np.full(n, np.nan),
         },
         index=rows.index,
     )
@@ -182,10 +208,10 @@ def money_effect(
             for mp in catalog.mappings:
                 if mp.driver != metric:
                     continue
-                b = elastic.get(mp.id, np.nan)
-                x, figure = _driver_effect(cube, sc, catalog, mp, b, e[i], tt[i])
+                el = elastic.get(mp.id, _NONE)
+                x, figure = _driver_effect(cube, sc, catalog, mp, el, e[i], tt[i])
                 if np.isfinite(x) and not abs(x) <= abs(np.nan_to_num(out.iloc[i, 0])):
-                    out.iloc[i] = [x, mp.target, mp.id, b, figure]
+                    out.iloc[i] = [x, mp.target, mp.id, el.b, figure, el.level]
     return out
 
 
@@ -223,21 +249,30 @@ def at_stake(rows: pd.DataFrame, priced: pd.DataFrame, good: np.ndarray, catalog
     return np.where(np.isfinite(effect), np.where(risk, np.abs(effect), 0.0), np.nan)
 
 
+def _unit(catalog: Catalog, metric: str) -> str | None:
+    return catalog.metrics[metric].unit if metric in catalog.metrics else None
+
+
 def stake_text(priced: pd.DataFrame, catalog: Catalog, names: dict, lang: str) -> list[str]:
     """For each row priced through a mapping, the sentence that shows the sum: elasticity x
     relative deviation x finance figure = effect (in the money unit); "" for the others."""
     out = []
     unit = catalog.money_unit
-    for effect, target, b, figure in zip(
-        priced["effect"], priced["priced"], priced["elasticity"], priced["figure"], strict=True
-    ):
+    drivers = {mp.id: mp.driver for mp in catalog.mappings}
+    for effect, target, b, figure, level, mid in zip(
+        priced["effect"], priced["priced"], priced["elasticity"], priced["figure"],
+        priced["level"], priced["mapping_id"], strict=True,
+    ):  # fmt: skip
         if not (np.isfinite(b) and np.isfinite(effect) and figure):
             out.append("")
             continue
+        driver = drivers.get(mid, "")
         text = t(
-            "anomaly.msg.stake_driver",
+            "anomaly.msg.stake_driver_level" if np.isfinite(level) else "anomaly.msg.stake_driver",
             lang,
             target=names.get(target, target),
+            driver=names.get(driver, driver),
+            level=fmt_number(level, _unit(catalog, driver), lang) if np.isfinite(level) else "",
             b=f"{b:.2f}",
             rel=f"{effect / (b * figure):+.1%}",
             figure=fmt_number(figure, unit, lang),
@@ -247,7 +282,7 @@ def stake_text(priced: pd.DataFrame, catalog: Catalog, names: dict, lang: str) -
     return out
 
 
-def elasticity_table(elastic: dict[str, float], catalog: Catalog) -> pd.DataFrame:
+def elasticity_table(elastic: dict[str, Elasticity], catalog: Catalog) -> pd.DataFrame:
     """``mapping_id, driver, target, lag, elasticity`` of every catalog mapping (NaN: not
     estimated; its driver's findings carry no money at stake)."""
     rows = [
@@ -256,7 +291,7 @@ def elasticity_table(elastic: dict[str, float], catalog: Catalog) -> pd.DataFram
             driver=mp.driver,
             target=mp.target,
             lag=mp.lag,
-            elasticity=elastic.get(mp.id, np.nan),
+            elasticity=elastic.get(mp.id, _NONE).b,
         )
         for mp in catalog.mappings
     ]
@@ -264,7 +299,7 @@ def elasticity_table(elastic: dict[str, float], catalog: Catalog) -> pd.DataFram
     return pd.DataFrame(rows, columns=cols)
 
 
-def stake_note(elastic: dict[str, float], catalog: Catalog, names: dict, lang: str) -> str:
+def stake_note(elastic: dict[str, Elasticity], catalog: Catalog, names: dict, lang: str) -> str:
     """How money at stake is priced (in which unit, from which elasticities), and which
     mappings could not be priced, in ``lang``; "" for a catalog without money."""
     if catalog.money_unit is None:
@@ -272,14 +307,14 @@ def stake_note(elastic: dict[str, float], catalog: Catalog, names: dict, lang: s
     sep = "；" if lang == "zh" else "; "
     used = [
         f"{names.get(mp.driver, mp.driver)} → {names.get(mp.target, mp.target)} "
-        f"{elastic[mp.id]:.2f}"
+        f"{elastic[mp.id].b:.2f}"
         for mp in catalog.mappings
-        if np.isfinite(elastic.get(mp.id, np.nan))
+        if np.isfinite(elastic.get(mp.id, _NONE).b)
     ]
     missing = [
         f"{names.get(mp.driver, mp.driver)} → {names.get(mp.target, mp.target)}"
         for mp in catalog.mappings
-        if not np.isfinite(elastic.get(mp.id, np.nan))
+        if not np.isfinite(elastic.get(mp.id, _NONE).b)
     ]
     text = t(
         "anomaly.text.stake",
