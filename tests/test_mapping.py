@@ -297,6 +297,44 @@ def test_check_calibers_names_vat_at_parent_and_timing_shift():
     assert tim["metric_id"].iloc[0] == "revenue" and "early" in tim["message"].iloc[0]
 
 
+def test_a_practice_most_units_share_is_one_finding_at_their_parent():
+    """Units flagged with the same known cause, at least two and more than half of their
+    parent's units, where the parent's pooled ratio was not flagged: one high finding at the
+    parent naming them, in place of theirs. Fewer, or no majority, or a parent flagged on its
+    pooled figures: the units keep their own."""
+    from perflink.mapping._caliber import _shared_practice, rule_factors
+
+    rule = next(r for r in CATALOG.rules if r.id == "R03")
+    factors = rule_factors(rule, CATALOG, ["new_contract_amount", "revenue"])
+    vat = next(k for k, f in factors.items() if abs(f.value - 1.13) < 1e-9)
+    par = {"A1": "A", "A2": "A", "A3": "A", "B1": "B", "B2": "B", "C1": "C", "C2": "C",
+           "D1": "D", "D2": "D", "D3": "D", "D4": "D"}  # fmt: skip
+    hit = {"A1", "A2", "B1", "C1", "C2", "D1", "D2"}
+
+    def ratio(e):
+        return dict(level="entity", entity_id=e, rule_id="R03", metric_id="new_contract_amount",
+                    ratio=1.14 if e in hit else 1.0,
+                    systematic=e in hit, cause=vat if e in hit else "")  # fmt: skip
+
+    def finding(e, check="caliber"):
+        return dict(entity_id=e, period="2026Q3", metric_id="new_contract_amount", rule_id="R03",
+                    check=check, severity="high", message=e)  # fmt: skip
+
+    rows = [finding(e) for e in sorted(hit)] + [finding("A3", "rule")]
+    names = {e: f"Unit {e}" for e in par} | {"A": "Alpha Co."}
+    _shared_practice(
+        rows, [ratio(e) for e in par], rule, par, {"C"}, factors, names, CATALOG,
+        months=12, period="2026Q3", lang="en",
+    )  # fmt: skip
+    got = {(r["entity_id"], r["check"]) for r in rows}
+    # A: 2 of 3 units; B: 1 of 2; C: flagged on its pooled figures; D: 2 of 4, no majority
+    assert got == {("A", "caliber"), ("A3", "rule"), ("B1", "caliber"), ("C1", "caliber"),
+                   ("C2", "caliber"), ("D1", "caliber"), ("D2", "caliber")}  # fmt: skip
+    a = next(r for r in rows if r["entity_id"] == "A")
+    assert a["severity"] == "high" and a["value"] == pytest.approx(1.14)
+    assert "2 of its 3 units (Unit A1, Unit A2)" in a["message"] and "13% VAT" in a["message"]
+
+
 def test_check_calibers_unit_slip_factor():
     rows = [(*r[:3], r[3] * 10000) if r[2] == "revenue" else r for r in _sales("U1")]
     res = pm.check_calibers(_facts(rows), CATALOG, quarter=Q)

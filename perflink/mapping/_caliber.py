@@ -237,6 +237,66 @@ def _cause(ratio: float, lo: float, hi: float, tol: float, factors: dict[str, Fa
     return best
 
 
+def _shared_practice(
+    rows, ratio_rows, rule, par, flagged, factors, names, catalog, *, months, period, lang
+) -> None:
+    """One finding for a parent most of whose units show the same known cause of ``rule``
+    (at least two, more than half of its units checked) where its pooled ratio did not: the
+    pooled sums weigh units by size, so a large unit's noisy year hides a reporting
+    practice at the others (a subsidiary whose three units all reported contracts with VAT
+    pooled to 1.126, 95% interval 0.996-1.273). The units' own caliber findings give way to
+    it, as they do to a parent flagged on its pooled figures. Changes ``rows`` in place."""
+    units = [r for r in ratio_rows if r["rule_id"] == rule.id and r["level"] == "entity"]
+    parents = sorted({par.get(r["entity_id"], "") for r in units} - {""} - flagged)
+    for pid in parents:
+        members = [r for r in units if par.get(r["entity_id"], "") == pid]
+        hits: dict[str, list[dict]] = {}
+        for r in members:
+            if r["systematic"] and r["cause"]:
+                hits.setdefault(r["cause"], []).append(r)
+        if not hits:
+            continue
+        cause, shared = max(hits.items(), key=lambda kv: len(kv[1]))
+        if len(shared) < 2 or 2 * len(shared) <= len(members):
+            continue
+        ids = {r["entity_id"] for r in shared}
+        rows[:] = [
+            r
+            for r in rows
+            if not (r["rule_id"] == rule.id and r["check"] == "caliber" and r["entity_id"] in ids)
+        ]
+        ratios = np.array([r["ratio"] for r in shared])
+        sep = t("workbook.value.list_sep", lang)
+        rows.append(
+            dict(
+                entity_id=pid,
+                period=period,
+                metric_id=shared[0]["metric_id"],
+                rule_id=rule.id,
+                check="caliber",
+                severity="high",
+                value=float(np.median(ratios)),
+                expected=1.0,
+                deviation=float(np.median(ratios)) - 1.0,
+                message=t(
+                    "mapping.msg.caliber_units",
+                    lang,
+                    entity=names.get(pid, pid),
+                    rule=rule.name(lang),
+                    k=len(shared),
+                    n=len(members),
+                    units=sep.join(names.get(e, e) for e in sorted(ids)),
+                    lhs=formula_words(rule.lhs, catalog, lang),
+                    rhs=formula_words(rule.rhs, catalog, lang),
+                    lo=f"{ratios.min():.3f}",
+                    hi=f"{ratios.max():.3f}",
+                    months=months,
+                    cause=factors[cause].text(lang),
+                ),
+            )
+        )
+
+
 def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ok = np.isfinite(a) & np.isfinite(b)
     n = ok.sum(axis=1)
@@ -388,6 +448,10 @@ def run(
                         ),
                     )
                 )
+        _shared_practice(
+            rows, ratio_rows, rule, par, set(flagged), factors, names, catalog,
+            months=months, period=qlabel, lang=lang,
+        )  # fmt: skip
         if rule.scope != "month":
             continue
         # timing: does the finance side line up with the business side k months later?
