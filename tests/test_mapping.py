@@ -332,7 +332,10 @@ def test_a_practice_most_units_share_is_one_finding_at_their_parent():
                    ("C2", "caliber"), ("D1", "caliber"), ("D2", "caliber")}  # fmt: skip
     a = next(r for r in rows if r["entity_id"] == "A")
     assert a["severity"] == "high" and a["value"] == pytest.approx(1.14)
-    assert "2 of the 3 of its units this rule checks (Unit A1, Unit A2)" in a["message"] and "13% VAT" in a["message"]
+    assert (
+        "2 of the 3 of its units this rule checks (Unit A1, Unit A2)" in a["message"]
+        and "13% VAT" in a["message"]
+    )
 
 
 def test_check_calibers_unit_slip_factor():
