@@ -439,6 +439,28 @@ def test_a_point_two_checks_flag_at_medium_is_raised_to_high(catalog):
     assert list(corroborated(rows)) == want
 
 
+def test_a_count_driver_s_linkage_scale_is_at_least_its_counting_noise(catalog):
+    """A driver whose months swing as much as counting noise (new customers, about 17 a
+    month) gives its linkage scale a floor of sqrt(1 / usual): a steady two years must not
+    make 26 customers "once in 62 years". A headcount moving a person at a time is no such
+    count: its history's scale stands. A month below the usual count widens either."""
+    from perflink.anomaly._detect import _count_noise
+
+    rng = np.random.default_rng(4)
+    customers = rng.poisson(17, 30).astype(float)
+    staff = 40.0 + np.cumsum(rng.integers(-1, 2, 30) * (rng.random(30) < 0.2))
+    implied = np.vstack([customers, staff])
+    out = _count_noise(np.array([0.05, 0.05]), implied, slice(0, 24), catalog, "new_customers")
+    usual = np.median(customers[:24])
+    at_or_above = customers >= usual
+    np.testing.assert_allclose(out[0, at_or_above], np.sqrt(1 / usual))
+    above = staff >= np.median(staff[:24])
+    np.testing.assert_allclose(out[1, above], 0.05)
+    # a metric that is no quantity keeps the history's scale everywhere
+    same = _count_noise(np.array([0.05, 0.05]), implied, slice(0, 24), catalog, "revenue")
+    np.testing.assert_array_equal(same, 0.05)
+
+
 def test_small_count_month_is_not_a_critical_finding(catalog):
     rng = np.random.default_rng(2)
 

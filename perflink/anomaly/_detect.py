@@ -228,17 +228,29 @@ def _count_noise(
     usual level.
 
     The log of a count ``n`` carries Poisson noise of variance about ``1 / n``; the history's
-    scale already holds it at the usual count, so a month with fewer (3 new customers where
-    12 are usual) adds ``1 / n - 1 / n_usual``: a small count implies little about the
-    amount it drives. Other drivers (and decompositions) keep their history's scale.
+    scale holds it at the usual count, so a month with fewer (3 new customers where 12 are
+    usual) adds ``1 / n - 1 / n_usual``: a small count implies little about the amount it
+    drives. Where the count swings month to month as much as counting noise does (new
+    customers, not a headcount that moves a person at a time), the scale is also at least
+    ``sqrt(1 / n_usual)``: two years of months can make the history's estimate smaller (a
+    unit with about 17 new customers a month, whose 24 months happened to be steady,
+    flagged 26 as "once in 62 years"). Other drivers (and decompositions) keep their
+    history's scale.
     """
     out = np.broadcast_to(scale[:, None], implied.shape)
     info = catalog.metrics.get(driver)
     if info is None or info.unit_info.kind != "quantity":
         return out
     with np.errstate(all="ignore"):
-        usual = nanmedian(np.where(implied[:, hist] > 0, implied[:, hist], np.nan), axis=1)
+        h = np.where(implied[:, hist] > 0, implied[:, hist], np.nan)
+        usual = nanmedian(h, axis=1)
         extra = np.maximum(1.0 / implied - 1.0 / usual[:, None], 0.0)
+        # Poisson changes have variance 2 n: a count whose robust swing reaches half that
+        # sd is counting noise, and its history's scale may not fall below it
+        swing = _MAD * nanmedian(np.abs(np.diff(h, axis=1)), axis=1)
+        counting = swing >= 0.5 * np.sqrt(2.0 * usual)
+        floor = np.where(counting & (usual > 0), np.sqrt(1.0 / usual), 0.0)
+        out = np.maximum(out, np.nan_to_num(floor)[:, None])
     return np.sqrt(out**2 + np.where(np.isfinite(extra) & (implied > 0), extra, 0.0))
 
 
