@@ -377,13 +377,14 @@ def peer_flags(
         g_all = np.where(
             rate, v - prev_all, np.where((v > 0) & (prev_all > 0), v / prev_all - 1, np.nan)
         )
-        own_h = g_all[:, :, max(12, q[0] - _LINK_HISTORY) : q[0]]
+        window = slice(max(12, q[0] - _LINK_HISTORY), q[0])
+        own_h = g_all[:, :, window]
         own_med = nanmedian(own_h, axis=-1, keepdims=True)
         own = _MAD * nanmedian(np.abs(own_h - own_med), axis=-1)
     known = np.sum(np.isfinite(own_h), axis=-1) >= opts.min_history // 2
     own = np.where(known, own, np.inf)
     g_all[small_counts(cube, catalog, opts.min_level)] = np.nan
-    hist = g_all[:, :, max(12, q[0] - _LINK_HISTORY) : q[0]]
+    hist = g_all[:, :, window]  # the same months, small counts left out
     cur, prev, g = v[:, :, q], prev_all[:, :, q], g_all[:, :, q]
     frames = []
     for code in np.unique(groups[groups >= 0]):

@@ -247,11 +247,17 @@ def message(row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, ctx: dict,
     text = t(f"anomaly.msg.{kind}", lang, **fmt)
     rare = rarity_text(float(row["rarity_years"]), ctx["flag_rate"], lang)
     drivers = drivers_text(row, cube, catalog, sc, ctx["metrics"], lang)
+    return _sentences((text, rare, drivers), lang)
+
+
+def _sentences(parts, lang: str) -> str:
+    """The non-empty ``parts`` as one text: spaced in English; run on in Chinese, with the
+    spaces :func:`_spaced` put around Latin names one at most and none at full-width
+    punctuation."""
+    parts = [p for p in parts if p]
     if lang != "zh":
-        return " ".join(p for p in (text, rare, drivers) if p)
-    out = "".join(p for p in (text, rare, drivers) if p)
-    # the spaces _spaced put around Latin names: one at most, none at full-width punctuation
-    out = re.sub(r" {2,}", " ", out)
+        return " ".join(parts)
+    out = re.sub(r" {2,}", " ", "".join(parts))
     return re.sub(r" ?([，。；：、（）“”]) ?", r"\1", out).strip()
 
 
@@ -290,7 +296,7 @@ def explained_by(
 def adjustment_message(
     row: pd.Series, cube: Cube, catalog: Catalog, sc: Scored, names: dict, lang: str
 ) -> str:
-    """The explanation of an ``adjustment`` row (:func:`perflink.anomaly._panel._adjustment_checks`):
+    """The explanation of an ``adjustment`` row (:func:`perflink.anomaly._panel._with_adjustments`):
     the month's value against the series check's expected value and normal range, that no
     check flagged it, and what its mapped drivers did; or that its history is too short."""
     metric = row["metric_id"]
@@ -302,7 +308,7 @@ def adjustment_message(
     )
     checked = all(np.isfinite(float(row[c])) for c in ("value", "expected", "lower", "upper"))
     if not checked:
-        return t("anomaly.msg.adjustment_unchecked", lang, **fmt)
+        return _sentences((t("anomaly.msg.adjustment_unchecked", lang, **fmt),), lang)
     fmt.update(
         value=_fmt(row["value"], unit, lang),
         expected=_fmt(row["expected"], unit, lang),
@@ -312,9 +318,7 @@ def adjustment_message(
     )
     text = t("anomaly.msg.adjustment_check", lang, **fmt)
     drivers = drivers_text(row, cube, catalog, sc, names["metrics"], lang)
-    if lang != "zh":
-        return " ".join(p for p in (text, drivers) if p)
-    return re.sub(r" {2,}", " ", "".join(p for p in (text, drivers) if p))
+    return _sentences((text, drivers), lang)
 
 
 def source_refs(

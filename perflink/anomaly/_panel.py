@@ -420,15 +420,15 @@ def _with_adjustments(
         return table
     rows = []
     for eid, month, metric in keys:
-        e, m = index[eid], cube.m(metric)
-        t = int(cube.periods.get_loc(pd.Period(month, "M")))
+        e, m, period = index[eid], cube.m(metric), pd.Period(month, "M")
+        t = int(cube.periods.get_loc(period))
         cell = {
             c: float(a[e, m, t]) if m is not None else np.nan
             for c, a in (("value", cube.values), ("expected", sc.expected),
                          ("lower", sc.lower), ("upper", sc.upper), ("score", sc.score))
         }  # fmt: skip
         rows.append(
-            dict(e=e, t=t, entity_id=eid, period=pd.Period(month, "M"), metric_id=metric,
+            dict(e=e, t=t, entity_id=eid, period=period, metric_id=metric,
                  kind="adjustment", severity="info", at_stake=np.nan, effect=np.nan,
                  favourable=False, feature=None, also="", **cell)
         )  # fmt: skip

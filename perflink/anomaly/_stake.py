@@ -27,6 +27,7 @@ import pandas as pd
 
 from perflink._report_format import fmt_number
 from perflink.anomaly._cube import Cube, Scored
+from perflink.anomaly._explain import unit_of
 from perflink.anomaly._features import Feature
 from perflink.catalog import Catalog, MetricMapping
 from perflink.labels import t
@@ -249,10 +250,6 @@ def at_stake(rows: pd.DataFrame, priced: pd.DataFrame, good: np.ndarray, catalog
     return np.where(np.isfinite(effect), np.where(risk, np.abs(effect), 0.0), np.nan)
 
 
-def _unit(catalog: Catalog, metric: str) -> str | None:
-    return catalog.metrics[metric].unit if metric in catalog.metrics else None
-
-
 def stake_text(priced: pd.DataFrame, catalog: Catalog, names: dict, lang: str) -> list[str]:
     """For each row priced through a mapping, the sentence that shows the sum: elasticity x
     relative deviation x finance figure = effect (in the money unit); "" for the others."""
@@ -272,7 +269,7 @@ def stake_text(priced: pd.DataFrame, catalog: Catalog, names: dict, lang: str) -
             lang,
             target=names.get(target, target),
             driver=names.get(driver, driver),
-            level=fmt_number(level, _unit(catalog, driver), lang) if np.isfinite(level) else "",
+            level=fmt_number(level, unit_of(catalog, driver), lang) if np.isfinite(level) else "",
             b=f"{b:.2f}",
             rel=f"{effect / (b * figure):+.1%}",
             figure=fmt_number(figure, unit, lang),
