@@ -115,7 +115,9 @@ def coverage(
     )
     # the projection's full-year error, summed over the rows (weighted absolute % error)
     table["wape"] = table.pop("abs_err") / table.pop("abs_real")
-    table["ok"] = table["cover80"].between(0.75, 0.85) & table["cover95"].between(0.92, 0.97)
+    table["ok"] = table["cover80"].between(*BANDS["in80"]) & table["cover95"].between(
+        *BANDS["in95"]
+    )
     table = table.merge(_seed_bootstrap(df), on=["metric_id", "level"], how="left")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1%}"))
     print(
@@ -388,6 +390,8 @@ def recall(seeds: list[int], work: Path, example: str = "sample") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from perflink.sample import EXAMPLES
+
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -400,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="42", help="units of the clean groups")
     ap.add_argument(
         "--example",
-        choices=["sample", "retail"],
+        choices=list(EXAMPLES),
         default="sample",
         help="which built-in company to generate (retail: a fixed shape of 23 centres)",
     )
