@@ -41,6 +41,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import tempfile
 import time
@@ -52,6 +53,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from perflink.sample import generate as _generate  # noqa: E402
+
+#: The generated groups' history: ``MONTHS`` months ending at ``END`` (the generator's defaults).
+MONTHS, END = (inspect.signature(_generate).parameters[k].default for k in ("months", "end"))
 LEVELS = {"department": "unit", "subsidiary": "subsidiary", "group": "group"}
 BINS = [0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0001]
 
@@ -73,7 +78,12 @@ def _deviation(params: Path, quarter: str) -> pd.DataFrame:
 
 
 def coverage(
-    seeds: list[int], origins: list[str], realised_q: str, work: Path, example: str = "sample"
+    seeds: list[int],
+    origins: list[str],
+    realised_q: str,
+    work: Path,
+    example: str = "sample",
+    months: int = MONTHS,
 ) -> None:
     """Print interval coverage per metric x level and the calibration of p_meet_budget."""
     from perflink import sample
@@ -81,7 +91,7 @@ def coverage(
 
     rows = []
     for seed in seeds:
-        params = sample.generate(work / f"cov{seed}", seed=seed, example=example)
+        params = sample.generate(work / f"cov{seed}", seed=seed, example=example, months=months)
         catalog = load_catalog(params.parent / "catalog")
         real = _deviation(params, realised_q).set_index(["entity_id", "metric_id"])["ytd_actual"]
         for origin in origins:
@@ -96,8 +106,11 @@ def coverage(
     df = pd.concat(rows, ignore_index=True).dropna(subset=["realised", "lo_80", "hi_80"])
     df["in80"] = df["realised"].between(df["lo_80"], df["hi_80"])
     df["in95"] = df["realised"].between(df["lo_95"], df["hi_95"])
+    first = pd.Period(END, "M") - (months - 1)
     print(
-        f"\n== Interval coverage of the realised full year ({len(seeds)} seeds x origins {origins})"
+        f"\n== Interval coverage of the realised full year ({len(seeds)} seeds x origins {origins};"
+        f" history from {first}: {(pd.Period(origins[0], 'Q').asfreq('M', 'end') - first).n + 1}"
+        f" months at the first origin)"
     )
     print("   goals: 80% interval 75-85%, 95% interval 92-97%")
     df["abs_err"] = (df["realised"] - df["projected"]).abs()
@@ -232,18 +245,22 @@ def _budget_gap(df: pd.DataFrame) -> None:
     )
 
 
-def clean(seeds: list[int], sizes: list[int], work: Path, example: str = "sample") -> None:
-    """Print findings by severity per task on --clean groups."""
+def clean(
+    seeds: list[int], sizes: list[int], work: Path, example: str = "sample", months: int = MONTHS
+) -> None:
+    """Print findings by severity per task on --clean groups, and each high or critical one."""
     from perflink import anomaly, forecast, kpi, mapping, sample
 
     # scoring's findings are the KPI task's (kpi_findings): counted once, under kpi
     tasks = {"mapping": mapping.run, "kpi": kpi.run, "forecast": forecast.run,
              "anomaly": anomaly.run}  # fmt: skip
-    counts = []
+    counts, worst = [], []
     for size in sizes:
         for seed in seeds:
             shape = {"entities": size} if example == "sample" else {"example": example}
-            params = sample.generate(work / f"clean{size}_{seed}", seed=seed, clean=True, **shape)
+            params = sample.generate(
+                work / f"clean{size}_{seed}", seed=seed, clean=True, months=months, **shape
+            )
             review = _review(params, "")
             units = int((review.entities["kind"] == "department").sum())
             for name, run in tasks.items():
@@ -254,6 +271,8 @@ def clean(seeds: list[int], sizes: list[int], work: Path, example: str = "sample
                     counts.append(
                         dict(size=size, seed=seed, units=units, task=name, severity=sev, n=n)
                     )
+                top = findings[findings["severity"].isin(["critical", "high"])]
+                worst.append(top.assign(size=size, seed=seed, task=name))
     df = pd.DataFrame(counts)
     print(f"\n== Clean groups (no planted problem): findings by severity, seeds {seeds}")
     pivot = df.pivot_table(
@@ -273,6 +292,13 @@ def clean(seeds: list[int], sizes: list[int], work: Path, example: str = "sample
     per["high_per_50_units"] = per["high"] / per["units"] * 50
     print("\nper group (goal: critical 0, high per 50 units <= 1):")
     print(per.to_string(float_format=lambda v: f"{v:.2f}"))
+    worst = pd.concat(worst, ignore_index=True)
+    if not worst.empty:
+        # what each one says: a material miss of an actual target is a fact of the quarter
+        # (noise around a budget is still a miss), a statistical flag is an inference
+        print("\neach critical or high finding (its message, cut at 160 characters):")
+        for r in worst.itertuples():
+            print(f"  {r.size} {r.seed} {r.task} {r.severity} {r.rule_id}: {r.message[:160]}")
 
 
 # task -> the tables of its findings in SummaryInputs (scoring's are kpi_findings)
@@ -403,6 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--sizes", default="42", help="units of the clean groups")
     ap.add_argument(
+        "--months",
+        type=int,
+        default=MONTHS,
+        help=f"months of history of each group, ending {END} (coverage: the history the "
+        "forecasts at the origins have is this less the months after them)",
+    )
+    ap.add_argument(
         "--example",
         choices=list(EXAMPLES),
         default="sample",
@@ -417,9 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="trust_bench_") as tmp:
         if args.part in ("coverage", "all"):
-            coverage(seeds, args.origins.split(","), args.realised, Path(tmp), args.example)
+            coverage(
+                seeds, args.origins.split(","), args.realised, Path(tmp), args.example, args.months
+            )
         if args.part in ("clean", "all"):
-            clean(seeds, sizes, Path(tmp), args.example)
+            clean(seeds, sizes, Path(tmp), args.example, args.months)
         if args.part in ("recall", "all"):
             recall(seeds, Path(tmp), args.example)
     print(f"\n(trust_bench: {time.perf_counter() - start:.0f} s)")
