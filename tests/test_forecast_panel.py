@@ -1385,3 +1385,32 @@ def test_a_parents_projection_stays_the_sum_of_its_units_under_a_wide_factor(tin
     fc = {"nonneg": {"revenue": np.array([True, False])}}
     np.testing.assert_array_equal(fp.floor_zero(q, fc, "revenue"), [[0.0, -5.0], [3.0, 3.0]])
     assert fp.floor_zero(q, fc, "net_profit") is q
+
+
+def test_a_95_percent_edge_on_too_few_scores_widens_at_least_as_much_as_the_80_percent_edge():
+    """Six group scores have no conformal 95% rank (the largest of 6 covers 6/7 = 86% of new
+    windows): the 95% factor is then at least the 80% one; with 19 or more scores, or the
+    plain quantile of a level with rows enough, each edge keeps its own."""
+    from perflink.forecast import _joint
+
+    assert not _joint.conformal_reaches(18, _joint.COVER_95)
+    assert _joint.conformal_reaches(19, _joint.COVER_95)
+    assert _joint.conformal_reaches(4, _joint.COVER) and not _joint.conformal_reaches(3, 0.8)
+    s80 = np.array([1.2, 1.5, 1.8, 2.1, 2.4, 2.75])
+    s95 = s80 / 1.85  # the paths' 95% edge lies 1.85 times as far out as their 80% edge
+    learner = _joint.Learner({}, {}, 3)
+    learner.scores = {("revenue", "group"): (s80, s95)}
+    f80, f95 = _joint.factors_from(learner)[("revenue", "group")]
+    assert f80 == pytest.approx(2.75)  # the largest: rank ceil(0.8 x 7) = 6 of 6
+    assert f95 == pytest.approx(f80) and f80 > s95.max()
+    # enough scores for a 95% rank: the 95% edge takes its own, narrower, factor
+    many = np.linspace(1.0, 2.75, 19)
+    learner.scores = {("revenue", "group"): (many, many / 1.85)}
+    f80, f95 = _joint.factors_from(learner)[("revenue", "group")]
+    assert f95 == pytest.approx(_joint.conformal_quantile(many / 1.85, _joint.COVER_95))
+    assert f95 < f80
+    # a parent with rows enough for the plain quantile: unchanged
+    rows = np.linspace(1.0, 2.75, 30)
+    learner.scores = {("revenue", "parent"): (rows, rows / 1.85)}
+    f80, f95 = _joint.factors_from(learner)[("revenue", "parent")]
+    assert f95 == pytest.approx(np.quantile(rows / 1.85, _joint.COVER_95)) and f95 < f80
