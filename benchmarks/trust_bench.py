@@ -14,10 +14,14 @@ Prints, for groups generated with seeds the tests do not use (issue 15's benchma
     the probability of meeting budget: rows binned by the probability shown, and of each bin
     the share that met budget; and how the error follows the gap between the projection and
     the budget (where the budget foretold the year better than the projection, the rows
-    shown far from budget are the ones that miss on its side).
+    shown far from budget are the ones that miss on its side). The groups' history is the
+    generator's 45 months ending 2026-09 unless ``--months`` says otherwise: the forecasts at
+    the 2025 origins then see 27-33 months, and their calibration windows fewer.
 ``clean``
     Groups generated ``--clean`` (no planted problem): findings of every task by severity,
-    and high findings per 50 units (goal: no critical and at most one high per 50 units).
+    high findings per 50 units (goal: no critical and at most one high per 50 units), and
+    the message of each critical or high finding, so a reader can tell a material miss of an
+    actual target (a fact of the quarter, noise around a budget included) from a flag.
 ``recall``
     Groups generated with their planted problems (``truth.yaml``), reviewed in-process
     (``perflink.summary.run`` without a tables folder runs every task): per planted problem,
@@ -36,6 +40,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/trust_bench.py --part clean --sizes 42,120
     .venv/bin/python benchmarks/trust_bench.py --part recall --seeds 11,12,13,14,15
     .venv/bin/python benchmarks/trust_bench.py --example retail --seeds 21,22,23  # the other company
+    .venv/bin/python benchmarks/trust_bench.py --part coverage --months 69   # from 2021-01
 """
 
 from __future__ import annotations
@@ -298,7 +303,9 @@ def clean(
         # (noise around a budget is still a miss), a statistical flag is an inference
         print("\neach critical or high finding (its message, cut at 160 characters):")
         for r in worst.itertuples():
-            print(f"  {r.size} {r.seed} {r.task} {r.severity} {r.rule_id}: {r.message[:160]}")
+            # an anomaly has no rule: its kind (spike, peer, linkage, ...) says which check
+            rule = r.rule_id if isinstance(r.rule_id, str) else getattr(r, "kind", "")
+            print(f"  {r.size} {r.seed} {r.task} {r.severity} {rule}: {str(r.message)[:160]}")
 
 
 # task -> the tables of its findings in SummaryInputs (scoring's are kpi_findings)
