@@ -294,6 +294,35 @@ def test_driver_missing_at_a_later_origin_keeps_the_univariate_model():
     assert got[1]["method"] == "driver(lag 3)"
 
 
+def test_a_model_imposed_on_a_short_history_is_the_one_used():
+    """20 months are too few for the rolling-origin choice (it needs 24), so a series that
+    follows its driver keeps the univariate model when left to choose; a calibration
+    window given the review's choice forecasts with the driver (or the mean of both),
+    fitted on its own months. A row imposed the univariate model, or whose driver model
+    cannot be fitted, keeps its univariate forecast."""
+    rng = np.random.default_rng(9)
+    t = 20
+    drivers = 100 + np.cumsum(rng.normal(scale=8, size=(4, t)), axis=1)
+    values = np.empty((4, t))
+    values[:, 1:] = 2.0 * drivers[:, :-1] + rng.normal(scale=0.5, size=(4, t - 1))
+    values[:, 0] = values[:, 1]
+    drivers[3, :14] = np.nan  # 6 usable months: no driver model (it needs 8)
+    chosen = ff.forecast_block(values, 6, 3, None, drivers, 1, None)
+    assert [row["choice"] for row in chosen] == ["univariate"] * 4
+    given = np.array(["driver", "combo", "univariate", "driver"], dtype=object)
+    got = ff.forecast_block(values, 6, 3, None, drivers, 1, None, given)
+    assert [row["choice"] for row in got] == ["driver", "combo", "univariate", "univariate"]
+    assert got[0]["method"] == "driver(lag 1)"
+    assert got[1]["method"] == "mean(univariate,driver(lag 1))"
+    dmean = ff._driver_means(values, drivers, 1, 6, 3, None, [0, 1])
+    np.testing.assert_array_equal(got[0]["mean"], np.maximum(dmean[0], 0.0))
+    np.testing.assert_array_equal(
+        got[1]["mean"], np.maximum((chosen[1]["mean"] + dmean[1]) / 2, 0.0)
+    )
+    for i in (2, 3):
+        _assert_rows_equal(got[i] | {"choice": "-"}, chosen[i] | {"choice": "-"})
+
+
 def test_univariate_many_groups_rows_by_observed_span():
     # rows of different first-observed column, trailing gap and length in one block; the
     # special cases keep their methods

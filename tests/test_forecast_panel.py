@@ -1414,3 +1414,54 @@ def test_a_95_percent_edge_on_too_few_scores_widens_at_least_as_much_as_the_80_p
     learner.scores = {("revenue", "parent"): (rows, rows / 1.85)}
     f80, f95 = _joint.factors_from(learner)[("revenue", "parent")]
     assert f95 == pytest.approx(np.quantile(rows / 1.85, _joint.COVER_95)) and f95 < f80
+
+
+def test_calibration_runs_forecast_with_the_models_of_the_forecast_they_calibrate(monkeypatch):
+    """The review's calibration windows and group runs impose the review's model per unit
+    (``choices_of`` its forecast); in the backtest, each check origin chooses its own and
+    its calibration runs take that origin's. Left to choose, a window of under two years
+    of history could not pick the driver model the review used, and measured another
+    model's error."""
+    from perflink.forecast import _panel as _fp
+
+    made, calls = [], []
+    arrays, runs = _fp.forecast_arrays, _fp.past_runs
+
+    def spy_arrays(*args, **kw):
+        fc = arrays(*args, **kw)
+        made.append((args[0].index.get_level_values("period").max(), kw.get("choices"), fc))
+        return fc
+
+    def spy_runs(*args, **kw):
+        calls.append((list(args[4]), kw.get("steps"), kw.get("choices")))
+        return runs(*args, **kw)
+
+    monkeypatch.setattr(_fp, "forecast_arrays", spy_arrays)
+    monkeypatch.setattr(_fp, "past_runs", spy_runs)
+    facts, targets, entities = _tiny(miss=0.75)
+    forecast_panel(facts, targets, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1)
+    review = _fp.choices_of(made[0][2])
+    assert made[0][1] is None and set(review) == set(FAST.for_catalog(CATALOG).metrics)
+    assert len(calls) == 2 and all(choices == review for *_, choices in calls)
+    assert all(choices == review for _end, choices, _fc in made[1:])
+
+    # the backtest: each check origin chooses; a window of an origin takes that origin's
+    checks = {}
+
+    def spy_check(*args, **kw):
+        out = runs(*args, **kw)
+        calls.append((kw.get("steps"), kw.get("choices")))
+        if kw.get("steps") is None and kw.get("choices") is None:
+            checks.update({origin: _fp.choices_of(fc) for fc, _learner, origin in out})
+        return out
+
+    calls.clear()
+    monkeypatch.setattr(_fp, "past_runs", spy_check)
+    backtest_panel(facts, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1)
+    assert len(checks) == 3
+    windows = [(steps, choices) for steps, choices in calls if steps is not None]
+    assert windows and all(choices is not None for _steps, choices in windows)
+    by_steps = {_fp.M - origin.month: chosen for origin, chosen in checks.items()}
+    assert all(choices == by_steps[steps] for steps, choices in windows)
+    group = [choices for steps, choices in calls if steps is None and choices is not None]
+    assert group and all(choices in checks.values() for choices in group)

@@ -189,18 +189,19 @@ def _steps(wide, options, st, cut_months) -> int:
     """Units of work of the backtest: its progress bar's total (see :func:`perflink.execution.advance`).
 
     Monthly part: every unit series forecast from each cut (``cut_months``: the first month
-    after it). Full year: every unit series forecast once per distinct origin (the check's
-    origins and their calibration origins share one cache), every unit simulated per
-    calibration pass of each check origin and in its final paths.
+    after it). Full year: every unit series forecast once per distinct origin and set of
+    models (the check's origins choose their own; the calibration runs of each take its),
+    every unit simulated per calibration pass of each check origin and in its final paths.
     """
     metrics = len(options.metrics)
     monthly = sum(_fp.units_upto(wide, m, before=True) for m in cut_months)
     origins, calibration, years = _origins(wide, options, st)
-    distinct = {(o, None) for o in origins}.union(
-        *({(c, _fp.M - o.month) for c in cals} for o, cals in calibration.items()),
-        *({(y, None) for y in ys} for ys in years.values()),
+    # the cache keys of _full_year: (origin, steps, whose models)
+    distinct = {(o, None, None) for o in origins}.union(
+        *({(c, _fp.M - o.month, o) for c in cals} for o, cals in calibration.items()),
+        *({(y, None, o) for y in ys} for o, ys in years.items()),
     )
-    forecasts = sum(_fp.units_upto(wide, o) for o, _check in distinct)
+    forecasts = sum(_fp.units_upto(wide, o) for o, _steps, _of in distinct)
     passes, group = _fp.simulation_passes(options), _fp.group_passes(options)
     simulated = sum(
         passes * sum(_fp.units_upto(wide, c) for c in calibration[o])
@@ -225,25 +226,31 @@ def _origins(wide, options, st) -> tuple[list, dict, dict]:
 def _full_year(wide, entities, catalog, options, st, ex, targets):
     """Rows per metric x level and the calibration table of the full-year backtest."""
     origins, calibration, years = _origins(wide, options, st)
-    # each origin's projection is made once: an origin of the check is also the calibration
-    # origin of later ones (its realised year lies before them, so no later data is read)
+    # each origin's projection is made once per set of models: the check's own forecasts
+    # choose theirs, and the calibration runs of each take that origin's (as the review's
+    # windows take the review's); an origin of the check's is also a group run of later ones
     cache: dict = {}
 
-    def runs_of(months, steps=None):
-        todo = [o for o in months if (o, steps) not in cache]
-        for run in _fp.past_runs(wide, entities, catalog, options, todo, ex, steps=steps):
-            cache[(run[2], steps)] = run
-        return [cache[(o, steps)] for o in months]
+    def runs_of(months, steps=None, of=None):
+        chosen = None if of is None else _fp.choices_of(own[of][0])
+        todo = [o for o in months if (o, steps, of) not in cache]
+        for run in _fp.past_runs(
+            wide, entities, catalog, options, todo, ex, steps=steps, choices=chosen
+        ):
+            cache[(run[2], steps, of)] = run
+        return [cache[(o, steps, of)] for o in months]
 
     runs = runs_of(origins)
+    own = {run[2]: run for run in runs}
     pm = options.profit_metric
     units = list(wide.index.get_level_values("entity_id").unique())
     members = _fp.membership(entities, units)
     records, cal = [], []
     for fc, learner, origin in runs:
         # out of sample: the factors the review would have had at that origin
-        cal_runs = runs_of(calibration[origin], _fp.M - origin.month)
-        factors = _fp.calibrate(cal_runs, catalog, options, group_runs=runs_of(years[origin]))
+        cal_runs = runs_of(calibration[origin], _fp.M - origin.month, origin)
+        group_runs = runs_of(years[origin], None, origin)
+        factors = _fp.calibrate(cal_runs, catalog, options, group_runs=group_runs)
         fc = _fp.correct_means(fc, factors, catalog, options)
         paths = _fp.draw_paths(fc, catalog, options, learner.steps, factors=factors)
         level = np.array([LEVEL_OF_KIND.get(k, "unit") for k in fc["kind"]], dtype=object)

@@ -169,6 +169,10 @@ def _driver_means(
     return out
 
 
+#: The models :func:`forecast_block` chooses between for a series with a leading driver.
+CHOICES = ("univariate", "driver", "combo")
+
+
 def forecast_block(
     values: np.ndarray,
     h: int,
@@ -177,21 +181,37 @@ def forecast_block(
     drivers: np.ndarray | None = None,
     lag: int = 0,
     driver_seasons: np.ndarray | None = None,
+    choice: np.ndarray | None = None,
 ) -> list[dict]:
     """Forecast every row of ``values`` (shape (k, T), one calendar) ``h`` steps ahead.
 
     Returns one dict per row: ``mean``, ``sd``, ``psi`` (arrays of length h), ``nonneg``,
-    ``method``. The univariate fits, the driver forecasts and each origin of the
-    rolling-origin choice run batched across rows; every row gets the figures it would
-    get alone.
+    ``method`` and ``choice`` (one of :data:`CHOICES`). The univariate fits, the driver
+    forecasts and each origin of the rolling-origin choice run batched across rows; every
+    row gets the figures it would get alone.
+
+    ``choice`` (one of :data:`CHOICES` per row, or None to choose) imposes a model instead
+    of the rolling-origin choice: a calibration window forecasts with the model the
+    review's own forecast chose, fitted on the window's months. Chosen on its own, a
+    window of under two years chose the univariate model (the choice needs 24 months),
+    while the review, with more history, used the driver: the windows measured the error
+    of a model the review did not use (the sample's revenue, which follows its contracts,
+    held 87% of realised years inside its 80% intervals). A row whose driver model cannot
+    be fitted keeps its univariate forecast.
     """
     out = []
     for mean, sd, psi, nonneg, method in univariate_many(values, h, first_month, seasons):
-        out.append({"mean": mean, "sd": sd, "psi": psi, "nonneg": nonneg, "method": method})
+        row = {"mean": mean, "sd": sd, "psi": psi, "nonneg": nonneg, "method": method}
+        out.append(row | {"choice": "univariate"})
     if drivers is None or lag < 1:
         return out
     rows = [i for i in range(values.shape[0]) if np.isfinite(values[i, -1])]
-    chosen = _select(values, drivers, lag, first_month, seasons, driver_seasons, h, rows)
+    if choice is None:
+        chosen = _select(values, drivers, lag, first_month, seasons, driver_seasons, h, rows)
+    else:
+        rows = [i for i in rows if choice[i] != "univariate"]
+        dmean = _driver_means(values, drivers, lag, h, first_month, driver_seasons, rows)
+        chosen = {i: (choice[i], d) for i, d in dmean.items()}
     for i, (name, dmean) in chosen.items():
         row = out[i]
         if name == "driver":
@@ -199,6 +219,7 @@ def forecast_block(
         elif name == "combo":
             row["mean"] = (row["mean"] + dmean) / 2
             row["method"] = f"mean(univariate,driver(lag {lag}))"
+        row["choice"] = name
         if row["nonneg"]:
             row["mean"] = np.maximum(row["mean"], 0.0)
     return out

@@ -240,14 +240,20 @@ def forecast_arrays(
     options,
     horizon: int,
     executor: Executor,
+    *,
+    choices: dict | None = None,
 ) -> dict:
     """Forecast every unit series and every aggregate of ``wide`` ``horizon`` months ahead.
 
     The unit series run in blocks on ``executor`` (:meth:`~perflink.execution.Executor.blocks_for`).
+    ``choices`` (``metric -> unit id -> model``, :func:`choices_of` another forecast)
+    imposes each unit's model instead of choosing it (a calibration window's forecast
+    uses the review's models: :func:`perflink.forecast._fit.forecast_block`).
 
     Returns a dict with ``entity_ids`` (units then parents), ``kind`` per entity,
     ``actual[metric]`` (E, T) monthly actuals, ``mean/sd[metric]`` (E, h),
-    ``psi[metric]`` (E, h), ``nonneg[metric]`` (E,), ``method[metric]`` (E,), ``periods``.
+    ``psi[metric]`` (E, h), ``nonneg[metric]`` (E,), ``method[metric]`` (E,), ``periods``,
+    ``choice[metric]`` (units,): the model each unit's forecast used.
     """
     units = list(wide.index.get_level_values("entity_id").unique())
     periods = wide.index.get_level_values("period").unique()
@@ -264,7 +270,7 @@ def forecast_arrays(
     drivers = driver_map(catalog, metrics, present) if options.use_drivers else {}
     chunk = max(8, -(-len(units) // executor.blocks_for(len(units))))
     out = {"entity_ids": units + parents, "periods": periods, "actual": {}, "mean": {}}
-    for key in ("sd", "psi", "nonneg", "method", "innov", "innov_ok", "absent"):
+    for key in ("sd", "psi", "nonneg", "method", "innov", "innov_ok", "absent", "choice"):
         out[key] = {}
     values_of = {m: wide[m].to_numpy().reshape(len(units), t) for m in wide.columns}
     for metric in metrics:
@@ -273,6 +279,9 @@ def forecast_arrays(
         drv, lag = drivers.get(metric, (None, 0))
         x = values_of[drv] if drv else None
         sx = _seasons(x, groups, first_month) if drv and options.pool_seasonality else None
+        given = None
+        if choices is not None and metric in choices:
+            given = np.array([choices[metric].get(u, "univariate") for u in units], dtype=object)
         tasks = [
             (
                 y[i : i + chunk],
@@ -282,6 +291,7 @@ def forecast_arrays(
                 None if x is None else x[i : i + chunk],
                 lag,
                 None if sx is None else sx[i : i + chunk],
+                None if given is None else given[i : i + chunk],
             )
             for i in range(0, len(units), chunk)
         ]
@@ -305,12 +315,20 @@ def forecast_arrays(
         out["method"][metric] = np.array(
             [r["method"] for r in res] + ["bottom_up"] * n_a, dtype=object
         )
+        out["choice"][metric] = np.array([r["choice"] for r in res], dtype=object)
         out["innov"][metric], out["innov_ok"][metric] = _joint.innovations(y, seasons, first_month)
         out["absent"][metric] = ~has
     out["agg"], out["n_units"] = agg, len(units)
     kind = entities.set_index("entity_id")["kind"] if "kind" in entities else pd.Series(dtype=str)
     out["kind"] = np.array([kind.get(e, "department") for e in out["entity_ids"]], dtype=object)
     return out
+
+
+def choices_of(fc: dict) -> dict[str, dict[str, str]]:
+    """``metric -> unit id -> model`` of a :func:`forecast_arrays` result: what a calibration
+    window of that forecast imposes (``choices`` of :func:`forecast_arrays`)."""
+    units = fc["entity_ids"][: fc["n_units"]]
+    return {m: dict(zip(units, c.tolist(), strict=True)) for m, c in fc["choice"].items()}
 
 
 def _sum_rows(agg: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -485,10 +503,13 @@ def calibration_windows(
     return out
 
 
-def past_runs(wide, entities, catalog, options, origins, ex, *, steps: int | None = None):
+def past_runs(
+    wide, entities, catalog, options, origins, ex, *, steps: int | None = None, choices=None
+):
     """(forecast arrays, Learner, origin) per origin: the projection of that year's rest and
     what was realised; with ``steps``, of the ``steps`` months after the origin (a
-    calibration window, :func:`calibration_windows`) and their realised sum."""
+    calibration window, :func:`calibration_windows`) and their realised sum. ``choices``
+    (:func:`choices_of` the forecast being calibrated): the models its units use."""
     per = wide.index.get_level_values("period")
     periods = per.unique()
     metrics = list(options.metrics)
@@ -498,7 +519,9 @@ def past_runs(wide, entities, catalog, options, origins, ex, *, steps: int | Non
     runs = []
     for origin in origins:
         horizon = M - origin.month if steps is None else steps
-        fc = forecast_arrays(wide[per <= origin], entities, catalog, options, horizon, ex)
+        fc = forecast_arrays(
+            wide[per <= origin], entities, catalog, options, horizon, ex, choices=choices
+        )
         real_all = _joint.expand(catalog, pm, full, fc["agg"], fc["absent"], derive)
         if steps is None:
             learner = _year_learner(fc, catalog, pm, real_all, periods, origin, horizon)

@@ -129,10 +129,14 @@ def forecast_panel(
     # of their sampled units): the factors are ratios of realised error to simulated
     # spread, which a stratified sample estimates at a fraction of the cost
     sample = _fp.sample_units(wide, entities, options.backtest_max_units)
-    runs = _fp.past_runs(sample, entities, catalog, options, origins, ex, steps=st.fy_steps)
+    # with the models this forecast chose per unit (the windows measure their error)
+    chosen = _fp.choices_of(fc)
+    runs = _fp.past_runs(
+        sample, entities, catalog, options, origins, ex, steps=st.fy_steps, choices=chosen
+    )
     # and the group's, also on full years from the same month a year before (the backtest's)
     years = _fp.origins_for(fc["periods"], st.cutoff, n_units, options) if st.fy_steps else []
-    year_runs = _fp.past_runs(sample, entities, catalog, options, years, ex)
+    year_runs = _fp.past_runs(sample, entities, catalog, options, years, ex, choices=chosen)
     factors = _fp.calibrate(runs, catalog, options, group_runs=year_runs)
     fc = _fp.correct_means(fc, factors, catalog, options)
     paths = _fp.draw_paths(fc, catalog, options, st.horizon, factors=factors, steps=st.fy_steps)
