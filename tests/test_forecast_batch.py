@@ -257,16 +257,22 @@ def test_theta_slope_is_polyfit_and_driver_fits_are_plain_least_squares(block):
 
 
 # ------------------------------------------------------------------ cases that must occur
-def test_driver_choice_is_batched_like_the_rows_alone():
-    # Series that follow their driver with a lag of one month: the rolling-origin choice
-    # must pick the driver (or the mean) for them, and keep univariate for pure noise.
-    rng = np.random.default_rng(5)
-    t = 40
+def _following(seed: int, t: int):
+    """(rng, values, drivers): four series of ``t`` months that are twice their driver of a
+    month before, plus noise."""
+    rng = np.random.default_rng(seed)
     drivers = 100 + np.cumsum(rng.normal(scale=8, size=(4, t)), axis=1)
     values = np.empty((4, t))
     values[:, 1:] = 2.0 * drivers[:, :-1] + rng.normal(scale=0.5, size=(4, t - 1))
     values[:, 0] = values[:, 1]
-    values[3] = 300 + rng.normal(scale=20, size=t)  # unrelated to its driver
+    return rng, values, drivers
+
+
+def test_driver_choice_is_batched_like_the_rows_alone():
+    # Series that follow their driver with a lag of one month: the rolling-origin choice
+    # must pick the driver (or the mean) for them, and keep univariate for pure noise.
+    rng, values, drivers = _following(5, 40)
+    values[3] = 300 + rng.normal(scale=20, size=40)  # unrelated to its driver
     values[2, :5] = np.nan
     got = ff.forecast_block(values, 6, 3, None, drivers, 1, None)
     methods = [row["method"] for row in got]
@@ -300,12 +306,7 @@ def test_a_model_imposed_on_a_short_history_is_the_one_used():
     window given the review's choice forecasts with the driver (or the mean of both),
     fitted on its own months. A row imposed the univariate model, or whose driver model
     cannot be fitted, keeps its univariate forecast."""
-    rng = np.random.default_rng(9)
-    t = 20
-    drivers = 100 + np.cumsum(rng.normal(scale=8, size=(4, t)), axis=1)
-    values = np.empty((4, t))
-    values[:, 1:] = 2.0 * drivers[:, :-1] + rng.normal(scale=0.5, size=(4, t - 1))
-    values[:, 0] = values[:, 1]
+    _rng, values, drivers = _following(9, 20)
     drivers[3, :14] = np.nan  # 6 usable months: no driver model (it needs 8)
     chosen = ff.forecast_block(values, 6, 3, None, drivers, 1, None)
     assert [row["choice"] for row in chosen] == ["univariate"] * 4
