@@ -232,7 +232,7 @@ def _full_year(wide, entities, catalog, options, st, ex, targets):
     cache: dict = {}
 
     def runs_of(months, steps=None, of=None):
-        chosen = None if of is None else _fp.choices_of(own[of][0])
+        chosen = None if of is None else models[of]
         todo = [o for o in months if (o, steps, of) not in cache]
         for run in _fp.past_runs(
             wide, entities, catalog, options, todo, ex, steps=steps, choices=chosen
@@ -241,7 +241,7 @@ def _full_year(wide, entities, catalog, options, st, ex, targets):
         return [cache[(o, steps, of)] for o in months]
 
     runs = runs_of(origins)
-    own = {run[2]: run for run in runs}
+    models = {origin: _fp.choices_of(fc) for fc, _learner, origin in runs}
     pm = options.profit_metric
     units = list(wide.index.get_level_values("entity_id").unique())
     members = _fp.membership(entities, units)

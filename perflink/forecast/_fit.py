@@ -169,10 +169,6 @@ def _driver_means(
     return out
 
 
-#: The models :func:`forecast_block` chooses between for a series with a leading driver.
-CHOICES = ("univariate", "driver", "combo")
-
-
 def forecast_block(
     values: np.ndarray,
     h: int,
@@ -186,11 +182,12 @@ def forecast_block(
     """Forecast every row of ``values`` (shape (k, T), one calendar) ``h`` steps ahead.
 
     Returns one dict per row: ``mean``, ``sd``, ``psi`` (arrays of length h), ``nonneg``,
-    ``method`` and ``choice`` (one of :data:`CHOICES`). The univariate fits, the driver
+    ``method`` and ``choice``: the model used, ``univariate``, ``driver`` or ``combo`` (their
+    mean). The univariate fits, the driver
     forecasts and each origin of the rolling-origin choice run batched across rows; every
     row gets the figures it would get alone.
 
-    ``choice`` (one of :data:`CHOICES` per row, or None to choose) imposes a model instead
+    ``choice`` (one of those names per row, or None to choose) imposes a model instead
     of the rolling-origin choice: a calibration window forecasts with the model the
     review's own forecast chose, fitted on the window's months. Chosen on its own, a
     window of under two years chose the univariate model (the choice needs 24 months),
@@ -201,8 +198,8 @@ def forecast_block(
     """
     out = []
     for mean, sd, psi, nonneg, method in univariate_many(values, h, first_month, seasons):
-        row = {"mean": mean, "sd": sd, "psi": psi, "nonneg": nonneg, "method": method}
-        out.append(row | {"choice": "univariate"})
+        out.append({"mean": mean, "sd": sd, "psi": psi, "nonneg": nonneg, "method": method,
+                    "choice": "univariate"})  # fmt: skip
     if drivers is None or lag < 1:
         return out
     rows = [i for i in range(values.shape[0]) if np.isfinite(values[i, -1])]
