@@ -58,6 +58,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from perflink.sample import EXAMPLES  # noqa: E402
 from perflink.sample import generate as _generate  # noqa: E402
 
 #: The generated groups' history: ``MONTHS`` months ending at ``END`` (the generator's defaults).
@@ -297,7 +298,7 @@ def clean(
     per["high_per_50_units"] = per["high"] / per["units"] * 50
     print("\nper group (goal: critical 0, high per 50 units <= 1):")
     print(per.to_string(float_format=lambda v: f"{v:.2f}"))
-    worst = pd.concat(worst, ignore_index=True)
+    worst = pd.concat(worst, ignore_index=True) if worst else pd.DataFrame()
     if not worst.empty:
         # what each one says: a material miss of an actual target is a fact of the quarter
         # (noise around a budget is still a miss), a statistical flag is an inference
@@ -423,8 +424,6 @@ def recall(seeds: list[int], work: Path, example: str = "sample") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from perflink.sample import EXAMPLES
-
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
