@@ -1210,8 +1210,9 @@ def test_page_names_the_blend_weights(tiny_result):
 def test_factors_of_few_windows_take_the_conformal_rule_and_the_group_its_parents_at_least():
     from perflink.forecast import _joint
 
-    # the ceil((n + 1) q)-th smallest; past n: the largest
-    assert _joint.conformal_quantile(np.arange(1.0, 20.0), 0.8) == 16.0  # ceil(20 * 0.8)
+    # the score at rank (n + 1) q, interpolated; past n: the largest
+    assert _joint.conformal_quantile(np.arange(1.0, 20.0), 0.8) == 16.0  # rank 20 x 0.8
+    assert _joint.conformal_quantile(np.arange(1.0, 7.0), 0.8) == pytest.approx(5.6)
     assert _joint.conformal_quantile([3.0, 1.0, 2.0], 0.8) == 3.0
     assert _joint.conformal_quantile([3.0, 1.0, 2.0, 0.5, 0.7, 0.9], 0.95) == 3.0
     few = np.array([0.5, 0.9, 1.4, 1.1, 0.7])  # a group: one sum per window
@@ -1219,7 +1220,8 @@ def test_factors_of_few_windows_take_the_conformal_rule_and_the_group_its_parent
     learner = _joint.Learner({}, {}, 3)
     learner.scores = {("revenue", "group"): (few, few), ("revenue", "unit"): (many, many)}
     got = _joint.factors_from(learner)
-    assert got[("revenue", "group")] == (1.4, 1.4)  # the largest of 5, not a quantile below it
+    # rank 4.8 of 5, above the plain quantile (1.1); the 95% edge the largest
+    assert got[("revenue", "group")] == pytest.approx((1.34, 1.4))
     assert got[("revenue", "unit")] == pytest.approx((1.6, 1.9))  # the plain quantile
     # the group takes the other parents' factor where that is wider, edge by edge
     factors = {("revenue", "group"): (1.0, 1.6), ("revenue", "parent"): (1.3, 1.2)}
@@ -1387,6 +1389,21 @@ def test_a_parents_projection_stays_the_sum_of_its_units_under_a_wide_factor(tin
     assert fp.floor_zero(q, fc, "net_profit") is q
 
 
+def test_the_conformal_rank_of_a_few_windows_holds_what_the_interval_claims():
+    """Six exchangeable windows: the score at rank 7 x 80% = 5.6 holds about 82% of new
+    windows; the rank rounded up (the largest of 6) would hold 6/7 = 86%, outside the
+    75-85% an 80% interval should hold. At 95% there is no rank below the largest."""
+    from perflink.forecast import _joint
+
+    rng = np.random.default_rng(7)
+    draws = np.abs(rng.standard_t(5, size=(40_000, 7)))  # 6 windows and the next one
+    edge = np.array([_joint.conformal_quantile(row, 0.8) for row in draws[:, :6]])
+    held = float(np.mean(draws[:, 6] <= edge))
+    largest = float(np.mean(draws[:, 6] <= draws[:, :6].max(axis=1)))
+    assert 0.8 <= held <= 0.835 and largest == pytest.approx(6 / 7, abs=0.01)
+    assert _joint.conformal_quantile(draws[0, :6], 0.95) == draws[0, :6].max()
+
+
 def test_a_95_percent_edge_on_too_few_scores_widens_at_least_as_much_as_the_80_percent_edge():
     """Six group scores have no conformal 95% rank (the largest of 6 covers 6/7 = 86% of new
     windows): the 95% factor is then at least the 80% one; with 19 or more scores, or the
@@ -1401,7 +1418,7 @@ def test_a_95_percent_edge_on_too_few_scores_widens_at_least_as_much_as_the_80_p
     learner = _joint.Learner({}, {}, 3)
     learner.scores = {("revenue", "group"): (s80, s95)}
     f80, f95 = _joint.factors_from(learner)[("revenue", "group")]
-    assert f80 == pytest.approx(2.75)  # the largest: rank ceil(0.8 x 7) = 6 of 6
+    assert f80 == pytest.approx(2.61)  # rank 0.8 x 7 = 5.6 of 6
     assert f95 == pytest.approx(f80) and f80 > s95.max()
     # enough scores for a 95% rank: the 95% edge takes its own, narrower, factor
     many = np.linspace(1.0, 2.75, 19)
