@@ -139,6 +139,12 @@ def coverage(
     )
     table = table.merge(_seed_bootstrap(df), on=["metric_id", "level"], how="left")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1%}"))
+    tally = table["verdict"].value_counts()
+    print(
+        "   cells: "
+        + ", ".join(f"{tally.get(v, 0)} {v}" for v in ("in band", "within noise", "off"))
+        + f" (of {len(table)})"
+    )
     print(
         "   ci80/ci95: 95% interval of the coverage over groups (the seeds resampled with\n"
         "   replacement, 2,000 times: rows of one group share its years and its shocks, so the\n"
