@@ -647,9 +647,9 @@ def conformal_quantile(scores: np.ndarray, cover: float) -> float:
     scores is the 5th smallest, which holds 5/7 = 71%), which is what a group's or a small
     subsidiary's handful of windows gives. Split-conformal's own rule rounds the rank up, to
     hold *at least* ``cover``: with 6 scores the largest, which holds 6/7 = 86%, outside the
-    75-85% an 80% interval should hold (five of retail's seven group 80% intervals,
-    calibrated on 6 windows at 2025Q1, held 90-95% of realised years over seeds 41-100).
-    Interpolated, the rank holds about what the interval claims: with 6 scores 82% of new
-    windows for 80% (tests/test_forecast_panel.py draws them)."""
+    75-85% an 80% interval should hold (five of the seven group 80% intervals of the retail
+    example, calibrated on 6 windows at 2025Q1, held 90-95% of realised years over seeds
+    41-100). Interpolated, the rank holds about what the interval claims: with 6 scores,
+    82% of new windows for 80% (tests/test_forecast_panel.py draws them)."""
     s = np.asarray(scores, dtype=float)
     return float(np.quantile(s, cover, method="weibull"))
