@@ -1434,11 +1434,11 @@ def test_a_95_percent_edge_on_too_few_scores_widens_at_least_as_much_as_the_80_p
 
 
 def test_calibration_runs_forecast_with_the_models_of_the_forecast_they_calibrate(monkeypatch):
-    """The review's calibration windows and group runs impose the review's model per unit
-    (``choices_of`` its forecast); in the backtest, each check origin chooses its own and
-    its calibration runs take that origin's. Left to choose, a window of under two years
-    of history could not pick the driver model the review used, and measured another
-    model's error."""
+    """The review's calibration windows and group runs impose the review's model and
+    seasonal adjustment per unit (``choices_of`` its forecast), and use them; in the
+    backtest, each check origin chooses its own and its calibration runs take that
+    origin's. Left to choose, a window of under two years of history could not pick the
+    driver model the review used, and measured another model's error."""
     from perflink.forecast import _panel as _fp
 
     made, calls = [], []
@@ -1458,9 +1458,12 @@ def test_calibration_runs_forecast_with_the_models_of_the_forecast_they_calibrat
     facts, targets, entities = _tiny(miss=0.75)
     forecast_panel(facts, targets, entities, CATALOG, quarter="2026Q3", options=FAST, n_jobs=1)
     review = _fp.choices_of(made[0][2])
-    assert made[0][1] is None and set(review) == set(FAST.for_catalog(CATALOG).metrics)
+    metrics = set(FAST.for_catalog(CATALOG).metrics)
+    assert made[0][1] is None and set(review.model) == set(review.seasonal) == metrics
+    assert any(any(units.values()) for units in review.seasonal.values())
     assert len(calls) == 2 and all(choices == review for *_, choices in calls)
     assert all(choices == review for _end, choices, _fc in made[1:])
+    assert all(_fp.choices_of(fc).seasonal == review.seasonal for *_, fc in made[1:])
 
     # the backtest: each check origin chooses; a window of an origin takes that origin's
     checks = {}
@@ -1482,3 +1485,23 @@ def test_calibration_runs_forecast_with_the_models_of_the_forecast_they_calibrat
     assert all(choices == by_steps[steps] for steps, choices in windows)
     group = [choices for steps, choices in calls if steps is None and choices is not None]
     assert group and all(choices in checks.values() for choices in group)
+
+
+def test_a_seasonal_adjustment_imposed_on_a_window_is_the_one_used():
+    """A window given the review's decision: True takes its group's indices estimated from
+    the window's months even where its own test would not pass; False takes none even
+    where it would."""
+    from perflink.forecast import _panel as _fp
+    from perflink.forecast._season import pooled_indices
+
+    rng = np.random.default_rng(3)
+    months = np.arange(20) % 12
+    weak = 100 * (1 + 0.01 * (months == 11)) * np.exp(rng.normal(0, 0.03, (4, 20)))
+    strong = 100 * (1 + 0.3 * (months == 11)) * np.exp(rng.normal(0, 0.01, (4, 20)))
+    groups = np.array(["a"] * 4)
+    assert (_fp._seasons(weak, groups, 1) == 1.0).all()  # its own test does not pass
+    forced = _fp._seasons(weak, groups, 1, np.ones(4, dtype=bool))
+    np.testing.assert_array_equal(forced, pooled_indices(weak, groups, 1, alpha=np.inf)[0])
+    assert not (forced == 1.0).all()
+    assert (_fp._seasons(strong, groups, 1)[:, 11] > 1.2).all()
+    assert (_fp._seasons(strong, groups, 1, np.zeros(4, dtype=bool)) == 1.0).all()
