@@ -377,13 +377,13 @@ def _seasons(
     group's indices estimated from these months (all ones if it has too few to estimate
     them), False none.
 
-    Why impose it: a window has a year or more fewer months than the review, so the test
-    it would run decides otherwise for some groups. A retail office's December bump, which
-    the review's 33 months found, was not significant in its 30-month windows, whose
-    forecasts, and month-to-month changes, then carried it as noise that every office
-    shares: the group's 80% intervals of admin expense and marketing spend held 74% and
-    69% of realised years (seeds 41-100), and 81% and 79% once the windows took the
-    review's decision."""
+    Why impose it: a window has fewer months than the review (a few at the recent windows,
+    a year more at the others), so the test it would run decides otherwise for some
+    groups. A retail office's December bump, which the review's 33 months found, was not
+    significant in its 28- to 30-month windows, whose forecasts, and month-to-month
+    changes, then carried it as noise that every office shares: the group's 80% intervals
+    of admin expense and marketing spend held 74% and 69% of realised years (seeds
+    41-100), and 81% and 79% once the windows took the review's decision."""
     if force is None:
         idx, _p = pooled_indices(y, groups, first_month)
         return idx
