@@ -183,9 +183,8 @@ def forecast_block(
 
     Returns one dict per row: ``mean``, ``sd``, ``psi`` (arrays of length h), ``nonneg``,
     ``method`` and ``choice``: the model used, ``univariate``, ``driver`` or ``combo`` (their
-    mean). The univariate fits, the driver
-    forecasts and each origin of the rolling-origin choice run batched across rows; every
-    row gets the figures it would get alone.
+    mean). The univariate fits, the driver forecasts and each origin of the rolling-origin
+    choice run batched across rows; every row gets the figures it would get alone.
 
     ``choice`` (one of those names per row, or None to choose) imposes a model instead
     of the rolling-origin choice: a calibration window forecasts with the model the
